@@ -1,0 +1,265 @@
+/**
+ * The agent's command line (SPEC.md §8). Every flag may also come from `SESSIONFLEET_<FLAG>`
+ * (`--admin-listen` → `SESSIONFLEET_ADMIN_LISTEN`); a flag on the command line wins. Errors name the
+ * flag or variable, the value and the rule, and are all reported at once.
+ */
+import { parseArgs } from 'node:util';
+
+/** Each flag: its type and a one-line description for `--help` and the README. */
+export const AGENT_FLAGS = {
+  policy: { type: 'string', description: 'the policy file (JSON)' },
+  upstream: {
+    type: 'string',
+    description: 'the instance this agent fronts: http://host:port, or tcp://host:port for copilot-jsonrpc',
+  },
+  listen: { type: 'string', description: 'host:port where clients connect (default 0.0.0.0:8080)' },
+  'admin-listen': {
+    type: 'string',
+    description:
+      'host:port for /healthz, /readyz, /metrics and the admin API (default 127.0.0.1:9090); never the client port',
+  },
+  redis: {
+    type: 'string',
+    description:
+      'redis:// or rediss:// URL for fleet coordination; without it an embedded in-memory store serves one instance',
+  },
+  'instance-id': { type: 'string', description: "this instance's id (default: the host name)" },
+  advertise: {
+    type: 'string',
+    description: "the URL this instance's peers reach its client port at (default http://<listen>)",
+  },
+  principals: {
+    type: 'string',
+    description: 'JSON file mapping each client token to a principal name, e.g. {"tok-a": "alice"}',
+  },
+  'principal-header': {
+    type: 'string',
+    description: 'HTTP fronts: a trusted header, set by an authenticating proxy, that names the principal',
+  },
+  'upstream-token': {
+    type: 'string',
+    description: 'the token the agent presents to a Copilot CLI started with COPILOT_CONNECTION_TOKEN',
+  },
+  'admin-token': {
+    type: 'string',
+    description: 'bearer token required by the admin API (session inventory, terminate); health and metrics stay open',
+  },
+  'health-path': { type: 'string', description: 'HTTP path the agent probes on the upstream (default: a TCP connect)' },
+  'probe-interval-ms': { type: 'string', description: 'how often the upstream is probed (default 2000)' },
+  'unhealthy-after-ms': {
+    type: 'string',
+    description: 'how long the upstream may be unresponsive before /healthz fails (default 30000)',
+  },
+  'log-level': {
+    type: 'string',
+    description: 'pino level: fatal, error, warn, info, debug, trace, silent (default info)',
+  },
+} as const;
+
+export type AgentFlag = keyof typeof AGENT_FLAGS;
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface AgentConfig {
+  policyFile: string;
+  upstream: URL;
+  listen: HostPort;
+  adminListen: HostPort;
+  redisUrl?: string;
+  instanceId: string;
+  advertise: URL;
+  principalsFile?: string;
+  principalHeader?: string;
+  upstreamToken?: string;
+  adminToken?: string;
+  healthPath?: string;
+  probeIntervalMs: number;
+  unhealthyAfterMs: number;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(`invalid agent configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+export function envName(flag: string): string {
+  return `SESSIONFLEET_${flag.toUpperCase().replace(/-/g, '_')}`;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** Parses `host:port` (IPv6 as `[::1]:port`); port 0 asks the OS for a free one. */
+export function parseHostPort(text: string): HostPort | undefined {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]*)):(\d{1,5})$/.exec(text.trim());
+  if (!match) return undefined;
+  const port = Number(match[3]);
+  if (port > 65535) return undefined;
+  const host = match[1] ?? match[2] ?? '';
+  return { host: host === '' ? '0.0.0.0' : host, port };
+}
+
+export function formatHostPort({ host, port }: HostPort): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * Reads flags from `argv` and the environment. Throws `ConfigError` listing every problem.
+ * `defaults.hostname` stands in for `os.hostname()` in tests.
+ */
+export function parseAgentConfig(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+  defaults: { hostname?: string } = {},
+): AgentConfig {
+  const options = Object.fromEntries(Object.keys(AGENT_FLAGS).map((name) => [name, { type: 'string' as const }]));
+  let values: Record<string, string | undefined>;
+  try {
+    ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }) as {
+      values: Record<string, string | undefined>;
+    });
+  } catch (error) {
+    throw new ConfigError([error instanceof Error ? error.message : String(error)]);
+  }
+
+  const problems: string[] = [];
+  const get = (flag: AgentFlag): { value: string; source: string } | undefined => {
+    const fromArgs = values[flag];
+    if (fromArgs !== undefined) return { value: fromArgs, source: `--${flag}` };
+    const fromEnv = env[envName(flag)];
+    if (fromEnv !== undefined && fromEnv !== '') return { value: fromEnv, source: envName(flag) };
+    return undefined;
+  };
+  const required = (flag: AgentFlag) => {
+    const v = get(flag);
+    if (!v) problems.push(`--${flag} is required (or set ${envName(flag)})`);
+    return v;
+  };
+  const hostPort = (flag: AgentFlag, fallback: string): HostPort => {
+    const v = get(flag) ?? { value: fallback, source: `--${flag}` };
+    const parsed = parseHostPort(v.value);
+    if (!parsed) {
+      problems.push(`${v.source} (${JSON.stringify(v.value)}) must be host:port, e.g. 127.0.0.1:8080 or [::1]:8080`);
+      return { host: '127.0.0.1', port: 0 };
+    }
+    return parsed;
+  };
+  const positiveInt = (flag: AgentFlag, fallback: number): number => {
+    const v = get(flag);
+    if (!v) return fallback;
+    const n = Number(v.value);
+    if (!Number.isInteger(n) || n <= 0) {
+      problems.push(`${v.source} (${JSON.stringify(v.value)}) must be a whole number above 0`);
+      return fallback;
+    }
+    return n;
+  };
+
+  const policy = required('policy');
+  const upstreamText = required('upstream');
+  let upstream = new URL('http://127.0.0.1:1');
+  if (upstreamText) {
+    try {
+      upstream = new URL(upstreamText.value);
+      if (!['http:', 'tcp:'].includes(upstream.protocol) || upstream.port === '') {
+        problems.push(
+          `${upstreamText.source} (${JSON.stringify(upstreamText.value)}) must be http://host:port or tcp://host:port (with an explicit port)`,
+        );
+      }
+    } catch {
+      problems.push(
+        `${upstreamText.source} (${JSON.stringify(upstreamText.value)}) is not a URL: use http://host:port or tcp://host:port`,
+      );
+    }
+  }
+  const listen = hostPort('listen', '0.0.0.0:8080');
+  const adminListen = hostPort('admin-listen', '127.0.0.1:9090');
+  if (
+    listen.port !== 0 &&
+    listen.port === adminListen.port &&
+    (listen.host === adminListen.host || listen.host === '0.0.0.0')
+  ) {
+    problems.push(
+      `--admin-listen (${formatHostPort(adminListen)}) must not be the client port (--listen ${formatHostPort(listen)})`,
+    );
+  }
+
+  const redis = get('redis');
+  if (redis && !/^rediss?:\/\//.test(redis.value)) {
+    problems.push(`${redis.source} must be a redis:// or rediss:// URL`);
+  }
+  const instanceId = get('instance-id')?.value ?? defaults.hostname ?? 'sessionfleet-agent';
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(instanceId)) {
+    problems.push(`--instance-id (${JSON.stringify(instanceId)}) must be 1–128 letters, digits, '.', '_' or '-'`);
+  }
+  const advertiseText = get('advertise');
+  let advertise = new URL(
+    `http://${formatHostPort({ ...listen, host: listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host })}`,
+  );
+  if (advertiseText) {
+    try {
+      advertise = new URL(advertiseText.value);
+    } catch {
+      problems.push(`${advertiseText.source} (${JSON.stringify(advertiseText.value)}) is not a URL`);
+    }
+  }
+  const logLevel = get('log-level');
+  if (logLevel && !LOG_LEVELS.includes(logLevel.value)) {
+    problems.push(`${logLevel.source} (${JSON.stringify(logLevel.value)}) must be one of ${LOG_LEVELS.join(', ')}`);
+  }
+  const healthPath = get('health-path');
+  if (healthPath && !healthPath.value.startsWith('/')) {
+    problems.push(`${healthPath.source} (${JSON.stringify(healthPath.value)}) must start with /`);
+  }
+  const principalHeader = get('principal-header');
+  if (principalHeader && !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(principalHeader.value)) {
+    problems.push(
+      `${principalHeader.source} (${JSON.stringify(principalHeader.value)}) must be a valid HTTP header name`,
+    );
+  }
+
+  const config: AgentConfig = {
+    policyFile: policy?.value ?? '',
+    upstream,
+    listen,
+    adminListen,
+    instanceId,
+    advertise,
+    probeIntervalMs: positiveInt('probe-interval-ms', 2000),
+    unhealthyAfterMs: positiveInt('unhealthy-after-ms', 30000),
+    logLevel: logLevel?.value ?? 'info',
+  };
+  if (redis) config.redisUrl = redis.value;
+  const principals = get('principals');
+  if (principals) config.principalsFile = principals.value;
+  if (principalHeader) config.principalHeader = principalHeader.value.toLowerCase();
+  const upstreamToken = get('upstream-token');
+  if (upstreamToken) config.upstreamToken = upstreamToken.value;
+  const adminToken = get('admin-token');
+  if (adminToken) config.adminToken = adminToken.value;
+  if (healthPath) config.healthPath = healthPath.value;
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+export function usage(): string {
+  const lines = [
+    'usage: sessionfleet-agent [flags]            run the agent',
+    '       sessionfleet-agent check-policy <file> validate a policy file and print it normalized',
+    '       sessionfleet-agent print-schema        print the JSON Schema of the policy file',
+    '',
+    'flags (each also from the environment variable shown):',
+  ];
+  for (const [name, flag] of Object.entries(AGENT_FLAGS)) {
+    lines.push(`  --${name.padEnd(20)} ${envName(name).padEnd(34)} ${flag.description}`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env node
+// The package's bin: runs the compiled agent. From a checkout, `npm install` builds dist/ (prepare).
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const entry = new URL('../dist/agent/cli.js', import.meta.url);
+if (!existsSync(fileURLToPath(entry))) {
+  process.stderr.write('sessionfleet-agent: dist/ is missing; run `npm run build` in the package first\n');
+  process.exit(1);
+}
+const { main } = await import(entry.href);
+process.exitCode = await main(process.argv.slice(2));

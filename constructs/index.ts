@@ -1,0 +1,3 @@
+// The construct library's public surface. Constructs are added here as they are written.
+export * from '../policy/index.js';
+export { type ResolvedFleetPolicy, resolveFleetPolicy, SessionFleetValidationError } from './fleet-policy.js';
