@@ -1,3 +1,4 @@
 // The construct library's public surface. Constructs are added here as they are written.
 export * from '../policy/index.js';
+export * from './agent-container.js';
 export { type ResolvedFleetPolicy, resolveFleetPolicy, SessionFleetValidationError } from './fleet-policy.js';
