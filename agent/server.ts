@@ -1,6 +1,227 @@
+/**
+ * Owns the agent's life: loads the policy and principals, builds the shared context, starts the
+ * front that matches the affinity type, the admin port and the upstream probe, and drains on
+ * SIGTERM/SIGINT (readiness false, no new sessions, in-flight work finishes within the policy's
+ * drain timeout, then exit).
+ */
+import { readFile } from 'node:fs/promises';
+import type { FastifyInstance } from 'fastify';
+import { type Policy, validatePolicyText } from '../policy/index.js';
+import { buildAdminApp } from './admin.js';
 import type { AgentConfig } from './config.js';
+import type { AgentContext, Front, ListenAddress } from './core/context.js';
+import { InstanceLoad } from './core/load.js';
+import { createLogger, type Logger } from './core/logger.js';
+import { createMetrics } from './core/metrics.js';
+import { Principals } from './core/principals.js';
+import { httpCheck, type ProbeCheck, tcpCheck, UpstreamProbe } from './core/probe.js';
+import { type EndReason, type Session, SessionTable } from './core/sessions.js';
 
-/** Runs the agent until it is told to stop; resolves with the process exit code. */
-export async function runAgent(_config: AgentConfig): Promise<number> {
-  throw new Error('the agent server is not part of this build yet');
+export class StartupError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join('\n'));
+    this.name = 'StartupError';
+  }
+}
+
+export interface RunningAgent {
+  readonly context: AgentContext;
+  readonly front: Front;
+  readonly probe: UpstreamProbe;
+  readonly client: ListenAddress;
+  readonly admin: ListenAddress;
+  /** Drains (bounded by the policy's drain timeout) and closes everything. */
+  shutdown(reason?: string): Promise<void>;
+}
+
+/** Reads and validates the policy file; every problem is reported, nothing is thrown raw. */
+export async function loadPolicy(file: string): Promise<{ policy: Policy; warnings: string[] }> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new StartupError([
+      `--policy ${file}: cannot read the file (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
+    ]);
+  }
+  const result = validatePolicyText(text);
+  if (!result.ok) throw new StartupError(result.errors.map((e) => `--policy ${file}: ${e.message}`));
+  return { policy: result.policy, warnings: result.warnings.map((w) => w.message) };
+}
+
+async function createFront(context: AgentContext): Promise<Front> {
+  if (context.policy.affinity.type === 'copilot-jsonrpc') {
+    const { createCopilotFront } = await import('./copilot/front.js');
+    return createCopilotFront(context);
+  }
+  const { createHttpFront } = await import('./http/front.js');
+  return createHttpFront(context);
+}
+
+function checkUpstreamMatchesPolicy(config: AgentConfig, policy: Policy): string[] {
+  const copilot = policy.affinity.type === 'copilot-jsonrpc';
+  const tcp = config.upstream.protocol === 'tcp:';
+  if (copilot && !tcp)
+    return [`--upstream (${config.upstream.href}) must be tcp://host:port for affinity.type "copilot-jsonrpc"`];
+  if (!copilot && tcp)
+    return [
+      `--upstream (${config.upstream.href}) must be http://host:port for affinity.type ${JSON.stringify(policy.affinity.type)}`,
+    ];
+  return [];
+}
+
+function addressOf(app: FastifyInstance): ListenAddress {
+  const address = app.server.address();
+  if (typeof address === 'object' && address) return { host: address.address, port: address.port };
+  throw new Error('admin server has no address');
+}
+
+/** Starts an agent in this process. Used by `runAgent` and by tests that need a handle. */
+export async function startAgent(config: AgentConfig, options: { logger?: Logger } = {}): Promise<RunningAgent> {
+  const { policy, warnings } = await loadPolicy(config.policyFile);
+  const problems = checkUpstreamMatchesPolicy(config, policy);
+  if (problems.length > 0) throw new StartupError(problems);
+
+  const logger = options.logger ?? createLogger({ level: config.logLevel, instanceId: config.instanceId });
+  for (const warning of warnings) logger.warn({ policyFile: config.policyFile }, warning);
+  const principals = config.principalsFile ? await Principals.load(config.principalsFile) : undefined;
+  const metrics = createMetrics({ instanceId: config.instanceId });
+
+  const endListeners: Array<(session: Session, reason: EndReason) => void> = [];
+  const sessions = new SessionTable({
+    policy,
+    onEnd: (session, reason) => {
+      metrics.sessionsEnded.inc({ reason });
+      logger.info({ sessionId: session.id, reason }, 'session ended');
+      for (const listener of endListeners) {
+        try {
+          listener(session, reason);
+        } catch (error) {
+          logger.error({ err: error, sessionId: session.id }, 'session end listener failed');
+        }
+      }
+    },
+  });
+  let draining = false;
+  const context: AgentContext = {
+    config,
+    policy,
+    logger,
+    metrics,
+    sessions,
+    load: new InstanceLoad(policy.concurrencyPerInstance),
+    principals,
+    onSessionEnd: (listener) => {
+      endListeners.push(listener);
+    },
+    get draining() {
+      return draining;
+    },
+  };
+
+  const front = await createFront(context);
+  const upstreamHost = config.upstream.hostname.replace(/^\[|\]$/g, '');
+  const fallbackCheck: ProbeCheck = config.healthPath
+    ? httpCheck(new URL(config.healthPath, config.upstream.href.replace(/^tcp:/, 'http:')).href)
+    : tcpCheck(upstreamHost, Number(config.upstream.port));
+  const probe = new UpstreamProbe({
+    check: front.probeCheck?.() ?? fallbackCheck,
+    intervalMs: config.probeIntervalMs,
+    unhealthyAfterMs: config.unhealthyAfterMs,
+    onChange: (up, error) => {
+      metrics.upstreamUp.set(up ? 1 : 0);
+      if (up) logger.info({ upstream: config.upstream.href }, 'upstream is up');
+      else logger.warn({ upstream: config.upstream.href, err: error?.message }, 'upstream is not answering');
+    },
+  });
+
+  const adminApp = buildAdminApp({ context, probe, front });
+  let client: ListenAddress;
+  let admin: ListenAddress;
+  try {
+    client = await front.listen();
+    await adminApp.listen({ host: config.adminListen.host, port: config.adminListen.port });
+    admin = addressOf(adminApp);
+  } catch (error) {
+    sessions.close();
+    await front.close().catch(() => {});
+    await adminApp.close().catch(() => {});
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new StartupError([
+      `cannot listen: ${code ?? ''} ${error instanceof Error ? error.message : String(error)}`.trim(),
+    ]);
+  }
+  await probe.checkNow();
+  probe.start();
+  logger.info(
+    {
+      client,
+      admin,
+      upstream: config.upstream.href,
+      front: front.kind,
+      isolation: policy.isolation,
+      affinity: policy.affinity.type,
+    },
+    'agent listening',
+  );
+
+  let shuttingDown: Promise<void> | undefined;
+  const shutdown = (reason = 'shutdown') => {
+    shuttingDown ??= (async () => {
+      draining = true;
+      sessions.startDraining();
+      metrics.draining.set(1);
+      logger.info({ reason, inFlight: context.load.inFlight, sessions: sessions.size }, 'draining');
+      const drainMs = policy.drainTimeoutSeconds * 1000;
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        front.drain().then(() => false),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(true), drainMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (timedOut)
+        logger.warn(
+          { inFlight: context.load.inFlight, drainTimeoutSeconds: policy.drainTimeoutSeconds },
+          'drain timed out',
+        );
+      probe.stop();
+      for (const session of sessions.list()) sessions.end(session.id, 'drained');
+      sessions.close();
+      await front.close();
+      await adminApp.close();
+      logger.info('agent stopped');
+    })();
+    return shuttingDown;
+  };
+
+  return { context, front, probe, client, admin, shutdown };
+}
+
+/** The CLI's default command: runs until SIGTERM/SIGINT, then drains and resolves with the exit code. */
+export async function runAgent(config: AgentConfig): Promise<number> {
+  let agent: RunningAgent;
+  try {
+    agent = await startAgent(config);
+  } catch (error) {
+    if (error instanceof StartupError) {
+      process.stderr.write(`sessionfleet-agent: cannot start:\n${error.problems.map((p) => `  - ${p}`).join('\n')}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  return new Promise<number>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      agent.shutdown(signal).then(
+        () => resolve(0),
+        (error: unknown) => {
+          agent.context.logger.error({ err: error }, 'shutdown failed');
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
 }

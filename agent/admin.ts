@@ -1,0 +1,118 @@
+/**
+ * The admin port (`--admin-listen`): liveness, readiness, Prometheus metrics and the session admin
+ * API. Never served on the client port.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { AgentContext, Front } from './core/context.js';
+import type { UpstreamProbe } from './core/probe.js';
+
+export interface AdminOptions {
+  context: AgentContext;
+  probe: UpstreamProbe;
+  front: Front;
+}
+
+/** Why the instance is not ready for new sessions; empty when it is. */
+export function notReadyReasons({ context, probe }: Pick<AdminOptions, 'context' | 'probe'>): string[] {
+  const reasons: string[] = [];
+  if (!probe.isUp) reasons.push('upstream is not answering');
+  if (context.draining) reasons.push('draining');
+  if (!context.draining && !context.sessions.canAccept()) reasons.push('no free session slot');
+  return reasons;
+}
+
+function sameToken(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export function buildAdminApp(options: AdminOptions): FastifyInstance {
+  const { context, probe, front } = options;
+  const { metrics, sessions, policy } = context;
+  const app = Fastify({ logger: false, disableRequestLogging: true });
+
+  app.get('/healthz', async (_request, reply) => {
+    const healthy = probe.isHealthy;
+    return reply.code(healthy ? 200 : 503).send({
+      status: healthy ? 'ok' : 'unhealthy',
+      upstreamUp: probe.isUp,
+      lastUpstreamSuccess: new Date(probe.lastSuccessAt).toISOString(),
+    });
+  });
+
+  app.get('/readyz', async (_request, reply) => {
+    const reasons = notReadyReasons({ context, probe });
+    return reply.code(reasons.length === 0 ? 200 : 503).send({
+      status: reasons.length === 0 ? 'ready' : 'not ready',
+      reasons,
+      sessions: sessions.size,
+      capacity: sessions.capacity,
+    });
+  });
+
+  app.get('/metrics', async (_request, reply) => {
+    metrics.activeSessions.set(sessions.size);
+    metrics.sessionUtilization.set(sessions.size / policy.sessionsPerInstance);
+    metrics.inFlight.set(context.load.inFlight);
+    metrics.upstreamUp.set(probe.isUp ? 1 : 0);
+    metrics.draining.set(context.draining ? 1 : 0);
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  // The session admin API needs the admin token; without one configured it stays closed.
+  app.register(async (admin) => {
+    admin.addHook('onRequest', async (request, reply) => {
+      const expected = context.config.adminToken;
+      if (!expected) {
+        return reply
+          .code(403)
+          .send({
+            error: { code: 'ADMIN_DISABLED', message: 'the admin API is off: start the agent with --admin-token' },
+          });
+      }
+      const header = request.headers.authorization ?? '';
+      const given = header.startsWith('Bearer ') ? header.slice(7) : '';
+      if (!sameToken(given, expected)) {
+        return reply
+          .code(401)
+          .send({ error: { code: 'UNAUTHENTICATED', message: 'send Authorization: Bearer <admin token>' } });
+      }
+    });
+
+    admin.get('/admin/sessions', async () => {
+      const now = Date.now();
+      return {
+        instanceId: context.config.instanceId,
+        sessions: sessions.list().map((s) => ({
+          id: s.id,
+          principal: s.principal ?? null,
+          createdAt: new Date(s.createdAt).toISOString(),
+          ageSeconds: Math.floor((now - s.createdAt) / 1000),
+          idleSeconds: Math.floor((now - s.lastActiveAt) / 1000),
+          expiresAt: new Date(s.expiresAt).toISOString(),
+          inFlight: s.inFlight,
+          openStreams: s.openStreams,
+        })),
+      };
+    });
+
+    admin.delete<{ Params: { id: string } }>('/admin/sessions/:id', async (request, reply) => {
+      const { id } = request.params;
+      const ended = front.terminate ? await front.terminate(id) : sessions.end(id, 'terminated');
+      if (!ended)
+        return reply
+          .code(404)
+          .send({ error: { code: 'SESSION_NOT_FOUND', message: `no session ${JSON.stringify(id)} on this instance` } });
+      return reply.code(200).send({ terminated: id });
+    });
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    reply
+      .code(404)
+      .send({ error: { code: 'NOT_FOUND', message: `no admin route ${request.method} ${request.url.split('?')[0]}` } }),
+  );
+  return app;
+}

@@ -1,0 +1,51 @@
+/**
+ * What every front (HTTP, Copilot) is handed by the server: the validated policy, the local
+ * session table, the instance's concurrency, logging and metrics. The fronts own their protocol;
+ * everything a rule needs to be written once lives here.
+ */
+import type { Policy } from '../../policy/index.js';
+import type { AgentConfig } from '../config.js';
+import type { InstanceLoad } from './load.js';
+import type { Logger } from './logger.js';
+import type { AgentMetrics } from './metrics.js';
+import type { Principals } from './principals.js';
+import type { ProbeCheck } from './probe.js';
+import type { EndReason, Session, SessionTable } from './sessions.js';
+
+export interface AgentContext {
+  readonly config: AgentConfig;
+  readonly policy: Policy;
+  readonly logger: Logger;
+  readonly metrics: AgentMetrics;
+  readonly sessions: SessionTable;
+  readonly load: InstanceLoad;
+  /** Token → principal, when `--principals` is given. */
+  readonly principals: Principals | undefined;
+  /** Registers a listener for every session that ends (expiry, delete, eviction, drain...). */
+  onSessionEnd(listener: (session: Session, reason: EndReason) => void): void;
+  /** True while the agent drains: no new sessions, in-flight work finishes. */
+  readonly draining: boolean;
+}
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+/** A client-facing front: the HTTP proxy or the Copilot JSON-RPC proxy. */
+export interface Front {
+  readonly kind: 'http' | 'copilot';
+  /** Starts listening on `config.listen`; resolves with the bound address. */
+  listen(): Promise<ListenAddress>;
+  /** The upstream check the probe runs; the server falls back to TCP connect / HTTP GET. */
+  probeCheck?(): ProbeCheck | undefined;
+  /** Ends one session properly (upstream delete or detach) and frees its slot. */
+  terminate?(sessionId: string): Promise<boolean>;
+  /**
+   * Stops taking new sessions and connections' new work, and resolves once nothing is in flight.
+   * The server bounds the wait by `policy.drainTimeoutSeconds`.
+   */
+  drain(): Promise<void>;
+  /** Closes every connection and the listener. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,109 @@
+/**
+ * The agent's one error catalogue. Every rejection a client can receive, on either front, comes
+ * from here: a stable code, its HTTP status, a JSON-RPC code for the MCP and Copilot fronts, and
+ * a message a client (or the person reading its log) can act on.
+ *
+ * HTTP body: `{"error": {"code", "message", "status", "retryAfterSeconds"?, ...details}}`.
+ * MCP transports: a JSON-RPC error object with the same fields under `error.data`.
+ */
+
+export interface ErrorDefinition {
+  readonly code: string;
+  /** HTTP status; `expired` means the policy's `expiredSessionStatus`. */
+  readonly status: number | 'expired';
+  readonly jsonRpcCode: number;
+  /** What the client should do, appended to the message. */
+  readonly hint: string;
+}
+
+function define<const C extends string>(code: C, status: number | 'expired', jsonRpcCode: number, hint: string) {
+  return { code, status, jsonRpcCode, hint } as const satisfies ErrorDefinition;
+}
+
+/**
+ * JSON-RPC codes: -32001 is what the MCP SDK and the Copilot CLI use for "Session not found" /
+ * "authentication required", so clients already handle it; the rest are ours, in -32010..-32039.
+ */
+export const ERRORS = {
+  SESSION_LIMIT_REACHED: define('SESSION_LIMIT_REACHED', 429, -32010, 'back off and retry'),
+  CONCURRENCY_LIMIT_REACHED: define('CONCURRENCY_LIMIT_REACHED', 429, -32011, 'back off and retry'),
+  PRINCIPAL_QUOTA_REACHED: define('PRINCIPAL_QUOTA_REACHED', 429, -32012, 'end one of your sessions first'),
+  SESSION_EXPIRED: define('SESSION_EXPIRED', 'expired', -32001, 'start a new session'),
+  SESSION_NOT_FOUND: define('SESSION_NOT_FOUND', 'expired', -32001, 'start a new session'),
+  SESSION_ID_REQUIRED: define('SESSION_ID_REQUIRED', 400, -32600, 'send the session id you were given'),
+  INVALID_SESSION_ID: define('INVALID_SESSION_ID', 400, -32602, 'use 1-128 visible ASCII characters'),
+  INVALID_COOKIE: define('INVALID_COOKIE', 401, -32001, 'retry without the cookie to get a new one'),
+  WRONG_TRANSPORT: define('WRONG_TRANSPORT', 400, -32600, 'use the transport the agent is configured for'),
+  UNAUTHENTICATED: define('UNAUTHENTICATED', 401, -32001, 'present a valid token'),
+  SESSION_FORBIDDEN: define('SESSION_FORBIDDEN', 403, -32013, 'use a session you created'),
+  METHOD_FORBIDDEN: define('METHOD_FORBIDDEN', 403, -32014, 'this method is not available through the agent'),
+  SESSION_BUSY: define('SESSION_BUSY', 409, -32015, 'retry after the current write finishes'),
+  DRAINING: define('DRAINING', 503, -32016, 'retry; another instance will take the session'),
+  STORE_UNAVAILABLE: define('STORE_UNAVAILABLE', 503, -32017, 'retry shortly'),
+  UPSTREAM_UNAVAILABLE: define('UPSTREAM_UNAVAILABLE', 502, -32018, 'retry shortly'),
+  UPSTREAM_TIMEOUT: define('UPSTREAM_TIMEOUT', 504, -32019, 'retry shortly'),
+  BAD_REQUEST: define('BAD_REQUEST', 400, -32600, 'fix the request'),
+  NOT_FOUND: define('NOT_FOUND', 404, -32601, 'check the path'),
+} as const;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export interface AgentErrorOptions {
+  /** Seconds the client should wait before retrying; sent as `Retry-After`. */
+  retryAfterSeconds?: number;
+  /** Extra fields for the body (never secrets). */
+  details?: Record<string, unknown>;
+}
+
+/** A rejection decided by the agent. Fronts turn it into an HTTP response or a JSON-RPC error. */
+export class AgentError extends Error {
+  readonly code: ErrorCode;
+  readonly retryAfterSeconds: number | undefined;
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, options: AgentErrorOptions = {}) {
+    super(message);
+    this.name = 'AgentError';
+    this.code = code;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+    this.details = options.details ?? {};
+  }
+
+  get definition(): ErrorDefinition {
+    return ERRORS[this.code];
+  }
+
+  /** The HTTP status, resolving `expired` to the policy's expired-session status. */
+  status(expiredSessionStatus: number): number {
+    const s = ERRORS[this.code].status;
+    return s === 'expired' ? expiredSessionStatus : s;
+  }
+
+  /** The message with what to do next. */
+  get fullMessage(): string {
+    return `${this.message}: ${ERRORS[this.code].hint}`;
+  }
+
+  /** The JSON body of an HTTP rejection. */
+  toHttpBody(expiredSessionStatus: number): { error: Record<string, unknown> } {
+    const body: Record<string, unknown> = {
+      code: this.code,
+      message: this.fullMessage,
+      status: this.status(expiredSessionStatus),
+      ...this.details,
+    };
+    if (this.retryAfterSeconds !== undefined) body.retryAfterSeconds = this.retryAfterSeconds;
+    return { error: body };
+  }
+
+  /** The JSON-RPC error object (`error` member of a response). */
+  toJsonRpcError(expiredSessionStatus: number): { code: number; message: string; data: Record<string, unknown> } {
+    const data: Record<string, unknown> = {
+      code: this.code,
+      status: this.status(expiredSessionStatus),
+      ...this.details,
+    };
+    if (this.retryAfterSeconds !== undefined) data.retryAfterSeconds = this.retryAfterSeconds;
+    return { code: ERRORS[this.code].jsonRpcCode, message: this.fullMessage, data };
+  }
+}

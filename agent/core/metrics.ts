@@ -1,0 +1,81 @@
+/**
+ * The agent's Prometheus metrics (prom-client), on a registry of its own so that tests and
+ * several agents in one process never share counters. Names are part of the public interface:
+ * the Kubernetes construct's HPA scales on `sessionfleet_session_utilization`.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+export interface AgentMetrics {
+  readonly registry: Registry;
+  readonly activeSessions: Gauge;
+  readonly sessionUtilization: Gauge;
+  readonly sessionsCreated: Counter<'front'>;
+  readonly sessionsEnded: Counter<'reason'>;
+  readonly inFlight: Gauge;
+  readonly requestDuration: Histogram<'front' | 'outcome'>;
+  readonly rejections: Counter<'code'>;
+  readonly upstreamUp: Gauge;
+  readonly draining: Gauge;
+  readonly placementDemand: Gauge;
+}
+
+export function createMetrics(options: { instanceId: string; defaultMetrics?: boolean }): AgentMetrics {
+  const registry = new Registry();
+  registry.setDefaultLabels({ instance_id: options.instanceId });
+  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'sessionfleet_agent_' });
+  const registers = [registry];
+  return {
+    registry,
+    activeSessions: new Gauge({
+      name: 'sessionfleet_active_sessions',
+      help: 'Sessions held by this instance now.',
+      registers,
+    }),
+    sessionUtilization: new Gauge({
+      name: 'sessionfleet_session_utilization',
+      help: 'Active sessions divided by sessionsPerInstance (0..1); the HPA scales on its average.',
+      registers,
+    }),
+    sessionsCreated: new Counter({
+      name: 'sessionfleet_sessions_created_total',
+      help: 'Sessions created on this instance.',
+      labelNames: ['front'] as const,
+      registers,
+    }),
+    sessionsEnded: new Counter({
+      name: 'sessionfleet_sessions_ended_total',
+      help: 'Sessions ended on this instance, by reason.',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    inFlight: new Gauge({
+      name: 'sessionfleet_inflight_requests',
+      help: 'Requests in flight through the agent.',
+      registers,
+    }),
+    requestDuration: new Histogram({
+      name: 'sessionfleet_request_duration_seconds',
+      help: 'Time from request to the end of the response, through the agent.',
+      labelNames: ['front', 'outcome'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    }),
+    rejections: new Counter({
+      name: 'sessionfleet_rejections_total',
+      help: 'Requests the agent rejected, by error code.',
+      labelNames: ['code'] as const,
+      registers,
+    }),
+    upstreamUp: new Gauge({
+      name: 'sessionfleet_upstream_up',
+      help: '1 when the last upstream probe succeeded.',
+      registers,
+    }),
+    draining: new Gauge({ name: 'sessionfleet_draining', help: '1 while the agent drains before exit.', registers }),
+    placementDemand: new Gauge({
+      name: 'sessionfleet_placement_demand',
+      help: 'New sessions waiting for capacity anywhere in the fleet (the autoscaler reads it).',
+      registers,
+    }),
+  };
+}
