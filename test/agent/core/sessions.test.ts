@@ -5,7 +5,7 @@ const base = {
   sessionsPerInstance: 3,
   sessionLifetimeSeconds: 100,
   sessionIdleTimeoutSeconds: 10,
-  evictionPolicy: 'reject' as const,
+  evictionPolicy: 'reject' as 'reject' | 'lru',
 };
 
 let tables: SessionTable[] = [];
