@@ -16,7 +16,10 @@ const packages = lock.packages;
 
 function constraints(name) {
   const suffix = name.split('/').pop();
-  const match = /(android|darwin|freebsd|linux|linuxmusl|openbsd|sunos|win32)-(arm64|arm|ia32|x64|ppc64|s390x|riscv64)(-(gnu|musl|msvc))?$/.exec(suffix);
+  const match =
+    /(android|darwin|freebsd|linux|linuxmusl|openbsd|sunos|win32)-(arm64|arm|ia32|x64|ppc64|s390x|riscv64)(-(gnu|musl|msvc))?$/.exec(
+      suffix,
+    );
   if (!match) return undefined;
   const os = match[1] === 'linuxmusl' ? 'linux' : match[1];
   const libc = match[1] === 'linuxmusl' || match[4] === 'musl' ? 'musl' : match[4] === 'gnu' ? 'glibc' : undefined;
@@ -34,7 +37,9 @@ for (const [path, entry] of Object.entries(packages)) {
     added++;
   }
 }
-const sorted = Object.fromEntries(Object.entries(packages).sort(([a], [b]) => (a === '' ? -1 : b === '' ? 1 : a.localeCompare(b))));
+const sorted = Object.fromEntries(
+  Object.entries(packages).sort(([a], [b]) => (a === '' ? -1 : b === '' ? 1 : a.localeCompare(b))),
+);
 lock.packages = sorted;
 writeFileSync(file, `${JSON.stringify(lock, null, 2)}\n`);
 console.log(`lockfile-platforms: added ${added} platform entries`);
