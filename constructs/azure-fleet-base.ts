@@ -319,7 +319,8 @@ export function checkAzureFleetProps(
     }
   }
   problems.push(checkPositive('cpuCores', settings.cpuCores, 'a number of vCPUs'));
-  problems.push(checkPositive('memoryGiB', settings.memoryGiB, 'a number of GiB'));
+  // A derived memory is only wrong when cpuCores is, which is reported already.
+  if (props.memoryGiB !== undefined) problems.push(checkPositive('memoryGiB', props.memoryGiB, 'a number of GiB'));
   problems.push(checkPositive('agentCpuCores', settings.agentCpuCores, 'a number of vCPUs'));
   problems.push(checkPositive('agentMemoryGiB', settings.agentMemoryGiB, 'a number of GiB'));
   if (known(props.appHealthPath) && !props.appHealthPath!.startsWith('/')) {
