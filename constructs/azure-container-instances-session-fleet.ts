@@ -190,7 +190,7 @@ export class AzureContainerInstancesSessionFleet extends Construct {
         name: POLICY_VOLUME,
         mountPath: POLICY_MOUNT_PATH,
         readOnly: true,
-        secret: { [POLICY_FILE_NAME]: base64(this.policyFile) },
+        secret: { [POLICY_FILE_NAME]: policyFileBase64(this.policy, this.policyFile) },
       },
     ];
     if (props.principals !== undefined) {
@@ -308,7 +308,12 @@ function nonEmpty(record: Record<string, string>): Record<string, string> | unde
   return Object.keys(record).length > 0 ? record : undefined;
 }
 
-/** Base64 at synth time when the content is known; by Terraform when it holds a reference. */
-function base64(content: string): string {
-  return Token.isUnresolved(content) ? Fn.base64encode(content) : Buffer.from(content, 'utf8').toString('base64');
+/**
+ * The policy file in base64, encoded at synth time when every value is known. A value known only at
+ * apply time (a variable, say) makes Terraform encode it instead, as compact JSON: the same policy.
+ */
+function policyFileBase64(policy: Policy, file: string): string {
+  return Object.values(policy).some((value) => Token.isUnresolved(value))
+    ? Fn.base64encode(Fn.jsonencode(policy))
+    : Buffer.from(file, 'utf8').toString('base64');
 }

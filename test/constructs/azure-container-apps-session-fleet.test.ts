@@ -231,6 +231,16 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
     expect(policy).toMatchObject({ minInstances: 1, maxInstances: 20, instanceVcpu: 1, sharedSessionState: true });
   });
 
+  it('lets Terraform fill in a policy value known only at apply time', () => {
+    const { stack } = synth((scope) => ({
+      policy: {
+        ...BASE.policy,
+        sessionIdleTimeoutSeconds: new TerraformVariable(scope, 'idle_seconds', { type: 'number' }).numberValue,
+      },
+    }));
+    expect(app(stack).secret[0]!.value).toContain('"sessionIdleTimeoutSeconds": ${var.idle_seconds},\n');
+  });
+
   it('runs the app with the share mounted and a liveness probe on the agent', () => {
     const { stack } = synth(() => ({ command: ['node', 'server.js'], environment: { PORT: '3000' } }));
     expect(containers(stack).app).toEqual({

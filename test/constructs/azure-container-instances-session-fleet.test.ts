@@ -461,6 +461,19 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
     expect(one<{ name: string }>(stack, 'azurerm_storage_account').name).toBe('${var.storage_account}');
   });
 
+  it('lets Terraform encode a policy that holds a value known only at apply time', () => {
+    const { stack } = synth((scope) => ({
+      policy: {
+        affinity: { type: 'copilot-jsonrpc' },
+        sessionIdleTimeoutSeconds: new TerraformVariable(scope, 'idle_seconds', { type: 'number' }).numberValue,
+      },
+    }));
+    const { agent } = containers(one<Group>(stack, 'azurerm_container_group'));
+    expect(agent.volume![0]!.secret!['policy.json']).toBe(
+      '${base64encode(jsonencode({"isolation" = "shared", "affinity" = {"type" = "copilot-jsonrpc"}, "sessionsPerInstance" = 20, "concurrencyPerInstance" = 200, "sessionLifetimeSeconds" = 21600, "sessionIdleTimeoutSeconds" = var.idle_seconds, "minInstances" = 1, "maxInstances" = 1, "expiredSessionStatus" = 404, "evictionPolicy" = "reject", "drainTimeoutSeconds" = 30, "asyncInvocation" = false, "sharedSessionState" = true, "recycleAfterSession" = false, "failOpen" = false, "placementWaitSeconds" = 5, "instanceVcpu" = 1}))}',
+    );
+  });
+
   it('turns policy warnings into construct warnings', () => {
     const { fleet } = synth(() => ({
       cpuCores: 2,
