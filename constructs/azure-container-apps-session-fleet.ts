@@ -1,0 +1,446 @@
+/**
+ * A fleet of session-holding servers on Azure Container Apps: one container app whose replicas each
+ * run the app and the sessionfleet agent, scaled by Container Apps between the policy's min and max
+ * instances, with session state on an Azure Files share registered with the environment.
+ */
+import { createHash } from 'node:crypto';
+import {
+  ContainerApp,
+  type ContainerAppSecret,
+  type ContainerAppTemplateContainer,
+  type ContainerAppTemplateContainerEnv,
+} from '@cdktf/provider-azurerm/lib/container-app/index.js';
+import { ContainerAppEnvironment } from '@cdktf/provider-azurerm/lib/container-app-environment/index.js';
+import { ContainerAppEnvironmentStorage } from '@cdktf/provider-azurerm/lib/container-app-environment-storage/index.js';
+import { LogAnalyticsWorkspace } from '@cdktf/provider-azurerm/lib/log-analytics-workspace/index.js';
+import type { RedisCache } from '@cdktf/provider-azurerm/lib/redis-cache/index.js';
+import type { ResourceGroup } from '@cdktf/provider-azurerm/lib/resource-group/index.js';
+import type { StorageAccount } from '@cdktf/provider-azurerm/lib/storage-account/index.js';
+import type { StorageShare } from '@cdktf/provider-azurerm/lib/storage-share/index.js';
+import { Annotations, TerraformOutput, Token } from 'cdktf';
+import { Construct } from 'constructs';
+import { describeValue } from '../policy/format.js';
+import type { Policy } from '../policy/index.js';
+import {
+  AGENT_ADMIN_PORT,
+  AGENT_CLIENT_PORT,
+  AGENT_HEALTH_PATH,
+  AGENT_READY_PATH,
+  agentArgs,
+  POLICY_FILE_NAME,
+  POLICY_MOUNT_PATH,
+  PRINCIPALS_FILE_NAME,
+  PRINCIPALS_MOUNT_PATH,
+  policyFileContent,
+  terminationGracePeriodSeconds,
+} from './agent-container.js';
+import {
+  AGENT_CONTAINER_NAME,
+  AGENT_EXECUTABLE,
+  APP_CONTAINER_NAME,
+  type AzureSessionFleetBaseProps,
+  agentSecretEnvs,
+  appSecretEnvs,
+  checkAzureFleetProps,
+  createAzureFleetFoundation,
+  resolveAzureFleetSettings,
+  resolveAzurePolicy,
+} from './azure-fleet-base.js';
+import type { RedisSku } from './azure-fleet-redis.js';
+import { secretValue } from './azure-secrets.js';
+import { SessionFleetValidationError } from './fleet-policy.js';
+
+export interface AzureContainerAppsSessionFleetProps extends AzureSessionFleetBaseProps {
+  /**
+   * An existing Container Apps environment to run the fleet in.
+   * @default - a new environment named `<name>-env`
+   */
+  readonly containerAppEnvironmentId?: string;
+
+  /**
+   * Log Analytics workspace of a new environment.
+   * @default - a new workspace named `<name>-logs` keeping logs 30 days
+   */
+  readonly logAnalyticsWorkspaceId?: string;
+
+  /**
+   * Subnet of a new environment (a VNet-integrated environment). External TCP ingress, which the
+   * Copilot CLI's JSON-RPC needs, is only available in such an environment.
+   * @see https://learn.microsoft.com/azure/container-apps/ingress-overview#tcp
+   * @default - an Azure-managed network
+   */
+  readonly infrastructureSubnetId?: string;
+
+  /**
+   * Whether the agents are reachable from the internet (true) or only from the environment (false).
+   * @default true
+   */
+  readonly externalIngress?: boolean;
+}
+
+/** Container app names are 2-32 characters. */
+const NAME_MAX_LENGTH = 32;
+/** Container Apps allows at most 600 s between SIGTERM and SIGKILL. */
+const MAX_GRACE_SECONDS = 600;
+/** The consumption plan's largest replica. */
+const MAX_REPLICA_CPU = 4;
+const SESSION_STATE_VOLUME = 'session-state';
+const SECRETS_VOLUME = 'sessionfleet-secrets';
+/**
+ * Container Apps mounts each secret as a file named after the secret, and secret names allow no
+ * dot, so the agent reads `/etc/sessionfleet/policy` rather than `policy.json`.
+ */
+const POLICY_SECRET = 'policy';
+const PRINCIPALS_SECRET = 'principals';
+const REGISTRY_SECRET = 'registry-password';
+/** Not read by the agent: it only changes the template when the policy changes. */
+const POLICY_DIGEST_ENV = 'POLICY_SHA256';
+
+/**
+ * Azure Container Apps fleet: a Container Apps environment (existing or new, with its Log Analytics
+ * workspace), the session-state share registered with it, Redis (Azure Cache for Redis over TLS, or
+ * an existing one) and one container app. Each replica runs the app and the agent; ingress goes to
+ * the agent's client port (8080); Container Apps scales the replicas between the policy's
+ * `minInstances` and `maxInstances` with a concurrency rule; the agent is probed on `/healthz` and
+ * `/readyz`.
+ *
+ * Secrets are container app secrets whose values are references. The policy file is delivered as a
+ * secret too: a secret volume is the only way Container Apps mounts a file given inline.
+ */
+export class AzureContainerAppsSessionFleet extends Construct {
+  public readonly name: string;
+  public readonly cpuCores: number;
+  public readonly memoryGiB: number;
+  public readonly agentImage: string;
+  public readonly agentCpuCores: number;
+  public readonly agentMemoryGiB: number;
+  public readonly storageAccountName: string;
+  public readonly shareName: string;
+  public readonly shareQuotaGiB: number;
+  public readonly sessionStatePath: string;
+  public readonly redisSkuName: RedisSku;
+  public readonly redisCapacity: number;
+  public readonly redisCacheName: string;
+  public readonly externalIngress: boolean;
+
+  /** The policy the agents run with: validated, defaults filled in. */
+  public readonly policy: Policy;
+  /** The policy file, as the agent reads it from /etc/sessionfleet/policy. */
+  public readonly policyFile: string;
+  /** Fewest and most replicas: the policy's `minInstances` and `maxInstances`. */
+  public readonly minReplicas: number;
+  public readonly maxReplicas: number;
+  /** Reference to the resource group's name. */
+  public readonly resourceGroupName: string;
+  public readonly location: string;
+  /** The resource group, when the fleet created it. */
+  public readonly resourceGroup?: ResourceGroup;
+  public readonly storageAccount: StorageAccount;
+  public readonly share: StorageShare;
+  /** The Azure Cache for Redis, when the fleet created it. */
+  public readonly redisCache?: RedisCache;
+  /** The environment and its workspace, when the fleet created them. */
+  public readonly environment?: ContainerAppEnvironment;
+  public readonly logAnalyticsWorkspace?: LogAnalyticsWorkspace;
+  public readonly containerAppEnvironmentId: string;
+  /** The share as the environment knows it. */
+  public readonly environmentStorage: ContainerAppEnvironmentStorage;
+  public readonly containerApp: ContainerApp;
+  /** Where clients connect: `https://<fqdn>`, or `tcp://<fqdn>:8080` for the Copilot CLI's JSON-RPC. */
+  public readonly address: string;
+  public readonly addressOutput: TerraformOutput;
+
+  constructor(scope: Construct, id: string, props: AzureContainerAppsSessionFleetProps) {
+    super(scope, id);
+    const settings = resolveAzureFleetSettings(this, props);
+    this.name = settings.name;
+    this.cpuCores = settings.cpuCores;
+    this.memoryGiB = settings.memoryGiB;
+    this.agentImage = settings.agentImage;
+    this.agentCpuCores = settings.agentCpuCores;
+    this.agentMemoryGiB = settings.agentMemoryGiB;
+    this.storageAccountName = settings.storageAccountName;
+    this.shareName = settings.shareName;
+    this.shareQuotaGiB = settings.shareQuotaGiB;
+    this.sessionStatePath = settings.sessionStatePath;
+    this.redisSkuName = settings.redisSkuName;
+    this.redisCapacity = settings.redisCapacity;
+    this.redisCacheName = settings.redisCacheName;
+    this.externalIngress = props.externalIngress ?? true;
+
+    const problems = checkAzureFleetProps(props, settings, NAME_MAX_LENGTH);
+    problems.push(...checkReplicaResources(this, props.memoryGiB !== undefined));
+    const resolved = resolveAzurePolicy(this, props.policy, settings.cpuCores);
+    problems.push(...resolved.problems);
+    const tcp = resolved.policy?.affinity.type === 'copilot-jsonrpc';
+    problems.push(...checkEnvironmentProps(props, this.externalIngress, tcp));
+    if (resolved.policy !== undefined) problems.push(...checkGracePeriod(resolved.policy));
+    const appSecrets = appSecretEnvs(props);
+    problems.push(...checkSecretNames(appSecrets.map((s) => s.secretName)));
+    if (problems.length > 0 || resolved.policy === undefined) {
+      throw new SessionFleetValidationError(this, problems);
+    }
+    for (const warning of resolved.warnings) Annotations.of(this).addWarning(warning);
+    this.policy = resolved.policy;
+    this.policyFile = policyFileContent(this.policy);
+    this.minReplicas = this.policy.minInstances;
+    this.maxReplicas = this.policy.maxInstances;
+
+    const foundation = createAzureFleetFoundation(this, props, settings);
+    this.resourceGroupName = foundation.resourceGroupName;
+    this.location = foundation.location;
+    this.resourceGroup = foundation.resourceGroup;
+    this.storageAccount = foundation.storage.storageAccount;
+    this.share = foundation.storage.share;
+    this.redisCache = foundation.redis?.cache;
+
+    if (props.containerAppEnvironmentId !== undefined) {
+      this.containerAppEnvironmentId = props.containerAppEnvironmentId;
+    } else {
+      let workspaceId = props.logAnalyticsWorkspaceId;
+      if (workspaceId === undefined) {
+        this.logAnalyticsWorkspace = new LogAnalyticsWorkspace(this, 'Logs', {
+          name: `${this.name}-logs`,
+          resourceGroupName: this.resourceGroupName,
+          location: this.location,
+          sku: 'PerGB2018',
+          retentionInDays: 30,
+          tags: props.tags,
+        });
+        workspaceId = this.logAnalyticsWorkspace.id;
+      }
+      this.environment = new ContainerAppEnvironment(this, 'Environment', {
+        name: `${this.name}-env`,
+        resourceGroupName: this.resourceGroupName,
+        location: this.location,
+        logsDestination: 'log-analytics',
+        logAnalyticsWorkspaceId: workspaceId,
+        infrastructureSubnetId: props.infrastructureSubnetId,
+        tags: props.tags,
+      });
+      this.containerAppEnvironmentId = this.environment.id;
+    }
+    this.environmentStorage = new ContainerAppEnvironmentStorage(this, 'SessionStateStorage', {
+      name: this.name,
+      containerAppEnvironmentId: this.containerAppEnvironmentId,
+      accountName: foundation.storage.accountName,
+      accessKey: foundation.storage.accessKey,
+      shareName: foundation.storage.shareName,
+      accessMode: 'ReadWrite',
+    });
+
+    const agentSecrets = agentSecretEnvs(props, foundation.redisUrl);
+    const secrets: ContainerAppSecret[] = [
+      { name: POLICY_SECRET, value: this.policyFile },
+      ...agentSecrets.map((s) => ({ name: s.secretName, value: s.value })),
+    ];
+    if (props.principals !== undefined) secrets.push({ name: PRINCIPALS_SECRET, value: secretValue(props.principals) });
+    if (props.registryPassword !== undefined)
+      secrets.push({ name: REGISTRY_SECRET, value: secretValue(props.registryPassword) });
+    secrets.push(...appSecrets.map((s) => ({ name: s.secretName, value: s.value })));
+
+    const appEnv: ContainerAppTemplateContainerEnv[] = [
+      ...Object.entries(props.environment ?? {}).map(([name, value]) => ({ name, value })),
+      ...appSecrets.map((s) => ({ name: s.env, secretName: s.secretName })),
+    ];
+    const app: ContainerAppTemplateContainer = {
+      name: APP_CONTAINER_NAME,
+      image: props.image,
+      cpu: this.cpuCores,
+      memory: `${this.memoryGiB}Gi`,
+      command: props.command,
+      env: appEnv.length > 0 ? appEnv : undefined,
+      volumeMounts: [{ name: SESSION_STATE_VOLUME, path: this.sessionStatePath }],
+      // The agent's /healthz fails when the app stops answering; probing it from the app container
+      // restarts the app, not only the agent (replicas share one network, so 9090 is reachable).
+      livenessProbe: [
+        {
+          transport: 'HTTP',
+          port: AGENT_ADMIN_PORT,
+          path: AGENT_HEALTH_PATH,
+          initialDelay: 30,
+          intervalSeconds: 10,
+          failureCountThreshold: 3,
+          timeout: 5,
+        },
+      ],
+    };
+    const args = agentArgs({
+      policy: this.policy,
+      appPort: props.appPort,
+      principals: props.principals !== undefined,
+      principalHeader: props.principalHeader,
+      appHealthPath: props.appHealthPath,
+    }).map((arg) => SECRET_FILE_PATHS[arg] ?? arg);
+    const agent: ContainerAppTemplateContainer = {
+      name: AGENT_CONTAINER_NAME,
+      image: this.agentImage,
+      cpu: this.agentCpuCores,
+      memory: `${this.agentMemoryGiB}Gi`,
+      command: [AGENT_EXECUTABLE, ...args],
+      env: [
+        // Container Apps starts no new revision when only a secret changes, so running replicas
+        // would keep an old policy; a digest in the template makes a policy change roll them.
+        { name: POLICY_DIGEST_ENV, value: createHash('sha256').update(this.policyFile).digest('hex') },
+        ...agentSecrets.map((s) => ({ name: s.env, secretName: s.secretName })),
+      ],
+      volumeMounts: [{ name: SECRETS_VOLUME, path: POLICY_MOUNT_PATH }],
+      livenessProbe: [
+        {
+          transport: 'HTTP',
+          port: AGENT_ADMIN_PORT,
+          path: AGENT_HEALTH_PATH,
+          initialDelay: 10,
+          intervalSeconds: 10,
+          failureCountThreshold: 3,
+          timeout: 5,
+        },
+      ],
+      readinessProbe: [
+        {
+          transport: 'HTTP',
+          port: AGENT_ADMIN_PORT,
+          path: AGENT_READY_PATH,
+          intervalSeconds: 5,
+          failureCountThreshold: 3,
+          successCountThreshold: 1,
+          timeout: 5,
+        },
+      ],
+    };
+
+    // Scale out when replicas average more open requests (TCP: connections) than the sessions one
+    // replica holds: an MCP session keeps a stream open, a Copilot client keeps one connection.
+    const scaleRule = [
+      { name: 'sessions-per-replica', concurrentRequests: numberText(this.policy.sessionsPerInstance) },
+    ];
+    this.containerApp = new ContainerApp(this, 'App', {
+      name: this.name,
+      resourceGroupName: this.resourceGroupName,
+      containerAppEnvironmentId: this.containerAppEnvironmentId,
+      revisionMode: 'Single',
+      secret: secrets,
+      registry:
+        props.registryServer !== undefined
+          ? [{ server: props.registryServer, username: props.registryUsername, passwordSecretName: REGISTRY_SECRET }]
+          : undefined,
+      ingress: {
+        externalEnabled: this.externalIngress,
+        targetPort: AGENT_CLIENT_PORT,
+        exposedPort: tcp ? AGENT_CLIENT_PORT : undefined,
+        transport: tcp ? 'tcp' : 'auto',
+        allowInsecureConnections: false,
+        trafficWeight: [{ latestRevision: true, percentage: 100 }],
+      },
+      template: {
+        minReplicas: this.minReplicas,
+        maxReplicas: this.maxReplicas,
+        terminationGracePeriodSeconds: terminationGracePeriodSeconds(this.policy),
+        httpScaleRule: tcp ? undefined : scaleRule,
+        tcpScaleRule: tcp ? scaleRule : undefined,
+        volume: [
+          { name: SESSION_STATE_VOLUME, storageType: 'AzureFile', storageName: this.environmentStorage.name },
+          { name: SECRETS_VOLUME, storageType: 'Secret' },
+        ],
+        container: [app, agent],
+      },
+      tags: props.tags,
+    });
+    const fqdn = this.containerApp.ingress.fqdn;
+    this.address = tcp ? `tcp://${fqdn}:${AGENT_CLIENT_PORT}` : `https://${fqdn}`;
+    this.addressOutput = new TerraformOutput(this, 'Address', {
+      value: this.address,
+      description: `Where clients reach the fleet ${this.name}.`,
+    });
+  }
+}
+
+/** The agent's file arguments, moved to where the secret volume puts the files. */
+const SECRET_FILE_PATHS: Record<string, string> = {
+  [`${POLICY_MOUNT_PATH}/${POLICY_FILE_NAME}`]: `${POLICY_MOUNT_PATH}/${POLICY_SECRET}`,
+  [`${PRINCIPALS_MOUNT_PATH}/${PRINCIPALS_FILE_NAME}`]: `${POLICY_MOUNT_PATH}/${PRINCIPALS_SECRET}`,
+};
+
+function numberText(value: number): string {
+  return Token.isUnresolved(value) ? Token.asString(value) : String(value);
+}
+
+/**
+ * The consumption plan's rule: each container's vCPUs in steps of 0.25 and memory in steps of
+ * 0.5 GiB, the replica's memory twice its vCPUs, at most 4 vCPUs.
+ * https://learn.microsoft.com/azure/container-apps/containers#allocations
+ */
+function checkReplicaResources(fleet: AzureContainerAppsSessionFleet, memoryGiven: boolean): string[] {
+  const problems: string[] = [];
+  const values = {
+    cpuCores: fleet.cpuCores,
+    memoryGiB: fleet.memoryGiB,
+    agentCpuCores: fleet.agentCpuCores,
+    agentMemoryGiB: fleet.agentMemoryGiB,
+  };
+  if (Object.values(values).some((v) => Token.isUnresolved(v) || !Number.isFinite(v) || v <= 0)) return problems;
+  for (const prop of ['cpuCores', 'agentCpuCores'] as const) {
+    if (!isMultipleOf(values[prop], 0.25))
+      problems.push(`'${prop}' (${describeValue(values[prop])}) must be a multiple of 0.25 on Azure Container Apps`);
+  }
+  // A memory derived from cpuCores (twice it) is on a step whenever cpuCores is.
+  for (const prop of memoryGiven ? (['memoryGiB', 'agentMemoryGiB'] as const) : (['agentMemoryGiB'] as const)) {
+    if (!isMultipleOf(values[prop], 0.5))
+      problems.push(`'${prop}' (${describeValue(values[prop])}) must be a multiple of 0.5 on Azure Container Apps`);
+  }
+  if (problems.length > 0) return problems;
+  const cpu = values.cpuCores + values.agentCpuCores;
+  const memory = values.memoryGiB + values.agentMemoryGiB;
+  if (cpu > MAX_REPLICA_CPU) {
+    problems.push(
+      `'cpuCores' + 'agentCpuCores' (${cpu}) must be at most ${MAX_REPLICA_CPU} vCPUs per replica on Azure Container Apps`,
+    );
+  } else if (memory !== cpu * 2) {
+    problems.push(
+      `'memoryGiB' + 'agentMemoryGiB' (${memory}) must be twice 'cpuCores' + 'agentCpuCores' (${cpu}) on Azure Container Apps: ${cpu * 2}`,
+    );
+  }
+  return problems;
+}
+
+function isMultipleOf(value: number, step: number): boolean {
+  return Math.abs(value / step - Math.round(value / step)) < 1e-9;
+}
+
+function checkEnvironmentProps(props: AzureContainerAppsSessionFleetProps, external: boolean, tcp: boolean): string[] {
+  const problems: string[] = [];
+  if (props.containerAppEnvironmentId !== undefined) {
+    for (const prop of ['logAnalyticsWorkspaceId', 'infrastructureSubnetId'] as const) {
+      if (props[prop] !== undefined)
+        problems.push(`'${prop}' cannot be combined with 'containerAppEnvironmentId': it configures a new environment`);
+    }
+  } else if (tcp && external && props.infrastructureSubnetId === undefined) {
+    problems.push(
+      `'infrastructureSubnetId' is required for affinity "copilot-jsonrpc" with external ingress: Azure Container Apps offers external TCP ingress only in an environment with its own virtual network (or set 'externalIngress' to false)`,
+    );
+  }
+  return problems;
+}
+
+function checkGracePeriod(policy: Policy): string[] {
+  if (Token.isUnresolved(policy.drainTimeoutSeconds)) return [];
+  const grace = terminationGracePeriodSeconds(policy);
+  return grace > MAX_GRACE_SECONDS
+    ? [
+        `'policy.drainTimeoutSeconds' (${policy.drainTimeoutSeconds}) needs a termination grace period of ${grace} s; Azure Container Apps allows at most ${MAX_GRACE_SECONDS} s, so drainTimeoutSeconds must be at most ${MAX_GRACE_SECONDS - (grace - policy.drainTimeoutSeconds)}`,
+      ]
+    : [];
+}
+
+function checkSecretNames(names: readonly string[]): string[] {
+  const seen = new Set<string>();
+  const problems: string[] = [];
+  for (const name of names) {
+    if (seen.has(name))
+      problems.push(
+        `'secretEnvironment' has two variables that map to the container app secret ${describeValue(name)}: rename one`,
+      );
+    seen.add(name);
+  }
+  return problems;
+}

@@ -1,0 +1,516 @@
+/**
+ * What the two Azure fleets (Container Instances and Container Apps) have in common: their shared
+ * props with defaults, the checks of those props, the policy (validated by the shared model), and
+ * the resources both create before their compute: resource group, session-state share, Redis.
+ */
+import { DataAzurermResourceGroup } from '@cdktf/provider-azurerm/lib/data-azurerm-resource-group/index.js';
+import { ResourceGroup } from '@cdktf/provider-azurerm/lib/resource-group/index.js';
+import { Token } from 'cdktf';
+import type { Construct } from 'constructs';
+import { describeValue } from '../policy/format.js';
+import type { Policy, PolicyInput } from '../policy/index.js';
+import {
+  AGENT_ADMIN_PORT,
+  AGENT_CLIENT_PORT,
+  AGENT_ENV,
+  DEFAULT_AGENT_IMAGE,
+  DEFAULT_SESSION_STATE_PATH,
+} from './agent-container.js';
+import { AzureFleetRedis, REDIS_CAPACITY, REDIS_SKUS, type RedisSku } from './azure-fleet-redis.js';
+import {
+  checkRedisCacheName,
+  checkResourceName,
+  checkShareName,
+  checkStorageAccountName,
+  defaultFleetName,
+  defaultRedisCacheName,
+  defaultStorageAccountName,
+} from './azure-naming.js';
+import { type AzureSecretSource, checkSecretSource, secretValue } from './azure-secrets.js';
+import { AzureSessionStateStorage } from './azure-session-state-storage.js';
+import { resolveFleetPolicy, SessionFleetValidationError } from './fleet-policy.js';
+
+/**
+ * The agent's executable in the agent image. Azure Container Instances can only replace an image's
+ * whole command line, so both Azure fleets start the agent by name rather than rely on the image's
+ * entrypoint.
+ */
+export const AGENT_EXECUTABLE = 'sessionfleet-agent';
+
+/** The container names inside every instance. */
+export const APP_CONTAINER_NAME = 'app';
+export const AGENT_CONTAINER_NAME = 'sessionfleet-agent';
+
+/** Props both Azure fleets take. */
+export interface AzureSessionFleetBaseProps {
+  /**
+   * The fleet's policy (SPEC.md §8): isolation, affinity, quotas, lifecycle. Validated at synth time
+   * with the same model the agent uses; `instanceVcpu` is filled in from `cpuCores` so the 2-vCPU
+   * rule of session and request isolation is checked.
+   */
+  readonly policy: PolicyInput;
+
+  /** Image of the session-holding server: a Copilot CLI, an MCP server, any HTTP/WebSocket service. */
+  readonly image: string;
+
+  /**
+   * Port the app listens on inside the instance. The agent reaches it over loopback (containers of
+   * one instance share their network), so the app may listen on 127.0.0.1 only. Must not be the
+   * agent's ports 8080 and 9090.
+   */
+  readonly appPort: number;
+
+  /**
+   * The app's whole command line (it replaces the image's entrypoint and command).
+   * @default - the image's own entrypoint and command
+   */
+  readonly command?: string[];
+
+  /**
+   * Plain environment variables of the app container. Never put secrets here: use `secretEnvironment`.
+   * @default - none
+   */
+  readonly environment?: Record<string, string>;
+
+  /**
+   * Secret environment variables of the app container (e.g. `COPILOT_GITHUB_TOKEN`,
+   * `COPILOT_CONNECTION_TOKEN`), each a reference: see `AzureSecretSource`.
+   * @default - none
+   */
+  readonly secretEnvironment?: Record<string, AzureSecretSource>;
+
+  /**
+   * vCPUs of the app container; also the fleet's `instanceVcpu` (session and request isolation need 2).
+   * @default 1
+   */
+  readonly cpuCores?: number;
+
+  /**
+   * Memory of the app container in GiB.
+   * @default - twice `cpuCores`
+   */
+  readonly memoryGiB?: number;
+
+  /**
+   * Image of the sessionfleet agent; `sessionfleet-agent` must be on its PATH.
+   * @default DEFAULT_AGENT_IMAGE
+   */
+  readonly agentImage?: string;
+
+  /**
+   * vCPUs of the agent container.
+   * @default 0.5
+   */
+  readonly agentCpuCores?: number;
+
+  /**
+   * Memory of the agent container in GiB.
+   * @default 1
+   */
+  readonly agentMemoryGiB?: number;
+
+  /**
+   * HTTP path the agent probes on the app to decide it is healthy.
+   * @default - a TCP connect to `appPort`
+   */
+  readonly appHealthPath?: string;
+
+  /**
+   * HTTP fronts: a trusted header, set by an authenticating proxy in front, that names the principal.
+   * @default - principals come from `principals` tokens, or none
+   */
+  readonly principalHeader?: string;
+
+  /**
+   * The principals file (JSON mapping each client token to a principal, e.g. `{"tok-a": "alice"}`),
+   * mounted for the agent as `--principals`. A secret: give a reference.
+   * @default - no principals file
+   */
+  readonly principals?: AzureSecretSource;
+
+  /**
+   * The token the agent presents to a Copilot CLI started with `COPILOT_CONNECTION_TOKEN`; give the
+   * CLI the same secret through `secretEnvironment`.
+   * @default - none
+   */
+  readonly upstreamToken?: AzureSecretSource;
+
+  /**
+   * Bearer token of the agent's admin API.
+   * @default - none
+   */
+  readonly adminToken?: AzureSecretSource;
+
+  /**
+   * An existing Redis for fleet coordination, as a `redis://` or `rediss://` URL (it holds the
+   * password, so it is a secret reference).
+   * @default - a new Azure Cache for Redis, TLS only, its key handed to the agents as a secret
+   */
+  readonly redisUrl?: AzureSecretSource;
+
+  /**
+   * SKU of the Azure Cache for Redis the fleet creates (not with `redisUrl`).
+   * @see https://learn.microsoft.com/azure/azure-cache-for-redis/cache-overview#service-tiers
+   * @default 'Standard'
+   */
+  readonly redisSkuName?: RedisSku;
+
+  /**
+   * Size of that cache: 0-6 for Basic and Standard (C0-C6), 1-5 for Premium (P1-P5).
+   * @default 1
+   */
+  readonly redisCapacity?: number;
+
+  /**
+   * Name of that cache; global across Azure.
+   * @default - `sessionfleet-` and 12 hex characters of a hash of the construct's address
+   */
+  readonly redisCacheName?: string;
+
+  /**
+   * An existing resource group to create the fleet in.
+   * @default - a new resource group named `<name>-rg` in `location`
+   */
+  readonly resourceGroupName?: string;
+
+  /**
+   * Azure region of the fleet, e.g. `westeurope`. Required when a new resource group is created.
+   * @default - the location of the existing resource group `resourceGroupName`
+   */
+  readonly location?: string;
+
+  /**
+   * Base of the names of the fleet's Azure resources.
+   * @default - `sessionfleet-` and 8 hex characters of a hash of the construct's address
+   */
+  readonly name?: string;
+
+  /**
+   * Name of the storage account holding the session-state share; global across Azure, 3-24
+   * lowercase letters and digits.
+   * @default - `sessionfleet` and 12 hex characters of a hash of the construct's address
+   */
+  readonly storageAccountName?: string;
+
+  /**
+   * Name of the Azure Files share for session state.
+   * @default 'session-state'
+   */
+  readonly shareName?: string;
+
+  /**
+   * Size limit of the session-state share in GiB (1-5120).
+   * @see https://learn.microsoft.com/azure/storage/files/storage-files-scale-targets
+   * @default 100
+   */
+  readonly shareQuotaGiB?: number;
+
+  /**
+   * Where the share is mounted in the app container.
+   * @default DEFAULT_SESSION_STATE_PATH ('/root/.copilot/session-state', the Copilot CLI's)
+   */
+  readonly sessionStatePath?: string;
+
+  /**
+   * Server of a private registry holding `image` (e.g. `myregistry.azurecr.io`); needs
+   * `registryUsername` and `registryPassword`.
+   * @default - images are pulled anonymously
+   */
+  readonly registryServer?: string;
+
+  /** @default - none */
+  readonly registryUsername?: string;
+
+  /** @default - none */
+  readonly registryPassword?: AzureSecretSource;
+
+  /**
+   * Tags for every resource the fleet creates.
+   * @default - none
+   */
+  readonly tags?: Record<string, string>;
+}
+
+/** The props with their defaults resolved; copied into each fleet's public fields. */
+export interface AzureFleetSettings {
+  readonly name: string;
+  readonly cpuCores: number;
+  readonly memoryGiB: number;
+  readonly agentImage: string;
+  readonly agentCpuCores: number;
+  readonly agentMemoryGiB: number;
+  readonly storageAccountName: string;
+  readonly shareName: string;
+  readonly shareQuotaGiB: number;
+  readonly sessionStatePath: string;
+  readonly redisSkuName: RedisSku;
+  readonly redisCapacity: number;
+  readonly redisCacheName: string;
+}
+
+export const AZURE_FLEET_DEFAULTS = {
+  cpuCores: 1,
+  agentCpuCores: 0.5,
+  agentMemoryGiB: 1,
+  shareName: 'session-state',
+  shareQuotaGiB: 100,
+  redisSkuName: 'Standard',
+  redisCapacity: 1,
+} as const;
+
+export const SHARE_QUOTA_GIB = { min: 1, max: 5120 } as const;
+
+export function resolveAzureFleetSettings(scope: Construct, props: AzureSessionFleetBaseProps): AzureFleetSettings {
+  const cpuCores = props.cpuCores ?? AZURE_FLEET_DEFAULTS.cpuCores;
+  return {
+    name: props.name ?? defaultFleetName(scope),
+    cpuCores,
+    memoryGiB: props.memoryGiB ?? cpuCores * 2,
+    agentImage: props.agentImage ?? DEFAULT_AGENT_IMAGE,
+    agentCpuCores: props.agentCpuCores ?? AZURE_FLEET_DEFAULTS.agentCpuCores,
+    agentMemoryGiB: props.agentMemoryGiB ?? AZURE_FLEET_DEFAULTS.agentMemoryGiB,
+    storageAccountName: props.storageAccountName ?? defaultStorageAccountName(scope),
+    shareName: props.shareName ?? AZURE_FLEET_DEFAULTS.shareName,
+    shareQuotaGiB: props.shareQuotaGiB ?? AZURE_FLEET_DEFAULTS.shareQuotaGiB,
+    sessionStatePath: props.sessionStatePath ?? DEFAULT_SESSION_STATE_PATH,
+    redisSkuName: props.redisSkuName ?? AZURE_FLEET_DEFAULTS.redisSkuName,
+    redisCapacity: props.redisCapacity ?? AZURE_FLEET_DEFAULTS.redisCapacity,
+    redisCacheName: props.redisCacheName ?? defaultRedisCacheName(scope),
+  };
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+function known(value: unknown): boolean {
+  return value !== undefined && !Token.isUnresolved(value);
+}
+
+/** `'prop' (value) must be ...` for a number that must lie above 0. */
+function checkPositive(prop: string, value: number, what: string): string | undefined {
+  if (!known(value)) return undefined;
+  return Number.isFinite(value) && value > 0
+    ? undefined
+    : `'${prop}' (${describeValue(value)}) must be ${what} above 0`;
+}
+
+/**
+ * Every problem with the shared props, in prop order. `nameMaxLength` is the longest base name
+ * the platform's derived names allow.
+ */
+export function checkAzureFleetProps(
+  props: AzureSessionFleetBaseProps,
+  settings: AzureFleetSettings,
+  nameMaxLength: number,
+): string[] {
+  const problems: (string | undefined)[] = [];
+  problems.push(checkResourceName('name', settings.name, nameMaxLength));
+  if (props.resourceGroupName === undefined && props.location === undefined) {
+    problems.push(`'location' is required when no 'resourceGroupName' is given (a new resource group is created)`);
+  }
+  if (known(props.appPort)) {
+    const port = props.appPort;
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      problems.push(`'appPort' (${describeValue(port)}) must be a whole number between 1 and 65535`);
+    } else if (port === AGENT_CLIENT_PORT || port === AGENT_ADMIN_PORT) {
+      problems.push(
+        `'appPort' (${port}) must not be ${AGENT_CLIENT_PORT} or ${AGENT_ADMIN_PORT}: the agent listens on those ports in the same instance`,
+      );
+    }
+  }
+  problems.push(checkPositive('cpuCores', settings.cpuCores, 'a number of vCPUs'));
+  // A derived memory is only wrong when cpuCores is, which is reported already.
+  if (props.memoryGiB !== undefined) problems.push(checkPositive('memoryGiB', props.memoryGiB, 'a number of GiB'));
+  problems.push(checkPositive('agentCpuCores', settings.agentCpuCores, 'a number of vCPUs'));
+  problems.push(checkPositive('agentMemoryGiB', settings.agentMemoryGiB, 'a number of GiB'));
+  if (known(props.appHealthPath) && !props.appHealthPath!.startsWith('/')) {
+    problems.push(`'appHealthPath' (${describeValue(props.appHealthPath)}) must start with /`);
+  }
+  if (known(props.principalHeader) && !HEADER_NAME.test(props.principalHeader!)) {
+    problems.push(`'principalHeader' (${describeValue(props.principalHeader)}) must be a valid HTTP header name`);
+  }
+  problems.push(checkSecretSource('principals', props.principals));
+  problems.push(checkSecretSource('upstreamToken', props.upstreamToken));
+  problems.push(checkSecretSource('adminToken', props.adminToken));
+
+  if (props.redisUrl !== undefined) {
+    problems.push(checkSecretSource('redisUrl', props.redisUrl));
+    for (const prop of ['redisSkuName', 'redisCapacity', 'redisCacheName'] as const) {
+      if (props[prop] !== undefined)
+        problems.push(
+          `'${prop}' cannot be combined with 'redisUrl': no Redis is created when an existing one is given`,
+        );
+    }
+  } else {
+    const sku = settings.redisSkuName;
+    if (known(sku) && !(REDIS_SKUS as readonly string[]).includes(sku)) {
+      problems.push(
+        `'redisSkuName' (${describeValue(sku)}) must be one of ${REDIS_SKUS.map((s) => JSON.stringify(s)).join(', ')}`,
+      );
+    } else if (known(sku) && known(settings.redisCapacity)) {
+      const { min, max } = REDIS_CAPACITY[sku];
+      const capacity = settings.redisCapacity;
+      if (!Number.isInteger(capacity) || capacity < min || capacity > max) {
+        problems.push(
+          `'redisCapacity' (${describeValue(capacity)}) must be a whole number between ${min} and ${max} for the ${sku} SKU`,
+        );
+      }
+    }
+    problems.push(checkRedisCacheName('redisCacheName', settings.redisCacheName));
+  }
+
+  problems.push(checkStorageAccountName('storageAccountName', settings.storageAccountName));
+  problems.push(checkShareName('shareName', settings.shareName));
+  const quota = settings.shareQuotaGiB;
+  if (known(quota) && (!Number.isInteger(quota) || quota < SHARE_QUOTA_GIB.min || quota > SHARE_QUOTA_GIB.max)) {
+    problems.push(
+      `'shareQuotaGiB' (${describeValue(quota)}) must be a whole number between ${SHARE_QUOTA_GIB.min} and ${SHARE_QUOTA_GIB.max}`,
+    );
+  }
+  if (known(settings.sessionStatePath) && !settings.sessionStatePath.startsWith('/')) {
+    problems.push(`'sessionStatePath' (${describeValue(settings.sessionStatePath)}) must be an absolute path`);
+  }
+
+  const plain = Object.keys(props.environment ?? {});
+  const secret = Object.keys(props.secretEnvironment ?? {});
+  for (const name of [...plain, ...secret]) {
+    if (!ENV_NAME.test(name)) {
+      problems.push(
+        `environment variable name ${describeValue(name)} must be letters, digits and underscores, not starting with a digit`,
+      );
+    }
+  }
+  for (const name of secret.filter((n) => plain.includes(n))) {
+    problems.push(`environment variable ${describeValue(name)} is set in both 'environment' and 'secretEnvironment'`);
+  }
+  for (const [name, source] of Object.entries(props.secretEnvironment ?? {})) {
+    problems.push(checkSecretSource(`secretEnvironment.${name}`, source));
+  }
+
+  const registry = [props.registryServer, props.registryUsername, props.registryPassword];
+  if (registry.some((v) => v !== undefined) && registry.some((v) => v === undefined)) {
+    problems.push(`'registryServer', 'registryUsername' and 'registryPassword' must be given together`);
+  }
+  problems.push(checkSecretSource('registryPassword', props.registryPassword));
+  return problems.filter((p): p is string => p !== undefined);
+}
+
+/**
+ * The policy through the shared model, with `instanceVcpu` from `cpuCores`. A fleet on Azure
+ * mounts one share in every instance, so `sharedSessionState` defaults to true here (an explicit
+ * value in the policy wins). Problems are returned, not thrown, so the fleet reports them together
+ * with its own.
+ */
+export function resolveAzurePolicy(
+  scope: Construct,
+  input: PolicyInput,
+  cpuCores: number,
+): { policy?: Policy; warnings: readonly string[]; problems: readonly string[] } {
+  try {
+    const cpuKnownAndValid = !known(cpuCores) || (Number.isFinite(cpuCores) && cpuCores > 0);
+    const { policy, warnings } = resolveFleetPolicy(
+      scope,
+      { sharedSessionState: true, ...input },
+      // A bad cpuCores is reported once, by its own check, not again by the policy model.
+      cpuKnownAndValid ? { instanceCpu: cpuCores } : {},
+    );
+    return { policy, warnings, problems: [] };
+  } catch (error) {
+    if (error instanceof SessionFleetValidationError) return { warnings: [], problems: error.problems };
+    throw error;
+  }
+}
+
+/** What every Azure fleet stands on. */
+export interface AzureFleetFoundation {
+  /** Reference to the resource group's name (it orders creation after the group). */
+  readonly resourceGroupName: string;
+  readonly location: string;
+  /** Set when the fleet created the group. */
+  readonly resourceGroup?: ResourceGroup;
+  readonly storage: AzureSessionStateStorage;
+  /** Set when the fleet created the Redis. */
+  readonly redis?: AzureFleetRedis;
+  /** Reference to the Redis URL the agents get as a secret. */
+  readonly redisUrl: string;
+}
+
+export function createAzureFleetFoundation(
+  scope: Construct,
+  props: AzureSessionFleetBaseProps,
+  settings: AzureFleetSettings,
+): AzureFleetFoundation {
+  let resourceGroup: ResourceGroup | undefined;
+  let resourceGroupName: string;
+  let location: string;
+  if (props.resourceGroupName !== undefined) {
+    resourceGroupName = props.resourceGroupName;
+    location =
+      props.location ??
+      new DataAzurermResourceGroup(scope, 'ExistingResourceGroup', { name: props.resourceGroupName }).location;
+  } else {
+    location = props.location!;
+    resourceGroup = new ResourceGroup(scope, 'ResourceGroup', {
+      name: `${settings.name}-rg`,
+      location,
+      tags: props.tags,
+    });
+    resourceGroupName = resourceGroup.name;
+  }
+  const storage = new AzureSessionStateStorage(scope, 'SessionState', {
+    resourceGroupName,
+    location,
+    storageAccountName: settings.storageAccountName,
+    shareName: settings.shareName,
+    quotaGiB: settings.shareQuotaGiB,
+    tags: props.tags,
+  });
+  let redis: AzureFleetRedis | undefined;
+  let redisUrl: string;
+  if (props.redisUrl !== undefined) {
+    redisUrl = secretValue(props.redisUrl);
+  } else {
+    redis = new AzureFleetRedis(scope, 'Redis', {
+      resourceGroupName,
+      location,
+      name: settings.redisCacheName,
+      skuName: settings.redisSkuName,
+      capacity: settings.redisCapacity,
+      tags: props.tags,
+    });
+    redisUrl = redis.url;
+  }
+  return { resourceGroupName, location, resourceGroup, storage, redis, redisUrl };
+}
+
+/** A secret handed to a container as an environment variable. */
+export interface SecretEnv {
+  readonly env: string;
+  /** Name for platforms that keep secrets by name (Container Apps): lowercase letters, digits, hyphens. */
+  readonly secretName: string;
+  /** Reference to the value. */
+  readonly value: string;
+}
+
+/** The agent's secrets, read from the SESSIONFLEET_<FLAG> variables (never from argv). */
+export function agentSecretEnvs(props: AzureSessionFleetBaseProps, redisUrl: string): SecretEnv[] {
+  const envs: SecretEnv[] = [{ env: AGENT_ENV.redis, secretName: 'redis-url', value: redisUrl }];
+  if (props.upstreamToken !== undefined)
+    envs.push({ env: AGENT_ENV.upstreamToken, secretName: 'upstream-token', value: secretValue(props.upstreamToken) });
+  if (props.adminToken !== undefined)
+    envs.push({ env: AGENT_ENV.adminToken, secretName: 'admin-token', value: secretValue(props.adminToken) });
+  return envs;
+}
+
+/** The app's secret environment variables in name order, each with a Container Apps secret name. */
+export function appSecretEnvs(props: AzureSessionFleetBaseProps): SecretEnv[] {
+  return Object.entries(props.secretEnvironment ?? {})
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([env, source]) => {
+      const slug = env
+        .toLowerCase()
+        .replace(/_+/g, '-')
+        .replace(/^-+|-+$/g, '');
+      return { env, secretName: `app-${slug === '' ? 'env' : slug}`, value: secretValue(source) };
+    });
+}

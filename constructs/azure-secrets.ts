@@ -1,0 +1,51 @@
+/**
+ * Secrets for the Azure fleets are accepted only as references, so the synthesized JSON never holds
+ * a secret value: Terraform resolves the reference at apply time and hands the value to Azure as a
+ * secure environment variable (Container Instances) or a container app secret.
+ */
+import { TerraformDataSource, TerraformVariable, Token } from 'cdktf';
+
+/**
+ * Where a secret comes from:
+ * - a Key Vault secret read with a data source (`new DataAzurermKeyVaultSecret(...)`);
+ * - a `TerraformVariable` declared `sensitive: true` and without a default (the value is given at
+ *   apply time, e.g. `TF_VAR_<name>`);
+ * - any other reference (an unresolved token), e.g. an attribute of a resource of your stack.
+ *
+ * A plain string is refused: it would be written into the synthesized JSON.
+ */
+export type AzureSecretSource = TerraformDataSource | TerraformVariable | string;
+
+const KEY_VAULT_SECRET = 'azurerm_key_vault_secret';
+
+/**
+ * The problem with `source` as the value of prop `prop`, or undefined. Messages never quote the
+ * value of a secret.
+ */
+export function checkSecretSource(prop: string, source: AzureSecretSource | undefined): string | undefined {
+  if (source === undefined) return undefined;
+  if (typeof source === 'string') {
+    return Token.isUnresolved(source)
+      ? undefined
+      : `'${prop}' is a plain string: pass a reference (a Key Vault secret data source, a sensitive TerraformVariable or a resource attribute) so the secret is not written into the synthesized JSON`;
+  }
+  if (source instanceof TerraformVariable) {
+    const name = source.friendlyUniqueId;
+    if (source.sensitive !== true)
+      return `'${prop}' (variable "${name}") must be declared with sensitive: true, so Terraform keeps its value out of plans and logs`;
+    if (source.default !== undefined)
+      return `'${prop}' (variable "${name}") must not have a default: the default would be written into the synthesized JSON; give the value at apply time (TF_VAR_${name})`;
+    return undefined;
+  }
+  if (TerraformDataSource.isTerraformDataSource(source) && source.terraformResourceType !== KEY_VAULT_SECRET) {
+    return `'${prop}' is a data source of type "${source.terraformResourceType}": only "${KEY_VAULT_SECRET}" data sources hold a secret value`;
+  }
+  return undefined;
+}
+
+/** The Terraform reference to the secret's value, e.g. `${data.azurerm_key_vault_secret.x.value}`. */
+export function secretValue(source: AzureSecretSource): string {
+  if (typeof source === 'string') return source;
+  if (source instanceof TerraformVariable) return source.stringValue;
+  return source.getStringAttribute('value');
+}

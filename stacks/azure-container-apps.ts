@@ -1,0 +1,35 @@
+/**
+ * An MCP server (Streamable HTTP) on Azure Container Apps with session isolation: every session
+ * gets a replica of its own, Container Apps adds replicas as sessions arrive (up to the policy's
+ * maxInstances) and a replica is recycled after its session ends.
+ */
+import { TerraformVariable } from 'cdktf';
+import type { Construct } from 'constructs';
+import { AzureContainerAppsSessionFleet } from '../constructs/index.js';
+
+export function mcpServerOnContainerApps(scope: Construct, location: string): AzureContainerAppsSessionFleet {
+  return new AzureContainerAppsSessionFleet(scope, 'McpFleet', {
+    // No resourceGroupName: the fleet creates its own group in this region.
+    location,
+    image: 'myregistry.azurecr.io/mcp-server:1.0.0',
+    appPort: 3000,
+    // Where this server persists its sessions; on the Azure Files share, any replica can read them.
+    sessionStatePath: '/var/lib/mcp-server/sessions',
+    // Session isolation needs an instance with at least 2 vCPU (checked at synth time).
+    cpuCores: 2,
+    policy: {
+      isolation: 'session',
+      affinity: { type: 'mcp-streamable-http' },
+      sessionLifetimeSeconds: 3600,
+      sessionIdleTimeoutSeconds: 600,
+      recycleAfterSession: true,
+      minInstances: 2,
+      maxInstances: 20,
+    },
+    adminToken: new TerraformVariable(scope, 'mcp_admin_token', {
+      type: 'string',
+      sensitive: true,
+      description: "Bearer token of the agents' admin API",
+    }),
+  });
+}

@@ -1,0 +1,550 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: Terraform references such as ${var.x} are plain strings here
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { DataAzurermKeyVaultSecret } from '@cdktf/provider-azurerm/lib/data-azurerm-key-vault-secret/index.js';
+import { TerraformVariable, Testing } from 'cdktf';
+import type { Construct } from 'constructs';
+import { describe, expect, it } from 'vitest';
+import {
+  AzureContainerAppsSessionFleet,
+  type AzureContainerAppsSessionFleetProps,
+} from '../../constructs/azure-container-apps-session-fleet.js';
+import { DEFAULT_AGENT_IMAGE, parsePolicy } from '../../constructs/index.js';
+
+interface Probe {
+  transport: string;
+  port: number;
+  path: string;
+  initial_delay?: number;
+  interval_seconds: number;
+  failure_count_threshold: number;
+  success_count_threshold?: number;
+  timeout: number;
+}
+interface Container {
+  name: string;
+  image: string;
+  cpu: number;
+  memory: string;
+  command?: string[];
+  env?: { name: string; value?: string; secret_name?: string }[];
+  volume_mounts?: { name: string; path: string }[];
+  liveness_probe?: Probe[];
+  readiness_probe?: Probe[];
+}
+interface App {
+  name: string;
+  resource_group_name: string;
+  container_app_environment_id: string;
+  revision_mode: string;
+  secret: { name: string; value: string }[];
+  registry?: { server: string; username: string; password_secret_name: string }[];
+  ingress: {
+    external_enabled: boolean;
+    target_port: number;
+    exposed_port?: number;
+    transport: string;
+    allow_insecure_connections: boolean;
+    traffic_weight: { latest_revision: boolean; percentage: number }[];
+  };
+  template: {
+    min_replicas: number;
+    max_replicas: number;
+    termination_grace_period_seconds: number;
+    http_scale_rule?: { name: string; concurrent_requests: string }[];
+    tcp_scale_rule?: { name: string; concurrent_requests: string }[];
+    volume: { name: string; storage_type: string; storage_name?: string }[];
+    container: Container[];
+  };
+  tags?: Record<string, string>;
+}
+type Block = Record<string, Record<string, Record<string, unknown>>>;
+interface Stack {
+  resource: Block;
+  data?: Block;
+  output?: Record<string, { value: string; description: string }>;
+  variable?: Record<string, Record<string, unknown>>;
+}
+
+const IMAGE = 'example.azurecr.io/mcp-server:1.4.0';
+const BASE: AzureContainerAppsSessionFleetProps = {
+  policy: { affinity: { type: 'mcp-streamable-http' }, maxInstances: 20 },
+  image: IMAGE,
+  appPort: 3000,
+  location: 'westeurope',
+};
+const APP_ID = '${azurerm_container_app.Fleet_App_F0A8CC51';
+const RG_NAME = '${azurerm_resource_group.Fleet_ResourceGroup_F7F4825D.name}';
+
+function synth(extra: (scope: Construct) => Partial<AzureContainerAppsSessionFleetProps> = () => ({})) {
+  let fleet: AzureContainerAppsSessionFleet | undefined;
+  const json = Testing.synthScope((scope) => {
+    fleet = new AzureContainerAppsSessionFleet(scope, 'Fleet', { ...BASE, ...extra(scope) });
+  });
+  return { json, stack: JSON.parse(json) as Stack, fleet: fleet! };
+}
+
+function one<T>(stack: Stack, type: string): T {
+  const items = Object.values(stack.resource[type] ?? {});
+  expect(items, type).toHaveLength(1);
+  return items[0] as T;
+}
+
+function app(stack: Stack): App {
+  return one<App>(stack, 'azurerm_container_app');
+}
+
+function containers(stack: Stack): { app: Container; agent: Container } {
+  const list = app(stack).template.container;
+  expect(list.map((c) => c.name)).toEqual(['app', 'sessionfleet-agent']);
+  return { app: list[0]!, agent: list[1]! };
+}
+
+function errorOf(extra: (scope: Construct) => Partial<AzureContainerAppsSessionFleetProps>): string {
+  try {
+    synth(extra);
+  } catch (error) {
+    return (error as Error).message;
+  }
+  throw new Error('expected the fleet to be rejected');
+}
+
+function sensitive(scope: Construct, name: string): TerraformVariable {
+  return new TerraformVariable(scope, name, { type: 'string', sensitive: true });
+}
+
+function keyVaultSecret(scope: Construct, id: string, name: string): DataAzurermKeyVaultSecret {
+  return new DataAzurermKeyVaultSecret(scope, id, {
+    name,
+    keyVaultId: '/subscriptions/0000/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv',
+  });
+}
+
+const SESSION_POLICY = { isolation: 'session', affinity: { type: 'mcp-streamable-http' }, maxInstances: 20 } as const;
+
+describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
+  it('creates a resource group, storage, Redis, a workspace, an environment with the share and one container app', () => {
+    const { stack, fleet } = synth();
+    expect(Object.keys(stack.resource).sort()).toEqual([
+      'azurerm_container_app',
+      'azurerm_container_app_environment',
+      'azurerm_container_app_environment_storage',
+      'azurerm_log_analytics_workspace',
+      'azurerm_redis_cache',
+      'azurerm_resource_group',
+      'azurerm_storage_account',
+      'azurerm_storage_share',
+    ]);
+    expect(stack.data).toBeUndefined();
+    expect(fleet.name).toMatch(/^sessionfleet-[0-9a-f]{8}$/);
+    expect(one(stack, 'azurerm_resource_group')).toEqual({ name: `${fleet.name}-rg`, location: 'westeurope' });
+    expect(one(stack, 'azurerm_storage_share')).toMatchObject({ name: 'session-state', quota: 100 });
+    expect(one(stack, 'azurerm_redis_cache')).toMatchObject({
+      sku_name: 'Standard',
+      minimum_tls_version: '1.2',
+      non_ssl_port_enabled: false,
+    });
+  });
+
+  it('creates the environment with a Log Analytics workspace', () => {
+    const { stack, fleet } = synth();
+    expect(one(stack, 'azurerm_log_analytics_workspace')).toEqual({
+      name: `${fleet.name}-logs`,
+      resource_group_name: RG_NAME,
+      location: 'westeurope',
+      sku: 'PerGB2018',
+      retention_in_days: 30,
+    });
+    expect(one(stack, 'azurerm_container_app_environment')).toEqual({
+      name: `${fleet.name}-env`,
+      resource_group_name: RG_NAME,
+      location: 'westeurope',
+      logs_destination: 'log-analytics',
+      log_analytics_workspace_id: '${azurerm_log_analytics_workspace.Fleet_Logs_9272F8FA.id}',
+    });
+  });
+
+  it('registers the session-state share with the environment, read-write', () => {
+    const { stack, fleet } = synth();
+    expect(one(stack, 'azurerm_container_app_environment_storage')).toEqual({
+      name: fleet.name,
+      container_app_environment_id: '${azurerm_container_app_environment.Fleet_Environment_1B19A245.id}',
+      account_name: '${azurerm_storage_account.Fleet_SessionState_Account_8C46F708.name}',
+      access_key: '${azurerm_storage_account.Fleet_SessionState_Account_8C46F708.primary_access_key}',
+      share_name: '${azurerm_storage_share.Fleet_SessionState_Share_65433F5B.name}',
+      access_mode: 'ReadWrite',
+    });
+  });
+
+  it("sends external HTTP ingress to the agent's client port and scales between the policy's bounds", () => {
+    const { stack, fleet } = synth();
+    const ca = app(stack);
+    expect(ca).toMatchObject({
+      name: fleet.name,
+      resource_group_name: RG_NAME,
+      container_app_environment_id: '${azurerm_container_app_environment.Fleet_Environment_1B19A245.id}',
+      revision_mode: 'Single',
+    });
+    expect(ca.ingress).toEqual({
+      external_enabled: true,
+      target_port: 8080,
+      transport: 'auto',
+      allow_insecure_connections: false,
+      traffic_weight: [{ latest_revision: true, percentage: 100 }],
+    });
+    expect(ca.template).toMatchObject({
+      min_replicas: 1,
+      max_replicas: 20,
+      termination_grace_period_seconds: 45,
+      http_scale_rule: [{ name: 'sessions-per-replica', concurrent_requests: '20' }],
+      volume: [
+        {
+          name: 'session-state',
+          storage_type: 'AzureFile',
+          storage_name: '${azurerm_container_app_environment_storage.Fleet_SessionStateStorage_9594EA6A.name}',
+        },
+        { name: 'sessionfleet-secrets', storage_type: 'Secret' },
+      ],
+    });
+    expect(ca.template.tcp_scale_rule).toBeUndefined();
+    expect([fleet.minReplicas, fleet.maxReplicas]).toEqual([1, 20]);
+    expect(stack.output).toEqual({
+      Fleet_Address_45AD850D: {
+        value: `https://${APP_ID}.ingress[0].fqdn}`,
+        description: `Where clients reach the fleet ${fleet.name}.`,
+      },
+    });
+  });
+
+  it('keeps the policy and the Redis URL as container app secrets', () => {
+    const { stack, fleet } = synth();
+    expect(app(stack).secret).toEqual([
+      { name: 'policy', value: fleet.policyFile },
+      {
+        name: 'redis-url',
+        value:
+          'rediss://:${urlencode(azurerm_redis_cache.Fleet_Redis_Cache_5162DAC6.primary_access_key)}@${azurerm_redis_cache.Fleet_Redis_Cache_5162DAC6.hostname}:${azurerm_redis_cache.Fleet_Redis_Cache_5162DAC6.ssl_port}',
+      },
+    ]);
+    const policy = JSON.parse(fleet.policyFile);
+    expect(parsePolicy(policy)).toEqual(fleet.policy);
+    expect(policy).toMatchObject({ minInstances: 1, maxInstances: 20, instanceVcpu: 1, sharedSessionState: true });
+  });
+
+  it('lets Terraform fill in a policy value known only at apply time', () => {
+    const { stack } = synth((scope) => ({
+      policy: {
+        ...BASE.policy,
+        sessionIdleTimeoutSeconds: new TerraformVariable(scope, 'idle_seconds', { type: 'number' }).numberValue,
+      },
+    }));
+    expect(app(stack).secret[0]!.value).toContain('"sessionIdleTimeoutSeconds": ${var.idle_seconds},\n');
+  });
+
+  it('runs the app with the share mounted and a liveness probe on the agent', () => {
+    const { stack } = synth(() => ({ command: ['node', 'server.js'], environment: { PORT: '3000' } }));
+    expect(containers(stack).app).toEqual({
+      name: 'app',
+      image: IMAGE,
+      cpu: 1,
+      memory: '2Gi',
+      command: ['node', 'server.js'],
+      env: [{ name: 'PORT', value: '3000' }],
+      volume_mounts: [{ name: 'session-state', path: '/root/.copilot/session-state' }],
+      liveness_probe: [
+        {
+          transport: 'HTTP',
+          port: 9090,
+          path: '/healthz',
+          initial_delay: 30,
+          interval_seconds: 10,
+          failure_count_threshold: 3,
+          timeout: 5,
+        },
+      ],
+    });
+  });
+
+  it('runs the agent with the policy from the secrets volume, its secrets as env and probes on /healthz and /readyz', () => {
+    const { stack, fleet } = synth();
+    const { agent } = containers(stack);
+    expect(agent).toEqual({
+      name: 'sessionfleet-agent',
+      image: DEFAULT_AGENT_IMAGE,
+      cpu: 0.5,
+      memory: '1Gi',
+      command: [
+        'sessionfleet-agent',
+        '--policy',
+        '/etc/sessionfleet/policy',
+        '--upstream',
+        'http://127.0.0.1:3000',
+        '--listen',
+        '0.0.0.0:8080',
+        '--admin-listen',
+        '0.0.0.0:9090',
+      ],
+      env: [
+        { name: 'POLICY_SHA256', value: createHash('sha256').update(fleet.policyFile).digest('hex') },
+        { name: 'SESSIONFLEET_REDIS', secret_name: 'redis-url' },
+      ],
+      volume_mounts: [{ name: 'sessionfleet-secrets', path: '/etc/sessionfleet' }],
+      liveness_probe: [
+        {
+          transport: 'HTTP',
+          port: 9090,
+          path: '/healthz',
+          initial_delay: 10,
+          interval_seconds: 10,
+          failure_count_threshold: 3,
+          timeout: 5,
+        },
+      ],
+      readiness_probe: [
+        {
+          transport: 'HTTP',
+          port: 9090,
+          path: '/readyz',
+          interval_seconds: 5,
+          failure_count_threshold: 3,
+          success_count_threshold: 1,
+          timeout: 5,
+        },
+      ],
+    });
+  });
+
+  it('rolls the replicas when the policy changes, since a changed secret alone starts no revision', () => {
+    const digest = (stack: Stack) => containers(stack).agent.env![0]!.value;
+    const before = synth().stack;
+    const after = synth(() => ({ policy: { ...BASE.policy, sessionIdleTimeoutSeconds: 600 } })).stack;
+    expect(digest(after)).not.toBe(digest(before));
+    expect(digest(synth().stack)).toBe(digest(before));
+  });
+
+  it('runs session isolation on 2-vCPU replicas, scaling out per session', () => {
+    const { stack, fleet } = synth(() => ({ policy: SESSION_POLICY, cpuCores: 2 }));
+    expect(containers(stack).app).toMatchObject({ cpu: 2, memory: '4Gi' });
+    expect(app(stack).template.http_scale_rule).toEqual([{ name: 'sessions-per-replica', concurrent_requests: '1' }]);
+    expect(fleet.policy).toMatchObject({ isolation: 'session', sessionsPerInstance: 1, instanceVcpu: 2 });
+  });
+
+  it("uses TCP ingress and a TCP scale rule for the Copilot CLI's JSON-RPC in a VNet environment", () => {
+    const subnet =
+      '/subscriptions/0000/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/vnet/subnets/aca';
+    const { stack, fleet } = synth(() => ({
+      policy: { affinity: { type: 'copilot-jsonrpc' } },
+      appPort: 4321,
+      infrastructureSubnetId: subnet,
+    }));
+    expect(one(stack, 'azurerm_container_app_environment')).toMatchObject({ infrastructure_subnet_id: subnet });
+    const ca = app(stack);
+    expect(ca.ingress).toMatchObject({
+      transport: 'tcp',
+      target_port: 8080,
+      exposed_port: 8080,
+      external_enabled: true,
+    });
+    expect(ca.template.tcp_scale_rule).toEqual([{ name: 'sessions-per-replica', concurrent_requests: '20' }]);
+    expect(ca.template.http_scale_rule).toBeUndefined();
+    expect(containers(stack).agent.command).toContain('tcp://127.0.0.1:4321');
+    expect(Object.values(stack.output!).map((o) => o.value)).toEqual([`tcp://${APP_ID}.ingress[0].fqdn}:8080`]);
+    expect(Object.keys(stack.output!)).toEqual([fleet.addressOutput.friendlyUniqueId]);
+  });
+
+  it('allows internal TCP ingress without a VNet', () => {
+    const { stack } = synth(() => ({ policy: { affinity: { type: 'copilot-jsonrpc' } }, externalIngress: false }));
+    expect(app(stack).ingress).toMatchObject({ transport: 'tcp', external_enabled: false });
+  });
+
+  it('runs in an existing environment and registers the share there', () => {
+    const envId = '/subscriptions/0000/resourceGroups/apps/providers/Microsoft.App/managedEnvironments/shared';
+    const { stack, fleet } = synth(() => ({ containerAppEnvironmentId: envId }));
+    expect(stack.resource.azurerm_container_app_environment).toBeUndefined();
+    expect(stack.resource.azurerm_log_analytics_workspace).toBeUndefined();
+    expect(fleet.environment).toBeUndefined();
+    expect(one(stack, 'azurerm_container_app_environment_storage')).toMatchObject({
+      container_app_environment_id: envId,
+    });
+    expect(app(stack).container_app_environment_id).toBe(envId);
+  });
+
+  it('creates the environment on an existing workspace', () => {
+    const workspace = '/subscriptions/0000/resourceGroups/ops/providers/Microsoft.OperationalInsights/workspaces/ops';
+    const { stack } = synth(() => ({ logAnalyticsWorkspaceId: workspace }));
+    expect(stack.resource.azurerm_log_analytics_workspace).toBeUndefined();
+    expect(one(stack, 'azurerm_container_app_environment')).toMatchObject({ log_analytics_workspace_id: workspace });
+  });
+
+  it('hands Key Vault secrets, the principals file and registry credentials over as secrets', () => {
+    const { stack } = synth((scope) => ({
+      upstreamToken: keyVaultSecret(scope, 'UpstreamToken', 'upstream-token'),
+      adminToken: sensitive(scope, 'admin_token'),
+      principals: keyVaultSecret(scope, 'Principals', 'sessionfleet-principals'),
+      secretEnvironment: { OPENAI_API_KEY: keyVaultSecret(scope, 'OpenAiKey', 'openai-api-key') },
+      registryServer: 'example.azurecr.io',
+      registryUsername: 'puller',
+      registryPassword: sensitive(scope, 'registry_password'),
+    }));
+    const ca = app(stack);
+    expect(ca.secret.slice(1)).toEqual([
+      { name: 'redis-url', value: expect.stringMatching(/^rediss:\/\/:\$\{urlencode\(/) },
+      { name: 'upstream-token', value: '${data.azurerm_key_vault_secret.UpstreamToken.value}' },
+      { name: 'admin-token', value: '${var.admin_token}' },
+      { name: 'principals', value: '${data.azurerm_key_vault_secret.Principals.value}' },
+      { name: 'registry-password', value: '${var.registry_password}' },
+      { name: 'app-openai-api-key', value: '${data.azurerm_key_vault_secret.OpenAiKey.value}' },
+    ]);
+    expect(ca.registry).toEqual([
+      { server: 'example.azurecr.io', username: 'puller', password_secret_name: 'registry-password' },
+    ]);
+    const { app: appContainer, agent } = containers(stack);
+    expect(appContainer.env).toEqual([{ name: 'OPENAI_API_KEY', secret_name: 'app-openai-api-key' }]);
+    expect(agent.env!.slice(1)).toEqual([
+      { name: 'SESSIONFLEET_REDIS', secret_name: 'redis-url' },
+      { name: 'SESSIONFLEET_UPSTREAM_TOKEN', secret_name: 'upstream-token' },
+      { name: 'SESSIONFLEET_ADMIN_TOKEN', secret_name: 'admin-token' },
+    ]);
+    expect(agent.command!.slice(-2)).toEqual(['--principals', '/etc/sessionfleet/principals']);
+  });
+
+  it('uses an existing Redis URL and creates no cache', () => {
+    const { stack, fleet } = synth((scope) => ({ redisUrl: sensitive(scope, 'redis_url') }));
+    expect(stack.resource.azurerm_redis_cache).toBeUndefined();
+    expect(fleet.redisCache).toBeUndefined();
+    expect(app(stack).secret[1]).toEqual({ name: 'redis-url', value: '${var.redis_url}' });
+  });
+
+  it('tags what it creates', () => {
+    const { stack } = synth(() => ({ tags: { team: 'platform' } }));
+    for (const type of [
+      'azurerm_container_app',
+      'azurerm_container_app_environment',
+      'azurerm_log_analytics_workspace',
+      'azurerm_redis_cache',
+      'azurerm_resource_group',
+      'azurerm_storage_account',
+    ]) {
+      expect(one<{ tags: unknown }>(stack, type).tags, type).toEqual({ team: 'platform' });
+    }
+  });
+});
+
+describe('AzureContainerAppsSessionFleet: secrets never reach the synthesized JSON', () => {
+  it('writes only references as secret values (the policy, not a secret, excepted)', () => {
+    const { stack } = synth((scope) => ({
+      upstreamToken: sensitive(scope, 'upstream_token'),
+      adminToken: keyVaultSecret(scope, 'AdminToken', 'admin-token'),
+      principals: sensitive(scope, 'principals'),
+      secretEnvironment: { GITHUB_TOKEN: keyVaultSecret(scope, 'GitHubToken', 'github-token') },
+    }));
+    const reference = /^(\$\{[^}]+\}|rediss:\/\/:\$\{urlencode\([^)]+\)\}@\$\{[^}]+\}:\$\{[^}]+\})$/;
+    const secrets = app(stack).secret.filter((s) => s.name !== 'policy');
+    expect(secrets).toHaveLength(5);
+    for (const secret of secrets) expect(secret.value, secret.name).toMatch(reference);
+    for (const container of app(stack).template.container) {
+      for (const env of container.env ?? []) {
+        if (env.value !== undefined) expect(env.name).toMatch(/^(POLICY_SHA256)$/);
+      }
+    }
+    for (const variable of Object.values(stack.variable!))
+      expect(variable).toEqual({ type: 'string', sensitive: true });
+  });
+
+  it('refuses a plain string secret without repeating it', () => {
+    const message = errorOf(() => ({ secretEnvironment: { GITHUB_TOKEN: 'ghp-plain-3c1e' } }));
+    expect(message).toBe(
+      "stack/Fleet: 'secretEnvironment.GITHUB_TOKEN' is a plain string: pass a reference (a Key Vault secret data source, a sensitive TerraformVariable or a resource attribute) so the secret is not written into the synthesized JSON",
+    );
+    expect(message).not.toContain('ghp-plain-3c1e');
+  });
+});
+
+describe('AzureContainerAppsSessionFleet: validation', () => {
+  it('checks the 2-vCPU rule of session isolation against the app container', () => {
+    expect(errorOf(() => ({ policy: SESSION_POLICY }))).toBe(
+      "stack/Fleet: 'policy.instanceVcpu': session isolation requires an instance with at least 2 vCPU (instanceVcpu is 1)",
+    );
+  });
+
+  it('checks the consumption plan CPU and memory steps', () => {
+    expect(errorOf(() => ({ cpuCores: 1.1 }))).toBe(
+      "stack/Fleet: 'cpuCores' (1.1) must be a multiple of 0.25 on Azure Container Apps",
+    );
+    expect(errorOf(() => ({ agentMemoryGiB: 0.75 }))).toBe(
+      "stack/Fleet: 'agentMemoryGiB' (0.75) must be a multiple of 0.5 on Azure Container Apps",
+    );
+    expect(errorOf(() => ({ memoryGiB: 3 }))).toBe(
+      "stack/Fleet: 'memoryGiB' + 'agentMemoryGiB' (4) must be twice 'cpuCores' + 'agentCpuCores' (1.5) on Azure Container Apps: 3",
+    );
+    expect(errorOf(() => ({ cpuCores: 4 }))).toBe(
+      "stack/Fleet: 'cpuCores' + 'agentCpuCores' (4.5) must be at most 4 vCPUs per replica on Azure Container Apps",
+    );
+    expect(synth(() => ({ cpuCores: 3.5 })).fleet.memoryGiB).toBe(7);
+  });
+
+  it('keeps the drain time within the grace period Container Apps allows', () => {
+    expect(errorOf(() => ({ policy: { ...BASE.policy, drainTimeoutSeconds: 600 } }))).toBe(
+      "stack/Fleet: 'policy.drainTimeoutSeconds' (600) needs a termination grace period of 615 s; Azure Container Apps allows at most 600 s, so drainTimeoutSeconds must be at most 585",
+    );
+    expect(
+      app(synth(() => ({ policy: { ...BASE.policy, drainTimeoutSeconds: 585 } })).stack).template
+        .termination_grace_period_seconds,
+    ).toBe(600);
+  });
+
+  it('needs a VNet environment for external TCP ingress', () => {
+    expect(errorOf(() => ({ policy: { affinity: { type: 'copilot-jsonrpc' } } }))).toBe(
+      `stack/Fleet: 'infrastructureSubnetId' is required for affinity "copilot-jsonrpc" with external ingress: Azure Container Apps offers external TCP ingress only in an environment with its own virtual network (or set 'externalIngress' to false)`,
+    );
+  });
+
+  it('refuses settings of a new environment together with an existing one', () => {
+    expect(
+      errorOf(() => ({
+        containerAppEnvironmentId: '/subscriptions/0000/env',
+        logAnalyticsWorkspaceId: '/subscriptions/0000/ws',
+      })),
+    ).toBe(
+      "stack/Fleet: 'logAnalyticsWorkspaceId' cannot be combined with 'containerAppEnvironmentId': it configures a new environment",
+    );
+  });
+
+  it('keeps the name within the 32 characters of a container app name', () => {
+    expect(errorOf(() => ({ name: `mcp-${'x'.repeat(29)}` }))).toBe(
+      `stack/Fleet: 'name' ("mcp-xxxxxxxxxxxxxxxxxxxxxxxxxxxxx") must be 2-32 lowercase letters, digits and single hyphens, starting with a letter and ending with a letter or digit`,
+    );
+  });
+
+  it('refuses two app secrets that map to one container app secret name', () => {
+    expect(
+      errorOf((scope) => ({
+        secretEnvironment: { API_KEY: sensitive(scope, 'a'), API__KEY: sensitive(scope, 'b') },
+      })),
+    ).toBe(
+      `stack/Fleet: 'secretEnvironment' has two variables that map to the container app secret "app-api-key": rename one`,
+    );
+  });
+});
+
+describe('AzureContainerAppsSessionFleet: output', () => {
+  it('is deterministic and free of machine paths and timestamps', () => {
+    const props = (scope: Construct) => ({ adminToken: sensitive(scope, 'admin_token') });
+    const first = synth(props).json;
+    expect(synth(props).json).toBe(first);
+    expect(first).not.toContain(process.cwd());
+    expect(first).not.toContain(tmpdir());
+    expect(first).not.toMatch(/\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/);
+  });
+
+  it('matches the snapshot of the MCP session-isolation pattern', () => {
+    const { json } = synth((scope) => ({
+      name: 'mcp',
+      policy: SESSION_POLICY,
+      cpuCores: 2,
+      adminToken: sensitive(scope, 'admin_token'),
+      secretEnvironment: { OPENAI_API_KEY: keyVaultSecret(scope, 'OpenAiKey', 'openai-api-key') },
+    }));
+    expect(json).toMatchSnapshot();
+  });
+});
