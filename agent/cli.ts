@@ -3,7 +3,7 @@
  * work without any server around; the default runs the agent (`server.ts`).
  */
 import { readFile } from 'node:fs/promises';
-import { hostname } from 'node:os';
+import { hostname, networkInterfaces } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { policyJsonSchema, validatePolicyText } from '../policy/index.js';
 import { ConfigError, parseAgentConfig, usage } from './config.js';
@@ -56,7 +56,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
   }
   let config: ReturnType<typeof parseAgentConfig>;
   try {
-    config = parseAgentConfig(argv, process.env, { hostname: hostname() });
+    config = parseAgentConfig(argv, process.env, { hostname: hostname(), interfaces: networkInterfaces() });
   } catch (error) {
     if (error instanceof ConfigError) {
       io.stderr(`${error.message}\n\n${usage()}\n`);

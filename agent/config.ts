@@ -3,6 +3,7 @@
  * (`--admin-listen` → `SESSIONFLEET_ADMIN_LISTEN`); a flag on the command line wins. Errors name the
  * flag or variable, the value and the rule, and are all reported at once.
  */
+import type { NetworkInterfaceInfo } from 'node:os';
 import { parseArgs } from 'node:util';
 
 /** Each flag: its type and a one-line description for `--help` and the README. */
@@ -71,6 +72,8 @@ export interface AgentConfig {
   redisUrl?: string;
   instanceId: string;
   advertise: URL;
+  /** False when `advertise` was derived (from the listen address or this host's IP). */
+  advertiseExplicit: boolean;
   principalsFile?: string;
   principalHeader?: string;
   upstreamToken?: string;
@@ -117,7 +120,7 @@ export function formatHostPort({ host, port }: HostPort): string {
 export function parseAgentConfig(
   argv: readonly string[],
   env: NodeJS.ProcessEnv = process.env,
-  defaults: { hostname?: string } = {},
+  defaults: { hostname?: string; interfaces?: NodeJS.Dict<NetworkInterfaceInfo[]> } = {},
 ): AgentConfig {
   const options = Object.fromEntries(Object.keys(AGENT_FLAGS).map((name) => [name, { type: 'string' as const }]));
   let values: Record<string, string | undefined>;
@@ -201,7 +204,7 @@ export function parseAgentConfig(
   }
   const advertiseText = get('advertise');
   let advertise = new URL(
-    `http://${formatHostPort({ ...listen, host: listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host })}`,
+    `http://${formatHostPort({ ...listen, host: advertisedHost(listen.host, defaults.interfaces ?? {}) })}`,
   );
   if (advertiseText) {
     try {
@@ -232,6 +235,7 @@ export function parseAgentConfig(
     adminListen,
     instanceId,
     advertise,
+    advertiseExplicit: advertiseText !== undefined,
     probeIntervalMs: positiveInt('probe-interval-ms', 2000),
     unhealthyAfterMs: positiveInt('unhealthy-after-ms', 30000),
     logLevel: logLevel?.value ?? 'info',
@@ -248,6 +252,21 @@ export function parseAgentConfig(
 
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+/**
+ * The host peers should use when `--advertise` is not given: the listen host, or for a wildcard
+ * listen address this machine's first non-loopback IPv4 address (a pod IP, a container group IP),
+ * so agents of a fleet reach each other without extra configuration.
+ */
+export function advertisedHost(listenHost: string, interfaces: NodeJS.Dict<NetworkInterfaceInfo[]>): string {
+  if (listenHost !== '0.0.0.0' && listenHost !== '::') return listenHost;
+  for (const name of Object.keys(interfaces).sort()) {
+    for (const info of interfaces[name] ?? []) {
+      if (info.family === 'IPv4' && !info.internal) return info.address;
+    }
+  }
+  return '127.0.0.1';
 }
 
 export function usage(): string {

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import { type Policy, validatePolicyText } from '../policy/index.js';
 import { buildAdminApp } from './admin.js';
-import type { AgentConfig } from './config.js';
+import { type AgentConfig, formatHostPort } from './config.js';
 import type { AgentContext, Front, ListenAddress } from './core/context.js';
 import { InstanceLoad } from './core/load.js';
 import { createLogger, type Logger } from './core/logger.js';
@@ -150,6 +150,12 @@ export async function startAgent(config: AgentConfig, options: { logger?: Logger
     throw new StartupError([
       `cannot listen: ${code ?? ''} ${error instanceof Error ? error.message : String(error)}`.trim(),
     ]);
+  }
+  if (!config.advertiseExplicit && config.listen.port === 0) {
+    // Listening on a port the OS chose: tell peers the real one.
+    config.advertise = new URL(
+      `http://${formatHostPort({ host: config.advertise.hostname.replace(/^\[|\]$/g, ''), port: client.port })}`,
+    );
   }
   await probe.checkNow();
   probe.start();

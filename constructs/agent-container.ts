@@ -13,6 +13,12 @@ export const AGENT_HEALTH_PATH = '/healthz';
 export const AGENT_READY_PATH = '/readyz';
 export const AGENT_METRICS_PATH = '/metrics';
 
+/**
+ * The agent's executable on the agent image's PATH. Platforms that can only replace an image's whole
+ * command line (Azure Container Instances) start the agent by this name.
+ */
+export const AGENT_EXECUTABLE = 'sessionfleet-agent';
+
 /** The agent image the constructs use unless told otherwise (built from agent/Dockerfile). */
 export const DEFAULT_AGENT_IMAGE = 'ghcr.io/sessionfleet/agent:0.1.0';
 

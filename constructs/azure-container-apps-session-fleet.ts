@@ -24,6 +24,7 @@ import type { Policy } from '../policy/index.js';
 import {
   AGENT_ADMIN_PORT,
   AGENT_CLIENT_PORT,
+  AGENT_EXECUTABLE,
   AGENT_HEALTH_PATH,
   AGENT_READY_PATH,
   agentArgs,
@@ -36,7 +37,6 @@ import {
 } from './agent-container.js';
 import {
   AGENT_CONTAINER_NAME,
-  AGENT_EXECUTABLE,
   APP_CONTAINER_NAME,
   type AzureSessionFleetBaseProps,
   agentSecretEnvs,

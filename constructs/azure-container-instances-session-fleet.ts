@@ -20,6 +20,7 @@ import {
   AGENT_ADMIN_PORT,
   AGENT_CLIENT_PORT,
   AGENT_ENV,
+  AGENT_EXECUTABLE,
   AGENT_HEALTH_PATH,
   AGENT_READY_PATH,
   agentArgs,
@@ -31,7 +32,6 @@ import {
 } from './agent-container.js';
 import {
   AGENT_CONTAINER_NAME,
-  AGENT_EXECUTABLE,
   APP_CONTAINER_NAME,
   type AzureSessionFleetBaseProps,
   agentSecretEnvs,

@@ -30,13 +30,6 @@ import { type AzureSecretSource, checkSecretSource, secretValue } from './azure-
 import { AzureSessionStateStorage } from './azure-session-state-storage.js';
 import { resolveFleetPolicy, SessionFleetValidationError } from './fleet-policy.js';
 
-/**
- * The agent's executable in the agent image. Azure Container Instances can only replace an image's
- * whole command line, so both Azure fleets start the agent by name rather than rely on the image's
- * entrypoint.
- */
-export const AGENT_EXECUTABLE = 'sessionfleet-agent';
-
 /** The container names inside every instance. */
 export const APP_CONTAINER_NAME = 'app';
 export const AGENT_CONTAINER_NAME = 'sessionfleet-agent';

@@ -42,9 +42,26 @@ export function resolveFleetPolicy(
   const prop = options.propName ?? 'policy';
   const concrete: Record<string, unknown> = {};
   const deferred: Record<string, unknown> = {};
+  // Paths whose value is a token: no rule that mentions them can be judged at synth time.
+  const unresolved: string[] = [];
   for (const [key, value] of Object.entries(input as Record<string, unknown>)) {
-    if (Token.isUnresolved(value)) deferred[key] = value;
-    else concrete[key] = value;
+    if (Token.isUnresolved(value)) {
+      deferred[key] = value;
+      unresolved.push(key);
+      if (key in STAND_INS) concrete[key] = STAND_INS[key];
+    } else if (isPlainObject(value)) {
+      // Nested settings (affinity.headerName, collaborative.lockTtlSeconds...): validate the object
+      // with a stand-in that passes, then put the token back.
+      const copy: Record<string, unknown> = { ...value };
+      for (const [inner, innerValue] of Object.entries(value)) {
+        if (!Token.isUnresolved(innerValue)) continue;
+        copy[inner] = STAND_INS[inner] ?? innerValue;
+        unresolved.push(`${key}.${inner}`);
+      }
+      concrete[key] = copy;
+    } else {
+      concrete[key] = value;
+    }
   }
   const problems: string[] = [];
   if (
@@ -58,10 +75,49 @@ export function resolveFleetPolicy(
     else concrete.instanceVcpu = vcpu;
   }
   const result = validatePolicy(concrete);
-  if (!result.ok) problems.push(...result.errors.map((e) => quoteProp(prop, e.path, e.message)));
+  const judged = result.errors.filter((e) => !unresolved.some((path) => e.path === path || e.message.includes(path)));
+  problems.push(...judged.map((e) => quoteProp(prop, e.path, e.message)));
   if (problems.length > 0) throw new SessionFleetValidationError(scope, problems);
-  const policy = { ...result.policy, ...deferred } as Policy;
+  // Errors that only concern tokens leave no normalized policy; fall back to the input as given.
+  const normalized = result.ok ? result.policy : (concrete as unknown as Policy);
+  const policy = { ...normalized, ...deferred } as Policy;
+  for (const key of Object.keys(deferred))
+    if (!(key in STAND_INS)) delete (policy as unknown as Record<string, unknown>)[key];
+  Object.assign(policy, deferred);
+  for (const path of unresolved) {
+    const [outer, inner] = path.split('.') as [string, string | undefined];
+    if (inner === undefined) continue;
+    const source = (input as unknown as Record<string, Record<string, unknown>>)[outer];
+    const target = { ...((policy as unknown as Record<string, Record<string, unknown>>)[outer] ?? {}) };
+    target[inner] = source?.[inner];
+    (policy as unknown as Record<string, unknown>)[outer] = target;
+  }
   return { policy, warnings: result.warnings.map((w) => w.message) };
+}
+
+/**
+ * Values that pass the structural checks and are the most permissive for the cross-field rules,
+ * standing in for tokens during validation (so the defaults of the other fields still apply).
+ */
+const STAND_INS: Record<string, unknown> = {
+  sessionsPerInstance: 1,
+  concurrencyPerInstance: 200,
+  sessionLifetimeSeconds: 2_592_000,
+  sessionIdleTimeoutSeconds: 0,
+  minInstances: 1,
+  maxInstances: 1000,
+  drainTimeoutSeconds: 30,
+  placementWaitSeconds: 5,
+  headerName: 'x-sessionfleet-session',
+  cookieName: 'sessionfleet-session',
+  ssePath: '/sse',
+  lockTtlSeconds: 30,
+  lockWaitSeconds: 10,
+  enabled: true,
+};
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /**

@@ -28,6 +28,26 @@ describe('agent flags', () => {
     expect(config.advertise.href).toBe('http://127.0.0.1:8081/');
   });
 
+  it('advertises the first non-loopback IPv4 address when listening on all interfaces', () => {
+    const interfaces = {
+      lo: [{ address: '127.0.0.1', family: 'IPv4', internal: true }],
+      eth0: [
+        { address: 'fe80::1', family: 'IPv6', internal: false },
+        { address: '10.1.2.3', family: 'IPv4', internal: false },
+      ],
+    } as unknown as NodeJS.Dict<import('node:os').NetworkInterfaceInfo[]>;
+    const config = parseAgentConfig(['--policy', 'p', '--upstream', 'http://127.0.0.1:1'], {}, { interfaces });
+    expect(config.advertise.href).toBe('http://10.1.2.3:8080/');
+    expect(config.advertiseExplicit).toBe(false);
+    const explicit = parseAgentConfig(
+      ['--policy', 'p', '--upstream', 'http://127.0.0.1:1', '--advertise', 'http://pod.svc:8080'],
+      {},
+      { interfaces },
+    );
+    expect(explicit.advertise.href).toBe('http://pod.svc:8080/');
+    expect(explicit.advertiseExplicit).toBe(true);
+  });
+
   it('parses host:port forms', () => {
     expect(parseHostPort('[::1]:80')).toEqual({ host: '::1', port: 80 });
     expect(parseHostPort(':80')).toEqual({ host: '0.0.0.0', port: 80 });
