@@ -2,3 +2,4 @@
 export * from '../policy/index.js';
 export * from './agent-container.js';
 export { type ResolvedFleetPolicy, resolveFleetPolicy, SessionFleetValidationError } from './fleet-policy.js';
+export * from './kubernetes-session-fleet.js';
