@@ -11,7 +11,7 @@ import type {
   DeploymentV1SpecTemplateSpecContainerVolumeMount,
   DeploymentV1SpecTemplateSpecVolume,
 } from '@cdktf/provider-kubernetes/lib/deployment-v1/index.js';
-import { Fn, Token } from 'cdktf';
+import { Fn, Op, Token } from 'cdktf';
 import type { Policy } from '../policy/index.js';
 import {
   AGENT_ADMIN_PORT,
@@ -393,8 +393,9 @@ function agentHttpProbe(path: string, periodSeconds: number, failureThreshold: n
 }
 
 function startupFailures(app: ResolvedAppContainer): number {
-  if (Token.isUnresolved(app.startupTimeoutSeconds)) return 60;
-  return Math.max(1, Math.ceil(app.startupTimeoutSeconds / STARTUP_PROBE_PERIOD_SECONDS));
+  const timeout = app.startupTimeoutSeconds;
+  if (Token.isUnresolved(timeout)) return Token.asNumber(Fn.ceil(Op.div(timeout, STARTUP_PROBE_PERIOD_SECONDS)));
+  return Math.max(1, Math.ceil(timeout / STARTUP_PROBE_PERIOD_SECONDS));
 }
 
 function sleepBeforeStop(seconds: number) {

@@ -335,9 +335,9 @@ export class KubernetesSessionFleet extends Construct {
 
     const sharedState = isSharedStorage(this.storage);
     if (policyInput.sharedSessionState === true && !sharedState) {
-      problems.add(
+      problems.addShown(
         'policy.sharedSessionState',
-        true,
+        'true',
         `needs storage every instance mounts (storage is ${describeStorage(this.storage)}): use KubernetesSessionStorage.sharedVolume() or existingClaim() with accessMode "ReadWriteMany"`,
       );
     }
@@ -368,7 +368,7 @@ export class KubernetesSessionFleet extends Construct {
       );
     } catch (error) {
       if (!(error instanceof SessionFleetValidationError)) throw error;
-      problems.list.push(...error.problems);
+      problems.list.push(...error.problems.map((p) => this.nameTheProp(p, recycle)));
     }
     if (!problems.empty || !resolved) throw new SessionFleetValidationError(this, problems.list);
     this.policy = resolved.policy;
@@ -431,22 +431,27 @@ export class KubernetesSessionFleet extends Construct {
     if (options.storage !== undefined) {
       checkStorage(problems, `${prefix}storage`, options.storage, maxInstances);
     } else if (storage.kind === 'existing-claim') {
-      problems.add(
+      problems.addShown(
         'storage',
         describeStorage(storage),
         `would be shared by every tenant: give tenant ${JSON.stringify(tenantId)} its own '${prefix}storage'`,
       );
     }
-    if (options.storage !== undefined && this.policy.sharedSessionState === true && !isSharedStorage(storage)) {
-      problems.add(
-        'policy.sharedSessionState',
-        true,
-        `needs storage every instance mounts (tenant ${JSON.stringify(tenantId)} has ${describeStorage(storage)}): use KubernetesSessionStorage.sharedVolume() or existingClaim() with accessMode "ReadWriteMany"`,
+    if (
+      options.storage !== undefined &&
+      problems.empty &&
+      this.policy.sharedSessionState === true &&
+      !isSharedStorage(options.storage)
+    ) {
+      problems.addShown(
+        `${prefix}storage`,
+        describeStorage(options.storage),
+        "is not mounted by every instance, but 'policy.sharedSessionState' is true for every tenant (they share one policy file): give every tenant storage that is",
       );
     }
     const redis = options.redis ?? this.redis;
     if (options.redis === undefined && redis.kind === 'external') {
-      problems.add(
+      problems.addShown(
         'redis',
         'external',
         `would be shared by every tenant, whose agents would then coordinate as one fleet: give tenant ${JSON.stringify(tenantId)} its own '${prefix}redis'`,
@@ -525,6 +530,29 @@ export class KubernetesSessionFleet extends Construct {
       metricsScrapeNamespaces: this.metricsScrapeNamespaces,
       preStopDelaySeconds: this.preStopDelaySeconds,
     };
+  }
+
+  /**
+   * The policy model names its own fields; where a construct prop supplied the value, name the prop:
+   * the instance's vCPU comes from the app's CPU, `recycleAfterSession` may come from the prop.
+   */
+  private nameTheProp(problem: string, recycle: boolean): string {
+    const vcpu = "'policy.instanceVcpu': ";
+    if (problem.startsWith(vcpu) && this.props.policy.instanceVcpu === undefined) {
+      const prop =
+        this.props.app.cpuRequest === undefined && this.props.app.cpuLimit !== undefined ? 'cpuLimit' : 'cpuRequest';
+      const value = prop === 'cpuLimit' ? this.app.cpuLimit : this.app.cpuRequest;
+      return `'app.${prop}' (${JSON.stringify(value)}): ${problem.slice(vcpu.length)}`;
+    }
+    const recycleField = "'policy.recycleAfterSession'";
+    if (
+      problem.startsWith(recycleField) &&
+      this.props.recycleAfterSession !== undefined &&
+      this.props.policy.recycleAfterSession === undefined
+    ) {
+      return `'recycleAfterSession' (${recycle})${problem.slice(recycleField.length)}`;
+    }
+    return problem;
   }
 
   private checkProps(problems: Problems, recycle: boolean): void {
@@ -642,7 +670,7 @@ export class KubernetesSessionFleet extends Construct {
       );
     }
     if (recycle === true && this.storage.kind !== 'ephemeral' && props.storage !== undefined) {
-      problems.add(
+      problems.addShown(
         'storage',
         describeStorage(this.storage),
         'outlives the pod, so a recycled instance would leave its session behind: use KubernetesSessionStorage.ephemeral() with recycleAfterSession',
@@ -670,11 +698,13 @@ function checkResources(
     problems.add(
       `${prefix}.cpuRequest`,
       resolved.cpuRequest,
-      `must not exceed ${prefix}.cpuLimit (${JSON.stringify(resolved.cpuLimit)})`,
+      `must not exceed '${prefix}.cpuLimit' (${JSON.stringify(resolved.cpuLimit)})`,
     );
   }
   checkWholeNumber(problems, `${prefix}.memoryRequestMiB`, resolved.memoryRequestMiB, 1, 1_048_576);
-  checkWholeNumber(problems, `${prefix}.memoryLimitMiB`, resolved.memoryLimitMiB, 1, 1_048_576);
+  if (given.memoryLimitMiB !== undefined) {
+    checkWholeNumber(problems, `${prefix}.memoryLimitMiB`, resolved.memoryLimitMiB, 1, 1_048_576);
+  }
   if (
     !isToken(resolved.memoryRequestMiB) &&
     !isToken(resolved.memoryLimitMiB) &&
@@ -683,7 +713,7 @@ function checkResources(
     problems.add(
       `${prefix}.memoryRequestMiB`,
       resolved.memoryRequestMiB,
-      `must not exceed ${prefix}.memoryLimitMiB (${resolved.memoryLimitMiB})`,
+      `must not exceed '${prefix}.memoryLimitMiB' (${resolved.memoryLimitMiB})`,
     );
   }
 }
@@ -775,7 +805,7 @@ function checkRedis(
   maxInstances: number | undefined,
 ): void {
   if (redis.kind === 'none' && maxInstances !== undefined && maxInstances > 1) {
-    problems.add(
+    problems.addShown(
       prop,
       'none',
       `leaves each agent its own in-memory store, which serves one instance: with 'policy.maxInstances' (${maxInstances}) use KubernetesFleetRedis.inCluster() or external()`,

@@ -25,6 +25,11 @@ export class Problems {
     this.list.push(`'${prop}' (${describeValue(value)}) ${rule}`);
   }
 
+  /** `'prop' (shown) rule`, for a value already put in words (e.g. a storage choice). */
+  addShown(prop: string, shown: string, rule: string): void {
+    this.list.push(`'${prop}' (${shown}) ${rule}`);
+  }
+
   /** A sentence that is not about one value. */
   addSentence(sentence: string): void {
     this.list.push(sentence);
@@ -115,6 +120,8 @@ export function mebibytes(value: number): string {
 
 /** A fraction as a Kubernetes quantity without floating-point noise: 0.8 → "800m", 1 → "1". */
 export function fractionQuantity(value: number): string {
+  // Kubernetes also reads decimal quantities ("0.8"): the form a value known at apply time takes.
+  if (isToken(value)) return Token.asString(value);
   const millis = Math.round(value * 1000);
   return millis % 1000 === 0 ? String(millis / 1000) : `${millis}m`;
 }
