@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { ConfigMapV1 } from '@cdktf/provider-kubernetes/lib/config-map-v1/index.js';
 import { Annotations, Fn } from 'cdktf';
 import { Construct } from 'constructs';
-import { type Policy, type PolicyInput, parseCpuQuantity } from '../policy/index.js';
+import { DEFAULTS, type Policy, type PolicyInput, parseCpuQuantity } from '../policy/index.js';
 import {
   AGENT_ADMIN_PORT,
   AGENT_CLIENT_PORT,
@@ -326,7 +326,9 @@ export class KubernetesSessionFleet extends Construct {
     // Validation: every prop first, then the policy with the shared model; all reported at once.
     const problems = new Problems();
     this.checkProps(problems, recycle);
-    const maxInstances = isToken(policyInput.maxInstances) ? undefined : (policyInput.maxInstances ?? 10);
+    const maxInstances = isToken(policyInput.maxInstances)
+      ? undefined
+      : (policyInput.maxInstances ?? DEFAULTS.maxInstances);
     const redisChoice =
       props.redis ?? (maxInstances === 1 ? KubernetesFleetRedis.none() : KubernetesFleetRedis.inCluster());
     this.redis = redisChoice;
