@@ -4,3 +4,4 @@ export * from './agent-container.js';
 export * from './azure-container-apps-session-fleet.js';
 export * from './azure-container-instances-session-fleet.js';
 export { type ResolvedFleetPolicy, resolveFleetPolicy, SessionFleetValidationError } from './fleet-policy.js';
+export * from './kubernetes-session-fleet.js';

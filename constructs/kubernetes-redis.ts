@@ -1,0 +1,221 @@
+/**
+ * The Redis a Kubernetes fleet's agents coordinate through (SPEC.md §1, §6): an existing endpoint,
+ * a small in-cluster Redis the construct creates, or none for a one-instance fleet.
+ *
+ * The in-cluster Redis requires AUTH. Its password is generated at apply time by Terraform's
+ * `uuid()` into a Secret whose data Terraform then ignores (the documented way to use `uuid()` in a
+ * resource), so the synthesized JSON holds no password and stays identical on every synth. The
+ * password reaches Redis on standard input, never on its command line, and reaches the agents as
+ * an environment variable from the Secret, never as plain configuration.
+ */
+import { DeploymentV1 } from '@cdktf/provider-kubernetes/lib/deployment-v1/index.js';
+import { NetworkPolicyV1 } from '@cdktf/provider-kubernetes/lib/network-policy-v1/index.js';
+import { SecretV1 } from '@cdktf/provider-kubernetes/lib/secret-v1/index.js';
+import { ServiceV1 } from '@cdktf/provider-kubernetes/lib/service-v1/index.js';
+import { Fn } from 'cdktf';
+import { Construct } from 'constructs';
+import { type KubernetesSecretKey, mebibytes } from './kubernetes-validation.js';
+
+export const REDIS_PORT = 6379;
+export const DEFAULT_REDIS_IMAGE = 'redis:7.4-alpine';
+/** The uid and gid of the `redis` user of the official Redis images. */
+const REDIS_UID = 999;
+
+export interface KubernetesInClusterRedisOptions {
+  /**
+   * Redis image. It must provide `sh` and `redis-server` (the official images do).
+   * @default 'redis:7.4-alpine'
+   */
+  readonly image?: string;
+  /**
+   * Memory of the Redis container, in MiB (request and limit); Redis may use 75% of it for data.
+   * @default 128
+   */
+  readonly memoryMiB?: number;
+  /**
+   * The Secret key that holds the AUTH password, when you manage the password yourself. It must
+   * be URL-safe (letters, digits, `-._~`): the agents reach Redis at `redis://:<password>@host`.
+   * @default - a Secret with a password Terraform generates at apply time
+   */
+  readonly authSecret?: KubernetesSecretKey;
+}
+
+/** How a fleet's agents reach Redis; create one with the `KubernetesFleetRedis` functions. */
+export type KubernetesFleetRedis =
+  | { readonly kind: 'external'; readonly urlSecret: KubernetesSecretKey }
+  | {
+      readonly kind: 'in-cluster';
+      readonly image: string;
+      readonly memoryMiB: number;
+      readonly authSecret?: KubernetesSecretKey;
+    }
+  | { readonly kind: 'none' };
+
+export const KubernetesFleetRedis = {
+  /**
+   * A Redis you run: the agents read its `redis://` or `rediss://` URL, password included, from a
+   * Secret key.
+   */
+  external(urlSecret: KubernetesSecretKey): KubernetesFleetRedis {
+    return { kind: 'external', urlSecret };
+  },
+  /** A single small Redis in the fleet's namespace, with AUTH, reachable only from the fleet's pods. */
+  inCluster(options: KubernetesInClusterRedisOptions = {}): KubernetesFleetRedis {
+    return {
+      kind: 'in-cluster',
+      image: options.image ?? DEFAULT_REDIS_IMAGE,
+      memoryMiB: options.memoryMiB ?? 128,
+      ...(options.authSecret !== undefined ? { authSecret: options.authSecret } : {}),
+    };
+  },
+  /** No Redis: each agent uses its embedded in-memory store, which serves a one-instance fleet only. */
+  none(): KubernetesFleetRedis {
+    return { kind: 'none' };
+  },
+} as const;
+
+export interface KubernetesRedisProps {
+  /** Namespace of every resource. */
+  readonly namespace: string;
+  /** Name of the Deployment, the Service and the NetworkPolicy. */
+  readonly name: string;
+  /** Labels of every resource and of the pod, the selector labels included. */
+  readonly labels: Readonly<Record<string, string>>;
+  /** Labels that select the Redis pod (a subset of `labels`). */
+  readonly selectorLabels: Readonly<Record<string, string>>;
+  /** Labels of the pods that may connect: only they get through the NetworkPolicy. */
+  readonly clientLabels: Readonly<Record<string, string>>;
+  readonly image: string;
+  readonly memoryMiB: number;
+  /** @default - a generated Secret named `<name>-auth` */
+  readonly authSecret?: KubernetesSecretKey;
+}
+
+/** A single-replica Redis without persistence, with AUTH and a NetworkPolicy. */
+export class KubernetesRedis extends Construct {
+  /** The Secret key that holds the AUTH password. */
+  public readonly authSecretKey: KubernetesSecretKey;
+  /** The generated password Secret, unless `authSecret` was given. */
+  public readonly authSecret?: SecretV1;
+  public readonly deployment: DeploymentV1;
+  public readonly service: ServiceV1;
+  public readonly networkPolicy: NetworkPolicyV1;
+  /** Host name the fleet's pods reach Redis at (the Service, in the same namespace). */
+  public readonly host: string;
+  public readonly port = REDIS_PORT;
+
+  constructor(scope: Construct, id: string, props: KubernetesRedisProps) {
+    super(scope, id);
+    const metadata = { namespace: props.namespace, labels: { ...props.labels } };
+
+    if (props.authSecret) {
+      this.authSecretKey = props.authSecret;
+    } else {
+      const secretName = `${props.name}-auth`;
+      this.authSecret = new SecretV1(this, 'AuthSecret', {
+        metadata: { ...metadata, name: secretName },
+        type: 'Opaque',
+        // A UUID (122 random bits) generated once, when the Secret is created; `ignore_changes`
+        // keeps the next plans from replacing it with a new one.
+        data: { password: Fn.uuid() },
+        lifecycle: { ignoreChanges: ['data'] },
+      });
+      this.authSecretKey = { secretName, key: 'password' };
+    }
+
+    const maxMemoryMiB = Math.floor(props.memoryMiB * 0.75);
+    this.deployment = new DeploymentV1(this, 'Deployment', {
+      metadata: { ...metadata, name: props.name },
+      spec: {
+        replicas: '1',
+        selector: { matchLabels: { ...props.selectorLabels } },
+        // One replica without persistence: a new pod must not run beside the old one.
+        strategy: { type: 'Recreate' },
+        template: {
+          metadata: { labels: { ...props.labels } },
+          spec: {
+            automountServiceAccountToken: false,
+            enableServiceLinks: false,
+            securityContext: { seccompProfile: { type: 'RuntimeDefault' } },
+            container: [
+              {
+                name: 'redis',
+                image: props.image,
+                // The password goes into redis-server's configuration on standard input, so it never
+                // shows on a command line. "$@" passes the settings below.
+                command: [
+                  'sh',
+                  '-c',
+                  'exec redis-server - "$@" <<EOF\nrequirepass $REDIS_PASSWORD\nEOF\n',
+                  'redis-server',
+                ],
+                args: [
+                  '--port',
+                  String(REDIS_PORT),
+                  '--save',
+                  '',
+                  '--appendonly',
+                  'no',
+                  '--maxmemory',
+                  `${maxMemoryMiB}mb`,
+                  // Coordination data (leases, owners, locks) must never be evicted silently.
+                  '--maxmemory-policy',
+                  'noeviction',
+                ],
+                env: [
+                  {
+                    name: 'REDIS_PASSWORD',
+                    valueFrom: {
+                      secretKeyRef: { name: this.authSecretKey.secretName, key: this.authSecretKey.key },
+                    },
+                  },
+                ],
+                port: [{ name: 'redis', containerPort: REDIS_PORT, protocol: 'TCP' }],
+                resources: {
+                  requests: { cpu: '50m', memory: mebibytes(props.memoryMiB) },
+                  limits: { cpu: '500m', memory: mebibytes(props.memoryMiB) },
+                },
+                livenessProbe: { tcpSocket: [{ port: String(REDIS_PORT) }], periodSeconds: 10 },
+                readinessProbe: { tcpSocket: [{ port: String(REDIS_PORT) }], periodSeconds: 5 },
+                securityContext: {
+                  runAsNonRoot: true,
+                  runAsUser: String(REDIS_UID),
+                  runAsGroup: String(REDIS_UID),
+                  readOnlyRootFilesystem: true,
+                  allowPrivilegeEscalation: false,
+                  capabilities: { drop: ['ALL'] },
+                },
+                volumeMount: [{ name: 'data', mountPath: '/data' }],
+              },
+            ],
+            volume: [{ name: 'data', emptyDir: {} }],
+          },
+        },
+      },
+    });
+
+    this.service = new ServiceV1(this, 'Service', {
+      metadata: { ...metadata, name: props.name },
+      spec: {
+        type: 'ClusterIP',
+        selector: { ...props.selectorLabels },
+        port: [{ name: 'redis', port: REDIS_PORT, targetPort: 'redis', protocol: 'TCP' }],
+      },
+    });
+    this.host = props.name;
+
+    this.networkPolicy = new NetworkPolicyV1(this, 'NetworkPolicy', {
+      metadata: { ...metadata, name: props.name },
+      spec: {
+        podSelector: { matchLabels: { ...props.selectorLabels } },
+        policyTypes: ['Ingress'],
+        ingress: [
+          {
+            ports: [{ port: String(REDIS_PORT), protocol: 'TCP' }],
+            from: [{ podSelector: { matchLabels: { ...props.clientLabels } } }],
+          },
+        ],
+      },
+    });
+  }
+}
