@@ -2,7 +2,7 @@
  * The package as users get it: `npm pack`, installed into a fresh cdktf project outside the
  * repository, used from a small stack, synthesized.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +14,7 @@ describe('the packed library in a fresh cdktf project', () => {
   const work = mkdtempSync(join(tmpdir(), 'sessionfleet-pack-'));
   const project = join(work, 'user-stack');
   let files: string[] = [];
+  let tarballPath = '';
 
   beforeAll(async () => {
     const pack = await run('npm', ['pack', '--json', '--pack-destination', work]);
@@ -21,6 +22,7 @@ describe('the packed library in a fresh cdktf project', () => {
     const [info] = JSON.parse(pack.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
     files = info!.files.map((f) => f.path);
     const tarball = join(work, info!.filename);
+    tarballPath = tarball;
 
     await run('mkdir', ['-p', project]);
     writeFileSync(
@@ -98,4 +100,40 @@ describe('the packed library in a fresh cdktf project', () => {
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout.trim()).toMatch(/node_modules\/sessionfleet\/schema\/policy\.schema\.json$/);
   });
+
+  it('works for an Azure-only project through sessionfleet/azure, without the Kubernetes provider', async () => {
+    const azureOnly = join(work, 'azure-only');
+    await run('mkdir', ['-p', azureOnly]);
+    writeFileSync(
+      join(azureOnly, 'package.json'),
+      JSON.stringify({ name: 'azure-only', private: true, type: 'module' }),
+    );
+    const install = await run(
+      'npm',
+      [
+        'install',
+        '--prefer-offline',
+        '--no-audit',
+        '--no-fund',
+        tarballPath,
+        `cdktf@${pkg.devDependencies.cdktf}`,
+        `constructs@${pkg.devDependencies.constructs}`,
+        `@cdktf/provider-azurerm@${pkg.devDependencies['@cdktf/provider-azurerm']}`,
+      ],
+      { cwd: azureOnly },
+    );
+    expect(install.code, install.stderr).toBe(0);
+    expect(existsSync(join(azureOnly, 'node_modules/@cdktf/provider-kubernetes'))).toBe(false);
+    writeFileSync(
+      join(azureOnly, 'main.mjs'),
+      readFileSync(join(REPO_ROOT, 'test/package/azure-only-stack.mjs'), 'utf8'),
+    );
+    const result = await run(process.execPath, ['main.mjs'], {
+      cwd: azureOnly,
+      env: { CDKTF_OUTDIR: join(azureOnly, 'cdktf.out') },
+    });
+    expect(result.code, result.stderr).toBe(0);
+    const stack = JSON.parse(readFileSync(join(azureOnly, 'cdktf.out/stacks/azure-user/cdk.tf.json'), 'utf8'));
+    expect(Object.keys(stack.resource.azurerm_container_group)).toHaveLength(2);
+  }, 600_000);
 });

@@ -1,0 +1,23 @@
+// An Azure user's program: only @cdktf/provider-azurerm is installed, so it imports the Azure subpath.
+import { AzurermProvider } from '@cdktf/provider-azurerm/lib/provider/index.js';
+import { App, LocalBackend, TerraformStack, TerraformVariable } from 'cdktf';
+import { AzureContainerInstancesSessionFleet } from 'sessionfleet/azure';
+
+const app = new App();
+const stack = new TerraformStack(app, 'azure-user');
+new LocalBackend(stack, { path: 'terraform.azure-user.tfstate' });
+new AzurermProvider(stack, 'Azurerm', { features: [{}] });
+const token = new TerraformVariable(stack, 'ConnectionToken', { type: 'string', sensitive: true });
+new AzureContainerInstancesSessionFleet(stack, 'CopilotFleet', {
+  location: 'westeurope',
+  name: 'user-copilot',
+  image: 'example/copilot-cli:1.0.102',
+  command: ['copilot', '--headless', '--port', '4321'],
+  appPort: 4321,
+  upstreamToken: token,
+  secretEnvironment: { COPILOT_CONNECTION_TOKEN: token },
+  policy: { affinity: { type: 'copilot-jsonrpc' }, maxInstances: 2 },
+  instanceCount: 2,
+});
+app.synth();
+console.log('azure-only stack synthesized');
