@@ -25,6 +25,7 @@ import {
 } from '@cdktf/provider-kubernetes/lib/stateful-set-v1/index.js';
 import { Token } from 'cdktf';
 import { Construct } from 'constructs';
+import { PLACEMENT_DEMAND_METRIC, SESSION_UTILIZATION_METRIC } from '../agent/core/metric-names.js';
 import type { Policy } from '../policy/index.js';
 import { AGENT_ADMIN_PORT, AGENT_CLIENT_PORT } from './agent-container.js';
 import {
@@ -40,10 +41,8 @@ import { type KubernetesFleetRedis, KubernetesRedis } from './kubernetes-redis.j
 import type { KubernetesSessionStorage } from './kubernetes-session-storage.js';
 import { fractionQuantity, type KubernetesSecretKey } from './kubernetes-validation.js';
 
-/** Active sessions / sessionsPerInstance (0..1), exported by every agent on /metrics. */
-export const SESSION_UTILIZATION_METRIC = 'sessionfleet_session_utilization';
-/** Sessions waiting for capacity, exported by every agent on /metrics. */
-export const PLACEMENT_DEMAND_METRIC = 'sessionfleet_placement_demand';
+export { PLACEMENT_DEMAND_METRIC, SESSION_UTILIZATION_METRIC };
+
 /** Label that ties a tenant's pods together; NetworkPolicies deny traffic between its values. */
 export const TENANT_LABEL = 'sessionfleet/tenant';
 

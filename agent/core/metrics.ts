@@ -4,6 +4,7 @@
  * the Kubernetes construct's HPA scales on `sessionfleet_session_utilization`.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { PLACEMENT_DEMAND_METRIC, SESSION_UTILIZATION_METRIC } from './metric-names.js';
 
 export interface AgentMetrics {
   readonly registry: Registry;
@@ -32,7 +33,7 @@ export function createMetrics(options: { instanceId: string; defaultMetrics?: bo
       registers,
     }),
     sessionUtilization: new Gauge({
-      name: 'sessionfleet_session_utilization',
+      name: SESSION_UTILIZATION_METRIC,
       help: 'Active sessions divided by sessionsPerInstance (0..1); the HPA scales on its average.',
       registers,
     }),
@@ -73,7 +74,7 @@ export function createMetrics(options: { instanceId: string; defaultMetrics?: bo
     }),
     draining: new Gauge({ name: 'sessionfleet_draining', help: '1 while the agent drains before exit.', registers }),
     placementDemand: new Gauge({
-      name: 'sessionfleet_placement_demand',
+      name: PLACEMENT_DEMAND_METRIC,
       help: 'New sessions waiting for capacity anywhere in the fleet (the autoscaler reads it).',
       registers,
     }),
