@@ -15,6 +15,7 @@ import { createLogger, type Logger } from './core/logger.js';
 import { createMetrics } from './core/metrics.js';
 import { Principals } from './core/principals.js';
 import { httpCheck, type ProbeCheck, tcpCheck, UpstreamProbe } from './core/probe.js';
+import { deleteOwnPod, inClusterPod } from './core/recycle.js';
 import { type EndReason, type Session, SessionTable } from './core/sessions.js';
 
 export class StartupError extends Error {
@@ -32,6 +33,8 @@ export interface RunningAgent {
   readonly admin: ListenAddress;
   /** Drains (bounded by the policy's drain timeout) and closes everything. */
   shutdown(reason?: string): Promise<void>;
+  /** Resolves once the agent has stopped, whoever asked it to (a signal, recycling). */
+  readonly stopped: Promise<void>;
 }
 
 /** Reads and validates the policy file; every problem is reported, nothing is thrown raw. */
@@ -172,6 +175,10 @@ export async function startAgent(config: AgentConfig, options: { logger?: Logger
   );
 
   let shuttingDown: Promise<void> | undefined;
+  let markStopped: () => void = () => {};
+  const stopped = new Promise<void>((resolve) => {
+    markStopped = resolve;
+  });
   const shutdown = (reason = 'shutdown') => {
     shuttingDown ??= (async () => {
       draining = true;
@@ -198,11 +205,40 @@ export async function startAgent(config: AgentConfig, options: { logger?: Logger
       await front.close();
       await adminApp.close();
       logger.info('agent stopped');
-    })();
+    })().finally(markStopped);
     return shuttingDown;
   };
 
-  return { context, front, probe, client, admin, shutdown };
+  if (policy.recycleAfterSession) {
+    context.onSessionEnd((session, reason) => {
+      if (reason === 'drained' || shuttingDown) return;
+      logger.info({ sessionId: session.id, reason }, 'the instance served its session: recycling it');
+      void recycle(shutdown, logger);
+    });
+  }
+
+  return { context, front, probe, client, admin, shutdown, stopped };
+}
+
+/**
+ * After the one session of a recycled instance: drain, then have the platform replace the
+ * instance. In a pod the agent deletes the pod (Kubernetes then stops both containers and the
+ * Deployment starts a fresh one); elsewhere it exits and the platform restarts the instance.
+ */
+async function recycle(shutdown: (reason?: string) => Promise<void>, logger: Logger): Promise<void> {
+  await shutdown('recycle');
+  const pod = await inClusterPod();
+  if (!pod) return;
+  try {
+    const deleted = await deleteOwnPod(pod, AbortSignal.timeout(10_000));
+    if (deleted) logger.info({ pod: pod.podName }, 'asked Kubernetes to delete this pod');
+    else logger.error({ pod: pod.podName }, 'Kubernetes refused to delete this pod; exiting instead');
+  } catch (error) {
+    logger.error(
+      { pod: pod.podName, err: error instanceof Error ? error.message : String(error) },
+      'cannot delete this pod; exiting instead',
+    );
+  }
 }
 
 /** The CLI's default command: runs until SIGTERM/SIGINT, then drains and resolves with the exit code. */
@@ -217,17 +253,16 @@ export async function runAgent(config: AgentConfig): Promise<number> {
     }
     throw error;
   }
-  return new Promise<number>((resolve) => {
-    const stop = (signal: NodeJS.Signals) => {
-      agent.shutdown(signal).then(
-        () => resolve(0),
-        (error: unknown) => {
-          agent.context.logger.error({ err: error }, 'shutdown failed');
-          resolve(1);
-        },
-      );
-    };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-  });
+  const stop = (signal: NodeJS.Signals) => {
+    agent.shutdown(signal).catch((error: unknown) => {
+      agent.context.logger.error({ err: error }, 'shutdown failed');
+      process.exitCode = 1;
+    });
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  await agent.stopped;
+  process.off('SIGTERM', stop);
+  process.off('SIGINT', stop);
+  return 0;
 }
