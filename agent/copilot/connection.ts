@@ -91,6 +91,8 @@ export class ClientConnection implements Attachment {
   private readonly held = new Set<string>();
   private outTail: Promise<void> | undefined;
   private upstreamGone = false;
+  /** The agent is closing this connection (shutdown): the upstream closing is expected. */
+  private closing = false;
   private readonly closedPromise: Promise<void>;
 
   constructor(
@@ -128,6 +130,7 @@ export class ClientConnection implements Attachment {
 
   /** Ends both connections (the CLI unloads what only this connection held, saving its state). */
   close(): void {
+    this.closing = true;
     this.peer.end();
     this.upstream?.close();
     setTimeout(() => this.peer.destroy(), 2000).unref();
@@ -687,7 +690,7 @@ export class ClientConnection implements Attachment {
 
   private onUpstreamClose(): void {
     this.upstreamGone = true;
-    if (this.phase === 'closed') return;
+    if (this.phase === 'closed' || this.closing) return;
     this.log.warn('the Copilot CLI closed the connection: closing the client connection');
     this.peer.end();
     setTimeout(() => this.peer.destroy(), 2000).unref();

@@ -26,6 +26,8 @@ export interface CopilotAgent {
   waitForLog(match: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
   /** Sends `signal` and resolves with the exit code once the process is gone. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Resolves with the exit code once the process exits by itself (fails after `timeoutMs`). */
+  exited(timeoutMs?: number): Promise<number | null>;
   dispose(): Promise<void>;
 }
 
@@ -116,6 +118,18 @@ export async function startCopilotAgent(options: StartAgentOptions): Promise<Cop
     await stopProcess(child, signal);
     return child.exitCode;
   };
+  const exited = (timeoutMs = 30_000) =>
+    new Promise<number | null>((resolve, reject) => {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        resolve(child.exitCode);
+        return;
+      }
+      const timer = setTimeout(() => reject(new Error(`the agent did not exit within ${timeoutMs} ms`)), timeoutMs);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        resolve(code);
+      });
+    });
   return {
     clientPort,
     adminPort,
@@ -126,6 +140,7 @@ export async function startCopilotAgent(options: StartAgentOptions): Promise<Cop
     logs,
     waitForLog,
     stop,
+    exited,
     async dispose() {
       await stopProcess(child, 'SIGKILL');
       rmSync(dir, { recursive: true, force: true });
