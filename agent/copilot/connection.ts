@@ -573,10 +573,7 @@ export class ClientConnection implements Attachment {
         options.abandoned?.();
         return;
       }
-      context.metrics.requestDuration.observe(
-        { front: 'copilot', outcome: response.error ? 'error' : 'ok' },
-        (performance.now() - started) / 1000,
-      );
+      this.options.state.durations[response.error ? 'error' : 'ok'].observe((performance.now() - started) / 1000);
       finish();
       if (response.error) options.turn?.release();
       if (!options.transform && !options.after) {

@@ -14,6 +14,7 @@ export const DEFAULT_MAX_HEADER_BYTES = 8 * 1024;
 export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
 
 const HEADER_END = Buffer.from('\r\n\r\n', 'latin1');
+const CONTENT_LENGTH_PREFIX = Buffer.from('Content-Length: ', 'latin1');
 
 export type FramingErrorReason = 'header-too-large' | 'malformed-header' | 'missing-content-length' | 'frame-too-large';
 
@@ -100,6 +101,36 @@ export class FrameDecoder {
     if (end + HEADER_END.length > this.maxHeaderBytes) {
       throw new FramingError('header-too-large', `header block of ${end + 4} bytes exceeds ${this.maxHeaderBytes}`);
     }
+    const length = this.singleContentLength(head, end) ?? this.parseHeaderBlock(head, end);
+    if (length > this.maxFrameBytes) {
+      throw new FramingError(
+        'frame-too-large',
+        `Content-Length ${length} exceeds the limit of ${this.maxFrameBytes} bytes`,
+      );
+    }
+    this.take(end + HEADER_END.length);
+    this.bodyLength = length;
+    return true;
+  }
+
+  /**
+   * The usual header block, exactly `Content-Length: <digits>`, read without building strings;
+   * undefined for anything else, which the general parser handles.
+   */
+  private singleContentLength(head: Buffer, end: number): number | undefined {
+    const prefix = CONTENT_LENGTH_PREFIX;
+    if (end <= prefix.length || end > prefix.length + 15) return undefined;
+    for (let i = 0; i < prefix.length; i++) if (head[i] !== prefix[i]) return undefined;
+    let n = 0;
+    for (let i = prefix.length; i < end; i++) {
+      const digit = head[i]! - 48;
+      if (digit < 0 || digit > 9) return undefined;
+      n = n * 10 + digit;
+    }
+    return n;
+  }
+
+  private parseHeaderBlock(head: Buffer, end: number): number {
     let length: number | undefined;
     for (const line of head.toString('latin1', 0, end).split('\r\n')) {
       const colon = line.indexOf(':');
@@ -117,15 +148,7 @@ export class FrameDecoder {
       length = n;
     }
     if (length === undefined) throw new FramingError('missing-content-length', 'header block without Content-Length');
-    if (length > this.maxFrameBytes) {
-      throw new FramingError(
-        'frame-too-large',
-        `Content-Length ${length} exceeds the limit of ${this.maxFrameBytes} bytes`,
-      );
-    }
-    this.take(end + HEADER_END.length);
-    this.bodyLength = length;
-    return true;
+    return length;
   }
 
   /** Joins the buffered chunks into one (cheap when there is one already). */

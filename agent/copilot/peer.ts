@@ -25,6 +25,7 @@ export interface PeerHandlers {
 export class RpcPeer {
   private readonly decoder: FrameDecoder;
   private closed = false;
+  private corked = false;
   private closeError: Error | undefined;
 
   constructor(
@@ -76,6 +77,16 @@ export class RpcPeer {
 
   private write(frame: Buffer): boolean {
     if (this.isClosed || this.socket.writableEnded) return false;
+    // Frames written in one turn of the event loop (the answers to a chunk of pipelined requests)
+    // leave in one system call.
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
     return this.socket.write(frame);
   }
 

@@ -46,6 +46,8 @@ export class CopilotState {
   private idleWaiters: Array<() => void> = [];
   readonly collaborative: boolean;
   readonly lockWaitMs: number;
+  /** `sessionfleet_request_duration_seconds` for this front, labels resolved once. */
+  readonly durations: Record<'ok' | 'error', { observe(seconds: number): void }>;
 
   constructor(
     private readonly context: AgentContext,
@@ -55,6 +57,11 @@ export class CopilotState {
     this.collaborative = collaborative?.enabled === true;
     this.lockWaitMs = (collaborative?.lockWaitSeconds ?? 0) * 1000;
     context.onSessionEnd((session, reason) => this.onEnd(session, reason));
+    const histogram = context.metrics.requestDuration;
+    this.durations = {
+      ok: histogram.labels({ front: 'copilot', outcome: 'ok' }),
+      error: histogram.labels({ front: 'copilot', outcome: 'error' }),
+    };
   }
 
   /** Takes one unit of the instance's concurrency, or undefined when it is exhausted. */
