@@ -39,6 +39,8 @@ export async function authenticate(
 export class ControlChannel {
   private current: Promise<Upstream> | undefined;
   private closed = false;
+  /** The refused token is logged once, not at every probe, until a connect succeeds again. */
+  private authErrorLogged = false;
 
   constructor(
     private readonly host: string,
@@ -96,9 +98,13 @@ export class ControlChannel {
       await authenticate(upstream, this.token, signal);
     } catch (error) {
       upstream.destroy();
-      if (error instanceof UpstreamAuthError) this.logger.error({ cliCode: error.cliCode }, error.message);
+      if (error instanceof UpstreamAuthError && !this.authErrorLogged) {
+        this.authErrorLogged = true;
+        this.logger.error({ cliCode: error.cliCode }, error.message);
+      }
       throw error;
     }
+    this.authErrorLogged = false;
     return upstream;
   }
 }

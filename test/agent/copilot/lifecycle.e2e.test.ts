@@ -277,6 +277,26 @@ describe('Copilot front: draining and health', () => {
     await direct.request('session.detach', { sessionId: session.sessionId });
   });
 
+  it('a wrong --upstream-token: clients are told the CLI is unavailable, readiness fails, the log says why once', async () => {
+    const agent = await agentWith({}, { upstreamToken: 'not-the-cli-token-0000' });
+    const client = await openRawClient(agent.clientPort);
+    raws.push(client);
+    expect((await client.call('connect', { token: TOKENS.alice })).error).toEqual({
+      code: -32018,
+      message: 'the agent could not authenticate to the Copilot CLI: retry shortly',
+      data: { code: 'UPSTREAM_UNAVAILABLE', status: 502 },
+    });
+    await client.closed;
+    const readyz = await fetch(`${agent.adminUrl}/readyz`).then((r) => r.json());
+    expect(readyz).toMatchObject({ status: 'not ready', reasons: ['upstream is not answering'] });
+    await new Promise((r) => setTimeout(r, 600)); // three more probes
+    const refusals = agent
+      .logs()
+      .filter((l) => String(l.msg).startsWith("the Copilot CLI refused the agent's token (wrong token)"));
+    expect(refusals).toHaveLength(1);
+    expect(agent.output()).not.toContain('not-the-cli-token-0000');
+  });
+
   // Kills the file's CLI: keep it last.
   it('the CLI killed: clients are disconnected, /readyz fails at once and /healthz after the threshold', async () => {
     const agent = await agentWith({});
