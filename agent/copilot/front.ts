@@ -1,6 +1,127 @@
-import type { AgentContext, Front } from '../core/context.js';
+/**
+ * The Copilot front: a TCP listener speaking the Copilot CLI's own protocol (JSON-RPC 2.0 with
+ * Content-Length framing, SPEC.md §3), in front of one `copilot --headless --port N`. Each client
+ * connection gets its own upstream connection (`connection.ts`); the agent keeps one more for
+ * itself (`control.ts`: the health probe's `ping`, the session owners' records).
+ */
+import { createServer, type Socket } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { AgentContext, Front, ListenAddress } from '../core/context.js';
+import { ANONYMOUS_PRINCIPAL, ClientConnection } from './connection.js';
+import { ControlChannel } from './control.js';
+import { OWNER_METADATA_KEY } from './methods.js';
+import { OwnerDirectory, type Ownership } from './owners.js';
+import { CopilotState } from './state.js';
 
-// Placeholder until the Copilot front lands (issue 3).
-export async function createCopilotFront(_context: AgentContext): Promise<Front> {
-  throw new Error('the Copilot front is not built yet');
+/** How long shutdown waits for the CLI to answer the agent's `session.detach` calls, and for sockets to close. */
+const CLOSE_GRACE_MS = 3000;
+
+export async function createCopilotFront(context: AgentContext): Promise<Front> {
+  const { config } = context;
+  const logger = context.logger.child({ front: 'copilot' });
+  const host = config.upstream.hostname.replace(/^\[|\]$/g, '');
+  const port = Number(config.upstream.port);
+  const control = new ControlChannel(host, port, config.upstreamToken, logger);
+  const owners = new OwnerDirectory((ids) => readOwners(control, ids));
+  const state = new CopilotState(context, owners);
+  if (!context.principals) {
+    logger.warn(
+      `no --principals: every Copilot client is accepted as principal "${ANONYMOUS_PRINCIPAL}", so sessions are not isolated between users`,
+    );
+  }
+
+  const connections = new Set<ClientConnection>();
+  let accepting = true;
+  const server = createServer((socket: Socket) => {
+    if (!accepting) {
+      socket.destroy();
+      return;
+    }
+    const connection = new ClientConnection(socket, {
+      context,
+      state,
+      control,
+      logger,
+      upstream: { host, port, token: config.upstreamToken },
+      frame: {},
+      onClosed: (c) => connections.delete(c),
+    });
+    connections.add(connection);
+  });
+  const serverClosed = new Promise<void>((resolve) => server.once('close', () => resolve()));
+  const stopAccepting = () => {
+    if (!accepting) return;
+    accepting = false;
+    server.close();
+  };
+
+  return {
+    kind: 'copilot',
+
+    async listen(): Promise<ListenAddress> {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.listen.port, config.listen.host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      const address = server.address();
+      if (typeof address !== 'object' || !address) throw new Error('the Copilot front has no address');
+      return { host: address.address, port: address.port };
+    },
+
+    probeCheck() {
+      return async (signal: AbortSignal) => {
+        await control.call('ping', { message: 'sessionfleet-probe' }, 5000, signal);
+      };
+    },
+
+    async terminate(sessionId: string): Promise<boolean> {
+      // The end listener detaches it on the CLI: its state stays, the owner can resume it.
+      return context.sessions.end(sessionId, 'terminated');
+    },
+
+    async drain(): Promise<void> {
+      // New connections are refused; requests that would start sessions or turns get DRAINING.
+      stopAccepting();
+      await state.whenIdle();
+    },
+
+    async close(): Promise<void> {
+      stopAccepting();
+      await Promise.race([state.detachesSettled(), delay(CLOSE_GRACE_MS)]);
+      const open = [...connections];
+      for (const connection of open) connection.close();
+      await Promise.race([Promise.all(open.map((c) => c.closed)), delay(CLOSE_GRACE_MS)]);
+      control.close();
+      await Promise.race([serverClosed, delay(CLOSE_GRACE_MS)]);
+    },
+  };
+}
+
+/** Reads `sessionfleet/owner` from the client metadata the CLI keeps with each session. */
+async function readOwners(control: ControlChannel, sessionIds: readonly string[]): Promise<Map<string, Ownership>> {
+  const result = await control.call('sessions.getClientMetadata', {
+    sessionIds,
+    keys: [OWNER_METADATA_KEY],
+  });
+  const found = new Map<string, Ownership>();
+  if (Array.isArray(result)) {
+    for (const entry of result as Array<{
+      sessionId?: unknown;
+      status?: unknown;
+      metadata?: Record<string, unknown>;
+    }>) {
+      if (typeof entry?.sessionId !== 'string') continue;
+      const owner = entry.metadata?.[OWNER_METADATA_KEY];
+      if (entry.status === 'notFound') found.set(entry.sessionId, { state: 'absent' });
+      else if (entry.status === 'ok' && typeof owner === 'string')
+        found.set(entry.sessionId, { state: 'owned', owner });
+      else found.set(entry.sessionId, { state: 'unowned' });
+    }
+  }
+  // An id the CLI did not answer for is treated as someone else's: never as free to take.
+  for (const id of sessionIds) if (!found.has(id)) found.set(id, { state: 'unowned' });
+  return found;
 }

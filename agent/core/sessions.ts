@@ -16,7 +16,9 @@ export type EndReason =
   | 'evicted'
   | 'terminated'
   | 'drained'
-  | 'upstream-closed';
+  | 'upstream-closed'
+  /** Every client holding it let go (Copilot `session.detach`, or its connection closed); state persists. */
+  | 'detached';
 
 export interface Session {
   readonly id: string;
@@ -198,6 +200,14 @@ export class SessionTable {
     this.remember(id, reason, session.expiresAt);
     this.onEnd(session, reason);
     return true;
+  }
+
+  /**
+   * Removes a session whose creation failed upstream, as if it had never been placed: no end
+   * listener runs and the id is not remembered as ended. Returns false if it was not here.
+   */
+  discard(id: string): boolean {
+    return this.sessions.delete(id);
   }
 
   /** All live sessions, least recently used first. */

@@ -39,6 +39,16 @@ describe('SessionTable', () => {
     expect(t.lookup('b')).toEqual({ state: 'ended', reason: 'deleted' });
   });
 
+  it('discards a session whose creation failed: its slot is free, no end is reported, the id is not remembered', () => {
+    const { t, ended } = table({ sessionsPerInstance: 1 });
+    expect(t.create('a').ok).toBe(true);
+    expect(t.discard('a')).toBe(true);
+    expect(t.discard('a')).toBe(false);
+    expect(ended).toEqual([]);
+    expect(t.lookup('a')).toEqual({ state: 'unknown' });
+    expect(t.create('b').ok).toBe(true);
+  });
+
   it('refuses a duplicate id', () => {
     const { t } = table();
     t.create('a');

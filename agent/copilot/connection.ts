@@ -1,0 +1,786 @@
+/**
+ * One Copilot client (one `CopilotClient` of `@github/copilot-sdk`) and its own upstream
+ * connection to the CLI.
+ *
+ * - `connect`: the agent checks the client's token (`params.token`, the SDK's `connectionToken`)
+ *   against the principals, and only then opens the upstream connection and forwards the
+ *   client's `connect` with the token replaced by the agent's own (`--upstream-token`), so the
+ *   SDK gets the CLI's real answer (protocol version, task kinds). Nothing reaches the CLI before.
+ * - Requests: routed by `methods.ts`; session methods are checked against the session's owner,
+ *   its state on this instance (loaded, expired) and the quotas, then forwarded under an
+ *   upstream id of the agent's (see `upstream.ts`).
+ * - From the CLI: responses go back under the client's id; `session.lifecycle` notifications only
+ *   about the caller's sessions pass; `session.event` and CLI requests about sessions of another
+ *   user are dropped. Turn ends (`session.idle`/`session.error`) release the turn's slot.
+ */
+import type { Socket } from 'node:net';
+import type { AgentContext } from '../core/context.js';
+import { AgentError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { Session } from '../core/sessions.js';
+import type { ControlChannel } from './control.js';
+import { CLI_AUTH_FAILED, CLI_AUTH_REQUIRED } from './control.js';
+import type { FrameDecoderOptions } from './framing.js';
+import {
+  type JsonRpcId,
+  type JsonRpcNotification,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+  paramsOf,
+} from './jsonrpc.js';
+import { endsTurn, OWNER_METADATA_KEY, routeRequest, type SessionAction, startsNewWork } from './methods.js';
+import type { Ownership } from './owners.js';
+import { type ProtocolProblem, RpcPeer, type ValidMessage } from './peer.js';
+import type { Attachment, CopilotState, Slot, Turn } from './state.js';
+import { Upstream } from './upstream.js';
+
+/** The principal of every client when the agent runs without `--principals`. */
+export const ANONYMOUS_PRINCIPAL = 'anonymous';
+
+/** Requests a client may pipeline behind its `connect` before the answer. */
+const MAX_QUEUED_BEFORE_CONNECT = 64;
+
+const EXPIRY_EXPLANATIONS: Partial<Record<string, (policy: AgentContext['policy']) => string>> = {
+  'expired-idle': (p) => `was detached after ${p.sessionIdleTimeoutSeconds} s without a request (idle timeout)`,
+  'expired-lifetime': (p) => `reached its lifetime of ${p.sessionLifetimeSeconds} s`,
+  evicted: () => 'was detached to make room for a newer session (least-recently-used eviction)',
+  drained: () => 'was detached because this instance is shutting down',
+  terminated: () => 'was ended by an administrator',
+};
+
+export interface ConnectionOptions {
+  context: AgentContext;
+  state: CopilotState;
+  control: ControlChannel;
+  logger: Logger;
+  upstream: { host: string; port: number; token: string | undefined };
+  frame: FrameDecoderOptions;
+  onClosed(connection: ClientConnection): void;
+}
+
+interface ForwardOptions {
+  /** The loaded session this request acts on: busy until the response. */
+  session?: Session;
+  /** A `session.send`: the slot belongs to the turn, which outlives the response. */
+  turn?: Turn;
+  /** Rewrites a successful result before the client sees it. */
+  transform?: (result: unknown) => unknown | Promise<unknown>;
+  /** Bookkeeping once the response is in, before the client sees it. */
+  after?: (response: JsonRpcResponse) => void | Promise<void>;
+  /** The upstream connection closed before the response. */
+  abandoned?: () => void;
+}
+
+type Outgoing = Buffer | object;
+
+let connectionIds = 0;
+
+export class ClientConnection implements Attachment {
+  readonly connectionId = ++connectionIds;
+  private readonly peer: RpcPeer;
+  private readonly log: Logger;
+  private upstream: Upstream | undefined;
+  private principalName: string | undefined;
+  private phase: 'new' | 'connecting' | 'ready' | 'closing' | 'closed' = 'new';
+  private queued: JsonRpcRequest[] = [];
+  /** Client request id → upstream id, for `$/cancelRequest`. */
+  private readonly inFlight = new Map<JsonRpcId, number>();
+  /** Ids of the CLI's requests waiting for the client's answer. */
+  private readonly cliRequests = new Set<JsonRpcId>();
+  /** Sessions this connection holds on the CLI (created or resumed here). */
+  private readonly held = new Set<string>();
+  private outTail: Promise<void> | undefined;
+  private upstreamGone = false;
+  /** The agent is closing this connection (shutdown): the upstream closing is expected. */
+  private closing = false;
+  private readonly closedPromise: Promise<void>;
+
+  constructor(
+    socket: Socket,
+    private readonly options: ConnectionOptions,
+  ) {
+    this.log = options.logger.child({ connection: this.connectionId });
+    let closed: () => void = () => {};
+    this.closedPromise = new Promise((resolve) => {
+      closed = resolve;
+    });
+    this.peer = new RpcPeer(
+      socket,
+      {
+        onMessage: (message, body) => this.onClientMessage(message, body),
+        onProblem: (problem) => this.onClientProblem(problem),
+        onClose: () => {
+          this.onClientClose();
+          closed();
+        },
+      },
+      options.frame,
+    );
+    this.log.debug({ remote: `${socket.remoteAddress}:${socket.remotePort}` }, 'Copilot client connected');
+  }
+
+  get principal(): string | undefined {
+    return this.principalName;
+  }
+
+  /** Resolves once the client's socket has closed. */
+  get closed(): Promise<void> {
+    return this.closedPromise;
+  }
+
+  /** Ends both connections (the CLI unloads what only this connection held, saving its state). */
+  close(): void {
+    this.closing = true;
+    this.peer.end();
+    this.upstream?.close();
+    setTimeout(() => this.peer.destroy(), 2000).unref();
+  }
+
+  /** Attachment: lets go of the session on the CLI, for an expiry, eviction or drain. */
+  detachUpstream(sessionId: string): Promise<void> {
+    this.held.delete(sessionId);
+    const upstream = this.upstream;
+    if (!upstream || upstream.isClosed) return Promise.resolve();
+    return upstream.call('session.detach', { sessionId }, AbortSignal.timeout(5000)).then(
+      () => {
+        this.log.debug({ sessionId }, 'detached the session on the Copilot CLI');
+      },
+      (error: unknown) => {
+        this.log.warn({ sessionId, err: errorText(error) }, 'could not detach the session on the Copilot CLI');
+      },
+    );
+  }
+
+  // ---- from the client -------------------------------------------------------------------
+
+  private onClientMessage(message: ValidMessage, body: Buffer): void {
+    if (this.phase === 'closing' || this.phase === 'closed') return;
+    if (message.kind === 'request') this.onRequest(message.message);
+    else if (message.kind === 'response') this.onClientResponse(message.message, body);
+    else this.onClientNotification(message.message);
+  }
+
+  private onRequest(request: JsonRpcRequest): void {
+    if (request.method === 'connect') {
+      void this.onConnect(request).catch((error: unknown) => this.internalError(request, error));
+      return;
+    }
+    if (this.phase === 'connecting') {
+      if (this.queued.length >= MAX_QUEUED_BEFORE_CONNECT) {
+        this.reject(request.id, new AgentError('BAD_REQUEST', 'too many requests sent before connect was answered'));
+      } else {
+        this.queued.push(request);
+      }
+      return;
+    }
+    if (this.phase !== 'ready') {
+      this.reject(
+        request.id,
+        new AgentError('UNAUTHENTICATED', `${JSON.stringify(request.method)} before connect: send connect first`),
+      );
+      return;
+    }
+    this.dispatch(request);
+  }
+
+  private dispatch(request: JsonRpcRequest): void {
+    const params = paramsOf(request);
+    const route = routeRequest(request.method, params);
+    if (route.kind === 'refused') {
+      this.reject(request.id, route.error);
+      return;
+    }
+    if (route.kind === 'connect') return;
+    const slot = this.options.state.acquireSlot();
+    if (!slot) {
+      const limit = this.options.context.load.limit;
+      this.reject(
+        request.id,
+        new AgentError('CONCURRENCY_LIMIT_REACHED', `this instance already serves its limit of ${limit} requests`, {
+          details: { limit },
+        }),
+      );
+      return;
+    }
+    switch (route.kind) {
+      case 'global':
+        this.forward(request, slot);
+        return;
+      case 'session-list':
+        this.forward(request, slot, { transform: (result) => this.filterList(result) });
+        return;
+      case 'session-pointer':
+        this.forward(request, slot, { transform: (result) => this.filterPointer(result) });
+        return;
+      case 'session':
+        this.onSessionRequest(request, route.sessionId, route.action, slot).catch((error: unknown) => {
+          slot.release();
+          if (error instanceof AgentError) this.reject(request.id, error);
+          else this.internalError(request, error);
+        });
+        return;
+    }
+  }
+
+  private async onSessionRequest(
+    request: JsonRpcRequest,
+    sessionId: string,
+    action: SessionAction,
+    slot: Slot,
+  ): Promise<void> {
+    const { context, state } = this.options;
+    if (context.draining && startsNewWork(action)) {
+      throw new AgentError('DRAINING', 'this instance is shutting down and takes no new sessions or turns');
+    }
+    const owner = await this.authorize(sessionId, action);
+    switch (action) {
+      case 'create':
+      case 'resume':
+        this.load(request, sessionId, action, slot, owner);
+        return;
+      case 'delete':
+        this.forward(request, slot, {
+          after: (response) => {
+            const result = response.result as { success?: unknown } | undefined;
+            if (response.error || result?.success === false) return;
+            this.held.delete(sessionId);
+            context.sessions.end(sessionId, 'deleted');
+            this.log.info({ sessionId, principal: this.principal }, 'Copilot session deleted');
+          },
+        });
+        return;
+      case 'detach':
+        if (!state.isAttached(sessionId, this)) {
+          // Already let go of (expiry, eviction): the client's wish holds; the CLI has nothing to do.
+          slot.release();
+          this.emit({ jsonrpc: '2.0', id: request.id, result: { success: true } });
+          return;
+        }
+        this.forward(request, slot, {
+          after: (response) => {
+            if (response.error) return;
+            this.held.delete(sessionId);
+            state.letGo(sessionId, this, 'detached');
+          },
+        });
+        return;
+      case 'unloaded-ok':
+        this.forward(request, slot);
+        return;
+      case 'send':
+        await this.send(request, this.loadedSession(sessionId), slot);
+        return;
+      case 'loaded': {
+        const session = this.loadedSession(sessionId);
+        context.sessions.beginRequest(session);
+        this.forward(request, slot, { session });
+        return;
+      }
+    }
+  }
+
+  /**
+   * Whether this connection's principal may act on the session; returns the session's owner.
+   * A session nobody owns yet (absent) is the caller's to create.
+   */
+  private async authorize(sessionId: string, action: SessionAction): Promise<string> {
+    const principal = this.principal!;
+    const loaded = this.options.context.sessions.get(sessionId);
+    let owner: string | undefined;
+    if (loaded) {
+      owner = loaded.principal;
+    } else {
+      const ownership = await this.ownership(sessionId);
+      if (ownership.state === 'absent') return principal;
+      if (ownership.state === 'owned') owner = ownership.owner;
+    }
+    if (owner === undefined) {
+      throw new AgentError(
+        'SESSION_FORBIDDEN',
+        `session ${JSON.stringify(sessionId)} was not created through the agent and cannot be used through it`,
+        { details: { sessionId } },
+      );
+    }
+    if (owner === principal) return owner;
+    // Collaborative sessions: anyone who knows the id may join and write; only the owner deletes.
+    if (this.options.state.collaborative && action !== 'delete' && action !== 'create') return owner;
+    throw new AgentError('SESSION_FORBIDDEN', `session ${JSON.stringify(sessionId)} belongs to another user`, {
+      details: { sessionId },
+    });
+  }
+
+  private async ownership(sessionId: string): Promise<Ownership> {
+    try {
+      return await this.options.state.owners.resolve(sessionId);
+    } catch (error) {
+      this.log.warn({ sessionId, err: errorText(error) }, 'could not read the owner of a Copilot session');
+      throw new AgentError('UPSTREAM_UNAVAILABLE', 'the agent could not check who owns this session');
+    }
+  }
+
+  /** The session, loaded on this instance; otherwise why not, as the error the client gets. */
+  private loadedSession(sessionId: string): Session {
+    const { sessions, policy } = this.options.context;
+    const found = sessions.lookup(sessionId);
+    if (found.state === 'active') return found.session;
+    const explain = found.state === 'ended' ? EXPIRY_EXPLANATIONS[found.reason] : undefined;
+    if (found.state === 'ended' && explain) {
+      throw new AgentError(
+        'SESSION_EXPIRED',
+        `session ${JSON.stringify(sessionId)} ${explain(policy)}; its state is saved, so session.resume continues it; otherwise`,
+        { details: { sessionId, reason: found.reason } },
+      );
+    }
+    throw new AgentError(
+      'SESSION_NOT_FOUND',
+      `session ${JSON.stringify(sessionId)} is not loaded on this instance: session.resume it first; otherwise`,
+      { details: { sessionId } },
+    );
+  }
+
+  /** `session.create` / `session.resume`: takes a slot of the session quota unless it is loaded already. */
+  private load(
+    request: JsonRpcRequest,
+    sessionId: string,
+    action: 'create' | 'resume',
+    slot: Slot,
+    owner: string,
+  ): void {
+    const { context, state } = this.options;
+    const principal = this.principal!;
+    let session = context.sessions.get(sessionId);
+    let reserved = false;
+    if (!session) {
+      const placed = context.sessions.create(sessionId, { principal: owner });
+      if (placed.ok) {
+        session = placed.session;
+        reserved = true;
+        if (placed.evicted) {
+          this.log.info({ sessionId: placed.evicted.id, for: sessionId }, 'evicted the least recently used session');
+        }
+      } else if (placed.reason === 'full') {
+        const limit = context.sessions.capacity;
+        throw new AgentError('SESSION_LIMIT_REACHED', `this instance already holds its limit of ${limit} sessions`, {
+          details: { limit },
+        });
+      } else if (placed.reason === 'draining') {
+        throw new AgentError('DRAINING', 'this instance is shutting down and takes no new sessions');
+      } else {
+        // Placed by a concurrent create/resume while this one checked the owner.
+        session = context.sessions.get(sessionId);
+        if (!session || (session.principal !== principal && !(state.collaborative && action === 'resume'))) {
+          throw new AgentError('SESSION_FORBIDDEN', `session ${JSON.stringify(sessionId)} belongs to another user`, {
+            details: { sessionId },
+          });
+        }
+      }
+    }
+    const previousOwner = state.owners.known(sessionId);
+    // Bound now, so the CLI's lifecycle notifications about the new session already reach its owner.
+    if (action === 'create') state.owners.bind(sessionId, owner);
+    const undo = () => {
+      if (reserved) context.sessions.discard(sessionId);
+      if (action === 'create' && reserved) {
+        if (previousOwner === undefined) state.owners.forget(sessionId);
+        else state.owners.bind(sessionId, previousOwner);
+      }
+    };
+    context.sessions.beginRequest(session);
+    this.forward(request, slot, {
+      session,
+      abandoned: undo,
+      after: async (response) => {
+        if (response.error) {
+          undo();
+          return;
+        }
+        this.held.add(sessionId);
+        state.attach(sessionId, this, principal, owner);
+        if (action === 'create') {
+          context.metrics.sessionsCreated.inc({ front: 'copilot' });
+          await this.persistOwner(sessionId, owner);
+        }
+        this.log.info(
+          { sessionId, principal, ...(owner !== principal ? { owner } : {}) },
+          action === 'create' ? 'Copilot session created' : 'Copilot session resumed',
+        );
+        // Ended (its lifetime ran out) while it was loading: let go of it at once.
+        if (!context.sessions.get(sessionId)) void this.detachUpstream(sessionId);
+      },
+    });
+  }
+
+  /** Records the owner with the session's state on the CLI, where a restarted agent finds it. */
+  private async persistOwner(sessionId: string, owner: string): Promise<void> {
+    try {
+      await this.options.control.call('session.metadata.updateClientMetadata', {
+        sessionId,
+        set: { [OWNER_METADATA_KEY]: owner },
+      });
+    } catch (error) {
+      this.log.warn(
+        { sessionId, err: errorText(error) },
+        'could not record the owner with the Copilot session: after an agent restart nobody can resume it',
+      );
+    }
+  }
+
+  private async send(request: JsonRpcRequest, session: Session, slot: Slot): Promise<void> {
+    const { state } = this.options;
+    let holdsLock = false;
+    if (state.collaborative) {
+      holdsLock = await state.lockOf(session.id).acquire(state.lockWaitMs);
+      if (!holdsLock) {
+        this.loadedSession(session.id);
+        throw new AgentError(
+          'SESSION_BUSY',
+          `session ${JSON.stringify(session.id)} is running another turn (waited ${state.lockWaitMs / 1000} s)`,
+          { details: { sessionId: session.id } },
+        );
+      }
+    }
+    // The session may have ended while this send waited for the lock.
+    const current = this.loadedSession(session.id);
+    const turn = state.beginTurn(current, slot, holdsLock && current === session);
+    this.forward(request, slot, { turn });
+  }
+
+  private onClientResponse(response: JsonRpcResponse, body: Buffer): void {
+    // Only answers to requests the CLI sent on this connection pass.
+    if (!this.upstream || response.id === null || !this.cliRequests.delete(response.id)) {
+      this.log.debug({ id: response.id }, 'dropped a response to no pending CLI request');
+      return;
+    }
+    this.upstream.sendBody(body);
+    this.throttleClientIfUpstreamFull();
+  }
+
+  private onClientNotification(notification: JsonRpcNotification): void {
+    if (notification.method !== '$/cancelRequest' || !this.upstream) return;
+    const id = paramsOf(notification).id;
+    const upstreamId = id === undefined ? undefined : this.inFlight.get(id as JsonRpcId);
+    if (upstreamId !== undefined) {
+      this.upstream.send({ jsonrpc: '2.0', method: '$/cancelRequest', params: { id: upstreamId } });
+    }
+  }
+
+  private async onConnect(request: JsonRpcRequest): Promise<void> {
+    const { context, upstream: target } = this.options;
+    const params = paramsOf(request);
+    const principal = context.principals ? context.principals.resolve(params.token) : ANONYMOUS_PRINCIPAL;
+    if (principal === undefined) {
+      const reason = params.token === undefined ? 'no token' : 'an unknown token';
+      this.log.warn({ remote: this.peer.socket.remoteAddress }, `refused a Copilot client: connect carried ${reason}`);
+      this.rejectAndClose(
+        request.id,
+        new AgentError('UNAUTHENTICATED', `connect carried ${reason} (the SDK sends its connectionToken)`),
+      );
+      return;
+    }
+    if (this.phase !== 'new') {
+      if (principal !== this.principal) {
+        this.rejectAndClose(request.id, new AgentError('UNAUTHENTICATED', 'a connection cannot change its user'));
+      } else if (this.phase === 'connecting') {
+        this.reject(request.id, new AgentError('BAD_REQUEST', 'connect is already in progress'));
+      } else {
+        this.forwardConnect(request, params);
+      }
+      return;
+    }
+    this.phase = 'connecting';
+    this.principalName = principal;
+    try {
+      this.upstream = await Upstream.open(
+        target.host,
+        target.port,
+        {
+          onRequest: (req, body) => this.onUpstreamRequest(req, body),
+          onNotification: (note, body) => this.onUpstreamNotification(note, body),
+          onProblem: (problem) => this.onUpstreamProblem(problem),
+          onClose: () => this.onUpstreamClose(),
+        },
+        { ...this.options.frame, signal: AbortSignal.timeout(10_000) },
+      );
+    } catch (error) {
+      this.log.warn({ err: errorText(error) }, 'cannot reach the Copilot CLI for a new client');
+      this.rejectAndClose(request.id, new AgentError('UPSTREAM_UNAVAILABLE', 'the agent cannot reach the Copilot CLI'));
+      return;
+    }
+    if (this.phase !== 'connecting') {
+      this.upstream.destroy();
+      return;
+    }
+    this.upstream.socket.on('drain', () => this.peer.socket.resume());
+    this.peer.socket.on('drain', () => this.upstream?.socket.resume());
+    this.forwardConnect(request, params);
+  }
+
+  /** Forwards the client's `connect` with the agent's token in place of the client's. */
+  private forwardConnect(request: JsonRpcRequest, params: Record<string, unknown>): void {
+    const { token } = this.options.upstream;
+    const { token: _clientToken, ...rest } = params;
+    const rewritten = token === undefined ? rest : { ...rest, token };
+    this.upstream!.forward('connect', rewritten, (response) => {
+      if (!response || this.phase === 'closing' || this.phase === 'closed') return;
+      const code = response.error?.code;
+      if (code === CLI_AUTH_REQUIRED || code === CLI_AUTH_FAILED) {
+        this.log.error(
+          { cliCode: code },
+          "the Copilot CLI refused the agent's token: set --upstream-token to the CLI's COPILOT_CONNECTION_TOKEN",
+        );
+        this.rejectAndClose(
+          request.id,
+          new AgentError('UPSTREAM_UNAVAILABLE', 'the agent could not authenticate to the Copilot CLI'),
+        );
+        return;
+      }
+      const first = this.phase === 'connecting';
+      this.phase = 'ready';
+      this.emit(
+        response.error ? { jsonrpc: '2.0', id: request.id, error: response.error } : ok(request.id, response.result),
+      );
+      if (first) {
+        this.log.info({ principal: this.principal }, 'Copilot client authenticated');
+        const queued = this.queued;
+        this.queued = [];
+        for (const next of queued) this.dispatch(next);
+      }
+    });
+  }
+
+  // ---- to the CLI and back ---------------------------------------------------------------
+
+  private forward(request: JsonRpcRequest, slot: Slot, options: ForwardOptions = {}): void {
+    const upstream = this.upstream;
+    const { context } = this.options;
+    const started = performance.now();
+    const finish = () => {
+      if (options.session) context.sessions.endRequest(options.session);
+      if (!options.turn) slot.release();
+    };
+    if (!upstream) {
+      finish();
+      options.turn?.release();
+      options.abandoned?.();
+      this.reject(request.id, new AgentError('UPSTREAM_UNAVAILABLE', 'the agent has no connection to the Copilot CLI'));
+      return;
+    }
+    const upstreamId = upstream.forward(request.method, request.params, (response) => {
+      this.inFlight.delete(request.id);
+      if (!response) {
+        finish();
+        options.turn?.release();
+        options.abandoned?.();
+        return;
+      }
+      this.options.state.durations[response.error ? 'error' : 'ok'].observe((performance.now() - started) / 1000);
+      finish();
+      if (response.error) options.turn?.release();
+      if (!options.transform && !options.after) {
+        this.emit(
+          response.error ? { jsonrpc: '2.0', id: request.id, error: response.error } : ok(request.id, response.result),
+        );
+        return;
+      }
+      this.emit(this.reply(request, response, options));
+    });
+    if (upstreamId !== undefined) {
+      this.inFlight.set(request.id, upstreamId);
+      this.throttleClientIfUpstreamFull();
+    }
+  }
+
+  private async reply(request: JsonRpcRequest, response: JsonRpcResponse, options: ForwardOptions): Promise<object> {
+    try {
+      await options.after?.(response);
+      if (response.error) return { jsonrpc: '2.0', id: request.id, error: response.error };
+      const result = options.transform ? await options.transform(response.result) : response.result;
+      return ok(request.id, result);
+    } catch (error) {
+      // Never fall back to the unfiltered answer.
+      this.log.warn({ method: request.method, err: errorText(error) }, 'could not finish a Copilot response');
+      return this.errorMessage(
+        request.id,
+        new AgentError('UPSTREAM_UNAVAILABLE', `the agent could not complete ${request.method}`),
+      );
+    }
+  }
+
+  private async filterList(result: unknown): Promise<unknown> {
+    const sessions = (result as { sessions?: unknown } | undefined)?.sessions;
+    if (!Array.isArray(sessions)) {
+      this.log.warn('session.list answered in an unknown shape: returning no sessions');
+      return { sessions: [] };
+    }
+    const principal = this.principal!;
+    const { state } = this.options;
+    const idOf = (entry: unknown) => (entry as { sessionId?: unknown } | null)?.sessionId;
+    const unknown = sessions
+      .map(idOf)
+      .filter((id): id is string => typeof id === 'string' && state.visibleTo(principal, id) === undefined);
+    const read = unknown.length > 0 ? await state.owners.resolveMany(unknown) : new Map<string, Ownership>();
+    const visible = (id: unknown) => {
+      if (typeof id !== 'string') return false;
+      const known = state.visibleTo(principal, id);
+      if (known !== undefined) return known;
+      const ownership = read.get(id);
+      return ownership?.state === 'owned' && ownership.owner === principal;
+    };
+    return { ...(result as object), sessions: sessions.filter((entry) => visible(idOf(entry))) };
+  }
+
+  /** `session.getLastId` / `getForeground`: another user's session id becomes "none". */
+  private async filterPointer(result: unknown): Promise<unknown> {
+    const id = (result as { sessionId?: unknown } | undefined)?.sessionId;
+    if (typeof id !== 'string') return result;
+    const principal = this.principal!;
+    const known = this.options.state.visibleTo(principal, id);
+    if (known === true) return result;
+    if (known === undefined) {
+      const ownership = await this.options.state.owners.resolve(id);
+      if (ownership.state === 'owned' && ownership.owner === principal) return result;
+    }
+    return {};
+  }
+
+  private onUpstreamRequest(request: JsonRpcRequest, body: Buffer): void {
+    const sessionId = paramsOf(request).sessionId;
+    if (typeof sessionId === 'string' && this.options.state.visibleTo(this.principal!, sessionId) === false) {
+      this.log.warn({ method: request.method, sessionId }, "the CLI sent a request about another user's session");
+      this.upstream?.send({
+        jsonrpc: '2.0',
+        id: request.id,
+        error: { code: -32603, message: 'the agent does not deliver requests about another user’s session' },
+      });
+      return;
+    }
+    this.cliRequests.add(request.id);
+    this.emit(body);
+  }
+
+  private onUpstreamNotification(notification: JsonRpcNotification, body: Buffer): void {
+    const params = paramsOf(notification);
+    const sessionId = params.sessionId;
+    if (typeof sessionId === 'string') {
+      if (notification.method === 'session.event' && endsTurn(params.event)) {
+        this.options.state.turnEnded(sessionId, (params.event as { id?: unknown }).id);
+      }
+      const visible = this.options.state.visibleTo(this.principal!, sessionId);
+      // Lifecycle notifications go to every connection of the CLI: only the owner's pass. Events
+      // go to the connections holding the session; one about a session of unknown owner is a
+      // child of the caller's own (the CLI attached this connection to it).
+      if (notification.method === 'session.lifecycle' ? visible !== true : visible === false) return;
+    }
+    this.emit(body);
+  }
+
+  private onUpstreamProblem(problem: ProtocolProblem): void {
+    if (problem.fatal) {
+      this.log.error(
+        { reason: problem.reason },
+        'the Copilot CLI sent a malformed frame: closing this client connection',
+      );
+    } else {
+      this.log.warn({ reason: problem.reason }, 'the Copilot CLI sent something that is not JSON-RPC');
+    }
+  }
+
+  private onUpstreamClose(): void {
+    this.upstreamGone = true;
+    if (this.phase === 'closed' || this.closing) return;
+    this.log.warn('the Copilot CLI closed the connection: closing the client connection');
+    this.peer.end();
+    setTimeout(() => this.peer.destroy(), 2000).unref();
+  }
+
+  // ---- the client's side -----------------------------------------------------------------
+
+  private onClientProblem(problem: ProtocolProblem): void {
+    if (problem.fatal) {
+      this.log.warn(
+        { principal: this.principal, remote: this.peer.socket.remoteAddress, reason: problem.reason },
+        'closing a Copilot client connection: malformed frame',
+      );
+      this.peer.destroy();
+      return;
+    }
+    this.emit({ jsonrpc: '2.0', id: null, error: { code: -32600, message: `Invalid Request: ${problem.reason}` } });
+  }
+
+  private onClientClose(): void {
+    if (this.phase === 'closed') return;
+    this.phase = 'closed';
+    const reason = this.upstreamGone ? 'upstream-closed' : 'detached';
+    for (const sessionId of [...this.held]) this.options.state.letGo(sessionId, this, reason);
+    this.held.clear();
+    this.queued = [];
+    // Closing the upstream makes the CLI save and unload what only this connection held; its
+    // unanswered requests give their slots back.
+    this.upstream?.close();
+    this.log.debug({ principal: this.principal }, 'Copilot client disconnected');
+    this.options.onClosed(this);
+  }
+
+  private emit(out: Outgoing | Promise<Outgoing | undefined>): void {
+    if (this.outTail === undefined && !(out instanceof Promise)) {
+      this.write(out);
+      return;
+    }
+    // Something earlier is still being prepared (a filtered list): keep the order.
+    const tail = (this.outTail ?? Promise.resolve())
+      .then(() => out)
+      .then(
+        (o) => {
+          if (o !== undefined) this.write(o);
+        },
+        (error: unknown) => this.log.error({ err: errorText(error) }, 'lost a message to a Copilot client'),
+      );
+    this.outTail = tail;
+    void tail.finally(() => {
+      if (this.outTail === tail) this.outTail = undefined;
+    });
+  }
+
+  private write(out: Outgoing): void {
+    if (Buffer.isBuffer(out)) this.peer.sendBody(out);
+    else this.peer.send(out);
+    // A client that does not read must not make the agent buffer the CLI's output without bound.
+    if (this.peer.socket.writableNeedDrain) this.upstream?.socket.pause();
+  }
+
+  private throttleClientIfUpstreamFull(): void {
+    if (this.upstream?.socket.writableNeedDrain) this.peer.socket.pause();
+  }
+
+  private errorMessage(id: JsonRpcId | null, error: AgentError): object {
+    this.options.context.metrics.rejections.inc({ code: error.code });
+    return {
+      jsonrpc: '2.0',
+      id,
+      error: error.toJsonRpcError(this.options.context.policy.expiredSessionStatus),
+    };
+  }
+
+  private reject(id: JsonRpcId, error: AgentError): void {
+    this.emit(this.errorMessage(id, error));
+  }
+
+  private rejectAndClose(id: JsonRpcId, error: AgentError): void {
+    this.phase = 'closing';
+    this.peer.sendAndEnd(this.errorMessage(id, error));
+    this.upstream?.destroy();
+  }
+
+  private internalError(request: JsonRpcRequest, error: unknown): void {
+    this.log.error({ method: request.method, err: errorText(error) }, 'internal error handling a Copilot request');
+    this.emit({ jsonrpc: '2.0', id: request.id, error: { code: -32603, message: 'internal error in the agent' } });
+  }
+}
+
+function ok(id: JsonRpcId, result: unknown): object {
+  return { jsonrpc: '2.0', id, result: result ?? null };
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

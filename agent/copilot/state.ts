@@ -1,0 +1,208 @@
+/**
+ * What the Copilot front knows about the sessions loaded on its CLI beyond the shared session
+ * table: which client connections hold each one (the CLI unloads a session when its last
+ * attached connection lets go), the turns in flight, the collaborative turn lock, and who joined.
+ * It also ends the agent's side of a session, whatever ended it: the table's expiry, eviction,
+ * drain or the admin API call `onEnd`, which detaches the session on the CLI so its state is
+ * saved and it unloads.
+ */
+import type { AgentContext } from '../core/context.js';
+import type { EndReason, Session } from '../core/sessions.js';
+import type { OwnerDirectory } from './owners.js';
+import { TurnLock } from './turn-lock.js';
+
+export interface Attachment {
+  readonly connectionId: number;
+  /** Sends `session.detach` on this connection's upstream; never rejects. */
+  detachUpstream(sessionId: string): Promise<void>;
+}
+
+/** One unit of the instance's concurrency (a request in flight, or a turn). Release is idempotent. */
+export interface Slot {
+  release(): void;
+}
+
+/** A `session.send` turn: holds a concurrency slot and keeps the session busy until it ends. */
+export interface Turn {
+  release(): void;
+}
+
+interface LiveSession {
+  readonly attached: Set<Attachment>;
+  /** Principals other than the owner that joined (collaborative sessions). */
+  readonly members: Set<string>;
+  readonly turns: Set<Turn>;
+  lock: TurnLock | undefined;
+  /** Ids of the last turn-ending events seen: with several connections attached each gets a copy. */
+  readonly recentTurnEnds: string[];
+}
+
+/** Reasons after which the CLI has let go of the session by itself. */
+const ALREADY_UNLOADED: ReadonlySet<EndReason> = new Set(['deleted', 'detached', 'upstream-closed']);
+
+export class CopilotState {
+  private readonly live = new Map<string, LiveSession>();
+  private readonly detaching = new Set<Promise<void>>();
+  private idleWaiters: Array<() => void> = [];
+  readonly collaborative: boolean;
+  readonly lockWaitMs: number;
+  /** `sessionfleet_request_duration_seconds` for this front, labels resolved once. */
+  readonly durations: Record<'ok' | 'error', { observe(seconds: number): void }>;
+
+  constructor(
+    private readonly context: AgentContext,
+    readonly owners: OwnerDirectory,
+  ) {
+    const collaborative = context.policy.collaborative;
+    this.collaborative = collaborative?.enabled === true;
+    this.lockWaitMs = (collaborative?.lockWaitSeconds ?? 0) * 1000;
+    context.onSessionEnd((session, reason) => this.onEnd(session, reason));
+    const histogram = context.metrics.requestDuration;
+    this.durations = {
+      ok: histogram.labels({ front: 'copilot', outcome: 'ok' }),
+      error: histogram.labels({ front: 'copilot', outcome: 'error' }),
+    };
+  }
+
+  /** Takes one unit of the instance's concurrency, or undefined when it is exhausted. */
+  acquireSlot(): Slot | undefined {
+    if (!this.context.load.tryAcquire()) return undefined;
+    let held = true;
+    return {
+      release: () => {
+        if (!held) return;
+        held = false;
+        this.context.load.release();
+        if (this.context.load.inFlight === 0) {
+          const waiters = this.idleWaiters;
+          this.idleWaiters = [];
+          for (const resolve of waiters) resolve();
+        }
+      },
+    };
+  }
+
+  /** Resolves once no request and no turn is in flight. */
+  whenIdle(): Promise<void> {
+    if (this.context.load.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Records that `connection` holds the session on the CLI (it created or resumed it). */
+  attach(sessionId: string, connection: Attachment, principal: string, owner: string): void {
+    const live = this.liveOf(sessionId);
+    live.attached.add(connection);
+    if (principal !== owner) live.members.add(principal);
+  }
+
+  /**
+   * `connection` let go of the session (its `session.detach`, or it closed). The session ends
+   * when no connection holds it any more: the CLI has unloaded it.
+   */
+  letGo(sessionId: string, connection: Attachment, reason: 'detached' | 'upstream-closed'): void {
+    const live = this.live.get(sessionId);
+    if (!live?.attached.delete(connection)) return;
+    if (live.attached.size === 0) this.context.sessions.end(sessionId, reason);
+  }
+
+  isAttached(sessionId: string, connection: Attachment): boolean {
+    return this.live.get(sessionId)?.attached.has(connection) ?? false;
+  }
+
+  /** The owner the agent knows without I/O: the loaded session's, else the cached binding. */
+  knownOwner(sessionId: string): string | undefined {
+    return this.context.sessions.get(sessionId)?.principal ?? this.owners.known(sessionId);
+  }
+
+  /**
+   * Whether `principal` may see the session, from what is known without I/O: undefined when the
+   * owner is not known here.
+   */
+  visibleTo(principal: string, sessionId: string): boolean | undefined {
+    const owner = this.knownOwner(sessionId);
+    if (owner === undefined) return undefined;
+    if (owner === principal) return true;
+    return this.collaborative && (this.live.get(sessionId)?.members.has(principal) ?? false);
+  }
+
+  /**
+   * Starts a turn of a loaded session: it holds `slot` and keeps the session busy (never idle-
+   * expired or evicted) until the session reports the turn's end, the send fails, or it ends.
+   */
+  beginTurn(session: Session, slot: Slot, holdsLock: boolean): Turn {
+    const live = this.liveOf(session.id);
+    this.context.sessions.beginRequest(session);
+    let released = false;
+    const turn: Turn = {
+      release: () => {
+        if (released) return;
+        released = true;
+        live.turns.delete(turn);
+        this.context.sessions.endRequest(session);
+        slot.release();
+        if (holdsLock) live.lock?.release();
+      },
+    };
+    live.turns.add(turn);
+    return turn;
+  }
+
+  /**
+   * A turn-ending event (`session.idle`, `session.error`) arrived for the session: every turn of it
+   * ends. The CLI queues sends to a busy session and goes idle once it has worked through them, so
+   * releasing all is exact for that queue; the one race (an idle of an older turn crossing a new
+   * send) frees a slot early, which never leaks one.
+   */
+  turnEnded(sessionId: string, eventId: unknown): void {
+    const live = this.live.get(sessionId);
+    if (!live) return;
+    if (typeof eventId === 'string') {
+      if (live.recentTurnEnds.includes(eventId)) return;
+      live.recentTurnEnds.push(eventId);
+      if (live.recentTurnEnds.length > 8) live.recentTurnEnds.shift();
+    }
+    for (const turn of [...live.turns]) turn.release();
+  }
+
+  /** The collaborative turn lock of a loaded session. */
+  lockOf(sessionId: string): TurnLock {
+    const live = this.liveOf(sessionId);
+    live.lock ??= new TurnLock();
+    return live.lock;
+  }
+
+  /** Resolves when the `session.detach` calls sent for ended sessions have been answered. */
+  async detachesSettled(): Promise<void> {
+    while (this.detaching.size > 0) await Promise.allSettled([...this.detaching]);
+  }
+
+  get loadedCount(): number {
+    return this.live.size;
+  }
+
+  private liveOf(sessionId: string): LiveSession {
+    let live = this.live.get(sessionId);
+    if (!live) {
+      live = { attached: new Set(), members: new Set(), turns: new Set(), lock: undefined, recentTurnEnds: [] };
+      this.live.set(sessionId, live);
+    }
+    return live;
+  }
+
+  private onEnd(session: Session, reason: EndReason): void {
+    const live = this.live.get(session.id);
+    this.live.delete(session.id);
+    if (!live) return;
+    // Cancel the lock first, so releasing the turns does not hand it to a waiter.
+    live.lock?.cancel();
+    for (const turn of [...live.turns]) turn.release();
+    if (ALREADY_UNLOADED.has(reason)) return;
+    // Expired, evicted, drained or terminated: every connection holding it detaches, the CLI saves
+    // and unloads it; the client's next call for it gets SESSION_EXPIRED until it resumes it.
+    for (const connection of live.attached) {
+      const detach = connection.detachUpstream(session.id);
+      this.detaching.add(detach);
+      void detach.finally(() => this.detaching.delete(detach));
+    }
+  }
+}
