@@ -92,3 +92,46 @@ export async function waitFor<T>(
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Agents of one fleet, each a coordinator over its own session table, started and stopped together. */
+export interface TestAgent {
+  readonly id: string;
+  readonly context: TestContext;
+  readonly coordinator: import('../../../agent/fleet/coordinator.js').FleetCoordinator;
+}
+
+export async function startAgents(
+  ids: readonly string[],
+  options: {
+    url: string;
+    fleet?: string;
+    policy?: Partial<PolicyInput>;
+    coordinator?: Partial<import('../../../agent/fleet/coordinator.js').FleetCoordinatorOptions>;
+  },
+): Promise<{ agents: TestAgent[]; fleet: string; stop(): Promise<void> }> {
+  const { FleetCoordinator } = await import('../../../agent/fleet/coordinator.js');
+  const fleet = options.fleet ?? uniqueFleet();
+  const agents = ids.map((id, i) => {
+    const context = testContext({ instanceId: id, redisUrl: options.url, policy: options.policy, port: 41_000 + i });
+    const coordinator = new FleetCoordinator(context, {
+      fleet,
+      leaseMs: 1000,
+      activityFlushMs: 100,
+      sweepIntervalMs: 200,
+      ...options.coordinator,
+    });
+    return { id, context, coordinator };
+  });
+  await Promise.all(agents.map((a) => a.coordinator.start()));
+  // Every agent has seen every other one (placement reads the leases in Redis, routing by hint
+  // reads this cached view).
+  await Promise.all(agents.map((a) => a.coordinator.refresh()));
+  return {
+    agents,
+    fleet,
+    stop: async () => {
+      await Promise.all(agents.map((a) => a.coordinator.stop()));
+      for (const a of agents) a.context.close();
+    },
+  };
+}
