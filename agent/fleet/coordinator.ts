@@ -137,6 +137,8 @@ export class FleetCoordinator implements Coordinator {
     Omit<FleetCoordinatorOptions, 'redisUrl' | 'fleet' | 'prefix' | 'hintKeys' | 'stateCleanup'>
   >;
   private hintCodec: OwnerHints | undefined;
+  /** Keys shared through Redis (newest first), when none is configured. */
+  private sharedHintKeys: string[] = [];
   private registered = false;
   private connecting: Promise<void> | undefined;
   private draining = false;
@@ -370,11 +372,20 @@ export class FleetCoordinator implements Coordinator {
     if (lapsed) await this.resync();
   }
 
+  /**
+   * Without a configured key the fleet shares one through Redis: the first agent stores a random
+   * key, the others read it. A Redis that restarted empty gets this agent's key back (SET NX), so
+   * ids minted before the restart stay verifiable; if another agent's key won the race, this agent
+   * signs with that one from now on and still verifies with every key it has used.
+   */
   private async ensureHintKey(): Promise<void> {
-    if (this.hintCodec) return;
-    await this.redis.set(this.keys.hintKey, randomBytes(32).toString('base64url'), 'NX');
-    const key = await this.redis.get(this.keys.hintKey);
-    if (key) this.hintCodec = new OwnerHints([Buffer.from(key, 'utf8')]);
+    if (this.options.hintKeys?.length) return;
+    const mine = this.sharedHintKeys[0] ?? randomBytes(32).toString('base64url');
+    await this.redis.set(this.keys.hintKey, mine, 'NX');
+    const current = await this.redis.get(this.keys.hintKey);
+    if (!current || current === this.sharedHintKeys[0]) return;
+    this.sharedHintKeys = [current, ...this.sharedHintKeys.filter((k) => k !== current)].slice(0, 4);
+    this.hintCodec = new OwnerHints(this.sharedHintKeys.map((k) => Buffer.from(k, 'utf8')));
   }
 
   private localState(session: Session): LocalSessionState {
