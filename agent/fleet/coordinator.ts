@@ -932,7 +932,8 @@ export class FleetCoordinator implements Coordinator {
       if (filter.principal !== undefined && r.principal !== filter.principal) return false;
       if (filter.tenant !== undefined && r.tenant !== filter.tenant) return false;
       if (filter.instanceId !== undefined && r.owner !== filter.instanceId) return false;
-      const age = (now - r.createdAt) / 1000;
+      // Whole seconds, as shown in `ageSeconds`.
+      const age = Math.floor((now - r.createdAt) / 1000);
       if (filter.minAgeSeconds !== undefined && age < filter.minAgeSeconds) return false;
       if (filter.maxAgeSeconds !== undefined && age > filter.maxAgeSeconds) return false;
       return true;
