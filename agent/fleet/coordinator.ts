@@ -150,6 +150,8 @@ export class FleetCoordinator implements Coordinator {
   private readonly meta = new Map<string, LocalMeta>();
   private readonly flushed = new Map<string, number>();
   private readonly pendingEnds = new Map<string, 'delete' | 'handoff'>();
+  /** Ends on their way to Redis; `stop()` lets them land. */
+  private readonly endsInFlight = new Set<Promise<void>>();
   /** Local ends that must not touch the registry (another instance owns the session). */
   private readonly quietEnds = new Set<string>();
   private readonly adoptions = new Map<string, Adoption>();
@@ -262,10 +264,14 @@ export class FleetCoordinator implements Coordinator {
       clearTimeout(adoption.timer);
       adoption.finish();
     }
+    await Promise.all(this.endsInFlight);
     if (this.redis.status === 'ready') {
       await this.flush().catch(() => {});
       await this.flushPendingEnds().catch(() => {});
       await this.leader.resign().catch(() => {});
+      // Leave the fleet at once rather than when the lease runs out: placement stops counting this
+      // instance, and whatever it still holds is re-homed (or ended) on its next request.
+      await this.redis.zadd(this.keys.leases, 'XX', 0, this.instanceId).catch(() => {});
     }
     this.registered = false;
     this.metrics.redisUp.set(0);
@@ -858,9 +864,16 @@ export class FleetCoordinator implements Coordinator {
       this.pendingEnds.set(session.id, mode);
       return;
     }
-    this.registry.end(session.id, { expectedOwner: this.instanceId, mode }).catch(() => {
-      this.pendingEnds.set(session.id, mode);
-    });
+    const ending = this.registry
+      .end(session.id, { expectedOwner: this.instanceId, mode })
+      .then(
+        () => {},
+        () => {
+          this.pendingEnds.set(session.id, mode);
+        },
+      )
+      .finally(() => this.endsInFlight.delete(ending));
+    this.endsInFlight.add(ending);
   }
 
   // ---- admin: inventory and kill switch ---------------------------------------------------

@@ -199,6 +199,22 @@ describe('routing', () => {
     expect(await b.coordinator.route('busy')).toMatchObject({ kind: 'remote', instanceId: 'agent-a' });
   });
 
+  it('leaves the fleet at once on a graceful stop: what it still held is resumed elsewhere right away', async () => {
+    const fleet = uniqueFleet();
+    const { agents } = await fleetOf(['agent-a'], { sharedSessionState: true }, fleet);
+    const [a] = agents as [TestAgent];
+    const leaving = await startAgents(['agent-b'], {
+      url,
+      fleet,
+      policy: { sessionsPerInstance: 3, sharedSessionState: true },
+    });
+    const b = leaving.agents[0]!;
+    await create([a, b], b, 'left-behind');
+    await leaving.stop();
+    expect(await a.coordinator.route('left-behind')).toMatchObject({ kind: 'adopt' });
+    expect((await a.coordinator.listInstances()).find((i) => i.id === 'agent-b')?.alive).toBe(false);
+  });
+
   it('gives an owner that comes back after its lease lapsed only what is still its own', async () => {
     const { agents } = await fleetOf(['agent-a', 'agent-b'], { sharedSessionState: true });
     const [a, b] = agents as [TestAgent, TestAgent];
