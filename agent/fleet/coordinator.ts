@@ -25,7 +25,13 @@ import { FenceGate, RedisLock } from './lock.js';
 import { createFleetMetrics, type FleetMetrics, type FleetOutcome } from './metrics.js';
 import { OwnerHints } from './owner-hint.js';
 import { ChannelHub, connectWithin, createFleetRedis } from './redis.js';
-import { FleetRegistry, type InstanceView, type LocalSessionState, type SessionRecord } from './registry.js';
+import {
+  FleetRegistry,
+  type InstanceView,
+  type LocalSessionState,
+  type SelfMode,
+  type SessionRecord,
+} from './registry.js';
 import { cleanSessionState, type StateCleanupReport } from './state-cleanup.js';
 import type {
   Coordinator,
@@ -346,8 +352,10 @@ export class FleetCoordinator implements Coordinator {
     this.metrics.redisUp.set(0);
   }
 
+  /** Slots offered to placement: none while draining or while every request slot is taken (SPEC §4). */
   private capacityOffered(): number {
-    return this.draining || this.context.sessions.isDraining ? 0 : this.context.sessions.capacity;
+    if (this.draining || this.context.sessions.isDraining || this.saturated()) return 0;
+    return this.context.sessions.capacity;
   }
 
   private async heartbeatNow(): Promise<{ lapsed: boolean }> {
@@ -360,6 +368,7 @@ export class FleetCoordinator implements Coordinator {
         inFlight: this.context.load.inFlight,
         sessions: this.context.sessions.size,
         draining: this.draining || this.context.sessions.isDraining,
+        saturated: this.saturated(),
       },
     });
     this.clockOffset = result.now - Date.now();
@@ -536,19 +545,25 @@ export class FleetCoordinator implements Coordinator {
     );
   }
 
-  private fullError(canGrow: boolean, serving: number): AgentError {
+  private fullError(canGrow: boolean, running: number): AgentError {
     const max = this.context.policy.maxInstances;
     const message = canGrow
       ? `no instance had a free session slot within placementWaitSeconds (${this.context.policy.placementWaitSeconds}); the fleet is scaling out`
-      : `every instance is full and the fleet is at maxInstances (${serving} of ${max} serving)`;
+      : `every instance is full and the fleet is at maxInstances (${running} of ${max} running)`;
     return new AgentError('SESSION_LIMIT_REACHED', message, {
       retryAfterSeconds: this.o.fullRetryAfterSeconds,
       details: { fleetAtMax: !canGrow },
     });
   }
 
-  private selfEvicts(): boolean {
-    return this.context.policy.evictionPolicy === 'lru' && this.context.sessions.canAccept();
+  private saturated(): boolean {
+    return this.context.load.inFlight >= this.context.load.limit;
+  }
+
+  private selfMode(): SelfMode {
+    const sessions = this.context.sessions;
+    if (this.draining || sessions.isDraining || this.saturated()) return 'closed';
+    return this.context.policy.evictionPolicy === 'lru' && sessions.canAccept() ? 'evict' : 'open';
   }
 
   async place(request: NewSession = {}, options: { signal?: AbortSignal } = {}): Promise<Placement> {
@@ -573,7 +588,7 @@ export class FleetCoordinator implements Coordinator {
           maxInstances: policy.maxInstances,
           reservationId,
           reservationTtlMs: this.o.reservationTtlMs,
-          selfEvicts: this.selfEvicts(),
+          selfMode: this.selfMode(),
           waiterId: waitMs > 0 ? waiterId : '',
           waitMs,
         });
@@ -612,7 +627,7 @@ export class FleetCoordinator implements Coordinator {
       }
       if (waited) await this.registry.removeWaiter(waiterId).catch(() => {});
       this.count('rejected_full');
-      throw this.fullError(result.canGrow, result.serving);
+      throw this.fullError(result.canGrow, result.running);
     }
   }
 
@@ -746,7 +761,7 @@ export class FleetCoordinator implements Coordinator {
     try {
       result = await this.registry.resolve(sessionId, {
         self: this.instanceId,
-        selfEvicts: this.selfEvicts(),
+        selfMode: this.selfMode(),
         idleMs: this.context.policy.sessionIdleTimeoutSeconds * 1000,
         maxInstances: this.context.policy.maxInstances,
       });

@@ -7,6 +7,13 @@ import type { Redis } from 'ioredis';
 import type { FleetKeys } from './keys.js';
 import { defineFleetCommands, registryKeys } from './scripts.js';
 
+/**
+ * What this instance can take, judged live rather than from its last heartbeat: `open` (a free
+ * slot, or for other instances to decide), `evict` (full, but may evict an idle session), `closed`
+ * (draining or its concurrency exhausted: place nothing here).
+ */
+export type SelfMode = 'open' | 'evict' | 'closed';
+
 /** A session as the registry records it. */
 export interface SessionRecord {
   readonly id: string;
@@ -42,7 +49,7 @@ export interface HeartbeatResult {
 export type PlaceResult =
   | { kind: 'placed'; instanceId: string; address: string }
   | { kind: 'quota'; quota: 'principal' | 'tenant'; held: number }
-  | { kind: 'full'; canGrow: boolean; serving: number; demand: number };
+  | { kind: 'full'; canGrow: boolean; running: number; demand: number };
 
 export type EndResult =
   | { kind: 'ended' }
@@ -163,7 +170,7 @@ export class FleetRegistry {
     maxInstances: number;
     reservationId: string;
     reservationTtlMs: number;
-    selfEvicts: boolean;
+    selfMode: SelfMode;
     waiterId?: string;
     waitMs?: number;
   }): Promise<PlaceResult> {
@@ -177,7 +184,7 @@ export class FleetRegistry {
       args.maxInstances,
       args.reservationId,
       args.reservationTtlMs,
-      args.selfEvicts ? '1' : '0',
+      args.selfMode,
       args.waiterId ?? '',
       Math.max(0, Math.ceil(args.waitMs ?? 0)),
     );
@@ -187,7 +194,7 @@ export class FleetRegistry {
       case 'quota':
         return { kind: 'quota', quota: str(out[1]) === 'tenant' ? 'tenant' : 'principal', held: num(out[2]) };
       default:
-        return { kind: 'full', canGrow: num(out[1]) === 1, serving: num(out[2]), demand: num(out[3]) };
+        return { kind: 'full', canGrow: num(out[1]) === 1, running: num(out[2]), demand: num(out[3]) };
     }
   }
 
@@ -235,13 +242,13 @@ export class FleetRegistry {
 
   async resolve(
     id: string,
-    args: { self: string; selfEvicts: boolean; idleMs: number; maxInstances: number },
+    args: { self: string; selfMode: SelfMode; idleMs: number; maxInstances: number },
   ): Promise<ResolveResult> {
     const out = await this.redis.sfResolve(
       ...this.keyList,
       id,
       args.self,
-      args.selfEvicts ? '1' : '0',
+      args.selfMode,
       args.idleMs,
       args.maxInstances,
     );

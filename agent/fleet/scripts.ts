@@ -136,17 +136,21 @@ end
 -- instance with the most free slots (ties: the smallest id, so the choice is deterministic);
 -- else, as a last resort, this instance if it may evict an idle session (evictionPolicy lru),
 -- because a free slot elsewhere costs a hop while an eviction costs someone their connection.
--- Draining instances offer capacity 0 and so are never chosen.
--- Returns the chosen instance (or nil) and how many live instances serve new sessions at all.
-local function pick(self, self_evicts, now)
+-- Instances offer capacity 0 while draining or while their concurrency is exhausted (as of their
+-- last heartbeat), so they are never chosen. This instance knows its own state better than its
+-- last heartbeat: self_mode is 'open', 'evict' (full but may evict) or 'closed' (take nothing).
+-- Returns the chosen instance (or nil) and how many instances are alive: that, not how many
+-- take sessions right now, is what counts against maxInstances.
+local function pick(self, self_mode, now)
   local live = redis.call('ZRANGEBYSCORE', K.leases, '(' .. now, '+inf')
   local best, best_free = nil, 0
-  local serving = 0
   local self_free = nil
   for _, id in ipairs(live) do
     local cap = tonumber(redis.call('HGET', K.capacity, id) or '0')
+    if id == self and self_mode == 'closed' then
+      cap = 0
+    end
     if cap > 0 then
-      serving = serving + 1
       local free = cap - used(id)
       if id == self then
         self_free = free
@@ -155,16 +159,16 @@ local function pick(self, self_evicts, now)
       end
     end
   end
-  if self_free ~= nil and self_free > 0 then return self, serving end
-  if best ~= nil then return best, serving end
-  if self_free ~= nil and self_evicts == '1' then return self, serving end
-  return nil, serving
+  if self_free ~= nil and self_free > 0 then return self, #live end
+  if best ~= nil then return best, #live end
+  if self_free ~= nil and self_mode == 'evict' then return self, #live end
+  return nil, #live
 end
 `;
 
 /**
  * Renews this instance's lease and publishes what it offers. KEYS: registry.
- * ARGV: self, lease ms, capacity (0 while draining), advertised URL, info JSON.
+ * ARGV: self, lease ms, capacity (0 while draining or saturated), advertised URL, info JSON.
  * Returns {previous deadline or -1, now, demand, then per live instance: id, address, capacity,
  * used, deadline}.
  */
@@ -199,15 +203,15 @@ return out
  * Chooses an instance for a new session and reserves a slot there, enforcing the fleet-wide
  * per-principal and per-tenant quotas in the same step. KEYS: registry.
  * ARGV: self, principal, tenant, principal limit (0: none), tenant limit (0: none), max instances,
- * reservation id, reservation TTL ms, self may evict (1/0), waiter id ('' if not waiting), wait ms.
+ * reservation id, reservation TTL ms, self mode (open/evict/closed), waiter id ('' if not waiting), wait ms.
  * Returns {'placed', instance, address} | {'quota', 'principal'|'tenant', held} |
- * {'full', can grow 1/0, serving instances, demand}.
+ * {'full', can grow 1/0, running instances, demand}.
  */
 const PLACE = `${PRELUDE}
 local self, principal, tenant = ARGV[1], ARGV[2], ARGV[3]
 local principal_limit, tenant_limit = tonumber(ARGV[4]), tonumber(ARGV[5])
 local max_instances = tonumber(ARGV[6])
-local rid, rid_ttl, self_evicts = ARGV[7], tonumber(ARGV[8]), ARGV[9]
+local rid, rid_ttl, self_mode = ARGV[7], tonumber(ARGV[8]), ARGV[9]
 local waiter, wait_ms = ARGV[10], tonumber(ARGV[11])
 local now = now_ms()
 -- 1. Give back slots and quota places of reservations that were never used.
@@ -223,14 +227,14 @@ if tenant ~= '' and tenant_limit > 0 then
   if held >= tenant_limit then return { 'quota', 'tenant', held } end
 end
 -- 3. Choose the instance.
-local target, serving = pick(self, self_evicts, now)
+local target, running = pick(self, self_mode, now)
 if target == nil then
   -- 4. Nowhere to go. Below max instances the fleet may grow: record this waiter as demand (with
   --    its own deadline, so a waiter that gives up or dies stops counting by itself).
-  local can_grow = serving < max_instances
+  local can_grow = running < max_instances
   if can_grow and waiter ~= '' then redis.call('ZADD', K.demand, now + wait_ms, waiter) end
   local demand = redis.call('ZCOUNT', K.demand, '(' .. now, '+inf')
-  return { 'full', can_grow and 1 or 0, serving, demand }
+  return { 'full', can_grow and 1 or 0, running, demand }
 end
 -- 5. Reserve: the slot (index by instance) and the quota places (by principal, by tenant) are
 --    taken now; opening the session turns the reservation into the session.
@@ -302,12 +306,12 @@ return { 'ended' }
 
 /**
  * Finds a session's owner for an agent that does not hold it, re-homing it if the owner is gone.
- * KEYS: registry. ARGV: id, self, self may evict (1/0), idle ms, max instances.
+ * KEYS: registry. ARGV: id, self, self mode (open/evict/closed), idle ms, max instances.
  * Returns {'owned', owner, address, record} | {'moved', instance, address, record} |
  * {'gone', 'expired'|'owner-lost'} | {'unknown'} | {'full', can grow 1/0}.
  */
 const RESOLVE = `${PRELUDE}
-local id, self, self_evicts = ARGV[1], ARGV[2], ARGV[3]
+local id, self, self_mode = ARGV[1], ARGV[2], ARGV[3]
 local idle_ms, max_instances = tonumber(ARGV[4]), tonumber(ARGV[5])
 local now = now_ms()
 local raw = redis.call('HGET', K.sessions, id)
@@ -332,11 +336,11 @@ end
 --    choose a live instance exactly as for a new session, and move ownership in the same step.
 --    Two agents racing here are serialized by Redis: the second sees the first one's live owner.
 if rec.o ~= '' then redis.call('ZREM', K.by_instance, rec.o .. '\\n' .. id) end
-local target, serving = pick(self, self_evicts, now)
+local target, running = pick(self, self_mode, now)
 if target == nil then
   rec.o = ''
   redis.call('HSET', K.sessions, id, cjson.encode(rec))
-  return { 'full', serving < max_instances and 1 or 0 }
+  return { 'full', running < max_instances and 1 or 0 }
 end
 rec.o = target
 raw = cjson.encode(rec)

@@ -59,7 +59,7 @@ describe('placement', () => {
     expect((error as AgentError).toHttpBody(404)).toEqual({
       error: {
         code: 'SESSION_LIMIT_REACHED',
-        message: 'every instance is full and the fleet is at maxInstances (3 of 3 serving): back off and retry',
+        message: 'every instance is full and the fleet is at maxInstances (3 of 3 running): back off and retry',
         status: 429,
         retryAfterSeconds: 5,
         fleetAtMax: true,
@@ -192,6 +192,27 @@ describe('placement', () => {
     const outcomes = await Promise.all(attempts);
     expect(outcomes.filter((o) => o === 'placed')).toHaveLength(5);
     expect(outcomes.filter((o) => o === 'PRINCIPAL_QUOTA_REACHED')).toHaveLength(25);
+  });
+
+  it('sends new sessions away from an instance whose concurrency is exhausted (SPEC §4)', async () => {
+    const { agents } = await fleetOf(['agent-a', 'agent-b'], {
+      sessionsPerInstance: 2,
+      concurrencyPerInstance: 2,
+      maxInstances: 2,
+    });
+    const [a, b] = agents as [TestAgent, TestAgent];
+    expect(b.context.load.tryAcquire() && b.context.load.tryAcquire()).toBe(true);
+    // b knows at once; the others learn it from b's next heartbeat.
+    const away = await b.coordinator.place();
+    expect(away).toMatchObject({ kind: 'remote', instanceId: 'agent-a' });
+    await b.coordinator.cancel(away);
+    await b.coordinator.refresh();
+    await a.coordinator.open(await a.coordinator.place(), 'x');
+    await a.coordinator.open(await a.coordinator.place(), 'y');
+    await expect(a.coordinator.place()).rejects.toMatchObject({ code: 'SESSION_LIMIT_REACHED' });
+    b.context.load.release();
+    await b.coordinator.refresh();
+    expect(await a.coordinator.place()).toMatchObject({ kind: 'remote', instanceId: 'agent-b' });
   });
 
   it('never places a new session on a draining instance', async () => {
