@@ -383,6 +383,8 @@ export class FleetCoordinator implements Coordinator {
     if (this.stopped || this.redis.status !== 'ready' || Date.now() < this.heartbeatPausedUntil) return;
     if (!this.registered) return this.connected();
     const { lapsed } = await this.heartbeatNow();
+    // Ends that failed while Redis flickered between two heartbeats.
+    if (this.pendingEnds.size > 0) await this.flushPendingEnds();
     // A lapsed lease means the fleet may have treated this instance as dead meanwhile.
     if (lapsed) await this.resync();
   }

@@ -148,5 +148,11 @@ describe('a Redis outage', () => {
     expect(a.coordinator.hints?.read(hinted.id)?.instanceId).toBe('agent-b');
     const lease = await a.coordinator.lock.acquire(local.id);
     await lease.release();
+    // The agents' channels are subscribed again: the kill switch reaches the owner.
+    expect(await a.coordinator.terminate(failOpenIds[1]!)).toEqual({
+      terminated: true,
+      via: 'owner',
+      owner: 'agent-b',
+    });
   }, 30_000);
 });
