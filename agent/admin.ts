@@ -6,11 +6,15 @@ import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AgentContext, Front } from './core/context.js';
 import type { UpstreamProbe } from './core/probe.js';
+import { fleetAdminRoutes } from './fleet/admin-routes.js';
+import type { FleetAdmin } from './fleet/types.js';
 
 export interface AdminOptions {
   context: AgentContext;
   probe: UpstreamProbe;
   front: Front;
+  /** The fleet's inventory and kill switch (`/admin/fleet/...`), behind the same admin token. */
+  fleet?: FleetAdmin;
 }
 
 /** Why the instance is not ready for new sessions; empty when it is. */
@@ -95,6 +99,8 @@ export function buildAdminApp(options: AdminOptions): FastifyInstance {
         })),
       };
     });
+
+    if (options.fleet) admin.register(fleetAdminRoutes, { fleet: options.fleet });
 
     admin.delete<{ Params: { id: string } }>('/admin/sessions/:id', async (request, reply) => {
       const { id } = request.params;

@@ -24,6 +24,20 @@ export const AGENT_FLAGS = {
     description:
       'redis:// or rediss:// URL for fleet coordination; without it an embedded in-memory store serves one instance',
   },
+  fleet: {
+    type: 'string',
+    description: "the fleet's name: agents with the same --redis and --fleet coordinate (default default)",
+  },
+  'fleet-key': {
+    type: 'string',
+    description:
+      'HMAC key(s) signing owner hints in session ids, comma-separated, newest first; set it from a secret via the environment (default: a random key shared through Redis)',
+  },
+  'session-state-dir': {
+    type: 'string',
+    description:
+      'shared session-state directory (e.g. ~/.copilot/session-state) whose stale session directories the agent cleans up',
+  },
   'instance-id': { type: 'string', description: "this instance's id (default: the host name)" },
   advertise: {
     type: 'string',
@@ -70,6 +84,11 @@ export interface AgentConfig {
   listen: HostPort;
   adminListen: HostPort;
   redisUrl?: string;
+  /** The fleet's name (Redis key prefix `sessionfleet:{<fleet>}:`); unset means `default`. */
+  fleet?: string;
+  /** Owner-hint keys, comma-separated (`SESSIONFLEET_FLEET_KEY`). */
+  fleetKey?: string;
+  sessionStateDir?: string;
   instanceId: string;
   advertise: URL;
   /** False when `advertise` was derived (from the listen address or this host's IP). */
@@ -198,6 +217,18 @@ export function parseAgentConfig(
   if (redis && !/^rediss?:\/\//.test(redis.value)) {
     problems.push(`${redis.source} must be a redis:// or rediss:// URL`);
   }
+  const fleet = get('fleet');
+  if (fleet && !/^[A-Za-z0-9._-]{1,64}$/.test(fleet.value)) {
+    problems.push(`${fleet.source} (${JSON.stringify(fleet.value)}) must be 1–64 letters, digits, '.', '_' or '-'`);
+  }
+  const fleetKey = get('fleet-key');
+  if (fleetKey) {
+    const keys = fleetKey.value.split(',').map((k) => k.trim());
+    if (keys.some((k) => k.length < 16)) {
+      // Never echo the value: it is a secret.
+      problems.push(`${fleetKey.source} must be one or more comma-separated keys of at least 16 characters each`);
+    }
+  }
   const instanceId = get('instance-id')?.value ?? defaults.hostname ?? 'sessionfleet-agent';
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(instanceId)) {
     problems.push(`--instance-id (${JSON.stringify(instanceId)}) must be 1–128 letters, digits, '.', '_' or '-'`);
@@ -241,6 +272,10 @@ export function parseAgentConfig(
     logLevel: logLevel?.value ?? 'info',
   };
   if (redis) config.redisUrl = redis.value;
+  if (fleet) config.fleet = fleet.value;
+  if (fleetKey) config.fleetKey = fleetKey.value;
+  const sessionStateDir = get('session-state-dir');
+  if (sessionStateDir) config.sessionStateDir = sessionStateDir.value;
   const principals = get('principals');
   if (principals) config.principalsFile = principals.value;
   if (principalHeader) config.principalHeader = principalHeader.value.toLowerCase();

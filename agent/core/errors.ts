@@ -28,6 +28,7 @@ export const ERRORS = {
   SESSION_LIMIT_REACHED: define('SESSION_LIMIT_REACHED', 429, -32010, 'back off and retry'),
   CONCURRENCY_LIMIT_REACHED: define('CONCURRENCY_LIMIT_REACHED', 429, -32011, 'back off and retry'),
   PRINCIPAL_QUOTA_REACHED: define('PRINCIPAL_QUOTA_REACHED', 429, -32012, 'end one of your sessions first'),
+  TENANT_QUOTA_REACHED: define('TENANT_QUOTA_REACHED', 429, -32020, "end one of your tenant's sessions first"),
   SESSION_EXPIRED: define('SESSION_EXPIRED', 'expired', -32001, 'start a new session'),
   SESSION_NOT_FOUND: define('SESSION_NOT_FOUND', 'expired', -32001, 'start a new session'),
   SESSION_ID_REQUIRED: define('SESSION_ID_REQUIRED', 400, -32600, 'send the session id you were given'),

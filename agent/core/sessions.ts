@@ -116,7 +116,14 @@ export class SessionTable {
     return total;
   }
 
-  create(id: string, options: { principal?: string; meta?: Record<string, unknown> } = {}): CreateResult {
+  /**
+   * `createdAt` carries an earlier creation time over when a session moves here from another
+   * instance (fleet re-homing), so its absolute lifetime still counts from its real creation.
+   */
+  create(
+    id: string,
+    options: { principal?: string; meta?: Record<string, unknown>; createdAt?: number } = {},
+  ): CreateResult {
     if (this.draining) return { ok: false, reason: 'draining' };
     this.sweep();
     if (this.sessions.has(id)) return { ok: false, reason: 'exists' };
@@ -128,11 +135,12 @@ export class SessionTable {
       evicted = candidate;
     }
     const now = this.now();
+    const createdAt = Math.min(options.createdAt ?? now, now);
     const session: Session = {
       id,
       principal: options.principal,
-      createdAt: now,
-      expiresAt: now + this.lifetimeMs,
+      createdAt,
+      expiresAt: createdAt + this.lifetimeMs,
       lastActiveAt: now,
       inFlight: 0,
       openStreams: 0,

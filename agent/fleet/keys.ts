@@ -1,0 +1,106 @@
+/**
+ * Where a fleet keeps its state in Redis. Every key and channel starts with one prefix,
+ * `sessionfleet:{<fleet>}:` by default. The braces are a Redis Cluster hash tag: all of a fleet's
+ * keys hash to one slot, so the Lua scripts, which touch several keys at once, also run on a
+ * cluster. The price is that one fleet lives on one shard; a fleet's coordination traffic is small
+ * (a few commands per new session), and several fleets still spread over the shards.
+ *
+ * Sets whose members are looked up by owner, principal or tenant are *lexicographic* sorted sets
+ * (every score 0, member `<owner>\n<id>`) rather than one set per owner: a script can then count or
+ * list one owner's members with ZLEXCOUNT / ZRANGEBYLEX on a key it declares up front, instead of
+ * building key names at run time. `\n` cannot appear in an instance id, a principal or a tenant,
+ * and session ids are visible ASCII, so the member splits unambiguously. Reservations (slots held
+ * for a session being created) sit in the same indexes as `<owner>\n <reservation id>`: the space
+ * never occurs in a session id, and counting both together is exactly "slots in use".
+ */
+
+export interface FleetKeys {
+  readonly prefix: string;
+  /** ZSET instance id → lease deadline (ms, Redis clock). Alive while the deadline is ahead. */
+  readonly leases: string;
+  /** HASH instance id → session slots offered (0 while draining). */
+  readonly capacity: string;
+  /** HASH instance id → advertised URL (`--advertise`). */
+  readonly address: string;
+  /** HASH instance id → JSON of what the heartbeat reports (in flight, draining, started at). */
+  readonly info: string;
+  /** HASH session id → JSON session record (owner, principal, tenant, times, resumable). */
+  readonly sessions: string;
+  /** ZSET session id → absolute expiry (ms). */
+  readonly expiries: string;
+  /** ZSET session id → last activity (ms), written back in batches by the owner. */
+  readonly activity: string;
+  /** Lexicographic ZSET `<instance>\n<session id>` (and reservations): slots in use per instance. */
+  readonly byInstance: string;
+  /** Lexicographic ZSET `<principal>\n<session id>`: sessions per principal. */
+  readonly byPrincipal: string;
+  /** Lexicographic ZSET `<tenant>\n<session id>`: sessions per tenant. */
+  readonly byTenant: string;
+  /** HASH reservation id → JSON {instance, principal, tenant}. */
+  readonly reservations: string;
+  /** ZSET reservation id → deadline (ms); expired reservations are reclaimed by the scripts. */
+  readonly reservationExpiries: string;
+  /** ZSET waiter id → deadline: new sessions waiting for capacity (the autoscaler's demand). */
+  readonly demand: string;
+  /** STRING counter: fencing tokens for every lock of the fleet. */
+  readonly fence: string;
+  /** STRING counter: places in lock queues, so the oldest waiter goes first. */
+  readonly ticket: string;
+  /** STRING: the HMAC key for owner hints when none is configured. */
+  readonly hintKey: string;
+  /** STRING `<holder id>:<token>`, PX TTL: who holds the lock on `resource`. */
+  lockHolder(resource: string): string;
+  /** ZSET waiter id → ticket: the FIFO queue of the lock on `resource`. */
+  lockQueue(resource: string): string;
+  /** ZSET waiter id → deadline: waiters that stop renewing this are dropped from the queue. */
+  lockWaiters(resource: string): string;
+  /** Pub/sub channel: the id of the waiter whose turn it is, sent on release. */
+  lockChannel(resource: string): string;
+  /** Pub/sub channel of one instance: admin requests (terminate) addressed to its sessions. */
+  instanceChannel(instanceId: string): string;
+}
+
+export const DEFAULT_FLEET = 'default';
+const FLEET_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+
+export function defaultPrefix(fleet: string): string {
+  return `sessionfleet:{${fleet}}:`;
+}
+
+/**
+ * The keys of one fleet. `prefix` overrides the default entirely (keep a `{hash tag}` in it if the
+ * Redis is a cluster).
+ */
+export function fleetKeys(options: { fleet?: string; prefix?: string } = {}): FleetKeys {
+  const fleet = options.fleet ?? DEFAULT_FLEET;
+  if (options.prefix === undefined && !FLEET_NAME.test(fleet)) {
+    throw new Error(`fleet name ${JSON.stringify(fleet)} must be 1-64 letters, digits, '.', '_' or '-'`);
+  }
+  const p = options.prefix ?? defaultPrefix(fleet);
+  // The lock keys put the kind before the resource: a resource may itself contain ':' and must
+  // never produce another resource's queue key.
+  return {
+    prefix: p,
+    leases: `${p}instances:lease`,
+    capacity: `${p}instances:capacity`,
+    address: `${p}instances:address`,
+    info: `${p}instances:info`,
+    sessions: `${p}sessions`,
+    expiries: `${p}sessions:expiry`,
+    activity: `${p}sessions:activity`,
+    byInstance: `${p}index:instance`,
+    byPrincipal: `${p}index:principal`,
+    byTenant: `${p}index:tenant`,
+    reservations: `${p}reservations`,
+    reservationExpiries: `${p}reservations:expiry`,
+    demand: `${p}demand`,
+    fence: `${p}lock:fence`,
+    ticket: `${p}lock:ticket`,
+    hintKey: `${p}hint-key`,
+    lockHolder: (resource) => `${p}lock:holder:${resource}`,
+    lockQueue: (resource) => `${p}lock:queue:${resource}`,
+    lockWaiters: (resource) => `${p}lock:waiters:${resource}`,
+    lockChannel: (resource) => `${p}lock:turn:${resource}`,
+    instanceChannel: (instanceId) => `${p}instance:${instanceId}`,
+  };
+}

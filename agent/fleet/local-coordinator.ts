@@ -1,0 +1,249 @@
+/**
+ * `LocalCoordinator`: the fleet contract for an agent started without `--redis` — one instance,
+ * no network. The fronts call the same methods as in a fleet; the answers come from the local
+ * session table: every session is local, a full instance is a full fleet (429), the quotas per
+ * principal and tenant still hold, the lock is in-process (`MemoryLock`), and the session-state
+ * cleanup runs without a leader (there is nobody to race).
+ */
+import { randomBytes } from 'node:crypto';
+import { AgentError } from '../core/errors.js';
+import type { Session } from '../core/sessions.js';
+import { FenceGate, MemoryLock } from './lock.js';
+import { cleanSessionState, type StateCleanupReport } from './state-cleanup.js';
+import type {
+  Coordinator,
+  FleetContext,
+  FleetInstanceSummary,
+  FleetSessionInfo,
+  NewSession,
+  OpenOptions,
+  Placement,
+  PlacementTicket,
+  Route,
+  SessionFilter,
+  TerminateHandler,
+  TerminateResult,
+} from './types.js';
+
+export interface LocalCoordinatorOptions {
+  /** Retry-After for a full instance. @default 5 */
+  fullRetryAfterSeconds?: number;
+  stateCleanup?: { dir: string; intervalMs?: number; maxAgeSeconds?: number };
+}
+
+export class LocalCoordinator implements Coordinator {
+  readonly mode = 'local' as const;
+  readonly available = true;
+  readonly instanceId: string;
+  readonly lock: MemoryLock;
+  readonly fence = new FenceGate();
+  readonly hints = undefined;
+  private readonly tenants = new Map<string, string | undefined>();
+  private terminator: TerminateHandler;
+  private timer: NodeJS.Timeout | undefined;
+  private draining = false;
+  lastCleanup: StateCleanupReport | undefined;
+
+  constructor(
+    private readonly context: FleetContext,
+    private readonly options: LocalCoordinatorOptions = {},
+  ) {
+    this.instanceId = context.config.instanceId;
+    const collaborative = context.policy.collaborative;
+    this.lock = new MemoryLock({
+      ttlMs: (collaborative?.lockTtlSeconds ?? 30) * 1000,
+      waitMs: (collaborative?.lockWaitSeconds ?? 10) * 1000,
+    });
+    this.terminator = async (id) => context.sessions.end(id, 'terminated');
+    context.onSessionEnd((session) => {
+      this.tenants.delete(session.id);
+      this.fence.forget(session.id);
+    });
+  }
+
+  async start(): Promise<void> {
+    const cleanup = this.options.stateCleanup;
+    if (!cleanup) return;
+    this.timer = setInterval(() => {
+      this.cleanStateNow().catch((error: unknown) =>
+        this.context.logger.warn({ err: error }, 'session-state cleanup failed'),
+      );
+    }, cleanup.intervalMs ?? 60_000);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  async startDraining(): Promise<void> {
+    this.draining = true;
+    this.context.sessions.startDraining();
+  }
+
+  async cleanStateNow(): Promise<StateCleanupReport | undefined> {
+    const cleanup = this.options.stateCleanup;
+    if (!cleanup) return undefined;
+    this.lastCleanup = await cleanSessionState({
+      dir: cleanup.dir,
+      maxAgeMs: (cleanup.maxAgeSeconds ?? this.context.policy.sessionLifetimeSeconds) * 1000,
+      isLive: async (ids) => new Set(ids.filter((id) => this.context.sessions.get(id))),
+    });
+    return this.lastCleanup;
+  }
+
+  onTerminate(handler: TerminateHandler): void {
+    this.terminator = handler;
+  }
+
+  mintSessionId(): string {
+    return randomBytes(16).toString('base64url');
+  }
+
+  private checkQuotas(principal: string | undefined, tenant: string | undefined): void {
+    const policy = this.context.policy;
+    const local = this.context.sessions.list();
+    if (principal !== undefined && policy.sessionsPerPrincipal !== undefined) {
+      const held = local.filter((s) => s.principal === principal).length;
+      if (held >= policy.sessionsPerPrincipal)
+        throw new AgentError(
+          'PRINCIPAL_QUOTA_REACHED',
+          `principal ${JSON.stringify(principal)} holds ${held} sessions, the sessionsPerPrincipal quota (${policy.sessionsPerPrincipal})`,
+          { details: { quota: 'sessionsPerPrincipal', limit: policy.sessionsPerPrincipal, principal } },
+        );
+    }
+    if (tenant !== undefined && policy.sessionsPerTenant !== undefined) {
+      const held = local.filter((s) => this.tenants.get(s.id) === tenant).length;
+      if (held >= policy.sessionsPerTenant)
+        throw new AgentError(
+          'TENANT_QUOTA_REACHED',
+          `tenant ${JSON.stringify(tenant)} holds ${held} sessions, the sessionsPerTenant quota (${policy.sessionsPerTenant})`,
+          { details: { quota: 'sessionsPerTenant', limit: policy.sessionsPerTenant, tenant } },
+        );
+    }
+  }
+
+  private full(): AgentError {
+    return new AgentError(
+      'SESSION_LIMIT_REACHED',
+      `this instance holds ${this.context.sessions.size} of ${this.context.sessions.capacity} sessions`,
+      { retryAfterSeconds: this.options.fullRetryAfterSeconds ?? 5, details: { fleetAtMax: true } },
+    );
+  }
+
+  async place(request: NewSession = {}): Promise<Placement> {
+    if (this.draining || this.context.sessions.isDraining)
+      throw new AgentError('DRAINING', 'this instance is draining', { retryAfterSeconds: 1 });
+    this.checkQuotas(request.principal, request.tenant);
+    if (!this.context.sessions.canAccept()) throw this.full();
+    return { kind: 'local', reservationId: undefined, principal: request.principal, tenant: request.tenant };
+  }
+
+  async open(ticket: PlacementTicket, sessionId: string, options: OpenOptions = {}): Promise<Session> {
+    const principal = options.principal ?? ticket.principal;
+    const tenant = options.tenant ?? ticket.tenant;
+    // Quotas again: two placements may have raced between place() and open().
+    this.checkQuotas(principal, tenant);
+    const created = this.context.sessions.create(sessionId, {
+      ...(principal !== undefined ? { principal } : {}),
+      ...(options.meta ? { meta: options.meta } : {}),
+    });
+    if (!created.ok) {
+      if (created.reason === 'draining')
+        throw new AgentError('DRAINING', 'this instance is draining', { retryAfterSeconds: 1 });
+      if (created.reason === 'exists')
+        throw new AgentError('BAD_REQUEST', `session ${JSON.stringify(sessionId)} already exists`);
+      throw this.full();
+    }
+    this.tenants.set(sessionId, tenant);
+    return created.session;
+  }
+
+  async cancel(): Promise<void> {}
+
+  async route(sessionId: string): Promise<Route> {
+    const found = this.context.sessions.lookup(sessionId);
+    if (found.state === 'active') return { kind: 'local', session: found.session };
+    if (found.state === 'ended' && (found.reason === 'expired-lifetime' || found.reason === 'expired-idle'))
+      return { kind: 'gone', reason: 'expired' };
+    return { kind: 'gone', reason: 'unknown' };
+  }
+
+  async adopt(sessionId: string): Promise<Session> {
+    throw new Error(`adopt(${JSON.stringify(sessionId)}): a single instance never re-homes sessions`);
+  }
+
+  async abandon(sessionId: string): Promise<void> {
+    this.context.sessions.end(sessionId, 'deleted');
+  }
+
+  forget(): void {}
+
+  private describe(s: Session): FleetSessionInfo {
+    const now = Date.now();
+    return {
+      id: s.id,
+      owner: this.instanceId,
+      ownerAlive: true,
+      principal: s.principal ?? null,
+      tenant: this.tenants.get(s.id) ?? null,
+      createdAt: new Date(s.createdAt).toISOString(),
+      expiresAt: new Date(s.expiresAt).toISOString(),
+      lastActiveAt: new Date(s.lastActiveAt).toISOString(),
+      ageSeconds: Math.max(0, Math.floor((now - s.createdAt) / 1000)),
+      idleSeconds: Math.max(0, Math.floor((now - s.lastActiveAt) / 1000)),
+      resumable: this.context.policy.sharedSessionState,
+      inFlight: s.inFlight,
+      openStreams: s.openStreams,
+    };
+  }
+
+  async listSessions(filter: SessionFilter = {}): Promise<{ sessions: FleetSessionInfo[]; truncated: boolean }> {
+    const limit = filter.limit ?? 1000;
+    const now = Date.now();
+    const matching = this.context.sessions
+      .list()
+      .filter((s) => {
+        if (filter.principal !== undefined && s.principal !== filter.principal) return false;
+        if (filter.tenant !== undefined && this.tenants.get(s.id) !== filter.tenant) return false;
+        if (filter.instanceId !== undefined && filter.instanceId !== this.instanceId) return false;
+        // Whole seconds, as shown in `ageSeconds`.
+        const age = Math.floor((now - s.createdAt) / 1000);
+        if (filter.minAgeSeconds !== undefined && age < filter.minAgeSeconds) return false;
+        if (filter.maxAgeSeconds !== undefined && age > filter.maxAgeSeconds) return false;
+        return true;
+      })
+      .sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
+    return { sessions: matching.slice(0, limit).map((s) => this.describe(s)), truncated: matching.length > limit };
+  }
+
+  async inspect(sessionId: string): Promise<FleetSessionInfo | undefined> {
+    const session = this.context.sessions.get(sessionId);
+    return session ? this.describe(session) : undefined;
+  }
+
+  async terminate(sessionId: string): Promise<TerminateResult> {
+    if (!this.context.sessions.get(sessionId)) return { terminated: false, via: 'none', owner: null };
+    return { terminated: await this.terminator(sessionId), via: 'local', owner: this.instanceId };
+  }
+
+  async listInstances(): Promise<FleetInstanceSummary[]> {
+    const sessions = this.context.sessions;
+    const capacity = this.draining || sessions.isDraining ? 0 : sessions.capacity;
+    return [
+      {
+        id: this.instanceId,
+        advertise: this.context.config.advertise.href,
+        alive: true,
+        self: true,
+        capacity,
+        used: sessions.size,
+        free: Math.max(0, capacity - sessions.size),
+        draining: this.draining || sessions.isDraining,
+        inFlight: this.context.load.inFlight,
+        leaseExpiresInMs: null,
+      },
+    ];
+  }
+}

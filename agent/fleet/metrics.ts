@@ -1,0 +1,49 @@
+/**
+ * The fleet layer's own metrics, on the agent's registry. `sessionfleet_placement_demand` (in
+ * core/metrics.ts) carries the fleet-wide demand the autoscaler reads; these add what an operator
+ * needs to see how coordination is going, above all during a Redis outage.
+ */
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+export type FleetOutcome =
+  | 'placed_local'
+  | 'placed_remote'
+  | 'placed_fail_open'
+  | 'waited_for_capacity'
+  | 'rejected_full'
+  | 'rejected_quota'
+  | 'rejected_unavailable'
+  | 'routed_local'
+  | 'routed_remote'
+  | 'routed_by_hint'
+  | 'routed_unavailable'
+  | 'rehomed'
+  | 'gone';
+
+export interface FleetMetrics {
+  readonly redisUp: Gauge;
+  readonly instances: Gauge;
+  readonly outcomes: Counter<'outcome'>;
+}
+
+export function createFleetMetrics(registry: Registry): FleetMetrics {
+  const registers = [registry];
+  return {
+    redisUp: new Gauge({
+      name: 'sessionfleet_fleet_redis_up',
+      help: '1 while the fleet store (Redis) answers and this instance is registered.',
+      registers,
+    }),
+    instances: new Gauge({
+      name: 'sessionfleet_fleet_instances',
+      help: 'Live instances of the fleet, as of the last heartbeat.',
+      registers,
+    }),
+    outcomes: new Counter({
+      name: 'sessionfleet_fleet_outcomes_total',
+      help: 'Placement and routing decisions of this agent, by outcome.',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+  };
+}

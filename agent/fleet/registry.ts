@@ -1,0 +1,409 @@
+/**
+ * Typed calls to the registry scripts (`scripts.ts`) plus the plain reads the admin API needs.
+ * Nothing here decides policy: the coordinator does. One method per script, each returning a
+ * discriminated union so callers handle every outcome.
+ */
+import type { Redis } from 'ioredis';
+import type { FleetKeys } from './keys.js';
+import { defineFleetCommands, registryKeys } from './scripts.js';
+
+/**
+ * What this instance can take, judged live rather than from its last heartbeat: `open` (a free
+ * slot, or for other instances to decide), `evict` (full, but may evict an idle session), `closed`
+ * (draining or its concurrency exhausted: place nothing here).
+ */
+export type SelfMode = 'open' | 'evict' | 'closed';
+
+/** A session as the registry records it. */
+export interface SessionRecord {
+  readonly id: string;
+  /** The instance that holds it; undefined while it waits to be resumed (handed off). */
+  readonly owner: string | undefined;
+  readonly principal: string | undefined;
+  readonly tenant: string | undefined;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  /** Its state is on shared storage: another instance can resume it. */
+  readonly resumable: boolean;
+}
+
+export interface InstanceView {
+  readonly id: string;
+  readonly address: string;
+  /** Slots offered (0 while draining). */
+  readonly capacity: number;
+  /** Slots in use: sessions plus reservations. */
+  readonly used: number;
+  readonly leaseDeadline: number;
+}
+
+export interface HeartbeatResult {
+  /** The lease deadline before this renewal; undefined if the instance was not registered. */
+  readonly previousDeadline: number | undefined;
+  /** The Redis clock. */
+  readonly now: number;
+  readonly demand: number;
+  readonly instances: InstanceView[];
+}
+
+export type PlaceResult =
+  | { kind: 'placed'; instanceId: string; address: string }
+  | { kind: 'quota'; quota: 'principal' | 'tenant'; held: number }
+  | { kind: 'full'; canGrow: boolean; running: number; demand: number };
+
+export type EndResult =
+  | { kind: 'ended' }
+  | { kind: 'handed-off' }
+  | { kind: 'unknown' }
+  | { kind: 'not-owner'; owner: string | undefined };
+
+export type ResolveResult =
+  | { kind: 'owned'; instanceId: string; address: string; record: SessionRecord }
+  | { kind: 'moved'; instanceId: string; address: string; record: SessionRecord }
+  | { kind: 'gone'; reason: 'expired' | 'owner-lost' }
+  | { kind: 'unknown' }
+  | { kind: 'full'; canGrow: boolean };
+
+export interface LocalSessionState {
+  id: string;
+  principal: string | undefined;
+  tenant: string | undefined;
+  createdAt: number;
+  expiresAt: number;
+  resumable: boolean;
+  lastActiveAt: number;
+}
+
+export interface ResyncResult {
+  registered: number;
+  kept: number;
+  released: number;
+  /** Sessions this instance holds but the registry gives to another instance. */
+  conflicts: Array<{ id: string; owner: string }>;
+}
+
+export interface SweepResult {
+  reservationsReclaimed: number;
+  expired: number;
+  handedOff: number;
+  dropped: number;
+  instancesRemoved: number;
+  waitersExpired: number;
+}
+
+export interface InstanceInfo extends InstanceView {
+  readonly alive: boolean;
+  readonly info: Record<string, unknown>;
+}
+
+interface RawRecord {
+  o: string;
+  p: string;
+  t: string;
+  c: number;
+  e: number;
+  r: number;
+}
+
+export function decodeRecord(id: string, raw: string): SessionRecord {
+  const r = JSON.parse(raw) as RawRecord;
+  return {
+    id,
+    owner: r.o === '' ? undefined : r.o,
+    principal: r.p === '' ? undefined : r.p,
+    tenant: r.t === '' ? undefined : r.t,
+    createdAt: Number(r.c),
+    expiresAt: Number(r.e),
+    resumable: Number(r.r) === 1,
+  };
+}
+
+const str = (v: unknown): string => (typeof v === 'string' ? v : String(v ?? ''));
+const num = (v: unknown): number => Number(v);
+
+export class FleetRegistry {
+  private readonly keyList: string[];
+
+  constructor(
+    readonly redis: Redis,
+    readonly keys: FleetKeys,
+  ) {
+    defineFleetCommands(redis);
+    this.keyList = registryKeys(keys);
+  }
+
+  async heartbeat(args: {
+    instanceId: string;
+    leaseMs: number;
+    capacity: number;
+    address: string;
+    info: Record<string, unknown>;
+  }): Promise<HeartbeatResult> {
+    const out = await this.redis.sfHeartbeat(
+      ...this.keyList,
+      args.instanceId,
+      args.leaseMs,
+      args.capacity,
+      args.address,
+      JSON.stringify(args.info),
+    );
+    const instances: InstanceView[] = [];
+    for (let i = 3; i + 4 < out.length; i += 5) {
+      instances.push({
+        id: str(out[i]),
+        address: str(out[i + 1]),
+        capacity: num(out[i + 2]),
+        used: num(out[i + 3]),
+        leaseDeadline: num(out[i + 4]),
+      });
+    }
+    const previous = num(out[0]);
+    return { previousDeadline: previous < 0 ? undefined : previous, now: num(out[1]), demand: num(out[2]), instances };
+  }
+
+  async place(args: {
+    self: string;
+    principal: string | undefined;
+    tenant: string | undefined;
+    principalLimit: number | undefined;
+    tenantLimit: number | undefined;
+    maxInstances: number;
+    reservationId: string;
+    reservationTtlMs: number;
+    selfMode: SelfMode;
+    waiterId?: string;
+    waitMs?: number;
+  }): Promise<PlaceResult> {
+    const out = await this.redis.sfPlace(
+      ...this.keyList,
+      args.self,
+      args.principal ?? '',
+      args.tenant ?? '',
+      args.principalLimit ?? 0,
+      args.tenantLimit ?? 0,
+      args.maxInstances,
+      args.reservationId,
+      args.reservationTtlMs,
+      args.selfMode,
+      args.waiterId ?? '',
+      Math.max(0, Math.ceil(args.waitMs ?? 0)),
+    );
+    switch (str(out[0])) {
+      case 'placed':
+        return { kind: 'placed', instanceId: str(out[1]), address: str(out[2]) };
+      case 'quota':
+        return { kind: 'quota', quota: str(out[1]) === 'tenant' ? 'tenant' : 'principal', held: num(out[2]) };
+      default:
+        return { kind: 'full', canGrow: num(out[1]) === 1, running: num(out[2]), demand: num(out[3]) };
+    }
+  }
+
+  /** Returns true if the reservation was still there. */
+  async cancel(reservationId: string): Promise<boolean> {
+    return (await this.redis.sfCancel(...this.keyList, reservationId)) === 1;
+  }
+
+  async open(args: {
+    id: string;
+    owner: string;
+    reservationId: string | undefined;
+    principal: string | undefined;
+    tenant: string | undefined;
+    createdAt: number;
+    expiresAt: number;
+    resumable: boolean;
+  }): Promise<{ ok: true } | { ok: false; owner: string | undefined }> {
+    const out = await this.redis.sfOpen(
+      ...this.keyList,
+      args.id,
+      args.owner,
+      args.reservationId ?? '',
+      args.principal ?? '',
+      args.tenant ?? '',
+      Math.floor(args.createdAt),
+      Math.floor(args.expiresAt),
+      args.resumable ? 1 : 0,
+    );
+    if (str(out[0]) === 'ok') return { ok: true };
+    const owner = str(out[1]);
+    return { ok: false, owner: owner === '' ? undefined : owner };
+  }
+
+  async end(id: string, options: { expectedOwner?: string; mode: 'delete' | 'handoff' }): Promise<EndResult> {
+    const out = await this.redis.sfEnd(...this.keyList, id, options.expectedOwner ?? '', options.mode);
+    const kind = str(out[0]);
+    if (kind === 'not-owner') {
+      const owner = str(out[1]);
+      return { kind, owner: owner === '' ? undefined : owner };
+    }
+    if (kind === 'ended' || kind === 'handed-off' || kind === 'unknown') return { kind };
+    throw new Error(`unexpected reply from sfEnd: ${kind}`);
+  }
+
+  async resolve(
+    id: string,
+    args: { self: string; selfMode: SelfMode; idleMs: number; maxInstances: number },
+  ): Promise<ResolveResult> {
+    const out = await this.redis.sfResolve(
+      ...this.keyList,
+      id,
+      args.self,
+      args.selfMode,
+      args.idleMs,
+      args.maxInstances,
+    );
+    const kind = str(out[0]);
+    switch (kind) {
+      case 'owned':
+      case 'moved':
+        return { kind, instanceId: str(out[1]), address: str(out[2]), record: decodeRecord(id, str(out[3])) };
+      case 'gone':
+        return { kind, reason: str(out[1]) === 'expired' ? 'expired' : 'owner-lost' };
+      case 'full':
+        return { kind, canGrow: num(out[1]) === 1 };
+      default:
+        return { kind: 'unknown' };
+    }
+  }
+
+  async resync(self: string, held: readonly LocalSessionState[]): Promise<ResyncResult> {
+    const args: Array<string | number> = [self];
+    for (const s of held) {
+      args.push(
+        s.id,
+        s.principal ?? '',
+        s.tenant ?? '',
+        Math.floor(s.createdAt),
+        Math.floor(s.expiresAt),
+        s.resumable ? 1 : 0,
+        Math.floor(s.lastActiveAt),
+      );
+    }
+    const out = await this.redis.sfResync(...this.keyList, ...args);
+    const conflicts: Array<{ id: string; owner: string }> = [];
+    for (let i = 3; i + 1 < out.length; i += 2) conflicts.push({ id: str(out[i]), owner: str(out[i + 1]) });
+    return { registered: num(out[0]), kept: num(out[1]), released: num(out[2]), conflicts };
+  }
+
+  async sweep(args: { idleMs: number; graceMs: number; budget: number }): Promise<SweepResult> {
+    const out = await this.redis.sfSweep(...this.keyList, args.idleMs, args.graceMs, args.budget);
+    return {
+      reservationsReclaimed: num(out[0]),
+      expired: num(out[1]),
+      handedOff: num(out[2]),
+      dropped: num(out[3]),
+      instancesRemoved: num(out[4]),
+      waitersExpired: num(out[5]),
+    };
+  }
+
+  /**
+   * Writes last-activity times back in one command. `XX` never resurrects a session that ended
+   * meanwhile; `GT` never moves a time backwards.
+   */
+  async touch(entries: ReadonlyArray<readonly [string, number]>): Promise<void> {
+    if (entries.length === 0) return;
+    const args: Array<string | number> = [];
+    for (const [id, at] of entries) args.push(Math.floor(at), id);
+    await this.redis.zadd(this.keys.activity, 'XX', 'GT', ...args);
+  }
+
+  async removeWaiter(waiterId: string): Promise<void> {
+    await this.redis.zrem(this.keys.demand, waiterId);
+  }
+
+  async get(id: string): Promise<SessionRecord | undefined> {
+    const raw = await this.redis.hget(this.keys.sessions, id);
+    return raw === null ? undefined : decodeRecord(id, raw);
+  }
+
+  /** The ids among `ids` that the registry knows. */
+  async known(ids: readonly string[]): Promise<Set<string>> {
+    const found = new Set<string>();
+    for (let i = 0; i < ids.length; i += 500) {
+      const chunk = ids.slice(i, i + 500);
+      const raws = await this.redis.hmget(this.keys.sessions, ...chunk);
+      raws.forEach((raw, j) => {
+        if (raw !== null) found.add(chunk[j]!);
+      });
+    }
+    return found;
+  }
+
+  async lastActive(ids: readonly string[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    if (ids.length === 0) return out;
+    const scores = await this.redis.zmscore(this.keys.activity, ...ids);
+    scores.forEach((score, i) => {
+      if (score !== null) out.set(ids[i]!, Number(score));
+    });
+    return out;
+  }
+
+  /** Ids in one owner's slice of a lexicographic index (reservations left out). */
+  async idsOf(index: 'instance' | 'principal' | 'tenant', owner: string, limit: number): Promise<string[]> {
+    const key =
+      index === 'instance' ? this.keys.byInstance : index === 'principal' ? this.keys.byPrincipal : this.keys.byTenant;
+    const members = await this.redis.zrangebylex(key, `[${owner}\n`, `(${owner}\v`, 'LIMIT', 0, limit);
+    return members.map((m) => m.slice(owner.length + 1)).filter((id) => !id.startsWith(' '));
+  }
+
+  /** Every session, by HSCAN, up to `limit`. */
+  async all(limit: number): Promise<{ records: SessionRecord[]; truncated: boolean }> {
+    const records: SessionRecord[] = [];
+    let cursor = '0';
+    do {
+      const [next, flat] = await this.redis.hscan(this.keys.sessions, cursor, 'COUNT', 500);
+      cursor = next;
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        if (records.length >= limit) return { records, truncated: true };
+        records.push(decodeRecord(flat[i]!, flat[i + 1]!));
+      }
+    } while (cursor !== '0');
+    return { records, truncated: false };
+  }
+
+  async records(ids: readonly string[]): Promise<SessionRecord[]> {
+    if (ids.length === 0) return [];
+    const raws = await this.redis.hmget(this.keys.sessions, ...ids);
+    const out: SessionRecord[] = [];
+    raws.forEach((raw, i) => {
+      if (raw !== null) out.push(decodeRecord(ids[i]!, raw));
+    });
+    return out;
+  }
+
+  /** Every registered instance, alive or not, by the Redis clock. */
+  async instances(): Promise<InstanceInfo[]> {
+    const [time, leases, capacity, address, info] = await Promise.all([
+      this.redis.time(),
+      this.redis.zrange(this.keys.leases, 0, -1, 'WITHSCORES'),
+      this.redis.hgetall(this.keys.capacity),
+      this.redis.hgetall(this.keys.address),
+      this.redis.hgetall(this.keys.info),
+    ]);
+    const now = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
+    const out: InstanceInfo[] = [];
+    for (let i = 0; i + 1 < leases.length; i += 2) {
+      const id = leases[i]!;
+      const deadline = Number(leases[i + 1]);
+      const used = await this.redis.zlexcount(this.keys.byInstance, `[${id}\n`, `(${id}\v`);
+      let parsed: Record<string, unknown> = {};
+      try {
+        parsed = JSON.parse(info[id] ?? '{}') as Record<string, unknown>;
+      } catch {
+        // An unreadable info blob only loses detail in the admin view.
+      }
+      out.push({
+        id,
+        address: address[id] ?? '',
+        capacity: Number(capacity[id] ?? 0),
+        used,
+        leaseDeadline: deadline,
+        alive: deadline > now,
+        info: parsed,
+      });
+    }
+    return out;
+  }
+}

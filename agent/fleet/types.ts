@@ -1,0 +1,180 @@
+/**
+ * The contract between the fleet layer and the fronts (HTTP, Copilot). Both coordinators
+ * implement it: `FleetCoordinator` (with `--redis`) and `LocalCoordinator` (one instance, no
+ * network), so a front has one code path whatever the deployment.
+ *
+ * A front's life with it:
+ * - new session: `place()` → local: create it upstream, then `open()`; remote: forward the request
+ *   to `advertise` with the reservation id (`FLEET_HEADERS.reservation`), where the owner's front
+ *   calls `open()` with it; if the forward fails, `cancel()`;
+ * - every later request: `route(id)` → local (no Redis command), remote (forward), adopt (resume
+ *   it upstream, then `adopt()`, or `abandon()` if that fails), gone (the policy's expired status);
+ * - collaborative writes: `lock.acquire(id)`, pass `lease.token` upstream, `release()` at the end;
+ * - ends: nothing to call — the coordinator watches the session table's end events.
+ */
+import type { AgentContext } from '../core/context.js';
+import type { Session } from '../core/sessions.js';
+import type { FenceGate, SessionLock } from './lock.js';
+import type { OwnerHints } from './owner-hint.js';
+import type { SessionRecord } from './registry.js';
+
+/** What the fleet layer needs from the agent. */
+export type FleetContext = Pick<
+  AgentContext,
+  'config' | 'policy' | 'logger' | 'metrics' | 'sessions' | 'load' | 'onSessionEnd'
+>;
+
+/** Headers of the agent-to-agent hop (stage 2 sets and reads them). */
+export const FLEET_HEADERS = {
+  /** The slot reserved for a new session on the instance a request is forwarded to. */
+  reservation: 'x-sessionfleet-reservation',
+  /** The instance that forwarded the request: a forwarded request is never forwarded again. */
+  forwardedBy: 'x-sessionfleet-forwarded-by',
+  /** The collaborative lock's fencing token, for the upstream to refuse stale writers. */
+  fencingToken: 'x-sessionfleet-fencing-token',
+} as const;
+
+export interface NewSession {
+  /** The authenticated principal; counts against `sessionsPerPrincipal`. */
+  principal?: string;
+  /** The tenant; counts against `sessionsPerTenant`. */
+  tenant?: string;
+}
+
+/** What `open()` needs: a local placement, or what a forwarded request carried. */
+export interface PlacementTicket {
+  /** Undefined when placed without Redis (fail-open during an outage, or no fleet at all). */
+  readonly reservationId?: string | undefined;
+  readonly principal?: string | undefined;
+  readonly tenant?: string | undefined;
+}
+
+export interface LocalPlacement extends PlacementTicket {
+  readonly kind: 'local';
+}
+
+export interface RemotePlacement extends PlacementTicket {
+  readonly kind: 'remote';
+  readonly reservationId: string;
+  readonly instanceId: string;
+  /** The owner's `--advertise` URL. */
+  readonly advertise: string;
+}
+
+export type Placement = LocalPlacement | RemotePlacement;
+
+export type Route =
+  /** Held here: serve it. No Redis command was issued. */
+  | { kind: 'local'; session: Session }
+  /** Held by another live instance: forward to `advertise`. */
+  | { kind: 'remote'; instanceId: string; advertise: string; via: 'registry' | 'cache' | 'hint' }
+  /**
+   * Its owner is gone and its state is on shared storage; this instance now owns it. Resume it
+   * upstream (Copilot: `session.resume`), then call `adopt(id)`; call `abandon(id)` if that fails.
+   */
+  | { kind: 'adopt'; record: SessionRecord }
+  /** Not (or no longer) a session: answer with the policy's expired-session status. */
+  | { kind: 'gone'; reason: 'unknown' | 'expired' | 'owner-lost' };
+
+export interface OpenOptions {
+  principal?: string;
+  tenant?: string;
+  meta?: Record<string, unknown>;
+}
+
+export interface SessionFilter {
+  principal?: string;
+  tenant?: string;
+  instanceId?: string;
+  /** Only sessions at least this old. */
+  minAgeSeconds?: number;
+  /** Only sessions at most this old. */
+  maxAgeSeconds?: number;
+  /** @default 1000 */
+  limit?: number;
+}
+
+export interface FleetSessionInfo {
+  id: string;
+  owner: string | null;
+  ownerAlive: boolean;
+  principal: string | null;
+  tenant: string | null;
+  createdAt: string;
+  expiresAt: string;
+  lastActiveAt: string | null;
+  ageSeconds: number;
+  idleSeconds: number | null;
+  resumable: boolean;
+  /** Only for sessions held by the instance that answers. */
+  inFlight?: number;
+  openStreams?: number;
+}
+
+export interface FleetInstanceSummary {
+  id: string;
+  advertise: string;
+  alive: boolean;
+  self: boolean;
+  capacity: number;
+  used: number;
+  free: number;
+  draining: boolean;
+  inFlight: number | null;
+  /** Null without a fleet (no lease). */
+  leaseExpiresInMs: number | null;
+}
+
+export interface TerminateResult {
+  terminated: boolean;
+  /** local: ended here; owner: ended by its owner; registry: the owner was gone, only the record ended. */
+  via: 'local' | 'owner' | 'registry' | 'none';
+  owner: string | null;
+}
+
+/** Ends one session properly upstream (the front's `terminate`); resolves false if it was not here. */
+export type TerminateHandler = (sessionId: string) => Promise<boolean>;
+
+/** The admin API's view (inventory and kill switch). */
+export interface FleetAdmin {
+  readonly instanceId: string;
+  listSessions(filter?: SessionFilter): Promise<{ sessions: FleetSessionInfo[]; truncated: boolean }>;
+  inspect(sessionId: string): Promise<FleetSessionInfo | undefined>;
+  terminate(sessionId: string): Promise<TerminateResult>;
+  listInstances(): Promise<FleetInstanceSummary[]>;
+}
+
+export interface Coordinator extends FleetAdmin {
+  readonly mode: 'redis' | 'local';
+  /** False while Redis is unreachable (always true for the local coordinator). */
+  readonly available: boolean;
+  /** The collaborative-session lock. */
+  readonly lock: SessionLock;
+  /** Fencing check where writes land (the owner). */
+  readonly fence: FenceGate;
+  /** Owner-hint codec, once a key is known. */
+  readonly hints: OwnerHints | undefined;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Takes no new sessions from now on; resumable idle sessions are handed off. */
+  startDraining(): Promise<void>;
+  /**
+   * Chooses where a new session goes and reserves its slot. Throws `AgentError`:
+   * PRINCIPAL_QUOTA_REACHED / TENANT_QUOTA_REACHED, SESSION_LIMIT_REACHED (fleet full, with
+   * Retry-After), STORE_UNAVAILABLE (Redis away and not `failOpen`), DRAINING.
+   */
+  place(request?: NewSession, options?: { signal?: AbortSignal }): Promise<Placement>;
+  /** Registers a session this instance has just created upstream. Throws like `place()`. */
+  open(ticket: PlacementTicket, sessionId: string, options?: OpenOptions): Promise<Session>;
+  /** Gives back a placement that was never opened. */
+  cancel(ticket: PlacementTicket): Promise<void>;
+  route(sessionId: string): Promise<Route>;
+  adopt(sessionId: string, options?: { meta?: Record<string, unknown> }): Promise<Session>;
+  abandon(sessionId: string): Promise<void>;
+  /** Drops a cached remote owner (a forward failed, or the owner said it does not hold it). */
+  forget(sessionId: string): void;
+  /** A new unguessable session id, carrying a signed owner hint when a key is known. */
+  mintSessionId(): string;
+  /** The front's way to end a session properly; used by `terminate` and the kill switch. */
+  onTerminate(handler: TerminateHandler): void;
+}

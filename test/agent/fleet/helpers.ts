@@ -1,0 +1,138 @@
+/**
+ * Builds what a coordinator needs from an agent (config, policy, session table, metrics) without
+ * starting fronts, and gives each test a fleet name of its own so tests sharing the run's Redis
+ * never see each other's keys.
+ */
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { AgentConfig } from '../../../agent/config.js';
+import { InstanceLoad } from '../../../agent/core/load.js';
+import { createLogger } from '../../../agent/core/logger.js';
+import { createMetrics } from '../../../agent/core/metrics.js';
+import { type EndReason, type Session, SessionTable } from '../../../agent/core/sessions.js';
+import type { FleetContext } from '../../../agent/fleet/types.js';
+import { type PolicyInput, validatePolicy } from '../../../policy/index.js';
+
+export function uniqueFleet(): string {
+  return `t-${randomUUID().slice(0, 8)}`;
+}
+
+export interface TestContext extends FleetContext {
+  readonly ended: Array<[string, EndReason]>;
+  close(): void;
+}
+
+export function testContext(options: {
+  instanceId: string;
+  redisUrl?: string;
+  policy?: Partial<PolicyInput>;
+  port?: number;
+}): TestContext {
+  const result = validatePolicy({ affinity: { type: 'header', headerName: 'x-session' }, ...options.policy });
+  if (!result.ok) throw new Error(result.errors.map((e) => e.message).join('\n'));
+  const policy = result.policy;
+  const listeners: Array<(s: Session, r: EndReason) => void> = [];
+  const ended: Array<[string, EndReason]> = [];
+  const sessions = new SessionTable({
+    policy,
+    sweepIntervalMs: 60_000,
+    onEnd: (s, r) => {
+      ended.push([s.id, r]);
+      for (const l of listeners) l(s, r);
+    },
+  });
+  const port = options.port ?? 40_000 + Math.floor(Math.random() * 1000);
+  const config: AgentConfig = {
+    policyFile: '',
+    upstream: new URL('http://127.0.0.1:1'),
+    listen: { host: '127.0.0.1', port },
+    adminListen: { host: '127.0.0.1', port: 0 },
+    instanceId: options.instanceId,
+    advertise: new URL(`http://127.0.0.1:${port}`),
+    advertiseExplicit: true,
+    probeIntervalMs: 1000,
+    unhealthyAfterMs: 10_000,
+    logLevel: 'silent',
+    ...(options.redisUrl ? { redisUrl: options.redisUrl } : {}),
+  };
+  return {
+    config,
+    policy,
+    logger: createLogger({ level: 'silent', instanceId: options.instanceId }),
+    metrics: createMetrics({ instanceId: options.instanceId, defaultMetrics: false }),
+    sessions,
+    load: new InstanceLoad(policy.concurrencyPerInstance),
+    onSessionEnd: (l) => {
+      listeners.push(l);
+    },
+    ended,
+    close: () => sessions.close(),
+  };
+}
+
+/** A plain connection for assertions on what the scripts wrote. */
+export async function inspector(url: string): Promise<Redis> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  await redis.connect();
+  return redis;
+}
+
+export async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 10_000,
+  everyMs = 20,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Agents of one fleet, each a coordinator over its own session table, started and stopped together. */
+export interface TestAgent {
+  readonly id: string;
+  readonly context: TestContext;
+  readonly coordinator: import('../../../agent/fleet/coordinator.js').FleetCoordinator;
+}
+
+export async function startAgents(
+  ids: readonly string[],
+  options: {
+    url: string;
+    fleet?: string;
+    policy?: Partial<PolicyInput>;
+    coordinator?: Partial<import('../../../agent/fleet/coordinator.js').FleetCoordinatorOptions>;
+  },
+): Promise<{ agents: TestAgent[]; fleet: string; stop(): Promise<void> }> {
+  const { FleetCoordinator } = await import('../../../agent/fleet/coordinator.js');
+  const fleet = options.fleet ?? uniqueFleet();
+  const agents = ids.map((id, i) => {
+    const context = testContext({ instanceId: id, redisUrl: options.url, policy: options.policy, port: 41_000 + i });
+    const coordinator = new FleetCoordinator(context, {
+      fleet,
+      leaseMs: 1000,
+      activityFlushMs: 100,
+      sweepIntervalMs: 200,
+      ...options.coordinator,
+    });
+    return { id, context, coordinator };
+  });
+  await Promise.all(agents.map((a) => a.coordinator.start()));
+  // Every agent has seen every other one (placement reads the leases in Redis, routing by hint
+  // reads this cached view).
+  await Promise.all(agents.map((a) => a.coordinator.refresh()));
+  return {
+    agents,
+    fleet,
+    stop: async () => {
+      await Promise.all(agents.map((a) => a.coordinator.stop()));
+      for (const a of agents) a.context.close();
+    },
+  };
+}
