@@ -21,6 +21,10 @@ export interface AdminOptions {
 export function notReadyReasons({ context, probe }: Pick<AdminOptions, 'context' | 'probe'>): string[] {
   const reasons: string[] = [];
   if (!probe.isUp) reasons.push('upstream is not answering');
+  // Without the fleet store new sessions get 503 (unless failOpen places them here anyway).
+  const fleet = context.coordinator;
+  if (fleet?.mode === 'redis' && !fleet.available && !context.policy.failOpen)
+    reasons.push('fleet store (Redis) is unreachable');
   if (context.draining) reasons.push('draining');
   if (!context.draining && !context.sessions.canAccept()) reasons.push('no free session slot');
   return reasons;

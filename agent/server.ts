@@ -17,6 +17,7 @@ import { Principals } from './core/principals.js';
 import { httpCheck, type ProbeCheck, tcpCheck, UpstreamProbe } from './core/probe.js';
 import { deleteOwnPod, inClusterPod } from './core/recycle.js';
 import { type EndReason, type Session, SessionTable } from './core/sessions.js';
+import { createCoordinator } from './fleet/create.js';
 
 export class StartupError extends Error {
   constructor(readonly problems: readonly string[]) {
@@ -106,17 +107,23 @@ export async function startAgent(config: AgentConfig, options: { logger?: Logger
     },
   });
   let draining = false;
-  const context: AgentContext = {
+  const base = {
     config,
     policy,
     logger,
     metrics,
     sessions,
     load: new InstanceLoad(policy.concurrencyPerInstance),
-    principals,
-    onSessionEnd: (listener) => {
+    onSessionEnd: (listener: (session: Session, reason: EndReason) => void) => {
       endListeners.push(listener);
     },
+  };
+  // With --redis the agents of the fleet coordinate; without it the same contract runs locally.
+  const coordinator = createCoordinator(base);
+  const context: AgentContext = {
+    ...base,
+    principals,
+    coordinator,
     get draining() {
       return draining;
     },
@@ -138,7 +145,11 @@ export async function startAgent(config: AgentConfig, options: { logger?: Logger
     },
   });
 
-  const adminApp = buildAdminApp({ context, probe, front });
+  // The kill switch (from any agent of the fleet) ends a session here the way the front ends it.
+  coordinator.onTerminate((id) =>
+    front.terminate ? front.terminate(id) : Promise.resolve(sessions.end(id, 'terminated')),
+  );
+  const adminApp = buildAdminApp({ context, probe, front, fleet: coordinator });
   let client: ListenAddress;
   let admin: ListenAddress;
   try {
@@ -147,6 +158,7 @@ export async function startAgent(config: AgentConfig, options: { logger?: Logger
     admin = addressOf(adminApp);
   } catch (error) {
     sessions.close();
+    await coordinator.stop().catch(() => {});
     await front.close().catch(() => {});
     await adminApp.close().catch(() => {});
     const code = (error as NodeJS.ErrnoException).code;
@@ -160,6 +172,8 @@ export async function startAgent(config: AgentConfig, options: { logger?: Logger
       `http://${formatHostPort({ host: config.advertise.hostname.replace(/^\[|\]$/g, ''), port: client.port })}`,
     );
   }
+  // After listen: the heartbeat publishes the advertised address, which may only now be known.
+  await coordinator.start();
   await probe.checkNow();
   probe.start();
   logger.info(
@@ -184,6 +198,10 @@ export async function startAgent(config: AgentConfig, options: { logger?: Logger
       draining = true;
       sessions.startDraining();
       metrics.draining.set(1);
+      // Offers no slot to the fleet from now on; idle resumable sessions are handed off.
+      await coordinator
+        .startDraining()
+        .catch((error: unknown) => logger.warn({ err: error }, 'could not tell the fleet this instance is draining'));
       logger.info({ reason, inFlight: context.load.inFlight, sessions: sessions.size }, 'draining');
       const drainMs = policy.drainTimeoutSeconds * 1000;
       let timer: NodeJS.Timeout | undefined;
@@ -202,6 +220,8 @@ export async function startAgent(config: AgentConfig, options: { logger?: Logger
       probe.stop();
       for (const session of sessions.list()) sessions.end(session.id, 'drained');
       sessions.close();
+      // Writes the drained sessions' hand-offs and leaves the fleet at once.
+      await coordinator.stop().catch((error: unknown) => logger.warn({ err: error }, 'fleet stop failed'));
       await front.close();
       await adminApp.close();
       logger.info('agent stopped');

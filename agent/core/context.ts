@@ -5,6 +5,7 @@
  */
 import type { Policy } from '../../policy/index.js';
 import type { AgentConfig } from '../config.js';
+import type { Coordinator } from '../fleet/types.js';
 import type { InstanceLoad } from './load.js';
 import type { Logger } from './logger.js';
 import type { AgentMetrics } from './metrics.js';
@@ -25,6 +26,11 @@ export interface AgentContext {
   onSessionEnd(listener: (session: Session, reason: EndReason) => void): void;
   /** True while the agent drains: no new sessions, in-flight work finishes. */
   readonly draining: boolean;
+  /**
+   * The fleet layer (`agent/fleet/`): the Redis `FleetCoordinator` with `--redis`, else the
+   * network-free `LocalCoordinator`. Optional so that fronts built in tests without one keep working.
+   */
+  readonly coordinator?: Coordinator;
 }
 
 export interface ListenAddress {
