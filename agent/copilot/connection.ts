@@ -18,10 +18,14 @@ import type { AgentContext } from '../core/context.js';
 import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Session } from '../core/sessions.js';
+import type { Coordinator, PlacementTicket } from '../fleet/types.js';
 import type { ControlChannel } from './control.js';
 import { CLI_AUTH_FAILED, CLI_AUTH_REQUIRED } from './control.js';
 import type { FrameDecoderOptions } from './framing.js';
+import { HOP_PARAM, Hop, type HopEnvelope, verifyHopMark } from './hop.js';
 import {
+  JsonRpcError,
+  type JsonRpcErrorObject,
   type JsonRpcId,
   type JsonRpcNotification,
   type JsonRpcRequest,
@@ -33,6 +37,17 @@ import type { Ownership } from './owners.js';
 import { type ProtocolProblem, RpcPeer, type ValidMessage } from './peer.js';
 import type { Attachment, CopilotState, Slot, Turn } from './state.js';
 import { Upstream } from './upstream.js';
+
+/** How `load()` takes the session's slot in a fleet: `open()` a placement, or `adopt()` an orphan. */
+interface FleetAdmission {
+  admit(): Promise<Session>;
+  undo(): void;
+  /** The placement was not needed after all (the session was already loaded here). */
+  unused(): void;
+}
+
+/** What the fleet decided for a session request: served here (as without a fleet), or forwarded. */
+type FleetDecision = { kind: 'done' } | { kind: 'here'; owner?: string; admission?: FleetAdmission };
 
 /** The principal of every client when the agent runs without `--principals`. */
 export const ANONYMOUS_PRINCIPAL = 'anonymous';
@@ -83,8 +98,21 @@ export class ClientConnection implements Attachment {
   private principalName: string | undefined;
   private phase: 'new' | 'connecting' | 'ready' | 'closing' | 'closed' = 'new';
   private queued: JsonRpcRequest[] = [];
-  /** Client request id → upstream id, for `$/cancelRequest`. */
-  private readonly inFlight = new Map<JsonRpcId, number>();
+  /** Client request id → the connection it went out on and its id there, for `$/cancelRequest`. */
+  private readonly inFlight = new Map<JsonRpcId, { upstream: Upstream; id: number }>();
+  /** The fleet, with `--redis` only: without it the front behaves exactly as a single instance. */
+  private readonly fleet: Coordinator | undefined;
+  /** The client's token, kept (never logged) to authenticate the hops to other agents as this client. */
+  private clientToken: unknown;
+  /** Set when this connection is a hop from another agent of the fleet (a verified mark). */
+  private hopFrom: string | undefined;
+  /** Owner instance → hop to its agent. */
+  private readonly hops = new Map<string, Promise<Hop>>();
+  /** Ids under which requests of other instances' CLIs were passed to the client → their origin. */
+  private readonly hopRequests = new Map<string, { hop: Hop; id: JsonRpcId }>();
+  private hopRequestIds = 0;
+  /** The params of each session's last successful create/resume, to resume it on a new owner. */
+  private readonly loadParams = new Map<string, unknown>();
   /** Ids of the CLI's requests waiting for the client's answer. */
   private readonly cliRequests = new Set<JsonRpcId>();
   /** Sessions this connection holds on the CLI (created or resumed here). */
@@ -100,6 +128,8 @@ export class ClientConnection implements Attachment {
     private readonly options: ConnectionOptions,
   ) {
     this.log = options.logger.child({ connection: this.connectionId });
+    const coordinator = options.context.coordinator;
+    this.fleet = coordinator?.mode === 'redis' ? coordinator : undefined;
     let closed: () => void = () => {};
     this.closedPromise = new Promise((resolve) => {
       closed = resolve;
@@ -133,6 +163,7 @@ export class ClientConnection implements Attachment {
     this.closing = true;
     this.peer.end();
     this.upstream?.close();
+    this.closeHops();
     setTimeout(() => this.peer.destroy(), 2000).unref();
   }
 
@@ -232,11 +263,14 @@ export class ClientConnection implements Attachment {
     if (context.draining && startsNewWork(action)) {
       throw new AgentError('DRAINING', 'this instance is shutting down and takes no new sessions or turns');
     }
-    const owner = await this.authorize(sessionId, action);
+    let decision: FleetDecision = { kind: 'here' };
+    if (this.fleet) decision = await this.routeInFleet(request, sessionId, action, slot, this.fleet);
+    if (decision.kind === 'done') return;
+    const owner = decision.owner ?? (await this.authorize(sessionId, action));
     switch (action) {
       case 'create':
       case 'resume':
-        this.load(request, sessionId, action, slot, owner);
+        await this.load(request, sessionId, action, slot, owner, decision.admission);
         return;
       case 'delete':
         this.forward(request, slot, {
@@ -244,6 +278,7 @@ export class ClientConnection implements Attachment {
             const result = response.result as { success?: unknown } | undefined;
             if (response.error || result?.success === false) return;
             this.held.delete(sessionId);
+            this.loadParams.delete(sessionId);
             context.sessions.end(sessionId, 'deleted');
             this.log.info({ sessionId, principal: this.principal }, 'Copilot session deleted');
           },
@@ -339,18 +374,23 @@ export class ClientConnection implements Attachment {
   }
 
   /** `session.create` / `session.resume`: takes a slot of the session quota unless it is loaded already. */
-  private load(
+  private async load(
     request: JsonRpcRequest,
     sessionId: string,
     action: 'create' | 'resume',
     slot: Slot,
     owner: string,
-  ): void {
+    admission?: FleetAdmission,
+  ): Promise<void> {
     const { context, state } = this.options;
     const principal = this.principal!;
     let session = context.sessions.get(sessionId);
     let reserved = false;
-    if (!session) {
+    if (session) admission?.unused();
+    if (!session && admission) {
+      session = await admission.admit();
+      reserved = true;
+    } else if (!session) {
       const placed = context.sessions.create(sessionId, { principal: owner });
       if (placed.ok) {
         session = placed.session;
@@ -379,7 +419,8 @@ export class ClientConnection implements Attachment {
     // Bound now, so the CLI's lifecycle notifications about the new session already reach its owner.
     if (action === 'create') state.owners.bind(sessionId, owner);
     const undo = () => {
-      if (reserved) context.sessions.discard(sessionId);
+      if (reserved && admission) admission.undo();
+      else if (reserved) context.sessions.discard(sessionId);
       if (action === 'create' && reserved) {
         if (previousOwner === undefined) state.owners.forget(sessionId);
         else state.owners.bind(sessionId, previousOwner);
@@ -395,6 +436,7 @@ export class ClientConnection implements Attachment {
           return;
         }
         this.held.add(sessionId);
+        this.loadParams.set(sessionId, request.params);
         state.attach(sessionId, this, principal, owner);
         if (action === 'create') {
           context.metrics.sessionsCreated.inc({ front: 'copilot' });
@@ -408,6 +450,308 @@ export class ClientConnection implements Attachment {
         if (!context.sessions.get(sessionId)) void this.detachUpstream(sessionId);
       },
     });
+  }
+
+  // ---- the fleet (--redis) ---------------------------------------------------------------
+
+  /**
+   * Where a session request is served in the fleet: here (then as without a fleet), or on the
+   * owner's agent through a hop. New sessions are placed; others routed — locally owned ones with
+   * no Redis command. A hop's requests are never forwarded again.
+   */
+  private async routeInFleet(
+    request: JsonRpcRequest,
+    sessionId: string,
+    action: SessionAction,
+    slot: Slot,
+    fleet: Coordinator,
+  ): Promise<FleetDecision> {
+    if (action === 'create') return this.placeNew(request, sessionId, action, slot, fleet);
+    const route = await fleet.route(sessionId);
+    switch (route.kind) {
+      case 'local':
+        return { kind: 'here' };
+      case 'remote':
+        if (this.hopFrom) {
+          // The forwarding agent's view was stale: it forgets its cached owner and routes again.
+          throw new AgentError(
+            'SESSION_NOT_FOUND',
+            `session ${JSON.stringify(sessionId)} is not held by instance ${this.options.context.config.instanceId}`,
+            { details: { sessionId } },
+          );
+        }
+        await this.forwardRemote(request, sessionId, action, slot, route);
+        return { kind: 'done' };
+      case 'adopt':
+        return this.adoptHere(request, sessionId, action, fleet);
+      case 'gone':
+        // A saved session nobody holds any more (detached, handed off and forgotten): placed anew.
+        if (action === 'resume') return this.placeNew(request, sessionId, action, slot, fleet);
+        return { kind: 'here' };
+    }
+  }
+
+  private async placeNew(
+    request: JsonRpcRequest,
+    sessionId: string,
+    action: 'create' | 'resume',
+    slot: Slot,
+    fleet: Coordinator,
+  ): Promise<FleetDecision> {
+    const principal = this.principal!;
+    const owner = await this.authorize(sessionId, action);
+    let ticket: PlacementTicket;
+    if (this.hopFrom) {
+      // Placed by the forwarding agent, which reserved this instance's slot.
+      const envelope = (request as JsonRpcRequest & { sessionfleet?: HopEnvelope }).sessionfleet;
+      ticket = {
+        reservationId: typeof envelope?.reservation === 'string' ? envelope.reservation : undefined,
+        principal,
+      };
+    } else {
+      const placement = await fleet.place({ principal });
+      if (placement.kind === 'remote') {
+        await this.forwardRemote(
+          request,
+          sessionId,
+          action,
+          slot,
+          placement,
+          { reservation: placement.reservationId },
+          () => fleet.cancel(placement),
+        );
+        return { kind: 'done' };
+      }
+      ticket = placement;
+    }
+    return {
+      kind: 'here',
+      owner,
+      admission: {
+        admit: () =>
+          fleet.open(ticket, sessionId, { principal: owner }).catch((error: unknown) => {
+            if (error instanceof AgentError) throw error;
+            throw new AgentError('SESSION_FORBIDDEN', `session ${JSON.stringify(sessionId)} is already in use`, {
+              details: { sessionId },
+            });
+          }),
+        undo: () => void this.options.context.sessions.end(sessionId, 'deleted'),
+        unused: () => void fleet.cancel(ticket),
+      },
+    };
+  }
+
+  /**
+   * The session's owner died and its state is on the shared volume: this instance now owns it.
+   * A `session.resume` from the client is the resume; any other call resumes it first with the
+   * params of the client's last create/resume (model, provider, tools), then goes on here.
+   */
+  private async adoptHere(
+    request: JsonRpcRequest,
+    sessionId: string,
+    action: SessionAction,
+    fleet: Coordinator,
+  ): Promise<FleetDecision> {
+    let owner: string;
+    try {
+      owner = await this.authorize(sessionId, action);
+    } catch (error) {
+      await fleet.abandon(sessionId);
+      throw error;
+    }
+    if (action === 'resume') {
+      return {
+        kind: 'here',
+        owner,
+        admission: {
+          admit: () => fleet.adopt(sessionId),
+          undo: () => void fleet.abandon(sessionId),
+          unused: () => {},
+        },
+      };
+    }
+    const upstream = this.upstream;
+    const params = this.loadParams.get(sessionId) ?? { sessionId };
+    try {
+      if (!upstream) throw new Error('no connection to the Copilot CLI');
+      await upstream.call('session.resume', params, AbortSignal.timeout(30_000));
+    } catch (error) {
+      await fleet.abandon(sessionId);
+      this.log.warn({ sessionId, err: errorText(error) }, 'could not resume a session whose owner died');
+      throw new AgentError('UPSTREAM_UNAVAILABLE', `the agent could not resume session ${JSON.stringify(sessionId)}`, {
+        details: { sessionId },
+      });
+    }
+    await fleet.adopt(sessionId);
+    this.held.add(sessionId);
+    this.options.state.attach(sessionId, this, this.principal!, owner);
+    this.log.info({ sessionId, method: request.method }, 'Copilot session re-homed here after its owner died');
+    return { kind: 'here', owner };
+  }
+
+  /** Sends a session request to the owner's agent over this connection's hop to it. */
+  private async forwardRemote(
+    request: JsonRpcRequest,
+    sessionId: string,
+    action: SessionAction,
+    slot: Slot,
+    target: { instanceId: string; advertise: string },
+    envelope?: HopEnvelope,
+    failed?: () => unknown,
+  ): Promise<void> {
+    const fleet = this.fleet!;
+    let hop: Hop;
+    try {
+      hop = await this.hopTo(target);
+    } catch (error) {
+      fleet.forget(sessionId);
+      await failed?.();
+      this.log.warn({ sessionId, instance: target.instanceId, err: errorText(error) }, 'cannot reach the owner agent');
+      throw new AgentError('UPSTREAM_UNAVAILABLE', `the agent cannot reach instance ${target.instanceId}`, {
+        retryAfterSeconds: 1,
+        details: { sessionId, instanceId: target.instanceId },
+      });
+    }
+    if (action !== 'create' && action !== 'resume' && action !== 'delete' && !hop.attached.has(sessionId)) {
+      // The owner's CLI sends a session's events only to connections holding it: hold it on the hop.
+      try {
+        await hop.upstream.call(
+          'session.resume',
+          this.loadParams.get(sessionId) ?? { sessionId },
+          AbortSignal.timeout(30_000),
+        );
+        hop.attached.add(sessionId);
+      } catch (error) {
+        if (!(error instanceof JsonRpcError)) fleet.forget(sessionId);
+        slot.release();
+        this.emit(this.relayedError(request.id, error));
+        return;
+      }
+    }
+    const started = performance.now();
+    const upstreamId = hop.upstream.forward(
+      request.method,
+      request.params,
+      (response) => {
+        this.inFlight.delete(request.id);
+        slot.release();
+        if (!response) {
+          fleet.forget(sessionId);
+          void failed?.();
+          this.reject(
+            request.id,
+            new AgentError('UPSTREAM_UNAVAILABLE', `the connection to instance ${target.instanceId} closed`, {
+              retryAfterSeconds: 1,
+              details: { sessionId, instanceId: target.instanceId },
+            }),
+          );
+          return;
+        }
+        this.options.state.durations[response.error ? 'error' : 'ok'].observe((performance.now() - started) / 1000);
+        if (response.error) {
+          if ((response.error.data as { code?: unknown } | undefined)?.code === 'SESSION_NOT_FOUND')
+            fleet.forget(sessionId);
+          this.emit({ jsonrpc: '2.0', id: request.id, error: response.error });
+          return;
+        }
+        if (action === 'create' || action === 'resume') {
+          hop.attached.add(sessionId);
+          this.loadParams.set(sessionId, request.params);
+        } else if (action === 'delete' || action === 'detach') {
+          hop.attached.delete(sessionId);
+          if (action === 'delete') this.loadParams.delete(sessionId);
+        }
+        this.emit(ok(request.id, response.result));
+      },
+      envelope as Record<string, unknown> | undefined,
+    );
+    if (upstreamId !== undefined) this.inFlight.set(request.id, { upstream: hop.upstream, id: upstreamId });
+  }
+
+  private relayedError(id: JsonRpcId, error: unknown): object {
+    if (error instanceof JsonRpcError) {
+      const relayed: JsonRpcErrorObject = { code: error.code, message: error.message };
+      if (error.data !== undefined) relayed.data = error.data;
+      return { jsonrpc: '2.0', id, error: relayed };
+    }
+    return this.errorMessage(id, new AgentError('UPSTREAM_UNAVAILABLE', 'the owner agent did not answer'));
+  }
+
+  /** This connection's hop to an instance's agent, opened on first use. */
+  private async hopTo(target: { instanceId: string; advertise: string }): Promise<Hop> {
+    const existing = this.hops.get(target.instanceId);
+    if (existing) {
+      const hop = await existing.catch(() => undefined);
+      if (hop && !hop.upstream.isClosed) return hop;
+      if (this.hops.get(target.instanceId) === existing) this.hops.delete(target.instanceId);
+    }
+    const hints = this.fleet?.hints;
+    if (!hints) throw new Error('no fleet key known yet');
+    let opened: Hop | undefined;
+    const attempt = Hop.open(
+      target,
+      { token: this.clientToken, hints, self: this.options.context.config.instanceId },
+      {
+        onRequest: (req) => {
+          if (!opened) return;
+          const id = `sessionfleet-hop-${++this.hopRequestIds}`;
+          this.hopRequests.set(id, { hop: opened, id: req.id });
+          this.emit({ ...req, id });
+        },
+        onNotification: (_note, body) => this.emit(body),
+        onProblem: (problem) =>
+          this.log.warn(
+            { instance: target.instanceId, reason: problem.reason },
+            'hop to another agent: protocol problem',
+          ),
+        onClose: () => {
+          if (this.hops.get(target.instanceId) === attempt) this.hops.delete(target.instanceId);
+          for (const id of opened?.attached ?? []) this.fleet?.forget(id);
+          for (const [id, pending] of this.hopRequests) if (pending.hop === opened) this.hopRequests.delete(id);
+        },
+      },
+    ).then((hop) => {
+      opened = hop;
+      return hop;
+    });
+    this.hops.set(target.instanceId, attempt);
+    attempt.catch(() => {
+      if (this.hops.get(target.instanceId) === attempt) this.hops.delete(target.instanceId);
+    });
+    return attempt;
+  }
+
+  private closeHops(): void {
+    for (const hop of this.hops.values())
+      hop.then(
+        (h) => h.upstream.close(),
+        () => {},
+      );
+    this.hops.clear();
+  }
+
+  /**
+   * A collaborative send in a fleet: the fleet-wide lock (FIFO, bounded wait, renewed while the
+   * turn runs) instead of the local turn lock. The CLI cannot check a fencing token, so the owner
+   * agent — where every write to the session lands — checks it (`fence.admit`) before the write.
+   */
+  private async sendUnderFleetLock(request: JsonRpcRequest, session: Session, slot: Slot, fleet: Coordinator) {
+    const { state } = this.options;
+    const lease = await fleet.lock.acquire(session.id, { waitMs: state.lockWaitMs });
+    let current: Session;
+    try {
+      if (!fleet.fence.admit(session.id, lease.token)) {
+        throw new AgentError('SESSION_BUSY', `session ${JSON.stringify(session.id)} has a newer writer`, {
+          details: { sessionId: session.id },
+        });
+      }
+      current = this.loadedSession(session.id);
+    } catch (error) {
+      void lease.release();
+      throw error;
+    }
+    const turn = state.beginTurn(current, slot, false, () => void lease.release());
+    this.forward(request, slot, { turn });
   }
 
   /** Records the owner with the session's state on the CLI, where a restarted agent finds it. */
@@ -428,6 +772,10 @@ export class ClientConnection implements Attachment {
   private async send(request: JsonRpcRequest, session: Session, slot: Slot): Promise<void> {
     const { state } = this.options;
     let holdsLock = false;
+    if (state.collaborative && this.fleet) {
+      await this.sendUnderFleetLock(request, session, slot, this.fleet);
+      return;
+    }
     if (state.collaborative) {
       holdsLock = await state.lockOf(session.id).acquire(state.lockWaitMs);
       if (!holdsLock) {
@@ -446,6 +794,13 @@ export class ClientConnection implements Attachment {
   }
 
   private onClientResponse(response: JsonRpcResponse, body: Buffer): void {
+    // The answer to a request another instance's CLI sent through a hop: back under its own id.
+    const fromHop = typeof response.id === 'string' ? this.hopRequests.get(response.id) : undefined;
+    if (fromHop) {
+      this.hopRequests.delete(response.id as string);
+      fromHop.hop.upstream.send({ ...response, id: fromHop.id });
+      return;
+    }
     // Only answers to requests the CLI sent on this connection pass.
     if (!this.upstream || response.id === null || !this.cliRequests.delete(response.id)) {
       this.log.debug({ id: response.id }, 'dropped a response to no pending CLI request');
@@ -458,9 +813,9 @@ export class ClientConnection implements Attachment {
   private onClientNotification(notification: JsonRpcNotification): void {
     if (notification.method !== '$/cancelRequest' || !this.upstream) return;
     const id = paramsOf(notification).id;
-    const upstreamId = id === undefined ? undefined : this.inFlight.get(id as JsonRpcId);
-    if (upstreamId !== undefined) {
-      this.upstream.send({ jsonrpc: '2.0', method: '$/cancelRequest', params: { id: upstreamId } });
+    const target = id === undefined ? undefined : this.inFlight.get(id as JsonRpcId);
+    if (target !== undefined) {
+      target.upstream.send({ jsonrpc: '2.0', method: '$/cancelRequest', params: { id: target.id } });
     }
   }
 
@@ -477,6 +832,18 @@ export class ClientConnection implements Attachment {
       );
       return;
     }
+    if (this.phase === 'new' && params[HOP_PARAM] !== undefined) {
+      // Only another agent of the fleet can sign the mark; a client that sends one is refused.
+      const mark = this.fleet
+        ? verifyHopMark(this.fleet.hints, context.config.instanceId, params[HOP_PARAM])
+        : ({ ok: false, reason: 'this agent is not part of a fleet (no --redis)' } as const);
+      if (!mark.ok) {
+        this.log.warn({ remote: this.peer.socket.remoteAddress, reason: mark.reason }, 'refused an agent-to-agent hop');
+        this.rejectAndClose(request.id, new AgentError('UNAUTHENTICATED', `connect carried an invalid ${mark.reason}`));
+        return;
+      }
+      this.hopFrom = mark.from;
+    }
     if (this.phase !== 'new') {
       if (principal !== this.principal) {
         this.rejectAndClose(request.id, new AgentError('UNAUTHENTICATED', 'a connection cannot change its user'));
@@ -489,6 +856,7 @@ export class ClientConnection implements Attachment {
     }
     this.phase = 'connecting';
     this.principalName = principal;
+    this.clientToken = params.token;
     try {
       this.upstream = await Upstream.open(
         target.host,
@@ -518,7 +886,7 @@ export class ClientConnection implements Attachment {
   /** Forwards the client's `connect` with the agent's token in place of the client's. */
   private forwardConnect(request: JsonRpcRequest, params: Record<string, unknown>): void {
     const { token } = this.options.upstream;
-    const { token: _clientToken, ...rest } = params;
+    const { token: _clientToken, [HOP_PARAM]: _hop, ...rest } = params;
     const rewritten = token === undefined ? rest : { ...rest, token };
     this.upstream!.forward('connect', rewritten, (response) => {
       if (!response || this.phase === 'closing' || this.phase === 'closed') return;
@@ -585,7 +953,7 @@ export class ClientConnection implements Attachment {
       this.emit(this.reply(request, response, options));
     });
     if (upstreamId !== undefined) {
-      this.inFlight.set(request.id, upstreamId);
+      this.inFlight.set(request.id, { upstream, id: upstreamId });
       this.throttleClientIfUpstreamFull();
     }
   }
@@ -714,6 +1082,7 @@ export class ClientConnection implements Attachment {
     for (const sessionId of [...this.held]) this.options.state.letGo(sessionId, this, reason);
     this.held.clear();
     this.queued = [];
+    this.closeHops();
     // Closing the upstream makes the CLI save and unload what only this connection held; its
     // unanswered requests give their slots back.
     this.upstream?.close();

@@ -129,7 +129,7 @@ export class CopilotState {
    * Starts a turn of a loaded session: it holds `slot` and keeps the session busy (never idle-
    * expired or evicted) until the session reports the turn's end, the send fails, or it ends.
    */
-  beginTurn(session: Session, slot: Slot, holdsLock: boolean): Turn {
+  beginTurn(session: Session, slot: Slot, holdsLock: boolean, onRelease?: () => void): Turn {
     const live = this.liveOf(session.id);
     this.context.sessions.beginRequest(session);
     let released = false;
@@ -141,6 +141,7 @@ export class CopilotState {
         this.context.sessions.endRequest(session);
         slot.release();
         if (holdsLock) live.lock?.release();
+        onRelease?.();
       },
     };
     live.turns.add(turn);

@@ -108,8 +108,9 @@ export class Upstream {
   /**
    * Sends a request under a fresh id; `settle` receives the response (its `id` is the upstream
    * one: the caller restores its own). Returns the upstream id, or undefined if already closed.
+   * `envelope` (agent-to-agent hops only) is sent as the request's `sessionfleet` member.
    */
-  forward(method: string, params: unknown, settle: Settle): number | undefined {
+  forward(method: string, params: unknown, settle: Settle, envelope?: Record<string, unknown>): number | undefined {
     if (this.peer.isClosed) {
       settle(undefined);
       return undefined;
@@ -118,6 +119,8 @@ export class Upstream {
     this.pending.set(id, settle);
     const message: JsonRpcRequest = { jsonrpc: '2.0', id, method };
     if (params !== undefined) message.params = params;
+    // Agent-to-agent hops carry their own fields beside params; the CLI never sees them.
+    if (envelope !== undefined) (message as JsonRpcRequest & { sessionfleet?: unknown }).sessionfleet = envelope;
     this.peer.send(message);
     return id;
   }

@@ -88,6 +88,28 @@ export class OwnerHints {
     return this.hint(instanceId, upstreamId);
   }
 
+  /**
+   * A MAC of `text` for one `purpose` (agent-to-agent messages, e.g. the Copilot front's hop
+   * `connect`), under the signing key; domain-separated from the hints and from other purposes.
+   */
+  sign(purpose: string, text: string): string {
+    return this.purposeMac(this.keys[0]!, purpose, text);
+  }
+
+  /** Whether `mac` is `sign(purpose, text)` under any of the keys (rotation). */
+  verify(purpose: string, text: string, mac: string): boolean {
+    const given = Buffer.from(mac);
+    for (const key of this.keys) {
+      const expected = Buffer.from(this.purposeMac(key, purpose, text));
+      if (expected.length === given.length && timingSafeEqual(expected, given)) return true;
+    }
+    return false;
+  }
+
+  private purposeMac(key: Buffer, purpose: string, text: string): string {
+    return createHmac('sha256', key).update(`sessionfleet-${purpose}-v1\0${text}`).digest().toString('base64url');
+  }
+
   /** The owner named by a hinted id, if the signature checks out with any key. */
   read(id: string): OwnerHint | undefined {
     const first = id.indexOf('~');

@@ -1,0 +1,95 @@
+/**
+ * Agent-to-agent hops of the Copilot front (`--redis`). A client connection whose sessions live
+ * on several instances reaches each other instance through one hop: a TCP connection to that
+ * agent's client port, speaking the CLI protocol like any client. The hop authenticates with the
+ * client's own token (the owner agent applies the same principal and the same checks) plus a
+ * mark, signed with the fleet key, that says "already placed and routed by instance X": the owner
+ * then never forwards the connection's requests again and honours the reservation a forwarded
+ * `session.create` carries. A client cannot forge the mark without the fleet key; a mark is bound
+ * to both instances and expires after `HOP_MARK_MAX_AGE_MS`.
+ */
+import type { OwnerHints } from '../fleet/owner-hint.js';
+import { JsonRpcError } from './jsonrpc.js';
+import { Upstream, type UpstreamHandlers } from './upstream.js';
+
+/** The `connect` param that carries the mark (stripped before the CLI sees `connect`). */
+export const HOP_PARAM = 'sessionfleet';
+const HOP_PURPOSE = 'copilot-hop';
+export const HOP_MARK_MAX_AGE_MS = 60_000;
+
+export interface HopMark {
+  from: string;
+  to: string;
+  at: number;
+  mac: string;
+}
+
+/** What a forwarded request carries beside its params (the request's `sessionfleet` member). */
+export interface HopEnvelope {
+  /** The slot reserved by the forwarding agent's `place()`, for a new (or re-placed) session. */
+  reservation?: string;
+}
+
+const markText = (from: string, to: string, at: number) => `${from}\0${to}\0${at}`;
+
+export function signHopMark(hints: OwnerHints, from: string, to: string, now = Date.now()): HopMark {
+  return { from, to, at: now, mac: hints.sign(HOP_PURPOSE, markText(from, to, now)) };
+}
+
+/** The forwarding instance, if `value` is a valid mark addressed to `self`; otherwise why not. */
+export function verifyHopMark(
+  hints: OwnerHints | undefined,
+  self: string,
+  value: unknown,
+  now = Date.now(),
+): { ok: true; from: string } | { ok: false; reason: string } {
+  if (!hints) return { ok: false, reason: 'this agent has no fleet key yet' };
+  const m = value as Partial<HopMark> | null;
+  if (
+    typeof m !== 'object' ||
+    m === null ||
+    typeof m.from !== 'string' ||
+    typeof m.to !== 'string' ||
+    typeof m.at !== 'number' ||
+    typeof m.mac !== 'string'
+  )
+    return { ok: false, reason: 'malformed agent-to-agent mark' };
+  if (m.to !== self) return { ok: false, reason: 'agent-to-agent mark addressed to another instance' };
+  if (Math.abs(now - m.at) > HOP_MARK_MAX_AGE_MS) return { ok: false, reason: 'agent-to-agent mark expired' };
+  if (!hints.verify(HOP_PURPOSE, markText(m.from, m.to, m.at), m.mac))
+    return { ok: false, reason: 'agent-to-agent mark with a bad signature' };
+  return { ok: true, from: m.from };
+}
+
+export class Hop {
+  /** Sessions this hop has created or resumed on the owner (it receives their events). */
+  readonly attached = new Set<string>();
+
+  private constructor(
+    readonly instanceId: string,
+    readonly upstream: Upstream,
+  ) {}
+
+  /** Connects to the owner agent's client port and authenticates as the client, marked as a hop. */
+  static async open(
+    target: { instanceId: string; advertise: string },
+    auth: { token: unknown; hints: OwnerHints; self: string },
+    handlers: UpstreamHandlers,
+  ): Promise<Hop> {
+    const url = new URL(target.advertise);
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    const port = Number(url.port || 80);
+    const upstream = await Upstream.open(host, port, handlers, { signal: AbortSignal.timeout(5000) });
+    try {
+      const params: Record<string, unknown> = {
+        [HOP_PARAM]: signHopMark(auth.hints, auth.self, target.instanceId),
+      };
+      if (auth.token !== undefined) params.token = auth.token;
+      await upstream.call('connect', params, AbortSignal.timeout(5000));
+    } catch (error) {
+      upstream.destroy();
+      throw error instanceof JsonRpcError ? new Error(`the owner agent refused the hop: ${error.message}`) : error;
+    }
+    return new Hop(target.instanceId, upstream);
+  }
+}

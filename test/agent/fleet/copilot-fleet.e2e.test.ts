@@ -1,0 +1,258 @@
+/**
+ * The Copilot front in a fleet, end to end: three real Copilot CLIs sharing one session-state
+ * directory (their "shared volume": each HOME's `~/.copilot/session-state` is a link to it),
+ * three agent processes with `--redis` in front of them, and SDK clients connected to different
+ * agents. The tests run in order on one fleet (each leaves the state the next one builds on):
+ * placement fills the free slots, calls land on the owner, quotas, the fleet full, the kill
+ * switch through a non-owner, and the owner dying (its saved session continues elsewhere).
+ */
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { approveAll, CopilotClient, type CopilotSession, RuntimeConnection } from '@github/copilot-sdk';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { type CopilotAgent, startCopilotAgent } from '../../helpers/copilot-agent.js';
+import { type CopilotCli, startCopilotCli } from '../../helpers/copilot-cli.js';
+import {
+  FAKE_MODEL_REPLY,
+  type FakeModel,
+  fakeModelSessionOptions,
+  startFakeModel,
+} from '../../helpers/copilot-fake-model.js';
+import { eventually, openRawClient } from '../../helpers/copilot-rpc.js';
+import { freePort } from '../../helpers/redis-server.js';
+import { uniqueFleet } from './helpers.js';
+
+const TOKENS = { alice: 'alice-token-5d1c88e2b0', bob: 'bob-token-77a0c3f4e1', carol: 'carol-token-0e9b5a2d63' };
+const ADMIN_TOKEN = 'admin-token-fleet-2f6a0c';
+const IDS = ['a', 'b', 'c'] as const;
+type Id = (typeof IDS)[number];
+
+const POLICY = {
+  affinity: { type: 'copilot-jsonrpc' },
+  sessionsPerInstance: 2,
+  maxInstances: 3,
+  placementWaitSeconds: 0,
+  sessionsPerPrincipal: 4,
+  sharedSessionState: true,
+};
+
+let model: FakeModel;
+let shared: string;
+const homes: string[] = [];
+const clis = {} as Record<Id, CopilotCli>;
+const agents = {} as Record<Id, CopilotAgent>;
+const clients: CopilotClient[] = [];
+
+beforeAll(async () => {
+  model = await startFakeModel();
+  shared = mkdtempSync(join(tmpdir(), 'sessionfleet-shared-state-'));
+  const fleet = uniqueFleet();
+  const redisUrl = inject('redisUrl');
+  await Promise.all(
+    IDS.map(async (id) => {
+      const home = mkdtempSync(join(tmpdir(), `sessionfleet-copilot-home-${id}-`));
+      homes.push(home);
+      mkdirSync(join(home, '.copilot'), { recursive: true });
+      symlinkSync(shared, join(home, '.copilot', 'session-state'));
+      clis[id] = await startCopilotCli({ home });
+    }),
+  );
+  // The client ports are fixed up front (peers must know them: --advertise), chosen once the CLIs
+  // hold theirs and distinct from each other.
+  const ports = new Set<number>();
+  while (ports.size < IDS.length) ports.add(await freePort());
+  const portOf = Object.fromEntries(IDS.map((id, i) => [id, [...ports][i]!])) as Record<Id, number>;
+  await Promise.all(
+    IDS.map(async (id) => {
+      const port = portOf[id];
+      agents[id] = await startCopilotAgent({
+        policy: POLICY,
+        upstreamPort: clis[id].port,
+        upstreamToken: clis[id].token,
+        principals: { [TOKENS.alice]: 'alice', [TOKENS.bob]: 'bob', [TOKENS.carol]: 'carol' },
+        extraArgs: [
+          ['--listen', `127.0.0.1:${port}`],
+          ['--advertise', `http://127.0.0.1:${port}`],
+          ['--instance-id', id],
+          ['--redis', redisUrl],
+          ['--fleet', fleet],
+          ['--admin-token', ADMIN_TOKEN],
+        ].flat(),
+      });
+    }),
+  );
+  // Every agent registered (placement only counts live instances).
+  await eventually(async () => (await instances('a')).filter((i) => i.alive).length === 3, 10_000, 'three live');
+});
+
+afterAll(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.forceStop().catch(() => {})));
+  await Promise.all(Object.values(agents).map((a) => a.dispose()));
+  await Promise.all(Object.values(clis).map((c) => c.stop('SIGKILL')));
+  await model?.close();
+  for (const dir of [...homes, shared]) if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function sdk(agent: Id, token: string): Promise<CopilotClient> {
+  const client = new CopilotClient({
+    connection: RuntimeConnection.forUri(agents[agent].address, { connectionToken: token }),
+  });
+  clients.push(client);
+  await client.start();
+  return client;
+}
+
+function modelSession(client: CopilotClient): Promise<CopilotSession> {
+  return client.createSession({ onPermissionRequest: approveAll, ...fakeModelSessionOptions(model) });
+}
+
+async function admin(agent: Id, path: string, method = 'GET') {
+  const response = await fetch(`${agents[agent].adminUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+async function instances(agent: Id) {
+  return (await admin(agent, '/admin/fleet/instances')).body.instances as Array<{ id: string; alive: boolean }>;
+}
+
+/** The owner instance of each session, from the fleet inventory asked of `via`. */
+async function owners(via: Id): Promise<Record<string, string | null>> {
+  const sessions = (await admin(via, '/admin/fleet/sessions')).body.sessions as Array<{ id: string; owner: string }>;
+  return Object.fromEntries(sessions.map((s) => [s.id, s.owner]));
+}
+
+/** The ids of the sessions an agent holds itself (its local table, not the fleet's). */
+async function heldBy(agent: Id): Promise<string[]> {
+  const sessions = (await admin(agent, '/admin/sessions')).body.sessions as Array<{ id: string }>;
+  return sessions.map((s) => s.id).sort();
+}
+
+/** Whether a CLI has the session loaded, asked straight on the CLI. */
+async function loadedOn(cli: Id, sessionId: string): Promise<boolean> {
+  const direct = await openRawClient(clis[cli].port);
+  try {
+    await direct.call('connect', { token: clis[cli].token });
+    const reply = await direct.call('session.getMessages', { sessionId });
+    if (reply.error && /Session not found/.test(reply.error.message)) return false;
+    if (reply.error) throw new Error(reply.error.message);
+    return true;
+  } finally {
+    await direct.close();
+  }
+}
+
+async function rpcErrorOf(promise: Promise<unknown>) {
+  try {
+    await promise;
+  } catch (error) {
+    const e = error as { code?: unknown; message: string; data?: unknown };
+    return { code: e.code, message: e.message, data: e.data };
+  }
+  throw new Error('expected the call to fail');
+}
+
+const ids: Record<string, string> = {};
+let alice: CopilotClient;
+let aliceOnA: CopilotSession[] = [];
+
+describe('Copilot front in a fleet (3 agents, 3 CLIs, one shared session-state directory)', () => {
+  it('fills the free slots here first, then the instance with the most; calls through any agent land on the owner', async () => {
+    alice = await sdk('a', TOKENS.alice);
+    aliceOnA = [await modelSession(alice), await modelSession(alice), await modelSession(alice)];
+    [ids.s1, ids.s2, ids.s3] = aliceOnA.map((s) => s.sessionId) as [string, string, string];
+    // a had two free slots; then b and c had two each, and the smaller id wins the tie.
+    expect(await owners('c')).toEqual({ [ids.s1!]: 'a', [ids.s2!]: 'a', [ids.s3!]: 'b' });
+    expect(await heldBy('a')).toEqual([ids.s1, ids.s2].sort());
+    expect(await heldBy('b')).toEqual([ids.s3]);
+
+    // A whole turn of the session on b, through a's client connection.
+    const reply = await aliceOnA[2]!.sendAndWait({ prompt: 'hello from a, to b' }, 30_000);
+    expect(reply?.data.content).toBe(FAKE_MODEL_REPLY);
+    expect(await loadedOn('b', ids.s3!)).toBe(true);
+    expect(await loadedOn('a', ids.s3!)).toBe(false);
+
+    // Another client of alice's, on c, resumes the session held by a: it stays on a.
+    const aliceOnC = await sdk('c', TOKENS.alice);
+    const again = await aliceOnC.resumeSession(ids.s1!, {
+      onPermissionRequest: approveAll,
+      ...fakeModelSessionOptions(model),
+    });
+    expect((await again.sendAndWait({ prompt: 'hello via c' }, 30_000))?.data.content).toBe(FAKE_MODEL_REPLY);
+    expect(await heldBy('c')).toEqual([]);
+    expect(await loadedOn('a', ids.s1!)).toBe(true);
+    expect(await loadedOn('c', ids.s1!)).toBe(false);
+    expect((await owners('b'))[ids.s1!]).toBe('a');
+  });
+
+  it('refuses a principal beyond sessionsPerPrincipal with an error naming the quota', async () => {
+    const onC = await sdk('c', TOKENS.alice);
+    ids.s4 = (await modelSession(onC)).sessionId;
+    expect((await owners('a'))[ids.s4]).toBe('c');
+    expect(await rpcErrorOf(modelSession(onC))).toEqual({
+      code: -32012,
+      message: 'principal "alice" holds 4 sessions, the sessionsPerPrincipal quota (4): end one of your sessions first',
+      data: {
+        code: 'PRINCIPAL_QUOTA_REACHED',
+        status: 429,
+        quota: 'sessionsPerPrincipal',
+        limit: 4,
+        principal: 'alice',
+      },
+    });
+  });
+
+  it('answers SESSION_LIMIT_REACHED when every instance is full and the fleet is at maxInstances', async () => {
+    const bob = await sdk('b', TOKENS.bob);
+    ids.b1 = (await modelSession(bob)).sessionId;
+    ids.b2 = (await modelSession(bob)).sessionId;
+    const placed = await owners('a');
+    expect([placed[ids.b1], placed[ids.b2]]).toEqual(['b', 'c']);
+    const carol = await sdk('a', TOKENS.carol);
+    expect(await rpcErrorOf(modelSession(carol))).toEqual({
+      code: -32010,
+      message: 'every instance is full and the fleet is at maxInstances (3 of 3 running): back off and retry',
+      data: { code: 'SESSION_LIMIT_REACHED', status: 429, fleetAtMax: true, retryAfterSeconds: 5 },
+    });
+  });
+
+  it('the kill switch asked of a non-owner agent ends the session on its owner', async () => {
+    expect(await admin('a', `/admin/fleet/sessions/${ids.b2}`, 'DELETE')).toEqual({
+      status: 200,
+      body: { sessionId: ids.b2, terminated: true, via: 'owner', owner: 'c' },
+    });
+    expect(await heldBy('c')).toEqual([ids.s4]);
+    await eventually(async () => !(await loadedOn('c', ids.b2!)), 5000, 'the owner CLI let go of the session');
+    expect((await owners('b'))[ids.b2!]).toBeUndefined();
+  });
+
+  it('the owner dies (agent and CLI killed): its saved session continues on a live instance', async () => {
+    // s3 had a turn on b, so its state is on the shared directory.
+    await agents.b.stop('SIGKILL');
+    await clis.b.stop('SIGKILL');
+    // Until b's lease runs out (10 s) the fleet still names b; then the next call re-homes s3 on
+    // the live instance with a free slot (a is full; c has the one the kill switch freed).
+    const started = Date.now();
+    let reply: Awaited<ReturnType<CopilotSession['sendAndWait']>> | undefined;
+    for (;;) {
+      try {
+        reply = await aliceOnA[2]!.sendAndWait({ prompt: 'are you still there?' }, 30_000);
+        break;
+      } catch (error) {
+        if (Date.now() - started > 25_000) throw error;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+    expect(reply?.data.content).toBe(FAKE_MODEL_REPLY);
+    expect((await owners('a'))[ids.s3!]).toBe('c');
+    expect(await loadedOn('c', ids.s3!)).toBe(true);
+    const events = await aliceOnA[2]!.getEvents();
+    expect(events.filter((e) => e.type === 'user.message').map((e) => e.data.content)).toEqual([
+      'hello from a, to b',
+      'are you still there?',
+    ]);
+  });
+});
