@@ -160,6 +160,23 @@ let alice: CopilotClient;
 let aliceOnA: CopilotSession[] = [];
 
 describe('Copilot front in a fleet (3 agents, 3 CLIs, one shared session-state directory)', () => {
+  it('refuses a client that claims to be another agent (a hop mark not signed with the fleet key)', async () => {
+    const client = await openRawClient(agents.a.clientPort);
+    try {
+      const reply = await client.call('connect', {
+        token: TOKENS.alice,
+        sessionfleet: { from: 'b', to: 'a', at: Date.now(), mac: 'forged-mac' },
+      });
+      expect(reply.error).toEqual({
+        code: -32001,
+        message: 'connect carried an invalid agent-to-agent mark with a bad signature: present a valid token',
+        data: { code: 'UNAUTHENTICATED', status: 401 },
+      });
+    } finally {
+      await client.close();
+    }
+  });
+
   it('fills the free slots here first, then the instance with the most; calls through any agent land on the owner', async () => {
     alice = await sdk('a', TOKENS.alice);
     aliceOnA = [await modelSession(alice), await modelSession(alice), await modelSession(alice)];
