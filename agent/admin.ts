@@ -66,11 +66,9 @@ export function buildAdminApp(options: AdminOptions): FastifyInstance {
     admin.addHook('onRequest', async (request, reply) => {
       const expected = context.config.adminToken;
       if (!expected) {
-        return reply
-          .code(403)
-          .send({
-            error: { code: 'ADMIN_DISABLED', message: 'the admin API is off: start the agent with --admin-token' },
-          });
+        return reply.code(403).send({
+          error: { code: 'ADMIN_DISABLED', message: 'the admin API is off: start the agent with --admin-token' },
+        });
       }
       const header = request.headers.authorization ?? '';
       const given = header.startsWith('Bearer ') ? header.slice(7) : '';
