@@ -97,7 +97,7 @@ describe('header affinity', () => {
 describe('cookie affinity', () => {
   it('inserts the cookie, routes with it, and answers it with 401 once its session expired', async () => {
     const a = await spawnAgent({
-      policy: { affinity: { type: 'cookie' }, sessionLifetimeSeconds: 1, sessionIdleTimeoutSeconds: 1 },
+      policy: { affinity: { type: 'cookie' }, sessionLifetimeSeconds: 1, sessionIdleTimeoutSeconds: 0 },
       upstream: upstream.url,
     });
     const first = await call(`${a.url}/echo`);
@@ -122,9 +122,13 @@ describe('cookie affinity', () => {
     );
     expect(expired?.status).toBe(401);
     expect(expired?.headers['set-cookie']).toBe('x-fc-cookie-session-id=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax');
-    expect((expired?.body as { error: { code: string; status: number } }).error).toMatchObject({
-      code: 'INVALID_COOKIE',
-      status: 401,
+    expect(expired?.body).toEqual({
+      error: {
+        code: 'INVALID_COOKIE',
+        message: 'the session reached its lifetime: retry without the cookie to get a new one',
+        status: 401,
+        reason: 'expired-lifetime',
+      },
     });
     await a.stop();
   });
