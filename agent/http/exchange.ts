@@ -51,6 +51,17 @@ export interface ExchangeHost extends TicketHost {
   finished(exchange: Exchange, outcome: Outcome, seconds: number): void;
 }
 
+const EXCHANGE = Symbol('sessionfleet.exchange');
+type ExchangeResponse = ServerResponse & { [EXCHANGE]?: Exchange };
+
+function onResponseClose(this: ExchangeResponse): void {
+  this[EXCHANGE]?.closed();
+}
+
+function onResponseDrain(this: ExchangeResponse): void {
+  this[EXCHANGE]?.resume();
+}
+
 function isEventStream(headers: IncomingHttpHeaders): boolean {
   const type = headers['content-type'];
   return typeof type === 'string' && type.startsWith('text/event-stream');
@@ -80,7 +91,9 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
     readonly requestId: string,
   ) {
     this.ticket = new Ticket(host);
-    res.once('close', this.onClose);
+    // One shared listener, not a closure per request: the exchange rides on the response.
+    (res as ExchangeResponse)[EXCHANGE] = this;
+    res.on('close', onResponseClose);
   }
 
   get sessionId(): string | undefined {
@@ -175,7 +188,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
     if (this.scanner) this.scan(chunk);
     if (!this.res.write(chunk)) {
       controller.pause();
-      this.res.once('drain', this.resume);
+      this.res.once('drain', onResponseDrain);
     }
   }
 
@@ -205,17 +218,19 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
     this.outcome = rejection.code === 'BAD_REQUEST' ? 'rejected' : 'upstream-error';
   }
 
-  private readonly resume = () => {
+  /** The client can take more of the response. */
+  resume(): void {
     this.controller?.resume();
-  };
+  }
 
-  private readonly onClose = () => {
+  /** The response is over: completed, cut short by the agent, or the client went away. */
+  closed(): void {
     if (!this.upstreamEnded) {
       this.clientGone = true;
       this.abortUpstream();
     }
     this.finish();
-  };
+  }
 
   private abortUpstream(): void {
     const controller = this.controller;
@@ -296,7 +311,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
     if (this.done) return;
     this.done = true;
     this.scanner = undefined;
-    this.res.off('drain', this.resume);
+    this.res.off('drain', onResponseDrain);
     const session = this.ticket.session;
     this.ticket.release();
     if (session && this.kind === 'mcp-delete') this.host.sessions.end(session.id, 'deleted');

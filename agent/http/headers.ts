@@ -27,7 +27,8 @@ const HOP_BY_HOP = new Set([
 
 /** Headers named in `Connection` are hop-by-hop too. */
 function connectionTokens(value: string | undefined): Set<string> | undefined {
-  if (value === undefined) return undefined;
+  // The common values name no header: skip the parsing (this runs on every request).
+  if (value === undefined || value === 'keep-alive' || value === 'close' || value === 'Keep-Alive') return undefined;
   const tokens = value
     .toLowerCase()
     .split(',')
