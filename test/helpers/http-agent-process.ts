@@ -41,8 +41,9 @@ export async function stopAll(): Promise<void> {
   running.clear();
 }
 
-export function spawnNode(args: readonly string[], options: { env?: NodeJS.ProcessEnv } = {}): Spawned {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
+/** `node --import tsx <args>`; with `tsx: false`, plain `node <args>` (compiled JavaScript). */
+export function spawnNode(args: readonly string[], options: { env?: NodeJS.ProcessEnv; tsx?: boolean } = {}): Spawned {
+  const child = spawn(process.execPath, [...(options.tsx === false ? [] : ['--import', 'tsx']), ...args], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -131,19 +132,23 @@ export interface AgentProcess extends Spawned {
   logs(): Array<Record<string, unknown>>;
 }
 
-/** Starts `sessionfleet-agent` with `policy` (written to a temporary file) in front of `upstream`. */
+/**
+ * Starts `sessionfleet-agent` with `policy` (written to a temporary file) in front of `upstream`:
+ * from source by default, or the compiled package bin (`dist/`, after `npm run build`).
+ */
 export async function spawnAgent(options: {
   policy: Record<string, unknown>;
   upstream: string;
   args?: readonly string[];
   env?: NodeJS.ProcessEnv;
+  compiled?: boolean;
 }): Promise<AgentProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'sessionfleet-agent-'));
   const policyFile = join(dir, 'policy.json');
   writeFileSync(policyFile, JSON.stringify(options.policy));
   const spawned = spawnNode(
     [
-      'agent/cli.ts',
+      options.compiled ? 'bin/sessionfleet-agent.js' : 'agent/cli.ts',
       '--policy',
       policyFile,
       '--upstream',
@@ -156,7 +161,7 @@ export async function spawnAgent(options: {
       'test-agent',
       ...(options.args ?? []),
     ],
-    { env: options.env },
+    { env: options.env, tsx: !options.compiled },
   );
   void spawned.exited.then(() => rmSync(dir, { recursive: true, force: true }));
   const line = await spawned.waitForLine((l) => l.includes('"agent listening"'));
