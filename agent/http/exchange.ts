@@ -184,7 +184,8 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.done) return;
+    // Nothing more once the response is over (a refused initialize, a stream the agent ended).
+    if (this.done || this.res.writableEnded) return;
     if (this.scanner) this.scan(chunk);
     if (!this.res.write(chunk)) {
       controller.pause();
