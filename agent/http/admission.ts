@@ -43,7 +43,7 @@ const ENDED_MESSAGES: Record<EndReason, string> = {
   evicted: 'the session was evicted to make room',
   terminated: 'the session was terminated by an operator',
   drained: 'the instance that held the session shut down',
-  'upstream-closed': "the session's stream closed",
+  'upstream-closed': 'the server behind the agent ended it',
 };
 
 export class Admission {

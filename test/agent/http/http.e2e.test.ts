@@ -244,6 +244,11 @@ describe('SIGTERM', () => {
       },
     });
 
+    // A session that exists keeps being served while the instance drains; its client is told to go.
+    const existing = await call(`${a.url}/echo`, { 'x-aff': 's3' });
+    expect(existing.status).toBe(200);
+    expect(existing.headers.connection).toBe('close');
+
     const results = await Promise.all(inFlight);
     expect(results.filter((r) => r.status !== 200)).toEqual([]);
     expect(await a.exited).toBe(0);

@@ -13,6 +13,7 @@ import {
   spawnListening,
   stopAll,
 } from '../../helpers/http-agent-process.js';
+import { freePort } from '../../helpers/redis-server.js';
 import { until } from './harness.js';
 
 const ADMIN_TOKEN = 'test-admin-token';
@@ -134,6 +135,38 @@ describe('MCP Streamable HTTP through the agent', () => {
 
     const fresh = await streamableClient(a);
     expect(fresh.transport.sessionId).not.toBe(oldId);
+    expect(await whoami(fresh.client)).toBe(fresh.transport.sessionId);
+  });
+
+  it('frees the slot of a session the server forgot (it restarted): the client re-initializes', async () => {
+    const port = await freePort();
+    let own = await spawnListening('demo/mcp-server.ts', ['--port', String(port)]);
+    const a = await spawnAgent({
+      policy: { affinity: { type: 'mcp-streamable-http' }, sessionsPerInstance: 1 },
+      upstream: own.url,
+      args: ['--admin-token', ADMIN_TOKEN],
+    });
+    const { client, transport } = await streamableClient(a);
+    expect(await whoami(client)).toBe(transport.sessionId);
+    await own.stop();
+    own = await spawnListening('demo/mcp-server.ts', ['--port', String(port)]);
+
+    // The server's own 404 passes through, and the agent ends the session with it.
+    const forgotten = await whoami(client).then(() => undefined, failure);
+    expect(forgotten?.code).toBe(404);
+    expect(await adminSessions(a)).toEqual([]);
+    const again = await whoami(client).then(() => undefined, failure);
+    expect(JSON.parse(again?.message.replace(/^.*?Error POSTing to endpoint: /, '') ?? '')).toEqual({
+      jsonrpc: '2.0',
+      error: {
+        code: -32001,
+        message: 'Session expired: the server behind the agent ended it: start a new session',
+        data: { code: 'SESSION_EXPIRED', status: 404, reason: 'upstream-closed' },
+      },
+      id: null,
+    });
+    // Its slot is free again: the one-session instance takes a new one.
+    const fresh = await streamableClient(a);
     expect(await whoami(fresh.client)).toBe(fresh.transport.sessionId);
   });
 
