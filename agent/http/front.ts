@@ -308,8 +308,14 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
   private reserve(ticket: Ticket, principal: string | undefined): AgentError | undefined {
     const reserved = this.admission.reserve(principal);
     if (!reserved.ok) return reserved.error;
+    const error = ticket.takeSlot();
+    if (error) {
+      // Give the session slot back now, not when the refused response closes.
+      this.admission.cancel(reserved.value);
+      return error;
+    }
     ticket.reservation = reserved.value;
-    return ticket.takeSlot();
+    return undefined;
   }
 
   /** Admission for routes that know their session id (or need none) before forwarding. */
