@@ -39,7 +39,7 @@ function sameToken(given: string, expected: string): boolean {
 export function buildAdminApp(options: AdminOptions): FastifyInstance {
   const { context, probe, front } = options;
   const { metrics, sessions, policy } = context;
-  const app = Fastify({ logger: false, disableRequestLogging: true });
+  const app = Fastify({ logger: false });
 
   app.get('/healthz', async (_request, reply) => {
     const healthy = probe.isHealthy;

@@ -45,6 +45,7 @@ export const ERRORS = {
   UPSTREAM_TIMEOUT: define('UPSTREAM_TIMEOUT', 504, -32019, 'retry shortly'),
   BAD_REQUEST: define('BAD_REQUEST', 400, -32600, 'fix the request'),
   NOT_FOUND: define('NOT_FOUND', 404, -32601, 'check the path'),
+  INTERNAL_ERROR: define('INTERNAL_ERROR', 500, -32603, 'retry; if it persists, report it with the request id'),
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -1,0 +1,233 @@
+/**
+ * Whether a request may proceed (SPEC.md §2, §4, §7): the session it names is live and belongs to
+ * its principal, a new session fits in the instance's quota (and the principal's), and the
+ * instance has a free concurrency slot. Works on the in-memory session table and load counter
+ * only, so every rule is unit-tested and fuzzed without sockets.
+ *
+ * A new session whose id only the upstream knows (MCP `initialize`, the SSE `endpoint` event) is
+ * first *reserved*: the slot is held while the request travels, so two concurrent initializes
+ * cannot both take the last slot, and the session is created when the id arrives.
+ */
+import { AgentError } from '../core/errors.js';
+import type { InstanceLoad } from '../core/load.js';
+import type { EndReason, Session, SessionTable } from '../core/sessions.js';
+import { HTTP_FRONT_DEFAULTS } from './options.js';
+
+export interface AdmissionOptions {
+  sessions: SessionTable;
+  load: InstanceLoad;
+  /** True while the agent drains: no new sessions. */
+  draining: () => boolean;
+  sessionsPerPrincipal?: number | undefined;
+  idleTimeoutSeconds: number;
+  now?: () => number;
+}
+
+export interface Reservation {
+  readonly principal: string | undefined;
+  settled: boolean;
+}
+
+export type Admitted<T> = { ok: true; value: T } | { ok: false; error: AgentError };
+
+export type ExistingResult =
+  | { ok: true; session: Session }
+  /** An id the table has never seen, under header affinity: the caller starts a session with it. */
+  | { ok: true; session: undefined }
+  | { ok: false; error: AgentError };
+
+const ENDED_MESSAGES: Record<EndReason, string> = {
+  deleted: 'the session was deleted',
+  'expired-lifetime': 'the session reached its lifetime',
+  'expired-idle': 'the session was idle past its timeout',
+  evicted: 'the session was evicted to make room',
+  terminated: 'the session was terminated by an operator',
+  drained: 'the instance that held the session shut down',
+  'upstream-closed': 'the server behind the agent ended it',
+  detached: 'the session was detached from this instance',
+};
+
+export class Admission {
+  private readonly sessions: SessionTable;
+  private readonly load: InstanceLoad;
+  private readonly now: () => number;
+  private readonly pending = new Set<Reservation>();
+
+  constructor(private readonly options: AdmissionOptions) {
+    this.sessions = options.sessions;
+    this.load = options.load;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Reservations not yet turned into sessions. */
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  /**
+   * A request naming session `id`. `cookie` turns every miss into INVALID_COOKIE (the client drops
+   * the cookie and gets a new one); `create` lets an unseen id start a session (header affinity).
+   */
+  existing(
+    id: string,
+    principal: string | undefined,
+    whenMissing: 'create' | 'reject' | 'reject-cookie',
+  ): ExistingResult {
+    const found = this.sessions.lookup(id);
+    if (found.state === 'active') {
+      const session = found.session;
+      if (session.principal !== undefined && session.principal !== principal) {
+        return {
+          ok: false,
+          error: new AgentError('SESSION_FORBIDDEN', 'this session belongs to another principal'),
+        };
+      }
+      return { ok: true, session };
+    }
+    if (whenMissing === 'reject-cookie') {
+      const why =
+        found.state === 'ended' ? ENDED_MESSAGES[found.reason] : 'the cookie names no session on this instance';
+      return { ok: false, error: new AgentError('INVALID_COOKIE', why, { details: { reason: reasonOf(found) } }) };
+    }
+    if (found.state === 'ended') {
+      return {
+        ok: false,
+        error: new AgentError('SESSION_EXPIRED', `Session expired: ${ENDED_MESSAGES[found.reason]}`, {
+          details: { reason: found.reason },
+        }),
+      };
+    }
+    if (whenMissing === 'create') return { ok: true, session: undefined };
+    return { ok: false, error: new AgentError('SESSION_NOT_FOUND', 'Session not found') };
+  }
+
+  /** Holds a slot for a session about to be created. Pair with `commit` or `cancel`. */
+  reserve(principal: string | undefined): Admitted<Reservation> {
+    if (this.options.draining() || this.sessions.isDraining) {
+      return {
+        ok: false,
+        error: new AgentError('DRAINING', 'this instance is shutting down and takes no new sessions', {
+          retryAfterSeconds: HTTP_FRONT_DEFAULTS.retryAfterSeconds,
+        }),
+      };
+    }
+    if (!this.hasRoom()) {
+      return {
+        ok: false,
+        error: new AgentError(
+          'SESSION_LIMIT_REACHED',
+          `this instance holds its maximum of ${this.sessions.capacity} sessions`,
+          { retryAfterSeconds: this.secondsToFreeSlot(), details: { sessionsPerInstance: this.sessions.capacity } },
+        ),
+      };
+    }
+    const limit = this.options.sessionsPerPrincipal;
+    if (principal !== undefined && limit !== undefined && this.sessionsOf(principal) >= limit) {
+      return {
+        ok: false,
+        error: new AgentError('PRINCIPAL_QUOTA_REACHED', `you already hold ${limit} sessions, your limit`, {
+          details: { sessionsPerPrincipal: limit },
+        }),
+      };
+    }
+    const reservation: Reservation = { principal, settled: false };
+    this.pending.add(reservation);
+    return { ok: true, value: reservation };
+  }
+
+  /** Turns a reservation into the session `id`. */
+  commit(reservation: Reservation, id: string): Admitted<Session> {
+    this.settle(reservation);
+    const created = this.sessions.create(id, { principal: reservation.principal });
+    if (created.ok) return { ok: true, value: created.session };
+    if (created.reason === 'exists') {
+      // The upstream re-announced an id it already gave (or a client raced itself on a header id).
+      const again = this.existing(id, reservation.principal, 'reject');
+      return again.ok && again.session ? { ok: true, value: again.session } : { ok: false, error: errorOf(again) };
+    }
+    if (created.reason === 'draining') {
+      return {
+        ok: false,
+        error: new AgentError('DRAINING', 'this instance is shutting down and takes no new sessions'),
+      };
+    }
+    return {
+      ok: false,
+      error: new AgentError(
+        'SESSION_LIMIT_REACHED',
+        `this instance holds its maximum of ${this.sessions.capacity} sessions`,
+        {
+          retryAfterSeconds: this.secondsToFreeSlot(),
+          details: { sessionsPerInstance: this.sessions.capacity },
+        },
+      ),
+    };
+  }
+
+  cancel(reservation: Reservation): void {
+    this.settle(reservation);
+  }
+
+  /** Takes a concurrency slot (SPEC.md §4: summed over every session). Pair with `release`. */
+  acquire(): AgentError | undefined {
+    if (this.load.tryAcquire()) return undefined;
+    return new AgentError(
+      'CONCURRENCY_LIMIT_REACHED',
+      `this instance is serving ${this.load.limit} requests, its limit`,
+      {
+        retryAfterSeconds: HTTP_FRONT_DEFAULTS.retryAfterSeconds,
+        details: { concurrencyPerInstance: this.load.limit },
+      },
+    );
+  }
+
+  release(): void {
+    this.load.release();
+  }
+
+  private settle(reservation: Reservation): void {
+    if (reservation.settled) return;
+    reservation.settled = true;
+    this.pending.delete(reservation);
+  }
+
+  private hasRoom(): boolean {
+    if (this.sessions.free > this.pending.size) return true;
+    // With LRU eviction a full table still takes a session if an idle one can go; one at a time.
+    return this.pending.size === 0 && this.sessions.canAccept();
+  }
+
+  private sessionsOf(principal: string): number {
+    let count = 0;
+    for (const session of this.sessions.list()) if (session.principal === principal) count++;
+    for (const reservation of this.pending) if (reservation.principal === principal) count++;
+    return count;
+  }
+
+  /** When the next slot could free up by itself: the soonest lifetime or idle expiry, bounded. */
+  private secondsToFreeSlot(): number {
+    const now = this.now();
+    const idleMs = this.options.idleTimeoutSeconds * 1000;
+    let soonest = Number.POSITIVE_INFINITY;
+    for (const session of this.sessions.list()) {
+      let at = session.expiresAt;
+      if (idleMs > 0 && session.inFlight === 0 && session.openStreams === 0) {
+        at = Math.min(at, session.lastActiveAt + idleMs);
+      }
+      soonest = Math.min(soonest, at);
+    }
+    const seconds = Math.ceil((soonest - now) / 1000);
+    return Math.min(
+      HTTP_FRONT_DEFAULTS.maxSessionRetryAfterSeconds,
+      Math.max(1, Number.isFinite(seconds) ? seconds : 1),
+    );
+  }
+}
+
+function reasonOf(found: { state: 'ended'; reason: EndReason } | { state: 'unknown' }): string {
+  return found.state === 'ended' ? found.reason : 'unknown';
+}
+
+function errorOf(result: ExistingResult): AgentError {
+  return result.ok ? new AgentError('SESSION_NOT_FOUND', 'Session not found') : result.error;
+}

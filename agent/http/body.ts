@@ -1,0 +1,44 @@
+/**
+ * Reading the start of a request body, for the one decision that needs it: whether a session-less
+ * MCP POST is an `initialize`. Bounded; everything else streams through unread.
+ */
+import type { IncomingMessage } from 'node:http';
+
+export interface Peeked {
+  /** What was read: the whole body when `complete`. */
+  bytes: Buffer;
+  /** False when the body is longer than the limit (the rest stays unread). */
+  complete: boolean;
+}
+
+/** Reads the body up to `limit` bytes; undefined if the client went away first. */
+export function readBodyUpTo(req: IncomingMessage, limit: number): Promise<Peeked | undefined> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const settle = (value: Peeked | undefined) => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onGone);
+      req.off('close', onClose);
+      resolve(value);
+    };
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size > limit) {
+        req.pause();
+        settle({ bytes: Buffer.concat(chunks), complete: false });
+      }
+    };
+    const onEnd = () => settle({ bytes: Buffer.concat(chunks), complete: true });
+    const onGone = () => settle(undefined);
+    const onClose = () => {
+      if (!req.complete) settle(undefined);
+    };
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('error', onGone);
+    req.once('close', onClose);
+  });
+}

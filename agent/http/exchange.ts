@@ -1,0 +1,326 @@
+/**
+ * One client request proxied to the instance: an undici dispatch handler that streams the
+ * response to the client chunk by chunk as the upstream flushes it (backpressure both ways, no
+ * buffering), plus the session events that ride on a response — the `Mcp-Session-Id` of an
+ * `initialize`, the `endpoint` event of a legacy SSE stream, the end of a DELETE.
+ *
+ * Everything the request holds lives in its `Ticket`, released once on the response's `close`
+ * event, which Node emits whether the response completed, the client went away or the agent
+ * cut it short.
+ */
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import type { Readable } from 'node:stream';
+import type { Dispatcher, Pool } from 'undici';
+import { AgentError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { Session } from '../core/sessions.js';
+import { isValidSessionId, sessionIdFromEndpoint } from './affinity.js';
+import { appendSetCookie, forwardedRequestHeaders, forwardedResponseHeaders } from './headers.js';
+import type { HttpFrontSettings } from './options.js';
+import { renderError, sendError } from './reject.js';
+import { EndpointScanner } from './sse-scanner.js';
+import type { Closable } from './streams.js';
+import { Ticket, type TicketHost } from './ticket.js';
+import { upstreamError } from './upstream.js';
+
+export type ExchangeKind =
+  /** any request, session or not */
+  | 'plain'
+  /** mcp-streamable-http `initialize`: the response names the new session */
+  | 'mcp-initialize'
+  /** mcp-streamable-http DELETE: the session ends whatever the upstream answers */
+  | 'mcp-delete'
+  /** mcp-sse stream: its `endpoint` event names the new session; its end ends the session */
+  | 'sse-open';
+
+export type Outcome = 'ok' | 'rejected' | 'upstream-error' | 'aborted';
+
+export interface ExchangeHost extends TicketHost {
+  readonly settings: HttpFrontSettings;
+  readonly pool: Pool;
+  readonly logger: Logger;
+  readonly isDraining: boolean;
+  sessionCreated(session: Session, requestId: string): void;
+  /** The upstream answered an `initialize` without a session id: it keeps no sessions. */
+  upstreamIsStateless(): void;
+  /** The agent refused a request (metrics, log). */
+  rejected(error: AgentError, requestId: string, sessionId: string | undefined): void;
+  /** An upstream session the agent could not take (its slot went meanwhile): delete it there. */
+  orphaned(id: string, path: string): void;
+  finished(exchange: Exchange, outcome: Outcome, seconds: number): void;
+}
+
+const EXCHANGE = Symbol('sessionfleet.exchange');
+type ExchangeResponse = ServerResponse & { [EXCHANGE]?: Exchange };
+
+function onResponseClose(this: ExchangeResponse): void {
+  this[EXCHANGE]?.closed();
+}
+
+function onResponseDrain(this: ExchangeResponse): void {
+  this[EXCHANGE]?.resume();
+}
+
+function isEventStream(headers: IncomingHttpHeaders): boolean {
+  const type = headers['content-type'];
+  return typeof type === 'string' && type.startsWith('text/event-stream');
+}
+
+export class Exchange implements Dispatcher.DispatchHandler, Closable {
+  readonly ticket: Ticket;
+  readonly started = performance.now();
+  kind: ExchangeKind = 'plain';
+  /** The URL path the request went to (the MCP endpoint, for the upstream DELETE). */
+  path = '/';
+  /** A `Set-Cookie` for the response (cookie affinity, new session). */
+  setCookie: string | undefined;
+  status = 0;
+  private controller: Dispatcher.DispatchController | undefined;
+  private scanner: EndpointScanner | undefined;
+  private upstreamEnded = false;
+  private clientGone = false;
+  private selfAborted = false;
+  private done = false;
+  private outcome: Outcome = 'ok';
+
+  constructor(
+    private readonly host: ExchangeHost,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly requestId: string,
+  ) {
+    this.ticket = new Ticket(host);
+    // One shared listener, not a closure per request: the exchange rides on the response.
+    (res as ExchangeResponse)[EXCHANGE] = this;
+    res.on('close', onResponseClose);
+  }
+
+  get sessionId(): string | undefined {
+    return this.ticket.session?.id;
+  }
+
+  get isDone(): boolean {
+    return this.done;
+  }
+
+  /** Refuses the request with a catalogue error. */
+  reject(error: AgentError, setCookie?: string): void {
+    if (this.done) return;
+    this.outcome = 'rejected';
+    this.host.rejected(error, this.requestId, this.sessionId);
+    const { settings } = this.host;
+    sendError(
+      this.res,
+      renderError(error, {
+        jsonRpc: settings.jsonRpcErrors,
+        expiredSessionStatus: settings.expiredSessionStatus,
+        requestId: this.requestId,
+        ...(setCookie ? { setCookie } : {}),
+      }),
+    );
+  }
+
+  /** Sends the request upstream; `body` is the client's stream, bytes already read, or nothing. */
+  forward(body: Readable | Buffer | null): void {
+    if (this.done) return;
+    const { req, host } = this;
+    try {
+      const headers = forwardedRequestHeaders(req, {
+        upstreamHost: host.settings.upstreamHost,
+        requestId: this.requestId,
+      });
+      host.pool.dispatch({ path: req.url ?? '/', method: req.method ?? 'GET', headers, body }, this);
+    } catch (error) {
+      this.onResponseError(undefined, error as Error);
+    }
+  }
+
+  /** Ends the exchange from the agent's side: its session ended, or the agent shuts down. */
+  close(): void {
+    if (this.done) return;
+    this.abortUpstream();
+    if (!this.res.headersSent) this.res.destroy();
+    else if (!this.res.writableEnded) this.res.end();
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.done) this.abortUpstream();
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    this.controller = controller;
+    if (statusCode < 200 || this.done) return;
+    this.status = statusCode;
+    if (this.kind === 'mcp-initialize' && !this.onInitializeAnswer(statusCode, headers)) return;
+    const stream = isEventStream(headers) && this.req.method === 'GET';
+    if (this.kind === 'sse-open' && !(stream && statusCode === 200)) this.ticket.cancelReservation();
+
+    const out = forwardedResponseHeaders(headers);
+    if (this.setCookie) appendSetCookie(out, this.setCookie);
+    out['x-request-id'] = this.requestId;
+    if (this.host.isDraining) out.connection = 'close';
+    this.res.writeHead(statusCode, out);
+
+    if (stream) {
+      // Send the headers now: an event stream may stay silent for a long time.
+      this.res.flushHeaders();
+      this.ticket.toStream(this);
+      if (this.kind === 'sse-open' && this.ticket.reservation) {
+        this.scanner = new EndpointScanner(this.host.settings.endpointScanBytes);
+      }
+    }
+    const session = this.ticket.session;
+    if (
+      statusCode === 404 &&
+      session &&
+      this.kind === 'plain' &&
+      this.host.settings.affinity.type === 'mcp-streamable-http'
+    ) {
+      // The server no longer knows the session (it restarted): free the slot, the client re-initializes.
+      this.host.sessions.end(session.id, 'upstream-closed');
+    }
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    // Nothing more once the response is over (a refused initialize, a stream the agent ended).
+    if (this.done || this.res.writableEnded) return;
+    if (this.scanner) this.scan(chunk);
+    if (!this.res.write(chunk)) {
+      controller.pause();
+      this.res.once('drain', onResponseDrain);
+    }
+  }
+
+  onResponseEnd(): void {
+    this.upstreamEnded = true;
+    if (this.scanner) {
+      this.scanner = undefined;
+      this.ticket.cancelReservation();
+    }
+    if (!this.done) this.res.end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
+    this.upstreamEnded = true;
+    if (this.selfAborted || this.done) return;
+    this.outcome = 'upstream-error';
+    this.host.logger.warn(
+      { reqId: this.requestId, sessionId: this.sessionId, err: error.message, code: (error as { code?: string }).code },
+      'upstream request failed',
+    );
+    if (this.res.headersSent) {
+      this.res.destroy();
+      return;
+    }
+    const rejection = upstreamError(error, this.host.settings);
+    this.reject(rejection);
+    this.outcome = rejection.code === 'BAD_REQUEST' ? 'rejected' : 'upstream-error';
+  }
+
+  /** The client can take more of the response. */
+  resume(): void {
+    this.controller?.resume();
+  }
+
+  /** The response is over: completed, cut short by the agent, or the client went away. */
+  closed(): void {
+    if (!this.upstreamEnded) {
+      this.clientGone = true;
+      this.abortUpstream();
+    }
+    this.finish();
+  }
+
+  private abortUpstream(): void {
+    const controller = this.controller;
+    if (controller && !controller.aborted && !this.upstreamEnded) {
+      this.selfAborted = true;
+      controller.abort(new Error('the client side of the exchange closed'));
+    }
+  }
+
+  /** The upstream answered an `initialize`: take the session it assigned. False: the client was refused. */
+  private onInitializeAnswer(statusCode: number, headers: IncomingHttpHeaders): boolean {
+    const reservation = this.ticket.reservation;
+    this.ticket.reservation = undefined;
+    const id = headers['mcp-session-id'];
+    if (!reservation || statusCode >= 300 || id === undefined) {
+      if (reservation) this.host.admission.cancel(reservation);
+      if (statusCode < 300 && id === undefined) this.host.upstreamIsStateless();
+      return true;
+    }
+    const refuse = (error: AgentError) => {
+      this.abortUpstream();
+      this.reject(error);
+      return false;
+    };
+    if (!isValidSessionId(id)) {
+      this.host.admission.cancel(reservation);
+      return refuse(
+        new AgentError(
+          'UPSTREAM_UNAVAILABLE',
+          'the instance assigned a session id the agent cannot route (not 1-128 visible ASCII characters)',
+        ),
+      );
+    }
+    const committed = this.host.admission.commit(reservation, id);
+    if (!committed.ok) {
+      this.host.orphaned(id, this.path);
+      return refuse(committed.error);
+    }
+    const session = committed.value;
+    session.meta.mcpPath = this.path;
+    this.ticket.attach(session);
+    this.host.sessionCreated(session, this.requestId);
+    return true;
+  }
+
+  /** Looks for the SSE `endpoint` event; the session is created before the event reaches the client. */
+  private scan(chunk: Buffer): void {
+    const scanner = this.scanner!;
+    const state = scanner.push(chunk);
+    if (state === 'scanning') return;
+    this.scanner = undefined;
+    const reservation = this.ticket.reservation;
+    this.ticket.reservation = undefined;
+    if (!reservation) return;
+    const id = state === 'found' ? sessionIdFromEndpoint(scanner.endpoint ?? '') : undefined;
+    if (id === undefined) {
+      this.host.admission.cancel(reservation);
+      this.host.logger.warn(
+        { reqId: this.requestId, endpoint: scanner.endpoint?.slice(0, 200) },
+        'the SSE stream announced no usable endpoint with a sessionId; it carries no session',
+      );
+      return;
+    }
+    const committed = this.host.admission.commit(reservation, id);
+    if (!committed.ok) {
+      this.host.logger.warn(
+        { reqId: this.requestId, sessionId: id, code: committed.error.code },
+        'SSE session refused',
+      );
+      this.close();
+      return;
+    }
+    this.ticket.streamJoins(committed.value);
+    this.host.sessionCreated(committed.value, this.requestId);
+  }
+
+  private finish(): void {
+    if (this.done) return;
+    this.done = true;
+    this.scanner = undefined;
+    this.res.off('drain', onResponseDrain);
+    const session = this.ticket.session;
+    this.ticket.release();
+    if (session && this.kind === 'mcp-delete') this.host.sessions.end(session.id, 'deleted');
+    // A legacy SSE session lives exactly as long as its stream.
+    if (session && this.kind === 'sse-open') {
+      this.host.sessions.end(session.id, this.upstreamEnded && !this.selfAborted ? 'upstream-closed' : 'deleted');
+    }
+    if (this.clientGone && this.outcome === 'ok' && !this.ticket.isStream) this.outcome = 'aborted';
+    this.host.finished(this, this.outcome, (performance.now() - this.started) / 1000);
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * The connection pool to the instance, what its failures mean to a client (never a 500: the
+ * agent is fine, the instance is not), and the DELETE that frees an MCP session upstream when the
+ * agent ends it.
+ */
+import { Pool } from 'undici';
+import { AgentError } from '../core/errors.js';
+import { HTTP_FRONT_DEFAULTS, type HttpFrontSettings } from './options.js';
+
+export function createUpstreamPool(settings: HttpFrontSettings): Pool {
+  return new Pool(settings.upstreamOrigin, {
+    connect: { timeout: settings.upstreamConnectTimeoutMs },
+    headersTimeout: settings.upstreamHeadersTimeoutMs,
+    // Streams (SSE, long polls) may be silent for as long as they like; their session's
+    // lifetime bounds them.
+    bodyTimeout: 0,
+    keepAliveTimeout: 4_000,
+  });
+}
+
+/** A request the client sent that undici refuses to forward (it checks more than Node's parser). */
+export function isClientFault(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return (
+    code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED' || code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH'
+  );
+}
+
+/** What an upstream failure tells the client. */
+export function upstreamError(
+  error: unknown,
+  settings: Pick<HttpFrontSettings, 'upstreamHeadersTimeoutMs'>,
+): AgentError {
+  const code = String((error as { code?: unknown }).code ?? (error as Error).name ?? 'unknown');
+  if (isClientFault(error)) {
+    return new AgentError('BAD_REQUEST', `the request cannot be forwarded: ${(error as Error).message}`);
+  }
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT') {
+    const what =
+      code === 'UND_ERR_HEADERS_TIMEOUT'
+        ? `answer within ${settings.upstreamHeadersTimeoutMs / 1000}s`
+        : 'accept a connection in time';
+    return new AgentError('UPSTREAM_TIMEOUT', `the instance behind this agent did not ${what}`, {
+      retryAfterSeconds: HTTP_FRONT_DEFAULTS.retryAfterSeconds,
+      details: { cause: code },
+    });
+  }
+  return new AgentError('UPSTREAM_UNAVAILABLE', `the instance behind this agent is not answering (${code})`, {
+    retryAfterSeconds: HTTP_FRONT_DEFAULTS.retryAfterSeconds,
+    details: { cause: code },
+  });
+}
+
+/**
+ * Ends an MCP Streamable HTTP session on the server (`DELETE` with its `Mcp-Session-Id`), best
+ * effort: the agent has already ended it, this only lets the server free its state early.
+ */
+export async function deleteUpstreamSession(
+  pool: Pool,
+  settings: HttpFrontSettings,
+  session: { id: string; path: string; protocolVersion: string | undefined },
+): Promise<number> {
+  const headers: Record<string, string> = {
+    host: settings.upstreamHost,
+    'mcp-session-id': session.id,
+    'user-agent': 'sessionfleet-agent',
+  };
+  if (session.protocolVersion) headers['mcp-protocol-version'] = session.protocolVersion;
+  const response = await pool.request({
+    method: 'DELETE',
+    path: session.path,
+    headers,
+    signal: AbortSignal.timeout(settings.upstreamDeleteTimeoutMs),
+  });
+  await response.body.dump();
+  return response.statusCode;
+}

@@ -1,0 +1,498 @@
+/**
+ * The HTTP front's benchmark: one run on one machine, loopback only.
+ *
+ *   npx tsx bench/http-proxy.ts [--duration 10] [--rounds 3] [--connections 50] [--rate 2000]
+ *                               [--streams 5000] [--no-pin] [--memory-only]
+ *
+ * Three targets get the same small JSON POST load: the upstream directly, through the agent (the
+ * compiled `sessionfleet-agent`, as deployed: header affinity, 20 sessions, every rule on), and
+ * through `@fastify/http-proxy` (a proxy with no rules, its defaults). Two measurements each:
+ *
+ * - full speed: autocannon, `--connections` connections, `--duration` seconds: requests/s, p50, p99;
+ * - fixed rate: `--rate` requests/s over the same connections, paced evenly, latency timed per
+ *   request in microseconds (autocannon's rate limiter fires its connections in bursts and its
+ *   histogram counts whole milliseconds): the latency a proxy adds when it is not saturated.
+ *
+ * The targets are measured in `--rounds` interleaved rounds and the median is reported (a shared
+ * machine's noise moves single runs by tens of percent). With taskset and two or more CPUs, the
+ * proxy under test gets the last CPU to itself and the load generator and the upstream share the
+ * others, so the two proxies are compared on equal footing (`--no-pin` turns that off).
+ *
+ * Then memory: agents in one process started with --expose-gc report the heap after creating
+ * idle sessions, and after `--streams` concurrent SSE streams are opened through one of them.
+ */
+import { execFileSync, fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer, request as httpRequest, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { availableParallelism } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import { Pool } from 'undici';
+import { type Spawned, spawnAgent, spawnNode, stopAll } from '../test/helpers/http-agent-process.js';
+import { REPO_ROOT } from '../test/helpers/run.js';
+
+const SELF = fileURLToPath(import.meta.url);
+const BODY = JSON.stringify({
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'tools/call',
+  params: { name: 'echo', arguments: { text: 'hello' } },
+});
+const SESSIONS = 20;
+const sessionHeader = (n: number) => ({ 'content-type': 'application/json', 'x-session': `session-${n % SESSIONS}` });
+
+// Roles: the same file runs the upstream, the baseline proxy and the memory probe.
+
+async function runUpstream(): Promise<void> {
+  const server = createServer((req, res) => {
+    if (req.url === '/hold') {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(': open\n\n');
+      return;
+    }
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+    });
+    req.on('end', () => {
+      const body = `{"jsonrpc":"2.0","id":1,"result":{"received":${size}}}`;
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  process.stdout.write(`${JSON.stringify({ listening: { port: (server.address() as AddressInfo).port } })}\n`);
+}
+
+async function runFastifyProxy(upstream: string): Promise<void> {
+  const { default: Fastify } = await import('fastify');
+  const { default: proxy } = await import('@fastify/http-proxy');
+  const app = Fastify({ logger: false });
+  await app.register(proxy, { upstream });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  process.stdout.write(`${JSON.stringify({ listening: { port: (app.server.address() as AddressInfo).port } })}\n`);
+}
+
+/**
+ * Agents in this process (started with --expose-gc) that report the process's memory when asked
+ * over IPC. Several, because one holds at most 200 sessions: too few to weigh one precisely.
+ */
+async function runMemoryAgents(upstream: string, count: number): Promise<void> {
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { parseAgentConfig } = await import('../agent/config.js');
+  const { startAgent } = await import('../agent/server.js');
+  const file = join(mkdtempSync(join(tmpdir(), 'sessionfleet-bench-')), 'policy.json');
+  writeFileSync(
+    file,
+    JSON.stringify({ affinity: { type: 'header', headerName: 'x-session' }, sessionsPerInstance: 200 }),
+  );
+  const config = parseAgentConfig([
+    '--policy',
+    file,
+    '--upstream',
+    upstream,
+    '--listen',
+    '127.0.0.1:0',
+    '--admin-listen',
+    '127.0.0.1:0',
+    '--log-level',
+    'warn',
+  ]);
+  const agents: Awaited<ReturnType<typeof startAgent>>[] = [];
+  for (let i = 0; i < count; i++) agents.push(await startAgent(config));
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('run with --expose-gc');
+  process.on('message', (message: string) => {
+    if (message !== 'measure') return;
+    for (let i = 0; i < 4; i++) gc();
+    const { heapUsed, rss } = process.memoryUsage();
+    process.send?.({ heapUsed, rss, sessions: agents.reduce((n, a) => n + a.context.sessions.size, 0) });
+  });
+  process.send?.({ ports: agents.map((a) => a.client.port) });
+}
+
+// Measurements
+
+interface Full {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  /** CPU time the proxy process spent per request (µs), when measurable: its capacity, unlike req/s, does not depend on what else the machine runs. */
+  cpuPerRequest: number;
+}
+
+/** `getconf CLK_TCK`: 100 on every Linux Node.js runs on. */
+const CLOCK_TICKS = 100;
+
+/** user + system CPU time of a process in ms (Linux `/proc`), or NaN. */
+function cpuTimeMs(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+interface Paced {
+  p50: number;
+  p99: number;
+}
+
+async function fullSpeed(url: string, duration: number, connections: number, pid?: number): Promise<Full> {
+  let next = 0;
+  const cpuBefore = cpuTimeMs(pid);
+  const result = await autocannon({
+    url,
+    method: 'POST',
+    connections,
+    duration,
+    body: BODY,
+    headers: sessionHeader(0),
+    // Each connection speaks for one of the 20 sessions (the header means nothing to the others).
+    setupClient: (client) => client.setHeaders(sessionHeader(next++)),
+  });
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.timeouts + result.non2xx,
+    cpuPerRequest: ((cpuTimeMs(pid) - cpuBefore) * 1000) / result.requests.total,
+  };
+}
+
+/** `rate` requests/s spread evenly over `connections`, each request timed on its own. */
+async function paced(url: string, duration: number, connections: number, rate: number): Promise<Paced> {
+  const pool = new Pool(url, { connections });
+  const samples: number[] = [];
+  const interval = (1000 * connections) / rate;
+  const end = performance.now() + duration * 1000;
+  let failures = 0;
+  await Promise.all(
+    Array.from({ length: connections }, async (_, c) => {
+      await new Promise((resolve) => setTimeout(resolve, (interval * c) / connections));
+      let due = performance.now();
+      while (performance.now() < end) {
+        const start = performance.now();
+        const response = await pool.request({ path: '/', method: 'POST', body: BODY, headers: sessionHeader(c) });
+        await response.body.dump();
+        if (response.statusCode === 200) samples.push(performance.now() - start);
+        else failures++;
+        due += interval;
+        const wait = due - performance.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    }),
+  );
+  await pool.close();
+  if (failures > 0) throw new Error(`${url}: ${failures} requests failed at a fixed rate`);
+  samples.sort((a, b) => a - b);
+  const at = (q: number) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] ?? Number.NaN;
+  return { p50: at(0.5), p99: at(0.99) };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function fmt(n: number, digits = 2): string {
+  return Number.isFinite(n) ? n.toFixed(digits) : '-';
+}
+
+/** Waits for a role's `{"listening"}` line. */
+async function listening(spawned: Spawned): Promise<string> {
+  const line = await spawned.waitForLine((l) => l.includes('"listening"'));
+  return `http://127.0.0.1:${(JSON.parse(line) as { listening: { port: number } }).listening.port}`;
+}
+
+/** Moves a process (all its threads) to the given CPUs. */
+function pin(pid: number | undefined, cpus: string): void {
+  if (pid !== undefined) execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+}
+
+/** The V8 setting the README recommends for the agent: a young generation big enough for a proxy's garbage. */
+const TUNED = '--max-semi-space-size=32';
+
+/** Resident memory of a process in MiB (Linux `/proc`), or NaN. */
+function rssMiB(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  try {
+    const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return Number(kb) / 1024;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+interface Target {
+  name: string;
+  url: string;
+  pid: number | undefined;
+  full: Full[];
+  fixed: Paced[];
+  rss: number;
+}
+
+async function compare(
+  upstream: string,
+  options: {
+    duration: number;
+    rounds: number;
+    connections: number;
+    rate: number;
+    cpus: number;
+    proxyCpu: string | undefined;
+  },
+): Promise<void> {
+  const { duration, rounds, connections, rate, proxyCpu } = options;
+  const agentWith = (nodeOptions: string) =>
+    spawnAgent({
+      policy: {
+        affinity: { type: 'header', headerName: 'x-session' },
+        sessionsPerInstance: SESSIONS,
+        concurrencyPerInstance: 200,
+      },
+      upstream,
+      compiled: true,
+      env: { NODE_OPTIONS: nodeOptions },
+    });
+  const fastifyWith = async (nodeOptions: string) => {
+    const spawned = spawnNode([SELF, '--role', 'fastify-proxy', '--upstream', upstream], {
+      env: { NODE_OPTIONS: nodeOptions },
+    });
+    return { url: await listening(spawned), pid: spawned.child.pid };
+  };
+  const agent = await agentWith('');
+  const agentTuned = await agentWith(TUNED);
+  const fastify = await fastifyWith('');
+  const fastifyTuned = await fastifyWith(TUNED);
+  const proxies = [
+    { name: `agent (header affinity, ${SESSIONS} sessions)`, url: agent.url, pid: agent.child.pid },
+    { name: `  same, NODE_OPTIONS=${TUNED}`, url: agentTuned.url, pid: agentTuned.child.pid },
+    { name: '@fastify/http-proxy', url: fastify.url, pid: fastify.pid },
+    { name: `  same, NODE_OPTIONS=${TUNED}`, url: fastifyTuned.url, pid: fastifyTuned.pid },
+  ];
+  if (proxyCpu) for (const proxy of proxies) pin(proxy.pid, proxyCpu);
+  const targets: Target[] = [{ name: 'direct to the upstream', url: upstream, pid: undefined }, ...proxies].map(
+    (t) => ({
+      ...t,
+      url: `${t.url}/`,
+      full: [],
+      fixed: [],
+      rss: Number.NaN,
+    }),
+  );
+  console.log(
+    `node ${process.version}, ${options.cpus} CPUs${proxyCpu ? `, proxy under test pinned to CPU ${proxyCpu}` : ''}; ${connections} connections, POST ${BODY.length} B JSON; ${rounds} rounds of ${duration} s per target and measurement, medians reported\n`,
+  );
+  for (const target of targets) await fullSpeed(target.url, 2, connections);
+
+  for (let round = 1; round <= rounds; round++) {
+    for (const target of targets) {
+      target.full.push(await fullSpeed(target.url, duration, connections, target.pid));
+      target.rss = Math.max(Number.isFinite(target.rss) ? target.rss : 0, rssMiB(target.pid));
+      target.fixed.push(await paced(target.url, duration, connections, rate));
+    }
+    const last = targets.map((t) => t.full[t.full.length - 1]!.rps);
+    console.log(`round ${round}: req/s ${targets.map((t, i) => `${t.name.trim()} ${fmt(last[i]!, 0)}`).join(', ')}`);
+  }
+
+  const row = (cells: string[], widths: number[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[0]!) : c.padStart(widths[i]!))).join(' ');
+  const widths = [52, 8, 7, 7, 7, 10, 11, 9];
+  console.log(`\nfull speed, ${connections} connections`);
+  console.log(row(['', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'vs direct', 'CPU µs/req', 'RSS MiB'], widths));
+  const directRps = median(targets[0]!.full.map((r) => r.rps));
+  for (const target of targets) {
+    const runs = target.full;
+    const rps = median(runs.map((r) => r.rps));
+    console.log(
+      row(
+        [
+          target.name,
+          fmt(rps, 0),
+          fmt(median(runs.map((r) => r.p50)), 0),
+          fmt(median(runs.map((r) => r.p99)), 0),
+          String(runs.reduce((n, r) => n + r.errors, 0)),
+          `${fmt(rps / directRps)}x`,
+          fmt(median(runs.map((r) => r.cpuPerRequest)), 1),
+          fmt(target.rss, 0),
+        ],
+        widths,
+      ),
+    );
+  }
+  const fixedWidths = [52, 8, 8, 10, 10];
+  console.log(`\nfixed rate, ${rate} req/s over ${connections} connections`);
+  console.log(row(['', 'p50 ms', 'p99 ms', 'added p50', 'added p99'], fixedWidths));
+  const directP50 = median(targets[0]!.fixed.map((r) => r.p50));
+  const directP99 = median(targets[0]!.fixed.map((r) => r.p99));
+  for (const target of targets) {
+    const p50 = median(target.fixed.map((r) => r.p50));
+    const p99 = median(target.fixed.map((r) => r.p99));
+    console.log(row([target.name, fmt(p50), fmt(p99), fmt(p50 - directP50), fmt(p99 - directP99)], fixedWidths));
+  }
+  const [, a, aTuned, f, fTuned] = targets as [Target, Target, Target, Target, Target];
+  const ratio = (x: Target, y: Target) => {
+    const rounds = x.full.map((r, i) => r.rps / y.full[i]!.rps);
+    const cpu = median(y.full.map((r) => r.cpuPerRequest)) / median(x.full.map((r) => r.cpuPerRequest));
+    return `throughput ${fmt(median(rounds))}x (rounds ${rounds.map((r) => fmt(r)).join(', ')}), by CPU per request ${fmt(cpu)}x`;
+  };
+  console.log(`\nagent / @fastify/http-proxy, default V8 settings: ${ratio(a, f)}`);
+  console.log(`agent / @fastify/http-proxy, both with ${TUNED}: ${ratio(aTuned, fTuned)}`);
+}
+
+/** Opens `count` SSE streams through `port`, spread over 20 existing sessions; resolves once all answered. */
+async function openStreams(port: number, count: number): Promise<IncomingMessage[]> {
+  const open: IncomingMessage[] = [];
+  // In batches below concurrencyPerInstance: a stream holds a slot until its headers arrive.
+  for (let i = 0; i < count; i += 100) {
+    const batch = Array.from(
+      { length: Math.min(100, count - i) },
+      (_, k) =>
+        new Promise<IncomingMessage>((resolve, reject) => {
+          const req = httpRequest(
+            {
+              host: '127.0.0.1',
+              port,
+              path: '/hold',
+              agent: false,
+              headers: { 'x-session': `idle-${(i + k) % SESSIONS}` },
+            },
+            (res) => {
+              if (res.statusCode !== 200) reject(new Error(`stream ${i + k}: status ${res.statusCode}`));
+              res.once('data', () => resolve(res));
+            },
+          );
+          req.on('error', reject);
+          req.end();
+        }),
+    );
+    open.push(...(await Promise.all(batch)));
+  }
+  return open;
+}
+
+/**
+ * Idle sessions: the same requests on the same connections, first all to one session, then each
+ * to a new one (199: with the first they fill the 200 slots); the difference is what the sessions
+ * weigh. Then `streams` SSE streams held open through one agent over 20 of those sessions.
+ */
+async function measureMemory(upstream: string, streams: number): Promise<void> {
+  const agents = 25;
+  const probe = fork(SELF, ['--role', 'memory-agent', '--upstream', upstream, '--agents', String(agents)], {
+    execArgv: ['--expose-gc', '--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  try {
+    const ask = () =>
+      new Promise<{ heapUsed: number; rss: number; sessions: number }>((resolve) => {
+        probe.once('message', (m) => resolve(m as { heapUsed: number; rss: number; sessions: number }));
+        probe.send('measure');
+      });
+    const { ports } = await new Promise<{ ports: number[] }>((resolve) =>
+      probe.once('message', (m) => resolve(m as { ports: number[] })),
+    );
+    const pools = ports.map((port) => new Pool(`http://127.0.0.1:${port}`, { connections: 10 }));
+    const send = async (session: (n: number) => string) => {
+      for (let i = 0; i < 199; i += 10) {
+        const statuses = await Promise.all(
+          pools.flatMap((pool) =>
+            Array.from({ length: Math.min(10, 199 - i) }, async (_, k) => {
+              const response = await pool.request({
+                path: '/',
+                method: 'POST',
+                body: BODY,
+                headers: { 'x-session': session(i + k) },
+              });
+              await response.body.dump();
+              return response.statusCode;
+            }),
+          ),
+        );
+        if (statuses.some((s) => s !== 200)) throw new Error(`memory probe: statuses ${statuses.join(',')}`);
+      }
+    };
+    await send(() => 'warm-up');
+    await send(() => 'warm-up');
+    const base = await ask();
+    await send((n) => `idle-${n}`);
+    const idle = await ask();
+    await Promise.all(pools.map((pool) => pool.close()));
+    const created = idle.sessions - base.sessions;
+    console.log(
+      `\nmemory per idle session: ${fmt((idle.heapUsed - base.heapUsed) / created, 0)} B of heap (${created} sessions over ${agents} agents in one process)`,
+    );
+    const open = await openStreams(ports[0]!, streams);
+    const withStreams = await ask();
+    const heap = withStreams.heapUsed - idle.heapUsed;
+    const rss = withStreams.rss - idle.rss;
+    console.log(
+      `${streams} concurrent SSE streams through one agent: +${fmt(heap / 2 ** 20, 1)} MiB heap, +${fmt(rss / 2 ** 20, 1)} MiB RSS (${fmt(heap / streams / 1024, 1)} KiB heap, ${fmt(rss / streams / 1024, 1)} KiB RSS per stream)`,
+    );
+    for (const res of open) res.destroy();
+  } finally {
+    probe.kill();
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      duration: { type: 'string', default: '10' },
+      rounds: { type: 'string', default: '3' },
+      connections: { type: 'string', default: '50' },
+      rate: { type: 'string', default: '2000' },
+      streams: { type: 'string', default: '5000' },
+      'no-pin': { type: 'boolean', default: false },
+      'memory-only': { type: 'boolean', default: false },
+    },
+  });
+  const cpus = availableParallelism();
+  let canPin = !values['no-pin'] && cpus >= 2;
+  if (canPin) {
+    try {
+      // The load generator (this process) and everything it starts from now on share the other CPUs.
+      pin(process.pid, `0-${cpus - 2}`);
+    } catch {
+      canPin = false;
+    }
+  }
+  try {
+    const upstream = await listening(spawnNode([SELF, '--role', 'upstream']));
+    if (!values['memory-only']) {
+      // The agent runs compiled, as it is deployed.
+      execFileSync('npm', ['run', '--silent', 'build'], { cwd: REPO_ROOT, stdio: 'inherit' });
+      await compare(upstream, {
+        duration: Number(values.duration),
+        rounds: Number(values.rounds),
+        connections: Number(values.connections),
+        rate: Number(values.rate),
+        cpus,
+        proxyCpu: canPin ? String(cpus - 1) : undefined,
+      });
+    }
+    await measureMemory(upstream, Number(values.streams));
+  } finally {
+    await stopAll();
+  }
+}
+
+const { values: role } = parseArgs({
+  options: { role: { type: 'string' }, upstream: { type: 'string' }, agents: { type: 'string' } },
+  strict: false,
+});
+if (role.role === 'upstream') await runUpstream();
+else if (role.role === 'fastify-proxy') await runFastifyProxy(String(role.upstream));
+else if (role.role === 'memory-agent') await runMemoryAgents(String(role.upstream), Number(role.agents ?? 1));
+else await main();

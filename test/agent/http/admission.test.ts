@@ -1,0 +1,208 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { InstanceLoad } from '../../../agent/core/load.js';
+import { SessionTable } from '../../../agent/core/sessions.js';
+import { Admission } from '../../../agent/http/admission.js';
+
+let tables: SessionTable[] = [];
+afterEach(() => {
+  for (const t of tables) t.close();
+  tables = [];
+});
+
+function setup(
+  options: {
+    sessions?: number;
+    concurrency?: number;
+    perPrincipal?: number;
+    eviction?: 'reject' | 'lru';
+    idle?: number;
+  } = {},
+) {
+  const clock = { t: 1_000_000 };
+  const sessions = new SessionTable({
+    policy: {
+      sessionsPerInstance: options.sessions ?? 2,
+      sessionLifetimeSeconds: 100,
+      sessionIdleTimeoutSeconds: options.idle ?? 10,
+      evictionPolicy: options.eviction ?? 'reject',
+    },
+    now: () => clock.t,
+    sweepIntervalMs: 60_000,
+  });
+  tables.push(sessions);
+  const load = new InstanceLoad(options.concurrency ?? 3);
+  const state = { draining: false };
+  const admission = new Admission({
+    sessions,
+    load,
+    draining: () => state.draining,
+    sessionsPerPrincipal: options.perPrincipal,
+    idleTimeoutSeconds: options.idle ?? 10,
+    now: () => clock.t,
+  });
+  return { sessions, load, admission, clock, state };
+}
+
+function create(admission: Admission, id: string, principal?: string) {
+  const reserved = admission.reserve(principal);
+  if (!reserved.ok) throw reserved.error;
+  const committed = admission.commit(reserved.value, id);
+  if (!committed.ok) throw committed.error;
+  return committed.value;
+}
+
+describe('Admission', () => {
+  it('refuses a new session beyond sessionsPerInstance with 429 and a Retry-After to the next idle expiry', () => {
+    const { admission, clock, sessions } = setup();
+    create(admission, 'a');
+    clock.t += 4_000;
+    create(admission, 'b');
+    const refused = admission.reserve(undefined);
+    expect(refused.ok).toBe(false);
+    if (refused.ok) return;
+    // 'a' idles out 10 s after its last activity, 6 s from now.
+    expect(refused.error.toHttpBody(401)).toEqual({
+      error: {
+        code: 'SESSION_LIMIT_REACHED',
+        message: 'this instance holds its maximum of 2 sessions: back off and retry',
+        status: 429,
+        sessionsPerInstance: 2,
+        retryAfterSeconds: 6,
+      },
+    });
+    sessions.end('a', 'deleted');
+    expect(admission.reserve(undefined).ok).toBe(true);
+  });
+
+  it('counts reservations, so two initializes in flight cannot both take the last slot', () => {
+    const { admission, sessions } = setup();
+    create(admission, 'a');
+    const first = admission.reserve(undefined);
+    expect(first.ok).toBe(true);
+    expect(admission.reserve(undefined).ok).toBe(false);
+    if (!first.ok) return;
+    admission.cancel(first.value);
+    admission.cancel(first.value);
+    expect(admission.pendingCount).toBe(0);
+    expect(admission.reserve(undefined).ok).toBe(true);
+    expect(sessions.size).toBe(1);
+  });
+
+  it('evicts the least recently used idle session under lru, one reservation at a time', () => {
+    const { admission, sessions } = setup({ eviction: 'lru' });
+    create(admission, 'a');
+    create(admission, 'b');
+    const reserved = admission.reserve(undefined);
+    expect(reserved.ok).toBe(true);
+    if (!reserved.ok) return;
+    expect(admission.reserve(undefined).ok).toBe(false);
+    expect(admission.commit(reserved.value, 'c').ok).toBe(true);
+    expect(sessions.lookup('a')).toEqual({ state: 'ended', reason: 'evicted' });
+  });
+
+  it('tells an expired session from an unknown one, and creates unseen ids only when asked to', () => {
+    const { admission, clock } = setup();
+    create(admission, 'a');
+    clock.t += 10_000;
+    const expired = admission.existing('a', undefined, 'reject');
+    expect(expired.ok).toBe(false);
+    if (!expired.ok) {
+      expect(expired.error.toJsonRpcError(404)).toEqual({
+        code: -32001,
+        message: 'Session expired: the session was idle past its timeout: start a new session',
+        data: { code: 'SESSION_EXPIRED', status: 404, reason: 'expired-idle' },
+      });
+    }
+    const unknown = admission.existing('zzz', undefined, 'reject');
+    expect(unknown.ok).toBe(false);
+    if (!unknown.ok) {
+      expect(unknown.error.toJsonRpcError(404)).toEqual({
+        code: -32001,
+        message: 'Session not found: start a new session',
+        data: { code: 'SESSION_NOT_FOUND', status: 404 },
+      });
+    }
+    expect(admission.existing('zzz', undefined, 'create')).toEqual({ ok: true, session: undefined });
+    // An ended id is never silently reused by header affinity: the client must pick a new one.
+    expect(admission.existing('a', undefined, 'create').ok).toBe(false);
+  });
+
+  it('answers a dead cookie with INVALID_COOKIE (401) whatever the reason', () => {
+    const { admission, sessions } = setup();
+    create(admission, 'a');
+    sessions.end('a', 'terminated');
+    for (const id of ['a', 'never']) {
+      const result = admission.existing(id, undefined, 'reject-cookie');
+      expect(result.ok).toBe(false);
+      if (!result.ok) expect(result.error.status(404)).toBe(401);
+    }
+    const dead = admission.existing('a', undefined, 'reject-cookie');
+    if (!dead.ok) {
+      expect(dead.error.toHttpBody(401)).toEqual({
+        error: {
+          code: 'INVALID_COOKIE',
+          message: 'the session was terminated by an operator: retry without the cookie to get a new one',
+          status: 401,
+          reason: 'terminated',
+        },
+      });
+    }
+  });
+
+  it('binds a session to its principal', () => {
+    const { admission } = setup();
+    create(admission, 'a', 'alice');
+    expect(admission.existing('a', 'alice', 'reject').ok).toBe(true);
+    const bob = admission.existing('a', 'bob', 'reject');
+    expect(bob.ok).toBe(false);
+    if (!bob.ok) {
+      expect(bob.error.toHttpBody(401)).toEqual({
+        error: {
+          code: 'SESSION_FORBIDDEN',
+          message: 'this session belongs to another principal: use a session you created',
+          status: 403,
+        },
+      });
+    }
+    expect(admission.existing('a', undefined, 'reject').ok).toBe(false);
+  });
+
+  it('holds each principal to sessionsPerPrincipal on this instance', () => {
+    const { admission } = setup({ sessions: 5, perPrincipal: 1 });
+    create(admission, 'a', 'alice');
+    const again = admission.reserve('alice');
+    expect(again.ok).toBe(false);
+    if (!again.ok) expect(again.error.code).toBe('PRINCIPAL_QUOTA_REACHED');
+    expect(admission.reserve('bob').ok).toBe(true);
+  });
+
+  it('refuses new sessions while draining with 503 and Retry-After', () => {
+    const { admission, state } = setup();
+    state.draining = true;
+    const refused = admission.reserve(undefined);
+    expect(refused.ok).toBe(false);
+    if (!refused.ok) {
+      expect(refused.error.status(404)).toBe(503);
+      expect(refused.error.retryAfterSeconds).toBe(1);
+    }
+  });
+
+  it('caps requests in flight over all sessions with 429', () => {
+    const { admission, load } = setup({ concurrency: 2 });
+    expect(admission.acquire()).toBeUndefined();
+    expect(admission.acquire()).toBeUndefined();
+    const refused = admission.acquire();
+    expect(refused?.toHttpBody(404)).toEqual({
+      error: {
+        code: 'CONCURRENCY_LIMIT_REACHED',
+        message: 'this instance is serving 2 requests, its limit: back off and retry',
+        status: 429,
+        concurrencyPerInstance: 2,
+        retryAfterSeconds: 1,
+      },
+    });
+    admission.release();
+    expect(load.inFlight).toBe(1);
+    expect(admission.acquire()).toBeUndefined();
+  });
+});
