@@ -88,7 +88,12 @@ export async function startAgent(config: AgentConfig, options: { logger?: Logger
 
   const logger = options.logger ?? createLogger({ level: config.logLevel, instanceId: config.instanceId });
   for (const warning of warnings) logger.warn({ policyFile: config.policyFile }, warning);
-  const principals = config.principalsFile ? await Principals.load(config.principalsFile) : undefined;
+  let principals: Principals | undefined;
+  try {
+    principals = config.principalsFile ? await Principals.load(config.principalsFile) : undefined;
+  } catch (error) {
+    throw new StartupError([error instanceof Error ? error.message : String(error)]);
+  }
   const metrics = createMetrics({ instanceId: config.instanceId });
 
   const endListeners: Array<(session: Session, reason: EndReason) => void> = [];
