@@ -501,7 +501,7 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
               body,
             );
           }
-          return this.notOwner(exchange, id);
+          return this.notOwner(exchange);
         }
         let routed: FleetRoute;
         try {
@@ -540,7 +540,7 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
               return here();
             }
             await fleet.abandon(id);
-            return this.expired(exchange, id, 'owner-lost');
+            return this.expired(exchange, 'owner-lost');
           case 'gone':
             if (route.whenMissing === 'create') {
               return this.newSessionInFleet(exchange, fleet, principal, undefined, body, (ticket) =>
@@ -649,16 +649,17 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
   }
 
   /** A marked request for a session this instance does not hold: the forwarding agent routes again. */
-  private notOwner(exchange: Exchange, id: string): void {
+  private notOwner(exchange: Exchange): void {
     exchange.res.setHeader(NOT_OWNER_HEADER, this.context.config.instanceId);
-    this.expired(exchange, id, 'unknown');
+    this.expired(exchange, 'unknown');
   }
 
-  private expired(exchange: Exchange, id: string, reason: string): void {
+  /** The policy's expired status; the same body as a session unknown to a single instance. */
+  private expired(exchange: Exchange, reason: string): void {
     exchange.reject(
       this.settings.affinity.type === 'cookie'
         ? new AgentError('INVALID_COOKIE', 'the cookie names no live session of the fleet', { details: { reason } })
-        : new AgentError('SESSION_NOT_FOUND', 'Session not found', { details: { sessionId: id, reason } }),
+        : new AgentError('SESSION_NOT_FOUND', 'Session not found'),
       this.settings.affinity.type === 'cookie'
         ? clearedCookie(this.settings.affinity.cookieName, { secure: isSecure(exchange.req) })
         : undefined,
