@@ -733,6 +733,19 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
         { method: req.method ?? 'GET', path: target.path, query: target.query, headers: req.headers, upgrade: true },
         { affinity: this.settings.affinity, statelessUpstream: this.statelessUpstream },
       );
+      if (
+        this.fleet &&
+        (route.kind === 'mint-cookie' ||
+          (route.kind === 'session' && this.sessions.lookup(route.id).state !== 'active'))
+      ) {
+        // Not built yet: upgrades are neither placed fleet-wide nor forwarded to the owner agent.
+        return tunnel.reject(
+          new AgentError(
+            'WRONG_TRANSPORT',
+            'in a fleet (--redis) a WebSocket upgrade is served only for a session held by the agent it reaches',
+          ),
+        );
+      }
       const admitted = this.admit(tunnel.ticket, route, principal, req, tunnel.requestId);
       if (!admitted.ok) return tunnel.reject(admitted.error, this.clearCookieFor(admitted, req));
       tunnel.setCookie = admitted.setCookie;
