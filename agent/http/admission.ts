@@ -10,7 +10,8 @@
  */
 import { AgentError } from '../core/errors.js';
 import type { InstanceLoad } from '../core/load.js';
-import type { EndReason, Session, SessionTable } from '../core/sessions.js';
+import type { CreateResult, EndReason, Session, SessionTable } from '../core/sessions.js';
+import type { PlacementTicket } from '../fleet/types.js';
 import { HTTP_FRONT_DEFAULTS } from './options.js';
 
 export interface AdmissionOptions {
@@ -21,11 +22,20 @@ export interface AdmissionOptions {
   sessionsPerPrincipal?: number | undefined;
   idleTimeoutSeconds: number;
   now?: () => number;
+  /**
+   * In a fleet: creates the session of a committed reservation (the coordinator's `open()`, which
+   * also registers it fleet-wide). Default: the session table's `create`.
+   */
+  create?: (id: string, reservation: Reservation) => CreateResult;
+  /** In a fleet: a reservation given back unused (the coordinator's `cancel()` of its placement). */
+  cancelled?: (reservation: Reservation) => void;
 }
 
 export interface Reservation {
   readonly principal: string | undefined;
   settled: boolean;
+  /** In a fleet: the placement this slot was reserved under (fleet-wide). */
+  fleet?: PlacementTicket | undefined;
 }
 
 export type Admitted<T> = { ok: true; value: T } | { ok: false; error: AgentError };
@@ -102,7 +112,7 @@ export class Admission {
   }
 
   /** Holds a slot for a session about to be created. Pair with `commit` or `cancel`. */
-  reserve(principal: string | undefined): Admitted<Reservation> {
+  reserve(principal: string | undefined, fleet?: PlacementTicket): Admitted<Reservation> {
     if (this.options.draining() || this.sessions.isDraining) {
       return {
         ok: false,
@@ -130,7 +140,7 @@ export class Admission {
         }),
       };
     }
-    const reservation: Reservation = { principal, settled: false };
+    const reservation: Reservation = { principal, settled: false, fleet };
     this.pending.add(reservation);
     return { ok: true, value: reservation };
   }
@@ -138,7 +148,9 @@ export class Admission {
   /** Turns a reservation into the session `id`. */
   commit(reservation: Reservation, id: string): Admitted<Session> {
     this.settle(reservation);
-    const created = this.sessions.create(id, { principal: reservation.principal });
+    const created = this.options.create
+      ? this.options.create(id, reservation)
+      : this.sessions.create(id, { principal: reservation.principal });
     if (created.ok) return { ok: true, value: created.session };
     if (created.reason === 'exists') {
       // The upstream re-announced an id it already gave (or a client raced itself on a header id).
@@ -165,7 +177,9 @@ export class Admission {
   }
 
   cancel(reservation: Reservation): void {
+    if (reservation.settled) return;
     this.settle(reservation);
+    this.options.cancelled?.(reservation);
   }
 
   /** Takes a concurrency slot (SPEC.md §4: summed over every session). Pair with `release`. */

@@ -16,6 +16,7 @@ import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Session } from '../core/sessions.js';
 import { isValidSessionId, sessionIdFromEndpoint } from './affinity.js';
+import { NOT_OWNER_HEADER } from './fleet.js';
 import { appendSetCookie, forwardedRequestHeaders, forwardedResponseHeaders } from './headers.js';
 import type { HttpFrontSettings } from './options.js';
 import { renderError, sendError } from './reject.js';
@@ -35,6 +36,22 @@ export type ExchangeKind =
   | 'sse-open';
 
 export type Outcome = 'ok' | 'rejected' | 'upstream-error' | 'aborted';
+
+/** Where a forward to another agent of the fleet goes (instead of this agent's upstream). */
+export interface PeerTarget {
+  readonly pool: Pool;
+  /** The owner agent's `host[:port]`. */
+  readonly host: string;
+  /** Extra `name, value` pairs: the signed forwarding mark. */
+  readonly headers: readonly string[];
+  /**
+   * Called at most once when the owner could not be reached, or said it does not hold the
+   * session, before anything reached the client; true if the host took over (routing again).
+   */
+  readonly retry?: () => boolean;
+  /** Called when the forward failed for good (a placement to give back). */
+  readonly failed?: () => void;
+}
 
 export interface ExchangeHost extends TicketHost {
   readonly settings: HttpFrontSettings;
@@ -83,6 +100,9 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
   private selfAborted = false;
   private done = false;
   private outcome: Outcome = 'ok';
+  /** Forwards to another agent: each dispatch has its own generation, so a retried one is silenced. */
+  private generation = 0;
+  private peer: PeerTarget | undefined;
 
   constructor(
     private readonly host: ExchangeHost,
@@ -136,6 +156,59 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
     }
   }
 
+  /**
+   * Sends the request to the agent that owns (or will own) its session. `body` must be bytes or
+   * nothing when `target.retry` is given (a retry sends it again).
+   */
+  forwardToPeer(body: Readable | Buffer | null, target: PeerTarget): void {
+    if (this.done) return;
+    const { req } = this;
+    this.peer = target;
+    this.upstreamEnded = false;
+    this.selfAborted = false;
+    const generation = ++this.generation;
+    const live = () => generation === this.generation;
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart: (controller) => {
+        if (live()) this.onRequestStart(controller);
+        else controller.abort(new Error('a retried forward'));
+      },
+      onResponseStart: (controller, statusCode, headers) => {
+        if (live()) this.onResponseStart(controller, statusCode, headers);
+      },
+      onResponseData: (controller, chunk) => {
+        if (live()) this.onResponseData(controller, chunk);
+      },
+      onResponseEnd: () => {
+        if (live()) this.onResponseEnd();
+      },
+      onResponseError: (controller, error) => {
+        if (live()) this.onResponseError(controller, error);
+      },
+    };
+    try {
+      const headers = forwardedRequestHeaders(req, {
+        upstreamHost: target.host,
+        requestId: this.requestId,
+        extra: target.headers,
+      });
+      target.pool.dispatch({ path: req.url ?? '/', method: req.method ?? 'GET', headers, body }, handler);
+    } catch (error) {
+      this.onResponseError(undefined, error as Error);
+    }
+  }
+
+  /** Gives up the current forward and lets the host route again; false if that is not possible. */
+  private retryPeer(controller: Dispatcher.DispatchController | undefined): boolean {
+    const peer = this.peer;
+    if (!peer?.retry || this.done || this.res.headersSent) return false;
+    this.peer = { ...peer, retry: undefined };
+    this.generation++;
+    if (controller && !controller.aborted) controller.abort(new Error('routing again'));
+    this.controller = undefined;
+    return peer.retry();
+  }
+
   /** Ends the exchange from the agent's side: its session ended, or the agent shuts down. */
   close(): void {
     if (this.done) return;
@@ -152,6 +225,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     this.controller = controller;
     if (statusCode < 200 || this.done) return;
+    if (this.peer && headers[NOT_OWNER_HEADER] !== undefined && this.retryPeer(controller)) return;
     this.status = statusCode;
     if (this.kind === 'mcp-initialize' && !this.onInitializeAnswer(statusCode, headers)) return;
     const stream = isEventStream(headers) && this.req.method === 'GET';
@@ -205,6 +279,8 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
   onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
     this.upstreamEnded = true;
     if (this.selfAborted || this.done) return;
+    if (this.peer && this.retryPeer(_controller)) return;
+    this.peer?.failed?.();
     this.outcome = 'upstream-error';
     this.host.logger.warn(
       { reqId: this.requestId, sessionId: this.sessionId, err: error.message, code: (error as { code?: string }).code },
@@ -214,7 +290,12 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
       this.res.destroy();
       return;
     }
-    const rejection = upstreamError(error, this.host.settings);
+    const rejection = this.peer
+      ? new AgentError('UPSTREAM_UNAVAILABLE', 'the agent of the instance that holds this session is not answering', {
+          retryAfterSeconds: 1,
+          details: { cause: String((error as { code?: unknown }).code ?? error.name) },
+        })
+      : upstreamError(error, this.host.settings);
     this.reject(rejection);
     this.outcome = rejection.code === 'BAD_REQUEST' ? 'rejected' : 'upstream-error';
   }

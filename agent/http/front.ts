@@ -13,17 +13,26 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Duplex, Readable } from 'node:stream';
+import { type Duplex, Readable } from 'node:stream';
 import type { Histogram } from 'prom-client';
 import type { Pool } from 'undici';
 import type { AgentContext, Front, ListenAddress } from '../core/context.js';
 import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { EndReason, Session, SessionTable } from '../core/sessions.js';
-import { Admission } from './admission.js';
+import type { CreateResult, EndReason, Session, SessionTable } from '../core/sessions.js';
+import type { Coordinator, Route as FleetRoute, PlacementTicket } from '../fleet/types.js';
+import { Admission, type Reservation } from './admission.js';
 import { classify, containsInitialize, missingMcpSessionId, type Route } from './affinity.js';
 import { readBodyUpTo } from './body.js';
 import { Exchange, type ExchangeHost, type Outcome } from './exchange.js';
+import {
+  FORWARDED_BY_HEADER,
+  type ForwardMark,
+  NOT_OWNER_HEADER,
+  PeerPools,
+  signForwardMark,
+  verifyForwardMark,
+} from './fleet.js';
 import { clearedCookie, isSecure, sessionCookie } from './headers.js';
 import { type HttpFrontOptions, type HttpFrontSettings, normalizeHttpFrontOptions } from './options.js';
 import { OpenStreams } from './streams.js';
@@ -78,6 +87,9 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
   private draining = false;
   private closed = false;
   private readonly debug: boolean;
+  /** The fleet, with `--redis` only: without it the front behaves exactly as a single instance. */
+  private readonly fleet: Coordinator | undefined;
+  private readonly peers: PeerPools | undefined;
 
   constructor(
     private readonly context: AgentContext,
@@ -87,12 +99,23 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     this.sessions = context.sessions;
     this.logger = context.logger;
     this.debug = context.logger.isLevelEnabled('debug');
+    const fleet = context.coordinator?.mode === 'redis' ? context.coordinator : undefined;
+    this.fleet = fleet;
+    this.peers = fleet ? new PeerPools(this.settings.upstreamConnectTimeoutMs) : undefined;
     this.admission = new Admission({
       sessions: context.sessions,
       load: context.load,
       draining: () => this.isDraining,
       sessionsPerPrincipal: this.settings.sessionsPerPrincipal,
       idleTimeoutSeconds: context.policy.sessionIdleTimeoutSeconds,
+      ...(fleet
+        ? {
+            create: (id: string, reservation: Reservation) => this.openInFleet(fleet, id, reservation),
+            cancelled: (reservation: Reservation) => {
+              if (reservation.fleet) void fleet.cancel(reservation.fleet);
+            },
+          }
+        : {}),
     });
     this.pool = createUpstreamPool(this.settings);
     const histogram = context.metrics.requestDuration;
@@ -166,6 +189,7 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
       this.server.closeAllConnections();
     });
     await this.pool.destroy();
+    await this.peers?.close();
     for (const resolve of this.drainWaiters.splice(0)) resolve();
   }
 
@@ -236,7 +260,7 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     this.active++;
     const exchange = new Exchange(this, req, res, this.requestIdOf(req));
     try {
-      const pending = this.route(exchange);
+      const pending = this.fleet ? this.routeInFleet(exchange, this.fleet) : this.route(exchange);
       if (pending) pending.catch((error: unknown) => this.internalError(exchange, error));
     } catch (error) {
       this.internalError(exchange, error);
@@ -272,21 +296,28 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
         exchange.kind = 'sse-open';
         return void exchange.forward(null);
       }
-      default: {
-        const admitted = this.admit(exchange.ticket, route, principal, req, exchange.requestId);
-        if (!admitted.ok) return void exchange.reject(admitted.error, this.clearCookieFor(admitted, req));
-        exchange.setCookie = admitted.setCookie;
-        const session = exchange.ticket.session;
-        if (session && this.settings.affinity.type === 'mcp-streamable-http') {
-          if (req.method === 'DELETE') exchange.kind = 'mcp-delete';
-          const version = req.headers['mcp-protocol-version'];
-          if (session.meta.protocolVersion === undefined && typeof version === 'string' && version.length <= 32) {
-            session.meta.protocolVersion = version;
-          }
-        }
-        return void exchange.forward(bodyOf(req));
+      default:
+        return void this.serve(exchange, this.admit(exchange.ticket, route, principal, req, exchange.requestId));
+    }
+  }
+
+  /** Forwards an admitted request to this instance's upstream (or refuses it). */
+  private serve(exchange: Exchange, admitted: Admitted, body: Readable | Buffer | null = bodyOf(exchange.req)): void {
+    const { req } = exchange;
+    if (!admitted.ok) {
+      exchange.reject(admitted.error, this.clearCookieFor(admitted, req));
+      return;
+    }
+    exchange.setCookie = admitted.setCookie;
+    const session = exchange.ticket.session;
+    if (session && this.settings.affinity.type === 'mcp-streamable-http') {
+      if (req.method === 'DELETE') exchange.kind = 'mcp-delete';
+      const version = req.headers['mcp-protocol-version'];
+      if (session.meta.protocolVersion === undefined && typeof version === 'string' && version.length <= 32) {
+        session.meta.protocolVersion = version;
       }
     }
+    exchange.forward(body);
   }
 
   /** A session-less MCP POST: an `initialize` starts a session, anything else needs one. */
@@ -305,8 +336,9 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
   }
 
   /** Holds a slot for a session whose id the upstream will name, plus a concurrency slot. */
-  private reserve(ticket: Ticket, principal: string | undefined): AgentError | undefined {
-    const reserved = this.admission.reserve(principal);
+  private reserve(ticket: Ticket, principal: string | undefined, fleet?: PlacementTicket): AgentError | undefined {
+    const reserved = this.admission.reserve(principal, fleet);
+    if (!reserved.ok && fleet) void this.fleet?.cancel(fleet);
     if (!reserved.ok) return reserved.error;
     const error = ticket.takeSlot();
     if (error) {
@@ -346,19 +378,8 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
         }
         return this.createSession(ticket, route.id, principal, requestId);
       }
-      case 'mint-cookie': {
-        const id = randomBytes(MINTED_ID_BYTES).toString('base64url');
-        const created = this.createSession(ticket, id, principal, requestId);
-        if (!created.ok) return created;
-        const { cookieName } = this.settings.affinity as { cookieName: string };
-        return {
-          ok: true,
-          setCookie: sessionCookie(cookieName, id, {
-            secure: isSecure(req),
-            maxAgeSeconds: this.settings.cookieMaxAgeSeconds,
-          }),
-        };
-      }
+      case 'mint-cookie':
+        return this.mintCookieSession(ticket, principal, req, requestId);
       default:
         return {
           ok: false,
@@ -370,8 +391,37 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     }
   }
 
-  private createSession(ticket: Ticket, id: string, principal: string | undefined, requestId: string): Admitted {
-    const error = this.reserve(ticket, principal);
+  private mintCookieSession(
+    ticket: Ticket,
+    principal: string | undefined,
+    req: IncomingMessage,
+    requestId: string,
+    fleet?: PlacementTicket,
+  ): Admitted {
+    {
+      // In a fleet the id carries a signed owner hint, so agents can route it even without Redis.
+      const id = fleet ? this.fleet!.mintSessionId() : randomBytes(MINTED_ID_BYTES).toString('base64url');
+      const created = this.createSession(ticket, id, principal, requestId, fleet);
+      if (!created.ok) return created;
+      const { cookieName } = this.settings.affinity as { cookieName: string };
+      return {
+        ok: true,
+        setCookie: sessionCookie(cookieName, id, {
+          secure: isSecure(req),
+          maxAgeSeconds: this.settings.cookieMaxAgeSeconds,
+        }),
+      };
+    }
+  }
+
+  private createSession(
+    ticket: Ticket,
+    id: string,
+    principal: string | undefined,
+    requestId: string,
+    fleet?: PlacementTicket,
+  ): Admitted {
+    const error = this.reserve(ticket, principal, fleet);
     if (error) return { ok: false, error };
     const reservation = ticket.reservation!;
     ticket.reservation = undefined;
@@ -380,6 +430,267 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     ticket.attach(committed.value);
     this.sessionCreated(committed.value, requestId);
     return { ok: true };
+  }
+
+  // The fleet (--redis)
+
+  /**
+   * Routes one request in a fleet. A request marked by another agent was placed and routed there:
+   * it is served here or refused, never forwarded again. Others: a session held here is served as
+   * without a fleet (no Redis command); one held elsewhere is proxied to its owner's agent; a new
+   * session is placed fleet-wide, then created here or forwarded with its reservation.
+   */
+  private async routeInFleet(exchange: Exchange, fleet: Coordinator, retried?: { body: Buffer | null }): Promise<void> {
+    const { req } = exchange;
+    const hop = this.hopOf(req, fleet, exchange.requestId);
+    const target = checkTarget(req.url);
+    if (target instanceof AgentError) return exchange.reject(target);
+    const principal = this.principalOf(req);
+    if (principal instanceof AgentError) return exchange.reject(principal);
+    exchange.path = target.path;
+    const route = classify(
+      { method: req.method ?? 'GET', path: target.path, query: target.query, headers: req.headers, upgrade: false },
+      { affinity: this.settings.affinity, statelessUpstream: this.statelessUpstream },
+    );
+    switch (route.kind) {
+      case 'mcp-sessionless-post': {
+        const peeked = await readBodyUpTo(req, this.settings.initializePeekBytes);
+        if (!peeked || exchange.isDone) return;
+        if (!peeked.complete || !containsInitialize(peeked.bytes.toString('utf8'))) {
+          return exchange.reject((missingMcpSessionId() as Extract<Route, { kind: 'reject' }>).error);
+        }
+        return this.newSessionInFleet(exchange, fleet, principal, hop, peeked.bytes, (ticket) => {
+          const error = this.reserve(exchange.ticket, principal, ticket);
+          if (error) return exchange.reject(error);
+          exchange.kind = 'mcp-initialize';
+          exchange.forward(peeked.bytes);
+        });
+      }
+      case 'sse-open':
+        return this.newSessionInFleet(exchange, fleet, principal, hop, null, (ticket) => {
+          const error = this.reserve(exchange.ticket, principal, ticket);
+          if (error) return exchange.reject(error);
+          exchange.kind = 'sse-open';
+          exchange.forward(null);
+        });
+      case 'mint-cookie': {
+        const body = await this.retryableBody(exchange);
+        if (body === undefined) return;
+        return this.newSessionInFleet(exchange, fleet, principal, hop, body, (ticket) =>
+          this.serve(
+            exchange,
+            this.mintCookieSession(exchange.ticket, principal, req, exchange.requestId, ticket),
+            body,
+          ),
+        );
+      }
+      case 'session': {
+        const id = route.id;
+        const body = retried ? retried.body : await this.retryableBody(exchange);
+        if (body === undefined) return;
+        const here = () =>
+          this.serve(exchange, this.admit(exchange.ticket, route, principal, req, exchange.requestId), body);
+        if (this.sessions.lookup(id).state === 'active') return here();
+        if (hop) {
+          if (route.whenMissing === 'create' && hop.reservation !== undefined) {
+            // A first-seen header id placed here by the forwarding agent.
+            const ticket = { reservationId: hop.reservation, principal };
+            return this.serve(
+              exchange,
+              this.createSession(exchange.ticket, id, principal, exchange.requestId, ticket),
+              body,
+            );
+          }
+          return this.notOwner(exchange);
+        }
+        let routed: FleetRoute;
+        try {
+          routed = await fleet.route(id);
+        } catch (error) {
+          if (error instanceof AgentError) return exchange.reject(error);
+          throw error;
+        }
+        if (exchange.isDone) return;
+        switch (routed.kind) {
+          case 'local':
+            return here();
+          case 'remote':
+            return this.forwardInFleet(exchange, fleet, routed, undefined, body, {
+              retry:
+                retried || body instanceof Readable
+                  ? undefined
+                  : () => {
+                      fleet.forget(id);
+                      void this.routeInFleet(exchange, fleet, { body }).catch((error: unknown) =>
+                        this.internalError(exchange, error),
+                      );
+                      return true;
+                    },
+            });
+          case 'adopt':
+            // Its owner is gone. HTTP sessions live in the upstream's memory: only with shared state
+            // can this instance's upstream go on with it; otherwise the client starts a new one.
+            if (this.context.policy.sharedSessionState) {
+              try {
+                await fleet.adopt(id);
+              } catch (error) {
+                if (error instanceof AgentError) return exchange.reject(error);
+                throw error;
+              }
+              return here();
+            }
+            await fleet.abandon(id);
+            return this.expired(exchange, 'owner-lost');
+          case 'gone':
+            if (route.whenMissing === 'create') {
+              return this.newSessionInFleet(exchange, fleet, principal, undefined, body, (ticket) =>
+                this.serve(
+                  exchange,
+                  this.createSession(exchange.ticket, id, principal, exchange.requestId, ticket),
+                  body,
+                ),
+              );
+            }
+            return here();
+        }
+        return;
+      }
+      default:
+        return this.serve(exchange, this.admit(exchange.ticket, route, principal, req, exchange.requestId));
+    }
+  }
+
+  /** Places a new session: `local(ticket)` creates it here, or the request goes to its instance. */
+  private async newSessionInFleet(
+    exchange: Exchange,
+    fleet: Coordinator,
+    principal: string | undefined,
+    hop: ForwardMark | undefined,
+    body: Readable | Buffer | null,
+    local: (ticket: PlacementTicket) => void,
+  ): Promise<void> {
+    if (hop) return local({ reservationId: hop.reservation, principal });
+    if (this.isDraining) {
+      return exchange.reject(
+        new AgentError('DRAINING', 'this instance is shutting down and takes no new sessions', {
+          retryAfterSeconds: 1,
+        }),
+      );
+    }
+    let placement: Awaited<ReturnType<Coordinator['place']>>;
+    try {
+      placement = await fleet.place({ principal });
+    } catch (error) {
+      if (error instanceof AgentError) return exchange.reject(error);
+      throw error;
+    }
+    if (exchange.isDone) return void fleet.cancel(placement);
+    if (placement.kind === 'local') return local(placement);
+    this.forwardInFleet(exchange, fleet, placement, placement.reservationId, body, {
+      failed: () => void fleet.cancel(placement),
+    });
+  }
+
+  private forwardInFleet(
+    exchange: Exchange,
+    fleet: Coordinator,
+    to: { instanceId: string; advertise: string },
+    reservation: string | undefined,
+    body: Readable | Buffer | null,
+    options: { retry?: (() => boolean) | undefined; failed?: () => void },
+  ): void {
+    const hints = fleet.hints;
+    if (!hints) {
+      options.failed?.();
+      exchange.reject(
+        new AgentError('STORE_UNAVAILABLE', 'this agent does not know the fleet key yet', { retryAfterSeconds: 1 }),
+      );
+      return;
+    }
+    const { pool, host } = this.peers!.get(to.advertise);
+    const mark = signForwardMark(hints, this.context.config.instanceId, to.instanceId, reservation);
+    exchange.forwardToPeer(body, {
+      pool,
+      host,
+      headers: [FORWARDED_BY_HEADER, mark],
+      ...(options.retry ? { retry: options.retry } : {}),
+      ...(options.failed ? { failed: options.failed } : {}),
+    });
+  }
+
+  /** A valid forwarding mark on the request, if any (an invalid one is ignored: never forwarded upstream). */
+  private hopOf(req: IncomingMessage, fleet: Coordinator, requestId: string): ForwardMark | undefined {
+    const value = req.headers[FORWARDED_BY_HEADER];
+    if (value === undefined) return undefined;
+    const checked = verifyForwardMark(fleet.hints, this.context.config.instanceId, value);
+    if (checked.ok) return checked.mark;
+    this.logger.warn({ reqId: requestId, reason: checked.reason }, 'ignored an invalid forwarding mark');
+    return undefined;
+  }
+
+  /**
+   * The body of a request that may be forwarded and retried: read whole when small (the MCP
+   * messages are), else left streaming (no retry then). Undefined: the client went away.
+   */
+  private async retryableBody(exchange: Exchange): Promise<Readable | Buffer | null | undefined> {
+    const body = bodyOf(exchange.req);
+    if (body === null) return null;
+    const peeked = await readBodyUpTo(exchange.req, this.settings.initializePeekBytes);
+    if (!peeked || exchange.isDone) return undefined;
+    if (peeked.complete) return peeked.bytes;
+    const rest = exchange.req;
+    return Readable.from(
+      (async function* () {
+        yield peeked.bytes;
+        rest.resume();
+        for await (const chunk of rest) yield chunk as Buffer;
+      })(),
+    );
+  }
+
+  /** A marked request for a session this instance does not hold: the forwarding agent routes again. */
+  private notOwner(exchange: Exchange): void {
+    exchange.res.setHeader(NOT_OWNER_HEADER, this.context.config.instanceId);
+    this.expired(exchange, 'unknown');
+  }
+
+  /** The policy's expired status; the same body as a session unknown to a single instance. */
+  private expired(exchange: Exchange, reason: string): void {
+    exchange.reject(
+      this.settings.affinity.type === 'cookie'
+        ? new AgentError('INVALID_COOKIE', 'the cookie names no live session of the fleet', { details: { reason } })
+        : new AgentError('SESSION_NOT_FOUND', 'Session not found'),
+      this.settings.affinity.type === 'cookie'
+        ? clearedCookie(this.settings.affinity.cookieName, { secure: isSecure(exchange.req) })
+        : undefined,
+    );
+  }
+
+  /**
+   * Creates a committed reservation's session through the coordinator, which registers it
+   * fleet-wide. `open()` creates the table entry before its first `await` (its contract), so the
+   * session exists when this returns; a registry refusal later ends it (an ownership conflict).
+   */
+  private openInFleet(fleet: Coordinator, id: string, reservation: Reservation): CreateResult {
+    const ticket = reservation.fleet ?? { principal: reservation.principal };
+    if (this.sessions.lookup(id).state === 'active') {
+      void fleet.cancel(ticket);
+      return { ok: false, reason: 'exists' };
+    }
+    const opening = fleet.open(
+      ticket,
+      id,
+      reservation.principal !== undefined ? { principal: reservation.principal } : {},
+    );
+    opening.catch((error: unknown) =>
+      this.logger.warn(
+        { sessionId: id, err: error instanceof Error ? error.message : String(error) },
+        'the fleet refused a new session',
+      ),
+    );
+    const session = this.sessions.get(id);
+    if (session) return { ok: true, session };
+    return { ok: false, reason: this.sessions.isDraining ? 'draining' : 'full' };
   }
 
   private clearCookieFor(admitted: Admitted, req: IncomingMessage): string | undefined {
@@ -422,6 +733,19 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
         { method: req.method ?? 'GET', path: target.path, query: target.query, headers: req.headers, upgrade: true },
         { affinity: this.settings.affinity, statelessUpstream: this.statelessUpstream },
       );
+      if (
+        this.fleet &&
+        (route.kind === 'mint-cookie' ||
+          (route.kind === 'session' && this.sessions.lookup(route.id).state !== 'active'))
+      ) {
+        // Not built yet: upgrades are neither placed fleet-wide nor forwarded to the owner agent.
+        return tunnel.reject(
+          new AgentError(
+            'WRONG_TRANSPORT',
+            'in a fleet (--redis) a WebSocket upgrade is served only for a session held by the agent it reaches',
+          ),
+        );
+      }
       const admitted = this.admit(tunnel.ticket, route, principal, req, tunnel.requestId);
       if (!admitted.ok) return tunnel.reject(admitted.error, this.clearCookieFor(admitted, req));
       tunnel.setCookie = admitted.setCookie;

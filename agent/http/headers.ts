@@ -23,6 +23,10 @@ const HOP_BY_HOP = new Set([
   'x-forwarded-host',
   'x-forwarded-proto',
   'x-request-id',
+  // The fleet's agent-to-agent headers: only an agent sets them, never a client, never the upstream.
+  'x-sessionfleet-forwarded-by',
+  'x-sessionfleet-reservation',
+  'x-sessionfleet-fencing-token',
 ]);
 
 /** Headers named in `Connection` are hop-by-hop too. */
@@ -97,6 +101,7 @@ const RESPONSE_HOP_BY_HOP = new Set([
   'trailer',
   'transfer-encoding',
   'upgrade',
+  'x-sessionfleet-not-owner',
 ]);
 
 /** The upstream's response headers for the client, without its hop-by-hop ones. */
