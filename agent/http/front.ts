@@ -365,7 +365,9 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
       if (exchange.isDone) return;
       if (error instanceof AgentError) {
         return exchange.reject(
-          error.code === 'SESSION_BUSY' ? sessionBusy(id, 'another write holds its lock', error.retryAfterSeconds) : error,
+          error.code === 'SESSION_BUSY'
+            ? sessionBusy(id, 'another write holds its lock', error.retryAfterSeconds)
+            : error,
         );
       }
       throw error;
@@ -853,7 +855,7 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
 }
 
 function sessionBusy(id: string, why: string, retryAfterSeconds: number | undefined): AgentError {
-  return new AgentError('SESSION_BUSY', `session ${JSON.stringify(id)} is busy: ${why}`, {
+  return new AgentError('SESSION_BUSY', `session ${JSON.stringify(id)} is busy (${why})`, {
     retryAfterSeconds: retryAfterSeconds ?? 1,
     details: { sessionId: id },
   });
