@@ -330,19 +330,22 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     }
     exchange.setCookie = admitted.setCookie;
     const session = exchange.ticket.session;
+    // An MCP DELETE ends the session once it went upstream (not when refused for the lock).
+    const deletes =
+      session !== undefined && this.settings.affinity.type === 'mcp-streamable-http' && req.method === 'DELETE';
     if (session && this.settings.affinity.type === 'mcp-streamable-http') {
-      if (req.method === 'DELETE') exchange.kind = 'mcp-delete';
       const version = req.headers['mcp-protocol-version'];
       if (session.meta.protocolVersion === undefined && typeof version === 'string' && version.length <= 32) {
         session.meta.protocolVersion = version;
       }
     }
     if (session && this.collaborative && WRITE_METHODS.has(req.method ?? 'GET')) {
-      this.forwardUnderLock(exchange, session, body, this.collaborative).catch((error: unknown) =>
+      this.forwardUnderLock(exchange, session, body, this.collaborative, deletes).catch((error: unknown) =>
         this.internalError(exchange, error),
       );
       return;
     }
+    if (deletes) exchange.kind = 'mcp-delete';
     exchange.forward(body);
   }
 
@@ -356,6 +359,7 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     session: Session,
     body: Readable | Buffer | null,
     collaborative: { lock: SessionLock; fence: FenceGate },
+    deletes: boolean,
   ): Promise<void> {
     const id = session.id;
     let lease: Awaited<ReturnType<SessionLock['acquire']>>;
@@ -389,6 +393,7 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
         cookie ? clearedCookie(this.settings.affinity.cookieName, { secure: isSecure(exchange.req) }) : undefined,
       );
     }
+    if (deletes) exchange.kind = 'mcp-delete';
     exchange.forward(body);
   }
 

@@ -6,9 +6,10 @@
  * held, and a client that goes away gives the lock back.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AgentProcess, spawnAgent, stopAll } from '../../helpers/http-agent-process.js';
+import { type AgentProcess, spawnAgent, spawnListening, stopAll } from '../../helpers/http-agent-process.js';
 import { overlapping, type RecordingUpstream, type Served, startRecordingUpstream } from './collaborative-upstream.js';
 
+const ADMIN_TOKEN = 'admin-token-collaborative-5be1';
 const AFFINITY = { type: 'header', headerName: 'x-session' };
 
 let upstream: RecordingUpstream;
@@ -16,10 +17,12 @@ let upstream: RecordingUpstream;
 let patient: AgentProcess;
 /** Waits 0.3 s, lock TTL 5 s, principals from `x-user`. */
 let hasty: AgentProcess;
+/** In front of the demo MCP server: MCP Streamable HTTP, principals from `x-user`, wait 0.3 s. */
+let mcp: AgentProcess;
 
 beforeAll(async () => {
   upstream = await startRecordingUpstream();
-  [patient, hasty] = await Promise.all([
+  const [p, h, m] = await Promise.all([
     spawnAgent({
       policy: { affinity: AFFINITY, collaborative: { enabled: true, lockTtlSeconds: 5, lockWaitSeconds: 10 } },
       upstream: upstream.url,
@@ -29,7 +32,20 @@ beforeAll(async () => {
       upstream: upstream.url,
       args: ['--principal-header', 'x-user'],
     }),
+    spawnListening('demo/mcp-server.ts').then((server) =>
+      spawnAgent({
+        policy: {
+          affinity: { type: 'mcp-streamable-http' },
+          collaborative: { enabled: true, lockTtlSeconds: 5, lockWaitSeconds: 0.3 },
+        },
+        upstream: server.url,
+        args: ['--principal-header', 'x-user', '--admin-token', ADMIN_TOKEN],
+      }),
+    ),
   ]);
+  patient = p;
+  hasty = h;
+  mcp = m;
 }, 60_000);
 
 afterAll(async () => {
@@ -52,6 +68,14 @@ function ofSession(session: string): Served[] {
 async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+async function untilAsync(condition: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
@@ -186,5 +210,80 @@ describe('collaborative sessions on the HTTP front (no Redis)', () => {
     expect(overlapping(ofSession('s-shared'))).toEqual([]);
     const anonymous = await post(hasty, 's-shared', '/write?ms=1');
     expect(anonymous.status).toBe(401);
+  });
+
+  it('MCP: other principals may call the session, only its creator may DELETE it; a busy write gets a JSON-RPC 409', async () => {
+    const rpc = (user: string, body: unknown, session?: string, method = 'POST') =>
+      fetch(`${mcp.url}/mcp`, {
+        method,
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'mcp-protocol-version': '2025-06-18',
+          'x-user': user,
+          ...(session ? { 'mcp-session-id': session } : {}),
+        },
+        ...(method === 'POST' ? { body: JSON.stringify(body) } : {}),
+      });
+    const initialize = await rpc('alice', {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+    });
+    expect(initialize.status).toBe(200);
+    const session = initialize.headers.get('mcp-session-id')!;
+    await initialize.text();
+    expect((await rpc('alice', { jsonrpc: '2.0', method: 'notifications/initialized' }, session)).status).toBe(202);
+
+    // Bob joins with a long call; Carol's call waits 0.3 s for the lock, then is refused.
+    const long = rpc(
+      'bob',
+      { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'sleep', arguments: { ms: 1500 } } },
+      session,
+    );
+    // Admitted means holding the lock here: the in-process lock grants a free lock at once.
+    await untilAsync(async () => {
+      const response = await fetch(`${mcp.adminUrl}/admin/sessions`, {
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      });
+      const { sessions } = (await response.json()) as { sessions: Array<{ id: string; inFlight: number }> };
+      return sessions.find((s) => s.id === session)?.inFlight === 1;
+    }, 'the long call in flight');
+    const refused = await rpc('carol', { jsonrpc: '2.0', id: 3, method: 'tools/list' }, session);
+    expect(refused.status).toBe(409);
+    expect(refused.headers.get('retry-after')).toBe('5');
+    expect(await refused.json()).toEqual({
+      jsonrpc: '2.0',
+      error: {
+        code: -32015,
+        message: `session "${session}" is busy (another write holds its lock): retry after the current write finishes`,
+        data: { code: 'SESSION_BUSY', status: 409, sessionId: session, retryAfterSeconds: 5 },
+      },
+      id: null,
+    });
+    const answered = await long;
+    expect(answered.status).toBe(200);
+    expect(await answered.text()).toContain('slept 1500 ms');
+
+    // Only Alice may end it.
+    const bobDeletes = await rpc('bob', undefined, session, 'DELETE');
+    expect(bobDeletes.status).toBe(403);
+    expect(await bobDeletes.json()).toEqual({
+      jsonrpc: '2.0',
+      error: {
+        code: -32013,
+        message: 'this session belongs to another principal: use a session you created',
+        data: { code: 'SESSION_FORBIDDEN', status: 403 },
+      },
+      id: null,
+    });
+    const carol = await rpc('carol', { jsonrpc: '2.0', id: 4, method: 'tools/list' }, session);
+    expect(carol.status).toBe(200);
+    await carol.text();
+    const aliceDeletes = await rpc('alice', undefined, session, 'DELETE');
+    expect(aliceDeletes.status).toBe(200);
+    await aliceDeletes.text();
+    expect((await rpc('carol', { jsonrpc: '2.0', id: 5, method: 'tools/list' }, session)).status).toBe(404);
   });
 });
