@@ -77,16 +77,18 @@ export class Admission {
   /**
    * A request naming session `id`. `cookie` turns every miss into INVALID_COOKIE (the client drops
    * the cookie and gets a new one); `create` lets an unseen id start a session (header affinity).
+   * `join`: the session may be used by a principal other than its creator (collaborative sessions).
    */
   existing(
     id: string,
     principal: string | undefined,
     whenMissing: 'create' | 'reject' | 'reject-cookie',
+    join = false,
   ): ExistingResult {
     const found = this.sessions.lookup(id);
     if (found.state === 'active') {
       const session = found.session;
-      if (session.principal !== undefined && session.principal !== principal) {
+      if (session.principal !== undefined && session.principal !== principal && !join) {
         return {
           ok: false,
           error: new AgentError('SESSION_FORBIDDEN', 'this session belongs to another principal'),

@@ -15,6 +15,7 @@ import type { Dispatcher, Pool } from 'undici';
 import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Session } from '../core/sessions.js';
+import type { LockLease } from '../fleet/lock.js';
 import { isValidSessionId, sessionIdFromEndpoint } from './affinity.js';
 import { NOT_OWNER_HEADER } from './fleet.js';
 import { appendSetCookie, forwardedRequestHeaders, forwardedResponseHeaders } from './headers.js';
@@ -103,6 +104,12 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
   /** Forwards to another agent: each dispatch has its own generation, so a retried one is silenced. */
   private generation = 0;
   private peer: PeerTarget | undefined;
+  /** The collaborative lock this write holds (released once, when the exchange finishes). */
+  private lease: LockLease | undefined;
+  /** `name, value` pairs added to the upstream request (the fencing token). */
+  private upstreamExtra: string[] | undefined;
+  /** Aborted when the client goes away: ends a wait for the lock. Created only when needed. */
+  private clientController: AbortController | undefined;
 
   constructor(
     private readonly host: ExchangeHost,
@@ -122,6 +129,44 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
 
   get isDone(): boolean {
     return this.done;
+  }
+
+  /** Aborts when the response closes (the client went away, or the exchange ended). */
+  get clientSignal(): AbortSignal {
+    this.clientController ??= new AbortController();
+    if (this.done) this.clientController.abort();
+    return this.clientController.signal;
+  }
+
+  /**
+   * The collaborative lock was granted for this write: its token goes upstream as `header`, a lost
+   * lock aborts the exchange, and the lease is released when the exchange finishes. False (and
+   * the lease released now) if the exchange already finished while it waited.
+   */
+  holdLease(lease: LockLease, header: string, lost: () => AgentError): boolean {
+    if (this.done || this.lease) {
+      void lease.release().catch(() => {});
+      return false;
+    }
+    this.lease = lease;
+    this.upstreamExtra = [header, String(lease.token)];
+    const onLost = () => {
+      if (this.done) return;
+      this.host.logger.warn(
+        { reqId: this.requestId, sessionId: this.sessionId, token: lease.token },
+        'a collaborative write lost its lock: aborted',
+      );
+      this.abortUpstream();
+      if (this.res.headersSent) {
+        this.outcome = 'upstream-error';
+        this.res.destroy();
+        return;
+      }
+      this.reject(lost());
+    };
+    if (lease.signal.aborted) onLost();
+    else lease.signal.addEventListener('abort', onLost, { once: true });
+    return true;
   }
 
   /** Refuses the request with a catalogue error. */
@@ -149,6 +194,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
       const headers = forwardedRequestHeaders(req, {
         upstreamHost: host.settings.upstreamHost,
         requestId: this.requestId,
+        ...(this.upstreamExtra ? { extra: this.upstreamExtra } : {}),
       });
       host.pool.dispatch({ path: req.url ?? '/', method: req.method ?? 'GET', headers, body }, this);
     } catch (error) {
@@ -307,6 +353,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
 
   /** The response is over: completed, cut short by the agent, or the client went away. */
   closed(): void {
+    this.clientController?.abort();
     if (!this.upstreamEnded) {
       this.clientGone = true;
       this.abortUpstream();
@@ -396,6 +443,8 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
     this.res.off('drain', onResponseDrain);
     const session = this.ticket.session;
     this.ticket.release();
+    // After the upstream exchange is over (or aborted): the next writer may go.
+    if (this.lease) void this.lease.release().catch(() => {});
     if (session && this.kind === 'mcp-delete') this.host.sessions.end(session.id, 'deleted');
     // A legacy SSE session lives exactly as long as its stream.
     if (session && this.kind === 'sse-open') {

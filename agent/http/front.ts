@@ -20,7 +20,8 @@ import type { AgentContext, Front, ListenAddress } from '../core/context.js';
 import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { CreateResult, EndReason, Session, SessionTable } from '../core/sessions.js';
-import type { Coordinator, Route as FleetRoute, PlacementTicket } from '../fleet/types.js';
+import { FenceGate, MemoryLock, type SessionLock } from '../fleet/lock.js';
+import { type Coordinator, FLEET_HEADERS, type Route as FleetRoute, type PlacementTicket } from '../fleet/types.js';
 import { Admission, type Reservation } from './admission.js';
 import { classify, containsInitialize, missingMcpSessionId, type Route } from './affinity.js';
 import { readBodyUpTo } from './body.js';
@@ -47,6 +48,9 @@ const DELETE_UPSTREAM_AFTER: ReadonlySet<EndReason> = new Set([
   'evicted',
   'terminated',
 ]);
+
+/** Requests that change a collaborative session, serialized by its lock; GET/HEAD/OPTIONS are reads. */
+const WRITE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 const PRINCIPAL = /^[^\s]{1,256}$/;
@@ -90,6 +94,8 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
   /** The fleet, with `--redis` only: without it the front behaves exactly as a single instance. */
   private readonly fleet: Coordinator | undefined;
   private readonly peers: PeerPools | undefined;
+  /** With `policy.collaborative.enabled` only: the lock serializing each session's writes. */
+  private readonly collaborative: { lock: SessionLock; fence: FenceGate } | undefined;
 
   constructor(
     private readonly context: AgentContext,
@@ -102,6 +108,20 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     const fleet = context.coordinator?.mode === 'redis' ? context.coordinator : undefined;
     this.fleet = fleet;
     this.peers = fleet ? new PeerPools(this.settings.upstreamConnectTimeoutMs) : undefined;
+    const collaborative = context.policy.collaborative;
+    if (collaborative?.enabled) {
+      // The coordinator's lock: Redis with --redis, in-process (MemoryLock) without. Both take their
+      // TTL and wait from the policy.
+      this.collaborative = context.coordinator
+        ? { lock: context.coordinator.lock, fence: context.coordinator.fence }
+        : {
+            lock: new MemoryLock({
+              ttlMs: (collaborative.lockTtlSeconds ?? 30) * 1000,
+              waitMs: (collaborative.lockWaitSeconds ?? 10) * 1000,
+            }),
+            fence: new FenceGate(),
+          };
+    }
     this.admission = new Admission({
       sessions: context.sessions,
       load: context.load,
@@ -310,13 +330,70 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     }
     exchange.setCookie = admitted.setCookie;
     const session = exchange.ticket.session;
+    // An MCP DELETE ends the session once it went upstream (not when refused for the lock).
+    const deletes =
+      session !== undefined && this.settings.affinity.type === 'mcp-streamable-http' && req.method === 'DELETE';
     if (session && this.settings.affinity.type === 'mcp-streamable-http') {
-      if (req.method === 'DELETE') exchange.kind = 'mcp-delete';
       const version = req.headers['mcp-protocol-version'];
       if (session.meta.protocolVersion === undefined && typeof version === 'string' && version.length <= 32) {
         session.meta.protocolVersion = version;
       }
     }
+    if (session && this.collaborative && WRITE_METHODS.has(req.method ?? 'GET')) {
+      this.forwardUnderLock(exchange, session, body, this.collaborative, deletes).catch((error: unknown) =>
+        this.internalError(exchange, error),
+      );
+      return;
+    }
+    if (deletes) exchange.kind = 'mcp-delete';
+    exchange.forward(body);
+  }
+
+  /**
+   * A write to a collaborative session (SPEC.md §6), here at its owner: waits in line for the
+   * session's lock (at most `lockWaitSeconds`, then SESSION_BUSY), sends the fencing token
+   * upstream, and holds the lock — renewed by the lease — until the exchange finishes.
+   */
+  private async forwardUnderLock(
+    exchange: Exchange,
+    session: Session,
+    body: Readable | Buffer | null,
+    collaborative: { lock: SessionLock; fence: FenceGate },
+    deletes: boolean,
+  ): Promise<void> {
+    const id = session.id;
+    let lease: Awaited<ReturnType<SessionLock['acquire']>>;
+    try {
+      lease = await collaborative.lock.acquire(id, { signal: exchange.clientSignal });
+    } catch (error) {
+      if (exchange.isDone) return;
+      if (error instanceof AgentError) {
+        return exchange.reject(
+          error.code === 'SESSION_BUSY'
+            ? sessionBusy(id, 'another write holds its lock', error.retryAfterSeconds)
+            : error,
+        );
+      }
+      throw error;
+    }
+    if (!exchange.holdLease(lease, FLEET_HEADERS.fencingToken, () => sessionBusy(id, 'the write lost its lock', 1))) {
+      return;
+    }
+    // Where the write lands the token is checked too (a holder that stalled past its TTL).
+    if (!collaborative.fence.admit(id, lease.token)) {
+      return exchange.reject(sessionBusy(id, 'a newer writer holds its lock', 1));
+    }
+    // The session may have ended while this write waited.
+    if (this.sessions.lookup(id).state !== 'active') {
+      const cookie = this.settings.affinity.type === 'cookie';
+      const found = this.admission.existing(id, session.principal, cookie ? 'reject-cookie' : 'reject');
+      const error = found.ok ? new AgentError('SESSION_NOT_FOUND', 'Session not found') : found.error;
+      return exchange.reject(
+        error,
+        cookie ? clearedCookie(this.settings.affinity.cookieName, { secure: isSecure(exchange.req) }) : undefined,
+      );
+    }
+    if (deletes) exchange.kind = 'mcp-delete';
     exchange.forward(body);
   }
 
@@ -368,7 +445,12 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
         return error ? { ok: false, error } : { ok: true };
       }
       case 'session': {
-        const found = this.admission.existing(route.id, principal, route.whenMissing);
+        // A collaborative session may be used by any authenticated principal that knows its id;
+        // only its creator may end it (MCP DELETE).
+        const join =
+          this.collaborative !== undefined &&
+          !(req.method === 'DELETE' && this.settings.affinity.type === 'mcp-streamable-http');
+        const found = this.admission.existing(route.id, principal, route.whenMissing, join);
         if (!found.ok) return { ok: false, error: found.error, clearCookie: route.whenMissing === 'reject-cookie' };
         if (found.session) {
           const error = ticket.takeSlot();
@@ -775,6 +857,13 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     const tracked = deletion.finally(() => this.pendingDeletes.delete(session.id));
     this.pendingDeletes.set(session.id, tracked);
   }
+}
+
+function sessionBusy(id: string, why: string, retryAfterSeconds: number | undefined): AgentError {
+  return new AgentError('SESSION_BUSY', `session ${JSON.stringify(id)} is busy (${why})`, {
+    retryAfterSeconds: retryAfterSeconds ?? 1,
+    details: { sessionId: id },
+  });
 }
 
 function checkTarget(url: string | undefined): { path: string; query: string } | AgentError {
