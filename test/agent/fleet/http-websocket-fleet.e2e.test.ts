@@ -10,6 +10,10 @@
  * - a session whose first request is an upgrade at a full agent is placed on another instance;
  * - a forged forwarding mark cannot bypass placement (the fleet is full: 429);
  * - the owner agent gone (SIGKILL): 502 UPSTREAM_UNAVAILABLE over the raw socket.
+ *
+ * And two agents with cookie affinity: a new session first opened as a WebSocket at a full agent
+ * is placed on the other, whose agent mints the cookie (relayed on the 101); that cookie then
+ * reaches the owner's service through either agent.
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -306,5 +310,89 @@ describe('WebSocket upgrades in an HTTP fleet (3 agents, --redis)', () => {
         cause: 'ECONNREFUSED',
       },
     });
+  });
+});
+
+describe('WebSocket upgrades in a cookie-affinity fleet (2 agents, --redis)', () => {
+  const COOKIE_IDS = ['x', 'y'] as const;
+  type CookieId = (typeof COOKIE_IDS)[number];
+  const cookieServices = {} as Record<CookieId, Service>;
+  const cookieAgents = {} as Record<CookieId, AgentProcess>;
+
+  beforeAll(async () => {
+    const fleet = uniqueFleet();
+    await Promise.all(
+      COOKIE_IDS.map(async (id) => {
+        cookieServices[id] = await startService(`service-${id}`);
+        const port = await freePort();
+        cookieAgents[id] = await spawnAgent({
+          policy: { ...POLICY, affinity: { type: 'cookie', cookieName: 'sf' }, maxInstances: 2 },
+          upstream: cookieServices[id].url,
+          args: [
+            ['--listen', `127.0.0.1:${port}`],
+            ['--advertise', `http://127.0.0.1:${port}`],
+            ['--instance-id', id],
+            ['--redis', inject('redisUrl')],
+            ['--fleet', fleet],
+            ['--admin-token', ADMIN_TOKEN],
+          ].flat(),
+        });
+      }),
+    );
+    await eventually(
+      async () => {
+        const response = await fetch(`${cookieAgents.x.adminUrl}/admin/fleet/instances`, {
+          headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+        });
+        const { instances } = (await response.json()) as { instances: Array<{ alive: boolean }> };
+        return instances.filter((i) => i.alive).length === 2;
+      },
+      10_000,
+      'two live',
+    );
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all(Object.values(cookieServices).map((s) => s.close()));
+  });
+
+  /** Opens a WebSocket at `agent`; resolves with it and the session cookie its handshake answer set. */
+  function openWithCookie(agent: CookieId, cookie?: string): Promise<{ ws: WebSocket; setCookie: string | undefined }> {
+    const ws = new WebSocket(`${cookieAgents[agent].url.replace('http', 'ws')}/ws`, {
+      headers: cookie ? { cookie } : {},
+    });
+    sockets.push(ws);
+    return new Promise((resolve, reject) => {
+      let setCookie: string | undefined;
+      ws.once('upgrade', (res) => {
+        setCookie = res.headers['set-cookie']?.[0];
+      });
+      ws.once('open', () => resolve({ ws, setCookie }));
+      ws.once('error', reject);
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`handshake answered ${res.statusCode}`)));
+    });
+  }
+
+  it('places a new cookie session first opened as a WebSocket at a full agent on the other one, then routes its cookie there', async () => {
+    const first = await openWithCookie('x');
+    expect(first.setCookie).toMatch(/^sf=[^;]+;/);
+    expect(await ask(first.ws, 'one')).toBe('service-x:one');
+
+    // x is full: the second session is placed on y, whose agent mints the cookie.
+    const second = await openWithCookie('x');
+    expect(second.setCookie).toMatch(/^sf=[^;]+;/);
+    expect(second.setCookie).not.toBe(first.setCookie);
+    expect(await ask(second.ws, 'two')).toBe('service-y:two');
+    await closed(second.ws);
+
+    const cookie = second.setCookie!.split(';')[0]!;
+    const again = await openWithCookie('x', cookie);
+    expect(again.setCookie).toBeUndefined();
+    expect(await ask(again.ws, 'three')).toBe('service-y:three');
+    expect(cookieServices.y.handshakes.map((h) => h.cookie)).toEqual([undefined, cookie]);
+    for (const headers of cookieServices.y.handshakes)
+      expect(Object.keys(headers).filter((h) => h.startsWith('x-sessionfleet-'))).toEqual([]);
+    await closed(again.ws);
+    await closed(first.ws);
   });
 });
