@@ -2,13 +2,14 @@
  * The HTTP front in a fleet (`--redis`): the signed mark of an agent-to-agent forward and the
  * connection pools to the other agents.
  *
- * A request for a session held elsewhere, or a new session placed elsewhere, is proxied to the
- * owner agent's `--advertise` address with `x-sessionfleet-forwarded-by: <mark>`. The mark names
- * both instances, the time, and the reservation the forwarding agent's `place()` took on the
- * owner, all signed with the fleet key (`OwnerHints.sign`, purpose `http-forward`), and is valid
- * for `FORWARD_MARK_MAX_AGE_MS`. The owner serves a marked request itself and never forwards it
- * again. A client cannot forge a mark without the fleet key: an invalid one is ignored (the
- * header never reaches the upstream) and the request is placed and routed like any other.
+ * A request (or WebSocket upgrade) for a session held elsewhere, or a new session placed
+ * elsewhere, is proxied to the owner agent's `--advertise` address with
+ * `x-sessionfleet-forwarded-by: <mark>`. The mark names both instances, the time, and the
+ * reservation the forwarding agent's `place()` took on the owner, all signed with the fleet key
+ * (`OwnerHints.sign`, purpose `http-forward`), and is valid for `FORWARD_MARK_MAX_AGE_MS`. The
+ * owner serves a marked request itself and never forwards it again. A client cannot forge a
+ * mark without the fleet key: an invalid one is ignored (the header never reaches the upstream)
+ * and the request is placed and routed like any other.
  */
 import { Pool } from 'undici';
 import type { OwnerHints } from '../fleet/owner-hint.js';

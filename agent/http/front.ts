@@ -738,14 +738,18 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
 
   /** The policy's expired status; the same body as a session unknown to a single instance. */
   private expired(exchange: Exchange, reason: string): void {
-    exchange.reject(
+    exchange.reject(...this.expiredFor(exchange.req, reason));
+  }
+
+  private expiredFor(req: IncomingMessage, reason: string): [AgentError, string | undefined] {
+    return [
       this.settings.affinity.type === 'cookie'
         ? new AgentError('INVALID_COOKIE', 'the cookie names no live session of the fleet', { details: { reason } })
         : new AgentError('SESSION_NOT_FOUND', 'Session not found'),
       this.settings.affinity.type === 'cookie'
-        ? clearedCookie(this.settings.affinity.cookieName, { secure: isSecure(exchange.req) })
+        ? clearedCookie(this.settings.affinity.cookieName, { secure: isSecure(req) })
         : undefined,
-    );
+    ];
   }
 
   /**
@@ -807,35 +811,192 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     const tunnel = new WebSocketTunnel(this, req, socket, this.requestIdOf(req));
     this.tunnels.add(tunnel);
     try {
+      if (this.fleet) {
+        this.upgradeInFleet(tunnel, this.fleet, head).catch((error: unknown) => this.internalError(tunnel, error));
+        return;
+      }
       const target = checkTarget(req.url);
       if (target instanceof AgentError) return tunnel.reject(target);
       const principal = this.principalOf(req);
       if (principal instanceof AgentError) return tunnel.reject(principal);
-      const route = classify(
-        { method: req.method ?? 'GET', path: target.path, query: target.query, headers: req.headers, upgrade: true },
-        { affinity: this.settings.affinity, statelessUpstream: this.statelessUpstream },
-      );
-      if (
-        this.fleet &&
-        (route.kind === 'mint-cookie' ||
-          (route.kind === 'session' && this.sessions.lookup(route.id).state !== 'active'))
-      ) {
-        // Not built yet: upgrades are neither placed fleet-wide nor forwarded to the owner agent.
-        return tunnel.reject(
-          new AgentError(
-            'WRONG_TRANSPORT',
-            'in a fleet (--redis) a WebSocket upgrade is served only for a session held by the agent it reaches',
-          ),
-        );
-      }
-      const admitted = this.admit(tunnel.ticket, route, principal, req, tunnel.requestId);
-      if (!admitted.ok) return tunnel.reject(admitted.error, this.clearCookieFor(admitted, req));
-      tunnel.setCookie = admitted.setCookie;
-      tunnel.open(head);
+      const route = this.classifyUpgrade(req, target);
+      this.openTunnel(tunnel, this.admit(tunnel.ticket, route, principal, req, tunnel.requestId), head);
     } catch (error) {
       this.internalError(tunnel, error);
     }
   };
+
+  private classifyUpgrade(req: IncomingMessage, target: { path: string; query: string }): Route {
+    return classify(
+      { method: req.method ?? 'GET', path: target.path, query: target.query, headers: req.headers, upgrade: true },
+      { affinity: this.settings.affinity, statelessUpstream: this.statelessUpstream },
+    );
+  }
+
+  /** Joins an admitted upgrade to this instance's upstream (or refuses it). */
+  private openTunnel(tunnel: WebSocketTunnel, admitted: Admitted, head: Buffer): void {
+    if (!admitted.ok) {
+      tunnel.reject(admitted.error, this.clearCookieFor(admitted, tunnel.req));
+      return;
+    }
+    tunnel.setCookie = admitted.setCookie;
+    tunnel.open(head);
+  }
+
+  /**
+   * An upgrade in a fleet, routed as `routeInFleet` routes a request: a marked one is served here
+   * or refused; a session held here is served here; one held elsewhere is tunnelled to its owner
+   * agent; a new session (header or cookie affinity) is placed fleet-wide, then created here or
+   * tunnelled with its reservation.
+   */
+  private async upgradeInFleet(tunnel: WebSocketTunnel, fleet: Coordinator, head: Buffer): Promise<void> {
+    const { req } = tunnel;
+    const hop = this.hopOf(req, fleet, tunnel.requestId);
+    const target = checkTarget(req.url);
+    if (target instanceof AgentError) return tunnel.reject(target);
+    const principal = this.principalOf(req);
+    if (principal instanceof AgentError) return tunnel.reject(principal);
+    const route = this.classifyUpgrade(req, target);
+    const here = () =>
+      this.openTunnel(tunnel, this.admit(tunnel.ticket, route, principal, req, tunnel.requestId), head);
+    switch (route.kind) {
+      case 'mint-cookie':
+        return this.newTunnelInFleet(tunnel, fleet, principal, hop, head, (ticket) =>
+          this.openTunnel(
+            tunnel,
+            this.mintCookieSession(tunnel.ticket, principal, req, tunnel.requestId, ticket),
+            head,
+          ),
+        );
+      case 'session': {
+        const id = route.id;
+        if (this.sessions.lookup(id).state === 'active') return here();
+        if (hop) {
+          if (route.whenMissing === 'create' && hop.reservation !== undefined) {
+            const ticket = { reservationId: hop.reservation, principal };
+            return this.openTunnel(
+              tunnel,
+              this.createSession(tunnel.ticket, id, principal, tunnel.requestId, ticket),
+              head,
+            );
+          }
+          return tunnel.reject(...this.expiredFor(req, 'unknown'), {
+            [NOT_OWNER_HEADER]: this.context.config.instanceId,
+          });
+        }
+        let routed: FleetRoute;
+        try {
+          routed = await fleet.route(id);
+        } catch (error) {
+          if (error instanceof AgentError) return tunnel.reject(error);
+          throw error;
+        }
+        if (tunnel.isDone) return;
+        switch (routed.kind) {
+          case 'local':
+            return here();
+          case 'remote':
+            return this.tunnelToPeer(tunnel, fleet, routed, undefined, head, () => fleet.forget(id));
+          case 'adopt':
+            if (this.context.policy.sharedSessionState) {
+              try {
+                await fleet.adopt(id);
+              } catch (error) {
+                if (error instanceof AgentError) return tunnel.reject(error);
+                throw error;
+              }
+              return here();
+            }
+            await fleet.abandon(id);
+            return tunnel.reject(...this.expiredFor(req, 'owner-lost'));
+          case 'gone':
+            if (route.whenMissing === 'create') {
+              return this.newTunnelInFleet(tunnel, fleet, principal, undefined, head, (ticket) =>
+                this.openTunnel(
+                  tunnel,
+                  this.createSession(tunnel.ticket, id, principal, tunnel.requestId, ticket),
+                  head,
+                ),
+              );
+            }
+            return here();
+        }
+        return;
+      }
+      default:
+        return here();
+    }
+  }
+
+  /** Places a new session for an upgrade: `local(ticket)` creates it here, or the upgrade goes to its instance. */
+  private async newTunnelInFleet(
+    tunnel: WebSocketTunnel,
+    fleet: Coordinator,
+    principal: string | undefined,
+    hop: ForwardMark | undefined,
+    head: Buffer,
+    local: (ticket: PlacementTicket) => void,
+  ): Promise<void> {
+    if (hop) return local({ reservationId: hop.reservation, principal });
+    if (this.isDraining) {
+      return tunnel.reject(
+        new AgentError('DRAINING', 'this instance is shutting down and takes no new sessions', {
+          retryAfterSeconds: 1,
+        }),
+      );
+    }
+    let placement: Awaited<ReturnType<Coordinator['place']>>;
+    try {
+      placement = await fleet.place({ principal });
+    } catch (error) {
+      if (error instanceof AgentError) return tunnel.reject(error);
+      throw error;
+    }
+    if (tunnel.isDone) return void fleet.cancel(placement);
+    if (placement.kind === 'local') return local(placement);
+    this.tunnelToPeer(tunnel, fleet, placement, placement.reservationId, head, () => void fleet.cancel(placement));
+  }
+
+  /** Sends the upgrade to the owner agent with the signed mark; `failed`: it could not be reached. */
+  private tunnelToPeer(
+    tunnel: WebSocketTunnel,
+    fleet: Coordinator,
+    to: { instanceId: string; advertise: string },
+    reservation: string | undefined,
+    head: Buffer,
+    failed: () => void,
+  ): void {
+    const hints = fleet.hints;
+    if (!hints) {
+      failed();
+      tunnel.reject(
+        new AgentError('STORE_UNAVAILABLE', 'this agent does not know the fleet key yet', { retryAfterSeconds: 1 }),
+      );
+      return;
+    }
+    const url = new URL(to.advertise);
+    const secure = url.protocol === 'https:';
+    const mark = signForwardMark(hints, this.context.config.instanceId, to.instanceId, reservation);
+    tunnel.open(head, {
+      secure,
+      hostname: url.hostname.replace(/^\[|\]$/g, ''),
+      port: url.port ? Number(url.port) : secure ? 443 : 80,
+      host: url.host,
+      headers: [FORWARDED_BY_HEADER, mark],
+      unreachable: (error) => {
+        failed();
+        return new AgentError(
+          'UPSTREAM_UNAVAILABLE',
+          'the agent of the instance that holds this session is not answering',
+          {
+            retryAfterSeconds: 1,
+            details: { cause: String((error as { code?: unknown }).code ?? error.name) },
+          },
+        );
+      },
+      notOwner: failed,
+    });
+  }
 
   // Sessions ending for any reason
 

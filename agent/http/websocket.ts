@@ -6,11 +6,13 @@
  * ends.
  */
 import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Outcome } from './exchange.js';
+import { NOT_OWNER_HEADER } from './fleet.js';
 import { forwardedRequestHeaders } from './headers.js';
 import type { HttpFrontSettings } from './options.js';
 import { renderError, sendErrorOnSocket } from './reject.js';
@@ -27,6 +29,31 @@ export interface TunnelHost extends TicketHost {
 
 /** Response headers the agent must not repeat from the upstream's handshake answer (it frames its own). */
 const SKIPPED_ON_ERROR = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade']);
+
+/**
+ * In a fleet: the handshake goes to the owner agent (its `--advertise` address) instead of this
+ * instance's upstream, with the signed forwarding mark; the owner serves it as a local upgrade.
+ */
+export interface PeerHop {
+  readonly secure: boolean;
+  readonly hostname: string;
+  readonly port: number;
+  /** The `Host` header for the owner agent. */
+  readonly host: string;
+  /** `[name, value]` pairs added to the handshake (the forwarding mark). */
+  readonly headers: readonly string[];
+  /** The owner agent could not be reached (or did not answer): what the client is told. */
+  readonly unreachable: (error: Error) => AgentError;
+  /** The owner answered that it does not hold the session. */
+  readonly notOwner?: () => void;
+}
+
+const NOTHING: ReadonlySet<string> = new Set();
+
+/** The agents' own headers stop at the agent that relays an owner's answer. */
+function skippedFrom(peer: PeerHop | undefined, name: string, skipped: ReadonlySet<string>): boolean {
+  return skipped.has(name) || (peer !== undefined && name.startsWith('x-sessionfleet-'));
+}
 
 export class WebSocketTunnel implements Closable {
   readonly ticket: Ticket;
@@ -48,40 +75,50 @@ export class WebSocketTunnel implements Closable {
     socket.on('error', () => socket.destroy());
   }
 
-  reject(error: AgentError, setCookie?: string): void {
+  get isDone(): boolean {
+    return this.done;
+  }
+
+  reject(error: AgentError, setCookie?: string, headers?: Record<string, string>): void {
     if (this.done) return;
     this.outcome = 'rejected';
     this.host.rejected(error, this.requestId, this.ticket.session?.id);
     const { settings } = this.host;
-    sendErrorOnSocket(
-      this.socket,
-      renderError(error, {
-        jsonRpc: settings.jsonRpcErrors,
-        expiredSessionStatus: settings.expiredSessionStatus,
-        requestId: this.requestId,
-        ...(setCookie ? { setCookie } : {}),
-      }),
-    );
+    const rendered = renderError(error, {
+      jsonRpc: settings.jsonRpcErrors,
+      expiredSessionStatus: settings.expiredSessionStatus,
+      requestId: this.requestId,
+      ...(setCookie ? { setCookie } : {}),
+    });
+    if (headers) Object.assign(rendered.headers, headers);
+    sendErrorOnSocket(this.socket, rendered);
   }
 
-  /** Performs the upstream handshake and, on 101, joins the sockets. `head`: bytes already read past the headers. */
-  open(head: Buffer): void {
+  /**
+   * Performs the handshake — with this instance's upstream, or with the owner agent (`peer`) in a
+   * fleet — and, on 101, joins the sockets. `head`: bytes already read past the headers.
+   */
+  open(head: Buffer, peer?: PeerHop): void {
     if (this.done) return;
     const { req, socket, host } = this;
     const { settings } = host;
+    const upgradeHeaders = ['connection', 'Upgrade', 'upgrade', String(req.headers.upgrade ?? 'websocket')];
     const headers = forwardedRequestHeaders(req, {
-      upstreamHost: settings.upstreamHost,
+      upstreamHost: peer ? peer.host : settings.upstreamHost,
       requestId: this.requestId,
-      extra: ['connection', 'Upgrade', 'upgrade', String(req.headers.upgrade ?? 'websocket')],
+      extra: peer ? [...upgradeHeaders, ...peer.headers] : upgradeHeaders,
     });
-    const upstreamReq = httpRequest({
-      host: settings.upstreamHostname,
-      port: settings.upstreamPort,
+    const upstreamReq = (peer?.secure ? httpsRequest : httpRequest)({
+      host: peer ? peer.hostname : settings.upstreamHostname,
+      port: peer ? peer.port : settings.upstreamPort,
       method: req.method,
       path: req.url,
       headers,
       agent: false,
-      timeout: settings.upstreamHeadersTimeoutMs,
+      // The owner agent answers once its own upstream did (bounded by the same timeout), plus the hop.
+      timeout: peer
+        ? settings.upstreamHeadersTimeoutMs + settings.upstreamConnectTimeoutMs
+        : settings.upstreamHeadersTimeoutMs,
     });
     const onClientGone = () => upstreamReq.destroy();
     socket.once('close', onClientGone);
@@ -95,10 +132,10 @@ export class WebSocketTunnel implements Closable {
         return;
       }
       host.logger.warn(
-        { reqId: this.requestId, sessionId: this.ticket.session?.id, err: error.message },
-        'upstream handshake failed',
+        { reqId: this.requestId, sessionId: this.ticket.session?.id, err: error.message, peer: peer?.host },
+        peer ? 'the owner agent did not answer the handshake' : 'upstream handshake failed',
       );
-      this.reject(upstreamError(error, settings));
+      this.reject(peer ? peer.unreachable(error) : upstreamError(error, settings));
       this.outcome = 'upstream-error';
     });
     upstreamReq.once('response', (response) => {
@@ -109,13 +146,16 @@ export class WebSocketTunnel implements Closable {
         response.destroy();
         return;
       }
+      if (peer && response.headers[NOT_OWNER_HEADER] !== undefined) peer.notOwner?.();
       const lines = [`HTTP/1.1 ${response.statusCode} ${response.statusMessage ?? ''}`];
       const raw = response.rawHeaders;
       for (let i = 0; i < raw.length; i += 2) {
-        if (!SKIPPED_ON_ERROR.has(raw[i]!.toLowerCase())) lines.push(`${raw[i]}: ${raw[i + 1]}`);
+        if (!skippedFrom(peer, raw[i]!.toLowerCase(), SKIPPED_ON_ERROR)) lines.push(`${raw[i]}: ${raw[i + 1]}`);
       }
       if (this.setCookie) lines.push(`set-cookie: ${this.setCookie}`);
-      lines.push(`x-request-id: ${this.requestId}`, 'connection: close', '', '');
+      // An owner agent's answer already names the request.
+      if (!peer) lines.push(`x-request-id: ${this.requestId}`);
+      lines.push('connection: close', '', '');
       socket.write(lines.join('\r\n'));
       response.pipe(socket);
     });
@@ -131,9 +171,12 @@ export class WebSocketTunnel implements Closable {
       upstreamSocket.setNoDelay(true);
       const lines = [`HTTP/1.1 101 ${response.statusMessage || 'Switching Protocols'}`];
       const raw = response.rawHeaders;
-      for (let i = 0; i < raw.length; i += 2) lines.push(`${raw[i]}: ${raw[i + 1]}`);
+      for (let i = 0; i < raw.length; i += 2) {
+        if (!skippedFrom(peer, raw[i]!.toLowerCase(), NOTHING)) lines.push(`${raw[i]}: ${raw[i + 1]}`);
+      }
       if (this.setCookie) lines.push(`set-cookie: ${this.setCookie}`);
-      lines.push(`x-request-id: ${this.requestId}`, '', '');
+      if (!peer) lines.push(`x-request-id: ${this.requestId}`);
+      lines.push('', '');
       socket.write(lines.join('\r\n'));
       if (upstreamHead.length > 0) socket.write(upstreamHead);
       if (head.length > 0) upstreamSocket.write(head);

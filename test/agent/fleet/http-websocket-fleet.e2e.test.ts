@@ -1,0 +1,398 @@
+/**
+ * WebSocket upgrades in an HTTP fleet, end to end: the run's redis-server, three agent processes
+ * with `--redis` (header affinity, one session per instance), each in front of its own tiny
+ * WebSocket service running in this process that answers every message with its instance's
+ * marker. The tests run in order on one fleet, each building on the state the previous one left:
+ *
+ * - a session held by a is used over a WebSocket opened at b and at c: the messages are answered
+ *   by a's service, the agents' headers stop at a, and the owner's stream count returns to 0;
+ * - bytes sent right behind the handshake (Node's `head`) reach the owner's service;
+ * - a session whose first request is an upgrade at a full agent is placed on another instance;
+ * - a forged forwarding mark cannot bypass placement (the fleet is full: 429);
+ * - the owner agent gone (SIGKILL): 502 UPSTREAM_UNAVAILABLE over the raw socket.
+ *
+ * And two agents with cookie affinity: a new session first opened as a WebSocket at a full agent
+ * is placed on the other, whose agent mints the cookie (relayed on the 101); that cookie then
+ * reaches the owner's service through either agent.
+ */
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { connect as netConnect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import WebSocket, { WebSocketServer } from 'ws';
+import { type AgentProcess, spawnAgent, stopAll } from '../../helpers/http-agent-process.js';
+import { freePort } from '../../helpers/redis-server.js';
+import { uniqueFleet } from './helpers.js';
+
+const ADMIN_TOKEN = 'admin-token-ws-fleet-7d41c2';
+const IDS = ['a', 'b', 'c'] as const;
+type Id = (typeof IDS)[number];
+const POLICY = {
+  affinity: { type: 'header', headerName: 'x-session' },
+  sessionsPerInstance: 1,
+  maxInstances: 3,
+  placementWaitSeconds: 0,
+};
+
+interface Service {
+  url: string;
+  handshakes: IncomingHttpHeaders[];
+  close(): Promise<void>;
+}
+
+/** A WebSocket service answering each message with `<marker>:<message>`. */
+async function startService(marker: string): Promise<Service> {
+  const server: Server = createServer((_req, res) => res.end(marker));
+  const wss = new WebSocketServer({ server });
+  const handshakes: IncomingHttpHeaders[] = [];
+  wss.on('connection', (ws, req) => {
+    handshakes.push(req.headers);
+    ws.on('message', (data) => ws.send(`${marker}:${String(data)}`));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    handshakes,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const client of wss.clients) client.terminate();
+        wss.close();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+const services = {} as Record<Id, Service>;
+const agents = {} as Record<Id, AgentProcess>;
+const sockets: WebSocket[] = [];
+
+beforeAll(async () => {
+  const fleet = uniqueFleet();
+  await Promise.all(
+    IDS.map(async (id) => {
+      services[id] = await startService(`service-${id}`);
+      const port = await freePort();
+      agents[id] = await spawnAgent({
+        policy: POLICY,
+        upstream: services[id].url,
+        args: [
+          ['--listen', `127.0.0.1:${port}`],
+          ['--advertise', `http://127.0.0.1:${port}`],
+          ['--instance-id', id],
+          ['--redis', inject('redisUrl')],
+          ['--fleet', fleet],
+          ['--admin-token', ADMIN_TOKEN],
+        ].flat(),
+      });
+    }),
+  );
+  await eventually(async () => (await liveInstances('a')) === 3, 10_000, 'three live');
+}, 60_000);
+
+afterAll(async () => {
+  for (const ws of sockets.splice(0)) ws.terminate();
+  await stopAll();
+  await Promise.all(Object.values(services).map((s) => s.close()));
+});
+
+async function eventually(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not ${what} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function admin(agent: Id, path: string): Promise<Record<string, unknown>> {
+  const response = await fetch(`${agents[agent].adminUrl}${path}`, {
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+  });
+  return (await response.json()) as Record<string, unknown>;
+}
+
+async function liveInstances(agent: Id): Promise<number> {
+  const { instances } = (await admin(agent, '/admin/fleet/instances')) as { instances: Array<{ alive: boolean }> };
+  return instances.filter((i) => i.alive).length;
+}
+
+async function ownerOf(id: string): Promise<string | undefined> {
+  const { sessions } = (await admin('a', '/admin/fleet/sessions')) as {
+    sessions: Array<{ id: string; owner: string }>;
+  };
+  return sessions.find((s) => s.id === id)?.owner;
+}
+
+/** The open streams of session `id` on `agent`'s own table (undefined: not held there). */
+async function openStreams(agent: Id, id: string): Promise<number | undefined> {
+  const { sessions } = (await admin(agent, '/admin/sessions')) as {
+    sessions: Array<{ id: string; openStreams: number }>;
+  };
+  return sessions.find((s) => s.id === id)?.openStreams;
+}
+
+function wsUrl(agent: Id): string {
+  return `${agents[agent].url.replace('http', 'ws')}/ws`;
+}
+
+function open(agent: Id, headers: Record<string, string>): Promise<WebSocket> {
+  const ws = new WebSocket(wsUrl(agent), { headers });
+  sockets.push(ws);
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => resolve(ws));
+    ws.once('error', reject);
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`handshake answered ${res.statusCode}`)));
+  });
+}
+
+function ask(ws: WebSocket, text: string): Promise<string> {
+  return new Promise((resolve) => {
+    ws.once('message', (data) => resolve(String(data)));
+    ws.send(text);
+  });
+}
+
+function closed(ws: WebSocket): Promise<void> {
+  return new Promise((resolve) => {
+    if (ws.readyState === WebSocket.CLOSED) return resolve();
+    ws.once('close', () => resolve());
+    ws.close();
+  });
+}
+
+/** A refused handshake: its status, headers and JSON body. */
+function refused(
+  agent: Id,
+  headers: Record<string, string>,
+): Promise<{ status: number; headers: IncomingHttpHeaders; body: unknown }> {
+  const ws = new WebSocket(wsUrl(agent), { headers });
+  sockets.push(ws);
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => reject(new Error('the upgrade was accepted')));
+    ws.once('error', () => {});
+    ws.once('unexpected-response', (_req, res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        text += chunk;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: JSON.parse(text) }));
+    });
+  });
+}
+
+/** A masked client text frame (payload under 126 bytes). */
+function textFrame(text: string): Buffer {
+  const payload = Buffer.from(text);
+  const mask = Buffer.from([1, 2, 3, 4]);
+  const masked = Buffer.from(payload.map((byte, i) => byte ^ mask[i % 4]!));
+  return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, masked]);
+}
+
+describe('WebSocket upgrades in an HTTP fleet (3 agents, --redis)', () => {
+  const held = `ws-held-${Date.now()}`;
+  const placed = `ws-placed-${Date.now()}`;
+
+  it('tunnels an upgrade reaching a non-owner agent to the owner: the owner’s service answers', async () => {
+    // First seen at a (by an ordinary request): a holds it and is full.
+    const first = await fetch(`${agents.a.url}/hello`, { headers: { 'x-session': held } });
+    expect(first.status).toBe(200);
+    expect(await first.text()).toBe('service-a');
+    expect(await ownerOf(held)).toBe('a');
+
+    for (const via of ['b', 'c'] as const) {
+      const ws = await open(via, { 'x-session': held });
+      expect(await ask(ws, `hi from ${via}`)).toBe(`service-a:hi from ${via}`);
+      expect(await ask(ws, 'again')).toBe('service-a:again');
+      expect(await openStreams('a', held)).toBe(1);
+      await closed(ws);
+      await eventually(async () => (await openStreams('a', held)) === 0, 5_000, 'the stream released');
+    }
+    expect(services.a.handshakes).toHaveLength(2);
+    expect(services.b.handshakes).toHaveLength(0);
+    expect(services.c.handshakes).toHaveLength(0);
+    for (const headers of services.a.handshakes) {
+      expect(headers['x-session']).toBe(held);
+      expect(Object.keys(headers).filter((h) => h.startsWith('x-sessionfleet-'))).toEqual([]);
+    }
+  });
+
+  it('passes the bytes sent right behind the handshake (the `head` buffer) to the owner', async () => {
+    const { hostname, port } = new URL(agents.c.url);
+    const socket = netConnect(Number(port), hostname);
+    const received: Buffer[] = [];
+    const answer = new Promise<string>((resolve, reject) => {
+      socket.on('data', (chunk: Buffer) => {
+        received.push(chunk);
+        const all = Buffer.concat(received);
+        const end = all.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const frame = all.subarray(end + 4);
+        if (frame.length < 2 || frame.length < 2 + (frame[1]! & 0x7f)) return;
+        resolve(`${all.subarray(0, all.indexOf('\r\n')).toString()} | ${frame.subarray(2).toString()}`);
+      });
+      socket.once('error', reject);
+    });
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    const handshake = [
+      'GET /ws HTTP/1.1',
+      `host: ${hostname}:${port}`,
+      'connection: Upgrade',
+      'upgrade: websocket',
+      'sec-websocket-version: 13',
+      'sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==',
+      `x-session: ${held}`,
+      '',
+      '',
+    ].join('\r\n');
+    socket.write(Buffer.concat([Buffer.from(handshake), textFrame('early')]));
+    try {
+      expect(await answer).toBe('HTTP/1.1 101 Switching Protocols | service-a:early');
+    } finally {
+      socket.destroy();
+    }
+    await eventually(async () => (await openStreams('a', held)) === 0, 5_000, 'the stream released');
+  });
+
+  it('places a session whose first request is an upgrade at a full agent on another instance', async () => {
+    const ws = await open('a', { 'x-session': placed });
+    const owner = await ownerOf(placed);
+    expect(owner === 'b' || owner === 'c').toBe(true);
+    expect(await ask(ws, 'where')).toBe(`service-${owner}:where`);
+    expect(services.a.handshakes).toHaveLength(3);
+    expect(services[owner as Id].handshakes).toHaveLength(1);
+    expect(services[owner as Id].handshakes[0]!['x-session']).toBe(placed);
+    await closed(ws);
+    // Its owner serves it over HTTP too, whichever agent the request reaches.
+    const again = await fetch(`${agents.a.url}/hello`, { headers: { 'x-session': placed } });
+    expect(await again.text()).toBe(`service-${owner}`);
+  });
+
+  it('ignores a forwarding mark a client forged on an upgrade: it cannot bypass placement', async () => {
+    // The last free slot goes to an ordinary request: the fleet is full.
+    const last = await fetch(`${agents.a.url}/hello`, { headers: { 'x-session': `ws-last-${Date.now()}` } });
+    expect(last.status).toBe(200);
+    await last.arrayBuffer();
+    const forged = `v1 b a ${Date.now()} r-forged AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA`;
+    const before = IDS.map((id) => services[id].handshakes.length);
+    const answer = await refused('a', {
+      'x-session': `ws-forged-${Date.now()}`,
+      'x-sessionfleet-forwarded-by': forged,
+    });
+    expect(answer.status).toBe(429);
+    expect(answer.headers['retry-after']).toBe('5');
+    expect(answer.body).toEqual({
+      error: {
+        code: 'SESSION_LIMIT_REACHED',
+        status: 429,
+        message: 'every instance is full and the fleet is at maxInstances (3 of 3 running): back off and retry',
+        retryAfterSeconds: 5,
+        fleetAtMax: true,
+      },
+    });
+    expect(IDS.map((id) => services[id].handshakes.length)).toEqual(before);
+    const log = agents.a.logs().find((l) => l.msg === 'ignored an invalid forwarding mark');
+    expect(log).toMatchObject({ reason: 'forwarding mark with a bad signature' });
+  });
+
+  it('answers 502 UPSTREAM_UNAVAILABLE over the raw socket when the owner agent cannot be reached', async () => {
+    await agents.a.stop('SIGKILL');
+    const answer = await refused('b', { 'x-session': held });
+    expect(answer.status).toBe(502);
+    expect(answer.headers['retry-after']).toBe('1');
+    expect(answer.body).toEqual({
+      error: {
+        code: 'UPSTREAM_UNAVAILABLE',
+        status: 502,
+        message: 'the agent of the instance that holds this session is not answering: retry shortly',
+        retryAfterSeconds: 1,
+        cause: 'ECONNREFUSED',
+      },
+    });
+  });
+});
+
+describe('WebSocket upgrades in a cookie-affinity fleet (2 agents, --redis)', () => {
+  const COOKIE_IDS = ['x', 'y'] as const;
+  type CookieId = (typeof COOKIE_IDS)[number];
+  const cookieServices = {} as Record<CookieId, Service>;
+  const cookieAgents = {} as Record<CookieId, AgentProcess>;
+
+  beforeAll(async () => {
+    const fleet = uniqueFleet();
+    await Promise.all(
+      COOKIE_IDS.map(async (id) => {
+        cookieServices[id] = await startService(`service-${id}`);
+        const port = await freePort();
+        cookieAgents[id] = await spawnAgent({
+          policy: { ...POLICY, affinity: { type: 'cookie', cookieName: 'sf' }, maxInstances: 2 },
+          upstream: cookieServices[id].url,
+          args: [
+            ['--listen', `127.0.0.1:${port}`],
+            ['--advertise', `http://127.0.0.1:${port}`],
+            ['--instance-id', id],
+            ['--redis', inject('redisUrl')],
+            ['--fleet', fleet],
+            ['--admin-token', ADMIN_TOKEN],
+          ].flat(),
+        });
+      }),
+    );
+    await eventually(
+      async () => {
+        const response = await fetch(`${cookieAgents.x.adminUrl}/admin/fleet/instances`, {
+          headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+        });
+        const { instances } = (await response.json()) as { instances: Array<{ alive: boolean }> };
+        return instances.filter((i) => i.alive).length === 2;
+      },
+      10_000,
+      'two live',
+    );
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all(Object.values(cookieServices).map((s) => s.close()));
+  });
+
+  /** Opens a WebSocket at `agent`; resolves with it and the session cookie its handshake answer set. */
+  function openWithCookie(agent: CookieId, cookie?: string): Promise<{ ws: WebSocket; setCookie: string | undefined }> {
+    const ws = new WebSocket(`${cookieAgents[agent].url.replace('http', 'ws')}/ws`, {
+      headers: cookie ? { cookie } : {},
+    });
+    sockets.push(ws);
+    return new Promise((resolve, reject) => {
+      let setCookie: string | undefined;
+      ws.once('upgrade', (res) => {
+        setCookie = res.headers['set-cookie']?.[0];
+      });
+      ws.once('open', () => resolve({ ws, setCookie }));
+      ws.once('error', reject);
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`handshake answered ${res.statusCode}`)));
+    });
+  }
+
+  it('places a new cookie session first opened as a WebSocket at a full agent on the other one, then routes its cookie there', async () => {
+    const first = await openWithCookie('x');
+    expect(first.setCookie).toMatch(/^sf=[^;]+;/);
+    expect(await ask(first.ws, 'one')).toBe('service-x:one');
+
+    // x is full: the second session is placed on y, whose agent mints the cookie.
+    const second = await openWithCookie('x');
+    expect(second.setCookie).toMatch(/^sf=[^;]+;/);
+    expect(second.setCookie).not.toBe(first.setCookie);
+    expect(await ask(second.ws, 'two')).toBe('service-y:two');
+    await closed(second.ws);
+
+    const cookie = second.setCookie!.split(';')[0]!;
+    const again = await openWithCookie('x', cookie);
+    expect(again.setCookie).toBeUndefined();
+    expect(await ask(again.ws, 'three')).toBe('service-y:three');
+    expect(cookieServices.y.handshakes.map((h) => h.cookie)).toEqual([undefined, cookie]);
+    for (const headers of cookieServices.y.handshakes)
+      expect(Object.keys(headers).filter((h) => h.startsWith('x-sessionfleet-'))).toEqual([]);
+    await closed(again.ws);
+    await closed(first.ws);
+  });
+});
