@@ -642,6 +642,51 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     }
   }
 
+  /**
+   * The placement step requests and WebSocket upgrades share: a marked hop or a local placement
+   * calls `local`, a refusal is answered on `target`; only a placement on another instance is
+   * returned, for the caller to forward.
+   */
+  private async placeInFleet(
+    target: { readonly isDone: boolean; reject(error: AgentError): void },
+    fleet: Coordinator,
+    principal: string | undefined,
+    hop: ForwardMark | undefined,
+    local: (ticket: PlacementTicket) => void,
+  ): Promise<Extract<Awaited<ReturnType<Coordinator['place']>>, { kind: 'remote' }> | undefined> {
+    if (hop) {
+      local({ reservationId: hop.reservation, principal });
+      return undefined;
+    }
+    if (this.isDraining) {
+      target.reject(
+        new AgentError('DRAINING', 'this instance is shutting down and takes no new sessions', {
+          retryAfterSeconds: 1,
+        }),
+      );
+      return undefined;
+    }
+    let placement: Awaited<ReturnType<Coordinator['place']>>;
+    try {
+      placement = await fleet.place({ principal });
+    } catch (error) {
+      if (error instanceof AgentError) {
+        target.reject(error);
+        return undefined;
+      }
+      throw error;
+    }
+    if (target.isDone) {
+      void fleet.cancel(placement);
+      return undefined;
+    }
+    if (placement.kind === 'local') {
+      local(placement);
+      return undefined;
+    }
+    return placement;
+  }
+
   /** Places a new session: `local(ticket)` creates it here, or the request goes to its instance. */
   private async newSessionInFleet(
     exchange: Exchange,
@@ -651,23 +696,8 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     body: Readable | Buffer | null,
     local: (ticket: PlacementTicket) => void,
   ): Promise<void> {
-    if (hop) return local({ reservationId: hop.reservation, principal });
-    if (this.isDraining) {
-      return exchange.reject(
-        new AgentError('DRAINING', 'this instance is shutting down and takes no new sessions', {
-          retryAfterSeconds: 1,
-        }),
-      );
-    }
-    let placement: Awaited<ReturnType<Coordinator['place']>>;
-    try {
-      placement = await fleet.place({ principal });
-    } catch (error) {
-      if (error instanceof AgentError) return exchange.reject(error);
-      throw error;
-    }
-    if (exchange.isDone) return void fleet.cancel(placement);
-    if (placement.kind === 'local') return local(placement);
+    const placement = await this.placeInFleet(exchange, fleet, principal, hop, local);
+    if (!placement) return;
     this.forwardInFleet(exchange, fleet, placement, placement.reservationId, body, {
       failed: () => void fleet.cancel(placement),
     });
@@ -937,23 +967,8 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     head: Buffer,
     local: (ticket: PlacementTicket) => void,
   ): Promise<void> {
-    if (hop) return local({ reservationId: hop.reservation, principal });
-    if (this.isDraining) {
-      return tunnel.reject(
-        new AgentError('DRAINING', 'this instance is shutting down and takes no new sessions', {
-          retryAfterSeconds: 1,
-        }),
-      );
-    }
-    let placement: Awaited<ReturnType<Coordinator['place']>>;
-    try {
-      placement = await fleet.place({ principal });
-    } catch (error) {
-      if (error instanceof AgentError) return tunnel.reject(error);
-      throw error;
-    }
-    if (tunnel.isDone) return void fleet.cancel(placement);
-    if (placement.kind === 'local') return local(placement);
+    const placement = await this.placeInFleet(tunnel, fleet, principal, hop, local);
+    if (!placement) return;
     this.tunnelToPeer(tunnel, fleet, placement, placement.reservationId, head, () => void fleet.cancel(placement));
   }
 
