@@ -21,7 +21,7 @@ import {
 } from '../../helpers/copilot-fake-model.js';
 import { eventually, openRawClient } from '../../helpers/copilot-rpc.js';
 import { freePort } from '../../helpers/redis-server.js';
-import { uniqueFleet } from './helpers.js';
+import { fleetAdmin, uniqueFleet } from './helpers.js';
 
 const TOKENS = { alice: 'alice-token-5d1c88e2b0', bob: 'bob-token-77a0c3f4e1', carol: 'carol-token-0e9b5a2d63' };
 const ADMIN_TOKEN = 'admin-token-fleet-2f6a0c';
@@ -107,23 +107,7 @@ function modelSession(client: CopilotClient): Promise<CopilotSession> {
   return client.createSession({ onPermissionRequest: approveAll, ...fakeModelSessionOptions(model) });
 }
 
-async function admin(agent: Id, path: string, method = 'GET') {
-  const response = await fetch(`${agents[agent].adminUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
-  });
-  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-}
-
-async function instances(agent: Id) {
-  return (await admin(agent, '/admin/fleet/instances')).body.instances as Array<{ id: string; alive: boolean }>;
-}
-
-/** The owner instance of each session, from the fleet inventory asked of `via`. */
-async function owners(via: Id): Promise<Record<string, string | null>> {
-  const sessions = (await admin(via, '/admin/fleet/sessions')).body.sessions as Array<{ id: string; owner: string }>;
-  return Object.fromEntries(sessions.map((s) => [s.id, s.owner]));
-}
+const { admin, instances, owners } = fleetAdmin<Id>((agent) => agents[agent].adminUrl, ADMIN_TOKEN);
 
 /** The ids of the sessions an agent holds itself (its local table, not the fleet's). */
 async function heldBy(agent: Id): Promise<string[]> {

@@ -136,3 +136,28 @@ export async function startAgents(
     },
   };
 }
+
+/** The fleet admin API of a set of agent processes, by their test id, with the admin token. */
+export function fleetAdmin<Id extends string>(adminUrl: (agent: Id) => string, token: string) {
+  const admin = async (agent: Id, path: string, method = 'GET') => {
+    const response = await fetch(`${adminUrl(agent)}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}` },
+    });
+    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+  };
+  return {
+    admin,
+    /** The fleet's instances as `agent` sees them. */
+    instances: async (agent: Id) =>
+      (await admin(agent, '/admin/fleet/instances')).body.instances as Array<{ id: string; alive: boolean }>,
+    /** The owner instance of each session, from the fleet inventory asked of `via`. */
+    owners: async (via: Id): Promise<Record<string, string | null>> => {
+      const sessions = (await admin(via, '/admin/fleet/sessions')).body.sessions as Array<{
+        id: string;
+        owner: string;
+      }>;
+      return Object.fromEntries(sessions.map((s) => [s.id, s.owner]));
+    },
+  };
+}

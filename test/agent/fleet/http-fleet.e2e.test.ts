@@ -17,7 +17,7 @@ import {
   stopAll,
 } from '../../helpers/http-agent-process.js';
 import { freePort } from '../../helpers/redis-server.js';
-import { uniqueFleet } from './helpers.js';
+import { fleetAdmin, uniqueFleet } from './helpers.js';
 
 const ADMIN_TOKEN = 'admin-token-http-fleet-3c9e1a';
 const IDS = ['a', 'b', 'c'] as const;
@@ -78,23 +78,7 @@ async function eventually(check: () => Promise<boolean>, timeoutMs: number, what
   }
 }
 
-async function admin(agent: Id, path: string, method = 'GET') {
-  const response = await fetch(`${agents[agent].adminUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
-  });
-  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-}
-
-async function instances(agent: Id) {
-  return (await admin(agent, '/admin/fleet/instances')).body.instances as Array<{ id: string; alive: boolean }>;
-}
-
-/** The owner of each session, from the fleet inventory asked of `via`. */
-async function owners(via: Id): Promise<Record<string, string | null>> {
-  const sessions = (await admin(via, '/admin/fleet/sessions')).body.sessions as Array<{ id: string; owner: string }>;
-  return Object.fromEntries(sessions.map((s) => [s.id, s.owner]));
-}
+const { admin, instances, owners } = fleetAdmin<Id>((agent) => agents[agent].adminUrl, ADMIN_TOKEN);
 
 /** Live sessions on each MCP server, asked of the server itself. */
 async function upstreamCounts(): Promise<Record<Id, number>> {
