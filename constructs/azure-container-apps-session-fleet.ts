@@ -18,7 +18,7 @@ import type { ResourceGroup } from '@cdktf/provider-azurerm/lib/resource-group/i
 import type { StorageAccount } from '@cdktf/provider-azurerm/lib/storage-account/index.js';
 import type { StorageShare } from '@cdktf/provider-azurerm/lib/storage-share/index.js';
 import { Annotations, TerraformOutput, Token } from 'cdktf';
-import { Construct } from 'constructs';
+import type { Construct } from 'constructs';
 import { describeValue } from '../policy/format.js';
 import type { Policy } from '../policy/index.js';
 import {
@@ -38,15 +38,14 @@ import {
 import {
   AGENT_CONTAINER_NAME,
   APP_CONTAINER_NAME,
+  AzureSessionFleetBase,
   type AzureSessionFleetBaseProps,
   agentSecretEnvs,
   appSecretEnvs,
   checkAzureFleetProps,
   createAzureFleetFoundation,
-  resolveAzureFleetSettings,
   resolveAzurePolicy,
 } from './azure-fleet-base.js';
-import type { RedisSku } from './azure-fleet-redis.js';
 import { secretValue } from './azure-secrets.js';
 import { SessionFleetValidationError } from './fleet-policy.js';
 
@@ -107,20 +106,7 @@ const POLICY_DIGEST_ENV = 'POLICY_SHA256';
  * Secrets are container app secrets whose values are references. The policy file is delivered as a
  * secret too: a secret volume is the only way Container Apps mounts a file given inline.
  */
-export class AzureContainerAppsSessionFleet extends Construct {
-  public readonly name: string;
-  public readonly cpuCores: number;
-  public readonly memoryGiB: number;
-  public readonly agentImage: string;
-  public readonly agentCpuCores: number;
-  public readonly agentMemoryGiB: number;
-  public readonly storageAccountName: string;
-  public readonly shareName: string;
-  public readonly shareQuotaGiB: number;
-  public readonly sessionStatePath: string;
-  public readonly redisSkuName: RedisSku;
-  public readonly redisCapacity: number;
-  public readonly redisCacheName: string;
+export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
   public readonly externalIngress: boolean;
 
   /** The policy the agents run with: validated, defaults filled in. */
@@ -151,21 +137,8 @@ export class AzureContainerAppsSessionFleet extends Construct {
   public readonly addressOutput: TerraformOutput;
 
   constructor(scope: Construct, id: string, props: AzureContainerAppsSessionFleetProps) {
-    super(scope, id);
-    const settings = resolveAzureFleetSettings(this, props);
-    this.name = settings.name;
-    this.cpuCores = settings.cpuCores;
-    this.memoryGiB = settings.memoryGiB;
-    this.agentImage = settings.agentImage;
-    this.agentCpuCores = settings.agentCpuCores;
-    this.agentMemoryGiB = settings.agentMemoryGiB;
-    this.storageAccountName = settings.storageAccountName;
-    this.shareName = settings.shareName;
-    this.shareQuotaGiB = settings.shareQuotaGiB;
-    this.sessionStatePath = settings.sessionStatePath;
-    this.redisSkuName = settings.redisSkuName;
-    this.redisCapacity = settings.redisCapacity;
-    this.redisCacheName = settings.redisCacheName;
+    super(scope, id, props);
+    const settings = this.settings;
     this.externalIngress = props.externalIngress ?? true;
 
     const problems = checkAzureFleetProps(props, settings, NAME_MAX_LENGTH);

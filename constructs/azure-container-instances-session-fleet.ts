@@ -13,7 +13,7 @@ import type { ResourceGroup } from '@cdktf/provider-azurerm/lib/resource-group/i
 import type { StorageAccount } from '@cdktf/provider-azurerm/lib/storage-account/index.js';
 import type { StorageShare } from '@cdktf/provider-azurerm/lib/storage-share/index.js';
 import { Annotations, Fn, TerraformOutput, Token } from 'cdktf';
-import { Construct } from 'constructs';
+import type { Construct } from 'constructs';
 import { describeValue } from '../policy/format.js';
 import type { Policy } from '../policy/index.js';
 import {
@@ -33,15 +33,14 @@ import {
 import {
   AGENT_CONTAINER_NAME,
   APP_CONTAINER_NAME,
+  AzureSessionFleetBase,
   type AzureSessionFleetBaseProps,
   agentSecretEnvs,
   appSecretEnvs,
   checkAzureFleetProps,
   createAzureFleetFoundation,
-  resolveAzureFleetSettings,
   resolveAzurePolicy,
 } from './azure-fleet-base.js';
-import type { RedisSku } from './azure-fleet-redis.js';
 import { regionName } from './azure-naming.js';
 import { secretValue } from './azure-secrets.js';
 import { SessionFleetValidationError } from './fleet-policy.js';
@@ -81,20 +80,7 @@ const PRINCIPALS_VOLUME = 'sessionfleet-principals';
  * Secrets (Redis URL, tokens, the principals file, the app's secret variables) reach the
  * containers as secure environment variables or secret volumes, always as references.
  */
-export class AzureContainerInstancesSessionFleet extends Construct {
-  public readonly name: string;
-  public readonly cpuCores: number;
-  public readonly memoryGiB: number;
-  public readonly agentImage: string;
-  public readonly agentCpuCores: number;
-  public readonly agentMemoryGiB: number;
-  public readonly storageAccountName: string;
-  public readonly shareName: string;
-  public readonly shareQuotaGiB: number;
-  public readonly sessionStatePath: string;
-  public readonly redisSkuName: RedisSku;
-  public readonly redisCapacity: number;
-  public readonly redisCacheName: string;
+export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
   public readonly instanceCount: number;
 
   /** The policy the agents run with: validated, defaults filled in, min and max instances = `instanceCount`. */
@@ -118,21 +104,8 @@ export class AzureContainerInstancesSessionFleet extends Construct {
   public readonly instanceOutputs: readonly TerraformOutput[];
 
   constructor(scope: Construct, id: string, props: AzureContainerInstancesSessionFleetProps) {
-    super(scope, id);
-    const settings = resolveAzureFleetSettings(this, props);
-    this.name = settings.name;
-    this.cpuCores = settings.cpuCores;
-    this.memoryGiB = settings.memoryGiB;
-    this.agentImage = settings.agentImage;
-    this.agentCpuCores = settings.agentCpuCores;
-    this.agentMemoryGiB = settings.agentMemoryGiB;
-    this.storageAccountName = settings.storageAccountName;
-    this.shareName = settings.shareName;
-    this.shareQuotaGiB = settings.shareQuotaGiB;
-    this.sessionStatePath = settings.sessionStatePath;
-    this.redisSkuName = settings.redisSkuName;
-    this.redisCapacity = settings.redisCapacity;
-    this.redisCacheName = settings.redisCacheName;
+    super(scope, id, props);
+    const settings = this.settings;
 
     const problems = checkAzureFleetProps(props, settings, NAME_MAX_LENGTH);
     const resolved = resolveAzurePolicy(this, props.policy, settings.cpuCores);

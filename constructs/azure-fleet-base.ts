@@ -6,7 +6,7 @@
 import { DataAzurermResourceGroup } from '@cdktf/provider-azurerm/lib/data-azurerm-resource-group/index.js';
 import { ResourceGroup } from '@cdktf/provider-azurerm/lib/resource-group/index.js';
 import { Token } from 'cdktf';
-import type { Construct } from 'constructs';
+import { Construct } from 'constructs';
 import { describeValue } from '../policy/format.js';
 import type { Policy, PolicyInput } from '../policy/index.js';
 import {
@@ -222,6 +222,48 @@ export interface AzureSessionFleetBaseProps {
    * @default - none
    */
   readonly tags?: Record<string, string>;
+}
+
+/**
+ * What both Azure fleets expose of their shared props, defaults resolved once (`settings`), so
+ * users can read them after construction.
+ */
+export abstract class AzureSessionFleetBase extends Construct {
+  public readonly name: string;
+  public readonly cpuCores: number;
+  public readonly memoryGiB: number;
+  public readonly agentImage: string;
+  public readonly agentCpuCores: number;
+  public readonly agentMemoryGiB: number;
+  public readonly storageAccountName: string;
+  public readonly shareName: string;
+  public readonly shareQuotaGiB: number;
+  public readonly sessionStatePath: string;
+  public readonly redisSkuName: RedisSku;
+  public readonly redisCapacity: number;
+  public readonly redisCacheName: string;
+
+  /** The same values, for the subclass's own use. */
+  protected readonly settings: AzureFleetSettings;
+
+  constructor(scope: Construct, id: string, props: AzureSessionFleetBaseProps) {
+    super(scope, id);
+    const settings = resolveAzureFleetSettings(this, props);
+    this.settings = settings;
+    this.name = settings.name;
+    this.cpuCores = settings.cpuCores;
+    this.memoryGiB = settings.memoryGiB;
+    this.agentImage = settings.agentImage;
+    this.agentCpuCores = settings.agentCpuCores;
+    this.agentMemoryGiB = settings.agentMemoryGiB;
+    this.storageAccountName = settings.storageAccountName;
+    this.shareName = settings.shareName;
+    this.shareQuotaGiB = settings.shareQuotaGiB;
+    this.sessionStatePath = settings.sessionStatePath;
+    this.redisSkuName = settings.redisSkuName;
+    this.redisCapacity = settings.redisCapacity;
+    this.redisCacheName = settings.redisCacheName;
+  }
 }
 
 /** The props with their defaults resolved; copied into each fleet's public fields. */
