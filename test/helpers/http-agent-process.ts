@@ -42,8 +42,12 @@ export async function stopAll(): Promise<void> {
 }
 
 /** `node --import tsx <args>`; with `tsx: false`, plain `node <args>` (compiled JavaScript). */
-export function spawnNode(args: readonly string[], options: { env?: NodeJS.ProcessEnv; tsx?: boolean } = {}): Spawned {
-  const child = spawn(process.execPath, [...(options.tsx === false ? [] : ['--import', 'tsx']), ...args], {
+export function spawnNode(
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; tsx?: boolean; nodeArgs?: readonly string[] } = {},
+): Spawned {
+  const node = [...(options.nodeArgs ?? []), ...(options.tsx === false ? [] : ['--import', 'tsx'])];
+  const child = spawn(process.execPath, [...node, ...args], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -141,6 +145,8 @@ export async function spawnAgent(options: {
   upstream: string;
   args?: readonly string[];
   env?: NodeJS.ProcessEnv;
+  /** V8/Node flags before the script (those NODE_OPTIONS refuses, such as --trace-gc). */
+  nodeArgs?: readonly string[];
   compiled?: boolean;
 }): Promise<AgentProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'sessionfleet-agent-'));
@@ -161,7 +167,7 @@ export async function spawnAgent(options: {
       'test-agent',
       ...(options.args ?? []),
     ],
-    { env: options.env, tsx: !options.compiled },
+    { env: options.env, tsx: !options.compiled, nodeArgs: options.nodeArgs },
   );
   void spawned.exited.then(() => rmSync(dir, { recursive: true, force: true }));
   const line = await spawned.waitForLine((l) => l.includes('"agent listening"'));
