@@ -2,7 +2,7 @@
  * The HTTP front's benchmark: one run on one machine, loopback only.
  *
  *   npx tsx bench/http-proxy.ts [--duration 10] [--rounds 3] [--connections 50] [--rate 2000]
- *                               [--streams 5000] [--no-pin] [--memory-only]
+ *                               [--streams 5000] [--no-pin] [--memory-only] [--no-memory]
  *
  * Three targets get the same small JSON POST load: the upstream directly, through the agent (the
  * compiled `sessionfleet-agent`, as deployed: header affinity, 20 sessions, every rule on), and
@@ -11,7 +11,9 @@
  * - full speed: autocannon, `--connections` connections, `--duration` seconds: requests/s, p50, p99;
  * - fixed rate: `--rate` requests/s over the same connections, paced evenly, latency timed per
  *   request in microseconds (autocannon's rate limiter fires its connections in bursts and its
- *   histogram counts whole milliseconds): the latency a proxy adds when it is not saturated.
+ *   histogram counts whole milliseconds): the latency a proxy adds when it is not saturated. A
+ *   fresh client process runs it after all full-speed runs, the targets taking turns in
+ *   one-second slices, and the added latency is each round's difference from the direct path.
  *
  * The targets are measured in `--rounds` interleaved rounds and the median is reported (a shared
  * machine's noise moves single runs by tens of percent). With taskset and two or more CPUs, the
@@ -145,6 +147,7 @@ function cpuTimeMs(pid: number | undefined): number {
 interface Paced {
   p50: number;
   p99: number;
+  count: number;
 }
 
 async function fullSpeed(url: string, duration: number, connections: number, pid?: number): Promise<Full> {
@@ -169,12 +172,14 @@ async function fullSpeed(url: string, duration: number, connections: number, pid
   };
 }
 
-/** `rate` requests/s spread evenly over `connections`, each request timed on its own. */
-async function paced(url: string, duration: number, connections: number, rate: number): Promise<Paced> {
-  const pool = new Pool(url, { connections });
-  const samples: number[] = [];
+/**
+ * `rate` requests/s spread evenly over the pool's `connections` for `ms` milliseconds, each
+ * request timed on its own (µs resolution). The pool stays open between slices: a new connection
+ * per slice would time connection set-up, not the proxy.
+ */
+async function pacedSlice(pool: Pool, ms: number, connections: number, rate: number, into: number[]): Promise<number> {
   const interval = (1000 * connections) / rate;
-  const end = performance.now() + duration * 1000;
+  const end = performance.now() + ms;
   let failures = 0;
   await Promise.all(
     Array.from({ length: connections }, async (_, c) => {
@@ -184,7 +189,7 @@ async function paced(url: string, duration: number, connections: number, rate: n
         const start = performance.now();
         const response = await pool.request({ path: '/', method: 'POST', body: BODY, headers: sessionHeader(c) });
         await response.body.dump();
-        if (response.statusCode === 200) samples.push(performance.now() - start);
+        if (response.statusCode === 200) into.push(performance.now() - start);
         else failures++;
         due += interval;
         const wait = due - performance.now();
@@ -192,11 +197,74 @@ async function paced(url: string, duration: number, connections: number, rate: n
       }
     }),
   );
-  await pool.close();
-  if (failures > 0) throw new Error(`${url}: ${failures} requests failed at a fixed rate`);
-  samples.sort((a, b) => a - b);
-  const at = (q: number) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] ?? Number.NaN;
-  return { p50: at(0.5), p99: at(0.99) };
+  return failures;
+}
+
+interface PacedJob {
+  urls: string[];
+  seconds: number;
+  connections: number;
+  rate: number;
+}
+
+/**
+ * The fixed-rate client, in a process of its own (autocannon's garbage in the parent would pause
+ * it): every target gets a warm-up second, then the targets take turns in one-second slices for
+ * `seconds` slices each, so that a burst of noise from the VM's neighbours falls on all of them
+ * alike instead of on whichever target happened to be measured at the time.
+ */
+async function runPacedClient(): Promise<void> {
+  const job = await new Promise<PacedJob>((resolve) => process.once('message', (m) => resolve(m as PacedJob)));
+  const pools = job.urls.map((url) => new Pool(url, { connections: job.connections }));
+  const samples = job.urls.map((): number[] => []);
+  let failures = 0;
+  for (const pool of pools) failures += await pacedSlice(pool, 1000, job.connections, job.rate, []);
+  for (let slice = 0; slice < job.seconds; slice++) {
+    for (const [i, pool] of pools.entries()) {
+      failures += await pacedSlice(pool, 1000, job.connections, job.rate, samples[i]!);
+    }
+  }
+  await Promise.all(pools.map((pool) => pool.close()));
+  const results = samples.map((list): Paced => {
+    list.sort((a, b) => a - b);
+    const at = (q: number) => list[Math.min(list.length - 1, Math.floor(q * list.length))] ?? Number.NaN;
+    return { p50: at(0.5), p99: at(0.99), count: list.length };
+  });
+  process.send?.({ results, failures });
+}
+
+/** One fixed-rate round over all targets, measured by a fresh client process. */
+async function pacedRound(urls: string[], seconds: number, connections: number, rate: number): Promise<Paced[]> {
+  const client = fork(SELF, ['--role', 'paced-client'], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  try {
+    const answer = new Promise<{ results: Paced[]; failures: number }>((resolve, reject) => {
+      client.once('message', (m) => resolve(m as { results: Paced[]; failures: number }));
+      client.once('exit', (code) => reject(new Error(`the fixed-rate client exited (${code})`)));
+    });
+    client.send({ urls, seconds, connections, rate } satisfies PacedJob);
+    const { results, failures } = await answer;
+    if (failures > 0) throw new Error(`${failures} requests failed at a fixed rate`);
+    return results;
+  } finally {
+    client.kill();
+  }
+}
+
+/** The agent's garbage collections so far, by kind, from its own `/metrics`. */
+async function gcTotals(adminUrl: string): Promise<Record<string, { count: number; seconds: number }>> {
+  const text = await (await fetch(`${adminUrl}/metrics`)).text();
+  const totals: Record<string, { count: number; seconds: number }> = {};
+  for (const match of text.matchAll(
+    /^sessionfleet_agent_nodejs_gc_duration_seconds_(sum|count)\{[^}]*kind="(\w+)"[^}]*\} (\S+)$/gm,
+  )) {
+    const entry = (totals[match[2]!] ??= { count: 0, seconds: 0 });
+    if (match[1] === 'sum') entry.seconds = Number(match[3]);
+    else entry.count = Number(match[3]);
+  }
+  return totals;
 }
 
 function median(values: number[]): number {
@@ -301,12 +369,42 @@ async function compare(
     for (const target of targets) {
       target.full.push(await fullSpeed(target.url, duration, connections, target.pid));
       target.rss = Math.max(Number.isFinite(target.rss) ? target.rss : 0, rssMiB(target.pid));
-      target.fixed.push(await paced(target.url, duration, connections, rate));
     }
     const last = targets.map((t) => t.full[t.full.length - 1]!.rps);
     console.log(`round ${round}: req/s ${targets.map((t, i) => `${t.name.trim()} ${fmt(last[i]!, 0)}`).join(', ')}`);
   }
+  // The fixed rate after all full-speed runs, so that none of them leaves garbage in a process
+  // being timed; each round's targets take turns second by second.
+  const agents = [agent, agentTuned];
+  const gcBefore = await Promise.all(agents.map((a) => gcTotals(a.adminUrl)));
+  for (let round = 1; round <= rounds; round++) {
+    const results = await pacedRound(
+      targets.map((t) => t.url),
+      duration,
+      connections,
+      rate,
+    );
+    for (const [i, target] of targets.entries()) target.fixed.push(results[i]!);
+    console.log(
+      `round ${round}: fixed-rate p99 ms ${targets.map((t, i) => `${t.name.trim()} ${fmt(results[i]!.p99)}`).join(', ')}`,
+    );
+  }
 
+  const gcAfter = await Promise.all(agents.map((a) => gcTotals(a.adminUrl)));
+  const paced = rounds * duration;
+  const gcLines = agents.map((_, i) => {
+    const before = gcBefore[i]!;
+    const after = gcAfter[i]!;
+    const kinds = Object.keys(after)
+      .sort()
+      .map((kind) => {
+        const count = after[kind]!.count - (before[kind]?.count ?? 0);
+        const ms = (after[kind]!.seconds - (before[kind]?.seconds ?? 0)) * 1000;
+        return count > 0 ? `${kind} ${count}× ${fmt(ms, 1)} ms` : '';
+      })
+      .filter(Boolean);
+    return `${proxies[i]!.name.trim()}: ${kinds.join(', ') || 'none'}`;
+  });
   const row = (cells: string[], widths: number[]) =>
     cells.map((c, i) => (i === 0 ? c.padEnd(widths[0]!) : c.padStart(widths[i]!))).join(' ');
   const widths = [52, 8, 7, 7, 7, 10, 11, 9];
@@ -335,13 +433,19 @@ async function compare(
   const fixedWidths = [52, 8, 8, 10, 10];
   console.log(`\nfixed rate, ${rate} req/s over ${connections} connections`);
   console.log(row(['', 'p50 ms', 'p99 ms', 'added p50', 'added p99'], fixedWidths));
-  const directP50 = median(targets[0]!.fixed.map((r) => r.p50));
-  const directP99 = median(targets[0]!.fixed.map((r) => r.p99));
+  const direct = targets[0]!.fixed;
+  // Added latency: each round's difference from the direct path measured in the same seconds, then the median.
+  const added = (target: Target, q: 'p50' | 'p99') => median(target.fixed.map((r, i) => r[q] - direct[i]![q]));
   for (const target of targets) {
     const p50 = median(target.fixed.map((r) => r.p50));
     const p99 = median(target.fixed.map((r) => r.p99));
-    console.log(row([target.name, fmt(p50), fmt(p99), fmt(p50 - directP50), fmt(p99 - directP99)], fixedWidths));
+    console.log(
+      row([target.name, fmt(p50), fmt(p99), fmt(added(target, 'p50')), fmt(added(target, 'p99'))], fixedWidths),
+    );
   }
+  console.log(
+    `agent GC pauses over its ${paced} fixed-rate seconds (prom-client's nodejs_gc_duration_seconds):\n  ${gcLines.join('\n  ')}`,
+  );
   const [, a, aTuned, f, fTuned] = targets as [Target, Target, Target, Target, Target];
   const ratio = (x: Target, y: Target) => {
     const rounds = x.full.map((r, i) => r.rps / y.full[i]!.rps);
@@ -456,6 +560,7 @@ async function main(): Promise<void> {
       streams: { type: 'string', default: '5000' },
       'no-pin': { type: 'boolean', default: false },
       'memory-only': { type: 'boolean', default: false },
+      'no-memory': { type: 'boolean', default: false },
     },
   });
   const cpus = availableParallelism();
@@ -482,7 +587,7 @@ async function main(): Promise<void> {
         proxyCpu: canPin ? String(cpus - 1) : undefined,
       });
     }
-    await measureMemory(upstream, Number(values.streams));
+    if (!values['no-memory']) await measureMemory(upstream, Number(values.streams));
   } finally {
     await stopAll();
   }
@@ -494,5 +599,6 @@ const { values: role } = parseArgs({
 });
 if (role.role === 'upstream') await runUpstream();
 else if (role.role === 'fastify-proxy') await runFastifyProxy(String(role.upstream));
+else if (role.role === 'paced-client') await runPacedClient();
 else if (role.role === 'memory-agent') await runMemoryAgents(String(role.upstream), Number(role.agents ?? 1));
 else await main();
