@@ -33,6 +33,11 @@ export const AGENT_FLAGS = {
     description:
       'HMAC key(s) signing owner hints in session ids, comma-separated, newest first; set it from a secret via the environment (default: a random key shared through Redis)',
   },
+  'fleet-lease-ms': {
+    type: 'string',
+    description:
+      "with --redis: how long an instance counts as alive after its last heartbeat (heartbeat every third of it); a dead owner's sessions move after this long, 1000-300000 (default 10000)",
+  },
   'session-state-dir': {
     type: 'string',
     description:
@@ -88,6 +93,8 @@ export interface AgentConfig {
   fleet?: string;
   /** Owner-hint keys, comma-separated (`SESSIONFLEET_FLEET_KEY`). */
   fleetKey?: string;
+  /** The fleet lease (`--fleet-lease-ms`); unset means the coordinator's default (10 s). */
+  fleetLeaseMs?: number;
   sessionStateDir?: string;
   instanceId: string;
   advertise: URL;
@@ -101,7 +108,15 @@ export interface AgentConfig {
   probeIntervalMs: number;
   unhealthyAfterMs: number;
   logLevel: string;
+  /** Flags that were accepted but have no effect (fleet flags without --redis), logged at start. */
+  warnings?: readonly string[];
 }
+
+/** The range `--fleet-lease-ms` accepts: at least a second (three heartbeats of 333 ms), at most five minutes. */
+export const FLEET_LEASE_MS = { min: 1000, max: 300_000 } as const;
+
+/** Flags that only configure fleet coordination, so mean nothing without `--redis`. */
+const FLEET_ONLY_FLAGS = ['fleet', 'fleet-key', 'fleet-lease-ms'] as const;
 
 export class ConfigError extends Error {
   readonly problems: readonly string[];
@@ -229,6 +244,28 @@ export function parseAgentConfig(
       problems.push(`${fleetKey.source} must be one or more comma-separated keys of at least 16 characters each`);
     }
   }
+  const fleetLease = get('fleet-lease-ms');
+  let fleetLeaseMs: number | undefined;
+  if (fleetLease) {
+    const n = Number(fleetLease.value);
+    if (!/^\d+$/.test(fleetLease.value) || n < FLEET_LEASE_MS.min || n > FLEET_LEASE_MS.max) {
+      problems.push(
+        `${fleetLease.source} (${JSON.stringify(fleetLease.value)}) must be a whole number of milliseconds from ${FLEET_LEASE_MS.min} to ${FLEET_LEASE_MS.max} (${FLEET_LEASE_MS.min / 1000} s to ${FLEET_LEASE_MS.max / 60_000} min)`,
+      );
+    } else {
+      fleetLeaseMs = n;
+    }
+  }
+  const warnings: string[] = [];
+  if (!redis) {
+    for (const flag of FLEET_ONLY_FLAGS) {
+      const given = get(flag);
+      if (given)
+        warnings.push(
+          `${given.source} has no effect without --redis (or ${envName('redis')}): it configures fleet coordination`,
+        );
+    }
+  }
   const instanceId = get('instance-id')?.value ?? defaults.hostname ?? 'sessionfleet-agent';
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(instanceId)) {
     problems.push(`--instance-id (${JSON.stringify(instanceId)}) must be 1–128 letters, digits, '.', '_' or '-'`);
@@ -274,6 +311,8 @@ export function parseAgentConfig(
   if (redis) config.redisUrl = redis.value;
   if (fleet) config.fleet = fleet.value;
   if (fleetKey) config.fleetKey = fleetKey.value;
+  if (fleetLeaseMs !== undefined) config.fleetLeaseMs = fleetLeaseMs;
+  if (warnings.length > 0) config.warnings = warnings;
   const sessionStateDir = get('session-state-dir');
   if (sessionStateDir) config.sessionStateDir = sessionStateDir.value;
   const principals = get('principals');

@@ -88,6 +88,7 @@ export async function startAgent(config: AgentConfig, options: { logger?: Logger
 
   const logger = options.logger ?? createLogger({ level: config.logLevel, instanceId: config.instanceId });
   for (const warning of warnings) logger.warn({ policyFile: config.policyFile }, warning);
+  for (const warning of config.warnings ?? []) logger.warn(warning);
   let principals: Principals | undefined;
   try {
     principals = config.principalsFile ? await Principals.load(config.principalsFile) : undefined;

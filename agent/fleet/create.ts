@@ -19,6 +19,7 @@ export function createCoordinator(
   return new FleetCoordinator(context, {
     ...options,
     fleet: options.fleet ?? config.fleet,
+    ...(options.leaseMs === undefined && config.fleetLeaseMs !== undefined ? { leaseMs: config.fleetLeaseMs } : {}),
     ...(config.fleetKey && !options.hintKeys ? { hintKeys: parseFleetKeys(config.fleetKey) } : {}),
     ...(stateCleanup ? { stateCleanup } : {}),
   });

@@ -75,6 +75,54 @@ describe('agent flags', () => {
     ]);
   });
 
+  it('--fleet-lease-ms: whole milliseconds from 1 s to 5 min, from the flag or SESSIONFLEET_FLEET_LEASE_MS', () => {
+    const base = ['--policy', 'p', '--upstream', 'http://127.0.0.1:1', '--redis', 'redis://r:6379'];
+    expect(parseAgentConfig(base, {}).fleetLeaseMs).toBeUndefined();
+    expect(parseAgentConfig([...base, '--fleet-lease-ms', '1500'], {}).fleetLeaseMs).toBe(1500);
+    expect(parseAgentConfig([...base, '--fleet-lease-ms', '1000'], {}).fleetLeaseMs).toBe(1000);
+    expect(parseAgentConfig([...base, '--fleet-lease-ms', '300000'], {}).fleetLeaseMs).toBe(300_000);
+    expect(parseAgentConfig(base, { SESSIONFLEET_FLEET_LEASE_MS: '4000' }).fleetLeaseMs).toBe(4000);
+    // The command line wins over the environment.
+    expect(
+      parseAgentConfig([...base, '--fleet-lease-ms', '2000'], { SESSIONFLEET_FLEET_LEASE_MS: '4000' }).fleetLeaseMs,
+    ).toBe(2000);
+    expect(parseAgentConfig([...base, '--fleet-lease-ms', '2000'], {}).warnings).toBeUndefined();
+
+    const problemsOf = (args: string[], env: NodeJS.ProcessEnv = {}) => {
+      try {
+        parseAgentConfig([...base, ...args], env);
+      } catch (error) {
+        return (error as ConfigError).problems;
+      }
+      throw new Error('expected a ConfigError');
+    };
+    const rule = 'must be a whole number of milliseconds from 1000 to 300000 (1 s to 5 min)';
+    expect(problemsOf(['--fleet-lease-ms', '999'])).toEqual([`--fleet-lease-ms ("999") ${rule}`]);
+    expect(problemsOf(['--fleet-lease-ms', '300001'])).toEqual([`--fleet-lease-ms ("300001") ${rule}`]);
+    expect(problemsOf(['--fleet-lease-ms', '1.5s'])).toEqual([`--fleet-lease-ms ("1.5s") ${rule}`]);
+    expect(problemsOf(['--fleet-lease-ms', '1500.5'])).toEqual([`--fleet-lease-ms ("1500.5") ${rule}`]);
+    expect(problemsOf(['--fleet-lease-ms=-2000'])).toEqual([`--fleet-lease-ms ("-2000") ${rule}`]);
+    expect(problemsOf(['--fleet-lease-ms', '1e4'])).toEqual([`--fleet-lease-ms ("1e4") ${rule}`]);
+    expect(problemsOf(['--fleet-lease-ms', ''])).toEqual([`--fleet-lease-ms ("") ${rule}`]);
+    expect(problemsOf([], { SESSIONFLEET_FLEET_LEASE_MS: '10s' })).toEqual([
+      `SESSIONFLEET_FLEET_LEASE_MS ("10s") ${rule}`,
+    ]);
+  });
+
+  it('warns about fleet-only flags given without --redis (they are accepted, and ignored)', () => {
+    const config = parseAgentConfig(
+      ['--policy', 'p', '--upstream', 'http://127.0.0.1:1', '--fleet-lease-ms', '1500', '--fleet', 'blue'],
+      { SESSIONFLEET_FLEET_KEY: 'a-fleet-key-of-32-characters-00' },
+    );
+    expect(config.fleetLeaseMs).toBe(1500);
+    expect(config.warnings).toEqual([
+      '--fleet has no effect without --redis (or SESSIONFLEET_REDIS): it configures fleet coordination',
+      'SESSIONFLEET_FLEET_KEY has no effect without --redis (or SESSIONFLEET_REDIS): it configures fleet coordination',
+      '--fleet-lease-ms has no effect without --redis (or SESSIONFLEET_REDIS): it configures fleet coordination',
+    ]);
+    expect(parseAgentConfig(['--policy', 'p', '--upstream', 'http://127.0.0.1:1'], {}).warnings).toBeUndefined();
+  });
+
   it('rejects unknown flags clearly', () => {
     expect(() => parseAgentConfig(['--polcy', 'x'], {})).toThrowError(ConfigError);
   });

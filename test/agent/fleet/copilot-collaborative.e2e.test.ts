@@ -1,0 +1,239 @@
+/**
+ * The collaborative lock on the Copilot front in a fleet, end to end: two real Copilot CLIs, two
+ * agent processes with `--redis` in front of them, and three users' `@github/copilot-sdk` clients
+ * of one collaborative session: alice connected to agent a, which holds the session on its CLI,
+ * bob and carol connected to agent b, whose hops take their calls to a. The owner agent takes the
+ * fleet lock around every `session.send` until the turn's `session.idle`, so sends that arrive at
+ * once through both agents are serialized: while a turn runs (the fake model holds its reply) the
+ * other sends are waiters in the lock's queue in Redis and get no answer, their user messages
+ * reach the CLI only after the turn before ended, each holder has a newer fencing token, and every
+ * turn completes, seen in the same order by every client.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  approveAll,
+  CopilotClient,
+  type CopilotSession,
+  RuntimeConnection,
+  type SessionEvent,
+} from '@github/copilot-sdk';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { type FleetKeys, fleetKeys } from '../../../agent/fleet/keys.js';
+import { type CopilotAgent, startCopilotAgent } from '../../helpers/copilot-agent.js';
+import { type CopilotCli, startCopilotCli } from '../../helpers/copilot-cli.js';
+import {
+  FAKE_MODEL_REPLY,
+  type FakeModel,
+  fakeModelSessionOptions,
+  startFakeModel,
+} from '../../helpers/copilot-fake-model.js';
+import { eventually } from '../../helpers/copilot-rpc.js';
+import { freePort } from '../../helpers/redis-server.js';
+import { fleetAdmin, inspector, uniqueFleet } from './helpers.js';
+
+const TOKENS = {
+  alice: 'alice-token-collab-61c0d9',
+  bob: 'bob-token-collab-2e84fa',
+  carol: 'carol-token-collab-7b13c5',
+};
+/** The session's writers: alice created it through a; bob and carol joined through b. */
+const WRITERS = ['alice', 'bob', 'carol'] as const;
+type Writer = (typeof WRITERS)[number];
+const ADMIN_TOKEN = 'admin-token-collab-93a5e7';
+const IDS = ['a', 'b'] as const;
+type Id = (typeof IDS)[number];
+
+const POLICY = {
+  affinity: { type: 'copilot-jsonrpc' },
+  sessionsPerInstance: 2,
+  maxInstances: 2,
+  placementWaitSeconds: 0,
+  // Long enough that the waiting send is never told SESSION_BUSY while the test holds the turn.
+  collaborative: { enabled: true, lockWaitSeconds: 60 },
+};
+
+let model: FakeModel;
+let redis: Redis;
+let keys: FleetKeys;
+const homes: string[] = [];
+const clis = {} as Record<Id, CopilotCli>;
+const agents = {} as Record<Id, CopilotAgent>;
+const clients: CopilotClient[] = [];
+
+beforeAll(async () => {
+  model = await startFakeModel();
+  const fleet = uniqueFleet();
+  const redisUrl = inject('redisUrl');
+  keys = fleetKeys({ fleet });
+  redis = await inspector(redisUrl);
+  await Promise.all(
+    IDS.map(async (id) => {
+      const home = mkdtempSync(join(tmpdir(), `sessionfleet-copilot-collab-${id}-`));
+      homes.push(home);
+      clis[id] = await startCopilotCli({ home });
+    }),
+  );
+  const ports = new Set<number>();
+  while (ports.size < IDS.length) ports.add(await freePort());
+  const portOf = Object.fromEntries(IDS.map((id, i) => [id, [...ports][i]!])) as Record<Id, number>;
+  await Promise.all(
+    IDS.map(async (id) => {
+      agents[id] = await startCopilotAgent({
+        policy: POLICY,
+        upstreamPort: clis[id].port,
+        upstreamToken: clis[id].token,
+        principals: { [TOKENS.alice]: 'alice', [TOKENS.bob]: 'bob', [TOKENS.carol]: 'carol' },
+        extraArgs: [
+          ['--listen', `127.0.0.1:${portOf[id]}`],
+          ['--advertise', `http://127.0.0.1:${portOf[id]}`],
+          ['--instance-id', id],
+          ['--redis', redisUrl],
+          ['--fleet', fleet],
+          ['--admin-token', ADMIN_TOKEN],
+        ].flat(),
+      });
+    }),
+  );
+  await eventually(async () => (await instances('a')).filter((i) => i.alive).length === 2, 10_000, 'two live');
+});
+
+afterAll(async () => {
+  model?.release();
+  await Promise.all(clients.splice(0).map((c) => c.forceStop().catch(() => {})));
+  await Promise.all(Object.values(agents).map((a) => a.dispose()));
+  await Promise.all(Object.values(clis).map((c) => c.stop('SIGKILL')));
+  await redis?.quit();
+  await model?.close();
+  for (const dir of homes) rmSync(dir, { recursive: true, force: true });
+});
+
+const { admin, instances, owners } = fleetAdmin<Id>((agent) => agents[agent].adminUrl, ADMIN_TOKEN);
+
+async function sdk(agent: Id, token: string): Promise<CopilotClient> {
+  const client = new CopilotClient({
+    connection: RuntimeConnection.forUri(agents[agent].address, { connectionToken: token }),
+  });
+  clients.push(client);
+  await client.start();
+  return client;
+}
+
+/** The ids of the sessions an agent holds itself (its local table, not the fleet's). */
+async function heldBy(agent: Id): Promise<string[]> {
+  const sessions = (await admin(agent, '/admin/sessions')).body.sessions as Array<{ id: string }>;
+  return sessions.map((s) => s.id).sort();
+}
+
+/** The lock's holder (`<holder id>:<fencing token>`) and its queue of waiters, read from Redis. */
+async function lockState(sessionId: string): Promise<{ holder: string | null; token: number | null; waiting: number }> {
+  const [holder, waiting] = await Promise.all([
+    redis.get(keys.lockHolder(sessionId)),
+    redis.zcard(keys.lockQueue(sessionId)),
+  ]);
+  const token = holder === null ? null : Number(holder.slice(holder.lastIndexOf(':') + 1));
+  return { holder, token, waiting };
+}
+
+/** Events a client receives about the session, in arrival order (the CLI's own order). */
+function record(session: CopilotSession): SessionEvent[] {
+  const seen: SessionEvent[] = [];
+  session.on((event) => {
+    seen.push(event);
+  });
+  return seen;
+}
+
+const turnShape = (events: readonly SessionEvent[]) =>
+  events
+    .filter((e) => e.type === 'user.message' || e.type === 'assistant.message' || e.type === 'session.idle')
+    .map((e) => (e.type === 'user.message' ? `user: ${e.data.content}` : e.type));
+
+describe('Copilot collaborative session across agents (2 agents, 2 CLIs, --redis)', () => {
+  it('sends through both agents at once are serialized by the owner’s fleet lock, and every turn completes', async () => {
+    const alice = await sdk('a', TOKENS.alice);
+    const mine = await alice.createSession({ onPermissionRequest: approveAll, ...fakeModelSessionOptions(model) });
+    const sessionId = mine.sessionId;
+    expect((await owners('b'))[sessionId]).toBe('a');
+
+    // Bob and carol join through b: b forwards to the owner, a, over a hop per client connection;
+    // b holds nothing itself.
+    const join = async (token: string) =>
+      (await sdk('b', token)).resumeSession(sessionId, {
+        onPermissionRequest: approveAll,
+        ...fakeModelSessionOptions(model),
+      });
+    const writers: Record<Writer, CopilotSession> = {
+      alice: mine,
+      bob: await join(TOKENS.bob),
+      carol: await join(TOKENS.carol),
+    };
+    expect(await heldBy('a')).toEqual([sessionId]);
+    expect(await heldBy('b')).toEqual([]);
+    const seenBy = Object.fromEntries(WRITERS.map((w) => [w, record(writers[w])])) as Record<Writer, SessionEvent[]>;
+    const usersSeen = (w: Writer) => turnShape(seenBy[w]).filter((e) => e.startsWith('user:'));
+
+    // Everyone sends at once, the model holding its replies: whichever send takes the lock first
+    // starts a turn that cannot end yet; the others queue for the lock at the owner.
+    model.hold();
+    const before = model.completions;
+    const answered: Writer[] = [];
+    const sends = WRITERS.map((w) =>
+      writers[w].send({ prompt: `${w} writes` }).then((messageId) => {
+        answered.push(w);
+        return messageId;
+      }),
+    );
+
+    // One turn at a time: each is let go only once the test has seen that nothing of the sends
+    // behind it reached the CLI. The lock passes in turn, each holder with a newer fencing token.
+    let previous: Awaited<ReturnType<typeof lockState>> | undefined;
+    for (let turn = 1; turn <= WRITERS.length; turn++) {
+      await eventually(() => model.completions === before + turn, 20_000, `turn ${turn} at the model`);
+      const behind = WRITERS.length - turn;
+      await eventually(async () => (await lockState(sessionId)).waiting === behind, 20_000, `${behind} waiting`);
+      await eventually(() => answered.length === turn, 20_000, `send ${turn} answered`);
+      const expectedUsers = answered.map((w) => `user: ${w} writes`);
+      await eventually(
+        () => WRITERS.every((w) => usersSeen(w).length === turn),
+        20_000,
+        `turn ${turn}'s user message at every client`,
+      );
+      const now = await lockState(sessionId);
+      expect(now.holder).not.toBeNull();
+      expect(now.waiting).toBe(behind);
+      if (previous) {
+        expect(now.holder).not.toBe(previous.holder);
+        expect(now.token).toBeGreaterThan(previous.token!);
+      }
+      previous = now;
+      // The sends behind are still unanswered, made no model call, and no client saw their message.
+      expect(answered).toHaveLength(turn);
+      expect(model.completions).toBe(before + turn);
+      for (const w of WRITERS) expect(usersSeen(w)).toEqual(expectedUsers);
+      model.release();
+      if (turn < WRITERS.length) model.hold();
+    }
+    await Promise.all(sends);
+    await eventually(async () => (await lockState(sessionId)).holder === null, 20_000, 'the lock released');
+
+    // Every turn completed, one after the other, and every client saw the same serialized history.
+    const serialized = answered.flatMap((w) => [`user: ${w} writes`, 'assistant.message', 'session.idle']);
+    await eventually(
+      () => WRITERS.every((w) => turnShape(seenBy[w]).length >= serialized.length),
+      20_000,
+      'every turn at every client',
+    );
+    for (const w of WRITERS) expect(turnShape(seenBy[w])).toEqual(serialized);
+    const replies = seenBy.bob.filter((e) => e.type === 'assistant.message').map((e) => e.data.content);
+    expect(replies).toEqual(WRITERS.map(() => FAKE_MODEL_REPLY));
+    // The history on the CLI agrees.
+    const history = await mine.getEvents();
+    expect(history.filter((e) => e.type === 'user.message').map((e) => e.data.content)).toEqual(
+      answered.map((w) => `${w} writes`),
+    );
+    expect(model.completions).toBe(before + WRITERS.length);
+  }, 90_000);
+});
