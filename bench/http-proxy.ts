@@ -260,7 +260,9 @@ async function gcTotals(adminUrl: string): Promise<Record<string, { count: numbe
   for (const match of text.matchAll(
     /^sessionfleet_agent_nodejs_gc_duration_seconds_(sum|count)\{[^}]*kind="(\w+)"[^}]*\} (\S+)$/gm,
   )) {
-    const entry = (totals[match[2]!] ??= { count: 0, seconds: 0 });
+    const kind = match[2]!;
+    const entry = totals[kind] ?? { count: 0, seconds: 0 };
+    totals[kind] = entry;
     if (match[1] === 'sum') entry.seconds = Number(match[3]);
     else entry.count = Number(match[3]);
   }
