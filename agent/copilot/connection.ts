@@ -38,7 +38,7 @@ import { type ProtocolProblem, RpcPeer, type ValidMessage } from './peer.js';
 import type { Attachment, CopilotState, Slot, Turn } from './state.js';
 import { Upstream } from './upstream.js';
 
-/** How `load()` takes the session's slot in a fleet: `open()` a placement, or `adopt()` an orphan. */
+/** How `load()` takes the session's slot: `open()` a placement, or (in a fleet) `adopt()` an orphan. */
 interface FleetAdmission {
   admit(): Promise<Session>;
   undo(): void;
@@ -46,7 +46,7 @@ interface FleetAdmission {
   unused(): void;
 }
 
-/** What the fleet decided for a session request: served here (as without a fleet), or forwarded. */
+/** What the coordinator decided for a session request: served here, or (in a fleet) forwarded. */
 type FleetDecision = { kind: 'done' } | { kind: 'here'; owner?: string; admission?: FleetAdmission };
 
 /** The principal of every client when the agent runs without `--principals`. */
@@ -66,6 +66,8 @@ const EXPIRY_EXPLANATIONS: Partial<Record<string, (policy: AgentContext['policy'
 export interface ConnectionOptions {
   context: AgentContext;
   state: CopilotState;
+  /** Places new sessions and routes the others: Redis with `--redis`, the in-process one without. */
+  coordinator: Coordinator;
   control: ControlChannel;
   logger: Logger;
   upstream: { host: string; port: number; token: string | undefined };
@@ -100,7 +102,12 @@ export class ClientConnection implements Attachment {
   private queued: JsonRpcRequest[] = [];
   /** Client request id → the connection it went out on and its id there, for `$/cancelRequest`. */
   private readonly inFlight = new Map<JsonRpcId, { upstream: Upstream; id: number }>();
-  /** The fleet, with `--redis` only: without it the front behaves exactly as a single instance. */
+  /**
+   * Where new sessions go (and the quotas they meet) and where the others live, with and without
+   * `--redis`: one path for both.
+   */
+  private readonly coordinator: Coordinator;
+  /** The same coordinator with `--redis` only: hops to other agents and the fleet-wide lock. */
   private readonly fleet: Coordinator | undefined;
   /** The client's token, kept (never logged) to authenticate the hops to other agents as this client. */
   private clientToken: unknown;
@@ -128,8 +135,8 @@ export class ClientConnection implements Attachment {
     private readonly options: ConnectionOptions,
   ) {
     this.log = options.logger.child({ connection: this.connectionId });
-    const coordinator = options.context.coordinator;
-    this.fleet = coordinator?.mode === 'redis' ? coordinator : undefined;
+    this.coordinator = options.coordinator;
+    this.fleet = this.coordinator.mode === 'redis' ? this.coordinator : undefined;
     let closed: () => void = () => {};
     this.closedPromise = new Promise((resolve) => {
       closed = resolve;
@@ -263,8 +270,7 @@ export class ClientConnection implements Attachment {
     if (context.draining && startsNewWork(action)) {
       throw new AgentError('DRAINING', 'this instance is shutting down and takes no new sessions or turns');
     }
-    let decision: FleetDecision = { kind: 'here' };
-    if (this.fleet) decision = await this.routeInFleet(request, sessionId, action, slot, this.fleet);
+    const decision = await this.routeSession(request, sessionId, action, slot, this.coordinator);
     if (decision.kind === 'done') return;
     const owner = decision.owner ?? (await this.authorize(sessionId, action));
     switch (action) {
@@ -385,42 +391,30 @@ export class ClientConnection implements Attachment {
     const { context, state } = this.options;
     const principal = this.principal!;
     let session = context.sessions.get(sessionId);
+    let admitting = admission;
+    if (!session && !admitting) {
+      // Routed to this instance as loaded, it ended since (its lifetime ran out meanwhile): it is
+      // placed again, like any session that is not loaded.
+      const placed = await this.placeNew(request, sessionId, action, slot, this.coordinator);
+      if (placed.kind === 'done') return;
+      admitting = placed.admission;
+      session = context.sessions.get(sessionId);
+    }
     let reserved = false;
-    if (session) admission?.unused();
-    if (!session && admission) {
-      session = await admission.admit();
+    if (session) {
+      admitting?.unused();
+    } else if (admitting) {
+      // The coordinator creates the table entry (slot, principal) before the CLI is asked.
+      session = await admitting.admit();
       reserved = true;
-    } else if (!session) {
-      const placed = context.sessions.create(sessionId, { principal: owner });
-      if (placed.ok) {
-        session = placed.session;
-        reserved = true;
-        if (placed.evicted) {
-          this.log.info({ sessionId: placed.evicted.id, for: sessionId }, 'evicted the least recently used session');
-        }
-      } else if (placed.reason === 'full') {
-        const limit = context.sessions.capacity;
-        throw new AgentError('SESSION_LIMIT_REACHED', `this instance already holds its limit of ${limit} sessions`, {
-          details: { limit },
-        });
-      } else if (placed.reason === 'draining') {
-        throw new AgentError('DRAINING', 'this instance is shutting down and takes no new sessions');
-      } else {
-        // Placed by a concurrent create/resume while this one checked the owner.
-        session = context.sessions.get(sessionId);
-        if (!session || (session.principal !== principal && !(state.collaborative && action === 'resume'))) {
-          throw new AgentError('SESSION_FORBIDDEN', `session ${JSON.stringify(sessionId)} belongs to another user`, {
-            details: { sessionId },
-          });
-        }
-      }
+    } else {
+      throw new Error(`session ${JSON.stringify(sessionId)} was neither loaded nor placed`);
     }
     const previousOwner = state.owners.known(sessionId);
     // Bound now, so the CLI's lifecycle notifications about the new session already reach its owner.
     if (action === 'create') state.owners.bind(sessionId, owner);
     const undo = () => {
-      if (reserved && admission) admission.undo();
-      else if (reserved) context.sessions.discard(sessionId);
+      if (reserved) admitting?.undo();
       if (action === 'create' && reserved) {
         if (previousOwner === undefined) state.owners.forget(sessionId);
         else state.owners.bind(sessionId, previousOwner);
@@ -452,14 +446,16 @@ export class ClientConnection implements Attachment {
     });
   }
 
-  // ---- the fleet (--redis) ---------------------------------------------------------------
+  // ---- placement and routing (the coordinator) -------------------------------------------
 
   /**
-   * Where a session request is served in the fleet: here (then as without a fleet), or on the
-   * owner's agent through a hop. New sessions are placed; others routed — locally owned ones with
-   * no Redis command. A hop's requests are never forwarded again.
+   * Where a session request is served: here, or (in a fleet) on the owner's agent through a hop.
+   * New sessions — a create, a resume of a session not loaded anywhere — are placed by the
+   * coordinator, which enforces the quotas per principal and tenant the same way with and without
+   * Redis; others are routed, locally owned ones with no Redis command. A hop's requests are never
+   * forwarded again.
    */
-  private async routeInFleet(
+  private async routeSession(
     request: JsonRpcRequest,
     sessionId: string,
     action: SessionAction,
@@ -497,7 +493,7 @@ export class ClientConnection implements Attachment {
     action: 'create' | 'resume',
     slot: Slot,
     fleet: Coordinator,
-  ): Promise<FleetDecision> {
+  ): Promise<{ kind: 'done' } | { kind: 'here'; owner: string; admission: FleetAdmission }> {
     const principal = this.principal!;
     const owner = await this.authorize(sessionId, action);
     let ticket: PlacementTicket;

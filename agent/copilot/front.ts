@@ -7,6 +7,7 @@
 import { createServer, type Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { AgentContext, Front, ListenAddress } from '../core/context.js';
+import { LocalCoordinator } from '../fleet/local-coordinator.js';
 import { ANONYMOUS_PRINCIPAL, ClientConnection } from './connection.js';
 import { ControlChannel } from './control.js';
 import { OWNER_METADATA_KEY } from './methods.js';
@@ -24,6 +25,9 @@ export async function createCopilotFront(context: AgentContext): Promise<Front> 
   const control = new ControlChannel(host, port, config.upstreamToken, logger);
   const owners = new OwnerDirectory((ids) => readOwners(control, ids));
   const state = new CopilotState(context, owners);
+  // Every new session is placed by the coordinator, which holds the quotas per principal and
+  // tenant; a context built without one (tests) gets the in-process one the server would create.
+  const coordinator = context.coordinator ?? new LocalCoordinator(context);
   if (!context.principals) {
     logger.warn(
       `no --principals: every Copilot client is accepted as principal "${ANONYMOUS_PRINCIPAL}", so sessions are not isolated between users`,
@@ -40,6 +44,7 @@ export async function createCopilotFront(context: AgentContext): Promise<Front> 
     const connection = new ClientConnection(socket, {
       context,
       state,
+      coordinator,
       control,
       logger,
       upstream: { host, port, token: config.upstreamToken },

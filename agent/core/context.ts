@@ -28,7 +28,8 @@ export interface AgentContext {
   readonly draining: boolean;
   /**
    * The fleet layer (`agent/fleet/`): the Redis `FleetCoordinator` with `--redis`, else the
-   * network-free `LocalCoordinator`. Optional so that fronts built in tests without one keep working.
+   * network-free `LocalCoordinator`. Both fronts place every new session through it. Optional: a
+   * front given a context without one (tests) creates its own `LocalCoordinator`.
    */
   readonly coordinator?: Coordinator;
 }

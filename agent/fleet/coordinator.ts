@@ -24,6 +24,7 @@ import { JANITOR_RESOURCE, LeaderLease } from './leader.js';
 import { FenceGate, RedisLock } from './lock.js';
 import { createFleetMetrics, type FleetMetrics, type FleetOutcome } from './metrics.js';
 import { OwnerHints } from './owner-hint.js';
+import { enforceQuotas, quotaError } from './quotas.js';
 import { ChannelHub, connectWithin, createFleetRedis } from './redis.js';
 import {
   FleetRegistry,
@@ -530,23 +531,6 @@ export class FleetCoordinator implements Coordinator {
     });
   }
 
-  private quotaError(quota: 'principal' | 'tenant', who: string, held: number): AgentError {
-    if (quota === 'principal') {
-      const limit = this.context.policy.sessionsPerPrincipal;
-      return new AgentError(
-        'PRINCIPAL_QUOTA_REACHED',
-        `principal ${JSON.stringify(who)} holds ${held} sessions, the sessionsPerPrincipal quota (${limit})`,
-        { details: { quota: 'sessionsPerPrincipal', limit, principal: who } },
-      );
-    }
-    const limit = this.context.policy.sessionsPerTenant;
-    return new AgentError(
-      'TENANT_QUOTA_REACHED',
-      `tenant ${JSON.stringify(who)} holds ${held} sessions, the sessionsPerTenant quota (${limit})`,
-      { details: { quota: 'sessionsPerTenant', limit, tenant: who } },
-    );
-  }
-
   private fullError(canGrow: boolean, running: number): AgentError {
     const max = this.context.policy.maxInstances;
     const message = canGrow
@@ -615,7 +599,8 @@ export class FleetCoordinator implements Coordinator {
       }
       if (result.kind === 'quota') {
         this.count('rejected_quota');
-        throw this.quotaError(result.quota, (result.quota === 'principal' ? principal : tenant) ?? '', result.held);
+        const who = (result.quota === 'principal' ? principal : tenant) ?? '';
+        throw quotaError(this.context.policy, result.quota, who, result.held);
       }
       // Full. Below maxInstances the fleet can grow: the demand is recorded (the autoscaler reads
       // it) and the session waits, a bounded time, for an instance to come up or a slot to free.
@@ -641,15 +626,11 @@ export class FleetCoordinator implements Coordinator {
       throw this.unavailableError(cause);
     }
     if (this.draining) throw new AgentError('DRAINING', 'this instance is draining', { retryAfterSeconds: 1 });
-    const local = this.context.sessions.list();
-    if (request.principal && policy.sessionsPerPrincipal !== undefined) {
-      const held = local.filter((s) => s.principal === request.principal).length;
-      if (held >= policy.sessionsPerPrincipal) throw this.quotaError('principal', request.principal, held);
-    }
-    if (request.tenant && policy.sessionsPerTenant !== undefined) {
-      const held = local.filter((s) => this.meta.get(s.id)?.tenant === request.tenant).length;
-      if (held >= policy.sessionsPerTenant) throw this.quotaError('tenant', request.tenant, held);
-    }
+    enforceQuotas(
+      policy,
+      request,
+      this.context.sessions.list().map((s) => ({ principal: s.principal, tenant: this.meta.get(s.id)?.tenant })),
+    );
     if (!this.context.sessions.canAccept()) {
       this.count('rejected_full');
       throw new AgentError('SESSION_LIMIT_REACHED', 'this instance is full and the fleet store is unreachable', {

@@ -1,14 +1,21 @@
 /**
  * `LocalCoordinator`: the fleet contract for an agent started without `--redis` — one instance,
  * no network. The fronts call the same methods as in a fleet; the answers come from the local
- * session table: every session is local, a full instance is a full fleet (429), the quotas per
- * principal and tenant still hold, the lock is in-process (`MemoryLock`), and the session-state
+ * session table: every session is local, the quotas per principal and tenant hold exactly as in
+ * a fleet (`quotas.ts`: sessions and placements not yet opened both count, so two concurrent new
+ * sessions cannot overshoot), the lock is in-process (`MemoryLock`), and the session-state
  * cleanup runs without a leader (there is nobody to race).
+ *
+ * A full instance is a full fleet, but `place()` leaves that answer to the instance: the fronts
+ * check the session table themselves right after placing (the HTTP front with its Retry-After to
+ * the soonest expiry) and `open()` refuses when the table is full — as a fleet's own instance
+ * does after the fleet placed a session on it.
  */
 import { randomBytes } from 'node:crypto';
 import { AgentError } from '../core/errors.js';
 import type { Session } from '../core/sessions.js';
 import { FenceGate, MemoryLock } from './lock.js';
+import { enforceQuotas, type QuotaHolder } from './quotas.js';
 import { cleanSessionState, type StateCleanupReport } from './state-cleanup.js';
 import type {
   Coordinator,
@@ -26,8 +33,8 @@ import type {
 } from './types.js';
 
 export interface LocalCoordinatorOptions {
-  /** Retry-After for a full instance. @default 5 */
-  fullRetryAfterSeconds?: number;
+  /** How long a placement holds its quota places while it waits for `open()`. @default 60000 */
+  reservationTtlMs?: number;
   stateCleanup?: { dir: string; intervalMs?: number; maxAgeSeconds?: number };
 }
 
@@ -38,7 +45,10 @@ export class LocalCoordinator implements Coordinator {
   readonly lock: MemoryLock;
   readonly fence = new FenceGate();
   readonly hints = undefined;
-  private readonly tenants = new Map<string, string | undefined>();
+  private readonly tenants = new Map<string, string>();
+  /** Placements not yet opened or cancelled, by reservation id: they hold quota places. */
+  private readonly reservations = new Map<string, QuotaHolder & { expiresAt: number }>();
+  private reservationCount = 0;
   private terminator: TerminateHandler;
   private timer: NodeJS.Timeout | undefined;
   private draining = false;
@@ -101,50 +111,44 @@ export class LocalCoordinator implements Coordinator {
     return randomBytes(16).toString('base64url');
   }
 
-  private checkQuotas(principal: string | undefined, tenant: string | undefined): void {
-    const policy = this.context.policy;
-    const local = this.context.sessions.list();
-    if (principal !== undefined && policy.sessionsPerPrincipal !== undefined) {
-      const held = local.filter((s) => s.principal === principal).length;
-      if (held >= policy.sessionsPerPrincipal)
-        throw new AgentError(
-          'PRINCIPAL_QUOTA_REACHED',
-          `principal ${JSON.stringify(principal)} holds ${held} sessions, the sessionsPerPrincipal quota (${policy.sessionsPerPrincipal})`,
-          { details: { quota: 'sessionsPerPrincipal', limit: policy.sessionsPerPrincipal, principal } },
-        );
-    }
-    if (tenant !== undefined && policy.sessionsPerTenant !== undefined) {
-      const held = local.filter((s) => this.tenants.get(s.id) === tenant).length;
-      if (held >= policy.sessionsPerTenant)
-        throw new AgentError(
-          'TENANT_QUOTA_REACHED',
-          `tenant ${JSON.stringify(tenant)} holds ${held} sessions, the sessionsPerTenant quota (${policy.sessionsPerTenant})`,
-          { details: { quota: 'sessionsPerTenant', limit: policy.sessionsPerTenant, tenant } },
-        );
-    }
+  /** Placements that hold quota places now (tests check that none is left behind). */
+  get pendingPlacements(): number {
+    this.reclaim();
+    return this.reservations.size;
   }
 
-  private full(): AgentError {
-    return new AgentError(
-      'SESSION_LIMIT_REACHED',
-      `this instance holds ${this.context.sessions.size} of ${this.context.sessions.capacity} sessions`,
-      { retryAfterSeconds: this.options.fullRetryAfterSeconds ?? 5, details: { fleetAtMax: true } },
-    );
+  /** Gives back the places of reservations never opened within their TTL (as the placement script does). */
+  private reclaim(): void {
+    const now = Date.now();
+    for (const [id, reservation] of this.reservations) if (reservation.expiresAt <= now) this.reservations.delete(id);
+  }
+
+  private *quotaHolders(): Iterable<QuotaHolder> {
+    for (const session of this.context.sessions.list())
+      yield { principal: session.principal, tenant: this.tenants.get(session.id) };
+    yield* this.reservations.values();
   }
 
   async place(request: NewSession = {}): Promise<Placement> {
     if (this.draining || this.context.sessions.isDraining)
       throw new AgentError('DRAINING', 'this instance is draining', { retryAfterSeconds: 1 });
-    this.checkQuotas(request.principal, request.tenant);
-    if (!this.context.sessions.canAccept()) throw this.full();
-    return { kind: 'local', reservationId: undefined, principal: request.principal, tenant: request.tenant };
+    this.reclaim();
+    enforceQuotas(this.context.policy, request, this.quotaHolders());
+    const reservationId = `local-${++this.reservationCount}`;
+    this.reservations.set(reservationId, {
+      principal: request.principal,
+      tenant: request.tenant,
+      expiresAt: Date.now() + (this.options.reservationTtlMs ?? 60_000),
+    });
+    return { kind: 'local', reservationId, principal: request.principal, tenant: request.tenant };
   }
 
   async open(ticket: PlacementTicket, sessionId: string, options: OpenOptions = {}): Promise<Session> {
     const principal = options.principal ?? ticket.principal;
     const tenant = options.tenant ?? ticket.tenant;
-    // Quotas again: two placements may have raced between place() and open().
-    this.checkQuotas(principal, tenant);
+    // The reservation's quota places pass to the session. No second quota check: the places were
+    // taken at place(), and one that outlived its TTL opens anyway, as in a fleet.
+    if (ticket.reservationId !== undefined) this.reservations.delete(ticket.reservationId);
     const created = this.context.sessions.create(sessionId, {
       ...(principal !== undefined ? { principal } : {}),
       ...(options.meta ? { meta: options.meta } : {}),
@@ -154,13 +158,24 @@ export class LocalCoordinator implements Coordinator {
         throw new AgentError('DRAINING', 'this instance is draining', { retryAfterSeconds: 1 });
       if (created.reason === 'exists')
         throw new AgentError('BAD_REQUEST', `session ${JSON.stringify(sessionId)} already exists`);
-      throw this.full();
+      const limit = this.context.sessions.capacity;
+      throw new AgentError('SESSION_LIMIT_REACHED', `this instance already holds its limit of ${limit} sessions`, {
+        details: { limit },
+      });
     }
-    this.tenants.set(sessionId, tenant);
+    if (created.evicted) {
+      this.context.logger.info(
+        { sessionId: created.evicted.id, for: sessionId },
+        'evicted the least recently used session',
+      );
+    }
+    if (tenant !== undefined) this.tenants.set(sessionId, tenant);
     return created.session;
   }
 
-  async cancel(): Promise<void> {}
+  async cancel(ticket: PlacementTicket): Promise<void> {
+    if (ticket.reservationId !== undefined) this.reservations.delete(ticket.reservationId);
+  }
 
   async route(sessionId: string): Promise<Route> {
     const found = this.context.sessions.lookup(sessionId);

@@ -43,7 +43,10 @@ export interface NewSession {
 
 /** What `open()` needs: a local placement, or what a forwarded request carried. */
 export interface PlacementTicket {
-  /** Undefined when placed without Redis (fail-open during an outage, or no fleet at all). */
+  /**
+   * The reservation holding the slot and quota places (`LocalCoordinator`: the quota places);
+   * undefined for a session placed fail-open while Redis is unreachable.
+   */
   readonly reservationId?: string | undefined;
   readonly principal?: string | undefined;
   readonly tenant?: string | undefined;
@@ -159,9 +162,11 @@ export interface Coordinator extends FleetAdmin {
   /** Takes no new sessions from now on; resumable idle sessions are handed off. */
   startDraining(): Promise<void>;
   /**
-   * Chooses where a new session goes and reserves its slot. Throws `AgentError`:
+   * Chooses where a new session goes and reserves its slot and quota places; every new session
+   * of both fronts comes through here, with and without Redis. Throws `AgentError`:
    * PRINCIPAL_QUOTA_REACHED / TENANT_QUOTA_REACHED, SESSION_LIMIT_REACHED (fleet full, with
-   * Retry-After), STORE_UNAVAILABLE (Redis away and not `failOpen`), DRAINING.
+   * Retry-After; a single instance leaves this to `open()` and the front's own check),
+   * STORE_UNAVAILABLE (Redis away and not `failOpen`), DRAINING.
    */
   place(request?: NewSession, options?: { signal?: AbortSignal }): Promise<Placement>;
   /** Registers a session this instance has just created upstream. Throws like `place()`. */

@@ -1,8 +1,9 @@
 /**
  * Whether a request may proceed (SPEC.md §2, §4, §7): the session it names is live and belongs to
- * its principal, a new session fits in the instance's quota (and the principal's), and the
- * instance has a free concurrency slot. Works on the in-memory session table and load counter
- * only, so every rule is unit-tested and fuzzed without sockets.
+ * its principal, a new session fits in the instance's session quota, and the instance has a free
+ * concurrency slot. Works on the in-memory session table and load counter only, so every rule is
+ * unit-tested and fuzzed without sockets. The quotas per principal and tenant are not here: every
+ * new session is placed by the coordinator first (`agent/fleet/quotas.ts`), with or without Redis.
  *
  * A new session whose id only the upstream knows (MCP `initialize`, the SSE `endpoint` event) is
  * first *reserved*: the slot is held while the request travels, so two concurrent initializes
@@ -19,22 +20,21 @@ export interface AdmissionOptions {
   load: InstanceLoad;
   /** True while the agent drains: no new sessions. */
   draining: () => boolean;
-  sessionsPerPrincipal?: number | undefined;
   idleTimeoutSeconds: number;
   now?: () => number;
   /**
-   * In a fleet: creates the session of a committed reservation (the coordinator's `open()`, which
-   * also registers it fleet-wide). Default: the session table's `create`.
+   * Creates the session of a committed reservation: the front passes the coordinator's `open()`,
+   * which also registers it (fleet-wide with Redis). Default: the session table's `create`.
    */
   create?: (id: string, reservation: Reservation) => CreateResult;
-  /** In a fleet: a reservation given back unused (the coordinator's `cancel()` of its placement). */
+  /** A reservation given back unused: the front passes the coordinator's `cancel()` of its placement. */
   cancelled?: (reservation: Reservation) => void;
 }
 
 export interface Reservation {
   readonly principal: string | undefined;
   settled: boolean;
-  /** In a fleet: the placement this slot was reserved under (fleet-wide). */
+  /** The coordinator's placement this slot was reserved under (its quota places; fleet-wide with Redis). */
   fleet?: PlacementTicket | undefined;
 }
 
@@ -113,7 +113,10 @@ export class Admission {
     return { ok: false, error: new AgentError('SESSION_NOT_FOUND', 'Session not found') };
   }
 
-  /** Holds a slot for a session about to be created. Pair with `commit` or `cancel`. */
+  /**
+   * Holds a slot on this instance for a session about to be created, already placed by the
+   * coordinator (`fleet`: its placement). Pair with `commit` or `cancel`.
+   */
   reserve(principal: string | undefined, fleet?: PlacementTicket): Admitted<Reservation> {
     if (this.options.draining() || this.sessions.isDraining) {
       return {
@@ -131,15 +134,6 @@ export class Admission {
           `this instance holds its maximum of ${this.sessions.capacity} sessions`,
           { retryAfterSeconds: this.secondsToFreeSlot(), details: { sessionsPerInstance: this.sessions.capacity } },
         ),
-      };
-    }
-    const limit = this.options.sessionsPerPrincipal;
-    if (principal !== undefined && limit !== undefined && this.sessionsOf(principal) >= limit) {
-      return {
-        ok: false,
-        error: new AgentError('PRINCIPAL_QUOTA_REACHED', `you already hold ${limit} sessions, your limit`, {
-          details: { sessionsPerPrincipal: limit },
-        }),
       };
     }
     const reservation: Reservation = { principal, settled: false, fleet };
@@ -211,13 +205,6 @@ export class Admission {
     if (this.sessions.free > this.pending.size) return true;
     // With LRU eviction a full table still takes a session if an idle one can go; one at a time.
     return this.pending.size === 0 && this.sessions.canAccept();
-  }
-
-  private sessionsOf(principal: string): number {
-    let count = 0;
-    for (const session of this.sessions.list()) if (session.principal === principal) count++;
-    for (const reservation of this.pending) if (reservation.principal === principal) count++;
-    return count;
   }
 
   /** When the next slot could free up by itself: the soonest lifetime or idle expiry, bounded. */

@@ -20,7 +20,8 @@ import type { AgentContext, Front, ListenAddress } from '../core/context.js';
 import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { CreateResult, EndReason, Session, SessionTable } from '../core/sessions.js';
-import { FenceGate, MemoryLock, type SessionLock } from '../fleet/lock.js';
+import { LocalCoordinator } from '../fleet/local-coordinator.js';
+import type { FenceGate, SessionLock } from '../fleet/lock.js';
 import { type Coordinator, FLEET_HEADERS, type Route as FleetRoute, type PlacementTicket } from '../fleet/types.js';
 import { Admission, type Reservation } from './admission.js';
 import { classify, containsInitialize, missingMcpSessionId, type Route } from './affinity.js';
@@ -60,6 +61,8 @@ const INVALID_TARGET = /[^\u0021-\u00ff]/;
 const MINTED_ID_BYTES = 18;
 
 type Admitted = { ok: true; setCookie?: string } | { ok: false; error: AgentError; clearCookie?: boolean };
+/** What admission decided: go on or refuse (`Admitted`), or first place the new session the request starts. */
+type Decision = Admitted | { ok: 'place'; create: (placement: PlacementTicket) => Admitted };
 
 /** Counts for tests and diagnostics: everything here returns to 0 when the agent is idle. */
 export interface HttpFrontStats {
@@ -91,7 +94,12 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
   private draining = false;
   private closed = false;
   private readonly debug: boolean;
-  /** The fleet, with `--redis` only: without it the front behaves exactly as a single instance. */
+  /**
+   * Places every new session (and holds the quotas per principal and tenant), with and without
+   * `--redis`. Requests for sessions held here never ask it anything.
+   */
+  private readonly coordinator: Coordinator;
+  /** The same coordinator with `--redis` only: routing to and forwarding from other agents. */
   private readonly fleet: Coordinator | undefined;
   private readonly peers: PeerPools | undefined;
   /** With `policy.collaborative.enabled` only: the lock serializing each session's writes. */
@@ -105,37 +113,25 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     this.sessions = context.sessions;
     this.logger = context.logger;
     this.debug = context.logger.isLevelEnabled('debug');
-    const fleet = context.coordinator?.mode === 'redis' ? context.coordinator : undefined;
+    // A context built without a coordinator (tests) gets the in-process one the server would create.
+    const coordinator = context.coordinator ?? new LocalCoordinator(context);
+    this.coordinator = coordinator;
+    const fleet = coordinator.mode === 'redis' ? coordinator : undefined;
     this.fleet = fleet;
     this.peers = fleet ? new PeerPools(this.settings.upstreamConnectTimeoutMs) : undefined;
-    const collaborative = context.policy.collaborative;
-    if (collaborative?.enabled) {
-      // The coordinator's lock: Redis with --redis, in-process (MemoryLock) without. Both take their
-      // TTL and wait from the policy.
-      this.collaborative = context.coordinator
-        ? { lock: context.coordinator.lock, fence: context.coordinator.fence }
-        : {
-            lock: new MemoryLock({
-              ttlMs: (collaborative.lockTtlSeconds ?? 30) * 1000,
-              waitMs: (collaborative.lockWaitSeconds ?? 10) * 1000,
-            }),
-            fence: new FenceGate(),
-          };
-    }
+    // The coordinator's lock: Redis with --redis, in-process (MemoryLock) without; both take their
+    // TTL and wait from the policy.
+    if (context.policy.collaborative?.enabled)
+      this.collaborative = { lock: coordinator.lock, fence: coordinator.fence };
     this.admission = new Admission({
       sessions: context.sessions,
       load: context.load,
       draining: () => this.isDraining,
-      sessionsPerPrincipal: this.settings.sessionsPerPrincipal,
       idleTimeoutSeconds: context.policy.sessionIdleTimeoutSeconds,
-      ...(fleet
-        ? {
-            create: (id: string, reservation: Reservation) => this.openInFleet(fleet, id, reservation),
-            cancelled: (reservation: Reservation) => {
-              if (reservation.fleet) void fleet.cancel(reservation.fleet);
-            },
-          }
-        : {}),
+      create: (id: string, reservation: Reservation) => this.openPlaced(id, reservation),
+      cancelled: (reservation: Reservation) => {
+        if (reservation.fleet) void coordinator.cancel(reservation.fleet);
+      },
     });
     this.pool = createUpstreamPool(this.settings);
     const histogram = context.metrics.requestDuration;
@@ -309,16 +305,31 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     );
     switch (route.kind) {
       case 'mcp-sessionless-post':
-        return this.routeSessionlessPost(exchange, principal);
-      case 'sse-open': {
-        const error = this.reserve(exchange.ticket, principal);
-        if (error) return void exchange.reject(error);
-        exchange.kind = 'sse-open';
-        return void exchange.forward(null);
-      }
+        return this.routeSessionlessPost(exchange, principal, undefined);
+      case 'sse-open':
+        return this.newSession(exchange, principal, undefined, null, (placement) =>
+          this.openSse(exchange, principal, placement),
+        );
       default:
-        return void this.serve(exchange, this.admit(exchange.ticket, route, principal, req, exchange.requestId));
+        return this.proceed(
+          exchange,
+          this.admit(exchange.ticket, route, principal, req, exchange.requestId),
+          principal,
+        );
     }
+  }
+
+  /** Serves admission's decision; a request that starts a session first has it placed by the coordinator. */
+  private proceed(
+    exchange: Exchange,
+    decision: Decision,
+    principal: string | undefined,
+    body: Readable | Buffer | null = bodyOf(exchange.req),
+  ): Promise<void> | undefined {
+    if (decision.ok !== 'place') return void this.serve(exchange, decision, body);
+    return this.newSession(exchange, principal, undefined, body, (placement) =>
+      this.serve(exchange, decision.create(placement), body),
+    );
   }
 
   /** Forwards an admitted request to this instance's upstream (or refuses it). */
@@ -398,24 +409,44 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
   }
 
   /** A session-less MCP POST: an `initialize` starts a session, anything else needs one. */
-  private async routeSessionlessPost(exchange: Exchange, principal: string | undefined): Promise<void> {
+  private async routeSessionlessPost(
+    exchange: Exchange,
+    principal: string | undefined,
+    hop: ForwardMark | undefined,
+  ): Promise<void> {
     const peeked = await readBodyUpTo(exchange.req, this.settings.initializePeekBytes);
     if (!peeked || exchange.isDone) return;
     if (!peeked.complete || !containsInitialize(peeked.bytes.toString('utf8'))) {
       const route = missingMcpSessionId() as Extract<Route, { kind: 'reject' }>;
       return exchange.reject(route.error);
     }
-    // The quota is checked before the server creates anything.
-    const error = this.reserve(exchange.ticket, principal);
-    if (error) return exchange.reject(error);
-    exchange.kind = 'mcp-initialize';
-    exchange.forward(peeked.bytes);
+    // Placement and quotas before the server creates anything.
+    return this.newSession(exchange, principal, hop, peeked.bytes, (placement) => {
+      const error = this.reserve(exchange.ticket, principal, placement);
+      if (error) return exchange.reject(error);
+      exchange.kind = 'mcp-initialize';
+      exchange.forward(peeked.bytes);
+    });
   }
 
-  /** Holds a slot for a session whose id the upstream will name, plus a concurrency slot. */
-  private reserve(ticket: Ticket, principal: string | undefined, fleet?: PlacementTicket): AgentError | undefined {
-    const reserved = this.admission.reserve(principal, fleet);
-    if (!reserved.ok && fleet) void this.fleet?.cancel(fleet);
+  /** A legacy SSE stream, placed: its session is created when the `endpoint` event names it. */
+  private openSse(exchange: Exchange, principal: string | undefined, placement: PlacementTicket): void {
+    const error = this.reserve(exchange.ticket, principal, placement);
+    if (error) {
+      exchange.reject(error);
+      return;
+    }
+    exchange.kind = 'sse-open';
+    exchange.forward(null);
+  }
+
+  /**
+   * Holds a slot on this instance for a placed session whose id the upstream will name, plus a
+   * concurrency slot.
+   */
+  private reserve(ticket: Ticket, principal: string | undefined, placement: PlacementTicket): AgentError | undefined {
+    const reserved = this.admission.reserve(principal, placement);
+    if (!reserved.ok) void this.coordinator.cancel(placement);
     if (!reserved.ok) return reserved.error;
     const error = ticket.takeSlot();
     if (error) {
@@ -427,14 +458,17 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     return undefined;
   }
 
-  /** Admission for routes that know their session id (or need none) before forwarding. */
+  /**
+   * Admission for routes that know their session id (or need none) before forwarding. A new
+   * session (an unseen header id, a request without the cookie) is only created once placed.
+   */
   private admit(
     ticket: Ticket,
     route: Route,
     principal: string | undefined,
     req: IncomingMessage,
     requestId: string,
-  ): Admitted {
+  ): Decision {
     switch (route.kind) {
       case 'reject':
         return route.clearCookie
@@ -458,10 +492,16 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
           ticket.attach(found.session);
           return { ok: true };
         }
-        return this.createSession(ticket, route.id, principal, requestId);
+        return {
+          ok: 'place',
+          create: (placement) => this.createSession(ticket, route.id, principal, requestId, placement),
+        };
       }
       case 'mint-cookie':
-        return this.mintCookieSession(ticket, principal, req, requestId);
+        return {
+          ok: 'place',
+          create: (placement) => this.mintCookieSession(ticket, principal, req, requestId, placement),
+        };
       default:
         return {
           ok: false,
@@ -478,12 +518,12 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     principal: string | undefined,
     req: IncomingMessage,
     requestId: string,
-    fleet?: PlacementTicket,
+    placement: PlacementTicket,
   ): Admitted {
     {
       // In a fleet the id carries a signed owner hint, so agents can route it even without Redis.
-      const id = fleet ? this.fleet!.mintSessionId() : randomBytes(MINTED_ID_BYTES).toString('base64url');
-      const created = this.createSession(ticket, id, principal, requestId, fleet);
+      const id = this.fleet ? this.fleet.mintSessionId() : randomBytes(MINTED_ID_BYTES).toString('base64url');
+      const created = this.createSession(ticket, id, principal, requestId, placement);
       if (!created.ok) return created;
       const { cookieName } = this.settings.affinity as { cookieName: string };
       return {
@@ -501,9 +541,9 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     id: string,
     principal: string | undefined,
     requestId: string,
-    fleet?: PlacementTicket,
+    placement: PlacementTicket,
   ): Admitted {
-    const error = this.reserve(ticket, principal, fleet);
+    const error = this.reserve(ticket, principal, placement);
     if (error) return { ok: false, error };
     const reservation = ticket.reservation!;
     ticket.reservation = undefined;
@@ -535,30 +575,16 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
       { affinity: this.settings.affinity, statelessUpstream: this.statelessUpstream },
     );
     switch (route.kind) {
-      case 'mcp-sessionless-post': {
-        const peeked = await readBodyUpTo(req, this.settings.initializePeekBytes);
-        if (!peeked || exchange.isDone) return;
-        if (!peeked.complete || !containsInitialize(peeked.bytes.toString('utf8'))) {
-          return exchange.reject((missingMcpSessionId() as Extract<Route, { kind: 'reject' }>).error);
-        }
-        return this.newSessionInFleet(exchange, fleet, principal, hop, peeked.bytes, (ticket) => {
-          const error = this.reserve(exchange.ticket, principal, ticket);
-          if (error) return exchange.reject(error);
-          exchange.kind = 'mcp-initialize';
-          exchange.forward(peeked.bytes);
-        });
-      }
+      case 'mcp-sessionless-post':
+        return this.routeSessionlessPost(exchange, principal, hop);
       case 'sse-open':
-        return this.newSessionInFleet(exchange, fleet, principal, hop, null, (ticket) => {
-          const error = this.reserve(exchange.ticket, principal, ticket);
-          if (error) return exchange.reject(error);
-          exchange.kind = 'sse-open';
-          exchange.forward(null);
-        });
+        return this.newSession(exchange, principal, hop, null, (placement) =>
+          this.openSse(exchange, principal, placement),
+        );
       case 'mint-cookie': {
         const body = await this.retryableBody(exchange);
         if (body === undefined) return;
-        return this.newSessionInFleet(exchange, fleet, principal, hop, body, (ticket) =>
+        return this.newSession(exchange, principal, hop, body, (ticket) =>
           this.serve(
             exchange,
             this.mintCookieSession(exchange.ticket, principal, req, exchange.requestId, ticket),
@@ -571,7 +597,12 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
         const body = retried ? retried.body : await this.retryableBody(exchange);
         if (body === undefined) return;
         const here = () =>
-          this.serve(exchange, this.admit(exchange.ticket, route, principal, req, exchange.requestId), body);
+          this.proceed(
+            exchange,
+            this.admit(exchange.ticket, route, principal, req, exchange.requestId),
+            principal,
+            body,
+          );
         if (this.sessions.lookup(id).state === 'active') return here();
         if (hop) {
           if (route.whenMissing === 'create' && hop.reservation !== undefined) {
@@ -625,7 +656,7 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
             return this.expired(exchange, 'owner-lost');
           case 'gone':
             if (route.whenMissing === 'create') {
-              return this.newSessionInFleet(exchange, fleet, principal, undefined, body, (ticket) =>
+              return this.newSession(exchange, principal, undefined, body, (ticket) =>
                 this.serve(
                   exchange,
                   this.createSession(exchange.ticket, id, principal, exchange.requestId, ticket),
@@ -638,18 +669,23 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
         return;
       }
       default:
-        return this.serve(exchange, this.admit(exchange.ticket, route, principal, req, exchange.requestId));
+        return this.proceed(
+          exchange,
+          this.admit(exchange.ticket, route, principal, req, exchange.requestId),
+          principal,
+        );
     }
   }
 
   /**
-   * The placement step requests and WebSocket upgrades share: a marked hop or a local placement
-   * calls `local`, a refusal is answered on `target`; only a placement on another instance is
-   * returned, for the caller to forward.
+   * The placement step every new session takes, requests and WebSocket upgrades alike, with and
+   * without `--redis`: the coordinator enforces the quotas per principal and tenant and reserves
+   * their places. A marked hop (placed by the forwarding agent) or a local placement calls
+   * `local`, a refusal is answered on `target`; only a placement on another instance is returned,
+   * for the caller to forward.
    */
-  private async placeInFleet(
+  private async placeNew(
     target: { readonly isDone: boolean; reject(error: AgentError): void },
-    fleet: Coordinator,
     principal: string | undefined,
     hop: ForwardMark | undefined,
     local: (ticket: PlacementTicket) => void,
@@ -666,9 +702,10 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
       );
       return undefined;
     }
+    const coordinator = this.coordinator;
     let placement: Awaited<ReturnType<Coordinator['place']>>;
     try {
-      placement = await fleet.place({ principal });
+      placement = await coordinator.place({ principal });
     } catch (error) {
       if (error instanceof AgentError) {
         target.reject(error);
@@ -677,7 +714,7 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
       throw error;
     }
     if (target.isDone) {
-      void fleet.cancel(placement);
+      void coordinator.cancel(placement);
       return undefined;
     }
     if (placement.kind === 'local') {
@@ -687,19 +724,19 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     return placement;
   }
 
-  /** Places a new session: `local(ticket)` creates it here, or the request goes to its instance. */
-  private async newSessionInFleet(
+  /** Places a new session: `local(ticket)` creates it here, or (in a fleet) the request goes to its instance. */
+  private async newSession(
     exchange: Exchange,
-    fleet: Coordinator,
     principal: string | undefined,
     hop: ForwardMark | undefined,
     body: Readable | Buffer | null,
     local: (ticket: PlacementTicket) => void,
   ): Promise<void> {
-    const placement = await this.placeInFleet(exchange, fleet, principal, hop, local);
+    const placement = await this.placeNew(exchange, principal, hop, local);
     if (!placement) return;
-    this.forwardInFleet(exchange, fleet, placement, placement.reservationId, body, {
-      failed: () => void fleet.cancel(placement),
+    const coordinator = this.coordinator;
+    this.forwardInFleet(exchange, coordinator, placement, placement.reservationId, body, {
+      failed: () => void coordinator.cancel(placement),
     });
   }
 
@@ -783,17 +820,19 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
   }
 
   /**
-   * Creates a committed reservation's session through the coordinator, which registers it
-   * fleet-wide. `open()` creates the table entry before its first `await` (its contract), so the
-   * session exists when this returns; a registry refusal later ends it (an ownership conflict).
+   * Creates a committed reservation's session through the coordinator, which registers it (in a
+   * fleet, fleet-wide) and passes its placement's quota places to it. `open()` creates the table
+   * entry before its first `await` (its contract), so the session exists when this returns; a
+   * registry refusal later ends it (an ownership conflict).
    */
-  private openInFleet(fleet: Coordinator, id: string, reservation: Reservation): CreateResult {
+  private openPlaced(id: string, reservation: Reservation): CreateResult {
+    const coordinator = this.coordinator;
     const ticket = reservation.fleet ?? { principal: reservation.principal };
     if (this.sessions.lookup(id).state === 'active') {
-      void fleet.cancel(ticket);
+      void coordinator.cancel(ticket);
       return { ok: false, reason: 'exists' };
     }
-    const opening = fleet.open(
+    const opening = coordinator.open(
       ticket,
       id,
       reservation.principal !== undefined ? { principal: reservation.principal } : {},
@@ -801,7 +840,7 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     opening.catch((error: unknown) =>
       this.logger.warn(
         { sessionId: id, err: error instanceof Error ? error.message : String(error) },
-        'the fleet refused a new session',
+        'the coordinator refused a new session',
       ),
     );
     const session = this.sessions.get(id);
@@ -850,7 +889,13 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
       const principal = this.principalOf(req);
       if (principal instanceof AgentError) return tunnel.reject(principal);
       const route = this.classifyUpgrade(req, target);
-      this.openTunnel(tunnel, this.admit(tunnel.ticket, route, principal, req, tunnel.requestId), head);
+      const pending = this.proceedTunnel(
+        tunnel,
+        this.admit(tunnel.ticket, route, principal, req, tunnel.requestId),
+        principal,
+        head,
+      );
+      pending?.catch((error: unknown) => this.internalError(tunnel, error));
     } catch (error) {
       this.internalError(tunnel, error);
     }
@@ -860,6 +905,19 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     return classify(
       { method: req.method ?? 'GET', path: target.path, query: target.query, headers: req.headers, upgrade: true },
       { affinity: this.settings.affinity, statelessUpstream: this.statelessUpstream },
+    );
+  }
+
+  /** `proceed` for an upgrade: serves admission's decision, placing the session it starts first. */
+  private proceedTunnel(
+    tunnel: WebSocketTunnel,
+    decision: Decision,
+    principal: string | undefined,
+    head: Buffer,
+  ): Promise<void> | undefined {
+    if (decision.ok !== 'place') return void this.openTunnel(tunnel, decision, head);
+    return this.newTunnel(tunnel, principal, undefined, head, (placement) =>
+      this.openTunnel(tunnel, decision.create(placement), head),
     );
   }
 
@@ -888,10 +946,10 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     if (principal instanceof AgentError) return tunnel.reject(principal);
     const route = this.classifyUpgrade(req, target);
     const here = () =>
-      this.openTunnel(tunnel, this.admit(tunnel.ticket, route, principal, req, tunnel.requestId), head);
+      this.proceedTunnel(tunnel, this.admit(tunnel.ticket, route, principal, req, tunnel.requestId), principal, head);
     switch (route.kind) {
       case 'mint-cookie':
-        return this.newTunnelInFleet(tunnel, fleet, principal, hop, head, (ticket) =>
+        return this.newTunnel(tunnel, principal, hop, head, (ticket) =>
           this.openTunnel(
             tunnel,
             this.mintCookieSession(tunnel.ticket, principal, req, tunnel.requestId, ticket),
@@ -941,7 +999,7 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
             return tunnel.reject(...this.expiredFor(req, 'owner-lost'));
           case 'gone':
             if (route.whenMissing === 'create') {
-              return this.newTunnelInFleet(tunnel, fleet, principal, undefined, head, (ticket) =>
+              return this.newTunnel(tunnel, principal, undefined, head, (ticket) =>
                 this.openTunnel(
                   tunnel,
                   this.createSession(tunnel.ticket, id, principal, tunnel.requestId, ticket),
@@ -958,18 +1016,25 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     }
   }
 
-  /** Places a new session for an upgrade: `local(ticket)` creates it here, or the upgrade goes to its instance. */
-  private async newTunnelInFleet(
+  /** Places a new session for an upgrade: `local(ticket)` creates it here, or (in a fleet) the upgrade goes to its instance. */
+  private async newTunnel(
     tunnel: WebSocketTunnel,
-    fleet: Coordinator,
     principal: string | undefined,
     hop: ForwardMark | undefined,
     head: Buffer,
     local: (ticket: PlacementTicket) => void,
   ): Promise<void> {
-    const placement = await this.placeInFleet(tunnel, fleet, principal, hop, local);
+    const placement = await this.placeNew(tunnel, principal, hop, local);
     if (!placement) return;
-    this.tunnelToPeer(tunnel, fleet, placement, placement.reservationId, head, () => void fleet.cancel(placement));
+    const coordinator = this.coordinator;
+    this.tunnelToPeer(
+      tunnel,
+      coordinator,
+      placement,
+      placement.reservationId,
+      head,
+      () => void coordinator.cancel(placement),
+    );
   }
 
   /** Sends the upgrade to the owner agent with the signed mark; `failed`: it could not be reached. */

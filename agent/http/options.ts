@@ -50,7 +50,6 @@ export interface HttpFrontSettings extends Required<HttpFrontOptions> {
   readonly upstreamPort: number;
   /** Lower-cased header naming the principal, set by a trusted authenticating proxy. */
   readonly principalHeader: string | undefined;
-  readonly sessionsPerPrincipal: number | undefined;
   readonly cookieMaxAgeSeconds: number;
 }
 
@@ -82,7 +81,6 @@ export function normalizeHttpFrontOptions(
     upstreamHostname: config.upstream.hostname.replace(/^\[|\]$/g, ''),
     upstreamPort: port,
     principalHeader: config.principalHeader?.toLowerCase(),
-    sessionsPerPrincipal: policy.sessionsPerPrincipal,
     cookieMaxAgeSeconds: policy.sessionLifetimeSeconds,
   };
   for (const key of ['initializePeekBytes', 'endpointScanBytes', 'upstreamHeadersTimeoutMs'] as const) {

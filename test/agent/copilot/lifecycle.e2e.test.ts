@@ -225,6 +225,73 @@ describe('Copilot front: concurrency and collaborative turns', () => {
   });
 });
 
+describe('Copilot front: sessionsPerPrincipal without --redis', () => {
+  const quotaError = (principal: string, held: number, limit: number) => ({
+    code: -32012,
+    message: `principal "${principal}" holds ${held} sessions, the sessionsPerPrincipal quota (${limit}): end one of your sessions first`,
+    data: { code: 'PRINCIPAL_QUOTA_REACHED', status: 429, quota: 'sessionsPerPrincipal', limit, principal },
+  });
+
+  it('refuses a user’s session beyond the quota with the error a fleet gives; other users are not held to it; a delete frees the place', async () => {
+    // No --redis: the agent's in-process coordinator places the sessions.
+    const agent = await agentWith({ sessionsPerInstance: 5, sessionsPerPrincipal: 1 });
+    const alice = await sdk(agent, TOKENS.alice);
+    const first = await alice.createSession({ onPermissionRequest: approveAll });
+    expect(await rpcErrorOf(alice.createSession({ onPermissionRequest: approveAll }))).toEqual(
+      quotaError('alice', 1, 1),
+    );
+    // The quota is the user's, not the connection's.
+    const aliceAgain = await sdk(agent, TOKENS.alice);
+    expect(await rpcErrorOf(aliceAgain.createSession({ onPermissionRequest: approveAll }))).toEqual(
+      quotaError('alice', 1, 1),
+    );
+
+    const bob = await sdk(agent, TOKENS.bob);
+    const bobs = await bob.createSession({ onPermissionRequest: approveAll });
+    expect(bobs.sessionId).toMatch(/^[0-9a-f-]{36}$/);
+
+    await alice.deleteSession(first.sessionId);
+    const next = await aliceAgain.createSession({ onPermissionRequest: approveAll });
+    expect(next.sessionId).not.toBe(first.sessionId);
+    expect(await rpcErrorOf(alice.createSession({ onPermissionRequest: approveAll }))).toEqual(
+      quotaError('alice', 1, 1),
+    );
+    // A refused create never reached the CLI and holds nothing: two sessions are loaded, no more.
+    const readyz = (await fetch(`${agent.adminUrl}/readyz`).then((r) => r.json())) as { sessions: number };
+    expect(readyz.sessions).toBe(2);
+  });
+
+  it('counts a resume and concurrent creates against the quota too', async () => {
+    const agent = await agentWith({ sessionsPerInstance: 5, sessionsPerPrincipal: 2 });
+    const alice = await sdk(agent, TOKENS.alice);
+    // A saved session (one full turn), let go of: it no longer holds a place.
+    const saved = await modelSession(alice);
+    expect((await saved.sendAndWait({ prompt: 'keep me' }, 30_000))?.data.content).toBe(FAKE_MODEL_REPLY);
+    await saved.disconnect();
+
+    const outcomes = await Promise.allSettled(
+      [1, 2, 3].map(() => alice.createSession({ onPermissionRequest: approveAll })),
+    );
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(2);
+    const refused = outcomes.find((o) => o.status === 'rejected');
+    expect(await rpcErrorOf(Promise.reject(refused?.reason))).toEqual(quotaError('alice', 2, 2));
+
+    // Resuming takes a place like creating does.
+    expect(
+      await rpcErrorOf(
+        alice.resumeSession(saved.sessionId, { onPermissionRequest: approveAll, ...fakeModelSessionOptions(model) }),
+      ),
+    ).toEqual(quotaError('alice', 2, 2));
+    const [one] = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
+    await alice.deleteSession(one!.sessionId);
+    const resumed = await alice.resumeSession(saved.sessionId, {
+      onPermissionRequest: approveAll,
+      ...fakeModelSessionOptions(model),
+    });
+    expect((await resumed.getEvents()).filter((e) => e.type === 'assistant.message')).toHaveLength(1);
+  });
+});
+
 describe('Copilot front: draining and health', () => {
   it('SIGTERM: no new sessions or connections, the turn in flight finishes, sessions are detached, then exit 0', async () => {
     const agent = await agentWith({ drainTimeoutSeconds: 20 });

@@ -70,36 +70,82 @@ describe('createCoordinator', () => {
 });
 
 describe('LocalCoordinator', () => {
-  it('places every session here, until the instance is full', async () => {
+  it('places every session here; a full instance refuses at open() and gives the placement back', async () => {
     const { context, coordinator } = local();
     for (const id of ['a', 'b', 'c']) {
       const placement = await coordinator.place();
-      expect(placement).toEqual({ kind: 'local', reservationId: undefined, principal: undefined, tenant: undefined });
+      expect(placement).toEqual({
+        kind: 'local',
+        reservationId: expect.any(String),
+        principal: undefined,
+        tenant: undefined,
+      });
       await coordinator.open(placement, id);
     }
-    const error = (await coordinator.place().catch((e: unknown) => e)) as AgentError;
-    expect(error.toHttpBody(404).error).toEqual({
-      code: 'SESSION_LIMIT_REACHED',
-      message: 'this instance holds 3 of 3 sessions: back off and retry',
-      status: 429,
-      retryAfterSeconds: 5,
-      fleetAtMax: true,
+    // The instance answers for its capacity (the fronts check their table right after placing).
+    const placement = await coordinator.place();
+    const error = (await coordinator.open(placement, 'd').catch((e: unknown) => e)) as AgentError;
+    expect(error.toJsonRpcError(404)).toEqual({
+      code: -32010,
+      message: 'this instance already holds its limit of 3 sessions: back off and retry',
+      data: { code: 'SESSION_LIMIT_REACHED', status: 429, limit: 3 },
     });
+    expect(coordinator.pendingPlacements).toBe(0);
     expect(await coordinator.route('a')).toMatchObject({ kind: 'local', session: { id: 'a' } });
     context.sessions.end('a', 'deleted');
     expect(await coordinator.route('a')).toEqual({ kind: 'gone', reason: 'unknown' });
     expect(await coordinator.route('zzz')).toEqual({ kind: 'gone', reason: 'unknown' });
   });
 
-  it('enforces the per-principal and per-tenant quotas', async () => {
-    const { coordinator } = local({ sessionsPerInstance: 10 });
+  it('enforces the per-principal and per-tenant quotas with the error of the fleet', async () => {
+    const { context, coordinator } = local({ sessionsPerInstance: 10 });
     await coordinator.open(await coordinator.place({ principal: 'alice', tenant: 't' }), 'a1');
     await coordinator.open(await coordinator.place({ principal: 'alice', tenant: 't' }), 'a2');
-    await expect(coordinator.place({ principal: 'alice' })).rejects.toMatchObject({ code: 'PRINCIPAL_QUOTA_REACHED' });
+    const refused = (await coordinator.place({ principal: 'alice' }).catch((e: unknown) => e)) as AgentError;
+    expect(refused.toHttpBody(404).error).toEqual({
+      code: 'PRINCIPAL_QUOTA_REACHED',
+      message: 'principal "alice" holds 2 sessions, the sessionsPerPrincipal quota (2): end one of your sessions first',
+      status: 429,
+      quota: 'sessionsPerPrincipal',
+      limit: 2,
+      principal: 'alice',
+    });
     await expect(coordinator.place({ principal: 'bob', tenant: 't' })).rejects.toMatchObject({
       code: 'TENANT_QUOTA_REACHED',
+      message: 'tenant "t" holds 2 sessions, the sessionsPerTenant quota (2)',
     });
     expect((await coordinator.listSessions({ tenant: 't' })).sessions.map((s) => s.id)).toEqual(['a1', 'a2']);
+    // An ended session frees its place.
+    context.sessions.end('a1', 'deleted');
+    await coordinator.open(await coordinator.place({ principal: 'alice' }), 'a3');
+    await expect(coordinator.place({ principal: 'alice' })).rejects.toMatchObject({ code: 'PRINCIPAL_QUOTA_REACHED' });
+  });
+
+  it('counts placements not yet opened, so concurrent new sessions cannot overshoot a quota', async () => {
+    const { coordinator } = local({ sessionsPerInstance: 10 });
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 5 }, () => coordinator.place({ principal: 'alice' })),
+    );
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'rejected', 'rejected']);
+    const [first, second] = outcomes.map((o) => (o.status === 'fulfilled' ? o.value : undefined));
+    expect(coordinator.pendingPlacements).toBe(2);
+    // A cancelled placement gives its place back; an opened one passes it to the session.
+    await coordinator.cancel(first!);
+    await coordinator.open(second!, 's1');
+    expect(coordinator.pendingPlacements).toBe(0);
+    await coordinator.open(await coordinator.place({ principal: 'alice' }), 's2');
+    await expect(coordinator.place({ principal: 'alice' })).rejects.toMatchObject({ code: 'PRINCIPAL_QUOTA_REACHED' });
+  });
+
+  it('gives back the places of a placement never opened once its TTL runs out', async () => {
+    const context = testContext({ instanceId: 'solo', policy: { sessionsPerInstance: 3, sessionsPerPrincipal: 1 } });
+    contexts.push(context);
+    const coordinator = new LocalCoordinator(context, { reservationTtlMs: 50 });
+    await coordinator.place({ principal: 'alice' });
+    await expect(coordinator.place({ principal: 'alice' })).rejects.toMatchObject({ code: 'PRINCIPAL_QUOTA_REACHED' });
+    await new Promise((r) => setTimeout(r, 80));
+    expect(coordinator.pendingPlacements).toBe(0);
+    await expect(coordinator.place({ principal: 'alice' })).resolves.toMatchObject({ kind: 'local' });
   });
 
   it('refuses new sessions while draining, and terminates through the front', async () => {

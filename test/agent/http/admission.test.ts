@@ -9,15 +9,7 @@ afterEach(() => {
   tables = [];
 });
 
-function setup(
-  options: {
-    sessions?: number;
-    concurrency?: number;
-    perPrincipal?: number;
-    eviction?: 'reject' | 'lru';
-    idle?: number;
-  } = {},
-) {
+function setup(options: { sessions?: number; concurrency?: number; eviction?: 'reject' | 'lru'; idle?: number } = {}) {
   const clock = { t: 1_000_000 };
   const sessions = new SessionTable({
     policy: {
@@ -36,7 +28,6 @@ function setup(
     sessions,
     load,
     draining: () => state.draining,
-    sessionsPerPrincipal: options.perPrincipal,
     idleTimeoutSeconds: options.idle ?? 10,
     now: () => clock.t,
   });
@@ -167,13 +158,43 @@ describe('Admission', () => {
     expect(admission.existing('a', undefined, 'reject').ok).toBe(false);
   });
 
-  it('holds each principal to sessionsPerPrincipal on this instance', () => {
-    const { admission } = setup({ sessions: 5, perPrincipal: 1 });
-    create(admission, 'a', 'alice');
-    const again = admission.reserve('alice');
-    expect(again.ok).toBe(false);
-    if (!again.ok) expect(again.error.code).toBe('PRINCIPAL_QUOTA_REACHED');
-    expect(admission.reserve('bob').ok).toBe(true);
+  it('hands a reservation’s placement to create() on commit and to cancelled() on cancel', () => {
+    // The quotas per principal and tenant are the coordinator's (test/agent/fleet/local-coordinator.test.ts):
+    // the front places first, then passes the coordinator's open() and cancel() here.
+    const sessions = new SessionTable({
+      policy: {
+        sessionsPerInstance: 5,
+        sessionLifetimeSeconds: 100,
+        sessionIdleTimeoutSeconds: 10,
+        evictionPolicy: 'reject',
+      },
+      sweepIntervalMs: 60_000,
+    });
+    tables.push(sessions);
+    const opened: Array<[string, unknown]> = [];
+    const cancelled: unknown[] = [];
+    const admission = new Admission({
+      sessions,
+      load: new InstanceLoad(3),
+      draining: () => false,
+      idleTimeoutSeconds: 10,
+      create: (id, reservation) => {
+        opened.push([id, reservation.fleet]);
+        return sessions.create(id, { principal: reservation.principal });
+      },
+      cancelled: (reservation) => cancelled.push(reservation.fleet),
+    });
+    const first = { reservationId: 'r1', principal: 'alice' };
+    const second = { reservationId: 'r2', principal: 'alice' };
+    const a = admission.reserve('alice', first);
+    const b = admission.reserve('alice', second);
+    if (!a.ok || !b.ok) throw new Error('expected both reservations');
+    expect(admission.commit(a.value, 's1')).toMatchObject({ ok: true, value: { id: 's1', principal: 'alice' } });
+    admission.cancel(b.value);
+    admission.cancel(b.value);
+    expect(opened).toEqual([['s1', first]]);
+    expect(cancelled).toEqual([second]);
+    expect(admission.pendingCount).toBe(0);
   });
 
   it('refuses new sessions while draining with 503 and Retry-After', () => {

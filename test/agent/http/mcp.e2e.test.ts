@@ -254,6 +254,58 @@ describe('MCP Streamable HTTP through the agent', () => {
     expect((await as('alice')).status).toBe(200);
   });
 
+  it('holds each principal to sessionsPerPrincipal without Redis: 429 with the fleet’s JSON-RPC error, a DELETE frees the place', async () => {
+    const a = await agent(
+      { affinity: { type: 'mcp-streamable-http' }, sessionsPerInstance: 10, sessionsPerPrincipal: 1 },
+      ['--principal-header', 'x-user'],
+    );
+    const quotaBody = {
+      jsonrpc: '2.0',
+      error: {
+        code: -32012,
+        message:
+          'principal "alice" holds 1 sessions, the sessionsPerPrincipal quota (1): end one of your sessions first',
+        data: {
+          code: 'PRINCIPAL_QUOTA_REACHED',
+          status: 429,
+          quota: 'sessionsPerPrincipal',
+          limit: 1,
+          principal: 'alice',
+        },
+      },
+      id: null,
+    };
+    const refusal = (error: unknown) => {
+      const { code, message } = failure(error);
+      return { code, body: JSON.parse(message.replace(/^.*?Error POSTing to endpoint: /, '')) as unknown };
+    };
+    const alice = await streamableClient(a, { 'x-user': 'alice' });
+    expect(await whoami(alice.client)).toBe(alice.transport.sessionId);
+    expect(await streamableClient(a, { 'x-user': 'alice' }).catch(refusal)).toEqual({ code: 429, body: quotaBody });
+
+    const bob = await streamableClient(a, { 'x-user': 'bob' });
+    expect(await whoami(bob.client)).toBe(bob.transport.sessionId);
+
+    await alice.transport.terminateSession();
+    const again = await streamableClient(a, { 'x-user': 'alice' });
+    expect(await whoami(again.client)).toBe(again.transport.sessionId);
+    expect((await adminSessions(a)).map((s) => s.id).sort()).toEqual(
+      [bob.transport.sessionId, again.transport.sessionId].sort(),
+    );
+  });
+
+  it('counts an initialize in flight against the principal’s quota: of concurrent ones, one gets the last place', async () => {
+    const a = await agent(
+      { affinity: { type: 'mcp-streamable-http' }, sessionsPerInstance: 10, sessionsPerPrincipal: 2 },
+      ['--principal-header', 'x-user'],
+    );
+    await streamableClient(a, { 'x-user': 'carol' });
+    const outcomes = await Promise.allSettled([1, 2, 3, 4].map(() => streamableClient(a, { 'x-user': 'carol' })));
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+    for (const o of outcomes) if (o.status === 'rejected') expect(failure(o.reason).code).toBe(429);
+    expect(await adminSessions(a)).toHaveLength(2);
+  });
+
   it('refuses the legacy SSE transport with a message naming the configured one', async () => {
     const a = await agent({ affinity: { type: 'mcp-streamable-http' } });
     const refused = await sseClient(a).catch(failure);

@@ -7,6 +7,7 @@ import { request as httpRequest } from 'node:http';
 import { Agent, request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import type { LocalCoordinator } from '../../../agent/fleet/local-coordinator.js';
 import { HttpFront } from '../../../agent/http/front.js';
 import { startUpstream, type Upstream } from './fixtures/upstream.js';
 import { buildTestContext, startTestAgent, type TestAgent, until } from './harness.js';
@@ -351,32 +352,33 @@ describe('cookie affinity', () => {
   });
 });
 
-describe('WebSocket pass-through', () => {
-  function open(url: string, headers: Record<string, string> = {}) {
-    return new Promise<{ ws: WebSocket; hello: Record<string, string>; setCookie: string[] | undefined }>(
-      (resolve, reject) => {
-        const ws = new WebSocket(url, { headers });
-        let setCookie: string[] | undefined;
-        ws.once('upgrade', (res) => {
-          setCookie = res.headers['set-cookie'];
+/** Opens a WebSocket through the agent; a refused upgrade rejects with its status and body. */
+function open(url: string, headers: Record<string, string> = {}) {
+  return new Promise<{ ws: WebSocket; hello: Record<string, string>; setCookie: string[] | undefined }>(
+    (resolve, reject) => {
+      const ws = new WebSocket(url, { headers });
+      let setCookie: string[] | undefined;
+      ws.once('upgrade', (res) => {
+        setCookie = res.headers['set-cookie'];
+      });
+      ws.once('message', (data) =>
+        resolve({ ws, hello: (JSON.parse(data.toString()) as { hello: Record<string, string> }).hello, setCookie }),
+      );
+      ws.once('unexpected-response', (_req, res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => {
+          body += d.toString();
         });
-        ws.once('message', (data) =>
-          resolve({ ws, hello: (JSON.parse(data.toString()) as { hello: Record<string, string> }).hello, setCookie }),
+        res.on('end', () =>
+          reject(Object.assign(new Error(`status ${res.statusCode}`), { status: res.statusCode, body })),
         );
-        ws.once('unexpected-response', (_req, res) => {
-          let body = '';
-          res.on('data', (d: Buffer) => {
-            body += d.toString();
-          });
-          res.on('end', () =>
-            reject(Object.assign(new Error(`status ${res.statusCode}`), { status: res.statusCode, body })),
-          );
-        });
-        ws.once('error', reject);
-      },
-    );
-  }
+      });
+      ws.once('error', reject);
+    },
+  );
+}
 
+describe('WebSocket pass-through', () => {
   it('joins client and instance under header affinity; the socket is a stream of its session', async () => {
     const a = await agentWith(headerPolicy);
     const wsUrl = `${a.url.replace('http', 'ws')}/ws`;
@@ -426,6 +428,70 @@ describe('WebSocket pass-through', () => {
       (e: { status: number }) => e,
     );
     expect(refused).toMatchObject({ status: 401 });
+  });
+});
+
+describe('sessionsPerPrincipal without Redis', () => {
+  const quotaError = (principal: string, limit: number) => ({
+    error: {
+      code: 'PRINCIPAL_QUOTA_REACHED',
+      message: `principal "${principal}" holds ${limit} sessions, the sessionsPerPrincipal quota (${limit}): end one of your sessions first`,
+      status: 429,
+      quota: 'sessionsPerPrincipal',
+      limit,
+      principal,
+    },
+  });
+
+  /** Nothing held, and no placement left holding a quota place in the agent's coordinator. */
+  function expectNothingPlaced(a: TestAgent) {
+    expectIdle(a);
+    const coordinator = a.agent.context.coordinator as LocalCoordinator;
+    expect(coordinator.mode).toBe('local');
+    expect(coordinator.pendingPlacements).toBe(0);
+  }
+
+  it('header affinity: a principal’s new id beyond the quota gets 429 (its own sessions still pass), upgrades too; an end frees the place', async () => {
+    const a = await agentWith({ ...headerPolicy, sessionsPerPrincipal: 1 }, ['--principal-header', 'x-user']);
+    const as = (user: string, id: string) => call(`${a.url}/echo`, { headers: { 'x-user': user, 'x-affinity': id } });
+    expect((await as('alice', 'alice-1')).status).toBe(200);
+    expect((await as('alice', 'alice-1')).status).toBe(200);
+    const refused = await as('alice', 'alice-2');
+    expect(refused.status).toBe(429);
+    expect(refused.json()).toEqual(quotaError('alice', 1));
+    const upgrade = await open(`${a.url.replace('http', 'ws')}/ws`, {
+      'x-user': 'alice',
+      'x-affinity': 'alice-3',
+    }).catch((e: { status: number; body: string }) => e);
+    expect(upgrade).toMatchObject({ status: 429 });
+    expect(JSON.parse((upgrade as { body: string }).body)).toEqual(quotaError('alice', 1));
+    expect(upstream.received.some((r) => ['alice-2', 'alice-3'].includes(String(r.headers['x-affinity'])))).toBe(false);
+
+    expect((await as('bob', 'bob-1')).status).toBe(200);
+    await a.front.terminate('alice-1');
+    expect((await as('alice', 'alice-2')).status).toBe(200);
+    expect(a.agent.context.sessions.list().map((s) => [s.id, s.principal])).toEqual([
+      ['bob-1', 'bob'],
+      ['alice-2', 'alice'],
+    ]);
+    await until(() => a.front.stats().activeRequests === 0, 5000, 'the refused upgrade settled');
+    expectNothingPlaced(a);
+  });
+
+  it('cookie affinity: no new cookie session beyond the quota; the refusal sets no cookie', async () => {
+    const a = await agentWith({ affinity: { type: 'cookie' }, sessionsPerPrincipal: 2 }, [
+      '--principal-header',
+      'x-user',
+    ]);
+    for (let i = 0; i < 2; i++)
+      expect((await call(`${a.url}/echo`, { headers: { 'x-user': 'alice' } })).status).toBe(200);
+    const refused = await call(`${a.url}/echo`, { headers: { 'x-user': 'alice' } });
+    expect(refused.status).toBe(429);
+    expect(refused.json()).toEqual(quotaError('alice', 2));
+    expect(refused.headers['set-cookie']).toBeUndefined();
+    expect((await call(`${a.url}/echo`, { headers: { 'x-user': 'bob' } })).status).toBe(200);
+    expect(a.agent.context.sessions.size).toBe(3);
+    expectNothingPlaced(a);
   });
 });
 
