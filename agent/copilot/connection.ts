@@ -325,16 +325,19 @@ export class ClientConnection implements Attachment {
    * A session nobody owns yet (absent) is the caller's to create.
    */
   private async authorize(sessionId: string, action: SessionAction): Promise<string> {
-    const principal = this.principal!;
     const loaded = this.options.context.sessions.get(sessionId);
-    let owner: string | undefined;
-    if (loaded) {
-      owner = loaded.principal;
-    } else {
-      const ownership = await this.ownership(sessionId);
-      if (ownership.state === 'absent') return principal;
-      if (ownership.state === 'owned') owner = ownership.owner;
-    }
+    if (loaded) return this.checkOwner(sessionId, loaded.principal, action);
+    const ownership = await this.ownership(sessionId);
+    if (ownership.state === 'absent') return this.principal!;
+    return this.checkOwner(sessionId, ownership.state === 'owned' ? ownership.owner : undefined, action);
+  }
+
+  /**
+   * Whether this connection's principal may act on a session whose owner is `owner` (undefined:
+   * the session records none); returns the owner.
+   */
+  private checkOwner(sessionId: string, owner: string | undefined, action: SessionAction): string {
+    const principal = this.principal!;
     if (owner === undefined) {
       throw new AgentError(
         'SESSION_FORBIDDEN',
@@ -401,8 +404,13 @@ export class ClientConnection implements Attachment {
       session = context.sessions.get(sessionId);
     }
     let reserved = false;
+    let bound = owner;
     if (session) {
       admitting?.unused();
+      // Loaded since the owner check (a concurrent create or resume of the same id got here
+      // first): it belongs to whoever loaded it, so check again against that owner. A create
+      // racing another user's create is refused here, never let through to replace it on the CLI.
+      bound = this.checkOwner(sessionId, session.principal, action);
     } else if (admitting) {
       // The coordinator creates the table entry (slot, principal) before the CLI is asked.
       session = await admitting.admit();
@@ -412,7 +420,7 @@ export class ClientConnection implements Attachment {
     }
     const previousOwner = state.owners.known(sessionId);
     // Bound now, so the CLI's lifecycle notifications about the new session already reach its owner.
-    if (action === 'create') state.owners.bind(sessionId, owner);
+    if (action === 'create') state.owners.bind(sessionId, bound);
     const undo = () => {
       if (reserved) admitting?.undo();
       if (action === 'create' && reserved) {
@@ -431,13 +439,13 @@ export class ClientConnection implements Attachment {
         }
         this.held.add(sessionId);
         this.loadParams.set(sessionId, request.params);
-        state.attach(sessionId, this, principal, owner);
+        state.attach(sessionId, this, principal, bound);
         if (action === 'create') {
           context.metrics.sessionsCreated.inc({ front: 'copilot' });
-          await this.persistOwner(sessionId, owner);
+          await this.persistOwner(sessionId, bound);
         }
         this.log.info(
-          { sessionId, principal, ...(owner !== principal ? { owner } : {}) },
+          { sessionId, principal, ...(bound !== principal ? { owner: bound } : {}) },
           action === 'create' ? 'Copilot session created' : 'Copilot session resumed',
         );
         // Ended (its lifetime ran out) while it was loading: let go of it at once.

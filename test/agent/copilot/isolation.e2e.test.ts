@@ -317,6 +317,58 @@ describe('Copilot front: the protocol', () => {
   });
 });
 
+describe('Copilot front: two users create the same session id at once', () => {
+  it('exactly one wins; the other gets SESSION_FORBIDDEN, and can neither use the session nor own its record', async () => {
+    // An agent of its own, with room for every round's sessions whatever the outcome.
+    const racer = await startCopilotAgent({
+      policy: { ...POLICY, sessionsPerInstance: 20 },
+      upstreamPort: cli.port,
+      upstreamToken: cli.token,
+      principals: { [TOKENS.alice]: 'alice', [TOKENS.bob]: 'bob' },
+    });
+    try {
+      const direct = await raw(cli.token, cli.port);
+      // Several rounds: both creates pass the owner check before either is loaded in most of them,
+      // so the loser finds the session loaded by the winner.
+      for (let round = 1; round <= 6; round++) {
+        const id = `create-race-${round}-${Date.now().toString(36)}`;
+        const users = {
+          alice: await raw(TOKENS.alice, racer.clientPort),
+          bob: await raw(TOKENS.bob, racer.clientPort),
+        };
+        const [aliceReply, bobReply] = await Promise.all([
+          users.alice.call('session.create', { sessionId: id }),
+          users.bob.call('session.create', { sessionId: id }),
+        ]);
+        const outcomes = { alice: aliceReply, bob: bobReply };
+        const winners = (['alice', 'bob'] as const).filter((u) => outcomes[u].error === undefined);
+        expect(winners, `round ${round}: one create succeeds`).toHaveLength(1);
+        const winner = winners[0]!;
+        const loser = winner === 'alice' ? 'bob' : 'alice';
+        expect(outcomes[loser].error, `round ${round}: the other is refused`).toEqual(forbidden(id));
+
+        // The loser cannot use the session; the winner can.
+        for (const [method, params] of [
+          ['session.send', { sessionId: id, prompt: 'mine now?' }],
+          ['session.getMessages', { sessionId: id }],
+          ['session.resume', { sessionId: id }],
+          ['session.delete', { sessionId: id }],
+        ] as const) {
+          expect((await users[loser].call(method, params)).error, `round ${round}: ${method}`).toEqual(forbidden(id));
+        }
+        expect((await users[winner].call('session.getMessages', { sessionId: id })).error).toBeUndefined();
+        // The owner recorded with the session on the CLI (what a restarted agent goes by) is the winner.
+        expect(
+          await direct.request('sessions.getClientMetadata', { sessionIds: [id], keys: ['sessionfleet/owner'] }),
+        ).toEqual([expect.objectContaining({ sessionId: id, metadata: { 'sessionfleet/owner': winner } })]);
+        await users[winner].request('session.delete', { sessionId: id });
+      }
+    } finally {
+      await racer.dispose();
+    }
+  });
+});
+
 describe('Copilot front: ownership survives an agent restart', () => {
   it('the owner resumes a saved session through a fresh agent (empty memory, as after a restart); another user cannot; a session made without the agent is nobody’s', async () => {
     const id = await savedSession(sdk(TOKENS.alice), 'made before the restart');
