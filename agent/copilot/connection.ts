@@ -18,6 +18,7 @@ import type { AgentContext } from '../core/context.js';
 import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Session } from '../core/sessions.js';
+import type { LockLease } from '../fleet/lock.js';
 import type { Coordinator, PlacementTicket } from '../fleet/types.js';
 import type { ControlChannel } from './control.js';
 import { CLI_AUTH_FAILED, CLI_AUTH_REQUIRED } from './control.js';
@@ -741,14 +742,20 @@ export class ClientConnection implements Attachment {
    */
   private async sendUnderFleetLock(request: JsonRpcRequest, session: Session, slot: Slot, fleet: Coordinator) {
     const { state } = this.options;
-    const lease = await fleet.lock.acquire(session.id, { waitMs: state.lockWaitMs });
+    let lease: LockLease;
+    try {
+      lease = await fleet.lock.acquire(session.id, { waitMs: state.lockWaitMs });
+    } catch (error) {
+      if (error instanceof AgentError && error.code === 'SESSION_BUSY') {
+        this.loadedSession(session.id);
+        throw sessionBusy(session.id, 'another write holds its lock', error.retryAfterSeconds);
+      }
+      throw error;
+    }
     let current: Session;
     try {
-      if (!fleet.fence.admit(session.id, lease.token)) {
-        throw new AgentError('SESSION_BUSY', `session ${JSON.stringify(session.id)} has a newer writer`, {
-          details: { sessionId: session.id },
-        });
-      }
+      if (!fleet.fence.admit(session.id, lease.token))
+        throw sessionBusy(session.id, 'a newer writer holds its lock', 1);
       current = this.loadedSession(session.id);
     } catch (error) {
       void lease.release();
@@ -784,11 +791,7 @@ export class ClientConnection implements Attachment {
       holdsLock = await state.lockOf(session.id).acquire(state.lockWaitMs);
       if (!holdsLock) {
         this.loadedSession(session.id);
-        throw new AgentError(
-          'SESSION_BUSY',
-          `session ${JSON.stringify(session.id)} is running another turn (waited ${state.lockWaitMs / 1000} s)`,
-          { details: { sessionId: session.id } },
-        );
+        throw sessionBusy(session.id, 'another write holds its lock', undefined);
       }
     }
     // The session may have ended while this send waited for the lock.
@@ -1148,6 +1151,18 @@ export class ClientConnection implements Attachment {
     this.log.error({ method: request.method, err: errorText(error) }, 'internal error handling a Copilot request');
     this.emit({ jsonrpc: '2.0', id: request.id, error: { code: -32603, message: 'internal error in the agent' } });
   }
+}
+
+/**
+ * SESSION_BUSY in one shape whichever lock refused (the local turn lock or the fleet's Redis lock)
+ * — the HTTP front's wording, so a client reads the same message and `data` fields on either front
+ * and with or without `--redis`.
+ */
+function sessionBusy(sessionId: string, why: string, retryAfterSeconds: number | undefined): AgentError {
+  return new AgentError('SESSION_BUSY', `session ${JSON.stringify(sessionId)} is busy (${why})`, {
+    retryAfterSeconds: retryAfterSeconds ?? 1,
+    details: { sessionId },
+  });
 }
 
 function ok(id: JsonRpcId, result: unknown): object {

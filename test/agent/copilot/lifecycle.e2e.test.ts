@@ -219,8 +219,8 @@ describe('Copilot front: concurrency and collaborative turns', () => {
     await mine.send({ prompt: 'alice again' });
     expect(await rpcErrorOf(joined.send({ prompt: 'bob again' }))).toEqual({
       code: -32015,
-      message: `session "${mine.sessionId}" is running another turn (waited 1 s): retry after the current write finishes`,
-      data: { code: 'SESSION_BUSY', status: 409, sessionId: mine.sessionId },
+      message: `session "${mine.sessionId}" is busy (another write holds its lock): retry after the current write finishes`,
+      data: { code: 'SESSION_BUSY', status: 409, sessionId: mine.sessionId, retryAfterSeconds: 1 },
     });
   });
 });

@@ -237,3 +237,49 @@ describe('Copilot collaborative session across agents (2 agents, 2 CLIs, --redis
     expect(model.completions).toBe(before + WRITERS.length);
   }, 90_000);
 });
+
+describe('Copilot collaborative session: waiting sends and busy answers (--redis)', () => {
+  it('a send that waited lockWaitSeconds gets SESSION_BUSY in the same shape as without --redis', async () => {
+    // One agent of a fleet of its own, with a short wait, in front of CLI a.
+    const port = await freePort();
+    const solo = await startCopilotAgent({
+      policy: { ...POLICY, collaborative: { enabled: true, lockWaitSeconds: 1 } },
+      upstreamPort: clis.a.port,
+      upstreamToken: clis.a.token,
+      principals: { [TOKENS.alice]: 'alice', [TOKENS.bob]: 'bob' },
+      extraArgs: [
+        ['--listen', `127.0.0.1:${port}`],
+        ['--instance-id', 'solo'],
+        ['--redis', inject('redisUrl')],
+        ['--fleet', uniqueFleet()],
+      ].flat(),
+    });
+    try {
+      const connect = async (token: string) => {
+        const client = new CopilotClient({
+          connection: RuntimeConnection.forUri(solo.address, { connectionToken: token }),
+        });
+        clients.push(client);
+        await client.start();
+        return client;
+      };
+      const options = { onPermissionRequest: approveAll, ...fakeModelSessionOptions(model) };
+      const mine = await (await connect(TOKENS.alice)).createSession(options);
+      const joined = await (await connect(TOKENS.bob)).resumeSession(mine.sessionId, options);
+      model.hold();
+      await mine.send({ prompt: 'alice holds the session' });
+      let refused: { code?: unknown; message?: unknown; data?: unknown } | undefined;
+      await joined.send({ prompt: 'bob waits too long' }).catch((error: typeof refused) => {
+        refused = error;
+      });
+      expect({ code: refused?.code, message: refused?.message, data: refused?.data }).toEqual({
+        code: -32015,
+        message: `session "${mine.sessionId}" is busy (another write holds its lock): retry after the current write finishes`,
+        data: { code: 'SESSION_BUSY', status: 409, sessionId: mine.sessionId, retryAfterSeconds: expect.any(Number) },
+      });
+    } finally {
+      model.release();
+      await solo.dispose();
+    }
+  }, 60_000);
+});
