@@ -108,7 +108,7 @@ export class ClientConnection implements Attachment {
    * `--redis`: one path for both.
    */
   private readonly coordinator: Coordinator;
-  /** The same coordinator with `--redis` only: hops to other agents and the fleet-wide lock. */
+  /** The same coordinator with `--redis` only: hops to other agents. */
   private readonly fleet: Coordinator | undefined;
   /** The client's token, kept (never logged) to authenticate the hops to other agents as this client. */
   private clientToken: unknown;
@@ -130,6 +130,8 @@ export class ClientConnection implements Attachment {
   /** The agent is closing this connection (shutdown): the upstream closing is expected. */
   private closing = false;
   private readonly closedPromise: Promise<void>;
+  /** Aborted when the client's connection closes: ends what waits on its behalf (the lock queue). */
+  private readonly clientGone = new AbortController();
 
   constructor(
     socket: Socket,
@@ -735,36 +737,6 @@ export class ClientConnection implements Attachment {
     this.hops.clear();
   }
 
-  /**
-   * A collaborative send in a fleet: the fleet-wide lock (FIFO, bounded wait, renewed while the
-   * turn runs) instead of the local turn lock. The CLI cannot check a fencing token, so the owner
-   * agent — where every write to the session lands — checks it (`fence.admit`) before the write.
-   */
-  private async sendUnderFleetLock(request: JsonRpcRequest, session: Session, slot: Slot, fleet: Coordinator) {
-    const { state } = this.options;
-    let lease: LockLease;
-    try {
-      lease = await fleet.lock.acquire(session.id, { waitMs: state.lockWaitMs });
-    } catch (error) {
-      if (error instanceof AgentError && error.code === 'SESSION_BUSY') {
-        this.loadedSession(session.id);
-        throw sessionBusy(session.id, 'another write holds its lock', error.retryAfterSeconds);
-      }
-      throw error;
-    }
-    let current: Session;
-    try {
-      if (!fleet.fence.admit(session.id, lease.token))
-        throw sessionBusy(session.id, 'a newer writer holds its lock', 1);
-      current = this.loadedSession(session.id);
-    } catch (error) {
-      void lease.release();
-      throw error;
-    }
-    const turn = state.beginTurn(current, slot, false, () => void lease.release());
-    this.forward(request, slot, { turn });
-  }
-
   /** Records the owner with the session's state on the CLI, where a restarted agent finds it. */
   private async persistOwner(sessionId: string, owner: string): Promise<void> {
     try {
@@ -782,21 +754,57 @@ export class ClientConnection implements Attachment {
 
   private async send(request: JsonRpcRequest, session: Session, slot: Slot): Promise<void> {
     const { state } = this.options;
-    let holdsLock = false;
-    if (state.collaborative && this.fleet) {
-      await this.sendUnderFleetLock(request, session, slot, this.fleet);
+    if (!state.collaborative) {
+      this.forward(request, slot, { turn: state.beginTurn(session, slot) });
       return;
     }
-    if (state.collaborative) {
-      holdsLock = await state.lockOf(session.id).acquire(state.lockWaitMs);
-      if (!holdsLock) {
-        this.loadedSession(session.id);
-        throw sessionBusy(session.id, 'another write holds its lock', undefined);
+    await this.sendUnderLock(request, session, slot);
+  }
+
+  /**
+   * A collaborative send: waits in line for the session's lock — the coordinator's, so the same
+   * lock and the same answers with and without `--redis` (in-process `MemoryLock`, or the fleet's
+   * Redis lock: FIFO, bounded wait, renewed while the turn runs) — and holds it until the turn
+   * ends. A send whose client goes away while it waits leaves the line at once. The CLI cannot
+   * check a fencing token, so this agent — where every write to the session lands — checks it
+   * (`fence.admit`) before the write.
+   */
+  private async sendUnderLock(request: JsonRpcRequest, session: Session, slot: Slot): Promise<void> {
+    const { state } = this.options;
+    const { lock, fence } = this.coordinator;
+    const gone = this.clientGone.signal;
+    let lease: LockLease;
+    try {
+      lease = await lock.acquire(session.id, { waitMs: state.lockWaitMs, signal: gone });
+    } catch (error) {
+      if (gone.aborted) {
+        this.log.debug({ sessionId: session.id }, 'a waiting send left the lock queue: its client went away');
+        slot.release();
+        return;
       }
+      if (error instanceof AgentError && error.code === 'SESSION_BUSY') {
+        // An ended session says so rather than "busy".
+        this.loadedSession(session.id);
+        throw sessionBusy(session.id, 'another write holds its lock', error.retryAfterSeconds);
+      }
+      throw error;
     }
-    // The session may have ended while this send waited for the lock.
-    const current = this.loadedSession(session.id);
-    const turn = state.beginTurn(current, slot, holdsLock && current === session);
+    if (gone.aborted) {
+      // Granted as the client left: nobody is there to write for.
+      void lease.release();
+      slot.release();
+      return;
+    }
+    let current: Session;
+    try {
+      if (!fence.admit(session.id, lease.token)) throw sessionBusy(session.id, 'a newer writer holds its lock', 1);
+      // The session may have ended while this send waited for the lock.
+      current = this.loadedSession(session.id);
+    } catch (error) {
+      void lease.release();
+      throw error;
+    }
+    const turn = state.beginTurn(current, slot, () => void lease.release());
     this.forward(request, slot, { turn });
   }
 
@@ -1085,6 +1093,7 @@ export class ClientConnection implements Attachment {
   private onClientClose(): void {
     if (this.phase === 'closed') return;
     this.phase = 'closed';
+    this.clientGone.abort(new Error('the Copilot client closed its connection'));
     const reason = this.upstreamGone ? 'upstream-closed' : 'detached';
     for (const sessionId of [...this.held]) this.options.state.letGo(sessionId, this, reason);
     this.held.clear();
@@ -1154,9 +1163,8 @@ export class ClientConnection implements Attachment {
 }
 
 /**
- * SESSION_BUSY in one shape whichever lock refused (the local turn lock or the fleet's Redis lock)
- * — the HTTP front's wording, so a client reads the same message and `data` fields on either front
- * and with or without `--redis`.
+ * SESSION_BUSY in one shape whichever lock refused (in-process or Redis) — the HTTP front's
+ * wording, so a client reads the same message and `data` fields on either front and in either mode.
  */
 function sessionBusy(sessionId: string, why: string, retryAfterSeconds: number | undefined): AgentError {
   return new AgentError('SESSION_BUSY', `session ${JSON.stringify(sessionId)} is busy (${why})`, {

@@ -1,7 +1,8 @@
 /**
  * What the Copilot front knows about the sessions loaded on its CLI beyond the shared session
  * table: which client connections hold each one (the CLI unloads a session when its last
- * attached connection lets go), the turns in flight, the collaborative turn lock, and who joined.
+ * attached connection lets go), the turns in flight (a collaborative turn holds the session's
+ * lock, the coordinator's, until it ends), and who joined.
  * It also ends the agent's side of a session, whatever ended it: the table's expiry, eviction,
  * drain or the admin API call `onEnd`, which detaches the session on the CLI so its state is
  * saved and it unloads.
@@ -9,7 +10,6 @@
 import type { AgentContext } from '../core/context.js';
 import type { EndReason, Session } from '../core/sessions.js';
 import type { OwnerDirectory } from './owners.js';
-import { TurnLock } from './turn-lock.js';
 
 export interface Attachment {
   readonly connectionId: number;
@@ -32,7 +32,6 @@ interface LiveSession {
   /** Principals other than the owner that joined (collaborative sessions). */
   readonly members: Set<string>;
   readonly turns: Set<Turn>;
-  lock: TurnLock | undefined;
   /** Ids of the last turn-ending events seen: with several connections attached each gets a copy. */
   readonly recentTurnEnds: string[];
 }
@@ -129,7 +128,7 @@ export class CopilotState {
    * Starts a turn of a loaded session: it holds `slot` and keeps the session busy (never idle-
    * expired or evicted) until the session reports the turn's end, the send fails, or it ends.
    */
-  beginTurn(session: Session, slot: Slot, holdsLock: boolean, onRelease?: () => void): Turn {
+  beginTurn(session: Session, slot: Slot, onRelease?: () => void): Turn {
     const live = this.liveOf(session.id);
     this.context.sessions.beginRequest(session);
     let released = false;
@@ -140,7 +139,6 @@ export class CopilotState {
         live.turns.delete(turn);
         this.context.sessions.endRequest(session);
         slot.release();
-        if (holdsLock) live.lock?.release();
         onRelease?.();
       },
     };
@@ -165,13 +163,6 @@ export class CopilotState {
     for (const turn of [...live.turns]) turn.release();
   }
 
-  /** The collaborative turn lock of a loaded session. */
-  lockOf(sessionId: string): TurnLock {
-    const live = this.liveOf(sessionId);
-    live.lock ??= new TurnLock();
-    return live.lock;
-  }
-
   /** Resolves when the `session.detach` calls sent for ended sessions have been answered. */
   async detachesSettled(): Promise<void> {
     while (this.detaching.size > 0) await Promise.allSettled([...this.detaching]);
@@ -184,7 +175,7 @@ export class CopilotState {
   private liveOf(sessionId: string): LiveSession {
     let live = this.live.get(sessionId);
     if (!live) {
-      live = { attached: new Set(), members: new Set(), turns: new Set(), lock: undefined, recentTurnEnds: [] };
+      live = { attached: new Set(), members: new Set(), turns: new Set(), recentTurnEnds: [] };
       this.live.set(sessionId, live);
     }
     return live;
@@ -194,8 +185,8 @@ export class CopilotState {
     const live = this.live.get(session.id);
     this.live.delete(session.id);
     if (!live) return;
-    // Cancel the lock first, so releasing the turns does not hand it to a waiter.
-    live.lock?.cancel();
+    // Releasing the turns releases their collaborative lock: the sends waiting for it find the
+    // session ended and are told so.
     for (const turn of [...live.turns]) turn.release();
     if (ALREADY_UNLOADED.has(reason)) return;
     // Expired, evicted, drained or terminated: every connection holding it detaches, the CLI saves

@@ -220,8 +220,65 @@ describe('Copilot front: concurrency and collaborative turns', () => {
     expect(await rpcErrorOf(joined.send({ prompt: 'bob again' }))).toEqual({
       code: -32015,
       message: `session "${mine.sessionId}" is busy (another write holds its lock): retry after the current write finishes`,
-      data: { code: 'SESSION_BUSY', status: 409, sessionId: mine.sessionId, retryAfterSeconds: 1 },
+      // The same shape as in a fleet; retryAfterSeconds is the in-process lock's TTL (lockTtlSeconds).
+      data: { code: 'SESSION_BUSY', status: 409, sessionId: mine.sessionId, retryAfterSeconds: 30 },
     });
+  });
+});
+
+describe('Copilot front: a collaborative send whose client leaves while it waits', () => {
+  it('leaves the line at once: its request slot is given back and the send behind it is served next', async () => {
+    const agent = await agentWith({
+      sessionsPerInstance: 4,
+      // Long enough that no waiting send is ever told SESSION_BUSY while the test holds the turn.
+      collaborative: { enabled: true, lockWaitSeconds: 60 },
+    });
+    const alice = await sdk(agent, TOKENS.alice);
+    const mine = await modelSession(alice);
+    const join = async () =>
+      (await sdk(agent, TOKENS.bob)).resumeSession(mine.sessionId, {
+        onPermissionRequest: approveAll,
+        ...fakeModelSessionOptions(model),
+      });
+    // Two connections of bob's: the first leaves while it waits, the second waits behind it.
+    const leaverClient = clients.length;
+    const leaving = await join();
+    const staying = await join();
+    const inFlight = () => metric(agent, 'sessionfleet_inflight_requests');
+
+    model.hold();
+    const before = model.completions;
+    const aliceIdle = nextIdle(mine);
+    await mine.send({ prompt: 'alice writes' });
+    await eventually(() => model.completions === before + 1, 15_000, "alice's turn at the model");
+    // The turn, then each waiting send, holds one request slot.
+    const leaverSend = leaving.send({ prompt: 'the leaver writes' }).catch(() => 'failed');
+    await eventually(async () => (await inFlight()) === 2, 10_000, 'the first send waiting');
+    let answered = false;
+    const stayerSend = staying.send({ prompt: 'bob writes' }).then((id) => {
+      answered = true;
+      return id;
+    });
+    await eventually(async () => (await inFlight()) === 3, 10_000, 'the second send waiting');
+
+    // The leaver's client goes away while alice's turn still holds the session: its send leaves the
+    // line (its slot comes back) without waiting for its turn.
+    await clients[leaverClient]!.forceStop();
+    expect(await leaverSend).toBe('failed');
+    await eventually(async () => (await inFlight()) === 2, 10_000, "the leaver's slot given back");
+    expect(answered).toBe(false);
+    expect(model.completions).toBe(before + 1);
+
+    // Alice's turn ends: the send behind the leaver is served next, and the leaver's never runs.
+    const stayerIdle = nextIdle(staying);
+    model.release();
+    await aliceIdle;
+    expect(typeof (await stayerSend)).toBe('string');
+    await stayerIdle;
+    await eventually(async () => (await inFlight()) === 0, 10_000, 'every turn ended');
+    const users = (await mine.getEvents()).filter((e) => e.type === 'user.message').map((e) => e.data.content);
+    expect(users).toEqual(['alice writes', 'bob writes']);
+    expect(model.completions).toBe(before + 2);
   });
 });
 

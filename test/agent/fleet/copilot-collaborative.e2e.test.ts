@@ -239,6 +239,58 @@ describe('Copilot collaborative session across agents (2 agents, 2 CLIs, --redis
 });
 
 describe('Copilot collaborative session: waiting sends and busy answers (--redis)', () => {
+  it('a waiting send whose client leaves gives up its place in the Redis queue at once; the send behind it is served next', async () => {
+    const alice = await sdk('a', TOKENS.alice);
+    const mine = await alice.createSession({ onPermissionRequest: approveAll, ...fakeModelSessionOptions(model) });
+    const sessionId = mine.sessionId;
+    expect((await owners('b'))[sessionId]).toBe('a');
+    const options = { onPermissionRequest: approveAll, ...fakeModelSessionOptions(model) };
+    // Bob waits through b (its hop to the owner, a, carries his place); carol waits on a itself.
+    const bobClient = await sdk('b', TOKENS.bob);
+    const leaving = await bobClient.resumeSession(sessionId, options);
+    const staying = await (await sdk('a', TOKENS.carol)).resumeSession(sessionId, options);
+
+    model.hold();
+    const before = model.completions;
+    await mine.send({ prompt: 'alice writes' });
+    await eventually(() => model.completions === before + 1, 20_000, "alice's turn at the model");
+    const holding = await eventually(async () => (await lockState(sessionId)).holder, 20_000, "alice's lock");
+    const leaverSend = leaving.send({ prompt: 'bob writes' }).catch(() => 'failed');
+    await eventually(async () => (await lockState(sessionId)).waiting === 1, 20_000, 'bob in the queue');
+    let answered = false;
+    const stayerSend = staying.send({ prompt: 'carol writes' }).then((messageId) => {
+      answered = true;
+      return messageId;
+    });
+    await eventually(async () => (await lockState(sessionId)).waiting === 2, 20_000, 'carol behind bob');
+
+    // Bob's client goes away while alice's turn still holds the lock: his place leaves the queue
+    // in Redis now, not when his turn would have come.
+    await bobClient.forceStop();
+    expect(await leaverSend).toBe('failed');
+    await eventually(async () => (await lockState(sessionId)).waiting === 1, 20_000, "bob's place gone");
+    expect((await lockState(sessionId)).holder).toBe(holding);
+    expect(answered).toBe(false);
+
+    // Alice's turn ends: carol's send is next, and bob's never reaches the CLI.
+    model.release();
+    expect(typeof (await stayerSend)).toBe('string');
+    await eventually(async () => (await lockState(sessionId)).holder === null, 20_000, 'the lock released');
+    // session.idle is not kept in the history; each finished turn leaves an assistant.turn_end.
+    await eventually(
+      async () => (await mine.getEvents()).filter((e) => e.type === 'assistant.turn_end').length === 2,
+      20_000,
+      'both turns ended',
+    );
+    expect(model.completions).toBe(before + 2);
+    const history = await mine.getEvents();
+    expect(history.filter((e) => e.type === 'user.message').map((e) => e.data.content)).toEqual([
+      'alice writes',
+      'carol writes',
+    ]);
+    expect((await lockState(sessionId)).waiting).toBe(0);
+  }, 90_000);
+
   it('a send that waited lockWaitSeconds gets SESSION_BUSY in the same shape as without --redis', async () => {
     // One agent of a fleet of its own, with a short wait, in front of CLI a.
     const port = await freePort();
