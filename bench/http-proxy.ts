@@ -3,10 +3,14 @@
  *
  *   npx tsx bench/http-proxy.ts [--duration 10] [--rounds 3] [--connections 50] [--rate 2000]
  *                               [--streams 5000] [--no-pin] [--memory-only] [--no-memory]
+ *                               [--variant '<node flags>' ...]
  *
  * Three targets get the same small JSON POST load: the upstream directly, through the agent (the
  * compiled `sessionfleet-agent`, as deployed: header affinity, 20 sessions, every rule on), and
- * through `@fastify/http-proxy` (a proxy with no rules, its defaults). Two measurements each:
+ * through `@fastify/http-proxy` (a proxy with no rules, its defaults); each proxy also with the
+ * recommended young-generation size, and each `--variant` adds an agent started with those Node
+ * flags (flags that NODE_OPTIONS refuses, such as --min-semi-space-size, work here). Two
+ * measurements each:
  *
  * - full speed: autocannon, `--connections` connections, `--duration` seconds: requests/s, p50, p99;
  * - fixed rate: `--rate` requests/s over the same connections, paced evenly, latency timed per
@@ -322,10 +326,12 @@ async function compare(
     rate: number;
     cpus: number;
     proxyCpu: string | undefined;
+    /** Extra agents to compare, each started with these Node/V8 flags (`--variant`). */
+    variants: string[];
   },
 ): Promise<void> {
   const { duration, rounds, connections, rate, proxyCpu } = options;
-  const agentWith = (nodeOptions: string) =>
+  const agentWith = (nodeOptions: string, nodeArgs: string[] = []) =>
     spawnAgent({
       policy: {
         affinity: { type: 'header', headerName: 'x-session' },
@@ -335,6 +341,7 @@ async function compare(
       upstream,
       compiled: true,
       env: { NODE_OPTIONS: nodeOptions },
+      nodeArgs,
     });
   const fastifyWith = async (nodeOptions: string) => {
     const spawned = spawnNode([SELF, '--role', 'fastify-proxy', '--upstream', upstream], {
@@ -344,6 +351,9 @@ async function compare(
   };
   const agent = await agentWith('');
   const agentTuned = await agentWith(TUNED);
+  const variants = await Promise.all(
+    options.variants.map((flags) => agentWith('', flags.split(/\s+/).filter(Boolean))),
+  );
   const fastify = await fastifyWith('');
   const fastifyTuned = await fastifyWith(TUNED);
   const proxies = [
@@ -351,6 +361,7 @@ async function compare(
     { name: `  same, NODE_OPTIONS=${TUNED}`, url: agentTuned.url, pid: agentTuned.child.pid },
     { name: '@fastify/http-proxy', url: fastify.url, pid: fastify.pid },
     { name: `  same, NODE_OPTIONS=${TUNED}`, url: fastifyTuned.url, pid: fastifyTuned.pid },
+    ...variants.map((v, i) => ({ name: `agent, node ${options.variants[i]}`, url: v.url, pid: v.child.pid })),
   ];
   if (proxyCpu) for (const proxy of proxies) pin(proxy.pid, proxyCpu);
   const targets: Target[] = [{ name: 'direct to the upstream', url: upstream, pid: undefined }, ...proxies].map(
@@ -377,7 +388,8 @@ async function compare(
   }
   // The fixed rate after all full-speed runs, so that none of them leaves garbage in a process
   // being timed; each round's targets take turns second by second.
-  const agents = [agent, agentTuned];
+  const agents = [agent, agentTuned, ...variants];
+  const agentNames = [proxies[0]!.name, proxies[1]!.name, ...proxies.slice(4).map((p) => p.name)];
   const gcBefore = await Promise.all(agents.map((a) => gcTotals(a.adminUrl)));
   for (let round = 1; round <= rounds; round++) {
     const results = await pacedRound(
@@ -405,7 +417,7 @@ async function compare(
         return count > 0 ? `${kind} ${count}× ${fmt(ms, 1)} ms` : '';
       })
       .filter(Boolean);
-    return `${proxies[i]!.name.trim()}: ${kinds.join(', ') || 'none'}`;
+    return `${agentNames[i]!.trim()}: ${kinds.join(', ') || 'none'}`;
   });
   const row = (cells: string[], widths: number[]) =>
     cells.map((c, i) => (i === 0 ? c.padEnd(widths[0]!) : c.padStart(widths[i]!))).join(' ');
@@ -563,6 +575,7 @@ async function main(): Promise<void> {
       'no-pin': { type: 'boolean', default: false },
       'memory-only': { type: 'boolean', default: false },
       'no-memory': { type: 'boolean', default: false },
+      variant: { type: 'string', multiple: true, default: [] },
     },
   });
   const cpus = availableParallelism();
@@ -587,6 +600,7 @@ async function main(): Promise<void> {
         rate: Number(values.rate),
         cpus,
         proxyCpu: canPin ? String(cpus - 1) : undefined,
+        variants: values.variant,
       });
     }
     if (!values['no-memory']) await measureMemory(upstream, Number(values.streams));
