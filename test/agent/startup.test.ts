@@ -64,7 +64,8 @@ describe('agent start-up errors', () => {
     ]);
     expect(result.code).toBe(2);
     expect(result.stderr).toBe(
-      `sessionfleet-agent: cannot start:\n  - --principals ${principals}: a token of 5 characters is too short (at least 8)\n`,
+      `sessionfleet-agent: cannot start:\n  - --principals ${principals}: entry 1: its token has 5 characters, at least 8 are required\n`,
     );
   });
+
 });
