@@ -5,6 +5,8 @@
  */
 import type { NetworkInterfaceInfo } from 'node:os';
 import { parseArgs } from 'node:util';
+import type { Policy } from '../policy/index.js';
+import { isName, NAME_RULE } from './core/tenancy.js';
 
 /** Each flag: its type and a one-line description for `--help` and the README. */
 export const AGENT_FLAGS = {
@@ -50,11 +52,22 @@ export const AGENT_FLAGS = {
   },
   principals: {
     type: 'string',
-    description: 'JSON file mapping each client token to a principal name, e.g. {"tok-a": "alice"}',
+    description:
+      'JSON file mapping each client token to a principal name, e.g. {"tok-a": "alice"}, or to a principal and its tenant, {"tok-a": {"principal": "alice", "tenant": "acme"}}',
   },
   'principal-header': {
     type: 'string',
     description: 'HTTP fronts: a trusted header, set by an authenticating proxy, that names the principal',
+  },
+  'tenant-header': {
+    type: 'string',
+    description:
+      "HTTP fronts: a trusted header, set by an authenticating proxy, that names the principal's tenant (default: --tenant)",
+  },
+  tenant: {
+    type: 'string',
+    description:
+      'the tenant this instance serves: the tenant of every principal without one of its own; required by isolation "tenant", which refuses every other tenant',
   },
   'upstream-token': {
     type: 'string',
@@ -102,6 +115,10 @@ export interface AgentConfig {
   advertiseExplicit: boolean;
   principalsFile?: string;
   principalHeader?: string;
+  /** HTTP fronts: the trusted header naming the principal's tenant (lower case). */
+  tenantHeader?: string;
+  /** The tenant this instance serves (`--tenant`): that of every principal without its own. */
+  tenant?: string;
   upstreamToken?: string;
   adminToken?: string;
   healthPath?: string;
@@ -132,6 +149,8 @@ export function envName(flag: string): string {
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+/** An HTTP header name (RFC 9110 token). */
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /** Parses `host:port` (IPv6 as `[::1]:port`); port 0 asks the OS for a free one. */
 export function parseHostPort(text: string): HostPort | undefined {
@@ -290,10 +309,26 @@ export function parseAgentConfig(
     problems.push(`${healthPath.source} (${JSON.stringify(healthPath.value)}) must start with /`);
   }
   const principalHeader = get('principal-header');
-  if (principalHeader && !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(principalHeader.value)) {
+  if (principalHeader && !HEADER_NAME.test(principalHeader.value)) {
     problems.push(
       `${principalHeader.source} (${JSON.stringify(principalHeader.value)}) must be a valid HTTP header name`,
     );
+  }
+  const tenantHeader = get('tenant-header');
+  if (tenantHeader && !HEADER_NAME.test(tenantHeader.value)) {
+    problems.push(`${tenantHeader.source} (${JSON.stringify(tenantHeader.value)}) must be a valid HTTP header name`);
+  } else if (
+    tenantHeader &&
+    principalHeader &&
+    tenantHeader.value.toLowerCase() === principalHeader.value.toLowerCase()
+  ) {
+    problems.push(
+      `${tenantHeader.source} (${JSON.stringify(tenantHeader.value)}) must not be the header naming the principal (${principalHeader.source})`,
+    );
+  }
+  const tenant = get('tenant');
+  if (tenant && !isName(tenant.value)) {
+    problems.push(`${tenant.source} (${JSON.stringify(tenant.value)}) must be ${NAME_RULE}`);
   }
 
   const config: AgentConfig = {
@@ -318,6 +353,8 @@ export function parseAgentConfig(
   const principals = get('principals');
   if (principals) config.principalsFile = principals.value;
   if (principalHeader) config.principalHeader = principalHeader.value.toLowerCase();
+  if (tenantHeader) config.tenantHeader = tenantHeader.value.toLowerCase();
+  if (tenant) config.tenant = tenant.value;
   const upstreamToken = get('upstream-token');
   if (upstreamToken) config.upstreamToken = upstreamToken.value;
   const adminToken = get('admin-token');
@@ -326,6 +363,28 @@ export function parseAgentConfig(
 
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+/**
+ * The rules between the flags and the policy, checked at start once the policy is read: the
+ * upstream's scheme matches the affinity, and tenant isolation names the tenant it serves.
+ */
+export function checkConfigAgainstPolicy(config: AgentConfig, policy: Policy): string[] {
+  const problems: string[] = [];
+  const copilot = policy.affinity.type === 'copilot-jsonrpc';
+  const tcp = config.upstream.protocol === 'tcp:';
+  if (copilot && !tcp)
+    problems.push(`--upstream (${config.upstream.href}) must be tcp://host:port for affinity.type "copilot-jsonrpc"`);
+  if (!copilot && tcp)
+    problems.push(
+      `--upstream (${config.upstream.href}) must be http://host:port for affinity.type ${JSON.stringify(policy.affinity.type)}`,
+    );
+  if (policy.isolation === 'tenant' && config.tenant === undefined) {
+    problems.push(
+      `--tenant is required (or set ${envName('tenant')}) by the policy's isolation "tenant": an instance serves exactly one tenant, and refuses the others`,
+    );
+  }
+  return problems;
 }
 
 /**

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import { type Policy, validatePolicyText } from '../policy/index.js';
 import { buildAdminApp } from './admin.js';
-import { type AgentConfig, formatHostPort } from './config.js';
+import { type AgentConfig, checkConfigAgainstPolicy, formatHostPort } from './config.js';
 import type { AgentContext, Front, ListenAddress } from './core/context.js';
 import { InstanceLoad } from './core/load.js';
 import { createLogger, type Logger } from './core/logger.js';
@@ -62,16 +62,18 @@ async function createFront(context: AgentContext): Promise<Front> {
   return createHttpFront(context);
 }
 
-function checkUpstreamMatchesPolicy(config: AgentConfig, policy: Policy): string[] {
+/** `sessionsPerTenant` with nothing that names a tenant binds no session: said once at start. */
+function unnamedTenantWarning(
+  config: AgentConfig,
+  policy: Policy,
+  principals: Principals | undefined,
+): string | undefined {
+  if (policy.sessionsPerTenant === undefined || config.tenant !== undefined) return undefined;
   const copilot = policy.affinity.type === 'copilot-jsonrpc';
-  const tcp = config.upstream.protocol === 'tcp:';
-  if (copilot && !tcp)
-    return [`--upstream (${config.upstream.href}) must be tcp://host:port for affinity.type "copilot-jsonrpc"`];
-  if (!copilot && tcp)
-    return [
-      `--upstream (${config.upstream.href}) must be http://host:port for affinity.type ${JSON.stringify(policy.affinity.type)}`,
-    ];
-  return [];
+  if (copilot ? principals?.hasTenants : config.tenantHeader !== undefined) return undefined;
+  return `the policy's sessionsPerTenant binds no session: nothing names a tenant (set --tenant, ${
+    copilot ? 'or tenants in --principals' : 'or --tenant-header'
+  })`;
 }
 
 function addressOf(app: FastifyInstance): ListenAddress {
@@ -83,7 +85,7 @@ function addressOf(app: FastifyInstance): ListenAddress {
 /** Starts an agent in this process. Used by `runAgent` and by tests that need a handle. */
 export async function startAgent(config: AgentConfig, options: { logger?: Logger } = {}): Promise<RunningAgent> {
   const { policy, warnings } = await loadPolicy(config.policyFile);
-  const problems = checkUpstreamMatchesPolicy(config, policy);
+  const problems = checkConfigAgainstPolicy(config, policy);
   if (problems.length > 0) throw new StartupError(problems);
 
   const logger = options.logger ?? createLogger({ level: config.logLevel, instanceId: config.instanceId });
@@ -95,6 +97,8 @@ export async function startAgent(config: AgentConfig, options: { logger?: Logger
   } catch (error) {
     throw new StartupError([error instanceof Error ? error.message : String(error)]);
   }
+  const tenantWarning = unnamedTenantWarning(config, policy, principals);
+  if (tenantWarning) logger.warn(tenantWarning);
   const metrics = createMetrics({ instanceId: config.instanceId });
 
   const endListeners: Array<(session: Session, reason: EndReason) => void> = [];
@@ -189,6 +193,7 @@ export async function startAgent(config: AgentConfig, options: { logger?: Logger
       upstream: config.upstream.href,
       front: front.kind,
       isolation: policy.isolation,
+      ...(config.tenant !== undefined ? { tenant: config.tenant } : {}),
       affinity: policy.affinity.type,
     },
     'agent listening',

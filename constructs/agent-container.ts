@@ -39,6 +39,8 @@ export const AGENT_ENV = {
   adminToken: 'SESSIONFLEET_ADMIN_TOKEN',
   instanceId: 'SESSIONFLEET_INSTANCE_ID',
   advertise: 'SESSIONFLEET_ADVERTISE',
+  /** The tenant an instance serves under tenant isolation (`--tenant`). */
+  tenant: 'SESSIONFLEET_TENANT',
 } as const;
 
 export interface AgentCommandOptions {

@@ -449,6 +449,15 @@ export function resolveAzurePolicy(
       // A bad cpuCores is reported once, by its own check, not again by the policy model.
       cpuKnownAndValid ? { instanceCpu: cpuCores } : {},
     );
+    if (policy.isolation === 'tenant') {
+      // The agent refuses to start under tenant isolation without the tenant it serves.
+      return {
+        warnings,
+        problems: [
+          `'policy.isolation' ("tenant") is not available on Azure: under tenant isolation every agent must be told the one tenant its instance serves (--tenant), which the Azure fleets do not do; use KubernetesSessionFleet's tenants, or another isolation mode`,
+        ],
+      };
+    }
     return { policy, warnings, problems: [] };
   } catch (error) {
     if (error instanceof SessionFleetValidationError) return { warnings: [], problems: error.problems };

@@ -182,6 +182,8 @@ export interface FleetPodOptions {
   readonly adminToken?: KubernetesSecretKey;
   readonly principals?: KubernetesSecretKey;
   readonly principalHeader?: string;
+  /** Under tenant isolation: the tenant these instances serve (the agent's `--tenant`). */
+  readonly tenantId?: string;
   readonly preStopDelaySeconds: number;
   /** ServiceAccount whose token is mounted into the agent only (session recycling). */
   readonly recyclerServiceAccountName?: string;
@@ -359,6 +361,8 @@ function agentEnv(options: FleetPodOptions): DeploymentV1SpecTemplateSpecContain
     { name: AGENT_ENV.instanceId, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } } },
     { name: AGENT_ENV.advertise, value: `http://$(POD_IP):${AGENT_CLIENT_PORT}` },
   ];
+  // Tenant isolation: the agent serves this tenant alone (and refuses to start without it).
+  if (options.tenantId !== undefined) env.push({ name: AGENT_ENV.tenant, value: options.tenantId });
   const redis = options.redis;
   if (redis.kind === 'url') {
     env.push(secretEnv(AGENT_ENV.redis, redis.urlSecret));

@@ -179,6 +179,7 @@ export class KubernetesFleetInstances extends Construct {
       ...(props.adminToken ? { adminToken: props.adminToken } : {}),
       ...(props.principals ? { principals: props.principals } : {}),
       ...(props.principalHeader !== undefined ? { principalHeader: props.principalHeader } : {}),
+      ...(props.tenantId !== undefined ? { tenantId: props.tenantId } : {}),
       preStopDelaySeconds: props.preStopDelaySeconds,
       ...(recyclerServiceAccountName ? { recyclerServiceAccountName } : {}),
     });

@@ -18,6 +18,7 @@ import type { AgentContext } from '../core/context.js';
 import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Session } from '../core/sessions.js';
+import { tenantOf, tenantRefusal } from '../core/tenancy.js';
 import type { LockLease } from '../fleet/lock.js';
 import type { Coordinator, PlacementTicket } from '../fleet/types.js';
 import type { ControlChannel } from './control.js';
@@ -99,6 +100,8 @@ export class ClientConnection implements Attachment {
   private readonly log: Logger;
   private upstream: Upstream | undefined;
   private principalName: string | undefined;
+  /** The principal's tenant: its own (`--principals`), else the instance's `--tenant`. */
+  private tenant: string | undefined;
   private phase: 'new' | 'connecting' | 'ready' | 'closing' | 'closed' = 'new';
   private queued: JsonRpcRequest[] = [];
   /** Client request id → the connection it went out on and its id there, for `$/cancelRequest`. */
@@ -514,9 +517,10 @@ export class ClientConnection implements Attachment {
       ticket = {
         reservationId: typeof envelope?.reservation === 'string' ? envelope.reservation : undefined,
         principal,
+        tenant: this.tenant,
       };
     } else {
-      const placement = await fleet.place({ principal });
+      const placement = await fleet.place({ principal, tenant: this.tenant });
       if (placement.kind === 'remote') {
         await this.forwardRemote(
           request,
@@ -837,14 +841,24 @@ export class ClientConnection implements Attachment {
   private async onConnect(request: JsonRpcRequest): Promise<void> {
     const { context, upstream: target } = this.options;
     const params = paramsOf(request);
-    const principal = context.principals ? context.principals.resolve(params.token) : ANONYMOUS_PRINCIPAL;
-    if (principal === undefined) {
+    const identity = context.principals
+      ? context.principals.identify(params.token)
+      : { principal: ANONYMOUS_PRINCIPAL, tenant: undefined };
+    if (identity === undefined) {
       const reason = params.token === undefined ? 'no token' : 'an unknown token';
       this.log.warn({ remote: this.peer.socket.remoteAddress }, `refused a Copilot client: connect carried ${reason}`);
       this.rejectAndClose(
         request.id,
         new AgentError('UNAUTHENTICATED', `connect carried ${reason} (the SDK sends its connectionToken)`),
       );
+      return;
+    }
+    const principal = identity.principal;
+    const tenant = tenantOf(identity.tenant, context.config);
+    const forbidden = tenantRefusal(context.policy, context.config, { principal, tenant });
+    if (forbidden) {
+      this.log.warn({ principal, tenant }, 'refused a Copilot client of another tenant');
+      this.rejectAndClose(request.id, forbidden);
       return;
     }
     if (this.phase === 'new' && params[HOP_PARAM] !== undefined) {
@@ -860,7 +874,7 @@ export class ClientConnection implements Attachment {
       this.hopFrom = mark.from;
     }
     if (this.phase !== 'new') {
-      if (principal !== this.principal) {
+      if (principal !== this.principal || tenant !== this.tenant) {
         this.rejectAndClose(request.id, new AgentError('UNAUTHENTICATED', 'a connection cannot change its user'));
       } else if (this.phase === 'connecting') {
         this.reject(request.id, new AgentError('BAD_REQUEST', 'connect is already in progress'));
@@ -871,6 +885,7 @@ export class ClientConnection implements Attachment {
     }
     this.phase = 'connecting';
     this.principalName = principal;
+    this.tenant = tenant;
     this.clientToken = params.token;
     try {
       this.upstream = await Upstream.open(

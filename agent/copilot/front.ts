@@ -34,6 +34,12 @@ export async function createCopilotFront(context: AgentContext): Promise<Front> 
     );
   }
 
+  if (config.principalHeader !== undefined || config.tenantHeader !== undefined) {
+    logger.warn(
+      '--principal-header and --tenant-header are read by the HTTP front; a Copilot client is named by its token in --principals (principal and tenant)',
+    );
+  }
+
   const connections = new Set<ClientConnection>();
   let accepting = true;
   const server = createServer((socket: Socket) => {

@@ -38,6 +38,7 @@ export const ERRORS = {
   UNAUTHENTICATED: define('UNAUTHENTICATED', 401, -32001, 'present a valid token'),
   SESSION_FORBIDDEN: define('SESSION_FORBIDDEN', 403, -32013, 'use a session you created'),
   METHOD_FORBIDDEN: define('METHOD_FORBIDDEN', 403, -32014, 'this method is not available through the agent'),
+  TENANT_FORBIDDEN: define('TENANT_FORBIDDEN', 403, -32021, "use your own tenant's instances"),
   SESSION_BUSY: define('SESSION_BUSY', 409, -32015, 'retry after the current write finishes'),
   DRAINING: define('DRAINING', 503, -32016, 'retry; another instance will take the session'),
   STORE_UNAVAILABLE: define('STORE_UNAVAILABLE', 503, -32017, 'retry shortly'),

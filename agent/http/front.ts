@@ -20,6 +20,7 @@ import type { AgentContext, Front, ListenAddress } from '../core/context.js';
 import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { CreateResult, EndReason, Session, SessionTable } from '../core/sessions.js';
+import { type Caller, isName, tenantOf, tenantRefusal } from '../core/tenancy.js';
 import { LocalCoordinator } from '../fleet/local-coordinator.js';
 import type { FenceGate, SessionLock } from '../fleet/lock.js';
 import { type Coordinator, FLEET_HEADERS, type Route as FleetRoute, type PlacementTicket } from '../fleet/types.js';
@@ -54,7 +55,6 @@ const DELETE_UPSTREAM_AFTER: ReadonlySet<EndReason> = new Set([
 const WRITE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
-const PRINCIPAL = /^[^\s]{1,256}$/;
 /** What undici accepts in a request target (it refuses controls and anything above U+00FF). */
 const INVALID_TARGET = /[^\u0021-\u00ff]/;
 /** Minted cookie ids: 144 random bits, base64url (24 characters). */
@@ -296,8 +296,8 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     const { req } = exchange;
     const target = checkTarget(req.url);
     if (target instanceof AgentError) return void exchange.reject(target);
-    const principal = this.principalOf(req);
-    if (principal instanceof AgentError) return void exchange.reject(principal);
+    const caller = this.callerOf(req);
+    if (caller instanceof AgentError) return void exchange.reject(caller);
     exchange.path = target.path;
     const route = classify(
       { method: req.method ?? 'GET', path: target.path, query: target.query, headers: req.headers, upgrade: false },
@@ -305,17 +305,13 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     );
     switch (route.kind) {
       case 'mcp-sessionless-post':
-        return this.routeSessionlessPost(exchange, principal, undefined);
+        return this.routeSessionlessPost(exchange, caller, undefined);
       case 'sse-open':
-        return this.newSession(exchange, principal, undefined, null, (placement) =>
-          this.openSse(exchange, principal, placement),
+        return this.newSession(exchange, caller, undefined, null, (placement) =>
+          this.openSse(exchange, caller, placement),
         );
       default:
-        return this.proceed(
-          exchange,
-          this.admit(exchange.ticket, route, principal, req, exchange.requestId),
-          principal,
-        );
+        return this.proceed(exchange, this.admit(exchange.ticket, route, caller, req, exchange.requestId), caller);
     }
   }
 
@@ -323,11 +319,11 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
   private proceed(
     exchange: Exchange,
     decision: Decision,
-    principal: string | undefined,
+    caller: Caller,
     body: Readable | Buffer | null = bodyOf(exchange.req),
   ): Promise<void> | undefined {
     if (decision.ok !== 'place') return void this.serve(exchange, decision, body);
-    return this.newSession(exchange, principal, undefined, body, (placement) =>
+    return this.newSession(exchange, caller, undefined, body, (placement) =>
       this.serve(exchange, decision.create(placement), body),
     );
   }
@@ -409,11 +405,7 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
   }
 
   /** A session-less MCP POST: an `initialize` starts a session, anything else needs one. */
-  private async routeSessionlessPost(
-    exchange: Exchange,
-    principal: string | undefined,
-    hop: ForwardMark | undefined,
-  ): Promise<void> {
+  private async routeSessionlessPost(exchange: Exchange, caller: Caller, hop: ForwardMark | undefined): Promise<void> {
     const peeked = await readBodyUpTo(exchange.req, this.settings.initializePeekBytes);
     if (!peeked || exchange.isDone) return;
     if (!peeked.complete || !containsInitialize(peeked.bytes.toString('utf8'))) {
@@ -421,8 +413,8 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
       return exchange.reject(route.error);
     }
     // Placement and quotas before the server creates anything.
-    return this.newSession(exchange, principal, hop, peeked.bytes, (placement) => {
-      const error = this.reserve(exchange.ticket, principal, placement);
+    return this.newSession(exchange, caller, hop, peeked.bytes, (placement) => {
+      const error = this.reserve(exchange.ticket, caller, placement);
       if (error) return exchange.reject(error);
       exchange.kind = 'mcp-initialize';
       exchange.forward(peeked.bytes);
@@ -430,8 +422,8 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
   }
 
   /** A legacy SSE stream, placed: its session is created when the `endpoint` event names it. */
-  private openSse(exchange: Exchange, principal: string | undefined, placement: PlacementTicket): void {
-    const error = this.reserve(exchange.ticket, principal, placement);
+  private openSse(exchange: Exchange, caller: Caller, placement: PlacementTicket): void {
+    const error = this.reserve(exchange.ticket, caller, placement);
     if (error) {
       exchange.reject(error);
       return;
@@ -444,8 +436,8 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
    * Holds a slot on this instance for a placed session whose id the upstream will name, plus a
    * concurrency slot.
    */
-  private reserve(ticket: Ticket, principal: string | undefined, placement: PlacementTicket): AgentError | undefined {
-    const reserved = this.admission.reserve(principal, placement);
+  private reserve(ticket: Ticket, caller: Caller, placement: PlacementTicket): AgentError | undefined {
+    const reserved = this.admission.reserve(caller.principal, placement);
     if (!reserved.ok) void this.coordinator.cancel(placement);
     if (!reserved.ok) return reserved.error;
     const error = ticket.takeSlot();
@@ -462,13 +454,7 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
    * Admission for routes that know their session id (or need none) before forwarding. A new
    * session (an unseen header id, a request without the cookie) is only created once placed.
    */
-  private admit(
-    ticket: Ticket,
-    route: Route,
-    principal: string | undefined,
-    req: IncomingMessage,
-    requestId: string,
-  ): Decision {
+  private admit(ticket: Ticket, route: Route, caller: Caller, req: IncomingMessage, requestId: string): Decision {
     switch (route.kind) {
       case 'reject':
         return route.clearCookie
@@ -484,7 +470,7 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
         const join =
           this.collaborative !== undefined &&
           !(req.method === 'DELETE' && this.settings.affinity.type === 'mcp-streamable-http');
-        const found = this.admission.existing(route.id, principal, route.whenMissing, join);
+        const found = this.admission.existing(route.id, caller.principal, route.whenMissing, join);
         if (!found.ok) return { ok: false, error: found.error, clearCookie: route.whenMissing === 'reject-cookie' };
         if (found.session) {
           const error = ticket.takeSlot();
@@ -494,13 +480,13 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
         }
         return {
           ok: 'place',
-          create: (placement) => this.createSession(ticket, route.id, principal, requestId, placement),
+          create: (placement) => this.createSession(ticket, route.id, caller, requestId, placement),
         };
       }
       case 'mint-cookie':
         return {
           ok: 'place',
-          create: (placement) => this.mintCookieSession(ticket, principal, req, requestId, placement),
+          create: (placement) => this.mintCookieSession(ticket, caller, req, requestId, placement),
         };
       default:
         return {
@@ -515,7 +501,7 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
 
   private mintCookieSession(
     ticket: Ticket,
-    principal: string | undefined,
+    caller: Caller,
     req: IncomingMessage,
     requestId: string,
     placement: PlacementTicket,
@@ -523,7 +509,7 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     {
       // In a fleet the id carries a signed owner hint, so agents can route it even without Redis.
       const id = this.fleet ? this.fleet.mintSessionId() : randomBytes(MINTED_ID_BYTES).toString('base64url');
-      const created = this.createSession(ticket, id, principal, requestId, placement);
+      const created = this.createSession(ticket, id, caller, requestId, placement);
       if (!created.ok) return created;
       const { cookieName } = this.settings.affinity as { cookieName: string };
       return {
@@ -539,11 +525,11 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
   private createSession(
     ticket: Ticket,
     id: string,
-    principal: string | undefined,
+    caller: Caller,
     requestId: string,
     placement: PlacementTicket,
   ): Admitted {
-    const error = this.reserve(ticket, principal, placement);
+    const error = this.reserve(ticket, caller, placement);
     if (error) return { ok: false, error };
     const reservation = ticket.reservation!;
     ticket.reservation = undefined;
@@ -567,8 +553,8 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     const hop = this.hopOf(req, fleet, exchange.requestId);
     const target = checkTarget(req.url);
     if (target instanceof AgentError) return exchange.reject(target);
-    const principal = this.principalOf(req);
-    if (principal instanceof AgentError) return exchange.reject(principal);
+    const caller = this.callerOf(req);
+    if (caller instanceof AgentError) return exchange.reject(caller);
     exchange.path = target.path;
     const route = classify(
       { method: req.method ?? 'GET', path: target.path, query: target.query, headers: req.headers, upgrade: false },
@@ -576,20 +562,14 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     );
     switch (route.kind) {
       case 'mcp-sessionless-post':
-        return this.routeSessionlessPost(exchange, principal, hop);
+        return this.routeSessionlessPost(exchange, caller, hop);
       case 'sse-open':
-        return this.newSession(exchange, principal, hop, null, (placement) =>
-          this.openSse(exchange, principal, placement),
-        );
+        return this.newSession(exchange, caller, hop, null, (placement) => this.openSse(exchange, caller, placement));
       case 'mint-cookie': {
         const body = await this.retryableBody(exchange);
         if (body === undefined) return;
-        return this.newSession(exchange, principal, hop, body, (ticket) =>
-          this.serve(
-            exchange,
-            this.mintCookieSession(exchange.ticket, principal, req, exchange.requestId, ticket),
-            body,
-          ),
+        return this.newSession(exchange, caller, hop, body, (ticket) =>
+          this.serve(exchange, this.mintCookieSession(exchange.ticket, caller, req, exchange.requestId, ticket), body),
         );
       }
       case 'session': {
@@ -597,20 +577,15 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
         const body = retried ? retried.body : await this.retryableBody(exchange);
         if (body === undefined) return;
         const here = () =>
-          this.proceed(
-            exchange,
-            this.admit(exchange.ticket, route, principal, req, exchange.requestId),
-            principal,
-            body,
-          );
+          this.proceed(exchange, this.admit(exchange.ticket, route, caller, req, exchange.requestId), caller, body);
         if (this.sessions.lookup(id).state === 'active') return here();
         if (hop) {
           if (route.whenMissing === 'create' && hop.reservation !== undefined) {
             // A first-seen header id placed here by the forwarding agent.
-            const ticket = { reservationId: hop.reservation, principal };
+            const ticket = { reservationId: hop.reservation, ...caller };
             return this.serve(
               exchange,
-              this.createSession(exchange.ticket, id, principal, exchange.requestId, ticket),
+              this.createSession(exchange.ticket, id, caller, exchange.requestId, ticket),
               body,
             );
           }
@@ -656,12 +631,8 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
             return this.expired(exchange, 'owner-lost');
           case 'gone':
             if (route.whenMissing === 'create') {
-              return this.newSession(exchange, principal, undefined, body, (ticket) =>
-                this.serve(
-                  exchange,
-                  this.createSession(exchange.ticket, id, principal, exchange.requestId, ticket),
-                  body,
-                ),
+              return this.newSession(exchange, caller, undefined, body, (ticket) =>
+                this.serve(exchange, this.createSession(exchange.ticket, id, caller, exchange.requestId, ticket), body),
               );
             }
             return here();
@@ -669,11 +640,7 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
         return;
       }
       default:
-        return this.proceed(
-          exchange,
-          this.admit(exchange.ticket, route, principal, req, exchange.requestId),
-          principal,
-        );
+        return this.proceed(exchange, this.admit(exchange.ticket, route, caller, req, exchange.requestId), caller);
     }
   }
 
@@ -686,12 +653,12 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
    */
   private async placeNew(
     target: { readonly isDone: boolean; reject(error: AgentError): void },
-    principal: string | undefined,
+    caller: Caller,
     hop: ForwardMark | undefined,
     local: (ticket: PlacementTicket) => void,
   ): Promise<Extract<Awaited<ReturnType<Coordinator['place']>>, { kind: 'remote' }> | undefined> {
     if (hop) {
-      local({ reservationId: hop.reservation, principal });
+      local({ reservationId: hop.reservation, ...caller });
       return undefined;
     }
     if (this.isDraining) {
@@ -705,7 +672,7 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     const coordinator = this.coordinator;
     let placement: Awaited<ReturnType<Coordinator['place']>>;
     try {
-      placement = await coordinator.place({ principal });
+      placement = await coordinator.place(caller);
     } catch (error) {
       if (error instanceof AgentError) {
         target.reject(error);
@@ -727,12 +694,12 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
   /** Places a new session: `local(ticket)` creates it here, or (in a fleet) the request goes to its instance. */
   private async newSession(
     exchange: Exchange,
-    principal: string | undefined,
+    caller: Caller,
     hop: ForwardMark | undefined,
     body: Readable | Buffer | null,
     local: (ticket: PlacementTicket) => void,
   ): Promise<void> {
-    const placement = await this.placeNew(exchange, principal, hop, local);
+    const placement = await this.placeNew(exchange, caller, hop, local);
     if (!placement) return;
     const coordinator = this.coordinator;
     this.forwardInFleet(exchange, coordinator, placement, placement.reservationId, body, {
@@ -859,18 +826,42 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     return `${this.requestIdPrefix}-${(++this.requestCounter).toString(36)}`;
   }
 
-  private principalOf(req: IncomingMessage): string | undefined | AgentError {
-    const name = this.settings.principalHeader;
-    if (!name) return undefined;
-    const value = req.headers[name];
-    if (typeof value === 'string' && PRINCIPAL.test(value)) return value;
-    return new AgentError(
-      'UNAUTHENTICATED',
-      value === undefined
-        ? `the ${name} header naming the principal is missing`
-        : `the ${name} header must name one principal (1-256 characters, no spaces)`,
-      { details: { header: name } },
-    );
+  /**
+   * Who sent the request: the principal from `--principal-header`, its tenant from
+   * `--tenant-header` or else `--tenant`. Refused: a missing or malformed principal header
+   * (UNAUTHENTICATED), a malformed tenant header (UNAUTHENTICATED), another tenant under tenant
+   * isolation (TENANT_FORBIDDEN).
+   */
+  private callerOf(req: IncomingMessage): Caller | AgentError {
+    const { principalHeader, tenantHeader } = this.settings;
+    let principal: string | undefined;
+    if (principalHeader) {
+      const value = req.headers[principalHeader];
+      if (!isName(value)) {
+        return new AgentError(
+          'UNAUTHENTICATED',
+          value === undefined
+            ? `the ${principalHeader} header naming the principal is missing`
+            : `the ${principalHeader} header must name one principal (1-256 characters, no spaces)`,
+          { details: { header: principalHeader } },
+        );
+      }
+      principal = value;
+    }
+    let own: string | undefined;
+    if (tenantHeader) {
+      const value = req.headers[tenantHeader];
+      if (value !== undefined && !isName(value)) {
+        return new AgentError(
+          'UNAUTHENTICATED',
+          `the ${tenantHeader} header must name one tenant (1-256 characters, no spaces)`,
+          { details: { header: tenantHeader } },
+        );
+      }
+      own = value;
+    }
+    const caller: Caller = { principal, tenant: tenantOf(own, this.context.config) };
+    return tenantRefusal(this.context.policy, this.context.config, caller) ?? caller;
   }
 
   // WebSocket upgrades
@@ -886,13 +877,13 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
       }
       const target = checkTarget(req.url);
       if (target instanceof AgentError) return tunnel.reject(target);
-      const principal = this.principalOf(req);
-      if (principal instanceof AgentError) return tunnel.reject(principal);
+      const caller = this.callerOf(req);
+      if (caller instanceof AgentError) return tunnel.reject(caller);
       const route = this.classifyUpgrade(req, target);
       const pending = this.proceedTunnel(
         tunnel,
-        this.admit(tunnel.ticket, route, principal, req, tunnel.requestId),
-        principal,
+        this.admit(tunnel.ticket, route, caller, req, tunnel.requestId),
+        caller,
         head,
       );
       pending?.catch((error: unknown) => this.internalError(tunnel, error));
@@ -912,11 +903,11 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
   private proceedTunnel(
     tunnel: WebSocketTunnel,
     decision: Decision,
-    principal: string | undefined,
+    caller: Caller,
     head: Buffer,
   ): Promise<void> | undefined {
     if (decision.ok !== 'place') return void this.openTunnel(tunnel, decision, head);
-    return this.newTunnel(tunnel, principal, undefined, head, (placement) =>
+    return this.newTunnel(tunnel, caller, undefined, head, (placement) =>
       this.openTunnel(tunnel, decision.create(placement), head),
     );
   }
@@ -942,29 +933,25 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     const hop = this.hopOf(req, fleet, tunnel.requestId);
     const target = checkTarget(req.url);
     if (target instanceof AgentError) return tunnel.reject(target);
-    const principal = this.principalOf(req);
-    if (principal instanceof AgentError) return tunnel.reject(principal);
+    const caller = this.callerOf(req);
+    if (caller instanceof AgentError) return tunnel.reject(caller);
     const route = this.classifyUpgrade(req, target);
     const here = () =>
-      this.proceedTunnel(tunnel, this.admit(tunnel.ticket, route, principal, req, tunnel.requestId), principal, head);
+      this.proceedTunnel(tunnel, this.admit(tunnel.ticket, route, caller, req, tunnel.requestId), caller, head);
     switch (route.kind) {
       case 'mint-cookie':
-        return this.newTunnel(tunnel, principal, hop, head, (ticket) =>
-          this.openTunnel(
-            tunnel,
-            this.mintCookieSession(tunnel.ticket, principal, req, tunnel.requestId, ticket),
-            head,
-          ),
+        return this.newTunnel(tunnel, caller, hop, head, (ticket) =>
+          this.openTunnel(tunnel, this.mintCookieSession(tunnel.ticket, caller, req, tunnel.requestId, ticket), head),
         );
       case 'session': {
         const id = route.id;
         if (this.sessions.lookup(id).state === 'active') return here();
         if (hop) {
           if (route.whenMissing === 'create' && hop.reservation !== undefined) {
-            const ticket = { reservationId: hop.reservation, principal };
+            const ticket = { reservationId: hop.reservation, ...caller };
             return this.openTunnel(
               tunnel,
-              this.createSession(tunnel.ticket, id, principal, tunnel.requestId, ticket),
+              this.createSession(tunnel.ticket, id, caller, tunnel.requestId, ticket),
               head,
             );
           }
@@ -999,12 +986,8 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
             return tunnel.reject(...this.expiredFor(req, 'owner-lost'));
           case 'gone':
             if (route.whenMissing === 'create') {
-              return this.newTunnel(tunnel, principal, undefined, head, (ticket) =>
-                this.openTunnel(
-                  tunnel,
-                  this.createSession(tunnel.ticket, id, principal, tunnel.requestId, ticket),
-                  head,
-                ),
+              return this.newTunnel(tunnel, caller, undefined, head, (ticket) =>
+                this.openTunnel(tunnel, this.createSession(tunnel.ticket, id, caller, tunnel.requestId, ticket), head),
               );
             }
             return here();
@@ -1019,12 +1002,12 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
   /** Places a new session for an upgrade: `local(ticket)` creates it here, or (in a fleet) the upgrade goes to its instance. */
   private async newTunnel(
     tunnel: WebSocketTunnel,
-    principal: string | undefined,
+    caller: Caller,
     hop: ForwardMark | undefined,
     head: Buffer,
     local: (ticket: PlacementTicket) => void,
   ): Promise<void> {
-    const placement = await this.placeNew(tunnel, principal, hop, local);
+    const placement = await this.placeNew(tunnel, caller, hop, local);
     if (!placement) return;
     const coordinator = this.coordinator;
     this.tunnelToPeer(

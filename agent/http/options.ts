@@ -50,12 +50,14 @@ export interface HttpFrontSettings extends Required<HttpFrontOptions> {
   readonly upstreamPort: number;
   /** Lower-cased header naming the principal, set by a trusted authenticating proxy. */
   readonly principalHeader: string | undefined;
+  /** Lower-cased header naming the principal's tenant, set by the same proxy. */
+  readonly tenantHeader: string | undefined;
   readonly cookieMaxAgeSeconds: number;
 }
 
 export function normalizeHttpFrontOptions(
   policy: Policy,
-  config: Pick<AgentConfig, 'upstream' | 'principalHeader'>,
+  config: Pick<AgentConfig, 'upstream' | 'principalHeader' | 'tenantHeader'>,
   options: HttpFrontOptions = {},
 ): HttpFrontSettings {
   const affinity = policy.affinity;
@@ -81,6 +83,7 @@ export function normalizeHttpFrontOptions(
     upstreamHostname: config.upstream.hostname.replace(/^\[|\]$/g, ''),
     upstreamPort: port,
     principalHeader: config.principalHeader?.toLowerCase(),
+    tenantHeader: config.tenantHeader?.toLowerCase(),
     cookieMaxAgeSeconds: policy.sessionLifetimeSeconds,
   };
   for (const key of ['initializePeekBytes', 'endpointScanBytes', 'upstreamHeadersTimeoutMs'] as const) {

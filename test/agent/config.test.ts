@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, envName, parseAgentConfig, parseHostPort } from '../../agent/config.js';
+import { ConfigError, checkConfigAgainstPolicy, envName, parseAgentConfig, parseHostPort } from '../../agent/config.js';
+import { validatePolicy } from '../../policy/index.js';
 
 describe('agent flags', () => {
   it('maps each flag to its SESSIONFLEET_ variable', () => {
@@ -121,6 +122,62 @@ describe('agent flags', () => {
       '--fleet-lease-ms has no effect without --redis (or SESSIONFLEET_REDIS): it configures fleet coordination',
     ]);
     expect(parseAgentConfig(['--policy', 'p', '--upstream', 'http://127.0.0.1:1'], {}).warnings).toBeUndefined();
+  });
+
+  it('--tenant and --tenant-header: from the flags or SESSIONFLEET_TENANT / SESSIONFLEET_TENANT_HEADER', () => {
+    const base = ['--policy', 'p', '--upstream', 'http://127.0.0.1:1'];
+    const config = parseAgentConfig([...base, '--tenant', 'acme', '--tenant-header', 'X-Tenant'], {});
+    expect(config.tenant).toBe('acme');
+    expect(config.tenantHeader).toBe('x-tenant');
+    const fromEnv = parseAgentConfig(base, { SESSIONFLEET_TENANT: 'globex', SESSIONFLEET_TENANT_HEADER: 'x-org' });
+    expect(fromEnv).toMatchObject({ tenant: 'globex', tenantHeader: 'x-org' });
+    expect(parseAgentConfig([...base, '--tenant', 'initech'], { SESSIONFLEET_TENANT: 'globex' }).tenant).toBe(
+      'initech',
+    );
+    const none = parseAgentConfig(base, {});
+    expect(none.tenant).toBeUndefined();
+    expect(none.tenantHeader).toBeUndefined();
+  });
+
+  it('--tenant is a name without whitespace, --tenant-header a header name other than the principal’s', () => {
+    const problemsOf = (args: string[], env: NodeJS.ProcessEnv = {}) => {
+      try {
+        parseAgentConfig(['--policy', 'p', '--upstream', 'http://127.0.0.1:1', ...args], env);
+      } catch (error) {
+        return (error as ConfigError).problems;
+      }
+      return [];
+    };
+    expect(problemsOf(['--tenant', 'acme corp', '--tenant-header', 'x tenant'])).toEqual([
+      '--tenant-header ("x tenant") must be a valid HTTP header name',
+      '--tenant ("acme corp") must be a name of 1-256 characters without whitespace',
+    ]);
+    expect(problemsOf([], { SESSIONFLEET_TENANT: 'a'.repeat(257) })).toEqual([
+      `SESSIONFLEET_TENANT ("${'a'.repeat(257)}") must be a name of 1-256 characters without whitespace`,
+    ]);
+    expect(problemsOf(['--principal-header', 'X-User', '--tenant-header', 'x-user'])).toEqual([
+      '--tenant-header ("x-user") must not be the header naming the principal (--principal-header)',
+    ]);
+  });
+
+  it('checks the flags against the policy: the upstream scheme, and --tenant under tenant isolation', () => {
+    const policyOf = (input: Record<string, unknown>) => {
+      const result = validatePolicy(input);
+      if (!result.ok) throw new Error('invalid test policy');
+      return result.policy;
+    };
+    const http = parseAgentConfig(['--policy', 'p', '--upstream', 'http://127.0.0.1:1'], {});
+    const tenantPolicy = policyOf({ isolation: 'tenant', affinity: { type: 'header', headerName: 'x-session' } });
+    expect(checkConfigAgainstPolicy(http, tenantPolicy)).toEqual([
+      '--tenant is required (or set SESSIONFLEET_TENANT) by the policy\'s isolation "tenant": an instance serves exactly one tenant, and refuses the others',
+    ]);
+    expect(checkConfigAgainstPolicy({ ...http, tenant: 'acme' }, tenantPolicy)).toEqual([]);
+    expect(checkConfigAgainstPolicy(http, policyOf({ affinity: { type: 'cookie' } }))).toEqual([]);
+    const tcp = parseAgentConfig(['--policy', 'p', '--upstream', 'tcp://127.0.0.1:1'], {});
+    expect(checkConfigAgainstPolicy(tcp, policyOf({ isolation: 'tenant', affinity: { type: 'cookie' } }))).toEqual([
+      '--upstream (tcp://127.0.0.1:1) must be http://host:port for affinity.type "cookie"',
+      '--tenant is required (or set SESSIONFLEET_TENANT) by the policy\'s isolation "tenant": an instance serves exactly one tenant, and refuses the others',
+    ]);
   });
 
   it('rejects unknown flags clearly', () => {

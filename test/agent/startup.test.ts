@@ -64,7 +64,28 @@ describe('agent start-up errors', () => {
     ]);
     expect(result.code).toBe(2);
     expect(result.stderr).toBe(
-      `sessionfleet-agent: cannot start:\n  - --principals ${principals}: a token of 5 characters is too short (at least 8)\n`,
+      `sessionfleet-agent: cannot start:\n  - --principals ${principals}: entry 1: its token has 5 characters, at least 8 are required\n`,
+    );
+  });
+
+  it('refuses tenant isolation without --tenant, naming the flag and the rule', async () => {
+    const tenantPolicy = join(dir, 'tenant.json');
+    writeFileSync(tenantPolicy, JSON.stringify({ isolation: 'tenant', affinity: { type: 'cookie' } }));
+    const args = [
+      '--policy',
+      tenantPolicy,
+      '--upstream',
+      'http://127.0.0.1:9',
+      '--listen',
+      '127.0.0.1:0',
+      '--admin-listen',
+      '127.0.0.1:0',
+    ];
+    const result = await runAgentCli(args);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe(
+      'sessionfleet-agent: cannot start:\n' +
+        '  - --tenant is required (or set SESSIONFLEET_TENANT) by the policy\'s isolation "tenant": an instance serves exactly one tenant, and refuses the others\n',
     );
   });
 });

@@ -461,6 +461,12 @@ describe('AzureContainerAppsSessionFleet: secrets never reach the synthesized JS
 });
 
 describe('AzureContainerAppsSessionFleet: validation', () => {
+  it('refuses tenant isolation: its agents would not know the tenant they serve', () => {
+    expect(errorOf(() => ({ policy: { isolation: 'tenant', affinity: { type: 'copilot-jsonrpc' } } }))).toBe(
+      "stack/Fleet: 'policy.isolation' (\"tenant\") is not available on Azure: under tenant isolation every agent must be told the one tenant its instance serves (--tenant), which the Azure fleets do not do; use KubernetesSessionFleet's tenants, or another isolation mode",
+    );
+  });
+
   it('checks the 2-vCPU rule of session isolation against the app container', () => {
     expect(errorOf(() => ({ policy: SESSION_POLICY }))).toBe(
       "stack/Fleet: 'policy.instanceVcpu': session isolation requires an instance with at least 2 vCPU (instanceVcpu is 1)",

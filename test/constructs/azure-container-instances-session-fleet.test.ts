@@ -553,6 +553,12 @@ describe('AzureContainerInstancesSessionFleet: secrets never reach the synthesiz
 });
 
 describe('AzureContainerInstancesSessionFleet: validation', () => {
+  it('refuses tenant isolation: its agents would not know the tenant they serve', () => {
+    expect(errorOf(() => ({ policy: { isolation: 'tenant', affinity: { type: 'copilot-jsonrpc' } } }))).toBe(
+      "stack/Fleet: 'policy.isolation' (\"tenant\") is not available on Azure: under tenant isolation every agent must be told the one tenant its instance serves (--tenant), which the Azure fleets do not do; use KubernetesSessionFleet's tenants, or another isolation mode",
+    );
+  });
+
   it('checks the 2-vCPU rule of session isolation against the app container', () => {
     const policy = { isolation: 'session', affinity: { type: 'copilot-jsonrpc' } } as const;
     expect(errorOf(() => ({ policy }))).toBe(

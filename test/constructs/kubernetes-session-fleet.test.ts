@@ -189,6 +189,8 @@ describe('KubernetesSessionFleet: the Copilot CLI fleet of the seed', () => {
     expect(env.POD_IP).toEqual({ field_ref: { api_version: 'v1', field_path: 'status.podIP' } });
     expect(env[AGENT_ENV.instanceId]).toEqual({ field_ref: { api_version: 'v1', field_path: 'metadata.name' } });
     expect(env[AGENT_ENV.advertise]).toBe('http://$(POD_IP):8080');
+    // A shared fleet serves no one tenant (tenant isolation's instances get SESSIONFLEET_TENANT).
+    expect(env[AGENT_ENV.tenant]).toBeUndefined();
     const names = agent.env.map((e: Json) => e.name);
     // $(VAR) is expanded only from variables defined earlier.
     expect(names.indexOf('POD_IP')).toBeLessThan(names.indexOf(AGENT_ENV.advertise));

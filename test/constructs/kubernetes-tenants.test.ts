@@ -113,6 +113,14 @@ describe('tenant isolation: the per-user CLI, declared', () => {
     });
   });
 
+  it("tells each tenant's agents the tenant they serve (SESSIONFLEET_TENANT, the agent's --tenant)", () => {
+    for (const tenant of ['alice', 'bob', 'carol']) {
+      const agent = container(named(s, 'kubernetes_deployment_v1', `per-user-${tenant}`), 'agent');
+      expect(envOf(agent).SESSIONFLEET_TENANT).toBe(tenant);
+      expect(agent.args).not.toContain('--tenant');
+    }
+  });
+
   it("denies traffic between tenants: a tenant's agents admit their own pods and pods of no tenant", () => {
     expect(named(s, 'kubernetes_network_policy_v1', 'per-user-alice').spec).toEqual({
       ingress: [

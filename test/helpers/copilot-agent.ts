@@ -8,6 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { PrincipalEntry } from '../../agent/core/principals.js';
 import { stopProcess } from './copilot-cli.js';
 import { REPO_ROOT } from './run.js';
 
@@ -35,8 +36,8 @@ export interface StartAgentOptions {
   policy: Record<string, unknown>;
   upstreamPort: number;
   upstreamToken?: string;
-  /** token → principal; omitted: no `--principals`. */
-  principals?: Record<string, string>;
+  /** token → principal (or principal and tenant); omitted: no `--principals`. */
+  principals?: Record<string, PrincipalEntry>;
   extraArgs?: string[];
   env?: NodeJS.ProcessEnv;
 }

@@ -16,7 +16,11 @@ import {
 } from '../../helpers/copilot-fake-model.js';
 import { eventually, openRawClient, type RawRpcClient } from '../../helpers/copilot-rpc.js';
 
-const TOKENS = { alice: 'alice-token-9c2e41d7aa', bob: 'bob-token-3b7f0e5c19' } as const;
+const TOKENS = {
+  alice: 'alice-token-9c2e41d7aa',
+  bob: 'bob-token-3b7f0e5c19',
+  carol: 'carol-token-5e0a8d2f61',
+} as const;
 
 let cli: CopilotCli;
 let model: FakeModel;
@@ -346,6 +350,105 @@ describe('Copilot front: sessionsPerPrincipal without --redis', () => {
       ...fakeModelSessionOptions(model),
     });
     expect((await resumed.getEvents()).filter((e) => e.type === 'assistant.message')).toHaveLength(1);
+  });
+});
+
+describe('Copilot front: tenants without --redis', () => {
+  const ADMIN_TOKEN = 'admin-token-copilot-tenants-41c7';
+  const fleetSessions = (agent: CopilotAgent, query = '') =>
+    fetch(`${agent.adminUrl}/admin/fleet/sessions${query}`, {
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    }).then((r) => r.json());
+  const tenantQuota = (tenant: string, limit: number) => ({
+    code: -32020,
+    message: `tenant "${tenant}" holds ${limit} sessions, the sessionsPerTenant quota (${limit}): end one of your tenant's sessions first`,
+    data: { code: 'TENANT_QUOTA_REACHED', status: 429, quota: 'sessionsPerTenant', limit, tenant },
+  });
+
+  it('holds the users of a tenant to sessionsPerTenant together; a user without a tenant belongs to --tenant; a delete frees the place', async () => {
+    const agent = await agentWith(
+      { sessionsPerInstance: 6, sessionsPerTenant: 2 },
+      {
+        principals: {
+          [TOKENS.alice]: { principal: 'alice', tenant: 'acme' },
+          [TOKENS.bob]: { principal: 'bob', tenant: 'acme' },
+          [TOKENS.carol]: 'carol',
+        },
+        extraArgs: ['--tenant', 'globex', '--admin-token', ADMIN_TOKEN],
+      },
+    );
+    const alice = await sdk(agent, TOKENS.alice);
+    const bob = await sdk(agent, TOKENS.bob);
+    await alice.createSession({ onPermissionRequest: approveAll });
+    const bobs = await bob.createSession({ onPermissionRequest: approveAll });
+    expect(await rpcErrorOf(alice.createSession({ onPermissionRequest: approveAll }))).toEqual(tenantQuota('acme', 2));
+
+    // carol has no tenant of her own: she is globex's (--tenant), which has places of its own.
+    const carol = await sdk(agent, TOKENS.carol);
+    await carol.createSession({ onPermissionRequest: approveAll });
+    await carol.createSession({ onPermissionRequest: approveAll });
+    expect(await rpcErrorOf(carol.createSession({ onPermissionRequest: approveAll }))).toEqual(
+      tenantQuota('globex', 2),
+    );
+
+    // bob's delete gives acme a place back, which alice takes.
+    await bob.deleteSession(bobs.sessionId);
+    const next = await alice.createSession({ onPermissionRequest: approveAll });
+    expect(next.sessionId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(await rpcErrorOf(bob.createSession({ onPermissionRequest: approveAll }))).toEqual(tenantQuota('acme', 2));
+
+    const inventory = (await fleetSessions(agent)) as {
+      sessions: Array<{ principal: string; tenant: string }>;
+    };
+    expect(inventory.sessions.map((s) => `${s.principal}@${s.tenant}`).sort()).toEqual([
+      'alice@acme',
+      'alice@acme',
+      'carol@globex',
+      'carol@globex',
+    ]);
+  });
+
+  it('under tenant isolation, refuses a user of another tenant at connect (TENANT_FORBIDDEN) and serves its own', async () => {
+    const agent = await agentWith(
+      { isolation: 'tenant' },
+      {
+        principals: {
+          [TOKENS.alice]: { principal: 'alice', tenant: 'acme' },
+          [TOKENS.bob]: 'bob',
+          [TOKENS.carol]: { principal: 'carol', tenant: 'globex' },
+        },
+        extraArgs: ['--tenant', 'acme', '--admin-token', ADMIN_TOKEN],
+      },
+    );
+    const forbidden = {
+      code: -32021,
+      message:
+        'principal "carol" belongs to tenant "globex", and this instance serves another tenant only (tenant isolation): use your own tenant\'s instances',
+      data: { code: 'TENANT_FORBIDDEN', status: 403, tenant: 'globex' },
+    };
+    const carol = new CopilotClient({
+      connection: RuntimeConnection.forUri(agent.address, { connectionToken: TOKENS.carol }),
+    });
+    clients.push(carol);
+    expect(await rpcErrorOf(carol.start())).toEqual(forbidden);
+    const rawCarol = await openRawClient(agent.clientPort);
+    raws.push(rawCarol);
+    expect((await rawCarol.call('connect', { token: TOKENS.carol }, 3)).error).toEqual(forbidden);
+    await rawCarol.closed;
+
+    // alice (acme's by her entry) and bob (acme's as the instance's tenant) are served.
+    const alice = await sdk(agent, TOKENS.alice);
+    const bob = await sdk(agent, TOKENS.bob);
+    const session = await alice.createSession({ onPermissionRequest: approveAll });
+    await bob.createSession({ onPermissionRequest: approveAll });
+    const line = await agent.waitForLog((l) => l.msg === 'refused a Copilot client of another tenant');
+    expect(line).toMatchObject({ principal: 'carol', tenant: 'globex' });
+    const inventory = (await fleetSessions(agent, '?tenant=acme')) as {
+      sessions: Array<{ id: string; principal: string }>;
+    };
+    expect(inventory.sessions.map((s) => s.principal).sort()).toEqual(['alice', 'bob']);
+    expect(inventory.sessions.map((s) => s.id)).toContain(session.sessionId);
+    for (const token of Object.values(TOKENS)) expect(agent.output()).not.toContain(token);
   });
 });
 

@@ -9,6 +9,12 @@ describe('the error catalogue', () => {
     }
   });
 
+  it("gives each of the agent's own refusals a JSON-RPC code of its own, in -32010..-32039", () => {
+    const own = Object.values(ERRORS).filter((d) => d.jsonRpcCode <= -32010 && d.jsonRpcCode >= -32039);
+    expect(new Set(own.map((d) => d.jsonRpcCode)).size).toBe(own.length);
+    expect(ERRORS.TENANT_FORBIDDEN).toMatchObject({ status: 403, jsonRpcCode: -32021 });
+  });
+
   it('renders an HTTP body a client can act on', () => {
     const error = new AgentError('SESSION_LIMIT_REACHED', 'this instance holds 20 of 20 sessions', {
       retryAfterSeconds: 5,
