@@ -3,7 +3,7 @@
  *
  *   npx tsx bench/http-proxy.ts [--duration 10] [--rounds 3] [--connections 50] [--rate 2000]
  *                               [--streams 5000] [--no-pin] [--memory-only] [--no-memory]
- *                               [--variant '<node flags>' ...]
+ *                               [--variant='<node flags>' ...]
  *
  * Three targets get the same small JSON POST load: the upstream directly, through the agent (the
  * compiled `sessionfleet-agent`, as deployed: header affinity, 20 sessions, every rule on), and
@@ -70,6 +70,27 @@ async function runUpstream(): Promise<void> {
     });
   });
   server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  process.stdout.write(`${JSON.stringify({ listening: { port: (server.address() as AddressInfo).port } })}\n`);
+}
+
+/**
+ * A bare TCP relay: bytes in, bytes out, no HTTP at all. Put where the proxies are, it shows what
+ * one more process in the path costs on this machine before any proxy does any work.
+ */
+async function runTcpRelay(upstream: string): Promise<void> {
+  const { createServer: createTcpServer, connect } = await import('node:net');
+  const { hostname, port } = new URL(upstream);
+  const server = createTcpServer({ noDelay: true }, (client) => {
+    const up = connect({ host: hostname, port: Number(port), noDelay: true });
+    client.pipe(up).pipe(client);
+    const close = () => {
+      client.destroy();
+      up.destroy();
+    };
+    client.on('error', close).on('close', close);
+    up.on('error', close).on('close', close);
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   process.stdout.write(`${JSON.stringify({ listening: { port: (server.address() as AddressInfo).port } })}\n`);
 }
@@ -356,12 +377,15 @@ async function compare(
   );
   const fastify = await fastifyWith('');
   const fastifyTuned = await fastifyWith(TUNED);
+  const relayProcess = spawnNode([SELF, '--role', 'tcp-relay', '--upstream', upstream]);
+  const relay = { url: await listening(relayProcess), pid: relayProcess.child.pid };
   const proxies = [
     { name: `agent (header affinity, ${SESSIONS} sessions)`, url: agent.url, pid: agent.child.pid },
     { name: `  same, NODE_OPTIONS=${TUNED}`, url: agentTuned.url, pid: agentTuned.child.pid },
     { name: '@fastify/http-proxy', url: fastify.url, pid: fastify.pid },
     { name: `  same, NODE_OPTIONS=${TUNED}`, url: fastifyTuned.url, pid: fastifyTuned.pid },
     ...variants.map((v, i) => ({ name: `agent, node ${options.variants[i]}`, url: v.url, pid: v.child.pid })),
+    { name: 'TCP relay (no HTTP: one more process)', url: relay.url, pid: relay.pid },
   ];
   if (proxyCpu) for (const proxy of proxies) pin(proxy.pid, proxyCpu);
   const targets: Target[] = [{ name: 'direct to the upstream', url: upstream, pid: undefined }, ...proxies].map(
@@ -389,7 +413,7 @@ async function compare(
   // The fixed rate after all full-speed runs, so that none of them leaves garbage in a process
   // being timed; each round's targets take turns second by second.
   const agents = [agent, agentTuned, ...variants];
-  const agentNames = [proxies[0]!.name, proxies[1]!.name, ...proxies.slice(4).map((p) => p.name)];
+  const agentNames = [proxies[0]!.name, proxies[1]!.name, ...proxies.slice(4, 4 + variants.length).map((p) => p.name)];
   const gcBefore = await Promise.all(agents.map((a) => gcTotals(a.adminUrl)));
   for (let round = 1; round <= rounds; round++) {
     const results = await pacedRound(
@@ -459,6 +483,11 @@ async function compare(
   }
   console.log(
     `agent GC pauses over its ${paced} fixed-rate seconds (prom-client's nodejs_gc_duration_seconds):\n  ${gcLines.join('\n  ')}`,
+  );
+  const relayTarget = targets[targets.length - 1]!;
+  const overRelay = (target: Target) => median(target.fixed.map((r, i) => r.p99 - relayTarget.fixed[i]!.p99));
+  console.log(
+    `added p99 over the TCP relay (each round's difference, median): agent ${fmt(overRelay(targets[1]!))} ms, tuned ${fmt(overRelay(targets[2]!))} ms`,
   );
   const [, a, aTuned, f, fTuned] = targets as [Target, Target, Target, Target, Target];
   const ratio = (x: Target, y: Target) => {
@@ -615,6 +644,7 @@ const { values: role } = parseArgs({
 });
 if (role.role === 'upstream') await runUpstream();
 else if (role.role === 'fastify-proxy') await runFastifyProxy(String(role.upstream));
+else if (role.role === 'tcp-relay') await runTcpRelay(String(role.upstream));
 else if (role.role === 'paced-client') await runPacedClient();
 else if (role.role === 'memory-agent') await runMemoryAgents(String(role.upstream), Number(role.agents ?? 1));
 else await main();
