@@ -24,6 +24,8 @@ export interface Session {
   readonly id: string;
   /** The authenticated principal that created it (SPEC.md §7), if the front knows one. */
   readonly principal: string | undefined;
+  /** The tenant it belongs to, if the front knows one: no caller of another tenant may use it. */
+  readonly tenant: string | undefined;
   readonly createdAt: number;
   /** Absolute end of life: createdAt + sessionLifetimeSeconds. */
   readonly expiresAt: number;
@@ -122,7 +124,7 @@ export class SessionTable {
    */
   create(
     id: string,
-    options: { principal?: string; meta?: Record<string, unknown>; createdAt?: number } = {},
+    options: { principal?: string; tenant?: string; meta?: Record<string, unknown>; createdAt?: number } = {},
   ): CreateResult {
     if (this.draining) return { ok: false, reason: 'draining' };
     this.sweep();
@@ -139,6 +141,7 @@ export class SessionTable {
     const session: Session = {
       id,
       principal: options.principal,
+      tenant: options.tenant,
       createdAt,
       expiresAt: createdAt + this.lifetimeMs,
       lastActiveAt: now,

@@ -648,6 +648,7 @@ export class FleetCoordinator implements Coordinator {
     const tenant = options.tenant ?? ticket.tenant;
     const created = this.context.sessions.create(sessionId, {
       ...(principal !== undefined ? { principal } : {}),
+      ...(tenant !== undefined ? { tenant } : {}),
       ...(options.meta ? { meta: options.meta } : {}),
     });
     if (!created.ok) {
@@ -822,6 +823,7 @@ export class FleetCoordinator implements Coordinator {
     const { record } = adoption;
     const created = this.context.sessions.create(sessionId, {
       ...(record.principal !== undefined ? { principal: record.principal } : {}),
+      ...(record.tenant ? { tenant: record.tenant } : {}),
       ...(options.meta ? { meta: options.meta } : {}),
       createdAt: record.createdAt,
     });

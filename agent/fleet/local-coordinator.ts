@@ -151,6 +151,7 @@ export class LocalCoordinator implements Coordinator {
     if (ticket.reservationId !== undefined) this.reservations.delete(ticket.reservationId);
     const created = this.context.sessions.create(sessionId, {
       ...(principal !== undefined ? { principal } : {}),
+      ...(tenant !== undefined ? { tenant } : {}),
       ...(options.meta ? { meta: options.meta } : {}),
     });
     if (!created.ok) {

@@ -77,17 +77,22 @@ export class Admission {
   /**
    * A request naming session `id`. `cookie` turns every miss into INVALID_COOKIE (the client drops
    * the cookie and gets a new one); `create` lets an unseen id start a session (header affinity).
-   * `join`: the session may be used by a principal other than its creator (collaborative sessions).
+   * `join`: the session may be used by a principal other than its creator (collaborative sessions),
+   * never by a caller of another tenant than the session's (`tenant`: the caller's).
    */
   existing(
     id: string,
     principal: string | undefined,
     whenMissing: 'create' | 'reject' | 'reject-cookie',
     join = false,
+    tenant: string | undefined = undefined,
   ): ExistingResult {
     const found = this.sessions.lookup(id);
     if (found.state === 'active') {
       const session = found.session;
+      if (session.tenant !== undefined && session.tenant !== tenant) {
+        return { ok: false, error: new AgentError('SESSION_FORBIDDEN', 'this session belongs to another tenant') };
+      }
       if (session.principal !== undefined && session.principal !== principal && !join) {
         return {
           ok: false,
@@ -150,7 +155,7 @@ export class Admission {
     if (created.ok) return { ok: true, value: created.session };
     if (created.reason === 'exists') {
       // The upstream re-announced an id it already gave (or a client raced itself on a header id).
-      const again = this.existing(id, reservation.principal, 'reject');
+      const again = this.existing(id, reservation.principal, 'reject', false, reservation.fleet?.tenant);
       return again.ok && again.session ? { ok: true, value: again.session } : { ok: false, error: errorOf(again) };
     }
     if (created.reason === 'draining') {

@@ -393,7 +393,13 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     // The session may have ended while this write waited.
     if (this.sessions.lookup(id).state !== 'active') {
       const cookie = this.settings.affinity.type === 'cookie';
-      const found = this.admission.existing(id, session.principal, cookie ? 'reject-cookie' : 'reject');
+      const found = this.admission.existing(
+        id,
+        session.principal,
+        cookie ? 'reject-cookie' : 'reject',
+        false,
+        session.tenant,
+      );
       const error = found.ok ? new AgentError('SESSION_NOT_FOUND', 'Session not found') : found.error;
       return exchange.reject(
         error,
@@ -470,7 +476,7 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
         const join =
           this.collaborative !== undefined &&
           !(req.method === 'DELETE' && this.settings.affinity.type === 'mcp-streamable-http');
-        const found = this.admission.existing(route.id, caller.principal, route.whenMissing, join);
+        const found = this.admission.existing(route.id, caller.principal, route.whenMissing, join, caller.tenant);
         if (!found.ok) return { ok: false, error: found.error, clearCookie: route.whenMissing === 'reject-cookie' };
         if (found.session) {
           const error = ticket.takeSlot();

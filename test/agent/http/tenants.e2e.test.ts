@@ -129,6 +129,36 @@ describe('sessionsPerTenant on the HTTP front, without Redis', () => {
   });
 });
 
+describe('sessions bound to their tenant on the HTTP front', () => {
+  it('refuses a caller of another tenant (or of none) a session it knows the id of, with 403 SESSION_FORBIDDEN, even without principals', async () => {
+    const a = await agent(
+      { affinity: { type: 'header', headerName: 'x-session' }, sessionsPerInstance: 5 },
+      fixture.url,
+      ['--tenant-header', 'x-tenant'],
+    );
+    const call = async (headers: Record<string, string>) => {
+      const response = await fetch(`${a.url}/echo`, { headers });
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+    expect((await call({ 'x-tenant': 'acme', 'x-session': 's-acme' })).status).toBe(200);
+    const forbidden = {
+      status: 403,
+      body: {
+        error: {
+          code: 'SESSION_FORBIDDEN',
+          message: 'this session belongs to another tenant: use a session you created',
+          status: 403,
+        },
+      },
+    };
+    expect(await call({ 'x-tenant': 'globex', 'x-session': 's-acme' })).toEqual(forbidden);
+    expect(await call({ 'x-session': 's-acme' })).toEqual(forbidden);
+    // The owner's tenant goes on using it; the refused callers took nothing.
+    expect((await call({ 'x-tenant': 'acme', 'x-session': 's-acme' })).status).toBe(200);
+    expect(await fleetSessions(a)).toEqual([{ id: 's-acme', principal: null, tenant: 'acme' }]);
+  });
+});
+
 describe('tenant isolation on the HTTP front', () => {
   it('serves its --tenant and refuses another tenant with 403 TENANT_FORBIDDEN, for new and existing sessions', async () => {
     const a = await agent(
