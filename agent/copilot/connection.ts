@@ -15,7 +15,7 @@
  */
 import type { Socket } from 'node:net';
 import type { AgentContext } from '../core/context.js';
-import { AgentError } from '../core/errors.js';
+import { AgentError, sessionBusy } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Session } from '../core/sessions.js';
 import { tenantOf, tenantRefusal } from '../core/tenancy.js';
@@ -1175,17 +1175,6 @@ export class ClientConnection implements Attachment {
     this.log.error({ method: request.method, err: errorText(error) }, 'internal error handling a Copilot request');
     this.emit({ jsonrpc: '2.0', id: request.id, error: { code: -32603, message: 'internal error in the agent' } });
   }
-}
-
-/**
- * SESSION_BUSY in one shape whichever lock refused (in-process or Redis) — the HTTP front's
- * wording, so a client reads the same message and `data` fields on either front and in either mode.
- */
-function sessionBusy(sessionId: string, why: string, retryAfterSeconds: number | undefined): AgentError {
-  return new AgentError('SESSION_BUSY', `session ${JSON.stringify(sessionId)} is busy (${why})`, {
-    retryAfterSeconds: retryAfterSeconds ?? 1,
-    details: { sessionId },
-  });
 }
 
 function ok(id: JsonRpcId, result: unknown): object {

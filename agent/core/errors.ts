@@ -110,3 +110,14 @@ export class AgentError extends Error {
     return { code: ERRORS[this.code].jsonRpcCode, message: this.fullMessage, data };
   }
 }
+
+/**
+ * SESSION_BUSY in one shape whichever front and whichever lock (in-process or Redis) refused, so
+ * a client reads the same message and `data` fields everywhere.
+ */
+export function sessionBusy(sessionId: string, why: string, retryAfterSeconds: number | undefined): AgentError {
+  return new AgentError('SESSION_BUSY', `session ${JSON.stringify(sessionId)} is busy (${why})`, {
+    retryAfterSeconds: retryAfterSeconds ?? 1,
+    details: { sessionId },
+  });
+}

@@ -17,7 +17,7 @@ import { type Duplex, Readable } from 'node:stream';
 import type { Histogram } from 'prom-client';
 import type { Pool } from 'undici';
 import type { AgentContext, Front, ListenAddress } from '../core/context.js';
-import { AgentError } from '../core/errors.js';
+import { AgentError, sessionBusy } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { CreateResult, EndReason, Session, SessionTable } from '../core/sessions.js';
 import { type Caller, isName, tenantOf, tenantRefusal } from '../core/tenancy.js';
@@ -1087,13 +1087,6 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     const tracked = deletion.finally(() => this.pendingDeletes.delete(session.id));
     this.pendingDeletes.set(session.id, tracked);
   }
-}
-
-function sessionBusy(id: string, why: string, retryAfterSeconds: number | undefined): AgentError {
-  return new AgentError('SESSION_BUSY', `session ${JSON.stringify(id)} is busy (${why})`, {
-    retryAfterSeconds: retryAfterSeconds ?? 1,
-    details: { sessionId: id },
-  });
 }
 
 function checkTarget(url: string | undefined): { path: string; query: string } | AgentError {
