@@ -597,13 +597,8 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
           }
           return this.notOwner(exchange);
         }
-        let routed: FleetRoute;
-        try {
-          routed = await fleet.route(id);
-        } catch (error) {
-          if (error instanceof AgentError) return exchange.reject(error);
-          throw error;
-        }
+        const routed = await routeOf(fleet, id);
+        if (routed instanceof AgentError) return exchange.reject(routed);
         if (exchange.isDone) return;
         switch (routed.kind) {
           case 'local':
@@ -621,20 +616,11 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
                       return true;
                     },
             });
-          case 'adopt':
-            // Its owner is gone. HTTP sessions live in the upstream's memory: only with shared state
-            // can this instance's upstream go on with it; otherwise the client starts a new one.
-            if (this.context.policy.sharedSessionState) {
-              try {
-                await fleet.adopt(id);
-              } catch (error) {
-                if (error instanceof AgentError) return exchange.reject(error);
-                throw error;
-              }
-              return here();
-            }
-            await fleet.abandon(id);
-            return this.expired(exchange, 'owner-lost');
+          case 'adopt': {
+            const taken = await this.afterOwnerLost(fleet, id);
+            if (taken instanceof AgentError) return exchange.reject(taken);
+            return taken ? here() : this.expired(exchange, 'owner-lost');
+          }
           case 'gone':
             if (route.whenMissing === 'create') {
               return this.newSession(exchange, caller, undefined, body, (ticket) =>
@@ -965,31 +951,19 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
             [NOT_OWNER_HEADER]: this.context.config.instanceId,
           });
         }
-        let routed: FleetRoute;
-        try {
-          routed = await fleet.route(id);
-        } catch (error) {
-          if (error instanceof AgentError) return tunnel.reject(error);
-          throw error;
-        }
+        const routed = await routeOf(fleet, id);
+        if (routed instanceof AgentError) return tunnel.reject(routed);
         if (tunnel.isDone) return;
         switch (routed.kind) {
           case 'local':
             return here();
           case 'remote':
             return this.tunnelToPeer(tunnel, fleet, routed, undefined, head, () => fleet.forget(id));
-          case 'adopt':
-            if (this.context.policy.sharedSessionState) {
-              try {
-                await fleet.adopt(id);
-              } catch (error) {
-                if (error instanceof AgentError) return tunnel.reject(error);
-                throw error;
-              }
-              return here();
-            }
-            await fleet.abandon(id);
-            return tunnel.reject(...this.expiredFor(req, 'owner-lost'));
+          case 'adopt': {
+            const taken = await this.afterOwnerLost(fleet, id);
+            if (taken instanceof AgentError) return tunnel.reject(taken);
+            return taken ? here() : tunnel.reject(...this.expiredFor(req, 'owner-lost'));
+          }
           case 'gone':
             if (route.whenMissing === 'create') {
               return this.newTunnel(tunnel, caller, undefined, head, (ticket) =>
@@ -1002,6 +976,25 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
       }
       default:
         return here();
+    }
+  }
+
+  /**
+   * A session whose owner is gone. HTTP sessions live in the upstream's memory: only with shared
+   * state can this instance's upstream go on with it (true: adopted here); otherwise it is given up
+   * (false) and the client starts a new one.
+   */
+  private async afterOwnerLost(fleet: Coordinator, id: string): Promise<boolean | AgentError> {
+    if (!this.context.policy.sharedSessionState) {
+      await fleet.abandon(id);
+      return false;
+    }
+    try {
+      await fleet.adopt(id);
+      return true;
+    } catch (error) {
+      if (error instanceof AgentError) return error;
+      throw error;
     }
   }
 
@@ -1086,6 +1079,16 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     );
     const tracked = deletion.finally(() => this.pendingDeletes.delete(session.id));
     this.pendingDeletes.set(session.id, tracked);
+  }
+}
+
+/** Where the fleet says a session lives; a refusal the client should see comes back as the error. */
+async function routeOf(fleet: Coordinator, id: string): Promise<FleetRoute | AgentError> {
+  try {
+    return await fleet.route(id);
+  } catch (error) {
+    if (error instanceof AgentError) return error;
+    throw error;
   }
 }
 
