@@ -49,11 +49,6 @@ export class Principals {
     return this.byDigest.get(digest(token));
   }
 
-  /** The principal a token belongs to, or undefined. */
-  resolve(token: unknown): string | undefined {
-    return this.identify(token)?.principal;
-  }
-
   /** Reads and validates a principals file; errors name the file and the offending entry. */
   static async load(file: string): Promise<Principals> {
     let text: string;
