@@ -32,7 +32,7 @@ import {
 } from '../../helpers/copilot-fake-model.js';
 import { eventually } from '../../helpers/copilot-rpc.js';
 import { freePort } from '../../helpers/redis-server.js';
-import { fleetAdmin, inspector, uniqueFleet } from './helpers.js';
+import { fleetAdmin, inspector, memberArgs, memberPorts, uniqueFleet } from './helpers.js';
 
 const TOKENS = {
   alice: 'alice-token-collab-61c0d9',
@@ -76,9 +76,7 @@ beforeAll(async () => {
       clis[id] = await startCopilotCli({ home });
     }),
   );
-  const ports = new Set<number>();
-  while (ports.size < IDS.length) ports.add(await freePort());
-  const portOf = Object.fromEntries(IDS.map((id, i) => [id, [...ports][i]!])) as Record<Id, number>;
+  const portOf = await memberPorts(IDS);
   await Promise.all(
     IDS.map(async (id) => {
       agents[id] = await startCopilotAgent({
@@ -86,14 +84,7 @@ beforeAll(async () => {
         upstreamPort: clis[id].port,
         upstreamToken: clis[id].token,
         principals: { [TOKENS.alice]: 'alice', [TOKENS.bob]: 'bob', [TOKENS.carol]: 'carol' },
-        extraArgs: [
-          ['--listen', `127.0.0.1:${portOf[id]}`],
-          ['--advertise', `http://127.0.0.1:${portOf[id]}`],
-          ['--instance-id', id],
-          ['--redis', redisUrl],
-          ['--fleet', fleet],
-          ['--admin-token', ADMIN_TOKEN],
-        ].flat(),
+        extraArgs: memberArgs({ id, port: portOf[id], redisUrl, fleet, adminToken: ADMIN_TOKEN }),
       });
     }),
   );

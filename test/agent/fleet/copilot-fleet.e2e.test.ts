@@ -20,8 +20,7 @@ import {
   startFakeModel,
 } from '../../helpers/copilot-fake-model.js';
 import { eventually, openRawClient } from '../../helpers/copilot-rpc.js';
-import { freePort } from '../../helpers/redis-server.js';
-import { fleetAdmin, uniqueFleet } from './helpers.js';
+import { fleetAdmin, memberArgs, memberPorts, uniqueFleet } from './helpers.js';
 
 const TOKENS = { alice: 'alice-token-5d1c88e2b0', bob: 'bob-token-77a0c3f4e1', carol: 'carol-token-0e9b5a2d63' };
 const ADMIN_TOKEN = 'admin-token-fleet-2f6a0c';
@@ -60,9 +59,7 @@ beforeAll(async () => {
   );
   // The client ports are fixed up front (peers must know them: --advertise), chosen once the CLIs
   // hold theirs and distinct from each other.
-  const ports = new Set<number>();
-  while (ports.size < IDS.length) ports.add(await freePort());
-  const portOf = Object.fromEntries(IDS.map((id, i) => [id, [...ports][i]!])) as Record<Id, number>;
+  const portOf = await memberPorts(IDS);
   await Promise.all(
     IDS.map(async (id) => {
       const port = portOf[id];
@@ -71,14 +68,7 @@ beforeAll(async () => {
         upstreamPort: clis[id].port,
         upstreamToken: clis[id].token,
         principals: { [TOKENS.alice]: 'alice', [TOKENS.bob]: 'bob', [TOKENS.carol]: 'carol' },
-        extraArgs: [
-          ['--listen', `127.0.0.1:${port}`],
-          ['--advertise', `http://127.0.0.1:${port}`],
-          ['--instance-id', id],
-          ['--redis', redisUrl],
-          ['--fleet', fleet],
-          ['--admin-token', ADMIN_TOKEN],
-        ].flat(),
+        extraArgs: memberArgs({ id, port, redisUrl, fleet, adminToken: ADMIN_TOKEN }),
       });
     }),
   );

@@ -1,7 +1,7 @@
 /**
  * Builds what a coordinator needs from an agent (config, policy, session table, metrics) without
  * starting fronts, and gives each test a fleet name of its own so tests sharing the run's Redis
- * never see each other's keys.
+ * never see each other's keys, and the ports and flags that make agent processes one fleet's members.
  */
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
@@ -12,6 +12,7 @@ import { createMetrics } from '../../../agent/core/metrics.js';
 import { type EndReason, type Session, SessionTable } from '../../../agent/core/sessions.js';
 import type { FleetContext } from '../../../agent/fleet/types.js';
 import { type PolicyInput, validatePolicy } from '../../../policy/index.js';
+import { freePort } from '../../helpers/redis-server.js';
 
 export function uniqueFleet(): string {
   return `t-${randomUUID().slice(0, 8)}`;
@@ -160,4 +161,31 @@ export function fleetAdmin<Id extends string>(adminUrl: (agent: Id) => string, t
       return Object.fromEntries(sessions.map((s) => [s.id, s.owner]));
     },
   };
+}
+
+/** One distinct free loopback port per member id. */
+export async function memberPorts<Id extends string>(ids: readonly Id[]): Promise<Record<Id, number>> {
+  const ports = new Set<number>();
+  while (ports.size < ids.length) ports.add(await freePort());
+  const list = [...ports];
+  return Object.fromEntries(ids.map((id, i) => [id, list[i]!])) as Record<Id, number>;
+}
+
+/** The flags of one fleet member listening (and advertised) on 127.0.0.1:`port`. */
+export function memberArgs(member: {
+  id: string;
+  port: number;
+  redisUrl: string;
+  fleet: string;
+  adminToken: string;
+}): string[] {
+  const { id, port, redisUrl, fleet, adminToken } = member;
+  return [
+    ['--listen', `127.0.0.1:${port}`],
+    ['--advertise', `http://127.0.0.1:${port}`],
+    ['--instance-id', id],
+    ['--redis', redisUrl],
+    ['--fleet', fleet],
+    ['--admin-token', adminToken],
+  ].flat();
 }

@@ -8,9 +8,8 @@
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type AgentProcess, spawnAgent, stopAll } from '../../helpers/http-agent-process.js';
-import { freePort } from '../../helpers/redis-server.js';
 import { startUpstream, type Upstream } from '../http/fixtures/upstream.js';
-import { fleetAdmin, uniqueFleet } from './helpers.js';
+import { fleetAdmin, memberArgs, memberPorts, uniqueFleet } from './helpers.js';
 
 const ADMIN_TOKEN = 'admin-token-http-lease-0c93b1';
 const IDS = ['a', 'b', 'c'] as const;
@@ -30,9 +29,7 @@ const agents = {} as Record<Id, AgentProcess>;
 beforeAll(async () => {
   const fleet = uniqueFleet();
   const redisUrl = inject('redisUrl');
-  const ports = new Set<number>();
-  while (ports.size < IDS.length) ports.add(await freePort());
-  const portOf = Object.fromEntries(IDS.map((id, i) => [id, [...ports][i]!])) as Record<Id, number>;
+  const portOf = await memberPorts(IDS);
   await Promise.all(
     IDS.map(async (id) => {
       services[id] = await startUpstream();
@@ -40,13 +37,8 @@ beforeAll(async () => {
         policy: POLICY,
         upstream: services[id].url,
         args: [
-          ['--listen', `127.0.0.1:${portOf[id]}`],
-          ['--advertise', `http://127.0.0.1:${portOf[id]}`],
-          ['--instance-id', id],
-          ['--redis', redisUrl],
-          ['--fleet', fleet],
+          memberArgs({ id, port: portOf[id], redisUrl, fleet, adminToken: ADMIN_TOKEN }),
           ['--fleet-lease-ms', String(LEASE_MS)],
-          ['--admin-token', ADMIN_TOKEN],
         ].flat(),
       });
     }),

@@ -16,8 +16,7 @@ import {
   spawnListening,
   stopAll,
 } from '../../helpers/http-agent-process.js';
-import { freePort } from '../../helpers/redis-server.js';
-import { fleetAdmin, uniqueFleet } from './helpers.js';
+import { fleetAdmin, memberArgs, memberPorts, uniqueFleet } from './helpers.js';
 
 const ADMIN_TOKEN = 'admin-token-http-fleet-3c9e1a';
 const IDS = ['a', 'b', 'c'] as const;
@@ -42,23 +41,14 @@ const clients: Client[] = [];
 beforeAll(async () => {
   const fleet = uniqueFleet();
   const redisUrl = inject('redisUrl');
-  const ports = new Set<number>();
-  while (ports.size < IDS.length) ports.add(await freePort());
-  const portOf = Object.fromEntries(IDS.map((id, i) => [id, [...ports][i]!])) as Record<Id, number>;
+  const portOf = await memberPorts(IDS);
   await Promise.all(
     IDS.map(async (id) => {
       upstreams[id] = await spawnListening('demo/mcp-server.ts');
       agents[id] = await spawnAgent({
         policy: POLICY,
         upstream: upstreams[id].url,
-        args: [
-          ['--listen', `127.0.0.1:${portOf[id]}`],
-          ['--advertise', `http://127.0.0.1:${portOf[id]}`],
-          ['--instance-id', id],
-          ['--redis', redisUrl],
-          ['--fleet', fleet],
-          ['--admin-token', ADMIN_TOKEN],
-        ].flat(),
+        args: memberArgs({ id, port: portOf[id], redisUrl, fleet, adminToken: ADMIN_TOKEN }),
       });
     }),
   );

@@ -7,9 +7,8 @@
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type AgentProcess, spawnAgent, stopAll } from '../../helpers/http-agent-process.js';
-import { freePort } from '../../helpers/redis-server.js';
 import { overlapping, type RecordingUpstream, startRecordingUpstream } from '../http/collaborative-upstream.js';
-import { uniqueFleet } from './helpers.js';
+import { memberArgs, memberPorts, uniqueFleet } from './helpers.js';
 
 const ADMIN_TOKEN = 'admin-token-http-lock-7d21f0';
 const IDS = ['a', 'b', 'c'] as const;
@@ -31,22 +30,13 @@ beforeAll(async () => {
   upstream = await startRecordingUpstream();
   const fleet = uniqueFleet();
   const redisUrl = inject('redisUrl');
-  const ports = new Set<number>();
-  while (ports.size < IDS.length) ports.add(await freePort());
-  const portOf = Object.fromEntries(IDS.map((id, i) => [id, [...ports][i]!])) as Record<Id, number>;
+  const portOf = await memberPorts(IDS);
   await Promise.all(
     IDS.map(async (id) => {
       agents[id] = await spawnAgent({
         policy: POLICY,
         upstream: upstream.url,
-        args: [
-          ['--listen', `127.0.0.1:${portOf[id]}`],
-          ['--advertise', `http://127.0.0.1:${portOf[id]}`],
-          ['--instance-id', id],
-          ['--redis', redisUrl],
-          ['--fleet', fleet],
-          ['--admin-token', ADMIN_TOKEN],
-        ].flat(),
+        args: memberArgs({ id, port: portOf[id], redisUrl, fleet, adminToken: ADMIN_TOKEN }),
       });
     }),
   );

@@ -19,8 +19,8 @@ import {
   spawnListening,
   stopAll,
 } from '../../helpers/http-agent-process.js';
-import { freePort, type RedisServer, startRedisServer } from '../../helpers/redis-server.js';
-import { uniqueFleet } from './helpers.js';
+import { type RedisServer, startRedisServer } from '../../helpers/redis-server.js';
+import { memberArgs, memberPorts, uniqueFleet } from './helpers.js';
 
 const ADMIN_TOKEN = 'admin-token-http-outage-7d21b4';
 const IDS = ['a', 'b', 'c'] as const;
@@ -56,23 +56,14 @@ const clients: Client[] = [];
 beforeAll(async () => {
   redis = await startRedisServer();
   const fleet = uniqueFleet();
-  const ports = new Set<number>();
-  while (ports.size < IDS.length) ports.add(await freePort());
-  const portOf = Object.fromEntries(IDS.map((id, i) => [id, [...ports][i]!])) as Record<Id, number>;
+  const portOf = await memberPorts(IDS);
   await Promise.all(
     IDS.map(async (id) => {
       upstreams[id] = await spawnListening('demo/mcp-server.ts');
       agents[id] = await spawnAgent({
         policy: { ...POLICY, failOpen: FAIL_OPEN[id] },
         upstream: upstreams[id].url,
-        args: [
-          ['--listen', `127.0.0.1:${portOf[id]}`],
-          ['--advertise', `http://127.0.0.1:${portOf[id]}`],
-          ['--instance-id', id],
-          ['--redis', redis.url],
-          ['--fleet', fleet],
-          ['--admin-token', ADMIN_TOKEN],
-        ].flat(),
+        args: memberArgs({ id, port: portOf[id], redisUrl: redis.url, fleet, adminToken: ADMIN_TOKEN }),
       });
     }),
   );

@@ -13,8 +13,7 @@ import {
   spawnListening,
   stopAll,
 } from '../../helpers/http-agent-process.js';
-import { freePort } from '../../helpers/redis-server.js';
-import { fleetAdmin, uniqueFleet } from './helpers.js';
+import { fleetAdmin, memberArgs, memberPorts, uniqueFleet } from './helpers.js';
 
 const ADMIN_TOKEN = 'admin-token-http-tenants-7d21';
 const IDS = ['a', 'b'] as const;
@@ -34,21 +33,14 @@ beforeAll(async () => {
   const fleet = uniqueFleet();
   const redisUrl = inject('redisUrl');
   upstream = await spawnListening('test/agent/http/fixtures/upstream.ts');
-  const ports = new Set<number>();
-  while (ports.size < IDS.length) ports.add(await freePort());
-  const portOf = Object.fromEntries(IDS.map((id, i) => [id, [...ports][i]!])) as Record<Id, number>;
+  const portOf = await memberPorts(IDS);
   await Promise.all(
     IDS.map(async (id) => {
       agents[id] = await spawnAgent({
         policy: POLICY,
         upstream: upstream.url,
         args: [
-          ['--listen', `127.0.0.1:${portOf[id]}`],
-          ['--advertise', `http://127.0.0.1:${portOf[id]}`],
-          ['--instance-id', id],
-          ['--redis', redisUrl],
-          ['--fleet', fleet],
-          ['--admin-token', ADMIN_TOKEN],
+          memberArgs({ id, port: portOf[id], redisUrl, fleet, adminToken: ADMIN_TOKEN }),
           ['--principal-header', 'x-user'],
           ['--tenant-header', 'x-tenant'],
           ['--tenant', 'globex'],
