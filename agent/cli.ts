@@ -7,6 +7,7 @@ import { hostname, networkInterfaces } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { policyJsonSchema, validatePolicyText } from '../policy/index.js';
 import { ConfigError, parseAgentConfig, usage } from './config.js';
+import { tuneV8 } from './core/v8-tuning.js';
 
 export interface CliIo {
   stdout: (text: string) => void;
@@ -64,6 +65,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     }
     throw error;
   }
+  tuneV8();
   const { runAgent } = await import('./server.js');
   return runAgent(config);
 }

@@ -8,7 +8,9 @@
  * Three targets get the same small JSON POST load: the upstream directly, through the agent (the
  * compiled `sessionfleet-agent`, as deployed: header affinity, 20 sessions, every rule on), and
  * through `@fastify/http-proxy` (a proxy with no rules, its defaults); each proxy also with the
- * recommended young-generation size, and each `--variant` adds an agent started with those Node
+ * recommended young-generation size (and the baseline also with V8's allocation-site pretenuring
+ * off, which the agent does to itself at start-up), and each `--variant` adds an agent started with
+ * those Node
  * flags (flags that NODE_OPTIONS refuses, such as --min-semi-space-size, work here). Two
  * measurements each:
  *
@@ -317,6 +319,8 @@ function pin(pid: number | undefined, cpus: string): void {
 
 /** The V8 setting the README recommends for the agent: a young generation big enough for a proxy's garbage. */
 const TUNED = '--max-semi-space-size=32';
+/** What the agent sets in itself at start-up (`agent/core/v8-tuning.ts`); given to the baseline's tuned run too. */
+const NO_PRETENURING = '--no-allocation-site-pretenuring';
 
 /** Resident memory of a process in MiB (Linux `/proc`), or NaN. */
 function rssMiB(pid: number | undefined): number {
@@ -364,9 +368,10 @@ async function compare(
       env: { NODE_OPTIONS: nodeOptions },
       nodeArgs,
     });
-  const fastifyWith = async (nodeOptions: string) => {
+  const fastifyWith = async (nodeOptions: string, nodeArgs: string[] = []) => {
     const spawned = spawnNode([SELF, '--role', 'fastify-proxy', '--upstream', upstream], {
       env: { NODE_OPTIONS: nodeOptions },
+      nodeArgs,
     });
     return { url: await listening(spawned), pid: spawned.child.pid };
   };
@@ -376,14 +381,14 @@ async function compare(
     options.variants.map((flags) => agentWith('', flags.split(/\s+/).filter(Boolean))),
   );
   const fastify = await fastifyWith('');
-  const fastifyTuned = await fastifyWith(TUNED);
+  const fastifyTuned = await fastifyWith(TUNED, [NO_PRETENURING]);
   const relayProcess = spawnNode([SELF, '--role', 'tcp-relay', '--upstream', upstream]);
   const relay = { url: await listening(relayProcess), pid: relayProcess.child.pid };
   const proxies = [
     { name: `agent (header affinity, ${SESSIONS} sessions)`, url: agent.url, pid: agent.child.pid },
     { name: `  same, NODE_OPTIONS=${TUNED}`, url: agentTuned.url, pid: agentTuned.child.pid },
     { name: '@fastify/http-proxy', url: fastify.url, pid: fastify.pid },
-    { name: `  same, NODE_OPTIONS=${TUNED}`, url: fastifyTuned.url, pid: fastifyTuned.pid },
+    { name: `  same, ${NO_PRETENURING}, NODE_OPTIONS=${TUNED}`, url: fastifyTuned.url, pid: fastifyTuned.pid },
     ...variants.map((v, i) => ({ name: `agent, node ${options.variants[i]}`, url: v.url, pid: v.child.pid })),
     { name: 'TCP relay (no HTTP: one more process)', url: relay.url, pid: relay.pid },
   ];
@@ -495,8 +500,10 @@ async function compare(
     const cpu = median(y.full.map((r) => r.cpuPerRequest)) / median(x.full.map((r) => r.cpuPerRequest));
     return `throughput ${fmt(median(rounds))}x (rounds ${rounds.map((r) => fmt(r)).join(', ')}), by CPU per request ${fmt(cpu)}x`;
   };
-  console.log(`\nagent / @fastify/http-proxy, default V8 settings: ${ratio(a, f)}`);
-  console.log(`agent / @fastify/http-proxy, both with ${TUNED}: ${ratio(aTuned, fTuned)}`);
+  console.log(
+    `\nagent / @fastify/http-proxy, each as it starts (the agent sets ${NO_PRETENURING} itself): ${ratio(a, f)}`,
+  );
+  console.log(`agent / @fastify/http-proxy, both with ${NO_PRETENURING} and ${TUNED}: ${ratio(aTuned, fTuned)}`);
 }
 
 /** Opens `count` SSE streams through `port`, spread over 20 existing sessions; resolves once all answered. */
