@@ -8,6 +8,7 @@ import { ResourceGroup } from '@cdktf/provider-azurerm/lib/resource-group/index.
 import { Token } from 'cdktf';
 import { Construct } from 'constructs';
 import { describeValue } from '../policy/format.js';
+import { HEADER_NAME_RULE, isHeaderName } from '../policy/header-name.js';
 import type { Policy, PolicyInput } from '../policy/index.js';
 import {
   AGENT_ADMIN_PORT,
@@ -315,7 +316,6 @@ export function resolveAzureFleetSettings(scope: Construct, props: AzureSessionF
 }
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 function known(value: unknown): boolean {
   return value !== undefined && !Token.isUnresolved(value);
@@ -361,8 +361,8 @@ export function checkAzureFleetProps(
   if (known(props.appHealthPath) && !props.appHealthPath!.startsWith('/')) {
     problems.push(`'appHealthPath' (${describeValue(props.appHealthPath)}) must start with /`);
   }
-  if (known(props.principalHeader) && !HEADER_NAME.test(props.principalHeader!)) {
-    problems.push(`'principalHeader' (${describeValue(props.principalHeader)}) must be a valid HTTP header name`);
+  if (known(props.principalHeader) && !isHeaderName(props.principalHeader)) {
+    problems.push(`'principalHeader' (${describeValue(props.principalHeader)}) must be ${HEADER_NAME_RULE}`);
   }
   problems.push(checkSecretSource('principals', props.principals));
   problems.push(checkSecretSource('upstreamToken', props.upstreamToken));

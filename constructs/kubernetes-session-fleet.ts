@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { ConfigMapV1 } from '@cdktf/provider-kubernetes/lib/config-map-v1/index.js';
 import { Annotations, Fn } from 'cdktf';
 import { Construct } from 'constructs';
+import { HEADER_NAME_RULE, isHeaderName } from '../policy/header-name.js';
 import { DEFAULTS, type Policy, type PolicyInput, parseCpuQuantity } from '../policy/index.js';
 import {
   AGENT_ADMIN_PORT,
@@ -637,9 +638,9 @@ export class KubernetesSessionFleet extends Construct {
     if (
       props.principalHeader !== undefined &&
       !isToken(props.principalHeader) &&
-      !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(props.principalHeader)
+      !isHeaderName(props.principalHeader)
     ) {
-      problems.add('principalHeader', props.principalHeader, 'must be a valid HTTP header name');
+      problems.add('principalHeader', props.principalHeader, `must be ${HEADER_NAME_RULE}`);
     }
 
     if (!isToken(this.scaleOn) && !SCALE_METRICS.includes(this.scaleOn)) {

@@ -638,7 +638,7 @@ describe('AzureContainerInstancesSessionFleet: validation', () => {
       `stack/Fleet: 'appHealthPath' ("health") must start with /`,
     );
     expect(errorOf(() => ({ principalHeader: 'x user' }))).toBe(
-      `stack/Fleet: 'principalHeader' ("x user") must be a valid HTTP header name`,
+      `stack/Fleet: 'principalHeader' ("x user") must be a valid HTTP header name (letters, digits and !#$%&'*+-.^_\`|~)`,
     );
   });
 

@@ -198,7 +198,7 @@ describe('KubernetesSessionFleet validation: the policy and the props around it'
     [
       'an invalid principal header',
       { principalHeader: 'bad header' },
-      `stack/Fleet: 'principalHeader' ("bad header") must be a valid HTTP header name`,
+      `stack/Fleet: 'principalHeader' ("bad header") must be a valid HTTP header name (letters, digits and !#$%&'*+-.^_\`|~)`,
     ],
     [
       'invalid scaling, service and lifecycle settings (all at once)',
