@@ -30,6 +30,7 @@ import {
 import { type AzureSecretSource, checkSecretSource, secretValue } from './azure-secrets.js';
 import { AzureSessionStateStorage } from './azure-session-state-storage.js';
 import { resolveFleetPolicy, SessionFleetValidationError } from './fleet-policy.js';
+import { tenantHeaderProblems } from './tenant-header.js';
 
 /** The container names inside every instance. */
 export const APP_CONTAINER_NAME = 'app';
@@ -114,6 +115,14 @@ export interface AzureSessionFleetBaseProps {
    * @default - principals come from `principals` tokens, or none
    */
   readonly principalHeader?: string;
+
+  /**
+   * HTTP fronts: a trusted header, set by an authenticating proxy in front, that names the
+   * principal's tenant (`--tenant-header`), so `sessionsPerTenant` counts per tenant. Not with
+   * `policy.affinity.type` "copilot-jsonrpc" (its clients' tenants come from `principals`).
+   * @default - a principal has no tenant of its own, and no tenant quota applies to it
+   */
+  readonly tenantHeader?: string;
 
   /**
    * The principals file (JSON mapping each client token to a principal, e.g. `{"tok-a": "alice"}`),
@@ -364,6 +373,7 @@ export function checkAzureFleetProps(
   if (known(props.principalHeader) && !isHeaderName(props.principalHeader)) {
     problems.push(`'principalHeader' (${describeValue(props.principalHeader)}) must be ${HEADER_NAME_RULE}`);
   }
+  problems.push(...tenantHeaderProblems(props));
   problems.push(checkSecretSource('principals', props.principals));
   problems.push(checkSecretSource('upstreamToken', props.upstreamToken));
   problems.push(checkSecretSource('adminToken', props.adminToken));
