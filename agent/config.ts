@@ -5,6 +5,7 @@
  */
 import type { NetworkInterfaceInfo } from 'node:os';
 import { parseArgs } from 'node:util';
+import { HEADER_NAME_RULE, isHeaderName, sameHeaderName } from '../policy/header-name.js';
 import type { Policy } from '../policy/index.js';
 import { isName, NAME_RULE } from './core/tenancy.js';
 
@@ -149,8 +150,6 @@ export function envName(flag: string): string {
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-/** An HTTP header name (RFC 9110 token). */
-const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /** Parses `host:port` (IPv6 as `[::1]:port`); port 0 asks the OS for a free one. */
 export function parseHostPort(text: string): HostPort | undefined {
@@ -309,19 +308,13 @@ export function parseAgentConfig(
     problems.push(`${healthPath.source} (${JSON.stringify(healthPath.value)}) must start with /`);
   }
   const principalHeader = get('principal-header');
-  if (principalHeader && !HEADER_NAME.test(principalHeader.value)) {
-    problems.push(
-      `${principalHeader.source} (${JSON.stringify(principalHeader.value)}) must be a valid HTTP header name`,
-    );
+  if (principalHeader && !isHeaderName(principalHeader.value)) {
+    problems.push(`${principalHeader.source} (${JSON.stringify(principalHeader.value)}) must be ${HEADER_NAME_RULE}`);
   }
   const tenantHeader = get('tenant-header');
-  if (tenantHeader && !HEADER_NAME.test(tenantHeader.value)) {
-    problems.push(`${tenantHeader.source} (${JSON.stringify(tenantHeader.value)}) must be a valid HTTP header name`);
-  } else if (
-    tenantHeader &&
-    principalHeader &&
-    tenantHeader.value.toLowerCase() === principalHeader.value.toLowerCase()
-  ) {
+  if (tenantHeader && !isHeaderName(tenantHeader.value)) {
+    problems.push(`${tenantHeader.source} (${JSON.stringify(tenantHeader.value)}) must be ${HEADER_NAME_RULE}`);
+  } else if (tenantHeader && principalHeader && sameHeaderName(tenantHeader.value, principalHeader.value)) {
     problems.push(
       `${tenantHeader.source} (${JSON.stringify(tenantHeader.value)}) must not be the header naming the principal (${principalHeader.source})`,
     );

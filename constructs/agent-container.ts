@@ -53,6 +53,8 @@ export interface AgentCommandOptions {
   readonly principals?: boolean;
   /** HTTP fronts: a trusted header naming the principal. */
   readonly principalHeader?: string;
+  /** HTTP fronts: a trusted header naming the principal's tenant. */
+  readonly tenantHeader?: string;
   /** HTTP path the agent probes on the app. @default - a TCP connect */
   readonly appHealthPath?: string;
 }
@@ -77,6 +79,7 @@ export function agentArgs(options: AgentCommandOptions): string[] {
   ];
   if (options.principals) args.push('--principals', `${PRINCIPALS_MOUNT_PATH}/${PRINCIPALS_FILE_NAME}`);
   if (options.principalHeader) args.push('--principal-header', options.principalHeader);
+  if (options.tenantHeader) args.push('--tenant-header', options.tenantHeader);
   if (options.appHealthPath) args.push('--health-path', options.appHealthPath);
   return args;
 }

@@ -243,6 +243,7 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
       appPort: props.appPort,
       principals: props.principals !== undefined,
       principalHeader: props.principalHeader,
+      tenantHeader: props.tenantHeader,
       appHealthPath: props.appHealthPath,
     }).map((arg) => SECRET_FILE_PATHS[arg] ?? arg);
     const agent: ContainerAppTemplateContainer = {

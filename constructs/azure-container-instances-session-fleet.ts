@@ -179,6 +179,7 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
       appPort: props.appPort,
       principals: props.principals !== undefined,
       principalHeader: props.principalHeader,
+      tenantHeader: props.tenantHeader,
       appHealthPath: props.appHealthPath,
     });
     const agentSecrets = Object.fromEntries(agentSecretEnvs(props, foundation.redisUrl).map((s) => [s.env, s.value]));

@@ -8,6 +8,7 @@ import { ResourceGroup } from '@cdktf/provider-azurerm/lib/resource-group/index.
 import { Token } from 'cdktf';
 import { Construct } from 'constructs';
 import { describeValue } from '../policy/format.js';
+import { HEADER_NAME_RULE, isHeaderName } from '../policy/header-name.js';
 import type { Policy, PolicyInput } from '../policy/index.js';
 import {
   AGENT_ADMIN_PORT,
@@ -29,6 +30,7 @@ import {
 import { type AzureSecretSource, checkSecretSource, secretValue } from './azure-secrets.js';
 import { AzureSessionStateStorage } from './azure-session-state-storage.js';
 import { resolveFleetPolicy, SessionFleetValidationError } from './fleet-policy.js';
+import { tenantHeaderProblems } from './tenant-header.js';
 
 /** The container names inside every instance. */
 export const APP_CONTAINER_NAME = 'app';
@@ -113,6 +115,14 @@ export interface AzureSessionFleetBaseProps {
    * @default - principals come from `principals` tokens, or none
    */
   readonly principalHeader?: string;
+
+  /**
+   * HTTP fronts: a trusted header, set by an authenticating proxy in front, that names the
+   * principal's tenant (`--tenant-header`), so `sessionsPerTenant` counts per tenant. Not with
+   * `policy.affinity.type` "copilot-jsonrpc" (its clients' tenants come from `principals`).
+   * @default - a principal has no tenant of its own, and no tenant quota applies to it
+   */
+  readonly tenantHeader?: string;
 
   /**
    * The principals file (JSON mapping each client token to a principal, e.g. `{"tok-a": "alice"}`),
@@ -315,7 +325,6 @@ export function resolveAzureFleetSettings(scope: Construct, props: AzureSessionF
 }
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 function known(value: unknown): boolean {
   return value !== undefined && !Token.isUnresolved(value);
@@ -361,9 +370,10 @@ export function checkAzureFleetProps(
   if (known(props.appHealthPath) && !props.appHealthPath!.startsWith('/')) {
     problems.push(`'appHealthPath' (${describeValue(props.appHealthPath)}) must start with /`);
   }
-  if (known(props.principalHeader) && !HEADER_NAME.test(props.principalHeader!)) {
-    problems.push(`'principalHeader' (${describeValue(props.principalHeader)}) must be a valid HTTP header name`);
+  if (known(props.principalHeader) && !isHeaderName(props.principalHeader)) {
+    problems.push(`'principalHeader' (${describeValue(props.principalHeader)}) must be ${HEADER_NAME_RULE}`);
   }
+  problems.push(...tenantHeaderProblems(props));
   problems.push(checkSecretSource('principals', props.principals));
   problems.push(checkSecretSource('upstreamToken', props.upstreamToken));
   problems.push(checkSecretSource('adminToken', props.adminToken));

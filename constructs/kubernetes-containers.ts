@@ -182,6 +182,7 @@ export interface FleetPodOptions {
   readonly adminToken?: KubernetesSecretKey;
   readonly principals?: KubernetesSecretKey;
   readonly principalHeader?: string;
+  readonly tenantHeader?: string;
   /** Under tenant isolation: the tenant these instances serve (the agent's `--tenant`). */
   readonly tenantId?: string;
   readonly preStopDelaySeconds: number;
@@ -302,6 +303,7 @@ export function fleetPodSpec(options: FleetPodOptions): DeploymentV1SpecTemplate
       appHost: app.host,
       principals: options.principals !== undefined,
       ...(options.principalHeader !== undefined ? { principalHeader: options.principalHeader } : {}),
+      ...(options.tenantHeader !== undefined ? { tenantHeader: options.tenantHeader } : {}),
       ...(app.healthPath !== undefined ? { appHealthPath: app.healthPath } : {}),
     }),
     port: [

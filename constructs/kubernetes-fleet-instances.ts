@@ -74,6 +74,7 @@ export interface KubernetesFleetInstancesProps {
   readonly adminToken?: KubernetesSecretKey;
   readonly principals?: KubernetesSecretKey;
   readonly principalHeader?: string;
+  readonly tenantHeader?: string;
   readonly scaleOn: KubernetesScaleMetric;
   readonly targetSessionUtilization: number;
   readonly targetCpuUtilizationPercent: number;
@@ -179,6 +180,7 @@ export class KubernetesFleetInstances extends Construct {
       ...(props.adminToken ? { adminToken: props.adminToken } : {}),
       ...(props.principals ? { principals: props.principals } : {}),
       ...(props.principalHeader !== undefined ? { principalHeader: props.principalHeader } : {}),
+      ...(props.tenantHeader !== undefined ? { tenantHeader: props.tenantHeader } : {}),
       ...(props.tenantId !== undefined ? { tenantId: props.tenantId } : {}),
       preStopDelaySeconds: props.preStopDelaySeconds,
       ...(recyclerServiceAccountName ? { recyclerServiceAccountName } : {}),

@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { ConfigMapV1 } from '@cdktf/provider-kubernetes/lib/config-map-v1/index.js';
 import { Annotations, Fn } from 'cdktf';
 import { Construct } from 'constructs';
+import { HEADER_NAME_RULE, isHeaderName } from '../policy/header-name.js';
 import { DEFAULTS, type Policy, type PolicyInput, parseCpuQuantity } from '../policy/index.js';
 import {
   AGENT_ADMIN_PORT,
@@ -54,6 +55,7 @@ import {
   Problems,
   RULES,
 } from './kubernetes-validation.js';
+import { tenantHeaderProblems } from './tenant-header.js';
 
 export type {
   KubernetesAgentContainer,
@@ -199,6 +201,14 @@ export interface KubernetesSessionFleetProps {
    * @default - none
    */
   readonly principalHeader?: string;
+  /**
+   * HTTP fronts: a trusted header, set by an authenticating proxy in front, that names the
+   * principal's tenant (`--tenant-header`), so `sessionsPerTenant` counts per tenant. Not with
+   * `policy.affinity.type` "copilot-jsonrpc" (its clients' tenants come from `principals`). Under
+   * tenant isolation a request whose header names another tenant is refused.
+   * @default - a principal has no tenant of its own (under tenant isolation: its tenant's `tenantId`)
+   */
+  readonly tenantHeader?: string;
   /**
    * Session isolation only: end each pod after its one session ends, so the next session starts
    * on a fresh pod with nothing left behind. Sets the policy's `recycleAfterSession`.
@@ -525,6 +535,7 @@ export class KubernetesSessionFleet extends Construct {
       ...(this.props.adminToken ? { adminToken: this.props.adminToken } : {}),
       ...(principals ? { principals } : {}),
       ...(this.props.principalHeader !== undefined ? { principalHeader: this.props.principalHeader } : {}),
+      ...(this.props.tenantHeader !== undefined ? { tenantHeader: this.props.tenantHeader } : {}),
       scaleOn: this.scaleOn,
       targetSessionUtilization: this.targetSessionUtilization,
       targetCpuUtilizationPercent: this.targetCpuUtilizationPercent,
@@ -637,10 +648,11 @@ export class KubernetesSessionFleet extends Construct {
     if (
       props.principalHeader !== undefined &&
       !isToken(props.principalHeader) &&
-      !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(props.principalHeader)
+      !isHeaderName(props.principalHeader)
     ) {
-      problems.add('principalHeader', props.principalHeader, 'must be a valid HTTP header name');
+      problems.add('principalHeader', props.principalHeader, `must be ${HEADER_NAME_RULE}`);
     }
+    for (const problem of tenantHeaderProblems(props)) problems.addSentence(problem);
 
     if (!isToken(this.scaleOn) && !SCALE_METRICS.includes(this.scaleOn)) {
       problems.add('scaleOn', this.scaleOn, `must be one of ${SCALE_METRICS.map((m) => JSON.stringify(m)).join(', ')}`);

@@ -9,6 +9,7 @@
  * `sessionsPerInstance (300) must be between 1 and 200`.
  */
 import { z } from 'zod';
+import { HEADER_NAME_PATTERN, HEADER_NAME_RULE } from './header-name.js';
 
 export const ISOLATION_MODES = ['shared', 'session', 'request', 'tenant'] as const;
 export type IsolationMode = (typeof ISOLATION_MODES)[number];
@@ -80,8 +81,8 @@ export const RESERVED_HEADER_NAMES = [
   'upgrade',
 ] as const;
 
-// RFC 9110 §5.6.2 token: the characters a header field name may use.
-const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// RFC 9110 §5.6.2 token: what a header field name is, and a cookie name too (RFC 6265 §4.1.1).
+const HTTP_TOKEN = HEADER_NAME_PATTERN;
 
 function typeRule(expected: string) {
   return (issue: { input?: unknown }) => (issue.input === undefined ? 'is required' : `must be ${expected}`);
@@ -118,7 +119,7 @@ const headerName = z
   .string({ error: typeRule('a string') })
   .min(1, { error: 'must not be empty', abort: true })
   .max(128, { error: 'must be at most 128 characters', abort: true })
-  .regex(HTTP_TOKEN, { error: "must be a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~)" })
+  .regex(HTTP_TOKEN, { error: `must be ${HEADER_NAME_RULE}` })
   .refine((v) => !(RESERVED_HEADER_NAMES as readonly string[]).includes(v.toLowerCase()), {
     error: 'is reserved: the agent or HTTP itself uses that header',
   })

@@ -149,7 +149,7 @@ describe('agent flags', () => {
       return [];
     };
     expect(problemsOf(['--tenant', 'acme corp', '--tenant-header', 'x tenant'])).toEqual([
-      '--tenant-header ("x tenant") must be a valid HTTP header name',
+      '--tenant-header ("x tenant") must be a valid HTTP header name (letters, digits and !#$%&\'*+-.^_`|~)',
       '--tenant ("acme corp") must be a name of 1-256 characters without whitespace',
     ]);
     expect(problemsOf([], { SESSIONFLEET_TENANT: 'a'.repeat(257) })).toEqual([

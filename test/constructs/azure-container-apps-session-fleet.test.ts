@@ -408,6 +408,18 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
     expect(agent.command!.slice(-2)).toEqual(['--principals', '/etc/sessionfleet/principals']);
   });
 
+  it('passes the principal and tenant headers to the agent, so a fleet behind a proxy has tenant quotas', () => {
+    const { stack, fleet } = synth(() => ({
+      policy: { affinity: { type: 'mcp-streamable-http' }, maxInstances: 20, sessionsPerTenant: 10 },
+      principalHeader: 'x-user',
+      tenantHeader: 'x-tenant',
+    }));
+    const { agent } = containers(stack);
+    expect(agent.command!.slice(-4)).toEqual(['--principal-header', 'x-user', '--tenant-header', 'x-tenant']);
+    expect(agent.env!.map((e) => e.name)).not.toContain('SESSIONFLEET_TENANT');
+    expect(fleet.policy.sessionsPerTenant).toBe(10);
+  });
+
   it('uses an existing Redis URL and creates no cache', () => {
     const { stack, fleet } = synth((scope) => ({ redisUrl: sensitive(scope, 'redis_url') }));
     expect(stack.resource.azurerm_redis_cache).toBeUndefined();
@@ -461,6 +473,24 @@ describe('AzureContainerAppsSessionFleet: secrets never reach the synthesized JS
 });
 
 describe('AzureContainerAppsSessionFleet: validation', () => {
+  it('checks the tenant header as the agent does, and refuses it where it could name no tenant', () => {
+    expect(errorOf(() => ({ tenantHeader: 'x tenant' }))).toBe(
+      `stack/Fleet: 'tenantHeader' ("x tenant") must be a valid HTTP header name (letters, digits and !#$%&'*+-.^_\`|~)`,
+    );
+    expect(errorOf(() => ({ principalHeader: 'x-user', tenantHeader: 'X-USER' }))).toBe(
+      `stack/Fleet: 'tenantHeader' ("X-USER") must not be the header naming the principal ('principalHeader' "x-user")`,
+    );
+    expect(
+      errorOf(() => ({
+        policy: { affinity: { type: 'copilot-jsonrpc' } },
+        externalIngress: false,
+        tenantHeader: 'x-tenant',
+      })),
+    ).toBe(
+      `stack/Fleet: 'tenantHeader' ("x-tenant") is read by the HTTP front only, and 'policy.affinity.type' "copilot-jsonrpc" is served by the Copilot front, which has no HTTP headers: name a Copilot client's tenant in its entry of the principals file ('principals') instead`,
+    );
+  });
+
   it('refuses tenant isolation: its agents would not know the tenant they serve', () => {
     expect(errorOf(() => ({ policy: { isolation: 'tenant', affinity: { type: 'copilot-jsonrpc' } } }))).toBe(
       "stack/Fleet: 'policy.isolation' (\"tenant\") is not available on Azure: under tenant isolation every agent must be told the one tenant its instance serves (--tenant), which the Azure fleets do not do; use KubernetesSessionFleet's tenants, or another isolation mode",

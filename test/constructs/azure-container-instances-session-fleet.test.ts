@@ -390,6 +390,32 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
     expect(agent.commands!.slice(-4)).toEqual(['--principal-header', 'x-user', '--health-path', '/health']);
   });
 
+  it("passes the tenant header to every instance's agent, so an HTTP fleet behind a proxy has tenant quotas", () => {
+    const { stack, fleet } = synth(() => ({
+      policy: { affinity: { type: 'mcp-streamable-http' }, maxInstances: 2, sessionsPerTenant: 10 },
+      principalHeader: 'x-user',
+      tenantHeader: 'x-tenant',
+      instanceCount: 2,
+    }));
+    const groups = all<Group>(stack, 'azurerm_container_group');
+    expect(groups).toHaveLength(2);
+    for (const group of groups) {
+      const { agent } = containers(group);
+      expect(agent.commands!.slice(-4)).toEqual(['--principal-header', 'x-user', '--tenant-header', 'x-tenant']);
+      expect(agent.environment_variables!.SESSIONFLEET_TENANT).toBeUndefined();
+    }
+    expect(fleet.policy.sessionsPerTenant).toBe(10);
+  });
+
+  it('passes a tenant header known only at apply time through unchecked', () => {
+    const { stack } = synth((scope) => ({
+      policy: { affinity: { type: 'cookie' } },
+      tenantHeader: new TerraformVariable(scope, 'tenant_header', { type: 'string' }).stringValue,
+    }));
+    const { agent } = containers(one<Group>(stack, 'azurerm_container_group'));
+    expect(agent.commands!.slice(-2)).toEqual(['--tenant-header', '${var.tenant_header}']);
+  });
+
   it('uses an existing Redis URL from a sensitive variable and creates no cache', () => {
     const { stack, fleet } = synth((scope) => ({ redisUrl: sensitive(scope, 'redis_url') }));
     expect(stack.resource.azurerm_redis_cache).toBeUndefined();
@@ -638,7 +664,24 @@ describe('AzureContainerInstancesSessionFleet: validation', () => {
       `stack/Fleet: 'appHealthPath' ("health") must start with /`,
     );
     expect(errorOf(() => ({ principalHeader: 'x user' }))).toBe(
-      `stack/Fleet: 'principalHeader' ("x user") must be a valid HTTP header name`,
+      `stack/Fleet: 'principalHeader' ("x user") must be a valid HTTP header name (letters, digits and !#$%&'*+-.^_\`|~)`,
+    );
+  });
+
+  it('checks the tenant header as the agent does, and refuses it where it could name no tenant', () => {
+    const HTTP = { affinity: { type: 'header', headerName: 'x-session' } } as const;
+    expect(errorOf(() => ({ policy: HTTP, tenantHeader: 'x tenant' }))).toBe(
+      `stack/Fleet: 'tenantHeader' ("x tenant") must be a valid HTTP header name (letters, digits and !#$%&'*+-.^_\`|~)`,
+    );
+    expect(errorOf(() => ({ policy: HTTP, principalHeader: 'X-User', tenantHeader: 'x-user' }))).toBe(
+      `stack/Fleet: 'tenantHeader' ("x-user") must not be the header naming the principal ('principalHeader' "X-User")`,
+    );
+    expect(errorOf(() => ({ policy: HTTP, tenantHeader: 'X-Session' }))).toBe(
+      `stack/Fleet: 'tenantHeader' ("X-Session") must not be the header that carries the session id ('policy.affinity.headerName' "x-session")`,
+    );
+    // BASE is a Copilot CLI fleet: its front reads no HTTP headers.
+    expect(errorOf(() => ({ tenantHeader: 'x-tenant' }))).toBe(
+      `stack/Fleet: 'tenantHeader' ("x-tenant") is read by the HTTP front only, and 'policy.affinity.type' "copilot-jsonrpc" is served by the Copilot front, which has no HTTP headers: name a Copilot client's tenant in its entry of the principals file ('principals') instead`,
     );
   });
 

@@ -198,7 +198,27 @@ describe('KubernetesSessionFleet validation: the policy and the props around it'
     [
       'an invalid principal header',
       { principalHeader: 'bad header' },
-      `stack/Fleet: 'principalHeader' ("bad header") must be a valid HTTP header name`,
+      `stack/Fleet: 'principalHeader' ("bad header") must be a valid HTTP header name (letters, digits and !#$%&'*+-.^_\`|~)`,
+    ],
+    [
+      'an invalid tenant header',
+      { tenantHeader: 'x tenant' },
+      `stack/Fleet: 'tenantHeader' ("x tenant") must be a valid HTTP header name (letters, digits and !#$%&'*+-.^_\`|~)`,
+    ],
+    [
+      'a tenant header that is the principal header (names are case-insensitive)',
+      { principalHeader: 'X-Authenticated-User', tenantHeader: 'x-authenticated-user' },
+      `stack/Fleet: 'tenantHeader' ("x-authenticated-user") must not be the header naming the principal ('principalHeader' "X-Authenticated-User")`,
+    ],
+    [
+      'a tenant header on a Copilot CLI fleet, whose front reads no HTTP headers',
+      { policy: { affinity: { type: 'copilot-jsonrpc' } }, tenantHeader: 'x-tenant-id' },
+      `stack/Fleet: 'tenantHeader' ("x-tenant-id") is read by the HTTP front only, and 'policy.affinity.type' "copilot-jsonrpc" is served by the Copilot front, which has no HTTP headers: name a Copilot client's tenant in its entry of the principals file ('principals') instead`,
+    ],
+    [
+      'a tenant header that carries the session id under header affinity',
+      { policy: { affinity: { type: 'header', headerName: 'X-Session' } }, tenantHeader: 'x-session' },
+      `stack/Fleet: 'tenantHeader' ("x-session") must not be the header that carries the session id ('policy.affinity.headerName' "X-Session")`,
     ],
     [
       'invalid scaling, service and lifecycle settings (all at once)',
@@ -425,6 +445,8 @@ describe('KubernetesSessionFleet validation: unresolved tokens', () => {
           },
           storage: KubernetesSessionStorage.sharedVolume({ accessMode: 'ReadWriteOnce', sizeGiB: number('size') }),
           redis: KubernetesFleetRedis.none(),
+          principalHeader: text('principal-header'),
+          tenantHeader: text('tenant-header'),
           targetSessionUtilization: number('target'),
           preStopDelaySeconds: number('delay'),
         }),

@@ -412,6 +412,65 @@ describe('an MCP Streamable HTTP fleet with an existing Redis', () => {
   });
 });
 
+describe('an HTTP fleet whose principals and tenants come from an authenticating proxy', () => {
+  const { s, fleet } = fleetOf(
+    {
+      ...MCP,
+      policy: { affinity: { type: 'mcp-streamable-http' }, maxInstances: 20, sessionsPerTenant: 40 },
+      tenantHeader: 'x-authenticated-tenant',
+    },
+    'McpServers',
+  );
+  const agent = container(named(s, 'kubernetes_deployment_v1', 'mcp-servers'), 'agent');
+
+  it('passes the tenant header to every agent as --tenant-header, after the principal header', () => {
+    expect(agent.args).toEqual([
+      '--policy',
+      '/etc/sessionfleet/policy.json',
+      '--upstream',
+      'http://127.0.0.1:3000',
+      '--listen',
+      '0.0.0.0:8080',
+      '--admin-listen',
+      '0.0.0.0:9090',
+      '--principal-header',
+      'x-authenticated-user',
+      '--tenant-header',
+      'x-authenticated-tenant',
+      '--health-path',
+      '/health',
+    ]);
+    expect(agent.args).toEqual(
+      agentArgs({
+        policy: fleet.policy,
+        appPort: 3000,
+        principalHeader: 'x-authenticated-user',
+        tenantHeader: 'x-authenticated-tenant',
+        appHealthPath: '/health',
+      }),
+    );
+  });
+
+  it('names no tenant of its own: outside tenant isolation the header is where tenants come from', () => {
+    expect(envOf(agent)[AGENT_ENV.tenant]).toBeUndefined();
+    expect(fleet.policy.sessionsPerTenant).toBe(40);
+  });
+
+  it('passes a tenant header known only at apply time through unchecked', () => {
+    const withVariable = synth((scope: Construct) => {
+      const tenantHeader = new TerraformVariable(scope, 'tenant_header', { type: 'string' }).stringValue;
+      new KubernetesSessionFleet(scope, 'McpServers', { ...MCP, tenantHeader });
+    });
+    const args: string[] = container(named(withVariable, 'kubernetes_deployment_v1', 'mcp-servers'), 'agent').args;
+    expect(args.slice(args.indexOf('--tenant-header'))).toEqual([
+      '--tenant-header',
+      tf('var.tenant_header'),
+      '--health-path',
+      '/health',
+    ]);
+  });
+});
+
 describe('autoscaling', () => {
   it('falls back to CPU utilization when no custom-metrics adapter serves the session gauge', () => {
     const { s } = fleetOf({ ...MCP, scaleOn: 'cpu', targetCpuUtilizationPercent: 60 }, 'McpServers');

@@ -176,3 +176,28 @@ describe('a tenant fleet without tenants yet', () => {
     expect(policy.isolation).toBe('tenant');
   });
 });
+
+describe('tenant isolation behind an authenticating proxy that names the tenant', () => {
+  const s = synth((scope) => {
+    new KubernetesSessionFleet(scope, 'Proxied', {
+      policy: { isolation: 'tenant', affinity: { type: 'cookie' }, maxInstances: 1 },
+      app: { image: 'your-registry/web-app:1.0.0', port: 3000 },
+      principalHeader: 'x-authenticated-user',
+      tenantHeader: 'X-Tenant-Id',
+      tenants: [{ tenantId: 'acme' }, { tenantId: 'globex' }],
+    });
+  });
+
+  it("gives every tenant's agents the tenant header beside the tenant they serve", () => {
+    for (const tenant of ['acme', 'globex']) {
+      const agent = container(named(s, 'kubernetes_deployment_v1', `proxied-${tenant}`), 'agent');
+      expect(agent.args.slice(8)).toEqual([
+        '--principal-header',
+        'x-authenticated-user',
+        '--tenant-header',
+        'X-Tenant-Id',
+      ]);
+      expect(envOf(agent).SESSIONFLEET_TENANT).toBe(tenant);
+    }
+  });
+});
