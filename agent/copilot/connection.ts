@@ -19,6 +19,7 @@ import { AgentError, sessionBusy } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Session } from '../core/sessions.js';
 import { tenantOf, tenantRefusal } from '../core/tenancy.js';
+import { OwnershipConflictError } from '../fleet/coordinator.js';
 import type { LockLease } from '../fleet/lock.js';
 import type { Coordinator, PlacementTicket } from '../fleet/types.js';
 import type { ControlChannel } from './control.js';
@@ -354,9 +355,27 @@ export class ClientConnection implements Attachment {
     if (owner === principal) return owner;
     // Collaborative sessions: anyone who knows the id may join and write; only the owner deletes.
     if (this.options.state.collaborative && action !== 'delete' && action !== 'create') return owner;
-    throw new AgentError('SESSION_FORBIDDEN', `session ${JSON.stringify(sessionId)} belongs to another user`, {
-      details: { sessionId },
-    });
+    throw anotherUsers(sessionId);
+  }
+
+  /**
+   * The answer to a create or resume that lost the fleet registry to a session registered first
+   * (on another agent, or by a concurrent call): another user's (or tenant's) session is refused
+   * as it is on a single agent; the caller's own session exists already, so it is to be resumed.
+   */
+  private registeredElsewhere(
+    sessionId: string,
+    action: 'create' | 'resume',
+    holder: OwnershipConflictError['holder'],
+  ): AgentError {
+    if (holder.principal === undefined || holder.tenant !== this.tenant) return anotherUsers(sessionId);
+    // Throws SESSION_FORBIDDEN for another user's session, as for a session loaded here.
+    this.checkOwner(sessionId, holder.principal, action);
+    const what =
+      action === 'create'
+        ? `session ${JSON.stringify(sessionId)} already exists and is yours, so it cannot be created again`
+        : `session ${JSON.stringify(sessionId)} was resumed on another instance at the same time, and lives there now`;
+    return new AgentError('SESSION_EXISTS', what, { details: { sessionId } });
   }
 
   private async ownership(sessionId: string): Promise<Ownership> {
@@ -541,10 +560,9 @@ export class ClientConnection implements Attachment {
       admission: {
         admit: () =>
           fleet.open(ticket, sessionId, { principal: owner }).catch((error: unknown) => {
-            if (error instanceof AgentError) throw error;
-            throw new AgentError('SESSION_FORBIDDEN', `session ${JSON.stringify(sessionId)} is already in use`, {
-              details: { sessionId },
-            });
+            if (error instanceof OwnershipConflictError)
+              throw this.registeredElsewhere(sessionId, action, error.holder);
+            throw error;
           }),
         undo: () => void this.options.context.sessions.end(sessionId, 'deleted'),
         unused: () => void fleet.cancel(ticket),
@@ -1179,6 +1197,13 @@ export class ClientConnection implements Attachment {
 
 function ok(id: JsonRpcId, result: unknown): object {
   return { jsonrpc: '2.0', id, result: result ?? null };
+}
+
+/** A session of another principal (or tenant): the same refusal wherever it is noticed. */
+function anotherUsers(sessionId: string): AgentError {
+  return new AgentError('SESSION_FORBIDDEN', `session ${JSON.stringify(sessionId)} belongs to another user`, {
+    details: { sessionId },
+  });
 }
 
 function errorText(error: unknown): string {
