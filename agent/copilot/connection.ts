@@ -333,7 +333,7 @@ export class ClientConnection implements Attachment {
    */
   private async authorize(sessionId: string, action: SessionAction): Promise<string> {
     const loaded = this.options.context.sessions.get(sessionId);
-    if (loaded) return this.checkOwner(sessionId, loaded.principal, action);
+    if (loaded) return this.checkOwner(sessionId, loaded.principal, action, loaded.tenant);
     const ownership = await this.ownership(sessionId);
     if (ownership.state === 'absent') return this.principal!;
     return this.checkOwner(sessionId, ownership.state === 'owned' ? ownership.owner : undefined, action);
@@ -341,10 +341,19 @@ export class ClientConnection implements Attachment {
 
   /**
    * Whether this connection's principal may act on a session whose owner is `owner` (undefined:
-   * the session records none); returns the owner.
+   * the session records none) and whose tenant is `tenant` (undefined: none known); returns the
+   * owner. A caller of another tenant is refused whoever the owner is, as on the HTTP front: a
+   * principal of the same name in another tenant is another user, and collaborative sessions are
+   * shared within their tenant only.
    */
-  private checkOwner(sessionId: string, owner: string | undefined, action: SessionAction): string {
+  private checkOwner(
+    sessionId: string,
+    owner: string | undefined,
+    action: SessionAction,
+    tenant: string | undefined = undefined,
+  ): string {
     const principal = this.principal!;
+    if (tenant !== undefined && tenant !== this.tenant) throw anotherUsers(sessionId);
     if (owner === undefined) {
       throw new AgentError(
         'SESSION_FORBIDDEN',
@@ -368,9 +377,9 @@ export class ClientConnection implements Attachment {
     action: 'create' | 'resume',
     holder: OwnershipConflictError['holder'],
   ): AgentError {
-    if (holder.principal === undefined || holder.tenant !== this.tenant) return anotherUsers(sessionId);
-    // Throws SESSION_FORBIDDEN for another user's session, as for a session loaded here.
-    this.checkOwner(sessionId, holder.principal, action);
+    if (holder.principal === undefined) return anotherUsers(sessionId);
+    // Throws SESSION_FORBIDDEN for another user's (or tenant's) session, as for one loaded here.
+    this.checkOwner(sessionId, holder.principal, action, holder.tenant);
     const what =
       action === 'create'
         ? `session ${JSON.stringify(sessionId)} already exists and is yours, so it cannot be created again`
@@ -435,7 +444,7 @@ export class ClientConnection implements Attachment {
       // Loaded since the owner check (a concurrent create or resume of the same id got here
       // first): it belongs to whoever loaded it, so check again against that owner. A create
       // racing another user's create is refused here, never let through to replace it on the CLI.
-      bound = this.checkOwner(sessionId, session.principal, action);
+      bound = this.checkOwner(sessionId, session.principal, action, session.tenant);
     } else if (admitting) {
       // The coordinator creates the table entry (slot, principal) before the CLI is asked.
       session = await admitting.admit();
