@@ -19,6 +19,7 @@ import { AgentError, sessionBusy } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Session } from '../core/sessions.js';
 import { tenantOf, tenantRefusal } from '../core/tenancy.js';
+import { OwnershipConflictError } from '../fleet/coordinator.js';
 import type { LockLease } from '../fleet/lock.js';
 import type { Coordinator, PlacementTicket } from '../fleet/types.js';
 import type { ControlChannel } from './control.js';
@@ -332,7 +333,7 @@ export class ClientConnection implements Attachment {
    */
   private async authorize(sessionId: string, action: SessionAction): Promise<string> {
     const loaded = this.options.context.sessions.get(sessionId);
-    if (loaded) return this.checkOwner(sessionId, loaded.principal, action);
+    if (loaded) return this.checkOwner(sessionId, loaded.principal, action, loaded.tenant);
     const ownership = await this.ownership(sessionId);
     if (ownership.state === 'absent') return this.principal!;
     return this.checkOwner(sessionId, ownership.state === 'owned' ? ownership.owner : undefined, action);
@@ -340,10 +341,19 @@ export class ClientConnection implements Attachment {
 
   /**
    * Whether this connection's principal may act on a session whose owner is `owner` (undefined:
-   * the session records none); returns the owner.
+   * the session records none) and whose tenant is `tenant` (undefined: none known); returns the
+   * owner. A caller of another tenant is refused whoever the owner is, as on the HTTP front: a
+   * principal of the same name in another tenant is another user, and collaborative sessions are
+   * shared within their tenant only.
    */
-  private checkOwner(sessionId: string, owner: string | undefined, action: SessionAction): string {
+  private checkOwner(
+    sessionId: string,
+    owner: string | undefined,
+    action: SessionAction,
+    tenant: string | undefined = undefined,
+  ): string {
     const principal = this.principal!;
+    if (tenant !== undefined && tenant !== this.tenant) throw anotherUsers(sessionId);
     if (owner === undefined) {
       throw new AgentError(
         'SESSION_FORBIDDEN',
@@ -354,9 +364,27 @@ export class ClientConnection implements Attachment {
     if (owner === principal) return owner;
     // Collaborative sessions: anyone who knows the id may join and write; only the owner deletes.
     if (this.options.state.collaborative && action !== 'delete' && action !== 'create') return owner;
-    throw new AgentError('SESSION_FORBIDDEN', `session ${JSON.stringify(sessionId)} belongs to another user`, {
-      details: { sessionId },
-    });
+    throw anotherUsers(sessionId);
+  }
+
+  /**
+   * The answer to a create or resume that lost the fleet registry to a session registered first
+   * (on another agent, or by a concurrent call): another user's (or tenant's) session is refused
+   * as it is on a single agent; the caller's own session exists already, so it is to be resumed.
+   */
+  private registeredElsewhere(
+    sessionId: string,
+    action: 'create' | 'resume',
+    holder: OwnershipConflictError['holder'],
+  ): AgentError {
+    if (holder.principal === undefined) return anotherUsers(sessionId);
+    // Throws SESSION_FORBIDDEN for another user's (or tenant's) session, as for one loaded here.
+    this.checkOwner(sessionId, holder.principal, action, holder.tenant);
+    const what =
+      action === 'create'
+        ? `session ${JSON.stringify(sessionId)} already exists and is yours, so it cannot be created again`
+        : `session ${JSON.stringify(sessionId)} was resumed on another instance at the same time, and lives there now`;
+    return new AgentError('SESSION_EXISTS', what, { details: { sessionId } });
   }
 
   private async ownership(sessionId: string): Promise<Ownership> {
@@ -416,7 +444,7 @@ export class ClientConnection implements Attachment {
       // Loaded since the owner check (a concurrent create or resume of the same id got here
       // first): it belongs to whoever loaded it, so check again against that owner. A create
       // racing another user's create is refused here, never let through to replace it on the CLI.
-      bound = this.checkOwner(sessionId, session.principal, action);
+      bound = this.checkOwner(sessionId, session.principal, action, session.tenant);
     } else if (admitting) {
       // The coordinator creates the table entry (slot, principal) before the CLI is asked.
       session = await admitting.admit();
@@ -541,10 +569,9 @@ export class ClientConnection implements Attachment {
       admission: {
         admit: () =>
           fleet.open(ticket, sessionId, { principal: owner }).catch((error: unknown) => {
-            if (error instanceof AgentError) throw error;
-            throw new AgentError('SESSION_FORBIDDEN', `session ${JSON.stringify(sessionId)} is already in use`, {
-              details: { sessionId },
-            });
+            if (error instanceof OwnershipConflictError)
+              throw this.registeredElsewhere(sessionId, action, error.holder);
+            throw error;
           }),
         undo: () => void this.options.context.sessions.end(sessionId, 'deleted'),
         unused: () => void fleet.cancel(ticket),
@@ -1179,6 +1206,13 @@ export class ClientConnection implements Attachment {
 
 function ok(id: JsonRpcId, result: unknown): object {
   return { jsonrpc: '2.0', id, result: result ?? null };
+}
+
+/** A session of another principal (or tenant): the same refusal wherever it is noticed. */
+function anotherUsers(sessionId: string): AgentError {
+  return new AgentError('SESSION_FORBIDDEN', `session ${JSON.stringify(sessionId)} belongs to another user`, {
+    details: { sessionId },
+  });
 }
 
 function errorText(error: unknown): string {

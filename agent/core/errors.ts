@@ -40,6 +40,7 @@ export const ERRORS = {
   METHOD_FORBIDDEN: define('METHOD_FORBIDDEN', 403, -32014, 'this method is not available through the agent'),
   TENANT_FORBIDDEN: define('TENANT_FORBIDDEN', 403, -32021, "use your own tenant's instances"),
   SESSION_BUSY: define('SESSION_BUSY', 409, -32015, 'retry after the current write finishes'),
+  SESSION_EXISTS: define('SESSION_EXISTS', 409, -32022, 'resume it with session.resume'),
   DRAINING: define('DRAINING', 503, -32016, 'retry; another instance will take the session'),
   STORE_UNAVAILABLE: define('STORE_UNAVAILABLE', 503, -32017, 'retry shortly'),
   UPSTREAM_UNAVAILABLE: define('UPSTREAM_UNAVAILABLE', 502, -32018, 'retry shortly'),

@@ -653,7 +653,13 @@ export class FleetCoordinator implements Coordinator {
     });
     if (!created.ok) {
       await this.cancel(ticket);
-      if (created.reason === 'exists') throw new OwnershipConflictError(sessionId, this.instanceId);
+      if (created.reason === 'exists') {
+        const held = this.context.sessions.get(sessionId);
+        throw new OwnershipConflictError(sessionId, this.instanceId, {
+          principal: held?.principal,
+          tenant: held?.tenant ?? this.meta.get(sessionId)?.tenant,
+        });
+      }
       if (created.reason === 'draining')
         throw new AgentError('DRAINING', 'this instance is draining', { retryAfterSeconds: 1 });
       throw new AgentError('SESSION_LIMIT_REACHED', 'this instance has no free session slot', {
@@ -685,7 +691,7 @@ export class FleetCoordinator implements Coordinator {
     if (!result.ok) {
       this.quietEnds.add(sessionId);
       this.context.sessions.end(sessionId, 'terminated');
-      throw new OwnershipConflictError(sessionId, result.owner);
+      throw new OwnershipConflictError(sessionId, result.owner, { principal: result.principal, tenant: result.tenant });
     }
     return session;
   }
@@ -1056,11 +1062,16 @@ export class FleetCoordinator implements Coordinator {
   }
 }
 
-/** The session id is already registered to another instance (or already open here). */
+/**
+ * The session id is already registered to another instance (or already open here). `holder` is
+ * who the registered session belongs to, as recorded when it was opened, so a front can tell a
+ * client whose own session it is from a client naming someone else's.
+ */
 export class OwnershipConflictError extends Error {
   constructor(
     readonly sessionId: string,
     readonly owner: string | undefined,
+    readonly holder: { readonly principal: string | undefined; readonly tenant: string | undefined },
   ) {
     super(`session ${JSON.stringify(sessionId)} is already held by ${owner ?? 'another instance'}`);
     this.name = 'OwnershipConflictError';

@@ -212,7 +212,9 @@ export class FleetRegistry {
     createdAt: number;
     expiresAt: number;
     resumable: boolean;
-  }): Promise<{ ok: true } | { ok: false; owner: string | undefined }> {
+  }): Promise<
+    { ok: true } | { ok: false; owner: string | undefined; principal: string | undefined; tenant: string | undefined }
+  > {
     const out = await this.redis.sfOpen(
       ...this.keyList,
       args.id,
@@ -225,8 +227,8 @@ export class FleetRegistry {
       args.resumable ? 1 : 0,
     );
     if (str(out[0]) === 'ok') return { ok: true };
-    const owner = str(out[1]);
-    return { ok: false, owner: owner === '' ? undefined : owner };
+    const named = (value: unknown) => (str(value) === '' ? undefined : str(value));
+    return { ok: false, owner: named(out[1]), principal: named(out[2]), tenant: named(out[3]) };
   }
 
   async end(id: string, options: { expectedOwner?: string; mode: 'delete' | 'handoff' }): Promise<EndResult> {

@@ -256,14 +256,18 @@ return existed
 /**
  * Registers a session that an instance has just opened, consuming its reservation. KEYS: registry.
  * ARGV: id, owner, reservation id ('' none), principal, tenant, created ms, expires ms, resumable.
- * Returns {'ok'} | {'exists', owner}.
+ * Returns {'ok'} | {'exists', owner, principal, tenant} (the registered session's, '' for none).
  */
 const OPEN = `${PRELUDE}
 local id, owner, rid = ARGV[1], ARGV[2], ARGV[3]
 local principal, tenant = ARGV[4], ARGV[5]
--- 1. One owner per session: an id already registered is never overwritten.
+-- 1. One owner per session: an id already registered is never overwritten. Who holds it is
+--    returned, so the refused front can tell the session's own principal from another one.
 local existing = redis.call('HGET', K.sessions, id)
-if existing then return { 'exists', cjson.decode(existing).o } end
+if existing then
+  local rec = cjson.decode(existing)
+  return { 'exists', rec.o or '', rec.p or '', rec.t or '' }
+end
 -- 2. The reservation's places pass to the session. If it had expired (and been reclaimed), the
 --    session is registered anyway: it already exists upstream, and refusing it now would only
 --    leave it unaccounted for.

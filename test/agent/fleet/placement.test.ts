@@ -5,6 +5,7 @@
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { AgentError } from '../../../agent/core/errors.js';
+import { OwnershipConflictError } from '../../../agent/fleet/coordinator.js';
 import { fleetKeys } from '../../../agent/fleet/keys.js';
 import type { Placement } from '../../../agent/fleet/types.js';
 import { inspector, sleep, startAgents, type TestAgent, waitFor } from './helpers.js';
@@ -213,6 +214,28 @@ describe('placement', () => {
     b.context.load.release();
     await b.coordinator.refresh();
     expect(await a.coordinator.place()).toMatchObject({ kind: 'remote', instanceId: 'agent-b' });
+  });
+
+  it('never overwrites a registered id, and the refusal names who holds it', async () => {
+    const { agents } = await fleetOf(['agent-a', 'agent-b'], { sessionsPerInstance: 4 });
+    const [a, b] = agents as [TestAgent, TestAgent];
+    const alice = { principal: 'alice', tenant: 'acme' };
+    await a.coordinator.open(await a.coordinator.place(alice), 'taken', alice);
+    // Another instance (the registry refuses), then this one again (its own table refuses).
+    for (const [agent, request] of [
+      [b, { principal: 'bob' }],
+      [a, { principal: 'bob', tenant: 'globex' }],
+    ] as const) {
+      const error = await agent.coordinator
+        .open(await agent.coordinator.place(request), 'taken', request)
+        .catch((e) => e);
+      expect(error).toBeInstanceOf(OwnershipConflictError);
+      expect(error).toMatchObject({ sessionId: 'taken', owner: 'agent-a', holder: alice });
+    }
+    expect(b.context.sessions.get('taken')).toBeUndefined();
+    expect(a.context.sessions.get('taken')?.principal).toBe('alice');
+    // Nothing but alice's session is left indexed (the refused placements gave their places back).
+    expect((await a.coordinator.listSessions()).sessions).toMatchObject([{ id: 'taken', owner: 'agent-a', ...alice }]);
   });
 
   it('never places a new session on a draining instance', async () => {

@@ -1,0 +1,201 @@
+/**
+ * `session.create` of one session id on two agents of a fleet, end to end: two real Copilot CLIs
+ * (each with its own session-state directory, so neither agent can read the other's owner record
+ * and the fleet registry alone decides), two agent processes with `--redis`, and SDK clients of
+ * two users. The create that loses the registry gets the answer that matches why: another user's
+ * session is refused as on a single agent (SESSION_FORBIDDEN, "belongs to another user"); the
+ * caller's own session exists already and is to be resumed (SESSION_EXISTS). Both when the id is
+ * already held elsewhere and when the two creates race. A principal of the same name in another
+ * tenant is another user.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { approveAll, CopilotClient, RuntimeConnection } from '@github/copilot-sdk';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { type CopilotAgent, startCopilotAgent } from '../../helpers/copilot-agent.js';
+import { type CopilotCli, startCopilotCli } from '../../helpers/copilot-cli.js';
+import { eventually, openRawClient } from '../../helpers/copilot-rpc.js';
+import { fleetAdmin, memberArgs, memberPorts, uniqueFleet } from './helpers.js';
+
+const TOKENS = {
+  alice: 'alice-token-race-4b7e19',
+  bob: 'bob-token-race-c2d850',
+  /** A principal of the same name in another tenant: not the same user. */
+  aliceOfGlobex: 'alice-globex-token-race-97d3e0',
+};
+const ADMIN_TOKEN = 'admin-token-race-8f01aa';
+const IDS = ['a', 'b'] as const;
+type Id = (typeof IDS)[number];
+
+const POLICY = {
+  affinity: { type: 'copilot-jsonrpc' },
+  sessionsPerInstance: 10,
+  maxInstances: 2,
+  placementWaitSeconds: 0,
+};
+
+const homes: string[] = [];
+const clis = {} as Record<Id, CopilotCli>;
+const agents = {} as Record<Id, CopilotAgent>;
+const clients: CopilotClient[] = [];
+
+beforeAll(async () => {
+  const fleet = uniqueFleet();
+  const redisUrl = inject('redisUrl');
+  await Promise.all(
+    IDS.map(async (id) => {
+      const home = mkdtempSync(join(tmpdir(), `sessionfleet-copilot-race-${id}-`));
+      homes.push(home);
+      clis[id] = await startCopilotCli({ home });
+    }),
+  );
+  const portOf = await memberPorts(IDS);
+  await Promise.all(
+    IDS.map(async (id) => {
+      agents[id] = await startCopilotAgent({
+        policy: POLICY,
+        upstreamPort: clis[id].port,
+        upstreamToken: clis[id].token,
+        principals: {
+          [TOKENS.alice]: { principal: 'alice', tenant: 'acme' },
+          [TOKENS.bob]: { principal: 'bob', tenant: 'acme' },
+          [TOKENS.aliceOfGlobex]: { principal: 'alice', tenant: 'globex' },
+        },
+        extraArgs: memberArgs({ id, port: portOf[id], redisUrl, fleet, adminToken: ADMIN_TOKEN }),
+      });
+    }),
+  );
+  await eventually(async () => (await instances('a')).filter((i) => i.alive).length === 2, 10_000, 'two live');
+});
+
+afterAll(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.forceStop().catch(() => {})));
+  await Promise.all(Object.values(agents).map((a) => a.dispose()));
+  await Promise.all(Object.values(clis).map((c) => c.stop('SIGKILL')));
+  for (const dir of homes) rmSync(dir, { recursive: true, force: true });
+});
+
+const { admin, instances, owners } = fleetAdmin<Id>((agent) => agents[agent].adminUrl, ADMIN_TOKEN);
+
+async function sdk(agent: Id, user: keyof typeof TOKENS): Promise<CopilotClient> {
+  const client = new CopilotClient({
+    connection: RuntimeConnection.forUri(agents[agent].address, { connectionToken: TOKENS[user] }),
+  });
+  clients.push(client);
+  await client.start();
+  return client;
+}
+
+const create = (client: CopilotClient, sessionId: string) =>
+  client.createSession({ onPermissionRequest: approveAll, sessionId });
+
+/** The ids of the sessions an agent holds itself (its local table, not the fleet's). */
+async function heldBy(agent: Id): Promise<string[]> {
+  const sessions = (await admin(agent, '/admin/sessions')).body.sessions as Array<{ id: string }>;
+  return sessions.map((s) => s.id).sort();
+}
+
+/** Whether a CLI has the session loaded, asked straight on the CLI. */
+async function loadedOn(cli: Id, sessionId: string): Promise<boolean> {
+  const direct = await openRawClient(clis[cli].port);
+  try {
+    await direct.call('connect', { token: clis[cli].token });
+    const reply = await direct.call('session.getMessages', { sessionId });
+    if (reply.error && /Session not found/.test(reply.error.message)) return false;
+    if (reply.error) throw new Error(reply.error.message);
+    return true;
+  } finally {
+    await direct.close();
+  }
+}
+
+function rpcError(reason: unknown) {
+  const e = reason as { code?: unknown; message: string; data?: unknown };
+  return { code: e.code, message: e.message, data: e.data };
+}
+
+async function rpcErrorOf(promise: Promise<unknown>) {
+  try {
+    await promise;
+  } catch (error) {
+    return rpcError(error);
+  }
+  throw new Error('expected the call to fail');
+}
+
+const anotherUsers = (sessionId: string) => ({
+  code: -32013,
+  message: `session ${JSON.stringify(sessionId)} belongs to another user: use a session you created`,
+  data: { code: 'SESSION_FORBIDDEN', status: 403, sessionId },
+});
+
+const alreadyYours = (sessionId: string) => ({
+  code: -32022,
+  message: `session ${JSON.stringify(sessionId)} already exists and is yours, so it cannot be created again: resume it with session.resume`,
+  data: { code: 'SESSION_EXISTS', status: 409, sessionId },
+});
+
+/** Two creates of one id, at once: exactly one wins; returns the winner's agent and the loser's error. */
+async function race(first: [Id, CopilotClient], second: [Id, CopilotClient], sessionId: string) {
+  const outcomes = await Promise.allSettled([create(first[1], sessionId), create(second[1], sessionId)]);
+  const won = outcomes.flatMap((o, i) => (o.status === 'fulfilled' ? [i === 0 ? first[0] : second[0]] : []));
+  const lost = outcomes.flatMap((o) => (o.status === 'rejected' ? [rpcError(o.reason)] : []));
+  expect(won).toHaveLength(1);
+  expect(lost).toHaveLength(1);
+  return { winner: won[0]!, error: lost[0]! };
+}
+
+describe('session.create of one id through two agents of a fleet', () => {
+  it("a create of another user's session held by another agent is refused as on a single agent", async () => {
+    const aliceOnA = await sdk('a', 'alice');
+    const bobOnB = await sdk('b', 'bob');
+    await create(aliceOnA, 'held-by-alice');
+    expect(await rpcErrorOf(create(bobOnB, 'held-by-alice'))).toEqual(anotherUsers('held-by-alice'));
+    // Refused before b's CLI was asked: alice's session is untouched, and b holds nothing.
+    expect(await owners('b')).toEqual({ 'held-by-alice': 'a' });
+    expect(await heldBy('b')).toEqual([]);
+    expect(await loadedOn('b', 'held-by-alice')).toBe(false);
+    expect(await loadedOn('a', 'held-by-alice')).toBe(true);
+  });
+
+  it("a create of a session of a principal of the same name in another tenant is refused as another user's", async () => {
+    const otherAlice = await sdk('b', 'aliceOfGlobex');
+    expect(await rpcErrorOf(create(otherAlice, 'held-by-alice'))).toEqual(anotherUsers('held-by-alice'));
+    expect(await heldBy('b')).toEqual([]);
+    expect(await loadedOn('b', 'held-by-alice')).toBe(false);
+  });
+
+  it("a create of the caller's own session held by another agent says it exists: resume it", async () => {
+    const aliceOnB = await sdk('b', 'alice');
+    expect(await rpcErrorOf(create(aliceOnB, 'held-by-alice'))).toEqual(alreadyYours('held-by-alice'));
+    expect(await heldBy('b')).toEqual([]);
+    // What the answer says to do works: the resume through b reaches the session on a.
+    const resumed = await aliceOnB.resumeSession('held-by-alice', { onPermissionRequest: approveAll });
+    expect(resumed.sessionId).toBe('held-by-alice');
+    expect(await heldBy('b')).toEqual([]);
+    expect(await loadedOn('b', 'held-by-alice')).toBe(false);
+  });
+
+  it("two users racing to create one id on two agents: the loser is told it is another user's", async () => {
+    const alice = await sdk('a', 'alice');
+    const bob = await sdk('b', 'bob');
+    for (const sessionId of ['users-race-1', 'users-race-2', 'users-race-3']) {
+      const { winner, error } = await race(['a', alice], ['b', bob], sessionId);
+      expect(error).toEqual(anotherUsers(sessionId));
+      expect((await owners('a'))[sessionId]).toBe(winner);
+      expect(await loadedOn(winner === 'a' ? 'b' : 'a', sessionId)).toBe(false);
+    }
+  });
+
+  it('one user racing to create one id on two agents: the loser is told to resume it', async () => {
+    const onA = await sdk('a', 'alice');
+    const onB = await sdk('b', 'alice');
+    for (const sessionId of ['own-race-1', 'own-race-2', 'own-race-3']) {
+      const { winner, error } = await race(['a', onA], ['b', onB], sessionId);
+      expect(error).toEqual(alreadyYours(sessionId));
+      expect((await owners('b'))[sessionId]).toBe(winner);
+      expect(await loadedOn(winner === 'a' ? 'b' : 'a', sessionId)).toBe(false);
+    }
+  });
+});
