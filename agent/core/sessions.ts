@@ -208,7 +208,7 @@ export class SessionTable {
     const session = this.sessions.get(id);
     if (!session) return false;
     this.sessions.delete(id);
-    this.remember(id, reason, session.expiresAt);
+    this.remember(id, reason);
     this.onEnd(session, reason);
     return true;
   }
@@ -264,11 +264,13 @@ export class SessionTable {
     return undefined;
   }
 
-  private remember(id: string, reason: EndReason, naturalEnd: number): void {
-    // Keep the id until its lifetime would have ended; never beyond one lifetime from now.
-    const forgetAt = Math.max(naturalEnd, this.now() + 1);
+  private remember(id: string, reason: EndReason): void {
+    // An ended id stays ended for one whole lifetime after it ended, however it ended: a client
+    // that keeps sending it (header affinity lets the client choose ids) is told to start a new
+    // session rather than silently given a fresh one under the old id. One lifetime from now for
+    // every id also keeps the map in age order, which the sweep relies on.
     this.ended.delete(id);
-    this.ended.set(id, [reason, Math.min(forgetAt, this.now() + this.lifetimeMs)]);
+    this.ended.set(id, [reason, this.now() + this.lifetimeMs]);
     while (this.ended.size > this.maxRemembered) {
       const oldest = this.ended.keys().next();
       if (oldest.done) break;

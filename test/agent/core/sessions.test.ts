@@ -137,7 +137,21 @@ describe('SessionTable', () => {
     expect(t.canAccept()).toBe(false);
   });
 
-  it('tells an ended id from an unknown one, and forgets it once its lifetime would have ended', () => {
+  it('keeps an id that reached its lifetime ended for one more lifetime, so the client cannot reuse it', () => {
+    const { t, clock } = table();
+    t.create('a');
+    clock.t += 100_000;
+    t.sweep();
+    expect(t.lookup('a')).toEqual({ state: 'ended', reason: 'expired-lifetime' });
+    clock.t += 99_999;
+    t.sweep();
+    expect(t.lookup('a')).toEqual({ state: 'ended', reason: 'expired-lifetime' });
+    clock.t += 1;
+    t.sweep();
+    expect(t.lookup('a')).toEqual({ state: 'unknown' });
+  });
+
+  it('tells an ended id from an unknown one, and forgets it one lifetime after it ended', () => {
     const { t, clock } = table();
     t.create('a');
     t.end('a', 'deleted');
