@@ -6,6 +6,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { AGENT_EXECUTABLE } from '../../constructs/agent-container.js';
 import { DEFAULT_AGENT_IMAGE } from '../../constructs/index.js';
 import { REPO_ROOT } from '../helpers/run.js';
 
@@ -99,6 +100,20 @@ describe('agent/Dockerfile', () => {
     // The bin loads the compiled CLI from dist/agent, which the runtime stage copies.
     expect(readFileSync(join(REPO_ROOT, 'bin/sessionfleet-agent.js'), 'utf8')).toContain("'../dist/agent/cli.js'");
     expect(runtime.instructions.filter((i) => i.keyword === 'EXPOSE').map((i) => i.args)).toEqual(['8080 9090']);
+  });
+
+  it('puts the agent on the PATH under the name the Azure constructs start it by', () => {
+    // Azure container groups and apps replace the entrypoint with [AGENT_EXECUTABLE, ...flags].
+    expect(pkg.bin).toEqual({ [AGENT_EXECUTABLE]: 'bin/sessionfleet-agent.js' });
+    const workdir = runtime.instructions.find((i) => i.keyword === 'WORKDIR')!.args;
+    const links = runtime.instructions.filter((i) => i.keyword === 'RUN' && i.args.startsWith('ln '));
+    expect(links.map((i) => i.args)).toEqual([
+      `ln -s ${workdir}/bin/sessionfleet-agent.js /usr/local/bin/${AGENT_EXECUTABLE}`,
+    ]);
+    // Made as root, before the image switches to its unprivileged user.
+    const at = (i: { keyword: string }) => runtime.instructions.indexOf(i as (typeof runtime.instructions)[number]);
+    expect(at(links[0]!)).toBeLessThan(at(runtime.instructions.find((i) => i.keyword === 'USER')!));
+    expect(runtime.instructions.some((i) => i.keyword === 'COPY' && i.args === 'bin ./bin')).toBe(true);
   });
 
   it('copies only files that exist and that .dockerignore keeps in the build context', () => {
