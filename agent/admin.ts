@@ -46,7 +46,8 @@ export function buildAdminApp(options: AdminOptions): FastifyInstance {
     return reply.code(healthy ? 200 : 503).send({
       status: healthy ? 'ok' : 'unhealthy',
       upstreamUp: probe.isUp,
-      lastUpstreamSuccess: new Date(probe.lastSuccessAt).toISOString(),
+      // null until the upstream has answered once: start-up is not a success.
+      lastUpstreamSuccess: probe.lastSuccessAt === undefined ? null : new Date(probe.lastSuccessAt).toISOString(),
     });
   });
 

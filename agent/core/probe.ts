@@ -21,8 +21,11 @@ export interface UpstreamProbeOptions {
 }
 
 export class UpstreamProbe {
+  /** Start of the grace period: the last success, or start-up before the first one. */
   private lastOkAt: number;
-  private up = false;
+  private everOk = false;
+  /** Undefined until the first check: its result is reported whichever way it goes. */
+  private up: boolean | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running = false;
   private readonly now: () => number;
@@ -37,16 +40,17 @@ export class UpstreamProbe {
 
   /** True after the last check succeeded. */
   get isUp(): boolean {
-    return this.up;
+    return this.up === true;
   }
 
   /** False once the upstream has not answered for longer than `unhealthyAfterMs`. */
   get isHealthy(): boolean {
-    return this.up || this.now() - this.lastOkAt < this.options.unhealthyAfterMs;
+    return this.up === true || this.now() - this.lastOkAt < this.options.unhealthyAfterMs;
   }
 
-  get lastSuccessAt(): number {
-    return this.lastOkAt;
+  /** When the upstream last answered; undefined if it never has since start-up. */
+  get lastSuccessAt(): number | undefined {
+    return this.everOk ? this.lastOkAt : undefined;
   }
 
   start(): void {
@@ -63,18 +67,19 @@ export class UpstreamProbe {
 
   /** Runs one check now (skipped if one is already running) and returns whether the upstream is up. */
   async checkNow(): Promise<boolean> {
-    if (this.running) return this.up;
+    if (this.running) return this.isUp;
     this.running = true;
     try {
       await this.options.check(AbortSignal.timeout(this.timeoutMs));
       this.lastOkAt = this.now();
+      this.everOk = true;
       this.set(true);
     } catch (error) {
       this.set(false, error instanceof Error ? error : new Error(String(error)));
     } finally {
       this.running = false;
     }
-    return this.up;
+    return this.isUp;
   }
 
   private set(up: boolean, error?: Error): void {

@@ -68,6 +68,32 @@ describe('UpstreamProbe', () => {
     expect(changes).toEqual([true, false, true]);
   });
 
+  it('reports the first result whichever way it goes, and no success before the first one', async () => {
+    const clock = { t: 1000 };
+    const changes: boolean[] = [];
+    let ok = false;
+    const probe = new UpstreamProbe({
+      check: async () => {
+        if (!ok) throw new Error('connect ECONNREFUSED');
+      },
+      intervalMs: 1000,
+      unhealthyAfterMs: 5000,
+      now: () => clock.t,
+      onChange: (up) => changes.push(up),
+    });
+    // An upstream down at start-up is reported at once (the agent logs it), not only later.
+    await probe.checkNow();
+    await probe.checkNow();
+    expect(changes).toEqual([false]);
+    expect(probe.lastSuccessAt).toBeUndefined();
+    expect(probe.isHealthy).toBe(true);
+    ok = true;
+    clock.t = 2000;
+    await probe.checkNow();
+    expect(changes).toEqual([false, true]);
+    expect(probe.lastSuccessAt).toBe(2000);
+  });
+
   it('a check that hangs times out instead of blocking the probe', async () => {
     const server = createServer(() => {});
     const port = await listen(server);

@@ -3,6 +3,9 @@
  * the client here. Header and cookie affinity, WebSockets, health/readiness/metrics, and a
  * SIGTERM under load.
  */
+
+import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -197,6 +200,28 @@ describe('health, readiness and metrics', () => {
     expect((await call(`${a.adminUrl}/healthz`)).status).toBe(200);
     await until(async () => (await call(`${a.adminUrl}/healthz`)).status === 503, 5000, 'liveness to fail');
     expect((await call(`${a.url}/echo`, { 'x-aff': 'only' })).status).toBe(502);
+    await a.stop();
+  });
+});
+
+describe('an upstream that is down at start-up', () => {
+  it('is logged at once, and /healthz names no success it never had', async () => {
+    // A port that was free a moment ago: nothing listens there.
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const { port } = probe.address() as AddressInfo;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+
+    const a = await spawnAgent({
+      policy: { affinity: { type: 'header', headerName: 'x-aff' } },
+      upstream: `http://127.0.0.1:${port}`,
+    });
+    const warned = a.logs().find((l) => l.msg === 'upstream is not answering');
+    expect(warned).toMatchObject({ level: 40, upstream: `http://127.0.0.1:${port}/` });
+    expect(String(warned?.err)).toContain('ECONNREFUSED');
+    const health = await call(`${a.adminUrl}/healthz`);
+    expect(health).toMatchObject({ status: 200, body: { status: 'ok', upstreamUp: false, lastUpstreamSuccess: null } });
+    expect((await call(`${a.adminUrl}/readyz`)).body).toMatchObject({ reasons: ['upstream is not answering'] });
     await a.stop();
   });
 });
