@@ -162,8 +162,10 @@ export async function startAgent(config: AgentConfig, options: { logger?: Logger
   const adminApp = buildAdminApp({ context, probe, front, fleet: coordinator });
   let client: ListenAddress;
   let admin: ListenAddress;
+  let flag = '--listen';
   try {
     client = await front.listen();
+    flag = '--admin-listen';
     await adminApp.listen({ host: config.adminListen.host, port: config.adminListen.port });
     admin = addressOf(adminApp);
   } catch (error) {
@@ -171,10 +173,8 @@ export async function startAgent(config: AgentConfig, options: { logger?: Logger
     await coordinator.stop().catch(() => {});
     await front.close().catch(() => {});
     await adminApp.close().catch(() => {});
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new StartupError([
-      `cannot listen: ${code ?? ''} ${error instanceof Error ? error.message : String(error)}`.trim(),
-    ]);
+    const where = formatHostPort(flag === '--listen' ? config.listen : config.adminListen);
+    throw new StartupError([`${flag} (${where}): ${listenFailure(error)}`]);
   }
   if (!config.advertiseExplicit && config.listen.port === 0) {
     // Listening on a port the OS chose: tell peers the real one.
@@ -296,4 +296,13 @@ export async function runAgent(config: AgentConfig): Promise<number> {
   process.off('SIGTERM', stop);
   process.off('SIGINT', stop);
   return 0;
+}
+
+/** Why a listen failed, in words for the flag's error line. */
+function listenFailure(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') return 'the address is already in use: stop what listens there, or choose another port';
+  if (code === 'EACCES') return 'permission denied: ports below 1024 need privileges; choose a higher port';
+  if (code === 'EADDRNOTAVAIL') return 'no network interface of this machine has that address';
+  return `cannot listen (${code ?? (error instanceof Error ? error.message : String(error))})`;
 }

@@ -1,4 +1,5 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -45,6 +46,28 @@ describe('agent start-up errors', () => {
     expect(result.stderr).toBe(
       'sessionfleet-agent: cannot start:\n  - --upstream (tcp://127.0.0.1:9) must be http://host:port for affinity.type "cookie"\n',
     );
+  });
+
+  it.each(['--listen', '--admin-listen'])('names %s when its port is taken', async (flag) => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as AddressInfo;
+    try {
+      const ports = { '--listen': '127.0.0.1:0', '--admin-listen': '127.0.0.1:0', [flag]: `127.0.0.1:${port}` };
+      const result = await runAgentCli([
+        '--policy',
+        policy,
+        '--upstream',
+        'http://127.0.0.1:9',
+        ...Object.entries(ports).flat(),
+      ]);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toBe(
+        `sessionfleet-agent: cannot start:\n  - ${flag} (127.0.0.1:${port}): the address is already in use: stop what listens there, or choose another port\n`,
+      );
+    } finally {
+      taken.close();
+    }
   });
 
   it('reports an unreadable principals file by its flag', async () => {
