@@ -137,10 +137,8 @@ Connect an MCP client to   ${endpoint}   (transport: ${affinity === 'mcp-sse' ? 
   tools: echo, sleep (holds a request in flight), whoami (the session id the server sees)
 
 Try the rules by hand:
-  curl -si ${url}/mcp -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \\
-       -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}'
-       (the answer carries Mcp-Session-Id; a sixth session gets 429, an unknown id 404)
-  curl -s ${admin}/readyz       curl -s ${admin}/metrics | grep sessionfleet_
+${affinity === 'mcp-sse' ? sseByHand(url) : streamableByHand(url)}
+  curl -s ${admin}/readyz       curl -s ${admin}/metrics | grep -E '^sessionfleet_(active|sessions|rejections)'
   curl -s ${admin}/admin/sessions -H 'authorization: Bearer ${ADMIN_TOKEN}'
 
 Ctrl-C stops both.
@@ -172,3 +170,21 @@ main().then(
     process.exitCode = 1;
   },
 );
+
+const INITIALIZE =
+  '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}';
+
+/** The by-hand lines for Streamable HTTP: one POST opens a session. */
+function streamableByHand(url: string): string {
+  return `  curl -si ${url}/mcp -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \\
+       -d '${INITIALIZE}'
+       (the answer carries Mcp-Session-Id; a sixth session gets 429, an unknown id 404)`;
+}
+
+/** The by-hand lines for the SSE transport: the stream names the session, POSTs go to its endpoint. */
+function sseByHand(url: string): string {
+  return `  curl -N ${url}/sse
+       (keep it open: its first event, "endpoint", gives /messages?sessionId=<id>; a sixth stream gets 429)
+  curl -si '${url}/messages?sessionId=<id>' -H 'content-type: application/json' -d '${INITIALIZE}'
+       (202 here; the answer arrives on the stream. An unknown id gets 404)`;
+}
