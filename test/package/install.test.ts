@@ -58,6 +58,9 @@ describe('the packed library in a fresh cdktf project', () => {
         'schema/policy.schema.json',
         'package.json',
         'README.md',
+        // The README's "SPEC.md §N" and fleet links point into docs/.
+        'docs/SPEC.md',
+        'docs/fleet.md',
       ]),
     );
     for (const f of files) {
