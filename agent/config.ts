@@ -372,6 +372,18 @@ export function checkConfigAgainstPolicy(config: AgentConfig, policy: Policy): s
     problems.push(
       `--upstream (${config.upstream.href}) must be http://host:port for affinity.type ${JSON.stringify(policy.affinity.type)}`,
     );
+  if (policy.affinity.type === 'header') {
+    const sessionHeader = policy.affinity.headerName;
+    for (const [flag, value] of [
+      ['principal-header', config.principalHeader],
+      ['tenant-header', config.tenantHeader],
+    ] as const) {
+      if (value !== undefined && sameHeaderName(value, sessionHeader))
+        problems.push(
+          `--${flag} (${JSON.stringify(value)}) must not be the header that carries the session id (affinity.headerName ${JSON.stringify(sessionHeader)})`,
+        );
+    }
+  }
   if (policy.isolation === 'tenant' && config.tenant === undefined) {
     problems.push(
       `--tenant is required (or set ${envName('tenant')}) by the policy's isolation "tenant": an instance serves exactly one tenant, and refuses the others`,

@@ -173,6 +173,16 @@ describe('agent flags', () => {
     ]);
     expect(checkConfigAgainstPolicy({ ...http, tenant: 'acme' }, tenantPolicy)).toEqual([]);
     expect(checkConfigAgainstPolicy(http, policyOf({ affinity: { type: 'cookie' } }))).toEqual([]);
+    // A header cannot carry both the session id and who the caller is.
+    const headerPolicy = policyOf({ affinity: { type: 'header', headerName: 'X-Session' } });
+    expect(
+      checkConfigAgainstPolicy({ ...http, principalHeader: 'x-session', tenantHeader: 'x-tenant' }, headerPolicy),
+    ).toEqual([
+      '--principal-header ("x-session") must not be the header that carries the session id (affinity.headerName "X-Session")',
+    ]);
+    expect(checkConfigAgainstPolicy({ ...http, tenantHeader: 'X-SESSION' }, headerPolicy)).toEqual([
+      '--tenant-header ("X-SESSION") must not be the header that carries the session id (affinity.headerName "X-Session")',
+    ]);
     const tcp = parseAgentConfig(['--policy', 'p', '--upstream', 'tcp://127.0.0.1:1'], {});
     expect(checkConfigAgainstPolicy(tcp, policyOf({ isolation: 'tenant', affinity: { type: 'cookie' } }))).toEqual([
       '--upstream (tcp://127.0.0.1:1) must be http://host:port for affinity.type "cookie"',
