@@ -1019,6 +1019,7 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     caller: Caller,
     head: Buffer,
     step: SessionStep,
+    retried = false,
   ): Promise<void> | undefined {
     const { req, requestId } = tunnel;
     switch (step.do) {
@@ -1029,7 +1030,18 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
           this.openTunnel(tunnel, this.createSession(tunnel.ticket, route.id, caller, requestId, ticket), head),
         );
       case 'peer':
-        return void this.tunnelToPeer(tunnel, fleet, step.to, undefined, head, () => fleet.forget(route.id));
+        // As a request: the owner gone, or not holding it, the upgrade is routed once more.
+        return void this.tunnelToPeer(tunnel, fleet, step.to, undefined, head, {
+          failed: () => fleet.forget(route.id),
+          retry: retried
+            ? undefined
+            : () => {
+                fleet.forget(route.id);
+                Promise.resolve(this.sessionStep(fleet, route, undefined, tunnel))
+                  .then((again) => this.actOnUpgrade(tunnel, fleet, route, caller, head, again, true))
+                  .catch((error: unknown) => this.internalError(tunnel, error));
+              },
+        });
       case 'expired':
         return void tunnel.reject(
           ...this.expiredFor(req, step.reason),
@@ -1072,25 +1084,25 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     const placement = await this.placeNew(tunnel, caller, hop, local);
     if (!placement) return;
     const coordinator = this.coordinator;
-    this.tunnelToPeer(
-      tunnel,
-      coordinator,
-      placement,
-      placement.reservationId,
-      head,
-      () => void coordinator.cancel(placement),
-    );
+    this.tunnelToPeer(tunnel, coordinator, placement, placement.reservationId, head, {
+      failed: () => void coordinator.cancel(placement),
+    });
   }
 
-  /** Sends the upgrade to the owner agent with the signed mark; `failed`: it could not be reached. */
+  /**
+   * Sends the upgrade to the owner agent with the signed mark. `retry`: called instead of
+   * answering when the owner could not be reached or does not hold the session; `failed`: the
+   * upgrade could not go there, for good.
+   */
   private tunnelToPeer(
     tunnel: WebSocketTunnel,
     fleet: Coordinator,
     to: { instanceId: string; advertise: string },
     reservation: string | undefined,
     head: Buffer,
-    failed: () => void,
+    options: { failed: () => void; retry?: (() => void) | undefined },
   ): void {
+    const { failed, retry } = options;
     const hints = fleet.hints;
     if (!hints) {
       failed();
@@ -1120,6 +1132,7 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
         );
       },
       notOwner: failed,
+      ...(retry ? { retry } : {}),
     });
   }
 
