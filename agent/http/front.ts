@@ -64,6 +64,32 @@ type Admitted = { ok: true; setCookie?: string } | { ok: false; error: AgentErro
 /** What admission decided: go on or refuse (`Admitted`), or first place the new session the request starts. */
 type Decision = Admitted | { ok: 'place'; create: (placement: PlacementTicket) => Admitted };
 
+type SessionRoute = Extract<Route, { kind: 'session' }>;
+
+/**
+ * What the fleet's routing step decided for a request or upgrade naming a session (`sessionStep`);
+ * the request path and the upgrade path each act on it in their own way.
+ */
+type SessionStep =
+  /** Admission on this instance, as without a fleet (held here, adopted here, or refused here). */
+  | { readonly do: 'here' }
+  /** A first-seen id: placed fleet-wide (a hop: in the slot reserved here), then created. */
+  | { readonly do: 'create'; readonly hop: ForwardMark | undefined }
+  /** Held by another live agent: forwarded (tunnelled) to it. */
+  | { readonly do: 'peer'; readonly to: { readonly instanceId: string; readonly advertise: string } }
+  /** The policy's expired status; `notOwner`: a hop for a session not held here (the sender routes again). */
+  | { readonly do: 'expired'; readonly reason: 'unknown' | 'owner-lost'; readonly notOwner: boolean }
+  /** The fleet refused it (its store unreachable, the fleet full). */
+  | { readonly do: 'refuse'; readonly error: AgentError }
+  /** The client went away meanwhile. */
+  | { readonly do: 'done' };
+
+const HERE: SessionStep = { do: 'here' };
+const CREATE: SessionStep = { do: 'create', hop: undefined };
+const NOT_OWNER: SessionStep = { do: 'expired', reason: 'unknown', notOwner: true };
+const OWNER_LOST: SessionStep = { do: 'expired', reason: 'owner-lost', notOwner: false };
+const DONE: SessionStep = { do: 'done' };
+
 /** Counts for tests and diagnostics: everything here returns to 0 when the agent is idle. */
 export interface HttpFrontStats {
   activeRequests: number;
@@ -554,7 +580,7 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
    * without a fleet (no Redis command); one held elsewhere is proxied to its owner's agent; a new
    * session is placed fleet-wide, then created here or forwarded with its reservation.
    */
-  private async routeInFleet(exchange: Exchange, fleet: Coordinator, retried?: { body: Buffer | null }): Promise<void> {
+  private async routeInFleet(exchange: Exchange, fleet: Coordinator): Promise<void> {
     const { req } = exchange;
     const hop = this.hopOf(req, fleet, exchange.requestId);
     const target = checkTarget(req.url);
@@ -579,60 +605,98 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
         );
       }
       case 'session': {
-        const id = route.id;
-        const body = retried ? retried.body : await this.retryableBody(exchange);
+        const body = await this.retryableBody(exchange);
         if (body === undefined) return;
-        const here = () =>
-          this.proceed(exchange, this.admit(exchange.ticket, route, caller, req, exchange.requestId), caller, body);
-        if (this.sessions.lookup(id).state === 'active') return here();
-        if (hop) {
-          if (route.whenMissing === 'create' && hop.reservation !== undefined) {
-            // A first-seen header id placed here by the forwarding agent.
-            const ticket = { reservationId: hop.reservation, ...caller };
-            return this.serve(
-              exchange,
-              this.createSession(exchange.ticket, id, caller, exchange.requestId, ticket),
-              body,
-            );
-          }
-          return this.notOwner(exchange);
-        }
-        const routed = await routeOf(fleet, id);
-        if (routed instanceof AgentError) return exchange.reject(routed);
-        if (exchange.isDone) return;
-        switch (routed.kind) {
-          case 'local':
-            return here();
-          case 'remote':
-            return this.forwardInFleet(exchange, fleet, routed, undefined, body, {
-              retry:
-                retried || body instanceof Readable
-                  ? undefined
-                  : () => {
-                      fleet.forget(id);
-                      void this.routeInFleet(exchange, fleet, { body }).catch((error: unknown) =>
-                        this.internalError(exchange, error),
-                      );
-                      return true;
-                    },
-            });
-          case 'adopt': {
-            const taken = await this.afterOwnerLost(fleet, id);
-            if (taken instanceof AgentError) return exchange.reject(taken);
-            return taken ? here() : this.expired(exchange, 'owner-lost');
-          }
-          case 'gone':
-            if (route.whenMissing === 'create') {
-              return this.newSession(exchange, caller, undefined, body, (ticket) =>
-                this.serve(exchange, this.createSession(exchange.ticket, id, caller, exchange.requestId, ticket), body),
-              );
-            }
-            return here();
-        }
-        return;
+        const step = this.sessionStep(fleet, route, hop, exchange);
+        return this.actOnRequest(exchange, fleet, route, caller, body, step instanceof Promise ? await step : step);
       }
       default:
         return this.proceed(exchange, this.admit(exchange.ticket, route, caller, req, exchange.requestId), caller);
+    }
+  }
+
+  /**
+   * The routing step of a request or upgrade naming a session, in a fleet: what to do with it,
+   * for the request path and the upgrade path to act on each in its own way. Decided without
+   * Redis for a session held here (the hot path: no `await` either) and for a marked hop;
+   * otherwise the fleet is asked.
+   */
+  private sessionStep(
+    fleet: Coordinator,
+    route: SessionRoute,
+    hop: ForwardMark | undefined,
+    target: { readonly isDone: boolean },
+  ): SessionStep | Promise<SessionStep> {
+    if (this.sessions.lookup(route.id).state === 'active') return HERE;
+    if (!hop) return this.fleetStep(fleet, route, target);
+    // Placed and routed by the forwarding agent: served here or refused, never forwarded again.
+    // A first-seen header id comes with the slot the forwarding agent reserved here.
+    if (route.whenMissing === 'create' && hop.reservation !== undefined) return { do: 'create', hop };
+    return NOT_OWNER;
+  }
+
+  /** `sessionStep` for a session not held here: where the fleet says it lives. */
+  private async fleetStep(
+    fleet: Coordinator,
+    route: SessionRoute,
+    target: { readonly isDone: boolean },
+  ): Promise<SessionStep> {
+    const routed = await routeOf(fleet, route.id);
+    if (routed instanceof AgentError) return { do: 'refuse', error: routed };
+    if (target.isDone) return DONE;
+    switch (routed.kind) {
+      case 'local':
+        return HERE;
+      case 'remote':
+        return { do: 'peer', to: routed };
+      case 'adopt': {
+        const taken = await this.afterOwnerLost(fleet, route.id);
+        if (taken instanceof AgentError) return { do: 'refuse', error: taken };
+        return taken ? HERE : OWNER_LOST;
+      }
+      case 'gone':
+        return route.whenMissing === 'create' ? CREATE : HERE;
+    }
+  }
+
+  /** What a request does on the routing step; `retried`: its forward to an owner failed once already. */
+  private actOnRequest(
+    exchange: Exchange,
+    fleet: Coordinator,
+    route: SessionRoute,
+    caller: Caller,
+    body: Readable | Buffer | null,
+    step: SessionStep,
+    retried = false,
+  ): Promise<void> | undefined {
+    const { req, requestId } = exchange;
+    switch (step.do) {
+      case 'here':
+        return this.proceed(exchange, this.admit(exchange.ticket, route, caller, req, requestId), caller, body);
+      case 'create':
+        return this.newSession(exchange, caller, step.hop, body, (ticket) =>
+          this.serve(exchange, this.createSession(exchange.ticket, route.id, caller, requestId, ticket), body),
+        );
+      case 'peer':
+        // The owner gone, or not holding it: route once more (with a body that can be sent again).
+        return void this.forwardInFleet(exchange, fleet, step.to, undefined, body, {
+          retry:
+            retried || body instanceof Readable
+              ? undefined
+              : () => {
+                  fleet.forget(route.id);
+                  Promise.resolve(this.sessionStep(fleet, route, undefined, exchange))
+                    .then((again) => this.actOnRequest(exchange, fleet, route, caller, body, again, true))
+                    .catch((error: unknown) => this.internalError(exchange, error));
+                  return true;
+                },
+        });
+      case 'expired':
+        return void (step.notOwner ? this.notOwner(exchange) : this.expired(exchange, step.reason));
+      case 'refuse':
+        return void exchange.reject(step.error);
+      case 'done':
+        return undefined;
     }
   }
 
@@ -928,54 +992,65 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     const caller = this.callerOf(req);
     if (caller instanceof AgentError) return tunnel.reject(caller);
     const route = this.classifyUpgrade(req, target);
-    const here = () =>
-      this.proceedTunnel(tunnel, this.admit(tunnel.ticket, route, caller, req, tunnel.requestId), caller, head);
     switch (route.kind) {
       case 'mint-cookie':
         return this.newTunnel(tunnel, caller, hop, head, (ticket) =>
           this.openTunnel(tunnel, this.mintCookieSession(tunnel.ticket, caller, req, tunnel.requestId, ticket), head),
         );
       case 'session': {
-        const id = route.id;
-        if (this.sessions.lookup(id).state === 'active') return here();
-        if (hop) {
-          if (route.whenMissing === 'create' && hop.reservation !== undefined) {
-            const ticket = { reservationId: hop.reservation, ...caller };
-            return this.openTunnel(
-              tunnel,
-              this.createSession(tunnel.ticket, id, caller, tunnel.requestId, ticket),
-              head,
-            );
-          }
-          return tunnel.reject(...this.expiredFor(req, 'unknown'), {
-            [NOT_OWNER_HEADER]: this.context.config.instanceId,
-          });
-        }
-        const routed = await routeOf(fleet, id);
-        if (routed instanceof AgentError) return tunnel.reject(routed);
-        if (tunnel.isDone) return;
-        switch (routed.kind) {
-          case 'local':
-            return here();
-          case 'remote':
-            return this.tunnelToPeer(tunnel, fleet, routed, undefined, head, () => fleet.forget(id));
-          case 'adopt': {
-            const taken = await this.afterOwnerLost(fleet, id);
-            if (taken instanceof AgentError) return tunnel.reject(taken);
-            return taken ? here() : tunnel.reject(...this.expiredFor(req, 'owner-lost'));
-          }
-          case 'gone':
-            if (route.whenMissing === 'create') {
-              return this.newTunnel(tunnel, caller, undefined, head, (ticket) =>
-                this.openTunnel(tunnel, this.createSession(tunnel.ticket, id, caller, tunnel.requestId, ticket), head),
-              );
-            }
-            return here();
-        }
-        return;
+        const step = this.sessionStep(fleet, route, hop, tunnel);
+        return this.actOnUpgrade(tunnel, fleet, route, caller, head, step instanceof Promise ? await step : step);
       }
       default:
-        return here();
+        return this.proceedTunnel(
+          tunnel,
+          this.admit(tunnel.ticket, route, caller, req, tunnel.requestId),
+          caller,
+          head,
+        );
+    }
+  }
+
+  /** `actOnRequest` for an upgrade: what it does on the routing step. */
+  private actOnUpgrade(
+    tunnel: WebSocketTunnel,
+    fleet: Coordinator,
+    route: SessionRoute,
+    caller: Caller,
+    head: Buffer,
+    step: SessionStep,
+    retried = false,
+  ): Promise<void> | undefined {
+    const { req, requestId } = tunnel;
+    switch (step.do) {
+      case 'here':
+        return this.proceedTunnel(tunnel, this.admit(tunnel.ticket, route, caller, req, requestId), caller, head);
+      case 'create':
+        return this.newTunnel(tunnel, caller, step.hop, head, (ticket) =>
+          this.openTunnel(tunnel, this.createSession(tunnel.ticket, route.id, caller, requestId, ticket), head),
+        );
+      case 'peer':
+        // As a request: the owner gone, or not holding it, the upgrade is routed once more.
+        return void this.tunnelToPeer(tunnel, fleet, step.to, undefined, head, {
+          failed: () => fleet.forget(route.id),
+          retry: retried
+            ? undefined
+            : () => {
+                fleet.forget(route.id);
+                Promise.resolve(this.sessionStep(fleet, route, undefined, tunnel))
+                  .then((again) => this.actOnUpgrade(tunnel, fleet, route, caller, head, again, true))
+                  .catch((error: unknown) => this.internalError(tunnel, error));
+              },
+        });
+      case 'expired':
+        return void tunnel.reject(
+          ...this.expiredFor(req, step.reason),
+          step.notOwner ? { [NOT_OWNER_HEADER]: this.context.config.instanceId } : undefined,
+        );
+      case 'refuse':
+        return void tunnel.reject(step.error);
+      case 'done':
+        return undefined;
     }
   }
 
@@ -1009,25 +1084,25 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     const placement = await this.placeNew(tunnel, caller, hop, local);
     if (!placement) return;
     const coordinator = this.coordinator;
-    this.tunnelToPeer(
-      tunnel,
-      coordinator,
-      placement,
-      placement.reservationId,
-      head,
-      () => void coordinator.cancel(placement),
-    );
+    this.tunnelToPeer(tunnel, coordinator, placement, placement.reservationId, head, {
+      failed: () => void coordinator.cancel(placement),
+    });
   }
 
-  /** Sends the upgrade to the owner agent with the signed mark; `failed`: it could not be reached. */
+  /**
+   * Sends the upgrade to the owner agent with the signed mark. `retry`: called instead of
+   * answering when the owner could not be reached or does not hold the session; `failed`: the
+   * upgrade could not go there, for good.
+   */
   private tunnelToPeer(
     tunnel: WebSocketTunnel,
     fleet: Coordinator,
     to: { instanceId: string; advertise: string },
     reservation: string | undefined,
     head: Buffer,
-    failed: () => void,
+    options: { failed: () => void; retry?: (() => void) | undefined },
   ): void {
+    const { failed, retry } = options;
     const hints = fleet.hints;
     if (!hints) {
       failed();
@@ -1057,6 +1132,7 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
         );
       },
       notOwner: failed,
+      ...(retry ? { retry } : {}),
     });
   }
 

@@ -46,6 +46,12 @@ export interface PeerHop {
   readonly unreachable: (error: Error) => AgentError;
   /** The owner answered that it does not hold the session. */
   readonly notOwner?: () => void;
+  /**
+   * When given, called instead of answering the client if the owner agent could not be reached
+   * or said it does not hold the session, before anything reached the client: the host routes
+   * the upgrade again (and opens or refuses it itself).
+   */
+  readonly retry?: () => void;
 }
 
 const NOTHING: ReadonlySet<string> = new Set();
@@ -61,6 +67,8 @@ export class WebSocketTunnel implements Closable {
   setCookie: string | undefined;
   private upstream: Duplex | undefined;
   private answered = false;
+  /** Counts handshakes: one given up for a retry is ignored from then on. */
+  private generation = 0;
   private done = false;
   private outcome: Outcome = 'ok';
 
@@ -102,6 +110,9 @@ export class WebSocketTunnel implements Closable {
     if (this.done) return;
     const { req, socket, host } = this;
     const { settings } = host;
+    const generation = ++this.generation;
+    const live = () => generation === this.generation;
+    this.answered = false;
     const upgradeHeaders = ['connection', 'Upgrade', 'upgrade', String(req.headers.upgrade ?? 'websocket')];
     const headers = forwardedRequestHeaders(req, {
       upstreamHost: peer ? peer.host : settings.upstreamHost,
@@ -126,7 +137,7 @@ export class WebSocketTunnel implements Closable {
       upstreamReq.destroy(Object.assign(new Error('timeout'), { code: 'UND_ERR_HEADERS_TIMEOUT' })),
     );
     upstreamReq.once('error', (error) => {
-      if (this.done) return;
+      if (this.done || !live()) return;
       if (this.answered) {
         socket.destroy();
         return;
@@ -135,18 +146,36 @@ export class WebSocketTunnel implements Closable {
         { reqId: this.requestId, sessionId: this.ticket.session?.id, err: error.message, peer: peer?.host },
         peer ? 'the owner agent did not answer the handshake' : 'upstream handshake failed',
       );
+      if (peer?.retry) {
+        socket.off('close', onClientGone);
+        this.generation++;
+        peer.retry();
+        return;
+      }
       this.reject(peer ? peer.unreachable(error) : upstreamError(error, settings));
       this.outcome = 'upstream-error';
     });
     upstreamReq.once('response', (response) => {
       // The upstream declined the upgrade: relay its answer, then close.
+      if (!live()) {
+        response.destroy();
+        return;
+      }
       this.answered = true;
       socket.off('close', onClientGone);
       if (this.done) {
         response.destroy();
         return;
       }
-      if (peer && response.headers[NOT_OWNER_HEADER] !== undefined) peer.notOwner?.();
+      if (peer && response.headers[NOT_OWNER_HEADER] !== undefined) {
+        if (peer.retry) {
+          response.destroy();
+          this.generation++;
+          peer.retry();
+          return;
+        }
+        peer.notOwner?.();
+      }
       const lines = [`HTTP/1.1 ${response.statusCode} ${response.statusMessage ?? ''}`];
       const raw = response.rawHeaders;
       for (let i = 0; i < raw.length; i += 2) {
@@ -160,6 +189,10 @@ export class WebSocketTunnel implements Closable {
       response.pipe(socket);
     });
     upstreamReq.once('upgrade', (response, upstreamSocket, upstreamHead) => {
+      if (!live()) {
+        upstreamSocket.destroy();
+        return;
+      }
       this.answered = true;
       socket.off('close', onClientGone);
       if (this.done) {

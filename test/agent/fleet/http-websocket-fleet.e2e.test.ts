@@ -15,13 +15,13 @@
  * is placed on the other, whose agent mints the cookie (relayed on the 101); that cookie then
  * reaches the owner's service through either agent.
  */
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingHttpHeaders } from 'node:http';
 import { connect as netConnect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import WebSocket, { WebSocketServer } from 'ws';
+import WebSocket from 'ws';
 import { type AgentProcess, spawnAgent, stopAll } from '../../helpers/http-agent-process.js';
 import { freePort } from '../../helpers/redis-server.js';
+import { startWsService, type WsService } from './fixtures/ws-service.js';
 import { uniqueFleet } from './helpers.js';
 
 const ADMIN_TOKEN = 'admin-token-ws-fleet-7d41c2';
@@ -34,37 +34,7 @@ const POLICY = {
   placementWaitSeconds: 0,
 };
 
-interface Service {
-  url: string;
-  handshakes: IncomingHttpHeaders[];
-  close(): Promise<void>;
-}
-
-/** A WebSocket service answering each message with `<marker>:<message>`. */
-async function startService(marker: string): Promise<Service> {
-  const server: Server = createServer((_req, res) => res.end(marker));
-  const wss = new WebSocketServer({ server });
-  const handshakes: IncomingHttpHeaders[] = [];
-  wss.on('connection', (ws, req) => {
-    handshakes.push(req.headers);
-    ws.on('message', (data) => ws.send(`${marker}:${String(data)}`));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    handshakes,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const client of wss.clients) client.terminate();
-        wss.close();
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
-
-const services = {} as Record<Id, Service>;
+const services = {} as Record<Id, WsService>;
 const agents = {} as Record<Id, AgentProcess>;
 const sockets: WebSocket[] = [];
 
@@ -72,7 +42,7 @@ beforeAll(async () => {
   const fleet = uniqueFleet();
   await Promise.all(
     IDS.map(async (id) => {
-      services[id] = await startService(`service-${id}`);
+      services[id] = await startWsService(`service-${id}`);
       const port = await freePort();
       agents[id] = await spawnAgent({
         policy: POLICY,
@@ -316,14 +286,14 @@ describe('WebSocket upgrades in an HTTP fleet (3 agents, --redis)', () => {
 describe('WebSocket upgrades in a cookie-affinity fleet (2 agents, --redis)', () => {
   const COOKIE_IDS = ['x', 'y'] as const;
   type CookieId = (typeof COOKIE_IDS)[number];
-  const cookieServices = {} as Record<CookieId, Service>;
+  const cookieServices = {} as Record<CookieId, WsService>;
   const cookieAgents = {} as Record<CookieId, AgentProcess>;
 
   beforeAll(async () => {
     const fleet = uniqueFleet();
     await Promise.all(
       COOKIE_IDS.map(async (id) => {
-        cookieServices[id] = await startService(`service-${id}`);
+        cookieServices[id] = await startWsService(`service-${id}`);
         const port = await freePort();
         cookieAgents[id] = await spawnAgent({
           policy: { ...POLICY, affinity: { type: 'cookie', cookieName: 'sf' }, maxInstances: 2 },
