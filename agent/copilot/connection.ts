@@ -35,8 +35,15 @@ import {
   type JsonRpcResponse,
   paramsOf,
 } from './jsonrpc.js';
-import { endsTurn, OWNER_METADATA_KEY, routeRequest, type SessionAction, startsNewWork } from './methods.js';
-import type { Ownership } from './owners.js';
+import {
+  endsTurn,
+  OWNER_METADATA_KEY,
+  OWNER_TENANT_METADATA_KEY,
+  routeRequest,
+  type SessionAction,
+  startsNewWork,
+} from './methods.js';
+import { type Owner, type Ownership, sameUser } from './owners.js';
 import { type ProtocolProblem, RpcPeer, type ValidMessage } from './peer.js';
 import type { Attachment, CopilotState, Slot, Turn } from './state.js';
 import { Upstream } from './upstream.js';
@@ -50,7 +57,7 @@ interface FleetAdmission {
 }
 
 /** What the coordinator decided for a session request: served here, or (in a fleet) forwarded. */
-type FleetDecision = { kind: 'done' } | { kind: 'here'; owner?: string; admission?: FleetAdmission };
+type FleetDecision = { kind: 'done' } | { kind: 'here'; owner?: Owner; admission?: FleetAdmission };
 
 /** The principal of every client when the agent runs without `--principals`. */
 export const ANONYMOUS_PRINCIPAL = 'anonymous';
@@ -165,6 +172,11 @@ export class ClientConnection implements Attachment {
 
   get principal(): string | undefined {
     return this.principalName;
+  }
+
+  /** The authenticated user: its principal in its tenant (only once `connect` succeeded). */
+  private get user(): Owner {
+    return { principal: this.principalName!, tenant: this.tenant };
   }
 
   /** Resolves once the client's socket has closed. */
@@ -328,32 +340,26 @@ export class ClientConnection implements Attachment {
   }
 
   /**
-   * Whether this connection's principal may act on the session; returns the session's owner.
-   * A session nobody owns yet (absent) is the caller's to create.
+   * Whether this connection's user may act on the session; returns the session's owner: the
+   * loaded session's, else the one recorded with its saved state. A session nobody owns yet
+   * (absent) is the caller's to create.
    */
-  private async authorize(sessionId: string, action: SessionAction): Promise<string> {
+  private async authorize(sessionId: string, action: SessionAction): Promise<Owner> {
     const loaded = this.options.context.sessions.get(sessionId);
-    if (loaded) return this.checkOwner(sessionId, loaded.principal, action, loaded.tenant);
+    if (loaded) return this.checkOwner(sessionId, ownerOf(loaded), action);
     const ownership = await this.ownership(sessionId);
-    if (ownership.state === 'absent') return this.principal!;
+    if (ownership.state === 'absent') return this.user;
     return this.checkOwner(sessionId, ownership.state === 'owned' ? ownership.owner : undefined, action);
   }
 
   /**
-   * Whether this connection's principal may act on a session whose owner is `owner` (undefined:
-   * the session records none) and whose tenant is `tenant` (undefined: none known); returns the
-   * owner. A caller of another tenant is refused whoever the owner is, as on the HTTP front: a
-   * principal of the same name in another tenant is another user, and collaborative sessions are
+   * Whether this connection's user may act on a session whose owner is `owner` (undefined: the
+   * session records none); returns the owner. A user is a principal in its tenant: a caller of
+   * another tenant is refused whatever its name, as on the HTTP front — a principal of the same
+   * name in another tenant (or without a tenant) is another user — and collaborative sessions are
    * shared within their tenant only.
    */
-  private checkOwner(
-    sessionId: string,
-    owner: string | undefined,
-    action: SessionAction,
-    tenant: string | undefined = undefined,
-  ): string {
-    const principal = this.principal!;
-    if (tenant !== undefined && tenant !== this.tenant) throw anotherUsers(sessionId);
+  private checkOwner(sessionId: string, owner: Owner | undefined, action: SessionAction): Owner {
     if (owner === undefined) {
       throw new AgentError(
         'SESSION_FORBIDDEN',
@@ -361,7 +367,8 @@ export class ClientConnection implements Attachment {
         { details: { sessionId } },
       );
     }
-    if (owner === principal) return owner;
+    if (owner.tenant !== this.tenant) throw anotherUsers(sessionId);
+    if (owner.principal === this.principal) return owner;
     // Collaborative sessions: anyone who knows the id may join and write; only the owner deletes.
     if (this.options.state.collaborative && action !== 'delete' && action !== 'create') return owner;
     throw anotherUsers(sessionId);
@@ -379,7 +386,7 @@ export class ClientConnection implements Attachment {
   ): AgentError {
     if (holder.principal === undefined) return anotherUsers(sessionId);
     // Throws SESSION_FORBIDDEN for another user's (or tenant's) session, as for one loaded here.
-    this.checkOwner(sessionId, holder.principal, action, holder.tenant);
+    this.checkOwner(sessionId, { principal: holder.principal, tenant: holder.tenant }, action);
     const what =
       action === 'create'
         ? `session ${JSON.stringify(sessionId)} already exists and is yours, so it cannot be created again`
@@ -422,7 +429,7 @@ export class ClientConnection implements Attachment {
     sessionId: string,
     action: 'create' | 'resume',
     slot: Slot,
-    owner: string,
+    owner: Owner,
     admission?: FleetAdmission,
   ): Promise<void> {
     const { context, state } = this.options;
@@ -444,7 +451,7 @@ export class ClientConnection implements Attachment {
       // Loaded since the owner check (a concurrent create or resume of the same id got here
       // first): it belongs to whoever loaded it, so check again against that owner. A create
       // racing another user's create is refused here, never let through to replace it on the CLI.
-      bound = this.checkOwner(sessionId, session.principal, action, session.tenant);
+      bound = this.checkOwner(sessionId, ownerOf(session), action);
     } else if (admitting) {
       // The coordinator creates the table entry (slot, principal) before the CLI is asked.
       session = await admitting.admit();
@@ -473,13 +480,13 @@ export class ClientConnection implements Attachment {
         }
         this.held.add(sessionId);
         this.loadParams.set(sessionId, request.params);
-        state.attach(sessionId, this, principal, bound);
+        state.attach(sessionId, this, this.user, bound);
         if (action === 'create') {
           context.metrics.sessionsCreated.inc({ front: 'copilot' });
           await this.persistOwner(sessionId, bound);
         }
         this.log.info(
-          { sessionId, principal, ...(bound !== principal ? { owner: bound } : {}) },
+          { sessionId, principal, ...(bound.principal !== principal ? { owner: bound.principal } : {}) },
           action === 'create' ? 'Copilot session created' : 'Copilot session resumed',
         );
         // Ended (its lifetime ran out) while it was loading: let go of it at once.
@@ -535,7 +542,7 @@ export class ClientConnection implements Attachment {
     action: 'create' | 'resume',
     slot: Slot,
     fleet: Coordinator,
-  ): Promise<{ kind: 'done' } | { kind: 'here'; owner: string; admission: FleetAdmission }> {
+  ): Promise<{ kind: 'done' } | { kind: 'here'; owner: Owner; admission: FleetAdmission }> {
     const principal = this.principal!;
     const owner = await this.authorize(sessionId, action);
     let ticket: PlacementTicket;
@@ -568,7 +575,7 @@ export class ClientConnection implements Attachment {
       owner,
       admission: {
         admit: () =>
-          fleet.open(ticket, sessionId, { principal: owner }).catch((error: unknown) => {
+          fleet.open(ticket, sessionId, { principal: owner.principal }).catch((error: unknown) => {
             if (error instanceof OwnershipConflictError)
               throw this.registeredElsewhere(sessionId, action, error.holder);
             throw error;
@@ -590,7 +597,7 @@ export class ClientConnection implements Attachment {
     action: SessionAction,
     fleet: Coordinator,
   ): Promise<FleetDecision> {
-    let owner: string;
+    let owner: Owner;
     try {
       owner = await this.authorize(sessionId, action);
     } catch (error) {
@@ -622,7 +629,7 @@ export class ClientConnection implements Attachment {
     }
     await fleet.adopt(sessionId);
     this.held.add(sessionId);
-    this.options.state.attach(sessionId, this, this.principal!, owner);
+    this.options.state.attach(sessionId, this, this.user, owner);
     this.log.info({ sessionId, method: request.method }, 'Copilot session re-homed here after its owner died');
     return { kind: 'here', owner };
   }
@@ -768,12 +775,20 @@ export class ClientConnection implements Attachment {
     this.hops.clear();
   }
 
-  /** Records the owner with the session's state on the CLI, where a restarted agent finds it. */
-  private async persistOwner(sessionId: string, owner: string): Promise<void> {
+  /**
+   * Records the owner — its principal, and its tenant if it has one — with the session's state on
+   * the CLI, where a restarted agent finds it.
+   */
+  private async persistOwner(sessionId: string, owner: Owner): Promise<void> {
     try {
       await this.options.control.call('session.metadata.updateClientMetadata', {
         sessionId,
-        set: { [OWNER_METADATA_KEY]: owner },
+        // An id created again (after a delete) by its owner keeps no tenant of an earlier record.
+        remove: [OWNER_TENANT_METADATA_KEY],
+        set: {
+          [OWNER_METADATA_KEY]: owner.principal,
+          ...(owner.tenant !== undefined ? { [OWNER_TENANT_METADATA_KEY]: owner.tenant } : {}),
+        },
       });
     } catch (error) {
       this.log.warn(
@@ -1037,19 +1052,19 @@ export class ClientConnection implements Attachment {
       this.log.warn('session.list answered in an unknown shape: returning no sessions');
       return { sessions: [] };
     }
-    const principal = this.principal!;
+    const user = this.user;
     const { state } = this.options;
     const idOf = (entry: unknown) => (entry as { sessionId?: unknown } | null)?.sessionId;
     const unknown = sessions
       .map(idOf)
-      .filter((id): id is string => typeof id === 'string' && state.visibleTo(principal, id) === undefined);
+      .filter((id): id is string => typeof id === 'string' && state.visibleTo(user, id) === undefined);
     const read = unknown.length > 0 ? await state.owners.resolveMany(unknown) : new Map<string, Ownership>();
     const visible = (id: unknown) => {
       if (typeof id !== 'string') return false;
-      const known = state.visibleTo(principal, id);
+      const known = state.visibleTo(user, id);
       if (known !== undefined) return known;
       const ownership = read.get(id);
-      return ownership?.state === 'owned' && ownership.owner === principal;
+      return ownership?.state === 'owned' && sameUser(ownership.owner, user);
     };
     return { ...(result as object), sessions: sessions.filter((entry) => visible(idOf(entry))) };
   }
@@ -1058,19 +1073,19 @@ export class ClientConnection implements Attachment {
   private async filterPointer(result: unknown): Promise<unknown> {
     const id = (result as { sessionId?: unknown } | undefined)?.sessionId;
     if (typeof id !== 'string') return result;
-    const principal = this.principal!;
-    const known = this.options.state.visibleTo(principal, id);
+    const user = this.user;
+    const known = this.options.state.visibleTo(user, id);
     if (known === true) return result;
     if (known === undefined) {
       const ownership = await this.options.state.owners.resolve(id);
-      if (ownership.state === 'owned' && ownership.owner === principal) return result;
+      if (ownership.state === 'owned' && sameUser(ownership.owner, user)) return result;
     }
     return {};
   }
 
   private onUpstreamRequest(request: JsonRpcRequest, body: Buffer): void {
     const sessionId = paramsOf(request).sessionId;
-    if (typeof sessionId === 'string' && this.options.state.visibleTo(this.principal!, sessionId) === false) {
+    if (typeof sessionId === 'string' && this.options.state.visibleTo(this.user, sessionId) === false) {
       this.log.warn({ method: request.method, sessionId }, "the CLI sent a request about another user's session");
       this.upstream?.send({
         jsonrpc: '2.0',
@@ -1090,7 +1105,7 @@ export class ClientConnection implements Attachment {
       if (notification.method === 'session.event' && endsTurn(params.event)) {
         this.options.state.turnEnded(sessionId, (params.event as { id?: unknown }).id);
       }
-      const visible = this.options.state.visibleTo(this.principal!, sessionId);
+      const visible = this.options.state.visibleTo(this.user, sessionId);
       // Lifecycle notifications go to every connection of the CLI: only the owner's pass. Events
       // go to the connections holding the session; one about a session of unknown owner is a
       // child of the caller's own (the CLI attached this connection to it).
@@ -1206,6 +1221,11 @@ export class ClientConnection implements Attachment {
 
 function ok(id: JsonRpcId, result: unknown): object {
   return { jsonrpc: '2.0', id, result: result ?? null };
+}
+
+/** The owner of a loaded session: its principal in its tenant (undefined: it records none). */
+function ownerOf(session: Session): Owner | undefined {
+  return session.principal === undefined ? undefined : { principal: session.principal, tenant: session.tenant };
 }
 
 /** A session of another principal (or tenant): the same refusal wherever it is noticed. */

@@ -7,10 +7,11 @@
 import { createServer, type Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { AgentContext, Front, ListenAddress } from '../core/context.js';
+import { isName, tenantOf } from '../core/tenancy.js';
 import { LocalCoordinator } from '../fleet/local-coordinator.js';
 import { ANONYMOUS_PRINCIPAL, ClientConnection } from './connection.js';
 import { ControlChannel } from './control.js';
-import { OWNER_METADATA_KEY } from './methods.js';
+import { OWNER_METADATA_KEY, OWNER_TENANT_METADATA_KEY } from './methods.js';
 import { OwnerDirectory, type Ownership } from './owners.js';
 import { CopilotState } from './state.js';
 
@@ -23,7 +24,7 @@ export async function createCopilotFront(context: AgentContext): Promise<Front> 
   const host = config.upstream.hostname.replace(/^\[|\]$/g, '');
   const port = Number(config.upstream.port);
   const control = new ControlChannel(host, port, config.upstreamToken, logger);
-  const owners = new OwnerDirectory((ids) => readOwners(control, ids));
+  const owners = new OwnerDirectory((ids) => readOwners(control, ids, context.config.tenant));
   const state = new CopilotState(context, owners);
   // Every new session is placed by the coordinator, which holds the quotas per principal and
   // tenant; a context built without one (tests) gets the in-process one the server would create.
@@ -111,11 +112,19 @@ export async function createCopilotFront(context: AgentContext): Promise<Front> 
   };
 }
 
-/** Reads `sessionfleet/owner` from the client metadata the CLI keeps with each session. */
-async function readOwners(control: ControlChannel, sessionIds: readonly string[]): Promise<Map<string, Ownership>> {
+/**
+ * Reads `sessionfleet/owner` and `sessionfleet/tenant` from the client metadata the CLI keeps with
+ * each session. A record without a tenant belongs to `defaultTenant` (`--tenant`): see
+ * `OWNER_TENANT_METADATA_KEY`.
+ */
+async function readOwners(
+  control: ControlChannel,
+  sessionIds: readonly string[],
+  defaultTenant: string | undefined,
+): Promise<Map<string, Ownership>> {
   const result = await control.call('sessions.getClientMetadata', {
     sessionIds,
-    keys: [OWNER_METADATA_KEY],
+    keys: [OWNER_METADATA_KEY, OWNER_TENANT_METADATA_KEY],
   });
   const found = new Map<string, Ownership>();
   if (Array.isArray(result)) {
@@ -125,10 +134,14 @@ async function readOwners(control: ControlChannel, sessionIds: readonly string[]
       metadata?: Record<string, unknown>;
     }>) {
       if (typeof entry?.sessionId !== 'string') continue;
-      const owner = entry.metadata?.[OWNER_METADATA_KEY];
+      const principal = entry.metadata?.[OWNER_METADATA_KEY];
+      const tenant = entry.metadata?.[OWNER_TENANT_METADATA_KEY];
       if (entry.status === 'notFound') found.set(entry.sessionId, { state: 'absent' });
-      else if (entry.status === 'ok' && typeof owner === 'string')
-        found.set(entry.sessionId, { state: 'owned', owner });
+      else if (entry.status === 'ok' && typeof principal === 'string' && (tenant === undefined || isName(tenant)))
+        found.set(entry.sessionId, {
+          state: 'owned',
+          owner: { principal, tenant: tenantOf(tenant, { tenant: defaultTenant }) },
+        });
       else found.set(entry.sessionId, { state: 'unowned' });
     }
   }

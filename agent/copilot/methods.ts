@@ -24,6 +24,13 @@ export const GLOBAL_METHODS: ReadonlySet<string> = new Set([
  * seen by every agent that mounts the same state.
  */
 export const OWNER_METADATA_KEY = 'sessionfleet/owner';
+/**
+ * The key under which the agent records the owner's tenant, next to `OWNER_METADATA_KEY`, when
+ * the owner has one. A record without it (an owner without a tenant, or one written by an agent of
+ * an earlier version, which recorded the principal alone) belongs to the instance's `--tenant`,
+ * the tenant of every principal without one of its own; without `--tenant`, to no tenant.
+ */
+export const OWNER_TENANT_METADATA_KEY = 'sessionfleet/tenant';
 export const RESERVED_METADATA_PREFIX = 'sessionfleet/';
 
 /**

@@ -1,16 +1,29 @@
 /**
- * Who owns each Copilot session (SPEC.md §7): the principal that created it through the agent.
+ * Who owns each Copilot session (SPEC.md §7): the principal that created it through the agent,
+ * in its tenant — a principal name is unique within its tenant only, so the owner is the pair.
  *
- * The binding is written into the session's client metadata on the CLI (`sessionfleet/owner`),
- * which lives with the session state on the volume; this directory is a bounded cache in front of
- * it. So after an agent restart, or on another instance mounting the same state, a saved session
- * is still resumable by its owner and by nobody else. A session that exists with no recorded owner
- * (created without the agent) is reachable by nobody through the agent.
+ * The binding is written into the session's client metadata on the CLI (`sessionfleet/owner`, the
+ * principal, and `sessionfleet/tenant`, its tenant if it has one), which lives with the session
+ * state on the volume; this directory is a bounded cache in front of it. So after an agent
+ * restart, or on another instance mounting the same state, a saved session is still resumable by
+ * its owner and by nobody else. A session that exists with no recorded owner (created without the
+ * agent) is reachable by nobody through the agent.
  */
+
+/** A principal in its tenant (undefined: the principal has none): who a session belongs to. */
+export interface Owner {
+  readonly principal: string;
+  readonly tenant: string | undefined;
+}
+
+/** Whether two principals are the same user: the same name in the same tenant (or both in none). */
+export function sameUser(a: Owner, b: Owner): boolean {
+  return a.principal === b.principal && a.tenant === b.tenant;
+}
 
 export type Ownership =
   /** The session exists and records its owner. */
-  | { state: 'owned'; owner: string }
+  | { state: 'owned'; owner: Owner }
   /** The session exists but records no owner: it was not created through the agent. */
   | { state: 'unowned' }
   /** No such session (never created, or deleted). */
@@ -21,8 +34,8 @@ export type OwnerLookup = (sessionIds: readonly string[]) => Promise<Map<string,
 
 export class OwnerDirectory {
   static readonly batchSize = 1000;
-  /** id → principal, least recently used first. */
-  private readonly owners = new Map<string, string>();
+  /** id → owner, least recently used first. */
+  private readonly owners = new Map<string, Owner>();
 
   constructor(
     private readonly lookup: OwnerLookup,
@@ -34,13 +47,13 @@ export class OwnerDirectory {
   }
 
   /** The owner if it is cached; no I/O. */
-  known(sessionId: string): string | undefined {
+  known(sessionId: string): Owner | undefined {
     return this.owners.get(sessionId);
   }
 
-  bind(sessionId: string, principal: string): void {
+  bind(sessionId: string, owner: Owner): void {
     this.owners.delete(sessionId);
-    this.owners.set(sessionId, principal);
+    this.owners.set(sessionId, owner);
     while (this.owners.size > this.maxCached) {
       const oldest = this.owners.keys().next();
       if (oldest.done) break;

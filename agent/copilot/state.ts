@@ -9,7 +9,7 @@
  */
 import type { AgentContext } from '../core/context.js';
 import type { EndReason, Session } from '../core/sessions.js';
-import type { OwnerDirectory } from './owners.js';
+import { type Owner, type OwnerDirectory, sameUser } from './owners.js';
 
 export interface Attachment {
   readonly connectionId: number;
@@ -87,11 +87,14 @@ export class CopilotState {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** Records that `connection` holds the session on the CLI (it created or resumed it). */
-  attach(sessionId: string, connection: Attachment, principal: string, owner: string): void {
+  /**
+   * Records that `connection`, of user `caller`, holds the session on the CLI (it created or
+   * resumed it). A caller other than the owner joined it (collaborative; always of its tenant).
+   */
+  attach(sessionId: string, connection: Attachment, caller: Owner, owner: Owner): void {
     const live = this.liveOf(sessionId);
     live.attached.add(connection);
-    if (principal !== owner) live.members.add(principal);
+    if (!sameUser(caller, owner)) live.members.add(caller.principal);
   }
 
   /**
@@ -109,19 +112,22 @@ export class CopilotState {
   }
 
   /** The owner the agent knows without I/O: the loaded session's, else the cached binding. */
-  knownOwner(sessionId: string): string | undefined {
-    return this.context.sessions.get(sessionId)?.principal ?? this.owners.known(sessionId);
+  knownOwner(sessionId: string): Owner | undefined {
+    const loaded = this.context.sessions.get(sessionId);
+    if (loaded?.principal !== undefined) return { principal: loaded.principal, tenant: loaded.tenant };
+    return this.owners.known(sessionId);
   }
 
   /**
-   * Whether `principal` may see the session, from what is known without I/O: undefined when the
-   * owner is not known here.
+   * Whether the user `caller` may see the session, from what is known without I/O: undefined when
+   * the owner is not known here. A principal of the owner's name in another tenant is another user.
    */
-  visibleTo(principal: string, sessionId: string): boolean | undefined {
+  visibleTo(caller: Owner, sessionId: string): boolean | undefined {
     const owner = this.knownOwner(sessionId);
     if (owner === undefined) return undefined;
-    if (owner === principal) return true;
-    return this.collaborative && (this.live.get(sessionId)?.members.has(principal) ?? false);
+    if (sameUser(owner, caller)) return true;
+    if (owner.tenant !== caller.tenant) return false;
+    return this.collaborative && (this.live.get(sessionId)?.members.has(caller.principal) ?? false);
   }
 
   /**

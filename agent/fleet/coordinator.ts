@@ -600,7 +600,7 @@ export class FleetCoordinator implements Coordinator {
       if (result.kind === 'quota') {
         this.count('rejected_quota');
         const who = (result.quota === 'principal' ? principal : tenant) ?? '';
-        throw quotaError(this.context.policy, result.quota, who, result.held);
+        throw quotaError(this.context.policy, result.quota, who, result.held, tenant);
       }
       // Full. Below maxInstances the fleet can grow: the demand is recorded (the autoscaler reads
       // it) and the session waits, a bounded time, for an instance to come up or a slot to free.
@@ -936,11 +936,10 @@ export class FleetCoordinator implements Coordinator {
       truncated = ids.length > limit;
       records = await this.registry.records(ids.slice(0, limit));
     } else if (filter.principal !== undefined || filter.tenant !== undefined) {
-      const [index, owner] =
+      const ids =
         filter.principal !== undefined
-          ? (['principal', filter.principal] as const)
-          : (['tenant', filter.tenant!] as const);
-      const ids = await this.registry.idsOf(index, owner, limit + 1);
+          ? await this.registry.idsOfPrincipal(filter.principal, filter.tenant, limit + 1)
+          : await this.registry.idsOf('tenant', filter.tenant!, limit + 1);
       truncated = ids.length > limit;
       records = await this.registry.records(ids.slice(0, limit));
     } else {

@@ -8,8 +8,8 @@
  * Sets whose members are looked up by owner, principal or tenant are *lexicographic* sorted sets
  * (every score 0, member `<owner>\n<id>`) rather than one set per owner: a script can then count or
  * list one owner's members with ZLEXCOUNT / ZRANGEBYLEX on a key it declares up front, instead of
- * building key names at run time. `\n` cannot appear in an instance id, a principal or a tenant,
- * and session ids are visible ASCII, so the member splits unambiguously. Reservations (slots held
+ * building key names at run time. `\n` cannot appear in an instance id, a principal or a tenant
+ * (nor `\t` in the last two), and session ids are visible ASCII, so the member splits unambiguously. Reservations (slots held
  * for a session being created) sit in the same indexes as `<owner>\n <reservation id>`: the space
  * never occurs in a session id, and counting both together is exactly "slots in use".
  */
@@ -32,7 +32,10 @@ export interface FleetKeys {
   readonly activity: string;
   /** Lexicographic ZSET `<instance>\n<session id>` (and reservations): slots in use per instance. */
   readonly byInstance: string;
-  /** Lexicographic ZSET `<principal>\n<session id>`: sessions per principal. */
+  /**
+   * Lexicographic ZSET `<principal>\t<tenant>\n<session id>` (`<principal>\n<session id>` for a
+   * principal without a tenant): sessions per principal, a principal being its name in its tenant.
+   */
   readonly byPrincipal: string;
   /** Lexicographic ZSET `<tenant>\n<session id>`: sessions per tenant. */
   readonly byTenant: string;

@@ -343,11 +343,27 @@ export class FleetRegistry {
   }
 
   /** Ids in one owner's slice of a lexicographic index (reservations left out). */
-  async idsOf(index: 'instance' | 'principal' | 'tenant', owner: string, limit: number): Promise<string[]> {
-    const key =
-      index === 'instance' ? this.keys.byInstance : index === 'principal' ? this.keys.byPrincipal : this.keys.byTenant;
+  async idsOf(index: 'instance' | 'tenant', owner: string, limit: number): Promise<string[]> {
+    const key = index === 'instance' ? this.keys.byInstance : this.keys.byTenant;
     const members = await this.redis.zrangebylex(key, `[${owner}\n`, `(${owner}\v`, 'LIMIT', 0, limit);
     return members.map((m) => m.slice(owner.length + 1)).filter((id) => !id.startsWith(' '));
+  }
+
+  /**
+   * Ids of a principal's sessions: in `tenant` (null: without a tenant), or in every tenant when
+   * `tenant` is undefined. The index names a principal `<principal>\t<tenant>`, or `<principal>`
+   * alone without a tenant (`scripts.ts`); `\t` sorts before `\n`, so the range from
+   * `<principal>\t` to `<principal>\v` holds that name in every tenant and nothing else.
+   */
+  async idsOfPrincipal(principal: string, tenant: string | null | undefined, limit: number): Promise<string[]> {
+    const [min, max] =
+      tenant === undefined
+        ? [`[${principal}\t`, `(${principal}\v`]
+        : tenant === null
+          ? [`[${principal}\n`, `(${principal}\v`]
+          : [`[${principal}\t${tenant}\n`, `(${principal}\t${tenant}\v`];
+    const members = await this.redis.zrangebylex(this.keys.byPrincipal, min, max, 'LIMIT', 0, limit);
+    return members.map((m) => m.slice(m.indexOf('\n') + 1)).filter((id) => !id.startsWith(' '));
   }
 
   /** Every session, by HSCAN, up to `limit`. */

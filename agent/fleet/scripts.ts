@@ -83,14 +83,57 @@ local function alive(instance, now)
   return deadline ~= false and tonumber(deadline) > now
 end
 
+-- A principal is its name within its tenant: its slice of the per-principal index is named
+-- '<principal>\\t<tenant>', or '<principal>' alone for a principal without a tenant ('' means
+-- none). '\\t' occurs in no name, and sorts before '\\n': no pair's slice overlaps another's.
+local function principal_key(principal, tenant)
+  if tenant == '' then return principal end
+  return principal .. '\\t' .. tenant
+end
+
 -- Adds or removes a member in the per-principal and per-tenant indexes ('' means none).
 local function index_owners(op, principal, tenant, member)
-  if principal ~= '' then redis.call(op, K.by_principal, 0, principal .. '\\n' .. member) end
+  if principal ~= '' then redis.call(op, K.by_principal, 0, principal_key(principal, tenant) .. '\\n' .. member) end
   if tenant ~= '' then redis.call(op, K.by_tenant, 0, tenant .. '\\n' .. member) end
 end
 local function unindex_owners(principal, tenant, member)
-  if principal ~= '' then redis.call('ZREM', K.by_principal, principal .. '\\n' .. member) end
+  if principal ~= '' then
+    redis.call('ZREM', K.by_principal, principal_key(principal, tenant) .. '\\n' .. member)
+    -- Written before principals were keyed by tenant: '<principal>\\n<member>' whatever the tenant.
+    if tenant ~= '' then redis.call('ZREM', K.by_principal, principal .. '\\n' .. member) end
+  end
   if tenant ~= '' then redis.call('ZREM', K.by_tenant, tenant .. '\\n' .. member) end
+end
+
+-- Sessions and reservations of one principal (in its tenant), for its quota. At the limit the
+-- entries are checked one by one against their session or reservation, so that what an agent of
+-- an earlier version in the same fleet left behind holds no quota place: an entry whose session or
+-- reservation is gone is dropped (that version removes only '<principal>\\n<id>'), and one written
+-- under the principal's name alone for a session that has a tenant moves to its pair's slice.
+local function principal_held(principal, tenant, limit)
+  local key = principal_key(principal, tenant)
+  local held = redis.call('ZLEXCOUNT', K.by_principal, lex_min(key), lex_max(key))
+  if held < limit then return held end
+  for _, m in ipairs(redis.call('ZRANGEBYLEX', K.by_principal, lex_min(key), lex_max(key))) do
+    local id = string.sub(m, #key + 2)
+    local raw
+    if string.sub(id, 1, 1) == ' ' then
+      raw = redis.call('HGET', K.reservations, string.sub(id, 2))
+    else
+      raw = redis.call('HGET', K.sessions, id)
+    end
+    local own = nil
+    if raw then
+      local rec = cjson.decode(raw)
+      own = (rec.p or '') == '' and '' or principal_key(rec.p, rec.t or '')
+    end
+    if own ~= key then
+      redis.call('ZREM', K.by_principal, m)
+      if own ~= nil and own ~= '' then redis.call('ZADD', K.by_principal, 0, own .. '\\n' .. id) end
+      held = held - 1
+    end
+  end
+  return held
 end
 
 -- Forgets a reservation and gives back what it held (its slot and its quota places).
@@ -216,10 +259,10 @@ local waiter, wait_ms = ARGV[10], tonumber(ARGV[11])
 local now = now_ms()
 -- 1. Give back slots and quota places of reservations that were never used.
 reclaim_reservations(now, 64)
--- 2. Quotas first: a principal or tenant at its limit is refused whatever the capacity.
---    Sessions and live reservations both count, so concurrent placements cannot overshoot.
+-- 2. Quotas first: a principal (in its tenant) or a tenant at its limit is refused whatever the
+--    capacity. Sessions and live reservations both count, so concurrent placements cannot overshoot.
 if principal ~= '' and principal_limit > 0 then
-  local held = redis.call('ZLEXCOUNT', K.by_principal, lex_min(principal), lex_max(principal))
+  local held = principal_held(principal, tenant, principal_limit)
   if held >= principal_limit then return { 'quota', 'principal', held } end
 end
 if tenant ~= '' and tenant_limit > 0 then

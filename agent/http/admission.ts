@@ -78,7 +78,8 @@ export class Admission {
    * A request naming session `id`. `cookie` turns every miss into INVALID_COOKIE (the client drops
    * the cookie and gets a new one); `create` lets an unseen id start a session (header affinity).
    * `join`: the session may be used by a principal other than its creator (collaborative sessions),
-   * never by a caller of another tenant than the session's (`tenant`: the caller's).
+   * never by a caller of another tenant than the session's (`tenant`: the caller's; a session
+   * bound to a principal without a tenant is refused to callers with one).
    */
   existing(
     id: string,
@@ -90,7 +91,9 @@ export class Admission {
     const found = this.sessions.lookup(id);
     if (found.state === 'active') {
       const session = found.session;
-      if (session.tenant !== undefined && session.tenant !== tenant) {
+      // A principal is its name in its tenant: a session bound to a principal without a tenant is
+      // not for the principal of that name in some tenant, nor the reverse.
+      if (session.tenant !== tenant && (session.tenant !== undefined || session.principal !== undefined)) {
         return { ok: false, error: new AgentError('SESSION_FORBIDDEN', 'this session belongs to another tenant') };
       }
       if (session.principal !== undefined && session.principal !== principal && !join) {

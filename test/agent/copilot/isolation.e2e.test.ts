@@ -407,6 +407,94 @@ describe('Copilot front: ownership survives an agent restart', () => {
   });
 });
 
+describe('Copilot front: a saved session belongs to its principal in its tenant', () => {
+  const ALICE_ACME = 'alice-acme-token-7c21e9';
+  const ALICE_GLOBEX = 'alice-globex-token-3b8d4f';
+  const ALICE_PLAIN = 'alice-plain-token-91ad0c';
+  const principals = {
+    [ALICE_ACME]: { principal: 'alice', tenant: 'acme' },
+    [ALICE_GLOBEX]: { principal: 'alice', tenant: 'globex' },
+  };
+  const agentsOf = (count: number, options: Partial<Parameters<typeof startCopilotAgent>[0]> = {}) =>
+    Promise.all(
+      Array.from({ length: count }, () =>
+        startCopilotAgent({ policy: POLICY, upstreamPort: cli.port, upstreamToken: cli.token, principals, ...options }),
+      ),
+    );
+  /** The creator's client is gone: the CLI has saved and unloaded the session; no agent holds it. */
+  const stopClients = () => Promise.all(clients.splice(0).map((c) => c.stop().catch(() => [])));
+
+  it('alice of another tenant can neither resume, see nor delete it, on the agent that made it or a fresh one; alice of its tenant resumes it', async () => {
+    const [first, fresh] = (await agentsOf(2)) as [CopilotAgent, CopilotAgent];
+    try {
+      const id = await savedSession(sdk(ALICE_ACME, first.address), 'acme only');
+      await stopClients();
+      // The agent that made it (its owner cached) and a fresh one (the record read from the CLI).
+      for (const agent of [first, fresh]) {
+        const globex = sdk(ALICE_GLOBEX, agent.address);
+        await globex.start();
+        expect((await globex.listSessions()).map((s) => s.sessionId)).not.toContain(id);
+        expect(await rpcErrorOf(globex.resumeSession(id, { onPermissionRequest: approveAll }))).toEqual(forbidden(id));
+        expect(await rpcErrorOf(globex.deleteSession(id))).toEqual(forbidden(id));
+      }
+      const acme = sdk(ALICE_ACME, fresh.address);
+      await acme.start();
+      expect((await acme.listSessions()).map((s) => s.sessionId)).toContain(id);
+      const resumed = await acme.resumeSession(id, {
+        onPermissionRequest: approveAll,
+        ...fakeModelSessionOptions(model),
+      });
+      expect((await resumed.getEvents()).some((e) => e.type === 'user.message')).toBe(true);
+      expect((await resumed.sendAndWait({ prompt: 'still mine' }, 30_000))?.data.content).toBe(FAKE_MODEL_REPLY);
+    } finally {
+      await stopClients();
+      await Promise.all([first.dispose(), fresh.dispose()]);
+    }
+  });
+
+  it('an owner record without a tenant (written before tenants were recorded) belongs to --tenant', async () => {
+    const options = { principals: { ...principals, [ALICE_PLAIN]: 'alice' }, extraArgs: ['--tenant', 'acme'] };
+    const [first, fresh] = (await agentsOf(2, options)) as [CopilotAgent, CopilotAgent];
+    try {
+      const client = sdk(ALICE_PLAIN, first.address);
+      const session = await client.createSession({
+        onPermissionRequest: approveAll,
+        ...fakeModelSessionOptions(model),
+      });
+      expect((await session.sendAndWait({ prompt: 'old record' }, 30_000))?.data.content).toBe(FAKE_MODEL_REPLY);
+      // Make the record what an agent of the earlier version wrote: the principal alone.
+      const direct = await raw(cli.token, cli.port);
+      const read = { sessionIds: [session.sessionId], keys: ['sessionfleet/owner', 'sessionfleet/tenant'] };
+      expect(await direct.request('sessions.getClientMetadata', read)).toEqual([
+        expect.objectContaining({
+          metadata: expect.objectContaining({ 'sessionfleet/owner': 'alice', 'sessionfleet/tenant': 'acme' }),
+        }),
+      ]);
+      await direct.request('session.metadata.updateClientMetadata', {
+        sessionId: session.sessionId,
+        remove: ['sessionfleet/tenant'],
+      });
+      await session.disconnect();
+      await stopClients();
+
+      const globex = sdk(ALICE_GLOBEX, fresh.address);
+      expect(await rpcErrorOf(globex.resumeSession(session.sessionId, { onPermissionRequest: approveAll }))).toEqual(
+        forbidden(session.sessionId),
+      );
+      // alice of --tenant's tenant (her own entry names none, or names acme) is its owner.
+      for (const token of [ALICE_PLAIN, ALICE_ACME]) {
+        const owner = sdk(token, fresh.address);
+        const resumed = await owner.resumeSession(session.sessionId, { onPermissionRequest: approveAll });
+        expect((await resumed.getEvents()).some((e) => e.type === 'user.message')).toBe(true);
+        await resumed.disconnect();
+      }
+    } finally {
+      await stopClients();
+      await Promise.all([first.dispose(), fresh.dispose()]);
+    }
+  });
+});
+
 describe('Copilot front: secrets', () => {
   it('never writes a token or a provider key to its output', async () => {
     await eventually(() => agent.logs().length > 5, 5000, 'log lines');

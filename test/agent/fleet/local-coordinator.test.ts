@@ -101,7 +101,9 @@ describe('LocalCoordinator', () => {
     const { context, coordinator } = local({ sessionsPerInstance: 10 });
     await coordinator.open(await coordinator.place({ principal: 'alice', tenant: 't' }), 'a1');
     await coordinator.open(await coordinator.place({ principal: 'alice', tenant: 't' }), 'a2');
-    const refused = (await coordinator.place({ principal: 'alice' }).catch((e: unknown) => e)) as AgentError;
+    const refused = (await coordinator
+      .place({ principal: 'alice', tenant: 't' })
+      .catch((e: unknown) => e)) as AgentError;
     expect(refused.toHttpBody(404).error).toEqual({
       code: 'PRINCIPAL_QUOTA_REACHED',
       message: 'principal "alice" holds 2 sessions, the sessionsPerPrincipal quota (2): end one of your sessions first',
@@ -109,6 +111,7 @@ describe('LocalCoordinator', () => {
       quota: 'sessionsPerPrincipal',
       limit: 2,
       principal: 'alice',
+      tenant: 't',
     });
     await expect(coordinator.place({ principal: 'bob', tenant: 't' })).rejects.toMatchObject({
       code: 'TENANT_QUOTA_REACHED',
@@ -117,8 +120,33 @@ describe('LocalCoordinator', () => {
     expect((await coordinator.listSessions({ tenant: 't' })).sessions.map((s) => s.id)).toEqual(['a1', 'a2']);
     // An ended session frees its place.
     context.sessions.end('a1', 'deleted');
-    await coordinator.open(await coordinator.place({ principal: 'alice' }), 'a3');
-    await expect(coordinator.place({ principal: 'alice' })).rejects.toMatchObject({ code: 'PRINCIPAL_QUOTA_REACHED' });
+    await coordinator.open(await coordinator.place({ principal: 'alice', tenant: 't' }), 'a3');
+    await expect(coordinator.place({ principal: 'alice', tenant: 't' })).rejects.toMatchObject({
+      code: 'PRINCIPAL_QUOTA_REACHED',
+    });
+  });
+
+  it('gives a principal of one name in two tenants two sessionsPerPrincipal quotas; one pair shares one', async () => {
+    const { coordinator } = local({ sessionsPerInstance: 10, sessionsPerTenant: 100 });
+    const acme = { principal: 'alice', tenant: 'acme' };
+    const globex = { principal: 'alice', tenant: 'globex' };
+    await coordinator.open(await coordinator.place(acme), 'acme-1');
+    await coordinator.open(await coordinator.place(acme), 'acme-2');
+    // alice@acme holds her quota: alice@globex (and alice of no tenant) still have all of theirs.
+    await coordinator.open(await coordinator.place(globex), 'globex-1');
+    await coordinator.open(await coordinator.place(globex), 'globex-2');
+    await coordinator.open(await coordinator.place({ principal: 'alice' }), 'none-1');
+    // The same pair shares one quota, whoever asks for it.
+    for (const who of [acme, globex]) {
+      const refused = (await coordinator.place(who).catch((e: unknown) => e)) as AgentError;
+      expect(refused.toHttpBody(404).error).toMatchObject({
+        code: 'PRINCIPAL_QUOTA_REACHED',
+        message:
+          'principal "alice" holds 2 sessions, the sessionsPerPrincipal quota (2): end one of your sessions first',
+        principal: 'alice',
+        tenant: who.tenant,
+      });
+    }
   });
 
   it('counts placements not yet opened, so concurrent new sessions cannot overshoot a quota', async () => {

@@ -144,7 +144,9 @@ describe('placement', () => {
     const [a, b, c] = agents as [TestAgent, TestAgent, TestAgent];
     await create(agents, a, 'alice-1', { principal: 'alice', tenant: 'acme' });
     await create(agents, b, 'alice-2', { principal: 'alice', tenant: 'acme' });
-    const principal = (await c.coordinator.place({ principal: 'alice' }).catch((e: unknown) => e)) as AgentError;
+    const principal = (await c.coordinator
+      .place({ principal: 'alice', tenant: 'acme' })
+      .catch((e: unknown) => e)) as AgentError;
     expect(principal.toHttpBody(404)).toEqual({
       error: {
         code: 'PRINCIPAL_QUOTA_REACHED',
@@ -154,6 +156,7 @@ describe('placement', () => {
         quota: 'sessionsPerPrincipal',
         limit: 2,
         principal: 'alice',
+        tenant: 'acme',
       },
     });
     await create(agents, c, 'bob-1', { principal: 'bob', tenant: 'acme' });
@@ -172,10 +175,85 @@ describe('placement', () => {
     expect(where(await a.coordinator.place({ principal: 'dave', tenant: 'other' }))).toBe('local');
     b.context.sessions.end('alice-2', 'deleted');
     await waitFor('alice to get her place back', async () =>
-      c.coordinator.place({ principal: 'alice' }).then(
+      c.coordinator.place({ principal: 'alice', tenant: 'acme' }).then(
         () => true,
         () => false,
       ),
+    );
+  });
+
+  it('gives a principal of one name in two tenants two sessionsPerPrincipal quotas; one pair shares one', async () => {
+    const { agents, fleet } = await fleetOf(['agent-a', 'agent-b'], {
+      sessionsPerInstance: 5,
+      sessionsPerPrincipal: 2,
+    });
+    const [a, b] = agents as [TestAgent, TestAgent];
+    const acme = { principal: 'alice', tenant: 'acme' };
+    const globex = { principal: 'alice', tenant: 'globex' };
+    await create(agents, a, 'acme-1', acme);
+    await create(agents, b, 'acme-2', acme);
+    // alice@acme holds her quota fleet-wide: alice@globex (and alice of no tenant) have all of theirs.
+    await create(agents, a, 'globex-1', globex);
+    await create(agents, b, 'globex-2', globex);
+    await create(agents, a, 'none-1', { principal: 'alice' });
+    // The same pair shares one quota, from whichever agent it asks.
+    for (const [who, from] of [
+      [acme, a],
+      [globex, b],
+    ] as const) {
+      const refused = (await from.coordinator.place(who).catch((e: unknown) => e)) as AgentError;
+      expect(refused.toHttpBody(404).error).toMatchObject({
+        code: 'PRINCIPAL_QUOTA_REACHED',
+        principal: 'alice',
+        tenant: who.tenant,
+      });
+    }
+    // The inventory finds a name in every tenant, or in one.
+    const byName = await a.coordinator.listSessions({ principal: 'alice' });
+    expect(byName.sessions.map((s) => s.id).sort()).toEqual(['acme-1', 'acme-2', 'globex-1', 'globex-2', 'none-1']);
+    const inAcme = await a.coordinator.listSessions({ principal: 'alice', tenant: 'acme' });
+    expect(inAcme.sessions.map((s) => s.id)).toEqual(['acme-1', 'acme-2']);
+    // Ending one of alice@acme's sessions frees a place of hers, and only of hers.
+    b.context.sessions.end('acme-2', 'deleted');
+    await waitFor('alice@acme to get her place back', async () =>
+      a.coordinator.place(acme).then(
+        () => true,
+        () => false,
+      ),
+    );
+    await expect(a.coordinator.place(globex)).rejects.toMatchObject({ code: 'PRINCIPAL_QUOTA_REACHED' });
+    expect(await plain.zrange(fleetKeys({ fleet }).byPrincipal, 0, -1)).not.toContain('alice\nacme-2');
+  });
+
+  it('frees the quota places an agent of an earlier version left in the principal index', async () => {
+    const { agents, fleet } = await fleetOf(['agent-a'], { sessionsPerInstance: 5, sessionsPerPrincipal: 2 });
+    const [a] = agents as [TestAgent];
+    const keys = fleetKeys({ fleet });
+    const acme = { principal: 'alice', tenant: 'acme' };
+    await create(agents, a, 'kept', acme);
+    // What an earlier version leaves: an entry under the pair whose session it ended (it removed
+    // only '<principal>\n<id>'), and the entry it wrote for a session of alice@acme under her name alone.
+    await plain.zadd(keys.byPrincipal, 0, 'alice\tacme\nended-by-old-agent');
+    await create(agents, a, 'old-style', acme);
+    await plain.zrem(keys.byPrincipal, 'alice\tacme\nold-style');
+    await plain.zadd(keys.byPrincipal, 0, 'alice\nold-style');
+    await create(agents, a, 'none-1', { principal: 'alice' });
+    // alice of no tenant holds 'none-1' and, by the old entry, 'old-style' of alice@acme: at her
+    // limit the entry moves to its pair, and she gets her second place.
+    expect(await a.coordinator.place({ principal: 'alice' })).toMatchObject({ kind: 'local' });
+    // alice@acme holds 2 sessions ('kept', 'old-style'), plus one stale entry: she is at her quota,
+    // counted without the stale entry, which is dropped on the way.
+    const refused = (await a.coordinator.place(acme).catch((e: unknown) => e)) as AgentError;
+    expect(refused.toHttpBody(404).error).toMatchObject({ code: 'PRINCIPAL_QUOTA_REACHED', tenant: 'acme' });
+    expect(refused.message).toContain('holds 2 sessions');
+    const members = await plain.zrange(keys.byPrincipal, 0, -1);
+    expect(members).not.toContain('alice\tacme\nended-by-old-agent');
+    expect(members).not.toContain('alice\nold-style');
+    expect(members).toContain('alice\tacme\nold-style');
+    // Ending the session removes its entry, whatever name it was written under.
+    a.context.sessions.end('old-style', 'deleted');
+    await waitFor('the entry to go', async () =>
+      (await plain.zrange(keys.byPrincipal, 0, -1)).every((m) => !m.endsWith('\nold-style')),
     );
   });
 

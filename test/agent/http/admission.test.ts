@@ -158,6 +158,30 @@ describe('Admission', () => {
     expect(admission.existing('a', undefined, 'reject').ok).toBe(false);
   });
 
+  it('binds a session to its principal in its tenant: a same-named principal of another tenant (or of none) is another user', () => {
+    const { admission, sessions } = setup({ sessions: 3 });
+    const anotherTenant = {
+      code: 'SESSION_FORBIDDEN',
+      message: 'this session belongs to another tenant: use a session you created',
+      status: 403,
+    };
+    const refusal = (result: ReturnType<Admission['existing']>) =>
+      result.ok ? 'admitted' : result.error.toHttpBody(401).error;
+    sessions.create('acme', { principal: 'alice', tenant: 'acme' });
+    create(admission, 'none', 'alice');
+    expect(admission.existing('acme', 'alice', 'reject', false, 'acme').ok).toBe(true);
+    expect(refusal(admission.existing('acme', 'alice', 'reject', false, 'globex'))).toEqual(anotherTenant);
+    expect(refusal(admission.existing('acme', 'alice', 'reject', false, undefined))).toEqual(anotherTenant);
+    expect(admission.existing('none', 'alice', 'reject', false, undefined).ok).toBe(true);
+    expect(refusal(admission.existing('none', 'alice', 'reject', false, 'acme'))).toEqual(anotherTenant);
+    // A collaborative session is shared within its tenant only.
+    expect(admission.existing('acme', 'bob', 'reject', true, 'acme').ok).toBe(true);
+    expect(refusal(admission.existing('none', 'bob', 'reject', true, 'acme'))).toEqual(anotherTenant);
+    // A session bound to nobody (no --principal-header) is anyone's, as before.
+    sessions.create('open', {});
+    expect(admission.existing('open', 'alice', 'reject', false, 'acme').ok).toBe(true);
+  });
+
   it('hands a reservation’s placement to create() on commit and to cancelled() on cancel', () => {
     // The quotas per principal and tenant are the coordinator's (test/agent/fleet/local-coordinator.test.ts):
     // the front places first, then passes the coordinator's open() and cancel() here.
