@@ -8,7 +8,6 @@ import { ResourceGroup } from '@cdktf/provider-azurerm/lib/resource-group/index.
 import { Token } from 'cdktf';
 import { Construct } from 'constructs';
 import { describeValue } from '../policy/format.js';
-import { HEADER_NAME_RULE, isHeaderName } from '../policy/header-name.js';
 import type { Policy, PolicyInput } from '../policy/index.js';
 import {
   AGENT_ADMIN_PORT,
@@ -30,7 +29,7 @@ import {
 import { type AzureSecretSource, checkSecretSource, secretValue } from './azure-secrets.js';
 import { AzureSessionStateStorage } from './azure-session-state-storage.js';
 import { resolveFleetPolicy, SessionFleetValidationError } from './fleet-policy.js';
-import { tenantHeaderProblems } from './tenant-header.js';
+import { identityHeaderProblems } from './identity-headers.js';
 
 /** The container names inside every instance. */
 export const APP_CONTAINER_NAME = 'app';
@@ -370,10 +369,7 @@ export function checkAzureFleetProps(
   if (known(props.appHealthPath) && !props.appHealthPath!.startsWith('/')) {
     problems.push(`'appHealthPath' (${describeValue(props.appHealthPath)}) must start with /`);
   }
-  if (known(props.principalHeader) && !isHeaderName(props.principalHeader)) {
-    problems.push(`'principalHeader' (${describeValue(props.principalHeader)}) must be ${HEADER_NAME_RULE}`);
-  }
-  problems.push(...tenantHeaderProblems(props));
+  problems.push(...identityHeaderProblems(props));
   problems.push(checkSecretSource('principals', props.principals));
   problems.push(checkSecretSource('upstreamToken', props.upstreamToken));
   problems.push(checkSecretSource('adminToken', props.adminToken));

@@ -11,7 +11,6 @@ import { createHash } from 'node:crypto';
 import { ConfigMapV1 } from '@cdktf/provider-kubernetes/lib/config-map-v1/index.js';
 import { Annotations, Fn } from 'cdktf';
 import { Construct } from 'constructs';
-import { HEADER_NAME_RULE, isHeaderName } from '../policy/header-name.js';
 import { DEFAULTS, type Policy, type PolicyInput, parseCpuQuantity } from '../policy/index.js';
 import {
   AGENT_ADMIN_PORT,
@@ -21,6 +20,7 @@ import {
   policyFileContent,
 } from './agent-container.js';
 import { resolveFleetPolicy, SessionFleetValidationError } from './fleet-policy.js';
+import { identityHeaderProblems } from './identity-headers.js';
 import type {
   KubernetesAgentContainer,
   KubernetesAppContainer,
@@ -55,7 +55,6 @@ import {
   Problems,
   RULES,
 } from './kubernetes-validation.js';
-import { tenantHeaderProblems } from './tenant-header.js';
 
 export type {
   KubernetesAgentContainer,
@@ -645,14 +644,7 @@ export class KubernetesSessionFleet extends Construct {
     }
     if (props.adminToken) checkSecretKey(problems, 'adminToken', props.adminToken);
     if (props.principals) checkSecretKey(problems, 'principals', props.principals);
-    if (
-      props.principalHeader !== undefined &&
-      !isToken(props.principalHeader) &&
-      !isHeaderName(props.principalHeader)
-    ) {
-      problems.add('principalHeader', props.principalHeader, `must be ${HEADER_NAME_RULE}`);
-    }
-    for (const problem of tenantHeaderProblems(props)) problems.addSentence(problem);
+    for (const problem of identityHeaderProblems(props)) problems.addSentence(problem);
 
     if (!isToken(this.scaleOn) && !SCALE_METRICS.includes(this.scaleOn)) {
       problems.add('scaleOn', this.scaleOn, `must be one of ${SCALE_METRICS.map((m) => JSON.stringify(m)).join(', ')}`);

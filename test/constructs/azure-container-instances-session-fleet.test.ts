@@ -385,7 +385,11 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
   });
 
   it('passes the principal header and the app health path to the agent', () => {
-    const { stack } = synth(() => ({ principalHeader: 'x-user', appHealthPath: '/health' }));
+    const { stack } = synth(() => ({
+      policy: { affinity: { type: 'mcp-streamable-http' }, maxInstances: 3 },
+      principalHeader: 'x-user',
+      appHealthPath: '/health',
+    }));
     const { agent } = containers(one<Group>(stack, 'azurerm_container_group'));
     expect(agent.commands!.slice(-4)).toEqual(['--principal-header', 'x-user', '--health-path', '/health']);
   });
@@ -679,7 +683,13 @@ describe('AzureContainerInstancesSessionFleet: validation', () => {
     expect(errorOf(() => ({ policy: HTTP, tenantHeader: 'X-Session' }))).toBe(
       `stack/Fleet: 'tenantHeader' ("X-Session") must not be the header that carries the session id ('policy.affinity.headerName' "x-session")`,
     );
+    expect(errorOf(() => ({ policy: HTTP, principalHeader: 'X-Session' }))).toBe(
+      `stack/Fleet: 'principalHeader' ("X-Session") must not be the header that carries the session id ('policy.affinity.headerName' "x-session")`,
+    );
     // BASE is a Copilot CLI fleet: its front reads no HTTP headers.
+    expect(errorOf(() => ({ principalHeader: 'x-user' }))).toBe(
+      `stack/Fleet: 'principalHeader' ("x-user") is read by the HTTP front only, and 'policy.affinity.type' "copilot-jsonrpc" is served by the Copilot front, which has no HTTP headers: name a Copilot client's principal in its entry of the principals file ('principals') instead`,
+    );
     expect(errorOf(() => ({ tenantHeader: 'x-tenant' }))).toBe(
       `stack/Fleet: 'tenantHeader' ("x-tenant") is read by the HTTP front only, and 'policy.affinity.type' "copilot-jsonrpc" is served by the Copilot front, which has no HTTP headers: name a Copilot client's tenant in its entry of the principals file ('principals') instead`,
     );

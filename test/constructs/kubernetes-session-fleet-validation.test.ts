@@ -221,6 +221,16 @@ describe('KubernetesSessionFleet validation: the policy and the props around it'
       `stack/Fleet: 'tenantHeader' ("x-session") must not be the header that carries the session id ('policy.affinity.headerName' "X-Session")`,
     ],
     [
+      'a principal header on a Copilot CLI fleet, whose front reads no HTTP headers',
+      { policy: { affinity: { type: 'copilot-jsonrpc' } }, principalHeader: 'x-user' },
+      `stack/Fleet: 'principalHeader' ("x-user") is read by the HTTP front only, and 'policy.affinity.type' "copilot-jsonrpc" is served by the Copilot front, which has no HTTP headers: name a Copilot client's principal in its entry of the principals file ('principals') instead`,
+    ],
+    [
+      'a principal header that carries the session id under header affinity',
+      { policy: { affinity: { type: 'header', headerName: 'X-Session' } }, principalHeader: 'x-session' },
+      `stack/Fleet: 'principalHeader' ("x-session") must not be the header that carries the session id ('policy.affinity.headerName' "X-Session")`,
+    ],
+    [
       'invalid scaling, service and lifecycle settings (all at once)',
       {
         scaleOn: 'memory' as 'cpu',
