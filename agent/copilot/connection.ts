@@ -353,6 +353,45 @@ export class ClientConnection implements Attachment {
   }
 
   /**
+   * Whether this connection's user may create the session: only an id that holds nothing to lose.
+   * Another user's session is refused as for any call; the caller's own session that exists —
+   * loaded here, or saved on the CLI with history — is refused with SESSION_EXISTS, as a fleet
+   * refuses the caller's own session held by another agent, since the CLI would replace it and
+   * lose its history: the way back to it is `session.resume`. The owner may create again an id
+   * whose session was deleted, or never received a message (the CLI did not save it, so it could
+   * not be resumed). Returns the new session's owner: the caller.
+   */
+  private async authorizeCreate(sessionId: string): Promise<Owner> {
+    const loaded = this.options.context.sessions.get(sessionId);
+    if (loaded) {
+      this.checkOwner(sessionId, ownerOf(loaded), 'create');
+      throw alreadyYours(sessionId);
+    }
+    const ownership = await this.ownership(sessionId);
+    if (ownership.state === 'absent') return this.user;
+    const owner = this.checkOwner(sessionId, ownership.state === 'owned' ? ownership.owner : undefined, 'create');
+    if (await this.savedWithHistory(sessionId)) throw alreadyYours(sessionId);
+    return owner;
+  }
+
+  /**
+   * Whether the CLI holds the session's saved state with history: `sessions.getMetadata` answers a
+   * `session` only then (not for a deleted session, nor one that never received a message). Asked
+   * on the agent's own connection; when the CLI cannot tell, the create is refused rather than
+   * risk replacing a session.
+   */
+  private async savedWithHistory(sessionId: string): Promise<boolean> {
+    let result: unknown;
+    try {
+      result = await this.options.control.call('sessions.getMetadata', { sessionId });
+    } catch (error) {
+      this.log.warn({ sessionId, err: errorText(error) }, 'could not check whether a Copilot session is saved');
+      throw new AgentError('UPSTREAM_UNAVAILABLE', 'the agent could not check whether this session exists');
+    }
+    return (result as { session?: unknown } | null)?.session != null;
+  }
+
+  /**
    * Whether this connection's user may act on a session whose owner is `owner` (undefined: the
    * session records none); returns the owner. A user is a principal in its tenant: a caller of
    * another tenant is refused whatever its name, as on the HTTP front — a principal of the same
@@ -387,11 +426,12 @@ export class ClientConnection implements Attachment {
     if (holder.principal === undefined) return anotherUsers(sessionId);
     // Throws SESSION_FORBIDDEN for another user's (or tenant's) session, as for one loaded here.
     this.checkOwner(sessionId, { principal: holder.principal, tenant: holder.tenant }, action);
-    const what =
-      action === 'create'
-        ? `session ${JSON.stringify(sessionId)} already exists and is yours, so it cannot be created again`
-        : `session ${JSON.stringify(sessionId)} was resumed on another instance at the same time, and lives there now`;
-    return new AgentError('SESSION_EXISTS', what, { details: { sessionId } });
+    if (action === 'create') return alreadyYours(sessionId);
+    return new AgentError(
+      'SESSION_EXISTS',
+      `session ${JSON.stringify(sessionId)} was resumed on another instance at the same time, and lives there now`,
+      { details: { sessionId } },
+    );
   }
 
   private async ownership(sessionId: string): Promise<Ownership> {
@@ -450,8 +490,10 @@ export class ClientConnection implements Attachment {
       admitting?.unused();
       // Loaded since the owner check (a concurrent create or resume of the same id got here
       // first): it belongs to whoever loaded it, so check again against that owner. A create
-      // racing another user's create is refused here, never let through to replace it on the CLI.
+      // racing another create is refused here — another user's as such, the caller's own with
+      // SESSION_EXISTS — never let through to replace the session on the CLI.
       bound = this.checkOwner(sessionId, ownerOf(session), action);
+      if (action === 'create') throw alreadyYours(sessionId);
     } else if (admitting) {
       // The coordinator creates the table entry (slot, principal) before the CLI is asked.
       session = await admitting.admit();
@@ -544,7 +586,7 @@ export class ClientConnection implements Attachment {
     fleet: Coordinator,
   ): Promise<{ kind: 'done' } | { kind: 'here'; owner: Owner; admission: FleetAdmission }> {
     const principal = this.principal!;
-    const owner = await this.authorize(sessionId, action);
+    const owner = action === 'create' ? await this.authorizeCreate(sessionId) : await this.authorize(sessionId, action);
     let ticket: PlacementTicket;
     if (this.hopFrom) {
       // Placed by the forwarding agent, which reserved this instance's slot.
@@ -1233,6 +1275,15 @@ function anotherUsers(sessionId: string): AgentError {
   return new AgentError('SESSION_FORBIDDEN', `session ${JSON.stringify(sessionId)} belongs to another user`, {
     details: { sessionId },
   });
+}
+
+/** A create of the caller's own session that exists (here, saved, or on another agent): resume it. */
+function alreadyYours(sessionId: string): AgentError {
+  return new AgentError(
+    'SESSION_EXISTS',
+    `session ${JSON.stringify(sessionId)} already exists and is yours, so it cannot be created again`,
+    { details: { sessionId } },
+  );
 }
 
 function errorText(error: unknown): string {

@@ -83,6 +83,16 @@ const forbidden = (sessionId: string) => ({
   data: { code: 'SESSION_FORBIDDEN', status: 403, sessionId },
 });
 
+/** Stops every SDK client: the CLI saves and unloads what only they held. */
+const stopClients = () => Promise.all(clients.splice(0).map((c) => c.stop().catch(() => [])));
+
+/** The same refusal a fleet gives when the caller's own session is held by another agent. */
+const alreadyYours = (sessionId: string) => ({
+  code: -32022,
+  message: `session "${sessionId}" already exists and is yours, so it cannot be created again: resume it with session.resume`,
+  data: { code: 'SESSION_EXISTS', status: 409, sessionId },
+});
+
 /** A session with one full turn (so the CLI has saved it) that the SDK has let go of. */
 async function savedSession(client: CopilotClient, prompt: string): Promise<string> {
   const session = await client.createSession({ onPermissionRequest: approveAll, ...fakeModelSessionOptions(model) });
@@ -369,6 +379,22 @@ describe('Copilot front: two users create the same session id at once', () => {
   });
 });
 
+describe('Copilot front: one user creates the same session id twice at once', () => {
+  it('exactly one create wins; the other is told the session exists and is to be resumed', async () => {
+    for (let round = 1; round <= 4; round++) {
+      const id = `own-create-race-${round}-${Date.now().toString(36)}`;
+      const [one, two] = [await raw(TOKENS.alice), await raw(TOKENS.alice)];
+      const replies = await Promise.all([
+        one.call('session.create', { sessionId: id }),
+        two.call('session.create', { sessionId: id }),
+      ]);
+      const errors = replies.flatMap((r) => (r.error ? [r.error] : []));
+      expect(errors, `round ${round}: one create is refused`).toEqual([alreadyYours(id)]);
+      await one.request('session.delete', { sessionId: id });
+    }
+  });
+});
+
 describe('Copilot front: ownership survives an agent restart', () => {
   it('the owner resumes a saved session through a fresh agent (empty memory, as after a restart); another user cannot; a session made without the agent is nobody’s', async () => {
     const id = await savedSession(sdk(TOKENS.alice), 'made before the restart');
@@ -407,6 +433,78 @@ describe('Copilot front: ownership survives an agent restart', () => {
   });
 });
 
+describe('Copilot front: the owner creating a session that exists', () => {
+  const createWithId = (client: CopilotClient, sessionId: string) =>
+    client.createSession({ onPermissionRequest: approveAll, sessionId, ...fakeModelSessionOptions(model) });
+  /** The conversation the session holds: its user and assistant messages, in order. */
+  const conversation = async (session: { getEvents(): Promise<Array<{ type: string; data: unknown }>> }) =>
+    (await session.getEvents()).flatMap((e) =>
+      e.type === 'user.message' || e.type === 'assistant.message'
+        ? [`${e.type}: ${(e.data as { content: string }).content}`]
+        : [],
+    );
+
+  it('its loaded session: refused with SESSION_EXISTS, and the session keeps its history', async () => {
+    const alice = sdk(TOKENS.alice);
+    const session = await alice.createSession({ onPermissionRequest: approveAll, ...fakeModelSessionOptions(model) });
+    expect((await session.sendAndWait({ prompt: 'the loaded turn' }, 30_000))?.data.content).toBe(FAKE_MODEL_REPLY);
+    const id = session.sessionId;
+    const history = ['user.message: the loaded turn', `assistant.message: ${FAKE_MODEL_REPLY}`];
+
+    // Another connection of the same user, and the same connection: both refused.
+    const again = sdk(TOKENS.alice);
+    expect(await rpcErrorOf(createWithId(again, id))).toEqual(alreadyYours(id));
+    const rawAlice = await raw(TOKENS.alice);
+    expect((await rawAlice.call('session.create', { sessionId: id })).error).toEqual(alreadyYours(id));
+
+    // What the answer says to do: the resume finds the earlier turn, and so does the first client.
+    const resumed = await again.resumeSession(id, {
+      onPermissionRequest: approveAll,
+      ...fakeModelSessionOptions(model),
+    });
+    expect(await conversation(resumed)).toEqual(history);
+    expect(await conversation(session)).toEqual(history);
+  });
+
+  it('its saved session, not loaded: refused with SESSION_EXISTS, and a resume finds its history', async () => {
+    const id = await savedSession(sdk(TOKENS.alice), 'the saved turn');
+    await stopClients();
+    const alice = sdk(TOKENS.alice);
+    expect(await rpcErrorOf(createWithId(alice, id))).toEqual(alreadyYours(id));
+    expect(await rpcErrorOf(createWithId(alice, id))).toEqual(alreadyYours(id));
+    const resumed = await alice.resumeSession(id, {
+      onPermissionRequest: approveAll,
+      ...fakeModelSessionOptions(model),
+    });
+    expect(await conversation(resumed)).toEqual([
+      'user.message: the saved turn',
+      `assistant.message: ${FAKE_MODEL_REPLY}`,
+    ]);
+    // Another user's create of it is still refused as another user's.
+    expect(await rpcErrorOf(createWithId(sdk(TOKENS.bob), id))).toEqual(forbidden(id));
+  });
+
+  it('an id whose session is gone (deleted) or holds nothing to lose (no message, unloaded) may be created again by its owner', async () => {
+    const alice = sdk(TOKENS.alice);
+    const deleted = await savedSession(alice, 'to be deleted');
+    await alice.deleteSession(deleted);
+    const recreated = await createWithId(alice, deleted);
+    expect(await conversation(recreated)).toEqual([]);
+
+    // A session that never received a message is not saved by the CLI: it cannot be resumed.
+    const empty = await alice.createSession({ onPermissionRequest: approveAll });
+    await empty.disconnect();
+    const emptyAgain = await createWithId(alice, empty.sessionId);
+    expect(emptyAgain.sessionId).toBe(empty.sessionId);
+    // The ids stay their owner's.
+    const bob = sdk(TOKENS.bob);
+    expect(await rpcErrorOf(createWithId(bob, deleted))).toEqual(forbidden(deleted));
+    expect(await rpcErrorOf(createWithId(bob, empty.sessionId))).toEqual(forbidden(empty.sessionId));
+    await alice.deleteSession(deleted);
+    await alice.deleteSession(empty.sessionId);
+  });
+});
+
 describe('Copilot front: a saved session belongs to its principal in its tenant', () => {
   const ALICE_ACME = 'alice-acme-token-7c21e9';
   const ALICE_GLOBEX = 'alice-globex-token-3b8d4f';
@@ -421,8 +519,6 @@ describe('Copilot front: a saved session belongs to its principal in its tenant'
         startCopilotAgent({ policy: POLICY, upstreamPort: cli.port, upstreamToken: cli.token, principals, ...options }),
       ),
     );
-  /** The creator's client is gone: the CLI has saved and unloaded the session; no agent holds it. */
-  const stopClients = () => Promise.all(clients.splice(0).map((c) => c.stop().catch(() => [])));
 
   it('alice of another tenant can neither resume, see nor delete it, on the agent that made it or a fresh one; alice of its tenant resumes it', async () => {
     const [first, fresh] = (await agentsOf(2)) as [CopilotAgent, CopilotAgent];

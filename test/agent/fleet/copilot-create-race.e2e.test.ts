@@ -4,9 +4,9 @@
  * and the fleet registry alone decides), two agent processes with `--redis`, and SDK clients of
  * two users. The create that loses the registry gets the answer that matches why: another user's
  * session is refused as on a single agent (SESSION_FORBIDDEN, "belongs to another user"); the
- * caller's own session exists already and is to be resumed (SESSION_EXISTS). Both when the id is
- * already held elsewhere and when the two creates race. A principal of the same name in another
- * tenant is another user.
+ * caller's own session exists already and is to be resumed (SESSION_EXISTS), as it is when the
+ * agent asked holds it itself. Both when the id is already held elsewhere and when the two creates
+ * race. A principal of the same name in another tenant is another user.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -175,6 +175,13 @@ describe('session.create of one id through two agents of a fleet', () => {
     expect(resumed.sessionId).toBe('held-by-alice');
     expect(await heldBy('b')).toEqual([]);
     expect(await loadedOn('b', 'held-by-alice')).toBe(false);
+  });
+
+  it("a create of the caller's own session held by the agent it asks says it exists, as on a single agent", async () => {
+    const aliceOnA = await sdk('a', 'alice');
+    expect(await rpcErrorOf(create(aliceOnA, 'held-by-alice'))).toEqual(alreadyYours('held-by-alice'));
+    expect(await owners('b')).toMatchObject({ 'held-by-alice': 'a' });
+    expect(await heldBy('a')).toContain('held-by-alice');
   });
 
   it("two users racing to create one id on two agents: the loser is told it is another user's", async () => {
