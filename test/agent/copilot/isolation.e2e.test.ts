@@ -548,6 +548,45 @@ describe('Copilot front: a saved session belongs to its principal in its tenant'
     }
   });
 
+  it('lifecycle notifications and events about a session reach its principal in its tenant, never the principal of that name in another tenant', async () => {
+    const [one] = (await agentsOf(1)) as [CopilotAgent];
+    try {
+      // Watchers: a connection of each alice that holds no session; the CLI sends every
+      // connection the lifecycle notifications of every session.
+      const watch = { acme: await raw(ALICE_ACME, one.clientPort), globex: await raw(ALICE_GLOBEX, one.clientPort) };
+      const owners = { acme: sdk(ALICE_ACME, one.address), globex: sdk(ALICE_GLOBEX, one.address) };
+      const ids = {
+        acme: await savedSession(owners.acme, 'acme lifecycle'),
+        globex: await savedSession(owners.globex, 'globex lifecycle'),
+      };
+      await owners.acme.deleteSession(ids.acme);
+      await owners.globex.deleteSession(ids.globex);
+      const lifecycle = (tenant: 'acme' | 'globex', sessionId: string) =>
+        watch[tenant].inbound
+          .filter(
+            (m) => m.method === 'session.lifecycle' && (m.params as { sessionId?: unknown }).sessionId === sessionId,
+          )
+          .map((m) => (m.params as { type: string }).type);
+      // Each alice sees her own session's whole life, from a connection that does not hold it ...
+      for (const tenant of ['acme', 'globex'] as const) {
+        await eventually(
+          () => lifecycle(tenant, ids[tenant]).includes('session.deleted'),
+          10_000,
+          `${tenant}'s lifecycle`,
+        );
+        expect(lifecycle(tenant, ids[tenant])).toContain('session.created');
+      }
+      // ... and nothing about the other alice's: the CLI sent it to both connections before it
+      // answered these pings on them.
+      await Promise.all([watch.acme.request('ping', {}), watch.globex.request('ping', {})]);
+      expect(JSON.stringify(watch.acme.inbound)).not.toContain(ids.globex);
+      expect(JSON.stringify(watch.globex.inbound)).not.toContain(ids.acme);
+    } finally {
+      await stopClients();
+      await one.dispose();
+    }
+  });
+
   it('an owner record without a tenant (written before tenants were recorded) belongs to --tenant', async () => {
     const options = { principals: { ...principals, [ALICE_PLAIN]: 'alice' }, extraArgs: ['--tenant', 'acme'] };
     const [first, fresh] = (await agentsOf(2, options)) as [CopilotAgent, CopilotAgent];
