@@ -39,6 +39,7 @@ import type {
   FleetContext,
   FleetInstanceSummary,
   FleetSessionInfo,
+  HopRoute,
   NewSession,
   OpenOptions,
   Placement,
@@ -126,6 +127,7 @@ const HAND_OFF_REASONS: ReadonlySet<EndReason> = new Set(['drained', 'evicted', 
 const FINAL_REASONS: ReadonlySet<EndReason> = new Set(['deleted', 'expired-lifetime', 'expired-idle']);
 
 const randomId = () => randomBytes(12).toString('base64url');
+const NOT_OWNER: HopRoute = { kind: 'not-owner' };
 
 export class FleetCoordinator implements Coordinator {
   readonly mode = 'redis' as const;
@@ -781,6 +783,33 @@ export class FleetCoordinator implements Coordinator {
         this.count('rejected_full');
         throw this.fullError(result.canGrow, this.view.size);
     }
+  }
+
+  async routeHop(sessionId: string): Promise<HopRoute> {
+    let found = this.context.sessions.lookup(sessionId);
+    if (found.state === 'active') return { kind: 'local', session: found.session };
+    const adoption = this.adoptions.get(sessionId);
+    if (adoption) {
+      await adoption.done;
+      found = this.context.sessions.lookup(sessionId);
+      if (found.state === 'active') return { kind: 'local', session: found.session };
+    }
+    // Only a session the registry gives to this instance is taken on here: one handed off, or
+    // whose owner is alive or unknown to the registry, is left to the forwarding agent's routing.
+    if (!this.available || (found.state === 'ended' && FINAL_REASONS.has(found.reason))) return NOT_OWNER;
+    let record: SessionRecord | undefined;
+    try {
+      record = await this.registry.get(sessionId);
+    } catch (error) {
+      this.context.logger.debug({ err: error, sessionId }, 'registry lookup for a hop failed');
+      return NOT_OWNER;
+    }
+    if (record?.owner !== this.instanceId) return NOT_OWNER;
+    // The registry's word beats an owner cached here; route() resolves it as lost by this
+    // instance, which stays the owner if it has room (adopt).
+    this.forget(sessionId);
+    const route = await this.route(sessionId);
+    return route.kind === 'local' || route.kind === 'adopt' ? route : NOT_OWNER;
   }
 
   /**

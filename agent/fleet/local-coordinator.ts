@@ -22,6 +22,7 @@ import type {
   FleetContext,
   FleetInstanceSummary,
   FleetSessionInfo,
+  HopRoute,
   NewSession,
   OpenOptions,
   Placement,
@@ -184,6 +185,12 @@ export class LocalCoordinator implements Coordinator {
     if (found.state === 'ended' && (found.reason === 'expired-lifetime' || found.reason === 'expired-idle'))
       return { kind: 'gone', reason: 'expired' };
     return { kind: 'gone', reason: 'unknown' };
+  }
+
+  /** Without Redis no agent forwards here; a session not held here is nobody's. */
+  async routeHop(sessionId: string): Promise<HopRoute> {
+    const found = this.context.sessions.lookup(sessionId);
+    return found.state === 'active' ? { kind: 'local', session: found.session } : { kind: 'not-owner' };
   }
 
   async adopt(sessionId: string): Promise<Session> {

@@ -79,6 +79,12 @@ export type Route =
   /** Not (or no longer) a session: answer with the policy's expired-session status. */
   | { kind: 'gone'; reason: 'unknown' | 'expired' | 'owner-lost' };
 
+/**
+ * What `routeHop()` answers for a session another agent forwarded here: held here, or adopted
+ * here (as `route()` answers), else not this instance's, for the forwarding agent to route again.
+ */
+export type HopRoute = Extract<Route, { kind: 'local' | 'adopt' }> | { kind: 'not-owner' };
+
 export interface OpenOptions {
   principal?: string;
   tenant?: string;
@@ -174,6 +180,15 @@ export interface Coordinator extends FleetAdmin {
   /** Gives back a placement that was never opened. */
   cancel(ticket: PlacementTicket): Promise<void>;
   route(sessionId: string): Promise<Route>;
+  /**
+   * `route()` for a session another agent forwarded here (a hop), which is never forwarded again.
+   * `local` when held here, with no Redis command. Otherwise, if the registry names this instance
+   * the owner — the forwarding agent's own lookup re-homed the session here — `route()`'s answer
+   * when it is `local` or `adopt` (adopt it as `route()` says). Anything else — another owner, an
+   * unknown or ended session, Redis unreachable — is `not-owner`: the forwarding agent forgets its
+   * route and routes once more. Throws like `route()` (the fleet full while re-homing).
+   */
+  routeHop(sessionId: string): Promise<HopRoute>;
   adopt(sessionId: string, options?: { meta?: Record<string, unknown> }): Promise<Session>;
   abandon(sessionId: string): Promise<void>;
   /** Drops a cached remote owner (a forward failed, or the owner said it does not hold it). */

@@ -23,7 +23,13 @@ import type { CreateResult, EndReason, Session, SessionTable } from '../core/ses
 import { type Caller, isName, tenantOf, tenantRefusal } from '../core/tenancy.js';
 import { LocalCoordinator } from '../fleet/local-coordinator.js';
 import type { FenceGate, SessionLock } from '../fleet/lock.js';
-import { type Coordinator, FLEET_HEADERS, type Route as FleetRoute, type PlacementTicket } from '../fleet/types.js';
+import {
+  type Coordinator,
+  FLEET_HEADERS,
+  type Route as FleetRoute,
+  type HopRoute,
+  type PlacementTicket,
+} from '../fleet/types.js';
 import { Admission, type Reservation } from './admission.js';
 import { classify, containsInitialize, missingMcpSessionId, type Route } from './affinity.js';
 import { readBodyUpTo } from './body.js';
@@ -632,7 +638,39 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     // Placed and routed by the forwarding agent: served here or refused, never forwarded again.
     // A first-seen header id comes with the slot the forwarding agent reserved here.
     if (route.whenMissing === 'create' && hop.reservation !== undefined) return { do: 'create', hop };
-    return NOT_OWNER;
+    return this.hopStep(fleet, route, target);
+  }
+
+  /**
+   * `sessionStep` for a hop naming a session not held here. The forwarding agent's lookup may
+   * have re-homed it here (its owner died and the forwarder had no room): the registry names this
+   * instance, which adopts it. Otherwise "not the owner", and the forwarder routes once more.
+   */
+  private async hopStep(
+    fleet: Coordinator,
+    route: SessionRoute,
+    target: { readonly isDone: boolean },
+  ): Promise<SessionStep> {
+    let routed: HopRoute;
+    try {
+      routed = await fleet.routeHop(route.id);
+    } catch (error) {
+      if (error instanceof AgentError) return { do: 'refuse', error };
+      throw error;
+    }
+    switch (routed.kind) {
+      case 'local':
+        return target.isDone ? DONE : HERE;
+      case 'adopt': {
+        // Adopted even if the client left meanwhile: an adoption left pending would be abandoned.
+        const taken = await this.afterOwnerLost(fleet, route.id);
+        if (taken instanceof AgentError) return { do: 'refuse', error: taken };
+        if (target.isDone) return DONE;
+        return taken ? HERE : OWNER_LOST;
+      }
+      case 'not-owner':
+        return NOT_OWNER;
+    }
   }
 
   /** `sessionStep` for a session not held here: where the fleet says it lives. */

@@ -215,6 +215,44 @@ describe('routing', () => {
     expect((await a.coordinator.listInstances()).find((i) => i.id === 'agent-b')?.alive).toBe(false);
   });
 
+  it('takes on a hop only a session the registry gives it: re-homed there, never one held or orphaned elsewhere', async () => {
+    const fleet = uniqueFleet();
+    const policy = { sessionsPerInstance: 1, sharedSessionState: true };
+    const { agents } = await fleetOf(['agent-a', 'agent-b', 'agent-c'], policy, fleet);
+    const [a, b, c] = agents as [TestAgent, TestAgent, TestAgent];
+    const leaving = await startAgents(['agent-x'], { url, fleet, policy });
+    const x = leaving.agents[0]!;
+    // a and b full, c empty; x holds the session under test.
+    await create([a, b, c, x], a, 'on-a');
+    await create([a, b, c, x], b, 'on-b');
+    await create([a, b, c, x], x, 'orphan');
+    const sessions = fleetKeys({ fleet }).sessions;
+
+    // Held here: local. Held by a live instance, or unknown: not this one's, and nothing moves.
+    expect(await b.coordinator.routeHop('on-b')).toMatchObject({ kind: 'local', session: { id: 'on-b' } });
+    expect(await c.coordinator.routeHop('on-b')).toEqual({ kind: 'not-owner' });
+    expect(JSON.parse((await plain.hget(sessions, 'on-b'))!)).toMatchObject({ o: 'agent-b' });
+    expect(await c.coordinator.routeHop('never-seen')).toEqual({ kind: 'not-owner' });
+
+    // Its owner gone, the session is anyone's to re-home; a hop that reaches c is not what decides.
+    await leaving.stop();
+    const orphaned = await plain.hget(sessions, 'orphan');
+    expect(await c.coordinator.routeHop('orphan')).toEqual({ kind: 'not-owner' });
+    expect(await plain.hget(sessions, 'orphan')).toBe(orphaned);
+
+    // b, which has no room, routes it: the registry moves it to c, the one instance with a slot.
+    expect(await b.coordinator.route('orphan')).toMatchObject({ kind: 'remote', instanceId: 'agent-c' });
+    expect(JSON.parse((await plain.hget(sessions, 'orphan'))!)).toMatchObject({ o: 'agent-c' });
+    // The hop b then sends to c: c adopts it, and holds it from then on.
+    expect(await c.coordinator.routeHop('orphan')).toMatchObject({
+      kind: 'adopt',
+      record: { id: 'orphan', owner: 'agent-c', principal: 'alice', resumable: true },
+    });
+    await c.coordinator.adopt('orphan');
+    expect(await c.coordinator.routeHop('orphan')).toMatchObject({ kind: 'local', session: { id: 'orphan' } });
+    expect(JSON.parse((await plain.hget(sessions, 'orphan'))!)).toMatchObject({ o: 'agent-c' });
+  });
+
   it('gives an owner that comes back after its lease lapsed only what is still its own', async () => {
     const { agents } = await fleetOf(['agent-a', 'agent-b'], { sharedSessionState: true });
     const [a, b] = agents as [TestAgent, TestAgent];
