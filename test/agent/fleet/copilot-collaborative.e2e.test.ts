@@ -9,9 +9,6 @@
  * reach the CLI only after the turn before ended, each holder has a newer fencing token, and every
  * turn completes, seen in the same order by every client.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import {
   approveAll,
   CopilotClient,
@@ -22,8 +19,7 @@ import {
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type FleetKeys, fleetKeys } from '../../../agent/fleet/keys.js';
-import { type CopilotAgent, startCopilotAgent } from '../../helpers/copilot-agent.js';
-import { type CopilotCli, startCopilotCli } from '../../helpers/copilot-cli.js';
+import { startCopilotAgent } from '../../helpers/copilot-agent.js';
 import {
   FAKE_MODEL_REPLY,
   type FakeModel,
@@ -32,7 +28,8 @@ import {
 } from '../../helpers/copilot-fake-model.js';
 import { eventually } from '../../helpers/copilot-rpc.js';
 import { freePort } from '../../helpers/redis-server.js';
-import { fleetAdmin, inspector, memberArgs, memberPorts, uniqueFleet } from './helpers.js';
+import { type CopilotFleet, startCopilotFleet } from './copilot-fleet-members.js';
+import { fleetAdmin, inspector, uniqueFleet } from './helpers.js';
 
 const TOKENS = {
   alice: 'alice-token-collab-61c0d9',
@@ -58,59 +55,38 @@ const POLICY = {
 let model: FakeModel;
 let redis: Redis;
 let keys: FleetKeys;
-const homes: string[] = [];
-const clis = {} as Record<Id, CopilotCli>;
-const agents = {} as Record<Id, CopilotAgent>;
+let members: CopilotFleet<Id>;
+/** Clients of agents outside the fleet (`members` stops its own). */
 const clients: CopilotClient[] = [];
+let clis: CopilotFleet<Id>['clis'];
+let agents: CopilotFleet<Id>['agents'];
 
 beforeAll(async () => {
   model = await startFakeModel();
-  const fleet = uniqueFleet();
   const redisUrl = inject('redisUrl');
-  keys = fleetKeys({ fleet });
   redis = await inspector(redisUrl);
-  await Promise.all(
-    IDS.map(async (id) => {
-      const home = mkdtempSync(join(tmpdir(), `sessionfleet-copilot-collab-${id}-`));
-      homes.push(home);
-      clis[id] = await startCopilotCli({ home });
-    }),
-  );
-  const portOf = await memberPorts(IDS);
-  await Promise.all(
-    IDS.map(async (id) => {
-      agents[id] = await startCopilotAgent({
-        policy: POLICY,
-        upstreamPort: clis[id].port,
-        upstreamToken: clis[id].token,
-        principals: { [TOKENS.alice]: 'alice', [TOKENS.bob]: 'bob', [TOKENS.carol]: 'carol' },
-        extraArgs: memberArgs({ id, port: portOf[id], redisUrl, fleet, adminToken: ADMIN_TOKEN }),
-      });
-    }),
-  );
-  await eventually(async () => (await instances('a')).filter((i) => i.alive).length === 2, 10_000, 'two live');
+  members = await startCopilotFleet({
+    ids: IDS,
+    redisUrl,
+    policy: POLICY,
+    principals: { [TOKENS.alice]: 'alice', [TOKENS.bob]: 'bob', [TOKENS.carol]: 'carol' },
+    adminToken: ADMIN_TOKEN,
+  });
+  ({ clis, agents } = members);
+  keys = fleetKeys({ fleet: members.fleet });
 });
 
 afterAll(async () => {
   model?.release();
   await Promise.all(clients.splice(0).map((c) => c.forceStop().catch(() => {})));
-  await Promise.all(Object.values(agents).map((a) => a.dispose()));
-  await Promise.all(Object.values(clis).map((c) => c.stop('SIGKILL')));
+  await members?.stop();
   await redis?.quit();
   await model?.close();
-  for (const dir of homes) rmSync(dir, { recursive: true, force: true });
 });
 
-const { admin, instances, owners } = fleetAdmin<Id>((agent) => agents[agent].adminUrl, ADMIN_TOKEN);
+const { admin, owners } = fleetAdmin<Id>((agent) => agents[agent].adminUrl, ADMIN_TOKEN);
 
-async function sdk(agent: Id, token: string): Promise<CopilotClient> {
-  const client = new CopilotClient({
-    connection: RuntimeConnection.forUri(agents[agent].address, { connectionToken: token }),
-  });
-  clients.push(client);
-  await client.start();
-  return client;
-}
+const sdk = (agent: Id, token: string): Promise<CopilotClient> => members.sdk(agent, token);
 
 /** The ids of the sessions an agent holds itself (its local table, not the fleet's). */
 async function heldBy(agent: Id): Promise<string[]> {

@@ -8,15 +8,11 @@
  * agent asked holds it itself. Both when the id is already held elsewhere and when the two creates
  * race. A principal of the same name in another tenant is another user.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { approveAll, CopilotClient, RuntimeConnection } from '@github/copilot-sdk';
+import { approveAll, type CopilotClient } from '@github/copilot-sdk';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type CopilotAgent, startCopilotAgent } from '../../helpers/copilot-agent.js';
-import { type CopilotCli, startCopilotCli } from '../../helpers/copilot-cli.js';
-import { eventually, openRawClient } from '../../helpers/copilot-rpc.js';
-import { fleetAdmin, memberArgs, memberPorts, uniqueFleet } from './helpers.js';
+import { openRawClient } from '../../helpers/copilot-rpc.js';
+import { type CopilotFleet, startCopilotFleet } from './copilot-fleet-members.js';
+import { fleetAdmin } from './helpers.js';
 
 const TOKENS = {
   alice: 'alice-token-race-4b7e19',
@@ -35,57 +31,30 @@ const POLICY = {
   placementWaitSeconds: 0,
 };
 
-const homes: string[] = [];
-const clis = {} as Record<Id, CopilotCli>;
-const agents = {} as Record<Id, CopilotAgent>;
-const clients: CopilotClient[] = [];
+let members: CopilotFleet<Id>;
+let clis: CopilotFleet<Id>['clis'];
+let agents: CopilotFleet<Id>['agents'];
 
 beforeAll(async () => {
-  const fleet = uniqueFleet();
-  const redisUrl = inject('redisUrl');
-  await Promise.all(
-    IDS.map(async (id) => {
-      const home = mkdtempSync(join(tmpdir(), `sessionfleet-copilot-race-${id}-`));
-      homes.push(home);
-      clis[id] = await startCopilotCli({ home });
-    }),
-  );
-  const portOf = await memberPorts(IDS);
-  await Promise.all(
-    IDS.map(async (id) => {
-      agents[id] = await startCopilotAgent({
-        policy: POLICY,
-        upstreamPort: clis[id].port,
-        upstreamToken: clis[id].token,
-        principals: {
-          [TOKENS.alice]: { principal: 'alice', tenant: 'acme' },
-          [TOKENS.bob]: { principal: 'bob', tenant: 'acme' },
-          [TOKENS.aliceOfGlobex]: { principal: 'alice', tenant: 'globex' },
-        },
-        extraArgs: memberArgs({ id, port: portOf[id], redisUrl, fleet, adminToken: ADMIN_TOKEN }),
-      });
-    }),
-  );
-  await eventually(async () => (await instances('a')).filter((i) => i.alive).length === 2, 10_000, 'two live');
-});
-
-afterAll(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.forceStop().catch(() => {})));
-  await Promise.all(Object.values(agents).map((a) => a.dispose()));
-  await Promise.all(Object.values(clis).map((c) => c.stop('SIGKILL')));
-  for (const dir of homes) rmSync(dir, { recursive: true, force: true });
-});
-
-const { admin, instances, owners } = fleetAdmin<Id>((agent) => agents[agent].adminUrl, ADMIN_TOKEN);
-
-async function sdk(agent: Id, user: keyof typeof TOKENS): Promise<CopilotClient> {
-  const client = new CopilotClient({
-    connection: RuntimeConnection.forUri(agents[agent].address, { connectionToken: TOKENS[user] }),
+  members = await startCopilotFleet({
+    ids: IDS,
+    redisUrl: inject('redisUrl'),
+    policy: POLICY,
+    principals: {
+      [TOKENS.alice]: { principal: 'alice', tenant: 'acme' },
+      [TOKENS.bob]: { principal: 'bob', tenant: 'acme' },
+      [TOKENS.aliceOfGlobex]: { principal: 'alice', tenant: 'globex' },
+    },
+    adminToken: ADMIN_TOKEN,
   });
-  clients.push(client);
-  await client.start();
-  return client;
-}
+  ({ clis, agents } = members);
+});
+
+afterAll(() => members?.stop());
+
+const { admin, owners } = fleetAdmin<Id>((agent) => agents[agent].adminUrl, ADMIN_TOKEN);
+
+const sdk = (agent: Id, user: keyof typeof TOKENS): Promise<CopilotClient> => members.sdk(agent, TOKENS[user]);
 
 const create = (client: CopilotClient, sessionId: string) =>
   client.createSession({ onPermissionRequest: approveAll, sessionId });

@@ -6,13 +6,11 @@
  * placement fills the free slots, calls land on the owner, quotas, the fleet full, the kill
  * switch through a non-owner, and the owner dying (its saved session continues elsewhere).
  */
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { approveAll, CopilotClient, type CopilotSession, RuntimeConnection } from '@github/copilot-sdk';
+import { approveAll, type CopilotClient, type CopilotSession } from '@github/copilot-sdk';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type CopilotAgent, startCopilotAgent } from '../../helpers/copilot-agent.js';
-import { type CopilotCli, startCopilotCli } from '../../helpers/copilot-cli.js';
 import {
   FAKE_MODEL_REPLY,
   type FakeModel,
@@ -20,7 +18,8 @@ import {
   startFakeModel,
 } from '../../helpers/copilot-fake-model.js';
 import { eventually, openRawClient } from '../../helpers/copilot-rpc.js';
-import { fleetAdmin, memberArgs, memberPorts, uniqueFleet } from './helpers.js';
+import { type CopilotFleet, startCopilotFleet } from './copilot-fleet-members.js';
+import { fleetAdmin } from './helpers.js';
 
 const TOKENS = { alice: 'alice-token-5d1c88e2b0', bob: 'bob-token-77a0c3f4e1', carol: 'carol-token-0e9b5a2d63' };
 const ADMIN_TOKEN = 'admin-token-fleet-2f6a0c';
@@ -38,66 +37,37 @@ const POLICY = {
 
 let model: FakeModel;
 let shared: string;
-const homes: string[] = [];
-const clis = {} as Record<Id, CopilotCli>;
-const agents = {} as Record<Id, CopilotAgent>;
-const clients: CopilotClient[] = [];
+let members: CopilotFleet<Id>;
+let clis: CopilotFleet<Id>['clis'];
+let agents: CopilotFleet<Id>['agents'];
 
 beforeAll(async () => {
   model = await startFakeModel();
   shared = mkdtempSync(join(tmpdir(), 'sessionfleet-shared-state-'));
-  const fleet = uniqueFleet();
-  const redisUrl = inject('redisUrl');
-  await Promise.all(
-    IDS.map(async (id) => {
-      const home = mkdtempSync(join(tmpdir(), `sessionfleet-copilot-home-${id}-`));
-      homes.push(home);
-      mkdirSync(join(home, '.copilot'), { recursive: true });
-      symlinkSync(shared, join(home, '.copilot', 'session-state'));
-      clis[id] = await startCopilotCli({ home });
-    }),
-  );
-  // The client ports are fixed up front (peers must know them: --advertise), chosen once the CLIs
-  // hold theirs and distinct from each other.
-  const portOf = await memberPorts(IDS);
-  await Promise.all(
-    IDS.map(async (id) => {
-      const port = portOf[id];
-      agents[id] = await startCopilotAgent({
-        policy: POLICY,
-        upstreamPort: clis[id].port,
-        upstreamToken: clis[id].token,
-        principals: { [TOKENS.alice]: 'alice', [TOKENS.bob]: 'bob', [TOKENS.carol]: 'carol' },
-        extraArgs: memberArgs({ id, port, redisUrl, fleet, adminToken: ADMIN_TOKEN }),
-      });
-    }),
-  );
-  // Every agent registered (placement only counts live instances).
-  await eventually(async () => (await instances('a')).filter((i) => i.alive).length === 3, 10_000, 'three live');
+  members = await startCopilotFleet({
+    ids: IDS,
+    redisUrl: inject('redisUrl'),
+    policy: POLICY,
+    principals: { [TOKENS.alice]: 'alice', [TOKENS.bob]: 'bob', [TOKENS.carol]: 'carol' },
+    adminToken: ADMIN_TOKEN,
+    sharedState: shared,
+  });
+  ({ clis, agents } = members);
 });
 
 afterAll(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.forceStop().catch(() => {})));
-  await Promise.all(Object.values(agents).map((a) => a.dispose()));
-  await Promise.all(Object.values(clis).map((c) => c.stop('SIGKILL')));
+  await members?.stop();
   await model?.close();
-  for (const dir of [...homes, shared]) if (dir) rmSync(dir, { recursive: true, force: true });
+  if (shared) rmSync(shared, { recursive: true, force: true });
 });
 
-async function sdk(agent: Id, token: string): Promise<CopilotClient> {
-  const client = new CopilotClient({
-    connection: RuntimeConnection.forUri(agents[agent].address, { connectionToken: token }),
-  });
-  clients.push(client);
-  await client.start();
-  return client;
-}
+const sdk = (agent: Id, token: string): Promise<CopilotClient> => members.sdk(agent, token);
 
 function modelSession(client: CopilotClient): Promise<CopilotSession> {
   return client.createSession({ onPermissionRequest: approveAll, ...fakeModelSessionOptions(model) });
 }
 
-const { admin, instances, owners } = fleetAdmin<Id>((agent) => agents[agent].adminUrl, ADMIN_TOKEN);
+const { admin, owners } = fleetAdmin<Id>((agent) => agents[agent].adminUrl, ADMIN_TOKEN);
 
 /** The ids of the sessions an agent holds itself (its local table, not the fleet's). */
 async function heldBy(agent: Id): Promise<string[]> {

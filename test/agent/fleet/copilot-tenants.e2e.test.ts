@@ -7,13 +7,8 @@
  * refused whatever they call, and `sessionsPerTenant` counts the tenant's sessions on both agents,
  * a create forwarded to the other agent included.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { approveAll, CopilotClient, RuntimeConnection } from '@github/copilot-sdk';
+import { approveAll, type CopilotClient } from '@github/copilot-sdk';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type CopilotAgent, startCopilotAgent } from '../../helpers/copilot-agent.js';
-import { type CopilotCli, startCopilotCli } from '../../helpers/copilot-cli.js';
 import {
   FAKE_MODEL_REPLY,
   type FakeModel,
@@ -21,7 +16,8 @@ import {
   startFakeModel,
 } from '../../helpers/copilot-fake-model.js';
 import { eventually, openRawClient } from '../../helpers/copilot-rpc.js';
-import { fleetAdmin, memberArgs, memberPorts, uniqueFleet } from './helpers.js';
+import { type CopilotFleet, startCopilotFleet } from './copilot-fleet-members.js';
+import { fleetAdmin } from './helpers.js';
 
 const TOKENS = {
   alice: 'alice-token-tenants-3a9d51',
@@ -43,64 +39,36 @@ const POLICY = {
 };
 
 let model: FakeModel;
-const homes: string[] = [];
-const clis = {} as Record<Id, CopilotCli>;
-const agents = {} as Record<Id, CopilotAgent>;
-const clients: CopilotClient[] = [];
+let members: CopilotFleet<Id>;
+let clis: CopilotFleet<Id>['clis'];
+let agents: CopilotFleet<Id>['agents'];
 
 beforeAll(async () => {
   model = await startFakeModel();
-  const fleet = uniqueFleet();
-  const redisUrl = inject('redisUrl');
-  await Promise.all(
-    IDS.map(async (id) => {
-      const home = mkdtempSync(join(tmpdir(), `sessionfleet-copilot-tenants-${id}-`));
-      homes.push(home);
-      clis[id] = await startCopilotCli({ home });
-    }),
-  );
-  const portOf = await memberPorts(IDS);
-  await Promise.all(
-    IDS.map(async (id) => {
-      agents[id] = await startCopilotAgent({
-        policy: POLICY,
-        upstreamPort: clis[id].port,
-        upstreamToken: clis[id].token,
-        principals: {
-          [TOKENS.alice]: { principal: 'alice', tenant: 'acme' },
-          [TOKENS.amy]: 'amy',
-          [TOKENS.bob]: { principal: 'bob', tenant: 'globex' },
-          [TOKENS.aliceOfGlobex]: { principal: 'alice', tenant: 'globex' },
-        },
-        extraArgs: [
-          ...memberArgs({ id, port: portOf[id], redisUrl, fleet, adminToken: ADMIN_TOKEN }),
-          '--tenant',
-          'acme',
-        ],
-      });
-    }),
-  );
-  await eventually(async () => (await instances('a')).filter((i) => i.alive).length === 2, 10_000, 'two live');
+  members = await startCopilotFleet({
+    ids: IDS,
+    redisUrl: inject('redisUrl'),
+    policy: POLICY,
+    principals: {
+      [TOKENS.alice]: { principal: 'alice', tenant: 'acme' },
+      [TOKENS.amy]: 'amy',
+      [TOKENS.bob]: { principal: 'bob', tenant: 'globex' },
+      [TOKENS.aliceOfGlobex]: { principal: 'alice', tenant: 'globex' },
+    },
+    adminToken: ADMIN_TOKEN,
+    extraArgs: ['--tenant', 'acme'],
+  });
+  ({ clis, agents } = members);
 });
 
 afterAll(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.forceStop().catch(() => {})));
-  await Promise.all(Object.values(agents).map((a) => a.dispose()));
-  await Promise.all(Object.values(clis).map((c) => c.stop('SIGKILL')));
+  await members?.stop();
   await model?.close();
-  for (const dir of homes) rmSync(dir, { recursive: true, force: true });
 });
 
-const { admin, instances, owners } = fleetAdmin<Id>((agent) => agents[agent].adminUrl, ADMIN_TOKEN);
+const { admin, owners } = fleetAdmin<Id>((agent) => agents[agent].adminUrl, ADMIN_TOKEN);
 
-async function sdk(agent: Id, user: User): Promise<CopilotClient> {
-  const client = new CopilotClient({
-    connection: RuntimeConnection.forUri(agents[agent].address, { connectionToken: TOKENS[user] }),
-  });
-  clients.push(client);
-  await client.start();
-  return client;
-}
+const sdk = (agent: Id, user: User): Promise<CopilotClient> => members.sdk(agent, TOKENS[user]);
 
 const sessionOptions = () => ({ onPermissionRequest: approveAll, ...fakeModelSessionOptions(model) });
 
