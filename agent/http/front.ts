@@ -681,7 +681,9 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
   ): Promise<SessionStep> {
     const routed = await routeOf(fleet, route.id);
     if (routed instanceof AgentError) return { do: 'refuse', error: routed };
-    if (target.isDone) return DONE;
+    // An adoption route() started is finished whether or not the client is still there: left
+    // pending, it would be abandoned (the session deleted from the registry) when it times out.
+    if (target.isDone && routed.kind !== 'adopt') return DONE;
     switch (routed.kind) {
       case 'local':
         return HERE;
@@ -690,6 +692,7 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
       case 'adopt': {
         const taken = await this.afterOwnerLost(fleet, route.id);
         if (taken instanceof AgentError) return { do: 'refuse', error: taken };
+        if (target.isDone) return DONE;
         return taken ? HERE : OWNER_LOST;
       }
       case 'gone':
