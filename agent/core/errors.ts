@@ -6,6 +6,7 @@
  * HTTP body: `{"error": {"code", "message", "status", "retryAfterSeconds"?, ...details}}`.
  * MCP transports: a JSON-RPC error object with the same fields under `error.data`.
  */
+import type { EndReason } from './sessions.js';
 
 export interface ErrorDefinition {
   readonly code: string;
@@ -121,4 +122,27 @@ export function sessionBusy(sessionId: string, why: string, retryAfterSeconds: n
     retryAfterSeconds: retryAfterSeconds ?? 1,
     details: { sessionId },
   });
+}
+
+/** Why a session ended, as the client reads it after `Session expired: `. */
+export const ENDED_MESSAGES: Readonly<Record<EndReason, string>> = {
+  deleted: 'the session was deleted',
+  'expired-lifetime': 'the session reached its lifetime',
+  'expired-idle': 'the session was idle past its timeout',
+  evicted: 'the session was evicted to make room',
+  terminated: 'the session was terminated by an operator',
+  drained: 'the instance that held the session shut down',
+  'upstream-closed': 'the server behind the agent ended it',
+  detached: 'the session was detached from this instance',
+};
+
+/**
+ * The answer for a request naming a session id that ended (within the last session lifetime):
+ * one shape whether this agent remembers the end itself or the fleet does (`agent/fleet`), so a
+ * client gets the same status and body from every agent. `owner-lost` is the fleet's own reason
+ * (its owner died with its state): the body an unknown id gets, as for the first request after it.
+ */
+export function sessionEndedError(reason: EndReason | 'owner-lost'): AgentError {
+  if (reason === 'owner-lost') return new AgentError('SESSION_NOT_FOUND', 'Session not found');
+  return new AgentError('SESSION_EXPIRED', `Session expired: ${ENDED_MESSAGES[reason]}`, { details: { reason } });
 }

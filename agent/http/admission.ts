@@ -9,7 +9,7 @@
  * first *reserved*: the slot is held while the request travels, so two concurrent initializes
  * cannot both take the last slot, and the session is created when the id arrives.
  */
-import { AgentError } from '../core/errors.js';
+import { AgentError, ENDED_MESSAGES, sessionEndedError } from '../core/errors.js';
 import type { InstanceLoad } from '../core/load.js';
 import type { CreateResult, EndReason, Session, SessionTable } from '../core/sessions.js';
 import type { PlacementTicket } from '../fleet/types.js';
@@ -45,17 +45,6 @@ export type ExistingResult =
   /** An id the table has never seen, under header affinity: the caller starts a session with it. */
   | { ok: true; session: undefined }
   | { ok: false; error: AgentError };
-
-const ENDED_MESSAGES: Record<EndReason, string> = {
-  deleted: 'the session was deleted',
-  'expired-lifetime': 'the session reached its lifetime',
-  'expired-idle': 'the session was idle past its timeout',
-  evicted: 'the session was evicted to make room',
-  terminated: 'the session was terminated by an operator',
-  drained: 'the instance that held the session shut down',
-  'upstream-closed': 'the server behind the agent ended it',
-  detached: 'the session was detached from this instance',
-};
 
 export class Admission {
   private readonly sessions: SessionTable;
@@ -109,14 +98,7 @@ export class Admission {
         found.state === 'ended' ? ENDED_MESSAGES[found.reason] : 'the cookie names no session on this instance';
       return { ok: false, error: new AgentError('INVALID_COOKIE', why, { details: { reason: reasonOf(found) } }) };
     }
-    if (found.state === 'ended') {
-      return {
-        ok: false,
-        error: new AgentError('SESSION_EXPIRED', `Session expired: ${ENDED_MESSAGES[found.reason]}`, {
-          details: { reason: found.reason },
-        }),
-      };
-    }
+    if (found.state === 'ended') return { ok: false, error: sessionEndedError(found.reason) };
     if (whenMissing === 'create') return { ok: true, session: undefined };
     return { ok: false, error: new AgentError('SESSION_NOT_FOUND', 'Session not found') };
   }
