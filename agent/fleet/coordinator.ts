@@ -17,7 +17,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { AgentError } from '../core/errors.js';
+import { AgentError, sessionEndedError } from '../core/errors.js';
 import type { EndReason, Session } from '../core/sessions.js';
 import { type FleetKeys, fleetKeys } from './keys.js';
 import { JANITOR_RESOURCE, LeaderLease } from './leader.js';
@@ -27,6 +27,7 @@ import { OwnerHints } from './owner-hint.js';
 import { enforceQuotas, quotaError } from './quotas.js';
 import { ChannelHub, connectWithin, createFleetRedis } from './redis.js';
 import {
+  type EndedReason,
   FleetRegistry,
   type InstanceView,
   type LocalSessionState,
@@ -97,6 +98,11 @@ export interface FleetCoordinatorOptions {
   lockWaiterTtlMs?: number;
   /** How long the janitor lead survives its leader's death. @default max(3 × sweepIntervalMs, 3000) */
   janitorTtlMs?: number;
+  /**
+   * How many ended session ids the fleet remembers at most (each for one session lifetime after
+   * its end), so that a client-chosen id that ended is not taken for a new session. @default 100000
+   */
+  endedIdsCap?: number;
 }
 
 interface LocalMeta {
@@ -115,6 +121,12 @@ interface Adoption {
   done: Promise<void>;
   finish: () => void;
   timer: NodeJS.Timeout;
+}
+
+/** An end not written to Redis yet (it was away): how, and why (remembered with the id). */
+interface PendingEnd {
+  mode: 'delete' | 'handoff';
+  reason: EndedReason | undefined;
 }
 
 type AdminMessage =
@@ -158,7 +170,7 @@ export class FleetCoordinator implements Coordinator {
   private readonly remote = new Map<string, RemoteOwner>();
   private readonly meta = new Map<string, LocalMeta>();
   private readonly flushed = new Map<string, number>();
-  private readonly pendingEnds = new Map<string, 'delete' | 'handoff'>();
+  private readonly pendingEnds = new Map<string, PendingEnd>();
   /** Ends on their way to Redis; `stop()` lets them land. */
   private readonly endsInFlight = new Set<Promise<void>>();
   /** Local ends that must not touch the registry (another instance owns the session). */
@@ -201,6 +213,7 @@ export class FleetCoordinator implements Coordinator {
       lockWaiterTtlMs: options.lockWaiterTtlMs ?? 3000,
       // The janitor lock outlives a few missed sweeps, so a busy leader is not replaced needlessly.
       janitorTtlMs: options.janitorTtlMs ?? Math.max(3 * (options.sweepIntervalMs ?? 5000), 3000),
+      endedIdsCap: options.endedIdsCap ?? 100_000,
     };
     this.keys = fleetKeys({ fleet: options.fleet, prefix: options.prefix });
     const name = `sessionfleet:${this.instanceId}`;
@@ -208,6 +221,11 @@ export class FleetCoordinator implements Coordinator {
     this.subscriber = createFleetRedis(url, { name: `${name}:sub`, commandTimeoutMs: this.o.commandTimeoutMs });
     this.hub = new ChannelHub(this.subscriber);
     this.registry = new FleetRegistry(this.redis, this.keys);
+    // An ended id is remembered as long as a single agent remembers it: one session lifetime.
+    this.registry.memory = {
+      ttlMs: context.policy.sessionLifetimeSeconds * 1000,
+      cap: Math.max(0, Math.floor(this.o.endedIdsCap)),
+    };
     const collaborative = context.policy.collaborative;
     this.lock = new RedisLock({
       redis: this.redis,
@@ -440,8 +458,8 @@ export class FleetCoordinator implements Coordinator {
   }
 
   private async flushPendingEnds(): Promise<void> {
-    for (const [id, mode] of [...this.pendingEnds]) {
-      await this.registry.end(id, { expectedOwner: this.instanceId, mode });
+    for (const [id, { mode, reason }] of [...this.pendingEnds]) {
+      await this.registry.end(id, { expectedOwner: this.instanceId, mode, reason });
       this.pendingEnds.delete(id);
     }
   }
@@ -555,7 +573,7 @@ export class FleetCoordinator implements Coordinator {
   }
 
   async place(request: NewSession = {}, options: { signal?: AbortSignal } = {}): Promise<Placement> {
-    const { principal, tenant } = request;
+    const { principal, tenant, sessionId } = request;
     if (!this.available) return this.placeWithoutRedis(request);
     const policy = this.context.policy;
     const waitMs = policy.placementWaitSeconds * 1000;
@@ -579,6 +597,7 @@ export class FleetCoordinator implements Coordinator {
           selfMode: this.selfMode(),
           waiterId: waitMs > 0 ? waiterId : '',
           waitMs,
+          sessionId,
         });
       } catch (error) {
         return this.placeWithoutRedis(request, error);
@@ -598,6 +617,11 @@ export class FleetCoordinator implements Coordinator {
           principal,
           tenant,
         };
+      }
+      if (result.kind === 'ended') {
+        if (waited) await this.registry.removeWaiter(waiterId).catch(() => {});
+        this.count('rejected_ended');
+        throw sessionEndedError(result.reason);
       }
       if (result.kind === 'quota') {
         this.count('rejected_quota');
@@ -628,6 +652,12 @@ export class FleetCoordinator implements Coordinator {
       throw this.unavailableError(cause);
     }
     if (this.draining) throw new AgentError('DRAINING', 'this instance is draining', { retryAfterSeconds: 1 });
+    // Without Redis only this instance's memory of ended ids counts (as the quotas, below).
+    const found = request.sessionId !== undefined ? this.context.sessions.lookup(request.sessionId) : undefined;
+    if (found?.state === 'ended') {
+      this.count('rejected_ended');
+      throw sessionEndedError(found.reason);
+    }
     enforceQuotas(
       policy,
       request,
@@ -689,6 +719,14 @@ export class FleetCoordinator implements Coordinator {
       this.context.logger.warn({ err: error, sessionId }, 'session not registered yet; the next resync will');
       this.registered = false;
       return session;
+    }
+    if (!result.ok && result.ended !== undefined) {
+      // The client-chosen id ended between placement and now: its earlier session's end stands,
+      // and this instance remembers it as the fleet does.
+      this.quietEnds.add(sessionId);
+      this.context.sessions.end(sessionId, result.ended === 'owner-lost' ? 'terminated' : result.ended);
+      this.count('rejected_ended');
+      throw sessionEndedError(result.ended);
     }
     if (!result.ok) {
       this.quietEnds.add(sessionId);
@@ -882,8 +920,10 @@ export class FleetCoordinator implements Coordinator {
       this.context.sessions.end(sessionId, 'deleted');
       return;
     }
-    await this.registry.end(sessionId, { expectedOwner: this.instanceId, mode: 'delete' }).catch(() => {
-      this.pendingEnds.set(sessionId, 'delete');
+    // Its owner is gone and it could not be resumed here: it ended with its owner.
+    const end: PendingEnd = { mode: 'delete', reason: 'owner-lost' };
+    await this.registry.end(sessionId, { expectedOwner: this.instanceId, ...end }).catch(() => {
+      this.pendingEnds.set(sessionId, end);
     });
   }
 
@@ -894,17 +934,22 @@ export class FleetCoordinator implements Coordinator {
     this.fence.forget(session.id);
     if (this.quietEnds.delete(session.id)) return;
     const resumable = meta?.resumable ?? this.o.resumable;
-    const mode = resumable && HAND_OFF_REASONS.has(reason) ? 'handoff' : 'delete';
+    // A handed-off session did not end; a detached one (Copilot) is resumed by design: neither id is
+    // remembered as ended. Any other removed session's is, for one lifetime, fleet-wide.
+    const end: PendingEnd = {
+      mode: resumable && HAND_OFF_REASONS.has(reason) ? 'handoff' : 'delete',
+      reason: reason === 'detached' ? undefined : reason,
+    };
     if (!this.available) {
-      this.pendingEnds.set(session.id, mode);
+      this.pendingEnds.set(session.id, end);
       return;
     }
     const ending = this.registry
-      .end(session.id, { expectedOwner: this.instanceId, mode })
+      .end(session.id, { expectedOwner: this.instanceId, ...end })
       .then(
         () => {},
         () => {
-          this.pendingEnds.set(session.id, mode);
+          this.pendingEnds.set(session.id, end);
         },
       )
       .finally(() => this.endsInFlight.delete(ending));
@@ -1038,7 +1083,7 @@ export class FleetCoordinator implements Coordinator {
       const confirmed = await this.askOwner(owner, sessionId);
       if (confirmed) return { terminated: true, via: 'owner', owner };
     }
-    const ended = await this.registry.end(sessionId, { mode: 'delete' });
+    const ended = await this.registry.end(sessionId, { mode: 'delete', reason: 'terminated' });
     return { terminated: ended.kind === 'ended', via: 'registry', owner };
   }
 

@@ -39,7 +39,14 @@ export interface FleetKeys {
   readonly byPrincipal: string;
   /** Lexicographic ZSET `<tenant>\n<session id>`: sessions per tenant. */
   readonly byTenant: string;
-  /** HASH reservation id → JSON {instance, principal, tenant}. */
+  /**
+   * ZSET session id → forget-at (ms, Redis clock): ids whose session ended in the last session
+   * lifetime. A client-chosen id (header affinity) named here is refused as a new session.
+   */
+  readonly ended: string;
+  /** HASH session id → why it ended (an `EndReason`, or `owner-lost`), for the ids in `ended`. */
+  readonly endedReasons: string;
+  /** HASH reservation id → JSON {instance, principal, tenant, session id if the client chose it}. */
   readonly reservations: string;
   /** ZSET reservation id → deadline (ms); expired reservations are reclaimed by the scripts. */
   readonly reservationExpiries: string;
@@ -94,6 +101,8 @@ export function fleetKeys(options: { fleet?: string; prefix?: string } = {}): Fl
     byInstance: `${p}index:instance`,
     byPrincipal: `${p}index:principal`,
     byTenant: `${p}index:tenant`,
+    ended: `${p}sessions:ended`,
+    endedReasons: `${p}sessions:ended:reason`,
     reservations: `${p}reservations`,
     reservationExpiries: `${p}reservations:expiry`,
     demand: `${p}demand`,

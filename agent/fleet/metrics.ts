@@ -13,6 +13,8 @@ export type FleetOutcome =
   | 'rejected_full'
   | 'rejected_quota'
   | 'rejected_unavailable'
+  /** A client-chosen id whose session ended within the last lifetime, refused as a new session. */
+  | 'rejected_ended'
   | 'routed_local'
   | 'routed_remote'
   | 'routed_by_hint'

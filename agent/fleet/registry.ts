@@ -4,6 +4,7 @@
  * discriminated union so callers handle every outcome.
  */
 import type { Redis } from 'ioredis';
+import type { EndReason } from '../core/sessions.js';
 import type { FleetKeys } from './keys.js';
 import { defineFleetCommands, registryKeys } from './scripts.js';
 
@@ -13,6 +14,39 @@ import { defineFleetCommands, registryKeys } from './scripts.js';
  * (draining or its concurrency exhausted: place nothing here).
  */
 export type SelfMode = 'open' | 'evict' | 'closed';
+
+/**
+ * Why a session ended, as the fleet remembers it: the owner's own reason, or `owner-lost` when it
+ * ended because its owner died (or restarted) without it and it could not be resumed elsewhere.
+ */
+export type EndedReason = EndReason | 'owner-lost';
+
+const ENDED_REASONS: ReadonlySet<string> = new Set<EndedReason>([
+  'deleted',
+  'expired-lifetime',
+  'expired-idle',
+  'evicted',
+  'terminated',
+  'drained',
+  'upstream-closed',
+  'detached',
+  'owner-lost',
+]);
+
+/** A reason read back from Redis; anything unexpected (another version's) reads as `deleted`. */
+function endedReason(value: unknown): EndedReason {
+  const text = typeof value === 'string' ? value : String(value ?? '');
+  return ENDED_REASONS.has(text) ? (text as EndedReason) : 'deleted';
+}
+
+/**
+ * The memory of ended ids: each is kept `ttlMs` (one session lifetime) after its end, at most
+ * `cap` ids; a `ttlMs` or `cap` of 0 remembers nothing.
+ */
+export interface EndedMemory {
+  readonly ttlMs: number;
+  readonly cap: number;
+}
 
 /** A session as the registry records it. */
 export interface SessionRecord {
@@ -48,6 +82,8 @@ export interface HeartbeatResult {
 
 export type PlaceResult =
   | { kind: 'placed'; instanceId: string; address: string }
+  /** The client-chosen id ended within the last lifetime: not a new session. */
+  | { kind: 'ended'; reason: EndedReason }
   | { kind: 'quota'; quota: 'principal' | 'tenant'; held: number }
   | { kind: 'full'; canGrow: boolean; running: number; demand: number };
 
@@ -89,6 +125,8 @@ export interface SweepResult {
   dropped: number;
   instancesRemoved: number;
   waitersExpired: number;
+  /** Ended ids forgotten, their lifetime over. */
+  endedForgotten: number;
 }
 
 export interface InstanceInfo extends InstanceView {
@@ -123,6 +161,9 @@ const num = (v: unknown): number => Number(v);
 
 export class FleetRegistry {
   private readonly keyList: string[];
+
+  /** How ended ids are remembered; the coordinator sets it from the policy's lifetime. */
+  memory: EndedMemory = { ttlMs: 0, cap: 0 };
 
   constructor(
     readonly redis: Redis,
@@ -173,6 +214,8 @@ export class FleetRegistry {
     selfMode: SelfMode;
     waiterId?: string;
     waitMs?: number;
+    /** The id the client chose (header affinity): refused if it ended within the last lifetime. */
+    sessionId?: string | undefined;
   }): Promise<PlaceResult> {
     const out = await this.redis.sfPlace(
       ...this.keyList,
@@ -187,10 +230,13 @@ export class FleetRegistry {
       args.selfMode,
       args.waiterId ?? '',
       Math.max(0, Math.ceil(args.waitMs ?? 0)),
+      args.sessionId ?? '',
     );
     switch (str(out[0])) {
       case 'placed':
         return { kind: 'placed', instanceId: str(out[1]), address: str(out[2]) };
+      case 'ended':
+        return { kind: 'ended', reason: endedReason(out[1]) };
       case 'quota':
         return { kind: 'quota', quota: str(out[1]) === 'tenant' ? 'tenant' : 'principal', held: num(out[2]) };
       default:
@@ -213,7 +259,15 @@ export class FleetRegistry {
     expiresAt: number;
     resumable: boolean;
   }): Promise<
-    { ok: true } | { ok: false; owner: string | undefined; principal: string | undefined; tenant: string | undefined }
+    | { ok: true }
+    | { ok: false; ended: EndedReason }
+    | {
+        ok: false;
+        ended?: undefined;
+        owner: string | undefined;
+        principal: string | undefined;
+        tenant: string | undefined;
+      }
   > {
     const out = await this.redis.sfOpen(
       ...this.keyList,
@@ -227,12 +281,28 @@ export class FleetRegistry {
       args.resumable ? 1 : 0,
     );
     if (str(out[0]) === 'ok') return { ok: true };
+    if (str(out[0]) === 'ended') return { ok: false, ended: endedReason(out[1]) };
     const named = (value: unknown) => (str(value) === '' ? undefined : str(value));
     return { ok: false, owner: named(out[1]), principal: named(out[2]), tenant: named(out[3]) };
   }
 
-  async end(id: string, options: { expectedOwner?: string; mode: 'delete' | 'handoff' }): Promise<EndResult> {
-    const out = await this.redis.sfEnd(...this.keyList, id, options.expectedOwner ?? '', options.mode);
+  /**
+   * `reason`: why it ended, remembered with its id for one lifetime when it is removed (not when
+   * handed off); none (Copilot detach: resumable by design) remembers nothing.
+   */
+  async end(
+    id: string,
+    options: { expectedOwner?: string; mode: 'delete' | 'handoff'; reason?: EndedReason | undefined },
+  ): Promise<EndResult> {
+    const out = await this.redis.sfEnd(
+      ...this.keyList,
+      id,
+      options.expectedOwner ?? '',
+      options.mode,
+      options.reason ?? '',
+      this.memory.ttlMs,
+      this.memory.cap,
+    );
     const kind = str(out[0]);
     if (kind === 'not-owner') {
       const owner = str(out[1]);
@@ -253,6 +323,8 @@ export class FleetRegistry {
       args.selfMode,
       args.idleMs,
       args.maxInstances,
+      this.memory.ttlMs,
+      this.memory.cap,
     );
     const kind = str(out[0]);
     switch (kind) {
@@ -269,7 +341,7 @@ export class FleetRegistry {
   }
 
   async resync(self: string, held: readonly LocalSessionState[]): Promise<ResyncResult> {
-    const args: Array<string | number> = [self];
+    const args: Array<string | number> = [self, this.memory.ttlMs, this.memory.cap];
     for (const s of held) {
       args.push(
         s.id,
@@ -288,7 +360,14 @@ export class FleetRegistry {
   }
 
   async sweep(args: { idleMs: number; graceMs: number; budget: number }): Promise<SweepResult> {
-    const out = await this.redis.sfSweep(...this.keyList, args.idleMs, args.graceMs, args.budget);
+    const out = await this.redis.sfSweep(
+      ...this.keyList,
+      args.idleMs,
+      args.graceMs,
+      args.budget,
+      this.memory.ttlMs,
+      this.memory.cap,
+    );
     return {
       reservationsReclaimed: num(out[0]),
       expired: num(out[1]),
@@ -296,6 +375,7 @@ export class FleetRegistry {
       dropped: num(out[3]),
       instancesRemoved: num(out[4]),
       waitersExpired: num(out[5]),
+      endedForgotten: num(out[6]),
     };
   }
 
@@ -312,6 +392,24 @@ export class FleetRegistry {
 
   async removeWaiter(waiterId: string): Promise<void> {
     await this.redis.zrem(this.keys.demand, waiterId);
+  }
+
+  /** Why `id` ended, if the fleet remembers it ending within the last lifetime (a plain read). */
+  async endedReason(id: string): Promise<EndedReason | undefined> {
+    const [forgetAt, reason] = await Promise.all([
+      this.redis.zscore(this.keys.ended, id),
+      this.redis.hget(this.keys.endedReasons, id),
+    ]);
+    if (forgetAt === null) return undefined;
+    const [seconds, micros] = await this.redis.time();
+    return Number(forgetAt) > Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)
+      ? endedReason(reason)
+      : undefined;
+  }
+
+  /** How many ended ids the fleet remembers now (bounded by the cap). */
+  async endedCount(): Promise<number> {
+    return this.redis.zcard(this.keys.ended);
   }
 
   async get(id: string): Promise<SessionRecord | undefined> {

@@ -48,6 +48,8 @@ export function registryKeys(keys: FleetKeys): string[] {
     keys.reservations,
     keys.reservationExpiries,
     keys.demand,
+    keys.ended,
+    keys.endedReasons,
   ];
 }
 
@@ -58,6 +60,7 @@ local K = {
   sessions = KEYS[5], expiries = KEYS[6], activity = KEYS[7],
   by_instance = KEYS[8], by_principal = KEYS[9], by_tenant = KEYS[10],
   reservations = KEYS[11], reservation_expiries = KEYS[12], demand = KEYS[13],
+  ended = KEYS[14], ended_reasons = KEYS[15],
 }
 
 -- The Redis server's clock in milliseconds: the one clock all agents share.
@@ -165,14 +168,63 @@ local function drop_session(id, rec)
   unindex_owners(rec.p, rec.t, id)
 end
 
--- Whether a session's time is up: past its absolute expiry, or idle too long (idle_ms 0: never).
+-- Whether a session's time is up: 'expired-lifetime' past its absolute expiry, 'expired-idle'
+-- idle too long (idle_ms 0: never), else false.
 local function timed_out(id, rec, now, idle_ms)
-  if tonumber(rec.e) <= now then return true end
+  if tonumber(rec.e) <= now then return 'expired-lifetime' end
   if idle_ms > 0 then
     local seen = redis.call('ZSCORE', K.activity, id)
-    if seen ~= false and now - tonumber(seen) >= idle_ms then return true end
+    if seen ~= false and now - tonumber(seen) >= idle_ms then return 'expired-idle' end
   end
   return false
+end
+
+-- The memory of ended ids. A client that chooses its session ids (header affinity) and keeps
+-- sending one whose session ended must be told to pick a new one, whichever agent it reaches,
+-- rather than silently get a new session under the old id. Each id is kept one session lifetime
+-- after its end (K.ended: id -> forget-at, K.ended_reasons: id -> why), at most 'cap' of them.
+-- 'memory' is {ttl ms, cap} from the caller's ARGV; a ttl or cap of 0 remembers nothing.
+local function forget_ended(id)
+  redis.call('ZREM', K.ended, id)
+  redis.call('HDEL', K.ended_reasons, id)
+end
+
+-- Drops ids whose time is over, oldest first, a bounded number per call.
+local function trim_ended(now, budget)
+  local old = redis.call('ZRANGEBYSCORE', K.ended, '-inf', now, 'LIMIT', 0, budget)
+  for _, id in ipairs(old) do forget_ended(id) end
+  return #old
+end
+
+local function remember_ended(id, reason, now, memory)
+  if reason == '' or memory[1] <= 0 or memory[2] <= 0 then return end
+  redis.call('ZADD', K.ended, now + memory[1], id)
+  redis.call('HSET', K.ended_reasons, id, reason)
+  trim_ended(now, 8)
+  -- The cap: the ids that would be forgotten soonest go first (every id is kept equally long, so
+  -- those are the oldest). Bounded per call, so a lowered cap is reached over a few ends.
+  local over = redis.call('ZCARD', K.ended) - memory[2]
+  if over > 0 then
+    local popped = redis.call('ZPOPMIN', K.ended, math.min(over, 64))
+    for i = 1, #popped, 2 do redis.call('HDEL', K.ended_reasons, popped[i]) end
+  end
+end
+
+-- Why id ended, if it ended within the last lifetime; nil otherwise.
+local function ended_reason(id, now)
+  local forget_at = redis.call('ZSCORE', K.ended, id)
+  if not forget_at then return nil end
+  if tonumber(forget_at) <= now then
+    forget_ended(id)
+    return nil
+  end
+  return redis.call('HGET', K.ended_reasons, id) or 'deleted'
+end
+
+-- drop_session for a session that ended (rather than one never opened): its id is remembered.
+local function end_session(id, rec, reason, now, memory)
+  drop_session(id, rec)
+  remember_ended(id, reason, now, memory)
 end
 
 -- Where a new or re-homed session goes. This instance if it has a free slot; else the live
@@ -246,8 +298,9 @@ return out
  * Chooses an instance for a new session and reserves a slot there, enforcing the fleet-wide
  * per-principal and per-tenant quotas in the same step. KEYS: registry.
  * ARGV: self, principal, tenant, principal limit (0: none), tenant limit (0: none), max instances,
- * reservation id, reservation TTL ms, self mode (open/evict/closed), waiter id ('' if not waiting), wait ms.
- * Returns {'placed', instance, address} | {'quota', 'principal'|'tenant', held} |
+ * reservation id, reservation TTL ms, self mode (open/evict/closed), waiter id ('' if not waiting), wait ms,
+ * the session id when the client chose it ('' otherwise: the id comes later, from the server or the agent).
+ * Returns {'placed', instance, address} | {'ended', why} | {'quota', 'principal'|'tenant', held} |
  * {'full', can grow 1/0, running instances, demand}.
  */
 const PLACE = `${PRELUDE}
@@ -256,9 +309,16 @@ local principal_limit, tenant_limit = tonumber(ARGV[4]), tonumber(ARGV[5])
 local max_instances = tonumber(ARGV[6])
 local rid, rid_ttl, self_mode = ARGV[7], tonumber(ARGV[8]), ARGV[9]
 local waiter, wait_ms = ARGV[10], tonumber(ARGV[11])
+local sid = ARGV[12]
 local now = now_ms()
 -- 1. Give back slots and quota places of reservations that were never used.
 reclaim_reservations(now, 64)
+-- 1b. A client-chosen id whose session ended within the last lifetime is not a new session: the
+--     client gets the expired answer, whatever the quotas and the capacity.
+if sid ~= '' then
+  local why = ended_reason(sid, now)
+  if why then return { 'ended', why } end
+end
 -- 2. Quotas first: a principal (in its tenant) or a tenant at its limit is refused whatever the
 --    capacity. Sessions and live reservations both count, so concurrent placements cannot overshoot.
 if principal ~= '' and principal_limit > 0 then
@@ -281,7 +341,8 @@ if target == nil then
 end
 -- 5. Reserve: the slot (index by instance) and the quota places (by principal, by tenant) are
 --    taken now; opening the session turns the reservation into the session.
-redis.call('HSET', K.reservations, rid, cjson.encode({ i = target, p = principal, t = tenant }))
+-- The client-chosen id rides along, so that opening the session checks the memory of ended ids again.
+redis.call('HSET', K.reservations, rid, cjson.encode({ i = target, p = principal, t = tenant, x = sid ~= '' and sid or nil }))
 redis.call('ZADD', K.reservation_expiries, now + rid_ttl, rid)
 redis.call('ZADD', K.by_instance, 0, target .. '\\n ' .. rid)
 index_owners('ZADD', principal, tenant, ' ' .. rid)
@@ -299,17 +360,31 @@ return existed
 /**
  * Registers a session that an instance has just opened, consuming its reservation. KEYS: registry.
  * ARGV: id, owner, reservation id ('' none), principal, tenant, created ms, expires ms, resumable.
- * Returns {'ok'} | {'exists', owner, principal, tenant} (the registered session's, '' for none).
+ * Returns {'ok'} | {'exists', owner, principal, tenant} (the registered session's, '' for none) |
+ * {'ended', why} (the reservation was made for this client-chosen id, which ended meanwhile).
  */
 const OPEN = `${PRELUDE}
 local id, owner, rid = ARGV[1], ARGV[2], ARGV[3]
 local principal, tenant = ARGV[4], ARGV[5]
+local now = now_ms()
 -- 1. One owner per session: an id already registered is never overwritten. Who holds it is
 --    returned, so the refused front can tell the session's own principal from another one.
 local existing = redis.call('HGET', K.sessions, id)
 if existing then
   local rec = cjson.decode(existing)
   return { 'exists', rec.o or '', rec.p or '', rec.t or '' }
+end
+-- 1b. Placement refused an ended client-chosen id; one that ended between placement and now (a
+--     concurrent session under the same id came and went) is refused here, in the same step.
+if rid ~= '' then
+  local raw = redis.call('HGET', K.reservations, rid)
+  if raw and cjson.decode(raw).x == id then
+    local why = ended_reason(id, now)
+    if why then
+      drop_reservation(rid)
+      return { 'ended', why }
+    end
+  end
 end
 -- 2. The reservation's places pass to the session. If it had expired (and been reclaimed), the
 --    session is registered anyway: it already exists upstream, and refusing it now would only
@@ -322,17 +397,22 @@ redis.call('ZADD', K.expiries, rec.e, id)
 redis.call('ZADD', K.activity, rec.c, id)
 redis.call('ZADD', K.by_instance, 0, owner .. '\\n' .. id)
 index_owners('ZADD', principal, tenant, id)
+-- A live session is not an ended one (an id the front may reuse, such as a resumed Copilot session).
+forget_ended(id)
 return { 'ok' }
 `;
 
 /**
- * Ends a session, or hands it off. KEYS: registry. ARGV: id, expected owner ('' any), mode.
- * Mode 'delete' removes it; 'handoff' keeps a resumable session registered without an owner (its
- * quota places stay taken) so the next request resumes it on a live instance.
+ * Ends a session, or hands it off. KEYS: registry. ARGV: id, expected owner ('' any), mode, reason
+ * ('' to remember nothing), memory TTL ms, memory cap.
+ * Mode 'delete' removes it and remembers its id as ended; 'handoff' keeps a resumable session
+ * registered without an owner (its quota places stay taken) so the next request resumes it on a
+ * live instance — it did not end.
  * Returns {'ended'} | {'handed-off'} | {'unknown'} | {'not-owner', owner}.
  */
 const END = `${PRELUDE}
-local id, expected, mode = ARGV[1], ARGV[2], ARGV[3]
+local id, expected, mode, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local memory = { tonumber(ARGV[5]), tonumber(ARGV[6]) }
 local raw = redis.call('HGET', K.sessions, id)
 if not raw then return { 'unknown' } end
 local rec = cjson.decode(raw)
@@ -346,20 +426,22 @@ if mode == 'handoff' and tonumber(rec.r) == 1 then
   redis.call('HSET', K.sessions, id, cjson.encode(rec))
   return { 'handed-off' }
 end
--- 3. Otherwise it is gone for good.
-drop_session(id, rec)
+-- 3. Otherwise it is gone for good, and its id is remembered as ended.
+end_session(id, rec, reason, now_ms(), memory)
 return { 'ended' }
 `;
 
 /**
  * Finds a session's owner for an agent that does not hold it, re-homing it if the owner is gone.
- * KEYS: registry. ARGV: id, self, self mode (open/evict/closed), idle ms, max instances.
+ * KEYS: registry. ARGV: id, self, self mode (open/evict/closed), idle ms, max instances, memory TTL ms,
+ * memory cap (for the ids of sessions that end here).
  * Returns {'owned', owner, address, record} | {'moved', instance, address, record} |
  * {'gone', 'expired'|'owner-lost'} | {'unknown'} | {'full', can grow 1/0}.
  */
 const RESOLVE = `${PRELUDE}
 local id, self, self_mode = ARGV[1], ARGV[2], ARGV[3]
 local idle_ms, max_instances = tonumber(ARGV[4]), tonumber(ARGV[5])
+local memory = { tonumber(ARGV[6]), tonumber(ARGV[7]) }
 local now = now_ms()
 local raw = redis.call('HGET', K.sessions, id)
 if not raw then return { 'unknown' } end
@@ -370,13 +452,15 @@ if rec.o ~= self and alive(rec.o, now) then
   return { 'owned', rec.o, redis.call('HGET', K.address, rec.o) or '', raw }
 end
 -- 2. The owner is gone (lease expired), handed the session off, or lost it. A session whose time
---    is up, or whose state died with its owner, ends here: the client starts anew.
-if timed_out(id, rec, now, idle_ms) then
-  drop_session(id, rec)
+--    is up, or whose state died with its owner, ends here: the client starts anew (its id is
+--    remembered as ended, so a client-chosen one is not taken for a new session).
+local expired = timed_out(id, rec, now, idle_ms)
+if expired then
+  end_session(id, rec, expired, now, memory)
   return { 'gone', 'expired' }
 end
 if tonumber(rec.r) ~= 1 then
-  drop_session(id, rec)
+  end_session(id, rec, 'owner-lost', now, memory)
   return { 'gone', 'owner-lost' }
 end
 -- 3. Resumable: free the old owner's slot first (so staying on the caller is possible), then
@@ -399,17 +483,20 @@ return { 'moved', target, redis.call('HGET', K.address, target) or '', raw }
 /**
  * Makes the registry agree with what this instance holds, after Redis came back (it may have
  * restarted empty) or after this instance's lease had lapsed. KEYS: registry.
- * ARGV: self, then per local session: id, principal, tenant, created, expires, resumable, last active.
+ * ARGV: self, memory TTL ms, memory cap, then per local session: id, principal, tenant, created,
+ * expires, resumable, last active.
  * Returns {registered, kept, released, then per conflict: id, owner}.
  */
 const RESYNC = `${PRELUDE}
 local self = ARGV[1]
+local memory = { tonumber(ARGV[2]), tonumber(ARGV[3]) }
+local now = now_ms()
 local registered, kept, released = 0, 0, 0
 local conflicts = {}
 local held = {}
 -- 1. Every session this instance holds: register it if Redis lost it, claim it if it was handed
 --    off meanwhile, report it if another instance took it over (the agent then drops its copy).
-for i = 2, #ARGV, 7 do
+for i = 4, #ARGV, 7 do
   local id = ARGV[i]
   held[id] = true
   local raw = redis.call('HGET', K.sessions, id)
@@ -420,6 +507,7 @@ for i = 2, #ARGV, 7 do
     redis.call('ZADD', K.activity, tonumber(ARGV[i + 6]), id)
     redis.call('ZADD', K.by_instance, 0, self .. '\\n' .. id)
     index_owners('ZADD', rec.p, rec.t, id)
+    forget_ended(id)
     registered = registered + 1
   else
     local rec = cjson.decode(raw)
@@ -438,7 +526,8 @@ for i = 2, #ARGV, 7 do
 end
 -- 2. Sessions the registry still gives this instance but that it no longer holds (they ended
 --    while Redis was away, or before a restart of this instance): hand off the resumable ones,
---    drop the rest. Reservations made for this instance are left to expire.
+--    end the rest (lost with this instance's earlier life: 'owner-lost'). Reservations made for
+--    this instance are left to expire.
 local members = redis.call('ZRANGEBYLEX', K.by_instance, lex_min(self), lex_max(self))
 for _, member in ipairs(members) do
   local id = string.sub(member, #self + 2)
@@ -452,7 +541,7 @@ for _, member in ipairs(members) do
         redis.call('HSET', K.sessions, id, cjson.encode(rec))
       else
         rec.o = ''
-        drop_session(id, rec)
+        end_session(id, rec, 'owner-lost', now, memory)
       end
     end
     released = released + 1
@@ -465,19 +554,25 @@ return out
 
 /**
  * Housekeeping, run by the janitor leader only (a bounded amount per call). KEYS: registry.
- * ARGV: idle ms, grace ms (how long past its lease an instance is kept), budget.
+ * ARGV: idle ms, grace ms (how long past its lease an instance is kept), budget, memory TTL ms,
+ * memory cap.
  * Returns {reservations reclaimed, sessions expired, sessions handed off, sessions dropped,
- * instances removed, waiters expired}.
+ * instances removed, waiters expired, ended ids forgotten}.
  */
 const SWEEP = `${PRELUDE}
 local idle_ms, grace_ms, budget = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local memory = { tonumber(ARGV[4]), tonumber(ARGV[5]) }
 local now = now_ms()
 local reclaimed = reclaim_reservations(now, budget)
 local expired, handed, dropped, removed = 0, 0, 0, 0
 -- 1. Sessions past their absolute lifetime, wherever they are.
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.expiries, '-inf', now, 'LIMIT', 0, budget)) do
   local raw = redis.call('HGET', K.sessions, id)
-  if raw then drop_session(id, cjson.decode(raw)) else redis.call('ZREM', K.expiries, id) end
+  if raw then
+    end_session(id, cjson.decode(raw), 'expired-lifetime', now, memory)
+  else
+    redis.call('ZREM', K.expiries, id)
+  end
   expired = expired + 1
 end
 -- 2. Idle sessions without a live owner (a live owner judges idleness itself: it sees open
@@ -490,7 +585,7 @@ if idle_ms > 0 then
     else
       local rec = cjson.decode(raw)
       if not alive(rec.o, now) then
-        drop_session(id, rec)
+        end_session(id, rec, 'expired-idle', now, memory)
         expired = expired + 1
       end
     end
@@ -516,7 +611,7 @@ for _, instance in ipairs(redis.call('ZRANGEBYSCORE', K.leases, '-inf', now - gr
           redis.call('HSET', K.sessions, id, cjson.encode(rec))
           handed = handed + 1
         else
-          drop_session(id, rec)
+          end_session(id, rec, 'owner-lost', now, memory)
           dropped = dropped + 1
         end
       end
@@ -532,7 +627,9 @@ for _, instance in ipairs(redis.call('ZRANGEBYSCORE', K.leases, '-inf', now - gr
 end
 -- 4. Waiters whose wait is over no longer count as demand.
 local waiters = redis.call('ZREMRANGEBYSCORE', K.demand, '-inf', now)
-return { reclaimed, expired, handed, dropped, removed, waiters }
+-- 5. Ended ids remembered for a whole lifetime are forgotten (the checks ignore them already).
+local forgotten = trim_ended(now, budget)
+return { reclaimed, expired, handed, dropped, removed, waiters, forgotten }
 `;
 
 /**
@@ -631,7 +728,7 @@ end
 return removed
 `;
 
-const REGISTRY_KEY_COUNT = 13;
+const REGISTRY_KEY_COUNT = 15;
 
 /** Registers every script on a connection (idempotent). */
 export function defineFleetCommands(redis: Redis): void {

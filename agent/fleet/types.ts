@@ -39,6 +39,11 @@ export interface NewSession {
   principal?: string;
   /** The tenant; counts against `sessionsPerTenant`. */
   tenant?: string;
+  /**
+   * The session id, when the client chose it (header affinity): an id whose session ended within
+   * the last session lifetime is refused with the expired answer (`sessionEndedError`).
+   */
+  sessionId?: string;
 }
 
 /** What `open()` needs: a local placement, or what a forwarded request carried. */

@@ -72,6 +72,9 @@ type Decision = Admitted | { ok: 'place'; create: (placement: PlacementTicket) =
 
 type SessionRoute = Extract<Route, { kind: 'session' }>;
 
+/** Who starts a new session and, when the client chose it (header affinity), under which id. */
+type NewCaller = Caller & { readonly sessionId?: string };
+
 /**
  * What the fleet's routing step decided for a request or upgrade naming a session (`sessionStep`);
  * the request path and the upgrade path each act on it in their own way.
@@ -696,7 +699,10 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
         return taken ? HERE : OWNER_LOST;
       }
       case 'gone':
-        return route.whenMissing === 'create' ? CREATE : HERE;
+        // A client-chosen id starts a session, unless this instance remembers it ending (admission
+        // then answers as a single agent does, without Redis); the fleet's memory of ended ids
+        // refuses it at placement otherwise.
+        return route.whenMissing === 'create' && this.sessions.lookup(route.id).state !== 'ended' ? CREATE : HERE;
     }
   }
 
@@ -715,7 +721,7 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
       case 'here':
         return this.proceed(exchange, this.admit(exchange.ticket, route, caller, req, requestId), caller, body);
       case 'create':
-        return this.newSession(exchange, caller, step.hop, body, (ticket) =>
+        return this.newSession(exchange, { ...caller, sessionId: route.id }, step.hop, body, (ticket) =>
           this.serve(exchange, this.createSession(exchange.ticket, route.id, caller, requestId, ticket), body),
         );
       case 'peer':
@@ -750,12 +756,12 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
    */
   private async placeNew(
     target: { readonly isDone: boolean; reject(error: AgentError): void },
-    caller: Caller,
+    caller: NewCaller,
     hop: ForwardMark | undefined,
     local: (ticket: PlacementTicket) => void,
   ): Promise<Extract<Awaited<ReturnType<Coordinator['place']>>, { kind: 'remote' }> | undefined> {
     if (hop) {
-      local({ reservationId: hop.reservation, ...caller });
+      local({ reservationId: hop.reservation, principal: caller.principal, tenant: caller.tenant });
       return undefined;
     }
     if (this.isDraining) {
@@ -791,7 +797,7 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
   /** Places a new session: `local(ticket)` creates it here, or (in a fleet) the request goes to its instance. */
   private async newSession(
     exchange: Exchange,
-    caller: Caller,
+    caller: NewCaller,
     hop: ForwardMark | undefined,
     body: Readable | Buffer | null,
     local: (ticket: PlacementTicket) => void,
@@ -1067,7 +1073,7 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
       case 'here':
         return this.proceedTunnel(tunnel, this.admit(tunnel.ticket, route, caller, req, requestId), caller, head);
       case 'create':
-        return this.newTunnel(tunnel, caller, step.hop, head, (ticket) =>
+        return this.newTunnel(tunnel, { ...caller, sessionId: route.id }, step.hop, head, (ticket) =>
           this.openTunnel(tunnel, this.createSession(tunnel.ticket, route.id, caller, requestId, ticket), head),
         );
       case 'peer':
@@ -1117,7 +1123,7 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
   /** Places a new session for an upgrade: `local(ticket)` creates it here, or (in a fleet) the upgrade goes to its instance. */
   private async newTunnel(
     tunnel: WebSocketTunnel,
-    caller: Caller,
+    caller: NewCaller,
     hop: ForwardMark | undefined,
     head: Buffer,
     local: (ticket: PlacementTicket) => void,
