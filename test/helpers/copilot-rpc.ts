@@ -119,3 +119,19 @@ export async function eventually<T>(
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** The parts of an SDK error (vscode-jsonrpc ResponseError) a client acts on. */
+export function rpcError(reason: unknown): { code?: unknown; message: string; data?: unknown } {
+  const e = reason as { code?: unknown; message: string; data?: unknown };
+  return { code: e.code, message: e.message, data: e.data };
+}
+
+/** `rpcError` of the call's rejection; throws if the call succeeds. */
+export async function rpcErrorOf(promise: Promise<unknown>): Promise<ReturnType<typeof rpcError>> {
+  try {
+    await promise;
+  } catch (error) {
+    return rpcError(error);
+  }
+  throw new Error('expected the call to fail');
+}

@@ -15,7 +15,7 @@ import {
   fakeModelSessionOptions,
   startFakeModel,
 } from '../../helpers/copilot-fake-model.js';
-import { eventually, openRawClient, type RawRpcClient } from '../../helpers/copilot-rpc.js';
+import { eventually, openRawClient, type RawRpcClient, rpcErrorOf } from '../../helpers/copilot-rpc.js';
 
 const TOKENS = { alice: 'alice-token-5f1c9e2a7b', bob: 'bob-token-0d4e8a6c31' } as const;
 const WRONG_TOKEN = 'not-a-known-token-771';
@@ -64,17 +64,6 @@ async function raw(token: string | undefined, port = agent.clientPort): Promise<
     if (reply.error) throw new Error(`connect failed: ${reply.error.message}`);
   }
   return client;
-}
-
-/** The parts of an SDK error (vscode-jsonrpc ResponseError) a client acts on. */
-async function rpcErrorOf(promise: Promise<unknown>) {
-  try {
-    await promise;
-  } catch (error) {
-    const e = error as { code?: unknown; message: string; data?: unknown };
-    return { code: e.code, message: e.message, data: e.data };
-  }
-  throw new Error('expected the call to fail');
 }
 
 const forbidden = (sessionId: string) => ({

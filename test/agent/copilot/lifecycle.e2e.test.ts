@@ -14,7 +14,7 @@ import {
   fakeModelSessionOptions,
   startFakeModel,
 } from '../../helpers/copilot-fake-model.js';
-import { eventually, openRawClient, type RawRpcClient } from '../../helpers/copilot-rpc.js';
+import { eventually, openRawClient, type RawRpcClient, rpcErrorOf } from '../../helpers/copilot-rpc.js';
 
 const TOKENS = {
   alice: 'alice-token-9c2e41d7aa',
@@ -73,16 +73,6 @@ async function raw(port: number, token: string): Promise<RawRpcClient> {
 
 function modelSession(client: CopilotClient): Promise<CopilotSession> {
   return client.createSession({ onPermissionRequest: approveAll, ...fakeModelSessionOptions(model) });
-}
-
-async function rpcErrorOf(promise: Promise<unknown>) {
-  try {
-    await promise;
-  } catch (error) {
-    const e = error as { code?: unknown; message: string; data?: unknown };
-    return { code: e.code, message: e.message, data: e.data };
-  }
-  throw new Error('expected the call to fail');
 }
 
 /** Resolves at the session's next turn end. */

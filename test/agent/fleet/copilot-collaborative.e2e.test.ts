@@ -29,7 +29,7 @@ import {
 import { eventually } from '../../helpers/copilot-rpc.js';
 import { freePort } from '../../helpers/redis-server.js';
 import { type CopilotFleet, startCopilotFleet } from './copilot-fleet-members.js';
-import { fleetAdmin, inspector, uniqueFleet } from './helpers.js';
+import { inspector, uniqueFleet } from './helpers.js';
 
 const TOKENS = {
   alice: 'alice-token-collab-61c0d9',
@@ -59,7 +59,6 @@ let members: CopilotFleet<Id>;
 /** Clients of agents outside the fleet (`members` stops its own). */
 const clients: CopilotClient[] = [];
 let clis: CopilotFleet<Id>['clis'];
-let agents: CopilotFleet<Id>['agents'];
 
 beforeAll(async () => {
   model = await startFakeModel();
@@ -72,7 +71,7 @@ beforeAll(async () => {
     principals: { [TOKENS.alice]: 'alice', [TOKENS.bob]: 'bob', [TOKENS.carol]: 'carol' },
     adminToken: ADMIN_TOKEN,
   });
-  ({ clis, agents } = members);
+  ({ clis } = members);
   keys = fleetKeys({ fleet: members.fleet });
 });
 
@@ -84,15 +83,7 @@ afterAll(async () => {
   await model?.close();
 });
 
-const { admin, owners } = fleetAdmin<Id>((agent) => agents[agent].adminUrl, ADMIN_TOKEN);
-
 const sdk = (agent: Id, token: string): Promise<CopilotClient> => members.sdk(agent, token);
-
-/** The ids of the sessions an agent holds itself (its local table, not the fleet's). */
-async function heldBy(agent: Id): Promise<string[]> {
-  const sessions = (await admin(agent, '/admin/sessions')).body.sessions as Array<{ id: string }>;
-  return sessions.map((s) => s.id).sort();
-}
 
 /** The lock's holder (`<holder id>:<fencing token>`) and its queue of waiters, read from Redis. */
 async function lockState(sessionId: string): Promise<{ holder: string | null; token: number | null; waiting: number }> {
@@ -123,7 +114,7 @@ describe('Copilot collaborative session across agents (2 agents, 2 CLIs, --redis
     const alice = await sdk('a', TOKENS.alice);
     const mine = await alice.createSession({ onPermissionRequest: approveAll, ...fakeModelSessionOptions(model) });
     const sessionId = mine.sessionId;
-    expect((await owners('b'))[sessionId]).toBe('a');
+    expect((await members.owners('b'))[sessionId]).toBe('a');
 
     // Bob and carol join through b: b forwards to the owner, a, over a hop per client connection;
     // b holds nothing itself.
@@ -137,8 +128,8 @@ describe('Copilot collaborative session across agents (2 agents, 2 CLIs, --redis
       bob: await join(TOKENS.bob),
       carol: await join(TOKENS.carol),
     };
-    expect(await heldBy('a')).toEqual([sessionId]);
-    expect(await heldBy('b')).toEqual([]);
+    expect(await members.heldBy('a')).toEqual([sessionId]);
+    expect(await members.heldBy('b')).toEqual([]);
     const seenBy = Object.fromEntries(WRITERS.map((w) => [w, record(writers[w])])) as Record<Writer, SessionEvent[]>;
     const usersSeen = (w: Writer) => turnShape(seenBy[w]).filter((e) => e.startsWith('user:'));
 
@@ -210,7 +201,7 @@ describe('Copilot collaborative session: waiting sends and busy answers (--redis
     const alice = await sdk('a', TOKENS.alice);
     const mine = await alice.createSession({ onPermissionRequest: approveAll, ...fakeModelSessionOptions(model) });
     const sessionId = mine.sessionId;
-    expect((await owners('b'))[sessionId]).toBe('a');
+    expect((await members.owners('b'))[sessionId]).toBe('a');
     const options = { onPermissionRequest: approveAll, ...fakeModelSessionOptions(model) };
     // Bob waits through b (its hop to the owner, a, carries his place); carol waits on a itself.
     const bobClient = await sdk('b', TOKENS.bob);

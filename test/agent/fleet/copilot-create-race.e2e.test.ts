@@ -10,9 +10,8 @@
  */
 import { approveAll, type CopilotClient } from '@github/copilot-sdk';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { openRawClient } from '../../helpers/copilot-rpc.js';
+import { rpcError, rpcErrorOf } from '../../helpers/copilot-rpc.js';
 import { type CopilotFleet, startCopilotFleet } from './copilot-fleet-members.js';
-import { fleetAdmin } from './helpers.js';
 
 const TOKENS = {
   alice: 'alice-token-race-4b7e19',
@@ -32,8 +31,6 @@ const POLICY = {
 };
 
 let members: CopilotFleet<Id>;
-let clis: CopilotFleet<Id>['clis'];
-let agents: CopilotFleet<Id>['agents'];
 
 beforeAll(async () => {
   members = await startCopilotFleet({
@@ -47,51 +44,14 @@ beforeAll(async () => {
     },
     adminToken: ADMIN_TOKEN,
   });
-  ({ clis, agents } = members);
 });
 
 afterAll(() => members?.stop());
-
-const { admin, owners } = fleetAdmin<Id>((agent) => agents[agent].adminUrl, ADMIN_TOKEN);
 
 const sdk = (agent: Id, user: keyof typeof TOKENS): Promise<CopilotClient> => members.sdk(agent, TOKENS[user]);
 
 const create = (client: CopilotClient, sessionId: string) =>
   client.createSession({ onPermissionRequest: approveAll, sessionId });
-
-/** The ids of the sessions an agent holds itself (its local table, not the fleet's). */
-async function heldBy(agent: Id): Promise<string[]> {
-  const sessions = (await admin(agent, '/admin/sessions')).body.sessions as Array<{ id: string }>;
-  return sessions.map((s) => s.id).sort();
-}
-
-/** Whether a CLI has the session loaded, asked straight on the CLI. */
-async function loadedOn(cli: Id, sessionId: string): Promise<boolean> {
-  const direct = await openRawClient(clis[cli].port);
-  try {
-    await direct.call('connect', { token: clis[cli].token });
-    const reply = await direct.call('session.getMessages', { sessionId });
-    if (reply.error && /Session not found/.test(reply.error.message)) return false;
-    if (reply.error) throw new Error(reply.error.message);
-    return true;
-  } finally {
-    await direct.close();
-  }
-}
-
-function rpcError(reason: unknown) {
-  const e = reason as { code?: unknown; message: string; data?: unknown };
-  return { code: e.code, message: e.message, data: e.data };
-}
-
-async function rpcErrorOf(promise: Promise<unknown>) {
-  try {
-    await promise;
-  } catch (error) {
-    return rpcError(error);
-  }
-  throw new Error('expected the call to fail');
-}
 
 const anotherUsers = (sessionId: string) => ({
   code: -32013,
@@ -122,35 +82,35 @@ describe('session.create of one id through two agents of a fleet', () => {
     await create(aliceOnA, 'held-by-alice');
     expect(await rpcErrorOf(create(bobOnB, 'held-by-alice'))).toEqual(anotherUsers('held-by-alice'));
     // Refused before b's CLI was asked: alice's session is untouched, and b holds nothing.
-    expect(await owners('b')).toEqual({ 'held-by-alice': 'a' });
-    expect(await heldBy('b')).toEqual([]);
-    expect(await loadedOn('b', 'held-by-alice')).toBe(false);
-    expect(await loadedOn('a', 'held-by-alice')).toBe(true);
+    expect(await members.owners('b')).toEqual({ 'held-by-alice': 'a' });
+    expect(await members.heldBy('b')).toEqual([]);
+    expect(await members.loadedOn('b', 'held-by-alice')).toBe(false);
+    expect(await members.loadedOn('a', 'held-by-alice')).toBe(true);
   });
 
   it("a create of a session of a principal of the same name in another tenant is refused as another user's", async () => {
     const otherAlice = await sdk('b', 'aliceOfGlobex');
     expect(await rpcErrorOf(create(otherAlice, 'held-by-alice'))).toEqual(anotherUsers('held-by-alice'));
-    expect(await heldBy('b')).toEqual([]);
-    expect(await loadedOn('b', 'held-by-alice')).toBe(false);
+    expect(await members.heldBy('b')).toEqual([]);
+    expect(await members.loadedOn('b', 'held-by-alice')).toBe(false);
   });
 
   it("a create of the caller's own session held by another agent says it exists: resume it", async () => {
     const aliceOnB = await sdk('b', 'alice');
     expect(await rpcErrorOf(create(aliceOnB, 'held-by-alice'))).toEqual(alreadyYours('held-by-alice'));
-    expect(await heldBy('b')).toEqual([]);
+    expect(await members.heldBy('b')).toEqual([]);
     // What the answer says to do works: the resume through b reaches the session on a.
     const resumed = await aliceOnB.resumeSession('held-by-alice', { onPermissionRequest: approveAll });
     expect(resumed.sessionId).toBe('held-by-alice');
-    expect(await heldBy('b')).toEqual([]);
-    expect(await loadedOn('b', 'held-by-alice')).toBe(false);
+    expect(await members.heldBy('b')).toEqual([]);
+    expect(await members.loadedOn('b', 'held-by-alice')).toBe(false);
   });
 
   it("a create of the caller's own session held by the agent it asks says it exists, as on a single agent", async () => {
     const aliceOnA = await sdk('a', 'alice');
     expect(await rpcErrorOf(create(aliceOnA, 'held-by-alice'))).toEqual(alreadyYours('held-by-alice'));
-    expect(await owners('b')).toMatchObject({ 'held-by-alice': 'a' });
-    expect(await heldBy('a')).toContain('held-by-alice');
+    expect(await members.owners('b')).toMatchObject({ 'held-by-alice': 'a' });
+    expect(await members.heldBy('a')).toContain('held-by-alice');
   });
 
   it("two users racing to create one id on two agents: the loser is told it is another user's", async () => {
@@ -159,8 +119,8 @@ describe('session.create of one id through two agents of a fleet', () => {
     for (const sessionId of ['users-race-1', 'users-race-2', 'users-race-3']) {
       const { winner, error } = await race(['a', alice], ['b', bob], sessionId);
       expect(error).toEqual(anotherUsers(sessionId));
-      expect((await owners('a'))[sessionId]).toBe(winner);
-      expect(await loadedOn(winner === 'a' ? 'b' : 'a', sessionId)).toBe(false);
+      expect((await members.owners('a'))[sessionId]).toBe(winner);
+      expect(await members.loadedOn(winner === 'a' ? 'b' : 'a', sessionId)).toBe(false);
     }
   });
 
@@ -170,8 +130,8 @@ describe('session.create of one id through two agents of a fleet', () => {
     for (const sessionId of ['own-race-1', 'own-race-2', 'own-race-3']) {
       const { winner, error } = await race(['a', onA], ['b', onB], sessionId);
       expect(error).toEqual(alreadyYours(sessionId));
-      expect((await owners('b'))[sessionId]).toBe(winner);
-      expect(await loadedOn(winner === 'a' ? 'b' : 'a', sessionId)).toBe(false);
+      expect((await members.owners('b'))[sessionId]).toBe(winner);
+      expect(await members.loadedOn(winner === 'a' ? 'b' : 'a', sessionId)).toBe(false);
     }
   });
 });

@@ -11,8 +11,8 @@ import { CopilotClient, RuntimeConnection } from '@github/copilot-sdk';
 import type { PrincipalEntry } from '../../../agent/core/principals.js';
 import { type CopilotAgent, startCopilotAgent } from '../../helpers/copilot-agent.js';
 import { type CopilotCli, startCopilotCli } from '../../helpers/copilot-cli.js';
-import { eventually } from '../../helpers/copilot-rpc.js';
-import { fleetAdmin, memberArgs, memberPorts, uniqueFleet } from './helpers.js';
+import { eventually, openRawClient } from '../../helpers/copilot-rpc.js';
+import { type FleetAdmin, fleetAdmin, memberArgs, memberPorts, uniqueFleet } from './helpers.js';
 
 export interface CopilotFleet<Id extends string> {
   readonly fleet: string;
@@ -20,6 +20,13 @@ export interface CopilotFleet<Id extends string> {
   readonly agents: Record<Id, CopilotAgent>;
   /** An SDK client connected through `agent` with `token`, started; stopped with the fleet. */
   sdk(agent: Id, token: string): Promise<CopilotClient>;
+  /** The fleet admin API of the agents (see `fleetAdmin`). */
+  admin: FleetAdmin<Id>['admin'];
+  owners: FleetAdmin<Id>['owners'];
+  /** The ids of the sessions an agent holds itself (its local table, not the fleet's), sorted. */
+  heldBy(agent: Id): Promise<string[]>;
+  /** Whether a CLI has the session loaded, asked straight on the CLI. */
+  loadedOn(cli: Id, sessionId: string): Promise<boolean>;
   /** Stops the clients, the agents and the CLIs, and removes the CLIs' homes. */
   stop(): Promise<void>;
 }
@@ -41,6 +48,7 @@ export async function startCopilotFleet<Id extends string>(options: {
   const clis = {} as Record<Id, CopilotCli>;
   const agents = {} as Record<Id, CopilotAgent>;
   const clients: CopilotClient[] = [];
+  const { admin, owners, instances } = fleetAdmin<Id>((agent) => agents[agent].adminUrl, adminToken);
   const stop = async () => {
     await Promise.all(clients.splice(0).map((c) => c.forceStop().catch(() => {})));
     await Promise.all(Object.values<CopilotAgent>(agents).map((a) => a.dispose()));
@@ -77,7 +85,6 @@ export async function startCopilotFleet<Id extends string>(options: {
       }),
     );
     // Every agent registered (placement only counts live instances).
-    const { instances } = fleetAdmin<Id>((agent) => agents[agent].adminUrl, adminToken);
     await eventually(
       async () => (await instances(ids[0]!)).filter((i) => i.alive).length === ids.length,
       10_000,
@@ -98,6 +105,24 @@ export async function startCopilotFleet<Id extends string>(options: {
       clients.push(client);
       await client.start();
       return client;
+    },
+    admin,
+    owners,
+    async heldBy(agent) {
+      const sessions = (await admin(agent, '/admin/sessions')).body.sessions as Array<{ id: string }>;
+      return sessions.map((s) => s.id).sort();
+    },
+    async loadedOn(cli, sessionId) {
+      const direct = await openRawClient(clis[cli].port);
+      try {
+        await direct.call('connect', { token: clis[cli].token });
+        const reply = await direct.call('session.getMessages', { sessionId });
+        if (reply.error && /Session not found/.test(reply.error.message)) return false;
+        if (reply.error) throw new Error(reply.error.message);
+        return true;
+      } finally {
+        await direct.close();
+      }
     },
     stop,
   };

@@ -17,9 +17,8 @@ import {
   fakeModelSessionOptions,
   startFakeModel,
 } from '../../helpers/copilot-fake-model.js';
-import { eventually, openRawClient } from '../../helpers/copilot-rpc.js';
+import { eventually, openRawClient, rpcErrorOf } from '../../helpers/copilot-rpc.js';
 import { type CopilotFleet, startCopilotFleet } from './copilot-fleet-members.js';
-import { fleetAdmin } from './helpers.js';
 
 const TOKENS = { alice: 'alice-token-5d1c88e2b0', bob: 'bob-token-77a0c3f4e1', carol: 'carol-token-0e9b5a2d63' };
 const ADMIN_TOKEN = 'admin-token-fleet-2f6a0c';
@@ -67,38 +66,6 @@ function modelSession(client: CopilotClient): Promise<CopilotSession> {
   return client.createSession({ onPermissionRequest: approveAll, ...fakeModelSessionOptions(model) });
 }
 
-const { admin, owners } = fleetAdmin<Id>((agent) => agents[agent].adminUrl, ADMIN_TOKEN);
-
-/** The ids of the sessions an agent holds itself (its local table, not the fleet's). */
-async function heldBy(agent: Id): Promise<string[]> {
-  const sessions = (await admin(agent, '/admin/sessions')).body.sessions as Array<{ id: string }>;
-  return sessions.map((s) => s.id).sort();
-}
-
-/** Whether a CLI has the session loaded, asked straight on the CLI. */
-async function loadedOn(cli: Id, sessionId: string): Promise<boolean> {
-  const direct = await openRawClient(clis[cli].port);
-  try {
-    await direct.call('connect', { token: clis[cli].token });
-    const reply = await direct.call('session.getMessages', { sessionId });
-    if (reply.error && /Session not found/.test(reply.error.message)) return false;
-    if (reply.error) throw new Error(reply.error.message);
-    return true;
-  } finally {
-    await direct.close();
-  }
-}
-
-async function rpcErrorOf(promise: Promise<unknown>) {
-  try {
-    await promise;
-  } catch (error) {
-    const e = error as { code?: unknown; message: string; data?: unknown };
-    return { code: e.code, message: e.message, data: e.data };
-  }
-  throw new Error('expected the call to fail');
-}
-
 const ids: Record<string, string> = {};
 let alice: CopilotClient;
 let aliceOnA: CopilotSession[] = [];
@@ -126,15 +93,15 @@ describe('Copilot front in a fleet (3 agents, 3 CLIs, one shared session-state d
     aliceOnA = [await modelSession(alice), await modelSession(alice), await modelSession(alice)];
     [ids.s1, ids.s2, ids.s3] = aliceOnA.map((s) => s.sessionId) as [string, string, string];
     // a had two free slots; then b and c had two each, and the smaller id wins the tie.
-    expect(await owners('c')).toEqual({ [ids.s1!]: 'a', [ids.s2!]: 'a', [ids.s3!]: 'b' });
-    expect(await heldBy('a')).toEqual([ids.s1, ids.s2].sort());
-    expect(await heldBy('b')).toEqual([ids.s3]);
+    expect(await members.owners('c')).toEqual({ [ids.s1!]: 'a', [ids.s2!]: 'a', [ids.s3!]: 'b' });
+    expect(await members.heldBy('a')).toEqual([ids.s1, ids.s2].sort());
+    expect(await members.heldBy('b')).toEqual([ids.s3]);
 
     // A whole turn of the session on b, through a's client connection.
     const reply = await aliceOnA[2]!.sendAndWait({ prompt: 'hello from a, to b' }, 30_000);
     expect(reply?.data.content).toBe(FAKE_MODEL_REPLY);
-    expect(await loadedOn('b', ids.s3!)).toBe(true);
-    expect(await loadedOn('a', ids.s3!)).toBe(false);
+    expect(await members.loadedOn('b', ids.s3!)).toBe(true);
+    expect(await members.loadedOn('a', ids.s3!)).toBe(false);
 
     // Another client of alice's, on c, resumes the session held by a: it stays on a.
     const aliceOnC = await sdk('c', TOKENS.alice);
@@ -143,16 +110,16 @@ describe('Copilot front in a fleet (3 agents, 3 CLIs, one shared session-state d
       ...fakeModelSessionOptions(model),
     });
     expect((await again.sendAndWait({ prompt: 'hello via c' }, 30_000))?.data.content).toBe(FAKE_MODEL_REPLY);
-    expect(await heldBy('c')).toEqual([]);
-    expect(await loadedOn('a', ids.s1!)).toBe(true);
-    expect(await loadedOn('c', ids.s1!)).toBe(false);
-    expect((await owners('b'))[ids.s1!]).toBe('a');
+    expect(await members.heldBy('c')).toEqual([]);
+    expect(await members.loadedOn('a', ids.s1!)).toBe(true);
+    expect(await members.loadedOn('c', ids.s1!)).toBe(false);
+    expect((await members.owners('b'))[ids.s1!]).toBe('a');
   });
 
   it('refuses a principal beyond sessionsPerPrincipal with an error naming the quota', async () => {
     const onC = await sdk('c', TOKENS.alice);
     ids.s4 = (await modelSession(onC)).sessionId;
-    expect((await owners('a'))[ids.s4]).toBe('c');
+    expect((await members.owners('a'))[ids.s4]).toBe('c');
     expect(await rpcErrorOf(modelSession(onC))).toEqual({
       code: -32012,
       message: 'principal "alice" holds 4 sessions, the sessionsPerPrincipal quota (4): end one of your sessions first',
@@ -170,7 +137,7 @@ describe('Copilot front in a fleet (3 agents, 3 CLIs, one shared session-state d
     const bob = await sdk('b', TOKENS.bob);
     ids.b1 = (await modelSession(bob)).sessionId;
     ids.b2 = (await modelSession(bob)).sessionId;
-    const placed = await owners('a');
+    const placed = await members.owners('a');
     expect([placed[ids.b1], placed[ids.b2]]).toEqual(['b', 'c']);
     const carol = await sdk('a', TOKENS.carol);
     expect(await rpcErrorOf(modelSession(carol))).toEqual({
@@ -181,13 +148,13 @@ describe('Copilot front in a fleet (3 agents, 3 CLIs, one shared session-state d
   });
 
   it('the kill switch asked of a non-owner agent ends the session on its owner', async () => {
-    expect(await admin('a', `/admin/fleet/sessions/${ids.b2}`, 'DELETE')).toEqual({
+    expect(await members.admin('a', `/admin/fleet/sessions/${ids.b2}`, 'DELETE')).toEqual({
       status: 200,
       body: { sessionId: ids.b2, terminated: true, via: 'owner', owner: 'c' },
     });
-    expect(await heldBy('c')).toEqual([ids.s4]);
-    await eventually(async () => !(await loadedOn('c', ids.b2!)), 5000, 'the owner CLI let go of the session');
-    expect((await owners('b'))[ids.b2!]).toBeUndefined();
+    expect(await members.heldBy('c')).toEqual([ids.s4]);
+    await eventually(async () => !(await members.loadedOn('c', ids.b2!)), 5000, 'the owner CLI let go of the session');
+    expect((await members.owners('b'))[ids.b2!]).toBeUndefined();
   });
 
   it('the owner dies (agent and CLI killed): its saved session continues on a live instance', async () => {
@@ -208,8 +175,8 @@ describe('Copilot front in a fleet (3 agents, 3 CLIs, one shared session-state d
       }
     }
     expect(reply?.data.content).toBe(FAKE_MODEL_REPLY);
-    expect((await owners('a'))[ids.s3!]).toBe('c');
-    expect(await loadedOn('c', ids.s3!)).toBe(true);
+    expect((await members.owners('a'))[ids.s3!]).toBe('c');
+    expect(await members.loadedOn('c', ids.s3!)).toBe(true);
     const events = await aliceOnA[2]!.getEvents();
     expect(events.filter((e) => e.type === 'user.message').map((e) => e.data.content)).toEqual([
       'hello from a, to b',

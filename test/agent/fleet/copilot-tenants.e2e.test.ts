@@ -15,9 +15,8 @@ import {
   fakeModelSessionOptions,
   startFakeModel,
 } from '../../helpers/copilot-fake-model.js';
-import { eventually, openRawClient } from '../../helpers/copilot-rpc.js';
+import { eventually, openRawClient, rpcErrorOf } from '../../helpers/copilot-rpc.js';
 import { type CopilotFleet, startCopilotFleet } from './copilot-fleet-members.js';
-import { fleetAdmin } from './helpers.js';
 
 const TOKENS = {
   alice: 'alice-token-tenants-3a9d51',
@@ -40,7 +39,6 @@ const POLICY = {
 
 let model: FakeModel;
 let members: CopilotFleet<Id>;
-let clis: CopilotFleet<Id>['clis'];
 let agents: CopilotFleet<Id>['agents'];
 
 beforeAll(async () => {
@@ -58,7 +56,7 @@ beforeAll(async () => {
     adminToken: ADMIN_TOKEN,
     extraArgs: ['--tenant', 'acme'],
   });
-  ({ clis, agents } = members);
+  ({ agents } = members);
 });
 
 afterAll(async () => {
@@ -66,49 +64,17 @@ afterAll(async () => {
   await model?.close();
 });
 
-const { admin, owners } = fleetAdmin<Id>((agent) => agents[agent].adminUrl, ADMIN_TOKEN);
-
 const sdk = (agent: Id, user: User): Promise<CopilotClient> => members.sdk(agent, TOKENS[user]);
 
 const sessionOptions = () => ({ onPermissionRequest: approveAll, ...fakeModelSessionOptions(model) });
 
-/** The ids of the sessions an agent holds itself (its local table, not the fleet's). */
-async function heldBy(agent: Id): Promise<string[]> {
-  const sessions = (await admin(agent, '/admin/sessions')).body.sessions as Array<{ id: string }>;
-  return sessions.map((s) => s.id).sort();
-}
-
 /** The fleet inventory of one tenant, asked of `via`: id, owner instance and principal. */
 async function tenantSessions(via: Id, tenant: string) {
-  const { body } = await admin(via, `/admin/fleet/sessions?tenant=${tenant}`);
+  const { body } = await members.admin(via, `/admin/fleet/sessions?tenant=${tenant}`);
   const sessions = body.sessions as Array<{ id: string; owner: string; principal: string; tenant: string }>;
   return sessions
     .map(({ id, owner, principal, tenant }) => ({ id, owner, principal, tenant }))
     .sort((x, y) => x.id.localeCompare(y.id));
-}
-
-/** Whether a CLI has the session loaded, asked straight on the CLI. */
-async function loadedOn(cli: Id, sessionId: string): Promise<boolean> {
-  const direct = await openRawClient(clis[cli].port);
-  try {
-    await direct.call('connect', { token: clis[cli].token });
-    const reply = await direct.call('session.getMessages', { sessionId });
-    if (reply.error && /Session not found/.test(reply.error.message)) return false;
-    if (reply.error) throw new Error(reply.error.message);
-    return true;
-  } finally {
-    await direct.close();
-  }
-}
-
-async function rpcErrorOf(promise: Promise<unknown>) {
-  try {
-    await promise;
-  } catch (error) {
-    const e = error as { code?: unknown; message: string; data?: unknown };
-    return { code: e.code, message: e.message, data: e.data };
-  }
-  throw new Error('expected the call to fail');
 }
 
 const anotherUsers = (sessionId: string) => ({
@@ -129,7 +95,7 @@ describe('tenants on the Copilot front across two agents of a fleet', () => {
     const amyOnA = await sdk('a', 'amy');
     const s2 = await amyOnA.createSession(sessionOptions());
     ids.s2 = s2.sessionId;
-    expect(await owners('b')).toEqual({ [ids.g1]: 'a', [ids.s1]: 'a', [ids.s2]: 'b' });
+    expect(await members.owners('b')).toEqual({ [ids.g1]: 'a', [ids.s1]: 'a', [ids.s2]: 'b' });
     // The forwarded create kept its tenant: the registry counts it for acme.
     expect(await tenantSessions('a', 'acme')).toEqual(
       [
@@ -145,14 +111,14 @@ describe('tenants on the Copilot front across two agents of a fleet', () => {
     const aliceOnB = await sdk('b', 'alice');
     const s1 = await aliceOnB.resumeSession(ids.s1, sessionOptions());
     expect((await s1.sendAndWait({ prompt: 'hello from b' }, 30_000))?.data.content).toBe(FAKE_MODEL_REPLY);
-    expect(await loadedOn('a', ids.s1)).toBe(true);
-    expect(await loadedOn('b', ids.s1)).toBe(false);
+    expect(await members.loadedOn('a', ids.s1)).toBe(true);
+    expect(await members.loadedOn('b', ids.s1)).toBe(false);
     // amy's session on b, through a's connection that created it.
     expect((await s2.sendAndWait({ prompt: 'hello from a' }, 30_000))?.data.content).toBe(FAKE_MODEL_REPLY);
-    expect(await loadedOn('b', ids.s2)).toBe(true);
-    expect(await loadedOn('a', ids.s2)).toBe(false);
-    expect(await heldBy('a')).toEqual([ids.g1, ids.s1].sort());
-    expect(await heldBy('b')).toEqual([ids.s2]);
+    expect(await members.loadedOn('b', ids.s2)).toBe(true);
+    expect(await members.loadedOn('a', ids.s2)).toBe(false);
+    expect(await members.heldBy('a')).toEqual([ids.g1, ids.s1].sort());
+    expect(await members.heldBy('b')).toEqual([ids.s2]);
   });
 
   it("another tenant's user who knows the id is refused through either agent, whatever the call", async () => {
@@ -188,7 +154,7 @@ describe('tenants on the Copilot front across two agents of a fleet', () => {
       principal: 'alice',
       tenant: 'acme',
     });
-    expect(await heldBy('b')).toEqual([ids.s2]);
+    expect(await members.heldBy('b')).toEqual([ids.s2]);
   });
 
   it('sessionsPerTenant counts the tenant on both agents; other tenants keep their own', async () => {
@@ -205,13 +171,13 @@ describe('tenants on the Copilot front across two agents of a fleet', () => {
     // globex (one session) takes the slot left on b.
     const bobOnB = await sdk('b', 'bob');
     ids.g2 = (await bobOnB.createSession(sessionOptions())).sessionId;
-    expect((await owners('a'))[ids.g2]).toBe('b');
+    expect((await members.owners('a'))[ids.g2]).toBe('b');
 
     // alice deletes s1 (held by a) through b: acme has a place again, and a a slot.
     await aliceOnB.deleteSession(ids.s1!);
-    await eventually(async () => (await owners('a'))[ids.s1!] === undefined, 5000, 's1 left the registry');
+    await eventually(async () => (await members.owners('a'))[ids.s1!] === undefined, 5000, 's1 left the registry');
     const s3 = (await amyOnA.createSession(sessionOptions())).sessionId;
-    expect((await owners('b'))[s3]).toBe('a');
+    expect((await members.owners('b'))[s3]).toBe('a');
     expect(await rpcErrorOf(aliceOnB.createSession(sessionOptions()))).toEqual(quota);
     expect((await tenantSessions('a', 'acme')).map((s) => s.id).sort()).toEqual([ids.s2, s3].sort());
   });

@@ -138,6 +138,8 @@ export async function startAgents(
   };
 }
 
+export type FleetAdmin<Id extends string> = ReturnType<typeof fleetAdmin<Id>>;
+
 /** The fleet admin API of a set of agent processes, by their test id, with the admin token. */
 export function fleetAdmin<Id extends string>(adminUrl: (agent: Id) => string, token: string) {
   const admin = async (agent: Id, path: string, method = 'GET') => {
