@@ -10,8 +10,10 @@ import { InstanceLoad } from '../../../agent/core/load.js';
 import { createLogger } from '../../../agent/core/logger.js';
 import { createMetrics } from '../../../agent/core/metrics.js';
 import { type EndReason, type Session, SessionTable } from '../../../agent/core/sessions.js';
+import { fleetKeys } from '../../../agent/fleet/keys.js';
 import type { FleetContext } from '../../../agent/fleet/types.js';
 import { type PolicyInput, validatePolicy } from '../../../policy/index.js';
+import { type AgentProcess, spawnAgent } from '../../helpers/http-agent-process.js';
 import { freePort } from '../../helpers/redis-server.js';
 
 export function uniqueFleet(): string {
@@ -190,4 +192,57 @@ export function memberArgs(member: {
     ['--fleet', fleet],
     ['--admin-token', adminToken],
   ].flat();
+}
+
+/**
+ * HTTP agent processes that are the members of one new fleet (`memberArgs`, then `extraArgs`),
+ * each in front of `upstream(id)`. Started all at once, or `inOrder` (each then has the ones before
+ * it in its view of the fleet from its registration on); ready once the first sees every member
+ * alive. `respawn` starts a member again with the same flags (as a restarted pod keeps its name
+ * and address).
+ */
+export async function spawnMembers<Id extends string>(options: {
+  ids: readonly Id[];
+  policy: Record<string, unknown>;
+  upstream: (id: Id) => string;
+  redisUrl: string;
+  adminToken: string;
+  extraArgs?: readonly string[];
+  inOrder?: boolean;
+}): Promise<{ fleet: string; agents: Record<Id, AgentProcess>; respawn(id: Id): Promise<AgentProcess> }> {
+  const { ids, redisUrl, adminToken } = options;
+  const fleet = uniqueFleet();
+  const portOf = await memberPorts(ids);
+  const agents = {} as Record<Id, AgentProcess>;
+  const spawn = (id: Id) =>
+    spawnAgent({
+      policy: options.policy,
+      upstream: options.upstream(id),
+      args: [...memberArgs({ id, port: portOf[id], redisUrl, fleet, adminToken }), ...(options.extraArgs ?? [])],
+    });
+  if (options.inOrder) for (const id of ids) agents[id] = await spawn(id);
+  else await Promise.all(ids.map(async (id) => (agents[id] = await spawn(id))));
+  const { instances } = fleetAdmin<Id>((agent) => agents[agent].adminUrl, adminToken);
+  await waitFor(
+    `${ids.length} live members`,
+    async () => (await instances(ids[0]!)).filter((i) => i.alive).length === ids.length,
+    10_000,
+    50,
+  );
+  return {
+    fleet,
+    agents,
+    respawn: async (id) => (agents[id] = await spawn(id)),
+  };
+}
+
+/**
+ * Sets `instanceId`'s lease deadline in `fleet`'s registry to Redis's own "now": its lease has run
+ * out this moment, whatever the agents' views of the fleet still say. Resolves with how many
+ * leases changed (1 when the instance was registered).
+ */
+export async function lapseLease(redis: Redis, fleet: string, instanceId: string): Promise<number> {
+  const [seconds, micros] = await redis.time();
+  const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+  return redis.zadd(fleetKeys({ fleet }).leases, 'XX', 'CH', now, instanceId);
 }

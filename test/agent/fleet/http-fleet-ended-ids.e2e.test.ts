@@ -13,7 +13,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type AgentProcess, spawnAgent, stopAll } from '../../helpers/http-agent-process.js';
 import { startUpstream, type Upstream } from '../http/fixtures/upstream.js';
-import { fleetAdmin, memberArgs, memberPorts, uniqueFleet, waitFor } from './helpers.js';
+import { fleetAdmin, spawnMembers, waitFor } from './helpers.js';
 
 const ADMIN_TOKEN = 'admin-token-ended-ids-7c41d2';
 const IDS = ['a', 'b', 'solo'] as const;
@@ -32,25 +32,16 @@ const agents = {} as Record<Id, AgentProcess>;
 const { admin } = fleetAdmin<Id>((id) => agents[id].adminUrl, ADMIN_TOKEN);
 
 beforeAll(async () => {
-  const fleet = uniqueFleet();
-  const ports = await memberPorts(['a', 'b'] as const);
-  await Promise.all(
-    IDS.map(async (id) => {
-      services[id] = await startUpstream();
-      agents[id] = await spawnAgent({
-        policy: POLICY,
-        upstream: services[id].url,
-        args:
-          id === 'solo'
-            ? ['--admin-token', ADMIN_TOKEN]
-            : memberArgs({ id, port: ports[id], redisUrl: inject('redisUrl'), fleet, adminToken: ADMIN_TOKEN }),
-      });
-    }),
-  );
-  await waitFor('both fleet agents live', async () => {
-    const { body } = await admin('b', '/admin/fleet/instances');
-    return (body.instances as Array<{ alive: boolean }>).filter((i) => i.alive).length === 2;
+  await Promise.all(IDS.map(async (id) => (services[id] = await startUpstream())));
+  const members = await spawnMembers({
+    ids: ['a', 'b'] as const,
+    policy: POLICY,
+    upstream: (id) => services[id].url,
+    redisUrl: inject('redisUrl'),
+    adminToken: ADMIN_TOKEN,
   });
+  Object.assign(agents, members.agents);
+  agents.solo = await spawnAgent({ policy: POLICY, upstream: services.solo.url, args: ['--admin-token', ADMIN_TOKEN] });
 }, 60_000);
 
 afterAll(async () => {

@@ -7,9 +7,9 @@
  * another agent once that short lease has lapsed — not after the default 10 s.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type AgentProcess, spawnAgent, stopAll } from '../../helpers/http-agent-process.js';
+import { type AgentProcess, stopAll } from '../../helpers/http-agent-process.js';
 import { startUpstream, type Upstream } from '../http/fixtures/upstream.js';
-import { fleetAdmin, memberArgs, memberPorts, uniqueFleet } from './helpers.js';
+import { fleetAdmin, spawnMembers, waitFor } from './helpers.js';
 
 const ADMIN_TOKEN = 'admin-token-http-lease-0c93b1';
 const IDS = ['a', 'b', 'c'] as const;
@@ -24,26 +24,18 @@ const POLICY = {
 };
 
 const services = {} as Record<Id, Upstream>;
-const agents = {} as Record<Id, AgentProcess>;
+let agents: Record<Id, AgentProcess>;
 
 beforeAll(async () => {
-  const fleet = uniqueFleet();
-  const redisUrl = inject('redisUrl');
-  const portOf = await memberPorts(IDS);
-  await Promise.all(
-    IDS.map(async (id) => {
-      services[id] = await startUpstream();
-      agents[id] = await spawnAgent({
-        policy: POLICY,
-        upstream: services[id].url,
-        args: [
-          memberArgs({ id, port: portOf[id], redisUrl, fleet, adminToken: ADMIN_TOKEN }),
-          ['--fleet-lease-ms', String(LEASE_MS)],
-        ].flat(),
-      });
-    }),
-  );
-  await eventually(async () => (await instances('a')).filter((i) => i.alive).length === 3, 10_000, 'three live');
+  await Promise.all(IDS.map(async (id) => (services[id] = await startUpstream())));
+  ({ agents } = await spawnMembers({
+    ids: IDS,
+    policy: POLICY,
+    upstream: (id) => services[id].url,
+    redisUrl: inject('redisUrl'),
+    adminToken: ADMIN_TOKEN,
+    extraArgs: ['--fleet-lease-ms', String(LEASE_MS)],
+  }));
 }, 60_000);
 
 afterAll(async () => {
@@ -51,15 +43,10 @@ afterAll(async () => {
   await Promise.all(Object.values(services).map((s) => s.close()));
 });
 
-const { admin, instances, owners } = fleetAdmin<Id>((agent) => agents[agent].adminUrl, ADMIN_TOKEN);
+const { admin, owners } = fleetAdmin<Id>((agent) => agents[agent].adminUrl, ADMIN_TOKEN);
 
-async function eventually(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not ${what} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const eventually = (check: () => Promise<boolean>, timeoutMs: number, what: string) =>
+  waitFor(what, check, timeoutMs, 100);
 
 /** A request for session `id` through agent `via`. */
 function post(via: Id, id: string): Promise<Response> {

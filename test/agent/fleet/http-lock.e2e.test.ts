@@ -6,9 +6,9 @@
  * killed while a write holds the lock does not block the session for longer than the lock's TTL.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type AgentProcess, spawnAgent, stopAll } from '../../helpers/http-agent-process.js';
+import { type AgentProcess, stopAll } from '../../helpers/http-agent-process.js';
 import { overlapping, type RecordingUpstream, startRecordingUpstream } from '../http/collaborative-upstream.js';
-import { memberArgs, memberPorts, uniqueFleet } from './helpers.js';
+import { fleetAdmin, spawnMembers, waitFor } from './helpers.js';
 
 const ADMIN_TOKEN = 'admin-token-http-lock-7d21f0';
 const IDS = ['a', 'b', 'c'] as const;
@@ -24,23 +24,17 @@ const POLICY = {
 };
 
 let upstream: RecordingUpstream;
-const agents = {} as Record<Id, AgentProcess>;
+let agents: Record<Id, AgentProcess>;
 
 beforeAll(async () => {
   upstream = await startRecordingUpstream();
-  const fleet = uniqueFleet();
-  const redisUrl = inject('redisUrl');
-  const portOf = await memberPorts(IDS);
-  await Promise.all(
-    IDS.map(async (id) => {
-      agents[id] = await spawnAgent({
-        policy: POLICY,
-        upstream: upstream.url,
-        args: memberArgs({ id, port: portOf[id], redisUrl, fleet, adminToken: ADMIN_TOKEN }),
-      });
-    }),
-  );
-  await eventually(async () => (await alive('a')) === 3, 10_000, 'three live agents');
+  ({ agents } = await spawnMembers({
+    ids: IDS,
+    policy: POLICY,
+    upstream: () => upstream.url,
+    redisUrl: inject('redisUrl'),
+    adminToken: ADMIN_TOKEN,
+  }));
 }, 60_000);
 
 afterAll(async () => {
@@ -48,33 +42,15 @@ afterAll(async () => {
   await upstream?.close();
 });
 
-async function eventually(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not ${what} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const { owners } = fleetAdmin<Id>((agent) => agents[agent].adminUrl, ADMIN_TOKEN);
 
-async function admin(via: Id, path: string): Promise<Record<string, unknown>> {
-  const response = await fetch(`${agents[via].adminUrl}${path}`, {
-    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
-  });
-  return (await response.json()) as Record<string, unknown>;
-}
-
-async function alive(via: Id): Promise<number> {
-  const { instances } = (await admin(via, '/admin/fleet/instances')) as { instances: Array<{ alive: boolean }> };
-  return instances.filter((i) => i.alive).length;
-}
+const eventually = (check: () => Promise<boolean>, timeoutMs: number, what: string) =>
+  waitFor(what, check, timeoutMs, 50);
 
 async function ownerOf(via: Id, session: string): Promise<Id> {
-  const { sessions } = (await admin(via, '/admin/fleet/sessions')) as {
-    sessions: Array<{ id: string; owner: Id }>;
-  };
-  const owner = sessions.find((s) => s.id === session)?.owner;
+  const owner = (await owners(via))[session];
   if (!owner) throw new Error(`no owner for ${session}`);
-  return owner;
+  return owner as Id;
 }
 
 function post(via: Id, session: string, path = '/write', signal?: AbortSignal) {

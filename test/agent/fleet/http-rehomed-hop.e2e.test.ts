@@ -15,11 +15,10 @@
  */
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import WebSocket from 'ws';
-import { fleetKeys } from '../../../agent/fleet/keys.js';
-import { type AgentProcess, spawnAgent, stopAll } from '../../helpers/http-agent-process.js';
+import { type AgentProcess, stopAll } from '../../helpers/http-agent-process.js';
+import { ask, wsClients } from './fixtures/ws-client.js';
 import { startWsService, type WsService } from './fixtures/ws-service.js';
-import { fleetAdmin, inspector, memberArgs, memberPorts, uniqueFleet } from './helpers.js';
+import { fleetAdmin, inspector, lapseLease, spawnMembers } from './helpers.js';
 
 const ADMIN_TOKEN = 'admin-token-rehomed-hop-5d21e8';
 const IDS = ['a', 'b', 'c'] as const;
@@ -35,30 +34,27 @@ const POLICY = {
 
 let redis: Redis;
 let fleet: string;
-const agents = {} as Record<Id, AgentProcess>;
+let agents: Record<Id, AgentProcess>;
 const services = {} as Record<Id, WsService>;
-const sockets: WebSocket[] = [];
+const clients = wsClients();
 
 beforeAll(async () => {
   redis = await inspector(inject('redisUrl'));
-  fleet = uniqueFleet();
-  const portOf = await memberPorts(IDS);
   for (const id of IDS) services[id] = await startWsService(`service-${id}`);
   // One after the other, so each one has the ones before it in its view of the fleet.
-  for (const id of IDS) {
-    agents[id] = await spawnAgent({
-      policy: POLICY,
-      upstream: services[id].url,
-      args: [
-        memberArgs({ id, port: portOf[id], redisUrl: inject('redisUrl'), fleet, adminToken: ADMIN_TOKEN }),
-        ['--fleet-lease-ms', String(LEASE_MS)],
-      ].flat(),
-    });
-  }
+  ({ fleet, agents } = await spawnMembers({
+    ids: IDS,
+    policy: POLICY,
+    upstream: (id) => services[id].url,
+    redisUrl: inject('redisUrl'),
+    adminToken: ADMIN_TOKEN,
+    extraArgs: ['--fleet-lease-ms', String(LEASE_MS)],
+    inOrder: true,
+  }));
 }, 60_000);
 
 afterAll(async () => {
-  for (const ws of sockets.splice(0)) ws.terminate();
+  clients.terminate();
   await stopAll();
   await Promise.all(Object.values(services).map((s) => s.close()));
   await redis?.quit();
@@ -70,29 +66,7 @@ function hello(via: Id, id: string): Promise<Response> {
   return fetch(`${agents[via].url}/hello`, { headers: { 'x-session': id } });
 }
 
-function open(via: Id, id: string): Promise<WebSocket> {
-  const ws = new WebSocket(`${agents[via].url.replace('http', 'ws')}/ws`, { headers: { 'x-session': id } });
-  sockets.push(ws);
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => resolve(ws));
-    ws.once('error', reject);
-    ws.once('unexpected-response', (_req, res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        text += chunk;
-      });
-      res.on('end', () => reject(new Error(`handshake answered ${res.statusCode}: ${text}`)));
-    });
-  });
-}
-
-function ask(ws: WebSocket, text: string): Promise<string> {
-  return new Promise((resolve) => {
-    ws.once('message', (data) => resolve(String(data)));
-    ws.send(text);
-  });
-}
+const open = (via: Id, id: string) => clients.open(agents[via].url, { 'x-session': id });
 
 /** How many requests `agent` refused with `code`, from its metrics. */
 async function rejections(agent: Id, code: string): Promise<number> {
@@ -114,9 +88,7 @@ describe('a session whose owner died, re-homed by the fleet to a third instance'
     expect([REQUEST, UPGRADE, ...FILLERS].map((id) => before[id])).toEqual(['a', 'a', 'b', 'b']);
     // a is dead to the fleet; b has no free slot, so the registry moves a's sessions to c.
     await agents.a.stop('SIGKILL');
-    const [seconds, micros] = await redis.time();
-    const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
-    expect(await redis.zadd(fleetKeys({ fleet }).leases, 'XX', 'CH', now, 'a')).toBe(1);
+    expect(await lapseLease(redis, fleet, 'a')).toBe(1);
   }, 30_000);
 
   it('a request through b is forwarded to c, adopted there and served by c’s service', async () => {

@@ -15,14 +15,13 @@
  * is placed on the other, whose agent mints the cookie (relayed on the 101); that cookie then
  * reaches the owner's service through either agent.
  */
-import type { IncomingHttpHeaders } from 'node:http';
 import { connect as netConnect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import WebSocket from 'ws';
-import { type AgentProcess, spawnAgent, stopAll } from '../../helpers/http-agent-process.js';
-import { freePort } from '../../helpers/redis-server.js';
+import { type AgentProcess, stopAll } from '../../helpers/http-agent-process.js';
+import { ask, wsClients } from './fixtures/ws-client.js';
 import { startWsService, type WsService } from './fixtures/ws-service.js';
-import { uniqueFleet } from './helpers.js';
+import { fleetAdmin, spawnMembers, waitFor } from './helpers.js';
 
 const ADMIN_TOKEN = 'admin-token-ws-fleet-7d41c2';
 const IDS = ['a', 'b', 'c'] as const;
@@ -35,120 +34,50 @@ const POLICY = {
 };
 
 const services = {} as Record<Id, WsService>;
-const agents = {} as Record<Id, AgentProcess>;
-const sockets: WebSocket[] = [];
+let agents: Record<Id, AgentProcess>;
+const clients = wsClients();
 
 beforeAll(async () => {
-  const fleet = uniqueFleet();
-  await Promise.all(
-    IDS.map(async (id) => {
-      services[id] = await startWsService(`service-${id}`);
-      const port = await freePort();
-      agents[id] = await spawnAgent({
-        policy: POLICY,
-        upstream: services[id].url,
-        args: [
-          ['--listen', `127.0.0.1:${port}`],
-          ['--advertise', `http://127.0.0.1:${port}`],
-          ['--instance-id', id],
-          ['--redis', inject('redisUrl')],
-          ['--fleet', fleet],
-          ['--admin-token', ADMIN_TOKEN],
-        ].flat(),
-      });
-    }),
-  );
-  await eventually(async () => (await liveInstances('a')) === 3, 10_000, 'three live');
+  await Promise.all(IDS.map(async (id) => (services[id] = await startWsService(`service-${id}`))));
+  ({ agents } = await spawnMembers({
+    ids: IDS,
+    policy: POLICY,
+    upstream: (id) => services[id].url,
+    redisUrl: inject('redisUrl'),
+    adminToken: ADMIN_TOKEN,
+  }));
 }, 60_000);
 
 afterAll(async () => {
-  for (const ws of sockets.splice(0)) ws.terminate();
+  clients.terminate();
   await stopAll();
   await Promise.all(Object.values(services).map((s) => s.close()));
 });
 
-async function eventually(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not ${what} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const { admin, owners } = fleetAdmin<Id>((agent) => agents[agent].adminUrl, ADMIN_TOKEN);
 
-async function admin(agent: Id, path: string): Promise<Record<string, unknown>> {
-  const response = await fetch(`${agents[agent].adminUrl}${path}`, {
-    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
-  });
-  return (await response.json()) as Record<string, unknown>;
-}
+const eventually = (check: () => Promise<boolean>, timeoutMs: number, what: string) =>
+  waitFor(what, check, timeoutMs, 100);
 
-async function liveInstances(agent: Id): Promise<number> {
-  const { instances } = (await admin(agent, '/admin/fleet/instances')) as { instances: Array<{ alive: boolean }> };
-  return instances.filter((i) => i.alive).length;
-}
-
-async function ownerOf(id: string): Promise<string | undefined> {
-  const { sessions } = (await admin('a', '/admin/fleet/sessions')) as {
-    sessions: Array<{ id: string; owner: string }>;
-  };
-  return sessions.find((s) => s.id === id)?.owner;
-}
+/** The owner of session `id` in the fleet inventory. */
+const ownerOf = async (id: string) => (await owners('a'))[id];
 
 /** The open streams of session `id` on `agent`'s own table (undefined: not held there). */
 async function openStreams(agent: Id, id: string): Promise<number | undefined> {
-  const { sessions } = (await admin(agent, '/admin/sessions')) as {
+  const { sessions } = (await admin(agent, '/admin/sessions')).body as {
     sessions: Array<{ id: string; openStreams: number }>;
   };
   return sessions.find((s) => s.id === id)?.openStreams;
 }
 
-function wsUrl(agent: Id): string {
-  return `${agents[agent].url.replace('http', 'ws')}/ws`;
-}
-
-function open(agent: Id, headers: Record<string, string>): Promise<WebSocket> {
-  const ws = new WebSocket(wsUrl(agent), { headers });
-  sockets.push(ws);
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => resolve(ws));
-    ws.once('error', reject);
-    ws.once('unexpected-response', (_req, res) => reject(new Error(`handshake answered ${res.statusCode}`)));
-  });
-}
-
-function ask(ws: WebSocket, text: string): Promise<string> {
-  return new Promise((resolve) => {
-    ws.once('message', (data) => resolve(String(data)));
-    ws.send(text);
-  });
-}
+const open = (agent: Id, headers: Record<string, string>) => clients.open(agents[agent].url, headers);
+const refused = (agent: Id, headers: Record<string, string>) => clients.refused(agents[agent].url, headers);
 
 function closed(ws: WebSocket): Promise<void> {
   return new Promise((resolve) => {
     if (ws.readyState === WebSocket.CLOSED) return resolve();
     ws.once('close', () => resolve());
     ws.close();
-  });
-}
-
-/** A refused handshake: its status, headers and JSON body. */
-function refused(
-  agent: Id,
-  headers: Record<string, string>,
-): Promise<{ status: number; headers: IncomingHttpHeaders; body: unknown }> {
-  const ws = new WebSocket(wsUrl(agent), { headers });
-  sockets.push(ws);
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => reject(new Error('the upgrade was accepted')));
-    ws.once('error', () => {});
-    ws.once('unexpected-response', (_req, res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        text += chunk;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: JSON.parse(text) }));
-    });
   });
 }
 
@@ -287,39 +216,17 @@ describe('WebSocket upgrades in a cookie-affinity fleet (2 agents, --redis)', ()
   const COOKIE_IDS = ['x', 'y'] as const;
   type CookieId = (typeof COOKIE_IDS)[number];
   const cookieServices = {} as Record<CookieId, WsService>;
-  const cookieAgents = {} as Record<CookieId, AgentProcess>;
+  let cookieAgents: Record<CookieId, AgentProcess>;
 
   beforeAll(async () => {
-    const fleet = uniqueFleet();
-    await Promise.all(
-      COOKIE_IDS.map(async (id) => {
-        cookieServices[id] = await startWsService(`service-${id}`);
-        const port = await freePort();
-        cookieAgents[id] = await spawnAgent({
-          policy: { ...POLICY, affinity: { type: 'cookie', cookieName: 'sf' }, maxInstances: 2 },
-          upstream: cookieServices[id].url,
-          args: [
-            ['--listen', `127.0.0.1:${port}`],
-            ['--advertise', `http://127.0.0.1:${port}`],
-            ['--instance-id', id],
-            ['--redis', inject('redisUrl')],
-            ['--fleet', fleet],
-            ['--admin-token', ADMIN_TOKEN],
-          ].flat(),
-        });
-      }),
-    );
-    await eventually(
-      async () => {
-        const response = await fetch(`${cookieAgents.x.adminUrl}/admin/fleet/instances`, {
-          headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
-        });
-        const { instances } = (await response.json()) as { instances: Array<{ alive: boolean }> };
-        return instances.filter((i) => i.alive).length === 2;
-      },
-      10_000,
-      'two live',
-    );
+    await Promise.all(COOKIE_IDS.map(async (id) => (cookieServices[id] = await startWsService(`service-${id}`))));
+    ({ agents: cookieAgents } = await spawnMembers({
+      ids: COOKIE_IDS,
+      policy: { ...POLICY, affinity: { type: 'cookie', cookieName: 'sf' }, maxInstances: 2 },
+      upstream: (id) => cookieServices[id].url,
+      redisUrl: inject('redisUrl'),
+      adminToken: ADMIN_TOKEN,
+    }));
   }, 60_000);
 
   afterAll(async () => {
@@ -328,10 +235,7 @@ describe('WebSocket upgrades in a cookie-affinity fleet (2 agents, --redis)', ()
 
   /** Opens a WebSocket at `agent`; resolves with it and the session cookie its handshake answer set. */
   function openWithCookie(agent: CookieId, cookie?: string): Promise<{ ws: WebSocket; setCookie: string | undefined }> {
-    const ws = new WebSocket(`${cookieAgents[agent].url.replace('http', 'ws')}/ws`, {
-      headers: cookie ? { cookie } : {},
-    });
-    sockets.push(ws);
+    const ws = clients.socket(cookieAgents[agent].url, cookie ? { cookie } : {});
     return new Promise((resolve, reject) => {
       let setCookie: string | undefined;
       ws.once('upgrade', (res) => {

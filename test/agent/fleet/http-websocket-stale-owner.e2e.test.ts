@@ -22,14 +22,12 @@
  * store itself, standing for the lease running out. The forwarding agent's log (or the restarted
  * owner's metrics) shows that the upgrade did go to the old owner first.
  */
-import type { IncomingHttpHeaders } from 'node:http';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import WebSocket from 'ws';
-import { fleetKeys } from '../../../agent/fleet/keys.js';
-import { type AgentProcess, spawnAgent, stopAll } from '../../helpers/http-agent-process.js';
+import { type AgentProcess, stopAll } from '../../helpers/http-agent-process.js';
+import { ask, wsClients } from './fixtures/ws-client.js';
 import { startWsService, type WsService } from './fixtures/ws-service.js';
-import { fleetAdmin, inspector, memberArgs, memberPorts, uniqueFleet, waitFor } from './helpers.js';
+import { fleetAdmin, inspector, lapseLease, spawnMembers, waitFor } from './helpers.js';
 
 const ADMIN_TOKEN = 'admin-token-ws-stale-3f9a27';
 /** Long enough that no agent's heartbeat refreshes its view of the fleet while a test runs. */
@@ -38,14 +36,14 @@ const UNREACHABLE_LOG = 'the owner agent did not answer the handshake';
 
 let redis: Redis;
 const services: WsService[] = [];
-const sockets: WebSocket[] = [];
+const clients = wsClients();
 
 beforeAll(async () => {
   redis = await inspector(inject('redisUrl'));
 });
 
 afterAll(async () => {
-  for (const ws of sockets.splice(0)) ws.terminate();
+  clients.terminate();
   await stopAll();
   await Promise.all(services.map((s) => s.close()));
   await redis.quit();
@@ -58,31 +56,27 @@ afterAll(async () => {
  * without asking Redis until its next heartbeat, a third of the lease later.
  */
 async function startFleet<Id extends string>(ids: readonly [Id, Id], policy: Record<string, unknown>) {
-  const fleet = uniqueFleet();
-  const portOf = await memberPorts(ids);
-  const agents = {} as Record<Id, AgentProcess>;
   const serviceOf = {} as Record<Id, WsService>;
   for (const id of ids) {
     serviceOf[id] = await startWsService(`service-${id}`);
     services.push(serviceOf[id]);
   }
-  const spawn = (id: Id) =>
-    spawnAgent({
-      policy,
-      upstream: serviceOf[id].url,
-      args: [
-        memberArgs({ id, port: portOf[id], redisUrl: inject('redisUrl'), fleet, adminToken: ADMIN_TOKEN }),
-        ['--fleet-lease-ms', String(LEASE_MS)],
-      ].flat(),
-    });
-  for (const id of ids) agents[id] = await spawn(id);
+  const { fleet, agents, respawn } = await spawnMembers({
+    ids,
+    policy,
+    upstream: (id) => serviceOf[id].url,
+    redisUrl: inject('redisUrl'),
+    adminToken: ADMIN_TOKEN,
+    extraArgs: ['--fleet-lease-ms', String(LEASE_MS)],
+    inOrder: true,
+  });
   const registered = agents[ids[1]].logs().find((l) => l.msg === 'registered with the fleet');
   expect(registered?.instances).toBe(2);
   const { owners } = fleetAdmin<Id>((agent) => agents[agent].adminUrl, ADMIN_TOKEN);
   /** SIGKILL, then the same instance again on the same address (as a restarted pod of a StatefulSet). */
   const restart = async (id: Id) => {
     await agents[id].stop('SIGKILL');
-    agents[id] = await spawn(id);
+    await respawn(id);
   };
   return { fleet, agents, services: serviceOf, owners, restart };
 }
@@ -90,59 +84,11 @@ async function startFleet<Id extends string>(ids: readonly [Id, Id], policy: Rec
 /** SIGKILL, then the dead instance's lease lapsed in the registry (see the file's comment). */
 async function killAndLapse(agent: AgentProcess, fleet: string, instanceId: string): Promise<void> {
   await agent.stop('SIGKILL');
-  const [seconds, micros] = await redis.time();
-  const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
-  expect(await redis.zadd(fleetKeys({ fleet }).leases, 'XX', 'CH', now, instanceId)).toBe(1);
+  expect(await lapseLease(redis, fleet, instanceId)).toBe(1);
 }
 
-function wsUrl(agent: AgentProcess): string {
-  return `${agent.url.replace('http', 'ws')}/ws`;
-}
-
-function open(agent: AgentProcess, headers: Record<string, string>): Promise<WebSocket> {
-  const ws = new WebSocket(wsUrl(agent), { headers });
-  sockets.push(ws);
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => resolve(ws));
-    ws.once('error', reject);
-    ws.once('unexpected-response', (_req, res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        text += chunk;
-      });
-      res.on('end', () => reject(new Error(`handshake answered ${res.statusCode}: ${text}`)));
-    });
-  });
-}
-
-/** A refused handshake: its status, headers and JSON body. */
-function refused(
-  agent: AgentProcess,
-  headers: Record<string, string>,
-): Promise<{ status: number; headers: IncomingHttpHeaders; body: unknown }> {
-  const ws = new WebSocket(wsUrl(agent), { headers });
-  sockets.push(ws);
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => reject(new Error('the upgrade was accepted')));
-    ws.once('error', () => {});
-    ws.once('unexpected-response', (_req, res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        text += chunk;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: JSON.parse(text) }));
-    });
-  });
-}
-
-function ask(ws: WebSocket, text: string): Promise<string> {
-  return new Promise((resolve) => {
-    ws.once('message', (data) => resolve(String(data)));
-    ws.send(text);
-  });
-}
+const open = (agent: AgentProcess, headers: Record<string, string>) => clients.open(agent.url, headers);
+const refused = (agent: AgentProcess, headers: Record<string, string>) => clients.refused(agent.url, headers);
 
 /** How many requests `agent` refused with `code`, from its metrics. */
 async function rejections(agent: AgentProcess, code: string): Promise<number> {
