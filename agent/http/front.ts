@@ -627,8 +627,9 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
   /**
    * The routing step of a request or upgrade naming a session, in a fleet: what to do with it,
    * for the request path and the upgrade path to act on each in its own way. Decided without
-   * Redis for a session held here (the hot path: no `await` either) and for a marked hop;
-   * otherwise the fleet is asked.
+   * Redis for a session held here (the hot path: no `await` either) and for a first-seen id a hop
+   * brings with its reservation; otherwise the fleet is asked (for any other hop only whether the
+   * registry re-homed the session here: `routeHop`).
    */
   private sessionStep(
     fleet: Coordinator,
