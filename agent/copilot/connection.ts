@@ -386,7 +386,11 @@ export class ClientConnection implements Attachment {
       result = await this.options.control.call('sessions.getMetadata', { sessionId });
     } catch (error) {
       this.log.warn({ sessionId, err: errorText(error) }, 'could not check whether a Copilot session is saved');
-      throw new AgentError('UPSTREAM_UNAVAILABLE', 'the agent could not check whether this session exists');
+      throw new AgentError(
+        'UPSTREAM_UNAVAILABLE',
+        `the agent could not check whether session ${JSON.stringify(sessionId)} is saved on the CLI (sessions.getMetadata failed)`,
+        { details: { sessionId } },
+      );
     }
     return (result as { session?: unknown } | null)?.session != null;
   }
