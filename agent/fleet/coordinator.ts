@@ -722,9 +722,15 @@ export class FleetCoordinator implements Coordinator {
     }
     if (!result.ok && result.ended !== undefined) {
       // The client-chosen id ended between placement and now: its earlier session's end stands,
-      // and this instance remembers it as the fleet does.
-      this.quietEnds.add(sessionId);
-      this.context.sessions.end(sessionId, result.ended === 'owner-lost' ? 'terminated' : result.ended);
+      // and this instance remembers it as the fleet does. An id whose owner was lost has no end
+      // reason a session table knows: it is dropped here unremembered, so that this agent, like
+      // every other, answers it from the fleet's memory (as an unknown id).
+      if (result.ended === 'owner-lost') {
+        this.context.sessions.discard(sessionId);
+      } else {
+        this.quietEnds.add(sessionId);
+        this.context.sessions.end(sessionId, result.ended);
+      }
       this.count('rejected_ended');
       throw sessionEndedError(result.ended);
     }

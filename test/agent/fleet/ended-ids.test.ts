@@ -173,4 +173,20 @@ describe('the fleet’s memory of ended session ids', () => {
     // ... and a live session is no ended one.
     expect(await b.coordinator.registry.endedReason('race')).toBeUndefined();
   });
+
+  it('open() refusing an id whose owner was lost leaves this agent answering as every other agent does', async () => {
+    const { a, b } = await fleetOf();
+    const late = await b.coordinator.place({ sessionId: 'lost-race' });
+    await openOn(a, 'lost-race');
+    a.coordinator.crashForTests();
+    await waitFor('the owner’s lease to lapse', async () => {
+      const route = await b.coordinator.route('lost-race');
+      return route.kind === 'gone' ? route : false;
+    });
+    await expect(b.coordinator.open(late, 'lost-race')).rejects.toMatchObject({ code: 'SESSION_NOT_FOUND' });
+    // Not remembered here under a reason of its own ("terminated by an operator"): the fleet's
+    // memory answers it, here as on any agent.
+    expect(b.context.sessions.lookup('lost-race')).toEqual({ state: 'unknown' });
+    expect(await placeId(b, 'lost-race')).toEqual({ code: 'SESSION_NOT_FOUND', details: {} });
+  });
 });
