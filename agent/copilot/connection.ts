@@ -25,7 +25,7 @@ import type { Coordinator, PlacementTicket } from '../fleet/types.js';
 import type { ControlChannel } from './control.js';
 import { CLI_AUTH_FAILED, CLI_AUTH_REQUIRED } from './control.js';
 import type { FrameDecoderOptions } from './framing.js';
-import { HOP_PARAM, Hop, type HopEnvelope, verifyHopMark } from './hop.js';
+import { HOP_PARAM, Hop, type HopEnvelope, isNotOwner, notOwnerError, verifyHopMark, withoutNotOwner } from './hop.js';
 import {
   JsonRpcError,
   type JsonRpcErrorObject,
@@ -270,13 +270,24 @@ export class ClientConnection implements Attachment {
         this.forward(request, slot, { transform: (result) => this.filterPointer(result) });
         return;
       case 'session':
-        this.onSessionRequest(request, route.sessionId, route.action, slot).catch((error: unknown) => {
-          slot.release();
-          if (error instanceof AgentError) this.reject(request.id, error);
-          else this.internalError(request, error);
-        });
+        this.handleSessionRequest(request, route.sessionId, route.action, slot, false);
         return;
     }
+  }
+
+  /** `onSessionRequest`, its failure answered; `retried`: a hop's owner answered "not the owner" once. */
+  private handleSessionRequest(
+    request: JsonRpcRequest,
+    sessionId: string,
+    action: SessionAction,
+    slot: Slot,
+    retried: boolean,
+  ): void {
+    this.onSessionRequest(request, sessionId, action, slot, retried).catch((error: unknown) => {
+      slot.release();
+      if (error instanceof AgentError) this.reject(request.id, error);
+      else this.internalError(request, error);
+    });
   }
 
   private async onSessionRequest(
@@ -284,12 +295,13 @@ export class ClientConnection implements Attachment {
     sessionId: string,
     action: SessionAction,
     slot: Slot,
+    retried = false,
   ): Promise<void> {
     const { context, state } = this.options;
     if (context.draining && startsNewWork(action)) {
       throw new AgentError('DRAINING', 'this instance is shutting down and takes no new sessions or turns');
     }
-    const decision = await this.routeSession(request, sessionId, action, slot, this.coordinator);
+    const decision = await this.routeSession(request, sessionId, action, slot, this.coordinator, retried);
     if (decision.kind === 'done') return;
     const owner = decision.owner ?? (await this.authorize(sessionId, action));
     switch (action) {
@@ -548,7 +560,8 @@ export class ClientConnection implements Attachment {
    * New sessions — a create, a resume of a session not loaded anywhere — are placed by the
    * coordinator, which enforces the quotas per principal and tenant the same way with and without
    * Redis; others are routed, locally owned ones with no Redis command. A hop's requests are never
-   * forwarded again.
+   * forwarded again (`routeHopSession`). `retried`: an owner answered "not the owner" once already,
+   * so a second such answer goes to the client.
    */
   private async routeSession(
     request: JsonRpcRequest,
@@ -556,22 +569,18 @@ export class ClientConnection implements Attachment {
     action: SessionAction,
     slot: Slot,
     fleet: Coordinator,
+    retried: boolean,
   ): Promise<FleetDecision> {
     if (action === 'create') return this.placeNew(request, sessionId, action, slot, fleet);
+    if (this.hopFrom) return this.routeHopSession(request, sessionId, action, slot, fleet);
     const route = await fleet.route(sessionId);
     switch (route.kind) {
       case 'local':
         return { kind: 'here' };
       case 'remote':
-        if (this.hopFrom) {
-          // The forwarding agent's view was stale: it forgets its cached owner and routes again.
-          throw new AgentError(
-            'SESSION_NOT_FOUND',
-            `session ${JSON.stringify(sessionId)} is not held by instance ${this.options.context.config.instanceId}`,
-            { details: { sessionId } },
-          );
-        }
-        await this.forwardRemote(request, sessionId, action, slot, route);
+        await this.forwardRemote(request, sessionId, action, slot, route, {
+          reroute: retried ? undefined : () => this.handleSessionRequest(request, sessionId, action, slot, true),
+        });
         return { kind: 'done' };
       case 'adopt':
         return this.adoptHere(request, sessionId, action, fleet);
@@ -579,6 +588,39 @@ export class ClientConnection implements Attachment {
         // A saved session nobody holds any more (detached, handed off and forgotten): placed anew.
         if (action === 'resume') return this.placeNew(request, sessionId, action, slot, fleet);
         return { kind: 'here' };
+    }
+  }
+
+  /**
+   * `routeSession` for a request another agent forwarded here (a hop), which that agent placed and
+   * routed: served here or refused, never forwarded again. A session not held here is taken on
+   * only when the registry names this instance its owner (the forwarder's lookup re-homed it
+   * here: `routeHop` → adopt); anything else — another owner, handed off, orphaned, unknown — is
+   * "not the owner", and the forwarding agent routes once more. A resume that carries the
+   * forwarder's reservation was placed here by it.
+   */
+  private async routeHopSession(
+    request: JsonRpcRequest,
+    sessionId: string,
+    action: Exclude<SessionAction, 'create'>,
+    slot: Slot,
+    fleet: Coordinator,
+  ): Promise<FleetDecision> {
+    const envelope = (request as JsonRpcRequest & { sessionfleet?: HopEnvelope }).sessionfleet;
+    if (
+      action === 'resume' &&
+      typeof envelope?.reservation === 'string' &&
+      this.options.context.sessions.lookup(sessionId).state !== 'active'
+    )
+      return this.placeNew(request, sessionId, action, slot, fleet);
+    const route = await fleet.routeHop(sessionId);
+    switch (route.kind) {
+      case 'local':
+        return { kind: 'here' };
+      case 'adopt':
+        return this.adoptHere(request, sessionId, action, fleet);
+      case 'not-owner':
+        throw notOwnerError(sessionId, this.options.context.config.instanceId);
     }
   }
 
@@ -603,15 +645,10 @@ export class ClientConnection implements Attachment {
     } else {
       const placement = await fleet.place({ principal, tenant: this.tenant });
       if (placement.kind === 'remote') {
-        await this.forwardRemote(
-          request,
-          sessionId,
-          action,
-          slot,
-          placement,
-          { reservation: placement.reservationId },
-          () => fleet.cancel(placement),
-        );
+        await this.forwardRemote(request, sessionId, action, slot, placement, {
+          envelope: { reservation: placement.reservationId },
+          failed: () => fleet.cancel(placement),
+        });
         return { kind: 'done' };
       }
       ticket = placement;
@@ -680,16 +717,21 @@ export class ClientConnection implements Attachment {
     return { kind: 'here', owner };
   }
 
-  /** Sends a session request to the owner's agent over this connection's hop to it. */
+  /**
+   * Sends a session request to the owner's agent over this connection's hop to it. `envelope`:
+   * what the hop carries beside the params (a placement's reservation); `failed`: called when the
+   * owner could not be reached; `reroute`: called instead of answering the client when the owner
+   * answers "not the owner" (the route is forgotten first), for the request to be routed once more.
+   */
   private async forwardRemote(
     request: JsonRpcRequest,
     sessionId: string,
     action: SessionAction,
     slot: Slot,
     target: { instanceId: string; advertise: string },
-    envelope?: HopEnvelope,
-    failed?: () => unknown,
+    options: { envelope?: HopEnvelope; failed?: () => unknown; reroute?: () => void } = {},
   ): Promise<void> {
+    const { envelope, failed, reroute } = options;
     const fleet = this.fleet!;
     let hop: Hop;
     try {
@@ -713,7 +755,11 @@ export class ClientConnection implements Attachment {
         );
         hop.attached.add(sessionId);
       } catch (error) {
-        if (!(error instanceof JsonRpcError)) fleet.forget(sessionId);
+        if (!(error instanceof JsonRpcError) || isNotOwner(error)) fleet.forget(sessionId);
+        if (reroute && error instanceof JsonRpcError && isNotOwner(error)) {
+          reroute();
+          return;
+        }
         slot.release();
         this.emit(this.relayedError(request.id, error));
         return;
@@ -725,6 +771,16 @@ export class ClientConnection implements Attachment {
       request.params,
       (response) => {
         this.inFlight.delete(request.id);
+        if (response?.error && isNotOwner(response.error)) {
+          fleet.forget(sessionId);
+          hop.attached.delete(sessionId);
+          if (reroute) {
+            // The owner's agent does not hold it and the registry does not give it to it: the
+            // route was stale. Routed once more, by this agent (never forwarded twice).
+            reroute();
+            return;
+          }
+        }
         slot.release();
         if (!response) {
           fleet.forget(sessionId);
@@ -742,7 +798,7 @@ export class ClientConnection implements Attachment {
         if (response.error) {
           if ((response.error.data as { code?: unknown } | undefined)?.code === 'SESSION_NOT_FOUND')
             fleet.forget(sessionId);
-          this.emit({ jsonrpc: '2.0', id: request.id, error: response.error });
+          this.emit({ jsonrpc: '2.0', id: request.id, error: withoutNotOwner(response.error) });
           return;
         }
         if (action === 'create' || action === 'resume') {
@@ -763,7 +819,7 @@ export class ClientConnection implements Attachment {
     if (error instanceof JsonRpcError) {
       const relayed: JsonRpcErrorObject = { code: error.code, message: error.message };
       if (error.data !== undefined) relayed.data = error.data;
-      return { jsonrpc: '2.0', id, error: relayed };
+      return { jsonrpc: '2.0', id, error: withoutNotOwner(relayed) };
     }
     return this.errorMessage(id, new AgentError('UPSTREAM_UNAVAILABLE', 'the owner agent did not answer'));
   }

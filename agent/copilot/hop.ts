@@ -8,8 +8,9 @@
  * `session.create` carries. A client cannot forge the mark without the fleet key; a mark is bound
  * to both instances and expires after `HOP_MARK_MAX_AGE_MS`.
  */
+import { AgentError } from '../core/errors.js';
 import type { OwnerHints } from '../fleet/owner-hint.js';
-import { JsonRpcError } from './jsonrpc.js';
+import { JsonRpcError, type JsonRpcErrorObject } from './jsonrpc.js';
 import { Upstream, type UpstreamHandlers } from './upstream.js';
 
 /** The `connect` param that carries the mark (stripped before the CLI sees `connect`). */
@@ -28,6 +29,33 @@ export interface HopMark {
 export interface HopEnvelope {
   /** The slot reserved by the forwarding agent's `place()`, for a new (or re-placed) session. */
   reservation?: string;
+}
+
+/**
+ * The `data` member of the error with which an agent answers a hop's request for a session it
+ * does not hold and the registry does not give it (its value: the answering instance). The
+ * forwarding agent reads it only on its hops' answers: it forgets its route and routes once more.
+ */
+export const NOT_OWNER_DATA = 'notOwner';
+
+/** The answer to a hop's request for a session this instance is not the owner of. */
+export function notOwnerError(sessionId: string, self: string): AgentError {
+  return new AgentError('SESSION_NOT_FOUND', `session ${JSON.stringify(sessionId)} is not held by instance ${self}`, {
+    details: { sessionId, [NOT_OWNER_DATA]: self },
+  });
+}
+
+/** Whether an error a hop answered is "not the owner". */
+export function isNotOwner(error: { data?: unknown } | undefined): boolean {
+  const data = error?.data as Record<string, unknown> | undefined;
+  return typeof data === 'object' && data !== null && typeof data[NOT_OWNER_DATA] === 'string';
+}
+
+/** A hop's error as the client gets it: without the agents' "not the owner" mark. */
+export function withoutNotOwner(error: JsonRpcErrorObject): JsonRpcErrorObject {
+  if (!isNotOwner(error)) return error;
+  const { [NOT_OWNER_DATA]: _self, ...data } = error.data as Record<string, unknown>;
+  return { ...error, data };
 }
 
 const markText = (from: string, to: string, at: number) => `${from}\0${to}\0${at}`;
