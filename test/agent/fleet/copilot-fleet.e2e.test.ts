@@ -4,13 +4,17 @@
  * three agent processes with `--redis` in front of them, and SDK clients connected to different
  * agents. The tests run in order on one fleet (each leaves the state the next one builds on):
  * placement fills the free slots, calls land on the owner, quotas, the fleet full, the kill
- * switch through a non-owner, and the owner dying (its saved session continues elsewhere).
+ * switch through a non-owner, the owner dying (its saved session continues elsewhere), and the
+ * rule for hops: an agent takes on a session another agent forwards to it only when the registry
+ * names it the owner; otherwise it answers "not the owner" and the forwarding agent routes again.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { approveAll, type CopilotClient, type CopilotSession } from '@github/copilot-sdk';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { signHopMark } from '../../../agent/copilot/hop.js';
+import { OwnerHints, parseFleetKeys } from '../../../agent/fleet/owner-hint.js';
 import {
   FAKE_MODEL_REPLY,
   type FakeModel,
@@ -22,6 +26,8 @@ import { type CopilotFleet, startCopilotFleet } from './copilot-fleet-members.js
 
 const TOKENS = { alice: 'alice-token-5d1c88e2b0', bob: 'bob-token-77a0c3f4e1', carol: 'carol-token-0e9b5a2d63' };
 const ADMIN_TOKEN = 'admin-token-fleet-2f6a0c';
+/** The fleet key every agent signs its hops with; the test signs one with it to speak as an agent. */
+const FLEET_KEY = 'fleet-key-copilot-e2e-9c41d7a3';
 const IDS = ['a', 'b', 'c'] as const;
 type Id = (typeof IDS)[number];
 
@@ -50,6 +56,7 @@ beforeAll(async () => {
     principals: { [TOKENS.alice]: 'alice', [TOKENS.bob]: 'bob', [TOKENS.carol]: 'carol' },
     adminToken: ADMIN_TOKEN,
     sharedState: shared,
+    extraArgs: ['--fleet-key', FLEET_KEY],
   });
   ({ clis, agents } = members);
 });
@@ -182,5 +189,52 @@ describe('Copilot front in a fleet (3 agents, 3 CLIs, one shared session-state d
       'hello from a, to b',
       'are you still there?',
     ]);
+  });
+
+  it('a hop for a session the registry does not give the receiver (its owner dead) is answered "not the owner", and nothing moves', async () => {
+    // b1 is bob's session, registered on b, which is dead: its lease has run out. c has a free slot
+    // once the kill switch ends s4, so a receiver that routed the hop itself would re-home b1 there.
+    expect((await members.admin('a', `/admin/fleet/sessions/${ids.s4}`, 'DELETE')).status).toBe(200);
+    expect((await members.owners('a'))[ids.b1!]).toBe('b');
+    const hop = await openRawClient(agents.c.clientPort);
+    try {
+      const hints = new OwnerHints(parseFleetKeys(FLEET_KEY));
+      const connected = await hop.call('connect', { token: TOKENS.bob, sessionfleet: signHopMark(hints, 'a', 'c') });
+      expect(connected.error).toBeUndefined();
+      const reply = await hop.call('session.resume', { sessionId: ids.b1 });
+      expect(reply.error).toEqual({
+        code: -32001,
+        message: `session "${ids.b1}" is not held by instance c: start a new session`,
+        data: { code: 'SESSION_NOT_FOUND', status: 404, sessionId: ids.b1, notOwner: 'c' },
+      });
+    } finally {
+      await hop.close();
+    }
+    // The registry still names b: the receiver re-homed nothing; the next agent to route it decides.
+    expect((await members.owners('a'))[ids.b1!]).toBe('b');
+    expect(await members.heldBy('c')).toEqual([ids.s3]);
+  });
+
+  it('a forward to an agent that no longer holds the session is routed once more by the forwarding agent', async () => {
+    // alice's client on c resumes s1, held by a: c forwards it to a and caches a as its owner.
+    const aliceOnC = await sdk('c', TOKENS.alice);
+    const options = { onPermissionRequest: approveAll, ...fakeModelSessionOptions(model) };
+    await aliceOnC.resumeSession(ids.s1!, options);
+    expect(await members.heldBy('c')).toEqual([ids.s3]);
+    // The kill switch ends s1 on a (its state stays saved); c's cached route still names a.
+    expect(await members.admin('c', `/admin/fleet/sessions/${ids.s1}`, 'DELETE')).toMatchObject({
+      status: 200,
+      body: { terminated: true, via: 'owner', owner: 'a' },
+    });
+    // Resumed through c at once (within c's 5 s route cache): a does not hold s1 and the registry
+    // gives it to nobody, so a answers "not the owner"; c forgets a, routes once more and places
+    // s1 itself (it has the free slot). a never takes it on again, though it has room now too.
+    const resumed = await aliceOnC.resumeSession(ids.s1!, options);
+    expect((await members.owners('a'))[ids.s1!]).toBe('c');
+    expect(await members.heldBy('c')).toEqual([ids.s1, ids.s3].sort());
+    expect(await members.heldBy('a')).toEqual([ids.s2]);
+    expect((await resumed.sendAndWait({ prompt: 'back on c' }, 30_000))?.data.content).toBe(FAKE_MODEL_REPLY);
+    expect(await members.loadedOn('c', ids.s1!)).toBe(true);
+    expect(await members.loadedOn('a', ids.s1!)).toBe(false);
   });
 });
