@@ -146,3 +146,12 @@ export function sessionEndedError(reason: EndReason | 'owner-lost'): AgentError 
   if (reason === 'owner-lost') return new AgentError('SESSION_NOT_FOUND', 'Session not found');
   return new AgentError('SESSION_EXPIRED', `Session expired: ${ENDED_MESSAGES[reason]}`, { details: { reason } });
 }
+
+/**
+ * The answer for a session cookie that names a session which ended (within the last session
+ * lifetime): always INVALID_COOKIE, whatever `expiredSessionStatus` says, so the client drops the
+ * cookie (the front clears it) and gets a new one; the same from every agent of a fleet.
+ */
+export function cookieEndedError(reason: EndReason): AgentError {
+  return new AgentError('INVALID_COOKIE', ENDED_MESSAGES[reason], { details: { reason } });
+}

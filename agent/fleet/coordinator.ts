@@ -785,7 +785,7 @@ export class FleetCoordinator implements Coordinator {
     }
     if (found.state === 'ended' && FINAL_REASONS.has(found.reason)) {
       this.count('gone');
-      return { kind: 'gone', reason: found.reason === 'deleted' ? 'unknown' : 'expired' };
+      return { kind: 'gone', reason: found.reason };
     }
     const cached = this.remote.get(sessionId);
     if (cached && Date.now() - cached.at < this.o.remoteCacheMs && this.instanceAlive(cached.instanceId)) {

@@ -182,9 +182,7 @@ export class LocalCoordinator implements Coordinator {
   async route(sessionId: string): Promise<Route> {
     const found = this.context.sessions.lookup(sessionId);
     if (found.state === 'active') return { kind: 'local', session: found.session };
-    if (found.state === 'ended' && (found.reason === 'expired-lifetime' || found.reason === 'expired-idle'))
-      return { kind: 'gone', reason: 'expired' };
-    return { kind: 'gone', reason: 'unknown' };
+    return { kind: 'gone', reason: found.state === 'ended' ? found.reason : 'unknown' };
   }
 
   /** Without Redis no agent forwards here; a session not held here is nobody's. */

@@ -96,7 +96,8 @@ export type EndResult =
 export type ResolveResult =
   | { kind: 'owned'; instanceId: string; address: string; record: SessionRecord }
   | { kind: 'moved'; instanceId: string; address: string; record: SessionRecord }
-  | { kind: 'gone'; reason: 'expired' | 'owner-lost' }
+  /** Ended: just now in the lookup (timed out, lost with its owner) or earlier (remembered). */
+  | { kind: 'gone'; reason: EndedReason }
   | { kind: 'unknown' }
   | { kind: 'full'; canGrow: boolean };
 
@@ -332,7 +333,7 @@ export class FleetRegistry {
       case 'moved':
         return { kind, instanceId: str(out[1]), address: str(out[2]), record: decodeRecord(id, str(out[3])) };
       case 'gone':
-        return { kind, reason: str(out[1]) === 'expired' ? 'expired' : 'owner-lost' };
+        return { kind, reason: endedReason(out[1]) };
       case 'full':
         return { kind, canGrow: num(out[1]) === 1 };
       default:

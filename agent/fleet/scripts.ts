@@ -436,7 +436,8 @@ return { 'ended' }
  * KEYS: registry. ARGV: id, self, self mode (open/evict/closed), idle ms, max instances, memory TTL ms,
  * memory cap (for the ids of sessions that end here).
  * Returns {'owned', owner, address, record} | {'moved', instance, address, record} |
- * {'gone', 'expired'|'owner-lost'} | {'unknown'} | {'full', can grow 1/0}.
+ * {'gone', why} | {'unknown'} | {'full', can grow 1/0}; 'why' is how the session ended: here
+ * ('expired-lifetime', 'expired-idle', 'owner-lost'), or earlier, as the memory of ended ids has it.
  */
 const RESOLVE = `${PRELUDE}
 local id, self, self_mode = ARGV[1], ARGV[2], ARGV[3]
@@ -444,7 +445,13 @@ local idle_ms, max_instances = tonumber(ARGV[4]), tonumber(ARGV[5])
 local memory = { tonumber(ARGV[6]), tonumber(ARGV[7]) }
 local now = now_ms()
 local raw = redis.call('HGET', K.sessions, id)
-if not raw then return { 'unknown' } end
+if not raw then
+  -- 0. Not a session (any more). If it ended within the last lifetime, say how, so that every
+  --    agent answers it as the agent that ended it does, not as an id never seen.
+  local why = ended_reason(id, now)
+  if why then return { 'gone', why } end
+  return { 'unknown' }
+end
 local rec = cjson.decode(raw)
 -- 1. A live owner other than the caller keeps the session: route to it. (The caller is only
 --    asking because it does not hold the session, so an owner equal to the caller counts as lost.)
@@ -457,7 +464,7 @@ end
 local expired = timed_out(id, rec, now, idle_ms)
 if expired then
   end_session(id, rec, expired, now, memory)
-  return { 'gone', 'expired' }
+  return { 'gone', expired }
 end
 if tonumber(rec.r) ~= 1 then
   end_session(id, rec, 'owner-lost', now, memory)

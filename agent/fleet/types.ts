@@ -16,7 +16,7 @@ import type { AgentContext } from '../core/context.js';
 import type { Session } from '../core/sessions.js';
 import type { FenceGate, SessionLock } from './lock.js';
 import type { OwnerHints } from './owner-hint.js';
-import type { SessionRecord } from './registry.js';
+import type { EndedReason, SessionRecord } from './registry.js';
 
 /** What the fleet layer needs from the agent. */
 export type FleetContext = Pick<
@@ -81,8 +81,12 @@ export type Route =
    * upstream (Copilot: `session.resume`), then call `adopt(id)`; call `abandon(id)` if that fails.
    */
   | { kind: 'adopt'; record: SessionRecord }
-  /** Not (or no longer) a session: answer with the policy's expired-session status. */
-  | { kind: 'gone'; reason: 'unknown' | 'expired' | 'owner-lost' };
+  /**
+   * Not (or no longer) a session: answer with the policy's expired-session status. `reason`: how
+   * it ended, if it ended within the last session lifetime (this instance's memory or, with
+   * Redis, the fleet's), so that every agent answers as the one that ended it; else `unknown`.
+   */
+  | { kind: 'gone'; reason: 'unknown' | EndedReason };
 
 /**
  * What `routeHop()` answers for a session another agent forwarded here: held here, or adopted

@@ -9,9 +9,9 @@
  * first *reserved*: the slot is held while the request travels, so two concurrent initializes
  * cannot both take the last slot, and the session is created when the id arrives.
  */
-import { AgentError, ENDED_MESSAGES, sessionEndedError } from '../core/errors.js';
+import { AgentError, cookieEndedError, sessionEndedError } from '../core/errors.js';
 import type { InstanceLoad } from '../core/load.js';
-import type { CreateResult, EndReason, Session, SessionTable } from '../core/sessions.js';
+import type { CreateResult, Session, SessionTable } from '../core/sessions.js';
 import type { PlacementTicket } from '../fleet/types.js';
 import { HTTP_FRONT_DEFAULTS } from './options.js';
 
@@ -94,9 +94,13 @@ export class Admission {
       return { ok: true, session };
     }
     if (whenMissing === 'reject-cookie') {
-      const why =
-        found.state === 'ended' ? ENDED_MESSAGES[found.reason] : 'the cookie names no session on this instance';
-      return { ok: false, error: new AgentError('INVALID_COOKIE', why, { details: { reason: reasonOf(found) } }) };
+      if (found.state === 'ended') return { ok: false, error: cookieEndedError(found.reason) };
+      return {
+        ok: false,
+        error: new AgentError('INVALID_COOKIE', 'the cookie names no session on this instance', {
+          details: { reason: 'unknown' },
+        }),
+      };
     }
     if (found.state === 'ended') return { ok: false, error: sessionEndedError(found.reason) };
     if (whenMissing === 'create') return { ok: true, session: undefined };
@@ -215,10 +219,6 @@ export class Admission {
       Math.max(1, Number.isFinite(seconds) ? seconds : 1),
     );
   }
-}
-
-function reasonOf(found: { state: 'ended'; reason: EndReason } | { state: 'unknown' }): string {
-  return found.state === 'ended' ? found.reason : 'unknown';
 }
 
 function errorOf(result: ExistingResult): AgentError {

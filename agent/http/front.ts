@@ -17,12 +17,13 @@ import { type Duplex, Readable } from 'node:stream';
 import type { Histogram } from 'prom-client';
 import type { Pool } from 'undici';
 import type { AgentContext, Front, ListenAddress } from '../core/context.js';
-import { AgentError, sessionBusy } from '../core/errors.js';
+import { AgentError, cookieEndedError, sessionBusy, sessionEndedError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { CreateResult, EndReason, Session, SessionTable } from '../core/sessions.js';
 import { type Caller, isName, tenantOf, tenantRefusal } from '../core/tenancy.js';
 import { LocalCoordinator } from '../fleet/local-coordinator.js';
 import type { FenceGate, SessionLock } from '../fleet/lock.js';
+import type { EndedReason } from '../fleet/registry.js';
 import {
   type Coordinator,
   FLEET_HEADERS,
@@ -86,8 +87,12 @@ type SessionStep =
   | { readonly do: 'create'; readonly hop: ForwardMark | undefined }
   /** Held by another live agent: forwarded (tunnelled) to it. */
   | { readonly do: 'peer'; readonly to: { readonly instanceId: string; readonly advertise: string } }
-  /** The policy's expired status; `notOwner`: a hop for a session not held here (the sender routes again). */
-  | { readonly do: 'expired'; readonly reason: 'unknown' | 'owner-lost'; readonly notOwner: boolean }
+  /**
+   * The policy's expired status; `reason`: how the session ended, if the fleet remembers (the
+   * answer the agent that ended it gives); `notOwner`: a hop for a session not held here (the
+   * sender routes again).
+   */
+  | { readonly do: 'expired'; readonly reason: 'unknown' | EndedReason; readonly notOwner: boolean }
   /** The fleet refused it (its store unreachable, the fleet full). */
   | { readonly do: 'refuse'; readonly error: AgentError }
   /** The client went away meanwhile. */
@@ -700,10 +705,16 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
         return taken ? HERE : OWNER_LOST;
       }
       case 'gone':
-        // A client-chosen id starts a session, unless this instance remembers it ending (admission
-        // then answers as a single agent does, without Redis); the fleet's memory of ended ids
-        // refuses it at placement otherwise.
-        return route.whenMissing === 'create' && this.sessions.lookup(route.id).state !== 'ended' ? CREATE : HERE;
+        // This instance remembers it ending: admission answers as a single agent does.
+        if (this.sessions.lookup(route.id).state === 'ended') return HERE;
+        // The fleet remembers how it ended (on another agent, or in the registry): the answer the
+        // agent that ended it gives. A session lost with its owner is answered as an unknown id.
+        if (routed.reason !== 'unknown' && routed.reason !== 'owner-lost') {
+          return { do: 'expired', reason: routed.reason, notOwner: false };
+        }
+        // A client-chosen id starts a session (the placement script checks the memory of ended
+        // ids again, atomically); any other id is unknown, which admission answers.
+        return route.whenMissing === 'create' ? CREATE : HERE;
     }
   }
 
@@ -874,19 +885,25 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     this.expired(exchange, 'unknown');
   }
 
-  /** The policy's expired status; the same body as a session unknown to a single instance. */
-  private expired(exchange: Exchange, reason: string): void {
+  /**
+   * The policy's expired status (cookies: 401 and the cookie cleared). For a session that ended
+   * (`reason`, from the fleet's memory) the body the agent that ended it gives from its own table;
+   * otherwise the body of a session unknown to a single instance.
+   */
+  private expired(exchange: Exchange, reason: 'unknown' | EndedReason): void {
     exchange.reject(...this.expiredFor(exchange.req, reason));
   }
 
-  private expiredFor(req: IncomingMessage, reason: string): [AgentError, string | undefined] {
+  private expiredFor(req: IncomingMessage, reason: 'unknown' | EndedReason): [AgentError, string | undefined] {
+    const ended = reason === 'unknown' || reason === 'owner-lost' ? undefined : reason;
+    if (this.settings.affinity.type !== 'cookie') {
+      return [ended ? sessionEndedError(ended) : new AgentError('SESSION_NOT_FOUND', 'Session not found'), undefined];
+    }
     return [
-      this.settings.affinity.type === 'cookie'
-        ? new AgentError('INVALID_COOKIE', 'the cookie names no live session of the fleet', { details: { reason } })
-        : new AgentError('SESSION_NOT_FOUND', 'Session not found'),
-      this.settings.affinity.type === 'cookie'
-        ? clearedCookie(this.settings.affinity.cookieName, { secure: isSecure(req) })
-        : undefined,
+      ended
+        ? cookieEndedError(ended)
+        : new AgentError('INVALID_COOKIE', 'the cookie names no live session of the fleet', { details: { reason } }),
+      clearedCookie(this.settings.affinity.cookieName, { secure: isSecure(req) }),
     ];
   }
 

@@ -141,6 +141,16 @@ describe('the fleet’s memory of ended session ids', () => {
     expect(await placeId(a, 'lost')).toEqual({ code: 'SESSION_NOT_FOUND', details: {} });
   });
 
+  it('route() through another agent says how the session ended', async () => {
+    const { a, b } = await fleetOf();
+    await openOn(a, 'ended-on-a');
+    await endOn(a, 'ended-on-a', 'terminated');
+    expect(await b.coordinator.route('ended-on-a')).toEqual({ kind: 'gone', reason: 'terminated' });
+    expect(await b.coordinator.route('never-seen')).toEqual({ kind: 'gone', reason: 'unknown' });
+    // The same answer from the agent that ended it.
+    expect(await a.coordinator.route('ended-on-a')).toEqual({ kind: 'gone', reason: 'terminated' });
+  });
+
   it('a non-resumable session lost with its dead owner is remembered (as an unknown id answers)', async () => {
     const { a, b } = await fleetOf();
     await openOn(a, 'orphan');

@@ -9,9 +9,23 @@
  * sent through both fleet agents: each must answer exactly what the single agent answers for an
  * id that ended the same way (status and body), and no request under the old id may reach a
  * service again. A fresh id keeps working, so the refusals are not a fleet refusing everything.
+ *
+ * Ids the server mints (MCP Streamable HTTP, behind the real MCP SDK server `demo/mcp-server.ts`,
+ * used by SDK clients) and ids the agent mints (cookies) are never taken for a new session, but the
+ * answer for an ended one must not depend on the agent either (README, "The HTTP front in a
+ * fleet"): two more fleets of two agents each, a session held by a ended with the kill switch, and
+ * through b exactly the status, body (and for cookies the clearing `Set-Cookie`) a gives.
  */
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type AgentProcess, spawnAgent, stopAll } from '../../helpers/http-agent-process.js';
+import {
+  type AgentProcess,
+  type Spawned,
+  spawnAgent,
+  spawnListening,
+  stopAll,
+} from '../../helpers/http-agent-process.js';
 import { startUpstream, type Upstream } from '../http/fixtures/upstream.js';
 import { fleetAdmin, spawnMembers, waitFor } from './helpers.js';
 
@@ -137,3 +151,175 @@ async function sessionsOf(agent: Id): Promise<string[]> {
   const { body } = await admin(agent, '/admin/sessions');
   return (body.sessions as Array<{ id: string }>).map((s) => s.id);
 }
+
+describe('an ended MCP Streamable HTTP session, across the agents of a fleet', () => {
+  const MCP_IDS = ['a', 'b'] as const;
+  type McpId = (typeof MCP_IDS)[number];
+  const servers = {} as Record<McpId, Spawned & { url: string }>;
+  let mcpAgents: Record<McpId, AgentProcess>;
+  const clients: Client[] = [];
+  const mcpAdmin = fleetAdmin<McpId>((id) => mcpAgents[id].adminUrl, ADMIN_TOKEN).admin;
+
+  beforeAll(async () => {
+    await Promise.all(MCP_IDS.map(async (id) => (servers[id] = await spawnListening('demo/mcp-server.ts'))));
+    ({ agents: mcpAgents } = await spawnMembers({
+      ids: MCP_IDS,
+      policy: { affinity: { type: 'mcp-streamable-http' }, sessionsPerInstance: 5, maxInstances: 2 },
+      upstream: (id) => servers[id].url,
+      redisUrl: inject('redisUrl'),
+      adminToken: ADMIN_TOKEN,
+    }));
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.close().catch(() => {})));
+  });
+
+  /** An SDK client through `via`: a new session, or joining `sessionId` (no initialize). */
+  async function connect(via: McpId, sessionId?: string) {
+    const transport = new StreamableHTTPClientTransport(
+      new URL(`${mcpAgents[via].url}/mcp`),
+      sessionId ? { sessionId } : {},
+    );
+    const client = new Client({ name: `ended-${via}`, version: '1.0.0' });
+    clients.push(client);
+    await client.connect(transport);
+    return { client, sessionId: transport.sessionId! };
+  }
+
+  async function toolsList(via: McpId, sessionId: string) {
+    const response = await fetch(`${mcpAgents[via].url}/mcp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-session-id': sessionId,
+        'mcp-protocol-version': '2025-06-18',
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/list' }),
+    });
+    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+  }
+
+  /** What an SDK client's tool call through its agent fails with: the HTTP status and the SDK's message. */
+  async function failure(client: Client): Promise<{ code: number | undefined; message: string }> {
+    const error = await client.callTool({ name: 'echo', arguments: { text: 'again' } }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(StreamableHTTPError);
+    return { code: (error as StreamableHTTPError).code, message: (error as Error).message };
+  }
+
+  it('a session held by a and ended by the kill switch gets through b exactly the answer a gives', async () => {
+    const onA = await connect('a');
+    const id = onA.sessionId;
+    // b forwards to the owner (and caches the route), so b's later answer is not an unseen id's.
+    const onB = await connect('b', id);
+    expect((await onB.client.callTool({ name: 'echo', arguments: { text: 'via b' } })).content).toEqual([
+      { type: 'text', text: 'via b' },
+    ]);
+    expect((await mcpAdmin('b', `/admin/fleet/sessions/${encodeURIComponent(id)}`)).body).toMatchObject({
+      owner: 'a',
+    });
+
+    const killed = await mcpAdmin('b', `/admin/fleet/sessions/${encodeURIComponent(id)}`, 'DELETE');
+    expect(killed.body).toMatchObject({ terminated: true, via: 'owner', owner: 'a' });
+
+    const expected = await toolsList('a', id);
+    expect(expected).toEqual({
+      status: 404,
+      body: {
+        jsonrpc: '2.0',
+        error: {
+          code: -32001,
+          message: 'Session expired: the session was terminated by an operator: start a new session',
+          data: { code: 'SESSION_EXPIRED', status: 404, reason: 'terminated' },
+        },
+        id: null,
+      },
+    });
+    for (const via of ['b', 'a', 'b'] as const) expect(await toolsList(via, id)).toEqual(expected);
+
+    // The SDK clients read the same failure through either agent.
+    const [throughA, throughB] = [await failure(onA.client), await failure(onB.client)];
+    expect(throughA.code).toBe(404);
+    expect(throughA.message).toContain('Session expired: the session was terminated by an operator');
+    expect(throughB).toEqual(throughA);
+  });
+});
+
+describe('an ended cookie-affinity session, across the agents of a fleet', () => {
+  const COOKIE_IDS = ['a', 'b'] as const;
+  type CookieId = (typeof COOKIE_IDS)[number];
+  const cookieServices = {} as Record<CookieId, Upstream>;
+  let cookieAgents: Record<CookieId, AgentProcess>;
+  const cookieAdmin = fleetAdmin<CookieId>((id) => cookieAgents[id].adminUrl, ADMIN_TOKEN).admin;
+
+  beforeAll(async () => {
+    await Promise.all(COOKIE_IDS.map(async (id) => (cookieServices[id] = await startUpstream())));
+    ({ agents: cookieAgents } = await spawnMembers({
+      ids: COOKIE_IDS,
+      policy: { affinity: { type: 'cookie', cookieName: 'sf' }, sessionsPerInstance: 5, maxInstances: 2 },
+      upstream: (id) => cookieServices[id].url,
+      redisUrl: inject('redisUrl'),
+      adminToken: ADMIN_TOKEN,
+    }));
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all(Object.values(cookieServices).map((s) => s.close()));
+  });
+
+  async function echo(via: CookieId, cookie?: string) {
+    const response = await fetch(`${cookieAgents[via].url}/echo`, {
+      method: 'POST',
+      headers: cookie ? { cookie } : {},
+      body: '{}',
+    });
+    return {
+      status: response.status,
+      // The agent's cookie only (the service sets cookies of its own).
+      setCookie: response.headers.getSetCookie().find((c) => c.startsWith('sf=')),
+      body: (await response.json()) as Record<string, unknown>,
+    };
+  }
+
+  it('a cookie session held by a and ended by the kill switch gets through b exactly the answer a gives', async () => {
+    const minted = await echo('a');
+    expect(minted.status).toBe(200);
+    const cookie = minted.setCookie!.split(';')[0]!;
+    const id = cookie.slice('sf='.length);
+    expect((await echo('b', cookie)).status).toBe(200); // forwarded to a, the owner
+    expect((await cookieAdmin('b', `/admin/fleet/sessions/${encodeURIComponent(id)}`)).body).toMatchObject({
+      owner: 'a',
+    });
+    const reached = () =>
+      COOKIE_IDS.reduce(
+        (n, s) => n + cookieServices[s].received.filter((r) => r.headers.cookie?.includes(cookie)).length,
+        0,
+      );
+    const before = reached();
+    expect(before).toBeGreaterThan(0);
+
+    const killed = await cookieAdmin('b', `/admin/fleet/sessions/${encodeURIComponent(id)}`, 'DELETE');
+    expect(killed.body).toMatchObject({ terminated: true, via: 'owner', owner: 'a' });
+
+    const expected = await echo('a', cookie);
+    expect(expected).toEqual({
+      status: 401,
+      setCookie: 'sf=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax',
+      body: {
+        error: {
+          code: 'INVALID_COOKIE',
+          message: 'the session was terminated by an operator: retry without the cookie to get a new one',
+          status: 401,
+          reason: 'terminated',
+        },
+      },
+    });
+    for (const via of ['b', 'a', 'b'] as const) expect(await echo(via, cookie)).toEqual(expected);
+    // Nothing under the ended cookie reached a service.
+    expect(reached()).toBe(before);
+  });
+});

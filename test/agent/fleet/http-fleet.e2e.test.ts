@@ -173,7 +173,8 @@ describe('the HTTP front in a fleet (3 agents, --redis, real MCP servers)', () =
       body: { sessionId: first, terminated: true, via: 'owner', owner: firstOwner },
     });
     await eventually(async () => (await upstreamCounts())[firstOwner] === 1, 5_000, 'deleted upstream');
-    // Through any agent, the session is now gone: the MCP answer that makes clients re-initialize.
+    // Through any agent, the session is now gone: the MCP answer that makes clients re-initialize,
+    // naming the end as its owner does (the fleet remembers how it ended).
     const stale = await fetch(`${agents.c.url}/mcp`, {
       method: 'POST',
       headers: {
@@ -189,8 +190,8 @@ describe('the HTTP front in a fleet (3 agents, --redis, real MCP servers)', () =
       jsonrpc: '2.0',
       error: {
         code: -32001,
-        message: 'Session not found: start a new session',
-        data: { code: 'SESSION_NOT_FOUND', status: 404 },
+        message: 'Session expired: the session was terminated by an operator: start a new session',
+        data: { code: 'SESSION_EXPIRED', status: 404, reason: 'terminated' },
       },
       id: null,
     });

@@ -93,7 +93,7 @@ describe('LocalCoordinator', () => {
     expect(coordinator.pendingPlacements).toBe(0);
     expect(await coordinator.route('a')).toMatchObject({ kind: 'local', session: { id: 'a' } });
     context.sessions.end('a', 'deleted');
-    expect(await coordinator.route('a')).toEqual({ kind: 'gone', reason: 'unknown' });
+    expect(await coordinator.route('a')).toEqual({ kind: 'gone', reason: 'deleted' });
     expect(await coordinator.route('zzz')).toEqual({ kind: 'gone', reason: 'unknown' });
   });
 

@@ -112,11 +112,11 @@ describe('routing', () => {
     expect(await a.coordinator.route('never-seen')).toEqual({ kind: 'gone', reason: 'unknown' });
     await create(agents, b, 'deleted');
     b.context.sessions.end('deleted', 'deleted');
-    expect(await b.coordinator.route('deleted')).toEqual({ kind: 'gone', reason: 'unknown' });
+    expect(await b.coordinator.route('deleted')).toEqual({ kind: 'gone', reason: 'deleted' });
     await waitFor('the registry to forget it', async () => (await a.coordinator.route('deleted')).kind === 'gone');
     await create(agents, b, 'short-lived');
     await sleep(1100);
-    expect(await b.coordinator.route('short-lived')).toEqual({ kind: 'gone', reason: 'expired' });
+    expect(await b.coordinator.route('short-lived')).toEqual({ kind: 'gone', reason: 'expired-lifetime' });
     expect(await a.coordinator.route('short-lived')).toMatchObject({ kind: 'gone' });
   });
 
