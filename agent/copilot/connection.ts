@@ -18,7 +18,7 @@ import type { AgentContext } from '../core/context.js';
 import { AgentError, sessionBusy } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Session } from '../core/sessions.js';
-import { tenantOf, tenantRefusal } from '../core/tenancy.js';
+import { sameUser, tenantOf, tenantRefusal } from '../core/tenancy.js';
 import { OwnershipConflictError } from '../fleet/coordinator.js';
 import type { LockLease } from '../fleet/lock.js';
 import type { Coordinator, PlacementTicket } from '../fleet/types.js';
@@ -43,7 +43,7 @@ import {
   type SessionAction,
   startsNewWork,
 } from './methods.js';
-import { type Owner, type Ownership, sameUser } from './owners.js';
+import type { Owner, Ownership } from './owners.js';
 import { type ProtocolProblem, RpcPeer, type ValidMessage } from './peer.js';
 import type { Attachment, CopilotState, Slot, Turn } from './state.js';
 import { Upstream } from './upstream.js';

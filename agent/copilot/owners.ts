@@ -16,11 +16,6 @@ export interface Owner {
   readonly tenant: string | undefined;
 }
 
-/** Whether two principals are the same user: the same name in the same tenant (or both in none). */
-export function sameUser(a: Owner, b: Owner): boolean {
-  return a.principal === b.principal && a.tenant === b.tenant;
-}
-
 export type Ownership =
   /** The session exists and records its owner. */
   | { state: 'owned'; owner: Owner }

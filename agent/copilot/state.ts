@@ -9,7 +9,8 @@
  */
 import type { AgentContext } from '../core/context.js';
 import type { EndReason, Session } from '../core/sessions.js';
-import { type Owner, type OwnerDirectory, sameUser } from './owners.js';
+import { sameUser } from '../core/tenancy.js';
+import type { Owner, OwnerDirectory } from './owners.js';
 
 export interface Attachment {
   readonly connectionId: number;

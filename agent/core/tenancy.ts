@@ -23,6 +23,15 @@ export interface Caller {
   readonly tenant: string | undefined;
 }
 
+/**
+ * Whether two callers are the same user. A principal name is unique within its tenant only, so
+ * this is the same name in the same tenant, or in none (an empty name is none, as in the fleet's
+ * scripts). Used wherever ownership or a quota is decided, on both fronts.
+ */
+export function sameUser(a: Caller, b: Caller): boolean {
+  return a.principal === b.principal && (a.tenant || undefined) === (b.tenant || undefined);
+}
+
 /** A principal's tenant: its own, else the instance's `--tenant`. */
 export function tenantOf(own: string | undefined, config: Pick<AgentConfig, 'tenant'>): string | undefined {
   return own ?? config.tenant;

@@ -11,6 +11,7 @@
  */
 import type { Policy } from '../../policy/index.js';
 import { AgentError } from '../core/errors.js';
+import { sameUser } from '../core/tenancy.js';
 import type { NewSession } from './types.js';
 
 /** Something that holds a quota place: a session, or a placement not yet opened. */
@@ -64,8 +65,7 @@ export function enforceQuotas(
   let byPrincipal = 0;
   let byTenant = 0;
   for (const holder of holders) {
-    if (principalLimit !== undefined && holder.principal === principal && (holder.tenant || '') === (tenant || ''))
-      byPrincipal++;
+    if (principalLimit !== undefined && sameUser(holder, { principal, tenant })) byPrincipal++;
     if (tenantLimit !== undefined && holder.tenant === tenant) byTenant++;
   }
   if (principalLimit !== undefined && byPrincipal >= principalLimit)
