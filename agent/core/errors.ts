@@ -124,6 +124,14 @@ export function sessionBusy(sessionId: string, why: string, retryAfterSeconds: n
   });
 }
 
+/**
+ * The answer for a session id the agent (and the fleet) knows nothing of: the MCP SDK's own
+ * wording for an unknown `Mcp-Session-Id`, so clients that match on it re-initialize.
+ */
+export function sessionNotFound(): AgentError {
+  return new AgentError('SESSION_NOT_FOUND', 'Session not found');
+}
+
 /** Why a session ended, as the client reads it after `Session expired: `. */
 export const ENDED_MESSAGES: Readonly<Record<EndReason, string>> = {
   deleted: 'the session was deleted',
@@ -143,7 +151,7 @@ export const ENDED_MESSAGES: Readonly<Record<EndReason, string>> = {
  * (its owner died with its state): the body an unknown id gets, as for the first request after it.
  */
 export function sessionEndedError(reason: EndReason | 'owner-lost'): AgentError {
-  if (reason === 'owner-lost') return new AgentError('SESSION_NOT_FOUND', 'Session not found');
+  if (reason === 'owner-lost') return sessionNotFound();
   return new AgentError('SESSION_EXPIRED', `Session expired: ${ENDED_MESSAGES[reason]}`, { details: { reason } });
 }
 

@@ -9,7 +9,7 @@
  * first *reserved*: the slot is held while the request travels, so two concurrent initializes
  * cannot both take the last slot, and the session is created when the id arrives.
  */
-import { AgentError, cookieEndedError, sessionEndedError } from '../core/errors.js';
+import { AgentError, cookieEndedError, sessionEndedError, sessionNotFound } from '../core/errors.js';
 import type { InstanceLoad } from '../core/load.js';
 import type { CreateResult, Session, SessionTable } from '../core/sessions.js';
 import type { PlacementTicket } from '../fleet/types.js';
@@ -104,7 +104,7 @@ export class Admission {
     }
     if (found.state === 'ended') return { ok: false, error: sessionEndedError(found.reason) };
     if (whenMissing === 'create') return { ok: true, session: undefined };
-    return { ok: false, error: new AgentError('SESSION_NOT_FOUND', 'Session not found') };
+    return { ok: false, error: sessionNotFound() };
   }
 
   /**
@@ -222,5 +222,5 @@ export class Admission {
 }
 
 function errorOf(result: ExistingResult): AgentError {
-  return result.ok ? new AgentError('SESSION_NOT_FOUND', 'Session not found') : result.error;
+  return result.ok ? sessionNotFound() : result.error;
 }

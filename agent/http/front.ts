@@ -17,7 +17,7 @@ import { type Duplex, Readable } from 'node:stream';
 import type { Histogram } from 'prom-client';
 import type { Pool } from 'undici';
 import type { AgentContext, Front, ListenAddress } from '../core/context.js';
-import { AgentError, cookieEndedError, sessionBusy, sessionEndedError } from '../core/errors.js';
+import { AgentError, cookieEndedError, sessionBusy, sessionEndedError, sessionNotFound } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { CreateResult, EndReason, Session, SessionTable } from '../core/sessions.js';
 import { type Caller, isName, tenantOf, tenantRefusal } from '../core/tenancy.js';
@@ -440,7 +440,7 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
         false,
         session.tenant,
       );
-      const error = found.ok ? new AgentError('SESSION_NOT_FOUND', 'Session not found') : found.error;
+      const error = found.ok ? sessionNotFound() : found.error;
       return exchange.reject(
         error,
         cookie ? clearedCookie(this.settings.affinity.cookieName, { secure: isSecure(exchange.req) }) : undefined,
@@ -895,10 +895,10 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
   }
 
   private expiredFor(req: IncomingMessage, reason: 'unknown' | EndedReason): [AgentError, string | undefined] {
-    const ended = reason === 'unknown' || reason === 'owner-lost' ? undefined : reason;
     if (this.settings.affinity.type !== 'cookie') {
-      return [ended ? sessionEndedError(ended) : new AgentError('SESSION_NOT_FOUND', 'Session not found'), undefined];
+      return [reason === 'unknown' ? sessionNotFound() : sessionEndedError(reason), undefined];
     }
+    const ended = reason === 'owner-lost' || reason === 'unknown' ? undefined : reason;
     return [
       ended
         ? cookieEndedError(ended)
