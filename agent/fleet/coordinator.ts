@@ -18,7 +18,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { AgentError, sessionEndedError } from '../core/errors.js';
-import type { EndReason, Session } from '../core/sessions.js';
+import type { EndReason, Lookup, Session } from '../core/sessions.js';
 import { type FleetKeys, fleetKeys } from './keys.js';
 import { JANITOR_RESOURCE, LeaderLease } from './leader.js';
 import { FenceGate, RedisLock } from './lock.js';
@@ -769,20 +769,25 @@ export class FleetCoordinator implements Coordinator {
     this.remote.delete(sessionId);
   }
 
+  /**
+   * The table's word on `sessionId` once an adoption of it already running here (another request
+   * resuming it right now) has finished: wait for it rather than resume the session twice.
+   */
+  private async afterAdoption(sessionId: string, found: Lookup): Promise<Lookup> {
+    const adoption = this.adoptions.get(sessionId);
+    if (!adoption) return found;
+    await adoption.done;
+    return this.context.sessions.lookup(sessionId);
+  }
+
   async route(sessionId: string): Promise<Route> {
-    const sessions = this.context.sessions;
-    let found = sessions.lookup(sessionId);
+    let found = this.context.sessions.lookup(sessionId);
     if (found.state === 'active') {
       this.count('routed_local');
       return { kind: 'local', session: found.session };
     }
-    const adoption = this.adoptions.get(sessionId);
-    if (adoption) {
-      // Another request is resuming this session here right now: wait for it, don't resume twice.
-      await adoption.done;
-      found = sessions.lookup(sessionId);
-      if (found.state === 'active') return { kind: 'local', session: found.session };
-    }
+    found = await this.afterAdoption(sessionId, found);
+    if (found.state === 'active') return { kind: 'local', session: found.session };
     if (found.state === 'ended' && FINAL_REASONS.has(found.reason)) {
       this.count('gone');
       return { kind: 'gone', reason: found.reason };
@@ -831,13 +836,8 @@ export class FleetCoordinator implements Coordinator {
 
   async routeHop(sessionId: string): Promise<HopRoute> {
     let found = this.context.sessions.lookup(sessionId);
+    if (found.state !== 'active') found = await this.afterAdoption(sessionId, found);
     if (found.state === 'active') return { kind: 'local', session: found.session };
-    const adoption = this.adoptions.get(sessionId);
-    if (adoption) {
-      await adoption.done;
-      found = this.context.sessions.lookup(sessionId);
-      if (found.state === 'active') return { kind: 'local', session: found.session };
-    }
     // Only a session the registry gives to this instance is taken on here: one handed off, or
     // whose owner is alive or unknown to the registry, is left to the forwarding agent's routing.
     if (!this.available || (found.state === 'ended' && FINAL_REASONS.has(found.reason))) return NOT_OWNER;
