@@ -30,6 +30,10 @@ export class InstanceLease {
   private readonly endsInFlight = new Set<Promise<void>>();
   /** Local ends that must not touch the registry (another instance owns the session). */
   private readonly quietEnds = new Set<string>();
+  /** When a heartbeat was last answered (our clock): how long the lease has gone unconfirmed. */
+  private confirmedAt = 0;
+  /** A heartbeat went unanswered since the last resync: the fleet may have judged us dead. */
+  private unsure = false;
 
   constructor(
     private readonly s: FleetState,
@@ -60,10 +64,13 @@ export class InstanceLease {
         await this.flushPendingEnds();
         await this.resync();
         s.registered = true;
-        s.metrics.redisUp.set(1);
-        s.context.logger.info({ instances: s.view.size }, 'registered with the fleet');
+        this.unsure = false;
+        s.storeIs('up', 'registered with the fleet', { instances: s.view.size });
       } catch (error) {
-        s.context.logger.warn({ err: error }, 'fleet registration failed; retrying on the next heartbeat');
+        // Logged once per interruption, not once per heartbeat while Redis stays away.
+        s.storeIs('unreachable', 'fleet registration failed; retrying on the next heartbeat', {
+          err: error instanceof Error ? error.message : String(error),
+        });
       } finally {
         this.connecting = undefined;
       }
@@ -72,9 +79,26 @@ export class InstanceLease {
   }
 
   disconnected(): void {
-    if (this.s.registered) this.s.context.logger.warn('fleet store (Redis) connection lost');
     this.s.registered = false;
-    this.s.metrics.redisUp.set(0);
+    this.unsure = true;
+    this.s.storeIs('unreachable', 'fleet store (Redis) connection lost');
+  }
+
+  /**
+   * A heartbeat failed while the connection stayed open: Redis is stalled (SIGSTOP, a long fork,
+   * a saturated network) or slow. Once the lease has gone unconfirmed for two heartbeat periods
+   * the store counts as unreachable — requests stop waiting on it (routing by cache and owner
+   * hint, new sessions refused or placed fail-open) — and this instance registers again, with a
+   * resync, as soon as a heartbeat is answered: it re-asserts what it holds (see docs/fleet.md).
+   */
+  private heartbeatFailed(error: unknown): void {
+    this.unsure = true;
+    if (!this.s.registered || Date.now() - this.confirmedAt < 2 * this.s.o.heartbeatMs) return;
+    this.s.registered = false;
+    this.s.storeIs('unreachable', 'fleet store (Redis) not answering', {
+      err: error instanceof Error ? error.message : String(error),
+      unconfirmedMs: Date.now() - this.confirmedAt,
+    });
   }
 
   /** Slots offered to placement: none while draining or while every request slot is taken (SPEC §4). */
@@ -97,6 +121,7 @@ export class InstanceLease {
         saturated: this.s.saturated(),
       },
     });
+    this.confirmedAt = Date.now();
     this.s.clockOffset = result.now - Date.now();
     this.s.view = new Map(result.instances.map((i) => [i.id, i]));
     this.s.metrics.instances.set(result.instances.length);
@@ -108,11 +133,22 @@ export class InstanceLease {
   async heartbeat(): Promise<void> {
     if (this.s.stopped || this.s.redis.status !== 'ready') return;
     if (!this.s.registered) return this.connected();
-    const { lapsed } = await this.heartbeatNow();
+    let lapsed: boolean;
+    try {
+      ({ lapsed } = await this.heartbeatNow());
+    } catch (error) {
+      this.heartbeatFailed(error);
+      throw error;
+    }
     // Ends that failed while Redis flickered between two heartbeats.
     if (this.pendingEnds.size > 0) await this.flushPendingEnds();
-    // A lapsed lease means the fleet may have treated this instance as dead meanwhile.
-    if (lapsed) await this.resync();
+    // A lapsed lease means the fleet may have treated this instance as dead meanwhile. So may an
+    // unanswered heartbeat: a stalled Redis runs it late, renewing a lease that had lapsed, and
+    // the reply that would have said so was dropped by the command timeout.
+    if (lapsed || this.unsure) {
+      await this.resync();
+      this.unsure = false;
+    }
   }
 
   /**

@@ -7,7 +7,7 @@
  */
 import type { Redis } from 'ioredis';
 import { AgentError } from '../core/errors.js';
-import type { FleetMetrics, FleetOutcome } from './metrics.js';
+import type { FleetMetrics, FleetOutcome, StoreState } from './metrics.js';
 import type { ResolvedFleetOptions } from './options.js';
 import type { FleetRegistry, InstanceView, SelfMode } from './registry.js';
 import type { FleetContext } from './types.js';
@@ -37,6 +37,7 @@ export class FleetState {
   readonly meta = new Map<string, LocalMeta>();
   /** The last active time written back per session held here. */
   readonly flushed = new Map<string, number>();
+  private store: StoreState | undefined;
 
   constructor(
     readonly context: FleetContext,
@@ -51,6 +52,22 @@ export class FleetState {
   /** Registered and connected: the registry can be asked and written. */
   get available(): boolean {
     return this.registered && this.redis.status === 'ready';
+  }
+
+  /**
+   * Records what this agent makes of the store. A change is logged once and counted
+   * (`sessionfleet_fleet_store_transitions_total`), so an operator sees every interruption —
+   * a closed connection and a stalled server alike — without a line per failed command.
+   */
+  storeIs(state: StoreState, why: string, detail: Record<string, unknown> = {}): void {
+    this.metrics.redisUp.set(state === 'up' ? 1 : 0);
+    if (state === this.store) return;
+    const before = this.store;
+    this.store = state;
+    this.metrics.storeTransitions.inc({ to: state });
+    const fields = { ...detail, store: state, was: before ?? 'unknown' };
+    if (state === 'up') this.context.logger.info(fields, why);
+    else this.context.logger.warn(fields, why);
   }
 
   count(outcome: FleetOutcome): void {
