@@ -446,6 +446,7 @@ export class FleetCoordinator implements Coordinator {
       this.instanceId,
       held.map((s) => this.localState(s)),
     );
+    this.metrics.ownershipConflicts.inc(result.conflicts.length);
     for (const { id, owner } of result.conflicts) {
       this.context.logger.warn({ sessionId: id, owner }, 'session was re-homed while this instance was cut off');
       this.quietEnds.add(id);
