@@ -7,6 +7,7 @@ import type { NetworkInterfaceInfo } from 'node:os';
 import { parseArgs } from 'node:util';
 import { HEADER_NAME_RULE, isHeaderName, sameHeaderName } from '../policy/header-name.js';
 import type { Policy } from '../policy/index.js';
+import { parseRedisUrl } from '../policy/redis-url.js';
 import { isName, NAME_RULE } from './core/tenancy.js';
 
 /** Each flag: its type and a one-line description for `--help` and the README. */
@@ -25,7 +26,7 @@ export const AGENT_FLAGS = {
   redis: {
     type: 'string',
     description:
-      'redis:// or rediss:// URL for fleet coordination; without it an embedded in-memory store serves one instance',
+      'fleet coordination: redis:// or rediss:// (one server), redis-sentinel://host:port[,host:port…]/<primary name> (Sentinel), rediss-sentinel://…; without it an embedded in-memory store serves one instance',
   },
   fleet: {
     type: 'string',
@@ -247,8 +248,13 @@ export function parseAgentConfig(
   }
 
   const redis = get('redis');
-  if (redis && !/^rediss?:\/\//.test(redis.value)) {
-    problems.push(`${redis.source} must be a redis:// or rediss:// URL`);
+  if (redis) {
+    const parsed = parseRedisUrl(redis.value);
+    if ('problem' in parsed) problems.push(`${redis.source} ${parsed.problem}`);
+    else if (parsed.endpoint.kind === 'cluster')
+      problems.push(
+        `${redis.source}: Redis Cluster is not supported by this agent yet; use a single server or Sentinel`,
+      );
   }
   const fleet = get('fleet');
   if (fleet && !/^[A-Za-z0-9._-]{1,64}$/.test(fleet.value)) {
