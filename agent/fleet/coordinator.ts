@@ -38,7 +38,7 @@ import {
 } from './options.js';
 import type { OwnerHints } from './owner-hint.js';
 import { FleetPlacement } from './placement.js';
-import { ChannelHub, connectWithin } from './redis.js';
+import { ChannelHub, connectWithin, isReplicated } from './redis.js';
 import { FleetRegistry } from './registry.js';
 import { FleetState } from './state.js';
 import type { StateCleanupReport } from './state-cleanup.js';
@@ -111,6 +111,8 @@ export class FleetCoordinator implements Coordinator {
       ttlMs: (collaborative?.lockTtlSeconds ?? 30) * 1000,
       waitMs: (collaborative?.lockWaitSeconds ?? 10) * 1000,
       waiterTtlMs: o.lockWaiterTtlMs,
+      // Behind Sentinel a failover promotes a replica: a grant counts once one replica has it.
+      replicasToAck: url && isReplicated(url) ? 1 : 0,
     });
     this.metrics = createFleetMetrics(context.metrics.registry);
     this.state = new FleetState(context, o, this.redis, this.registry, this.metrics);

@@ -188,6 +188,7 @@ export class InstanceLease {
       s.instanceId,
       held.map((session) => this.localState(session)),
     );
+    s.metrics.ownershipConflicts.inc(result.conflicts.length);
     for (const { id, owner } of result.conflicts) {
       s.context.logger.warn({ sessionId: id, owner }, 'session was re-homed while this instance was cut off');
       this.endQuietly(id, 'terminated');
