@@ -6,6 +6,7 @@ export type {
   Affinity,
   AffinityInput,
   AffinityType,
+  CollaborativeInput,
   CollaborativeSettings,
   EvictionPolicy,
   IsolationMode,
