@@ -3,9 +3,9 @@
  * the CLI and by the reference page `docs/reference/cli.md` (`npm run docs`).
  */
 import { readFileSync } from 'node:fs';
-import { AGENT_FLAGS, envName } from './config.js';
+import { AGENT_EXECUTABLE, AGENT_FLAGS, envName } from '../policy/agent-interface.js';
 
-export const PROGRAM = 'sessionfleet-agent';
+export const PROGRAM = AGENT_EXECUTABLE;
 
 export interface CliCommand {
   readonly usage: string;

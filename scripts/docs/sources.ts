@@ -7,8 +7,8 @@
 import type { Registry } from 'prom-client';
 
 export { CLI_COMMANDS, EXIT_CODES } from '../../agent/cli-usage.js';
-export { AGENT_FLAGS, envName } from '../../agent/config.js';
 export { ERRORS } from '../../agent/core/errors.js';
+export { AGENT_FLAGS, envName } from '../../policy/agent-interface.js';
 export { CROSS_FIELD_RULES, UNSET_MEANS } from '../../policy/rule-catalogue.js';
 export { policyInputSchema } from '../../policy/schema.js';
 
