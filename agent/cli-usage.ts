@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { AGENT_EXECUTABLE, AGENT_FLAGS, envName } from '../policy/agent-interface.js';
+import { ADMIN_USAGE } from './admin-cli.js';
 
 export const PROGRAM = AGENT_EXECUTABLE;
 
@@ -20,6 +21,10 @@ export const CLI_COMMANDS = {
     summary: 'validate a policy file; print it with every default filled in, or print every error',
   },
   'print-schema': { usage: `${PROGRAM} print-schema`, summary: 'print the JSON Schema of the policy file' },
+  admin: {
+    usage: `${PROGRAM} admin <command> [options]`,
+    summary: "a fleet's instances and sessions, and ending a session, through an agent's admin API",
+  },
   help: { usage: `${PROGRAM} help [command]`, summary: 'print this help, or the help of one command' },
 } as const satisfies Record<string, CliCommand>;
 
@@ -32,13 +37,16 @@ export const EXIT_CODES = [
   { code: 0, meaning: 'success; the agent drained and stopped after SIGTERM or SIGINT' },
   {
     code: 1,
-    meaning: '`check-policy`: the policy is invalid or unreadable; the agent: it failed while running',
+    meaning:
+      '`check-policy`: the policy is invalid or unreadable; `admin`: the agent refused the request; the agent: it failed while running',
   },
   {
     code: 2,
     meaning:
       'usage or configuration error: an unknown flag or command, a bad flag value, an invalid policy or principals file, a port in use; nothing was started',
   },
+  { code: 3, meaning: '`admin`: the agent could not be reached' },
+  { code: 4, meaning: '`admin`: not authorised (a missing or wrong `--admin-token`)' },
 ] as const;
 
 function flagLines(): string[] {
@@ -74,6 +82,7 @@ export function usage(): string {
 /** `sessionfleet-agent <command> --help`. */
 export function commandUsage(command: CliCommandName): string {
   if (command === 'run' || command === 'help') return usage();
+  if (command === 'admin') return ADMIN_USAGE;
   const c = CLI_COMMANDS[command];
   const extra =
     command === 'check-policy'

@@ -1,11 +1,12 @@
 /**
- * `sessionfleet-agent`: the agent's entry point. Subcommands `check-policy` and `print-schema`
- * work without any server around; the default runs the agent (`server.ts`).
+ * `sessionfleet-agent`: the agent's entry point. Subcommands `check-policy`, `print-schema` and
+ * `admin` (an agent's admin API, agent/admin-cli.ts) run no server; the default runs the agent (`server.ts`).
  */
 import { readFile } from 'node:fs/promises';
 import { hostname, networkInterfaces } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { policyJsonSchema, validatePolicyText } from '../policy/index.js';
+import { adminCommand } from './admin-cli.js';
 import { parseCommandLine, UsageError, unknownCommandMessage } from './cli-args.js';
 import {
   CLI_COMMANDS,
@@ -74,6 +75,8 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
   if (command !== undefined && !SUBCOMMANDS.includes(command)) {
     return fail(unknownCommandMessage(command, SUBCOMMANDS));
   }
+  // The operator CLI parses its own flags and answers its own --help (agent/admin-cli.ts).
+  if (command === 'admin') return adminCommand(rest, io);
   if (command === 'help') {
     const topic = rest[0];
     if (topic === undefined) io.stdout(`${usage()}\n`);

@@ -22,18 +22,23 @@ function define<const C extends string>(code: C, status: number | 'expired', jso
 }
 
 /**
- * JSON-RPC codes: -32001 is what the MCP SDK and the Copilot CLI use for "Session not found" /
- * "authentication required", so clients already handle it; the rest are ours, in -32010..-32039.
+ * JSON-RPC codes. The agent's own refusals are in -31000..-31099, outside the range JSON-RPC
+ * reserves (-32768..-32000), because MCP 2026-07-28 reserves -32020..-32099 for codes the
+ * specification defines and forbids emitting any other code from it; -31xxx keeps the last two
+ * digits the agent used before (-32010 became -31010). The exceptions are codes with a meaning
+ * the peers already share: JSON-RPC's own -32600/-32601/-32602/-32603, and -32001, what the MCP SDK
+ * and the Copilot CLI answer for "Session not found" / "authentication required", so clients
+ * handle the agent's answer as they handle the server's.
  */
 export const ERRORS = {
   /** A new session finds no free session slot on this instance, nor (in a fleet) on any other. */
-  SESSION_LIMIT_REACHED: define('SESSION_LIMIT_REACHED', 429, -32010, 'back off and retry'),
+  SESSION_LIMIT_REACHED: define('SESSION_LIMIT_REACHED', 429, -31010, 'back off and retry'),
   /** The instance already has `concurrencyPerInstance` requests in flight. */
-  CONCURRENCY_LIMIT_REACHED: define('CONCURRENCY_LIMIT_REACHED', 429, -32011, 'back off and retry'),
+  CONCURRENCY_LIMIT_REACHED: define('CONCURRENCY_LIMIT_REACHED', 429, -31011, 'back off and retry'),
   /** The principal already holds `sessionsPerPrincipal` sessions. */
-  PRINCIPAL_QUOTA_REACHED: define('PRINCIPAL_QUOTA_REACHED', 429, -32012, 'end one of your sessions first'),
+  PRINCIPAL_QUOTA_REACHED: define('PRINCIPAL_QUOTA_REACHED', 429, -31012, 'end one of your sessions first'),
   /** The principal's tenant already holds `sessionsPerTenant` sessions. */
-  TENANT_QUOTA_REACHED: define('TENANT_QUOTA_REACHED', 429, -32020, "end one of your tenant's sessions first"),
+  TENANT_QUOTA_REACHED: define('TENANT_QUOTA_REACHED', 429, -31020, "end one of your tenant's sessions first"),
   /** The session ended (its lifetime or idle timeout passed, it was deleted, evicted, terminated or drained); `reason` says which. */
   SESSION_EXPIRED: define('SESSION_EXPIRED', 'expired', -32001, 'start a new session'),
   /** The session id was never seen here, or its owner was lost with its state. */
@@ -49,23 +54,23 @@ export const ERRORS = {
   /** No valid principal: a missing or malformed trusted header, or an unknown client token. */
   UNAUTHENTICATED: define('UNAUTHENTICATED', 401, -32001, 'present a valid token'),
   /** The session belongs to another principal or tenant. */
-  SESSION_FORBIDDEN: define('SESSION_FORBIDDEN', 403, -32013, 'use a session you created'),
+  SESSION_FORBIDDEN: define('SESSION_FORBIDDEN', 403, -31013, 'use a session you created'),
   /** Copilot front: a method the agent does not forward (server-wide, host access or unknown). */
-  METHOD_FORBIDDEN: define('METHOD_FORBIDDEN', 403, -32014, 'this method is not available through the agent'),
+  METHOD_FORBIDDEN: define('METHOD_FORBIDDEN', 403, -31014, 'this method is not available through the agent'),
   /** Tenant isolation: the principal belongs to another tenant than the one this instance serves. */
-  TENANT_FORBIDDEN: define('TENANT_FORBIDDEN', 403, -32021, "use your own tenant's instances"),
+  TENANT_FORBIDDEN: define('TENANT_FORBIDDEN', 403, -31021, "use your own tenant's instances"),
   /** A collaborative session's write did not get the session's lock within `lockWaitSeconds`. */
-  SESSION_BUSY: define('SESSION_BUSY', 409, -32015, 'retry after the current write finishes'),
+  SESSION_BUSY: define('SESSION_BUSY', 409, -31015, 'retry after the current write finishes'),
   /** Copilot front: `session.create` for an id that already exists. */
-  SESSION_EXISTS: define('SESSION_EXISTS', 409, -32022, 'resume it with session.resume'),
+  SESSION_EXISTS: define('SESSION_EXISTS', 409, -31022, 'resume it with session.resume'),
   /** The instance is shutting down and takes no new session. */
-  DRAINING: define('DRAINING', 503, -32016, 'retry; another instance will take the session'),
+  DRAINING: define('DRAINING', 503, -31016, 'retry; another instance will take the session'),
   /** The fleet store (Redis) cannot be reached and `failOpen` is false. */
-  STORE_UNAVAILABLE: define('STORE_UNAVAILABLE', 503, -32017, 'retry shortly'),
+  STORE_UNAVAILABLE: define('STORE_UNAVAILABLE', 503, -31017, 'retry shortly'),
   /** The upstream refused or dropped the connection. */
-  UPSTREAM_UNAVAILABLE: define('UPSTREAM_UNAVAILABLE', 502, -32018, 'retry shortly'),
+  UPSTREAM_UNAVAILABLE: define('UPSTREAM_UNAVAILABLE', 502, -31018, 'retry shortly'),
   /** The upstream sent no response headers in time. */
-  UPSTREAM_TIMEOUT: define('UPSTREAM_TIMEOUT', 504, -32019, 'retry shortly'),
+  UPSTREAM_TIMEOUT: define('UPSTREAM_TIMEOUT', 504, -31019, 'retry shortly'),
   /** A request the agent cannot forward (request target or header). */
   BAD_REQUEST: define('BAD_REQUEST', 400, -32600, 'fix the request'),
   /** No such path on the admin API. */

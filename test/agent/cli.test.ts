@@ -45,7 +45,7 @@ describe('sessionfleet-agent', () => {
     const far = await runAgentCli(['deploy']);
     expect(far.code).toBe(2);
     expect(far.stderr).toBe(
-      'sessionfleet-agent: unknown command "deploy" (the commands are check-policy, print-schema, help); see \'sessionfleet-agent --help\'\n',
+      'sessionfleet-agent: unknown command "deploy" (the commands are check-policy, print-schema, admin, help); see \'sessionfleet-agent --help\'\n',
     );
   });
 
