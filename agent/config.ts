@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { HEADER_NAME_RULE, isHeaderName, sameHeaderName } from '../policy/header-name.js';
 import type { Policy } from '../policy/index.js';
 import { isName, NAME_RULE } from './core/tenancy.js';
+import { parseTrustedProxies, TRUSTED_PROXIES_RULE } from './core/trusted-proxies.js';
 
 /** Each flag: its type and a one-line description for `--help` and the README. */
 export const AGENT_FLAGS = {
@@ -59,6 +60,11 @@ export const AGENT_FLAGS = {
   'principal-header': {
     type: 'string',
     description: 'HTTP fronts: a trusted header, set by an authenticating proxy, that names the principal',
+  },
+  'trusted-proxies': {
+    type: 'string',
+    description:
+      'HTTP fronts: comma-separated CIDRs of the authenticating proxy; a request carrying --principal-header from any other address is refused (default: any address)',
   },
   'tenant-header': {
     type: 'string',
@@ -116,6 +122,8 @@ export interface AgentConfig {
   advertiseExplicit: boolean;
   principalsFile?: string;
   principalHeader?: string;
+  /** CIDRs the principal header is accepted from (`--trusted-proxies`); unset: any address. */
+  trustedProxies?: readonly string[];
   /** HTTP fronts: the trusted header naming the principal's tenant (lower case). */
   tenantHeader?: string;
   /** The tenant this instance serves (`--tenant`): that of every principal without its own. */
@@ -346,6 +354,15 @@ export function parseAgentConfig(
   const principals = get('principals');
   if (principals) config.principalsFile = principals.value;
   if (principalHeader) config.principalHeader = principalHeader.value.toLowerCase();
+  const trustedProxies = get('trusted-proxies');
+  if (trustedProxies) {
+    const cidrs = parseTrustedProxies(trustedProxies.value);
+    if (!cidrs)
+      problems.push(`${trustedProxies.source} (${JSON.stringify(trustedProxies.value)}) ${TRUSTED_PROXIES_RULE}`);
+    else if (!principalHeader)
+      problems.push(`${trustedProxies.source} needs --principal-header: it says where that header may come from`);
+    else config.trustedProxies = cidrs;
+  }
   if (tenantHeader) config.tenantHeader = tenantHeader.value.toLowerCase();
   if (tenant) config.tenant = tenant.value;
   const upstreamToken = get('upstream-token');

@@ -40,6 +40,12 @@ export const ERRORS = {
   SESSION_FORBIDDEN: define('SESSION_FORBIDDEN', 403, -32013, 'use a session you created'),
   METHOD_FORBIDDEN: define('METHOD_FORBIDDEN', 403, -32014, 'this method is not available through the agent'),
   TENANT_FORBIDDEN: define('TENANT_FORBIDDEN', 403, -32021, "use your own tenant's instances"),
+  PRINCIPAL_SOURCE_UNTRUSTED: define(
+    'PRINCIPAL_SOURCE_UNTRUSTED',
+    403,
+    -32023,
+    'send the request through the authenticating proxy',
+  ),
   SESSION_BUSY: define('SESSION_BUSY', 409, -32015, 'retry after the current write finishes'),
   SESSION_EXISTS: define('SESSION_EXISTS', 409, -32022, 'resume it with session.resume'),
   DRAINING: define('DRAINING', 503, -32016, 'retry; another instance will take the session'),
