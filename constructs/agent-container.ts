@@ -76,7 +76,7 @@ export const FLEET_NAME_RULE = "must be 1-64 letters, digits, '.', '_' or '-' (t
  * characters of a SHA-256 of the construct path. Deterministic (same path, same name), unique per
  * path (two fleets in one app never share a Redis key space by accident) and readable in Redis.
  */
-export function defaultFleetName(scope: IConstruct): string {
+export function fleetNameFromPath(scope: IConstruct): string {
   const base = scope.node.id
     .replace(/([a-z0-9])([A-Z])/g, '$1-$2')
     .toLowerCase()
@@ -105,11 +105,12 @@ export function agentArgs(options: AgentCommandOptions): string[] {
     '--admin-listen',
     `0.0.0.0:${AGENT_ADMIN_PORT}`,
   ];
+  // Right after the addresses: the fleet is part of where this agent belongs.
+  if (options.fleetName !== undefined) args.push('--fleet', options.fleetName);
   if (options.principals) args.push('--principals', `${PRINCIPALS_MOUNT_PATH}/${PRINCIPALS_FILE_NAME}`);
   if (options.principalHeader) args.push('--principal-header', options.principalHeader);
   if (options.tenantHeader) args.push('--tenant-header', options.tenantHeader);
   if (options.appHealthPath) args.push('--health-path', options.appHealthPath);
-  if (options.fleetName !== undefined) args.push('--fleet', options.fleetName);
   if (options.trustedProxies !== undefined && options.trustedProxies.length > 0) {
     args.push('--trusted-proxies', options.trustedProxies.join(','));
   }

@@ -16,9 +16,9 @@ import {
   AGENT_ADMIN_PORT,
   AGENT_CLIENT_PORT,
   DEFAULT_AGENT_IMAGE,
-  defaultFleetName,
   FLEET_NAME_PATTERN,
   FLEET_NAME_RULE,
+  fleetNameFromPath,
   POLICY_FILE_NAME,
   policyFileContent,
 } from './agent-container.js';
@@ -331,7 +331,7 @@ export class KubernetesSessionFleet extends Construct {
     const isolation = isToken(policyInput.isolation) ? undefined : (policyInput.isolation ?? 'shared');
 
     this.name = props.name ?? kebabCase(id);
-    this.fleetName = props.fleetName ?? defaultFleetName(this);
+    this.fleetName = props.fleetName ?? fleetNameFromPath(this);
     this.namespace = props.namespace ?? 'default';
     this.labels = props.labels ?? {};
     const recycle = props.recycleAfterSession ?? policyInput.recycleAfterSession ?? false;

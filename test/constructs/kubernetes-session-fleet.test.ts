@@ -126,10 +126,10 @@ describe('KubernetesSessionFleet: the Copilot CLI fleet of the seed', () => {
       '0.0.0.0:8080',
       '--admin-listen',
       '0.0.0.0:9090',
-      '--principals',
-      '/etc/sessionfleet-principals/principals.json',
       '--fleet',
       fleet.fleetName,
+      '--principals',
+      '/etc/sessionfleet-principals/principals.json',
       '--session-state-dir',
       '/root/.copilot/session-state',
     ]);
@@ -438,12 +438,12 @@ describe('an MCP Streamable HTTP fleet with an existing Redis', () => {
       '0.0.0.0:8080',
       '--admin-listen',
       '0.0.0.0:9090',
+      '--fleet',
+      fleet.fleetName,
       '--principal-header',
       'x-authenticated-user',
       '--health-path',
       '/health',
-      '--fleet',
-      fleet.fleetName,
     ]);
     expect(envOf(container(deployment, 'app'))).toEqual({ PORT: '3000' });
   });
@@ -481,14 +481,14 @@ describe('an HTTP fleet whose principals and tenants come from an authenticating
       '0.0.0.0:8080',
       '--admin-listen',
       '0.0.0.0:9090',
+      '--fleet',
+      fleet.fleetName,
       '--principal-header',
       'x-authenticated-user',
       '--tenant-header',
       'x-authenticated-tenant',
       '--health-path',
       '/health',
-      '--fleet',
-      fleet.fleetName,
     ]);
     expect(agent.args).toEqual(
       agentArgs({
@@ -518,8 +518,6 @@ describe('an HTTP fleet whose principals and tenants come from an authenticating
       tf('var.tenant_header'),
       '--health-path',
       '/health',
-      '--fleet',
-      expect.stringMatching(/^mcp-servers-[0-9a-f]{8}$/),
     ]);
   });
 });
