@@ -70,7 +70,6 @@ export type {
 } from './kubernetes-containers.js';
 export {
   KubernetesFleetInstances,
-  type KubernetesFleetInstancesProps,
   type KubernetesScaleMetric,
   type KubernetesServiceType,
   PLACEMENT_DEMAND_METRIC,
@@ -82,7 +81,6 @@ export {
   KubernetesFleetRedis,
   type KubernetesInClusterRedisOptions,
   KubernetesRedis,
-  type KubernetesRedisProps,
 } from './kubernetes-redis.js';
 export {
   type KubernetesAccessMode,

@@ -5,11 +5,12 @@ import { DataAzurermKeyVaultSecret } from '@cdktf/provider-azurerm/lib/data-azur
 import { TerraformVariable, Testing } from 'cdktf';
 import type { Construct } from 'constructs';
 import { describe, expect, it } from 'vitest';
+import { agentArgs } from '../../constructs/agent-container.js';
 import {
   AzureContainerInstancesSessionFleet,
   type AzureContainerInstancesSessionFleetProps,
 } from '../../constructs/azure-container-instances-session-fleet.js';
-import { agentArgs, DEFAULT_AGENT_IMAGE, parsePolicy } from '../../constructs/index.js';
+import { DEFAULT_AGENT_IMAGE, parsePolicy } from '../../constructs/index.js';
 
 interface Probe {
   http_get: { path: string; port: number; scheme: string }[];

@@ -7,17 +7,14 @@ import { PodDisruptionBudgetV1 } from '@cdktf/provider-kubernetes/lib/pod-disrup
 import { TerraformVariable, Token } from 'cdktf';
 import type { Construct } from 'constructs';
 import { describe, expect, it } from 'vitest';
+import { AGENT_ENV, agentArgs, POLICY_MOUNT_PATH, PRINCIPALS_MOUNT_PATH } from '../../constructs/agent-container.js';
 import {
-  AGENT_ENV,
-  agentArgs,
   DEFAULT_AGENT_IMAGE,
   KubernetesFleetRedis,
   KubernetesSessionFleet,
   type KubernetesSessionFleetProps,
   KubernetesSessionStorage,
   KubernetesTrustedProxies,
-  POLICY_MOUNT_PATH,
-  PRINCIPALS_MOUNT_PATH,
   parsePolicy,
   SESSION_UTILIZATION_METRIC,
 } from '../../constructs/index.js';
