@@ -4,6 +4,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { AGENT_PATHS } from '../policy/agent-interface.js';
 import type { AgentContext, Front } from './core/context.js';
 import type { UpstreamProbe } from './core/probe.js';
 import { fleetAdminRoutes } from './fleet/admin-routes.js';
@@ -41,7 +42,7 @@ export function buildAdminApp(options: AdminOptions): FastifyInstance {
   const { metrics, sessions, policy } = context;
   const app = Fastify({ logger: false });
 
-  app.get('/healthz', async (_request, reply) => {
+  app.get(AGENT_PATHS.health, async (_request, reply) => {
     const healthy = probe.isHealthy;
     return reply.code(healthy ? 200 : 503).send({
       status: healthy ? 'ok' : 'unhealthy',
@@ -53,11 +54,11 @@ export function buildAdminApp(options: AdminOptions): FastifyInstance {
 
   // The agent's own liveness: answered by the agent's event loop, whatever the app does, so a slow
   // or hung app never gets the agent (and every client connection of the instance) restarted.
-  app.get('/livez', async () => ({ status: 'ok' }));
+  app.get(AGENT_PATHS.live, async () => ({ status: 'ok' }));
 
   // The app's start-up: 200 only while the app answers the agent's probe, with no grace period, so
   // a start-up budget (a startup probe's failure threshold) is spent exactly as configured.
-  app.get('/startupz', async (_request, reply) => {
+  app.get(AGENT_PATHS.startup, async (_request, reply) => {
     const started = probe.isUp;
     return reply.code(started ? 200 : 503).send({
       status: started ? 'started' : 'starting',
@@ -65,7 +66,7 @@ export function buildAdminApp(options: AdminOptions): FastifyInstance {
     });
   });
 
-  app.get('/readyz', async (_request, reply) => {
+  app.get(AGENT_PATHS.ready, async (_request, reply) => {
     const reasons = notReadyReasons({ context, probe });
     return reply.code(reasons.length === 0 ? 200 : 503).send({
       status: reasons.length === 0 ? 'ready' : 'not ready',
@@ -75,7 +76,7 @@ export function buildAdminApp(options: AdminOptions): FastifyInstance {
     });
   });
 
-  app.get('/metrics', async (_request, reply) => {
+  app.get(AGENT_PATHS.metrics, async (_request, reply) => {
     metrics.activeSessions.set(sessions.size);
     metrics.sessionUtilization.set(sessions.size / policy.sessionsPerInstance);
     metrics.inFlight.set(context.load.inFlight);
@@ -102,7 +103,7 @@ export function buildAdminApp(options: AdminOptions): FastifyInstance {
       }
     });
 
-    admin.get('/admin/sessions', async () => {
+    admin.get(`${AGENT_PATHS.admin}/sessions`, async () => {
       const now = Date.now();
       return {
         instanceId: context.config.instanceId,
@@ -121,7 +122,7 @@ export function buildAdminApp(options: AdminOptions): FastifyInstance {
 
     if (options.fleet) admin.register(fleetAdminRoutes, { fleet: options.fleet });
 
-    admin.delete<{ Params: { id: string } }>('/admin/sessions/:id', async (request, reply) => {
+    admin.delete<{ Params: { id: string } }>(`${AGENT_PATHS.admin}/sessions/:id`, async (request, reply) => {
       const { id } = request.params;
       const ended = front.terminate ? await front.terminate(id) : sessions.end(id, 'terminated');
       if (!ended)

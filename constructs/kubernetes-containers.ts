@@ -12,21 +12,21 @@ import type {
   DeploymentV1SpecTemplateSpecVolume,
 } from '@cdktf/provider-kubernetes/lib/deployment-v1/index.js';
 import { Fn, Op, Token } from 'cdktf';
-import type { Policy } from '../policy/index.js';
 import {
   AGENT_ADMIN_PORT,
   AGENT_CLIENT_PORT,
   AGENT_ENV,
   AGENT_HEALTH_PATH,
   AGENT_METRICS_PATH,
+  AGENT_PATHS,
   AGENT_READY_PATH,
-  agentArgs,
   POLICY_FILE_NAME,
   POLICY_MOUNT_PATH,
   PRINCIPALS_FILE_NAME,
   PRINCIPALS_MOUNT_PATH,
-  terminationGracePeriodSeconds,
-} from './agent-container.js';
+} from '../policy/agent-interface.js';
+import type { Policy } from '../policy/index.js';
+import { agentArgs, terminationGracePeriodSeconds } from './agent-container.js';
 import type { KubernetesSessionStorage } from './kubernetes-session-storage.js';
 import { type KubernetesSecretKey, mebibytes } from './kubernetes-validation.js';
 
@@ -279,10 +279,7 @@ export interface FleetPodOptions {
 export const APP_CONTAINER_NAME = 'app';
 export const AGENT_CONTAINER_NAME = 'agent';
 export const SESSION_STATE_VOLUME = 'session-state';
-/** The agent's own liveness: it answers while the agent's event loop does, whatever the app does. */
-export const AGENT_LIVE_PATH = '/livez';
-/** The app has answered the agent's probe at least once since the agent started. */
-export const AGENT_STARTUP_PATH = '/startupz';
+
 /** The uid and gid of the `node` user of the official Node.js images the agent image is built on. */
 export const AGENT_UID = 1000;
 /** Where Kubernetes clients look for the in-cluster service-account token. */
@@ -380,7 +377,7 @@ export function fleetPodSpec(options: FleetPodOptions): DeploymentV1SpecTemplate
     // /startupz fails until the app has answered once, so startupTimeoutSeconds is the whole
     // start-up budget; /healthz fails once the started app stops answering, and restarts the app
     // container alone (the agent, with its clients' connections, has its own /livez).
-    startupProbe: agentHttpProbe(AGENT_STARTUP_PATH, STARTUP_PROBE_PERIOD_SECONDS, startupFailures(app)),
+    startupProbe: agentHttpProbe(AGENT_PATHS.startup, STARTUP_PROBE_PERIOD_SECONDS, startupFailures(app)),
     livenessProbe: agentHttpProbe(AGENT_HEALTH_PATH, PROBE_PERIOD_SECONDS, 3),
     // The app keeps serving until the agent has stopped taking traffic and drained: its SIGTERM
     // waits for the agent's preStop delay plus the drain timeout (needs `sleep` in the app image).
@@ -412,8 +409,8 @@ export function fleetPodSpec(options: FleetPodOptions): DeploymentV1SpecTemplate
     resources: resources(agent),
     volumeMount: agentMounts,
     // The agent's own liveness: a slow or hung app never restarts the agent.
-    startupProbe: agentHttpProbe(AGENT_LIVE_PATH, STARTUP_PROBE_PERIOD_SECONDS, 15),
-    livenessProbe: agentHttpProbe(AGENT_LIVE_PATH, PROBE_PERIOD_SECONDS, 3),
+    startupProbe: agentHttpProbe(AGENT_PATHS.live, STARTUP_PROBE_PERIOD_SECONDS, 15),
+    livenessProbe: agentHttpProbe(AGENT_PATHS.live, PROBE_PERIOD_SECONDS, 3),
     readinessProbe: agentHttpProbe(AGENT_READY_PATH, 5, 2),
     // Endpoints are removed from the Service asynchronously; keep taking requests for a moment
     // before SIGTERM starts the drain (`sleep` is in the agent image).
@@ -478,7 +475,7 @@ function agentEnv(options: FleetPodOptions): DeploymentV1SpecTemplateSpecContain
   }
   if (options.upstreamToken) env.push(secretEnv(AGENT_ENV.upstreamToken, options.upstreamToken));
   if (options.adminToken) env.push(secretEnv(AGENT_ENV.adminToken, options.adminToken));
-  env.push({ name: 'SESSIONFLEET_LOG_LEVEL', value: options.agent.logLevel });
+  env.push({ name: AGENT_ENV.logLevel, value: options.agent.logLevel });
   return env;
 }
 

@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AGENT_ENV } from '../../constructs/agent-container.js';
 import { KubernetesFleetRedis, KubernetesSessionFleet } from '../../constructs/index.js';
+import { AGENT_ENV } from '../../policy/agent-interface.js';
 import { freePort, redisServerBinary } from '../helpers/redis-server.js';
 import { container, envOf, type Json, named, nameRef, synth } from './kubernetes-test-helpers.js';
 

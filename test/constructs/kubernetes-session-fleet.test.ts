@@ -7,7 +7,7 @@ import { PodDisruptionBudgetV1 } from '@cdktf/provider-kubernetes/lib/pod-disrup
 import { TerraformVariable, Token } from 'cdktf';
 import type { Construct } from 'constructs';
 import { describe, expect, it } from 'vitest';
-import { AGENT_ENV, agentArgs, POLICY_MOUNT_PATH, PRINCIPALS_MOUNT_PATH } from '../../constructs/agent-container.js';
+import { agentArgs } from '../../constructs/agent-container.js';
 import {
   DEFAULT_AGENT_IMAGE,
   KubernetesFleetRedis,
@@ -18,6 +18,7 @@ import {
   parsePolicy,
   SESSION_UTILIZATION_METRIC,
 } from '../../constructs/index.js';
+import { AGENT_ENV, POLICY_MOUNT_PATH, PRINCIPALS_MOUNT_PATH } from '../../policy/agent-interface.js';
 import { REPO_ROOT } from '../helpers/run.js';
 import {
   container,
