@@ -18,6 +18,7 @@ import { parseRedisUrl } from '../policy/redis-url.js';
 import { parseCommandLine } from './cli-args.js';
 import type { AgentConfig, HostPort } from './core/config.js';
 import { isName, NAME_RULE } from './core/tenancy.js';
+import { parseTrustedProxies, TRUSTED_PROXIES_RULE } from './core/trusted-proxies.js';
 
 /** The range `--fleet-lease-ms` accepts: at least a second (three heartbeats of 333 ms), at most five minutes. */
 export const FLEET_LEASE_MS = { min: 1000, max: 300_000 } as const;
@@ -233,6 +234,15 @@ export function parseAgentConfig(
   const principals = get('principals');
   if (principals) config.principalsFile = principals.value;
   if (principalHeader) config.principalHeader = principalHeader.value.toLowerCase();
+  const trustedProxies = get('trusted-proxies');
+  if (trustedProxies) {
+    const cidrs = parseTrustedProxies(trustedProxies.value);
+    if (!cidrs)
+      problems.push(`${trustedProxies.source} (${JSON.stringify(trustedProxies.value)}) ${TRUSTED_PROXIES_RULE}`);
+    else if (!principalHeader)
+      problems.push(`${trustedProxies.source} needs --principal-header: it says where that header may come from`);
+    else config.trustedProxies = cidrs;
+  }
   if (tenantHeader) config.tenantHeader = tenantHeader.value.toLowerCase();
   if (tenant) config.tenant = tenant.value;
   const upstreamToken = get('upstream-token');

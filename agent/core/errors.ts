@@ -59,6 +59,13 @@ export const ERRORS = {
   METHOD_FORBIDDEN: define('METHOD_FORBIDDEN', 403, -31014, 'this method is not available through the agent'),
   /** Tenant isolation: the principal belongs to another tenant than the one this instance serves. */
   TENANT_FORBIDDEN: define('TENANT_FORBIDDEN', 403, -31021, "use your own tenant's instances"),
+  /** A request carried the principal header from an address outside `--trusted-proxies`. */
+  PRINCIPAL_SOURCE_UNTRUSTED: define(
+    'PRINCIPAL_SOURCE_UNTRUSTED',
+    403,
+    -31023,
+    'send the request through the authenticating proxy',
+  ),
   /** A collaborative session's write did not get the session's lock within `lockWaitSeconds`. */
   SESSION_BUSY: define('SESSION_BUSY', 409, -31015, 'retry after the current write finishes'),
   /** Copilot front: `session.create` for an id that already exists. */

@@ -21,6 +21,7 @@ import { AgentError, cookieEndedError, sessionBusy, sessionEndedError, sessionNo
 import type { Logger } from '../core/logger.js';
 import type { CreateResult, EndReason, Session, SessionTable } from '../core/sessions.js';
 import { type Caller, isName, tenantOf, tenantRefusal } from '../core/tenancy.js';
+import { principalSourceRefusal } from '../core/trusted-proxies.js';
 import { LocalCoordinator } from '../fleet/local-coordinator.js';
 import type { FenceGate, SessionLock } from '../fleet/lock.js';
 import type { EndedReason } from '../fleet/registry.js';
@@ -957,6 +958,12 @@ export class HttpFront implements Front, ExchangeHost, TunnelHost {
     const { principalHeader, tenantHeader } = this.settings;
     let principal: string | undefined;
     if (principalHeader) {
+      const untrusted = principalSourceRefusal(
+        req,
+        this.context.config,
+        () => verifyForwardMark(this.fleet?.hints, this.context.config.instanceId, req.headers[FORWARDED_BY_HEADER]).ok,
+      );
+      if (untrusted) return untrusted;
       const value = req.headers[principalHeader];
       if (!isName(value)) {
         return new AgentError(
