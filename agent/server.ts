@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import { type Policy, validatePolicyText } from '../policy/index.js';
 import { buildAdminApp } from './admin.js';
-import { checkConfigAgainstPolicy, formatHostPort } from './config.js';
+import { checkConfigAgainstPolicy, formatHostPort, resolveAgentConfig } from './config.js';
 import type { AgentConfig } from './core/config.js';
 import type { AgentContext, Front, ListenAddress } from './core/context.js';
 import { InstanceLoad } from './core/load.js';
@@ -84,7 +84,13 @@ function addressOf(app: FastifyInstance): ListenAddress {
 }
 
 /** Starts an agent in this process. Used by `runAgent` and by tests that need a handle. */
-export async function startAgent(config: AgentConfig, options: { logger?: Logger } = {}): Promise<RunningAgent> {
+export async function startAgent(given: AgentConfig, options: { logger?: Logger } = {}): Promise<RunningAgent> {
+  let config: AgentConfig;
+  try {
+    config = await resolveAgentConfig(given);
+  } catch (error) {
+    throw new StartupError([`--listen (${formatHostPort(given.listen)}): ${listenFailure(error)}`]);
+  }
   const { policy, warnings } = await loadPolicy(config.policyFile);
   const problems = checkConfigAgainstPolicy(config, policy);
   if (problems.length > 0) throw new StartupError(problems);
@@ -177,13 +183,7 @@ export async function startAgent(config: AgentConfig, options: { logger?: Logger
     const where = formatHostPort(flag === '--listen' ? config.listen : config.adminListen);
     throw new StartupError([`${flag} (${where}): ${listenFailure(error)}`]);
   }
-  if (!config.advertiseExplicit && config.listen.port === 0) {
-    // Listening on a port the OS chose: tell peers the real one.
-    config.advertise = new URL(
-      `http://${formatHostPort({ host: config.advertise.hostname.replace(/^\[|\]$/g, ''), port: client.port })}`,
-    );
-  }
-  // After listen: the heartbeat publishes the advertised address, which may only now be known.
+  // After listen: peers are told to come here only once something answers.
   await coordinator.start();
   await probe.checkNow();
   probe.start();
