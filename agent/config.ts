@@ -3,6 +3,8 @@
  * (`--admin-listen` → `SESSIONFLEET_ADMIN_LISTEN`); a flag on the command line wins. Errors name the
  * flag or variable, the value and the rule, and are all reported at once.
  */
+
+import { createServer } from 'node:net';
 import type { NetworkInterfaceInfo } from 'node:os';
 import {
   AGENT_EXECUTABLE,
@@ -17,6 +19,7 @@ import type { Policy } from '../policy/index.js';
 import { parseRedisUrl } from '../policy/redis-url.js';
 import { parseCommandLine } from './cli-args.js';
 import type { AgentConfig, HostPort } from './core/config.js';
+import { deepFrozen } from './core/frozen.js';
 import { isName, NAME_RULE } from './core/tenancy.js';
 import { parseTrustedProxies, TRUSTED_PROXIES_RULE } from './core/trusted-proxies.js';
 
@@ -212,7 +215,7 @@ export function parseAgentConfig(
     problems.push(`${tenant.source} (${JSON.stringify(tenant.value)}) must be ${NAME_RULE}`);
   }
 
-  const config: AgentConfig = {
+  const config: { -readonly [K in keyof AgentConfig]: AgentConfig[K] } = {
     policyFile: policy?.value ?? '',
     upstream,
     listen,
@@ -252,7 +255,40 @@ export function parseAgentConfig(
   if (healthPath) config.healthPath = healthPath.value;
 
   if (problems.length > 0) throw new ConfigError(problems);
-  return config;
+  return deepFrozen(config);
+}
+
+/**
+ * The configuration the agent runs with: `--listen` on port 0 (let the OS choose, as tests do)
+ * is resolved to the port now, so that the advertised address peers are told is known before
+ * anything reads the configuration, which then never changes. The port is bound and released
+ * here and bound again by the front a moment later; `reservePort` stands in for that in tests.
+ */
+export async function resolveAgentConfig(
+  config: AgentConfig,
+  reservePort: (host: string) => Promise<number> = freePort,
+): Promise<AgentConfig> {
+  if (config.listen.port !== 0) return deepFrozen(config);
+  const listen = { host: config.listen.host, port: await reservePort(config.listen.host) };
+  const advertise = config.advertiseExplicit
+    ? config.advertise
+    : new URL(
+        `http://${formatHostPort({ host: config.advertise.hostname.replace(/^\[|\]$/g, ''), port: listen.port })}`,
+      );
+  return deepFrozen({ ...config, listen, advertise });
+}
+
+/** A port the OS considers free on `host`; fails like a listen would (EADDRNOTAVAIL, EACCES). */
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen({ host, port: 0, exclusive: true }, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 /**

@@ -2,13 +2,15 @@
  * Owns the agent's life: loads the policy and principals, builds the shared context, starts the
  * front that matches the affinity type, the admin port and the upstream probe, and drains on
  * SIGTERM/SIGINT (readiness false, no new sessions, in-flight work finishes within the policy's
- * drain timeout, then exit).
+ * drain timeout, then exit 0) — and on an uncaught exception or unhandled rejection, the same
+ * drain, then exit 1 so that the platform restarts the agent.
  */
 import { readFile } from 'node:fs/promises';
+import closeWithGrace from 'close-with-grace';
 import type { FastifyInstance } from 'fastify';
 import { type Policy, validatePolicyText } from '../policy/index.js';
 import { buildAdminApp } from './admin.js';
-import { checkConfigAgainstPolicy, formatHostPort } from './config.js';
+import { checkConfigAgainstPolicy, formatHostPort, resolveAgentConfig } from './config.js';
 import type { AgentConfig } from './core/config.js';
 import type { AgentContext, Front, ListenAddress } from './core/context.js';
 import { InstanceLoad } from './core/load.js';
@@ -84,7 +86,13 @@ function addressOf(app: FastifyInstance): ListenAddress {
 }
 
 /** Starts an agent in this process. Used by `runAgent` and by tests that need a handle. */
-export async function startAgent(config: AgentConfig, options: { logger?: Logger } = {}): Promise<RunningAgent> {
+export async function startAgent(given: AgentConfig, options: { logger?: Logger } = {}): Promise<RunningAgent> {
+  let config: AgentConfig;
+  try {
+    config = await resolveAgentConfig(given);
+  } catch (error) {
+    throw new StartupError([`--listen (${formatHostPort(given.listen)}): ${listenFailure(error)}`]);
+  }
   const { policy, warnings } = await loadPolicy(config.policyFile);
   const problems = checkConfigAgainstPolicy(config, policy);
   if (problems.length > 0) throw new StartupError(problems);
@@ -177,13 +185,7 @@ export async function startAgent(config: AgentConfig, options: { logger?: Logger
     const where = formatHostPort(flag === '--listen' ? config.listen : config.adminListen);
     throw new StartupError([`${flag} (${where}): ${listenFailure(error)}`]);
   }
-  if (!config.advertiseExplicit && config.listen.port === 0) {
-    // Listening on a port the OS chose: tell peers the real one.
-    config.advertise = new URL(
-      `http://${formatHostPort({ host: config.advertise.hostname.replace(/^\[|\]$/g, ''), port: client.port })}`,
-    );
-  }
-  // After listen: the heartbeat publishes the advertised address, which may only now be known.
+  // After listen: peers are told to come here only once something answers.
   await coordinator.start();
   await probe.checkNow();
   probe.start();
@@ -273,7 +275,31 @@ async function recycle(shutdown: (reason?: string) => Promise<void>, logger: Log
   }
 }
 
-/** The CLI's default command: runs until SIGTERM/SIGINT, then drains and resolves with the exit code. */
+/** Time to close the listeners and leave the fleet once the drain is over or timed out. */
+const CLOSE_AFTER_DRAIN_MS = 5_000;
+
+/**
+ * What else close-with-grace would react to: signals the agent never documented (a SIGHUP or a
+ * SIGUSR2 keep their usual meaning), faults after which JavaScript cannot safely run, and the
+ * event loop running empty (the agent then already stopped, after recycling).
+ */
+const NOT_A_SHUTDOWN: closeWithGrace.AllEvents[] = [
+  'SIGHUP',
+  'SIGQUIT',
+  'SIGILL',
+  'SIGTRAP',
+  'SIGABRT',
+  'SIGBUS',
+  'SIGFPE',
+  'SIGSEGV',
+  'SIGUSR2',
+  'beforeExit',
+];
+
+/**
+ * The CLI's default command: runs until SIGTERM/SIGINT (drain, exit 0) or a crash (drain, exit 1),
+ * or until the agent stops itself (recycling), then resolves with the exit code.
+ */
 export async function runAgent(config: AgentConfig): Promise<number> {
   let agent: RunningAgent;
   try {
@@ -285,17 +311,44 @@ export async function runAgent(config: AgentConfig): Promise<number> {
     }
     throw error;
   }
-  const stop = (signal: NodeJS.Signals) => {
-    agent.shutdown(signal).catch((error: unknown) => {
-      agent.context.logger.error({ err: error }, 'shutdown failed');
-      process.exitCode = 1;
-    });
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  const { logger, policy, load, sessions } = agent.context;
+  // The last line of defence. A bug that throws outside a request, or a promise nobody awaited,
+  // would otherwise kill the process at once and cut every session on the instance. Instead the
+  // instance stops taking new work and lets what is in flight finish, as on SIGTERM, then exits
+  // non-zero. close-with-grace (Fastify's maintainers) owns the process-wide part: one listener
+  // per event, a second fault or signal during the drain exits at once, and a deadline.
+  const graceful = closeWithGrace(
+    {
+      delay: policy.drainTimeoutSeconds * 1000 + CLOSE_AFTER_DRAIN_MS,
+      skip: NOT_A_SHUTDOWN,
+      logger: { error: (message: unknown) => logger.error({ detail: String(message) }, 'shutdown') },
+      onSecondError: (error) => logger.fatal({ err: error }, 'another uncaught error while draining: exiting now'),
+      onSecondSignal: (signal) => logger.warn({ signal }, 'second signal while draining: exiting now'),
+      onTimeout: (delay) => logger.error({ delayMs: delay }, 'shutdown did not finish in time: exiting now'),
+    },
+    async ({ signal, err }) => {
+      if (err !== undefined) {
+        logger.fatal(
+          {
+            err,
+            inFlight: load.inFlight,
+            sessions: sessions.size,
+            drainTimeoutSeconds: policy.drainTimeoutSeconds,
+          },
+          'uncaught error: draining, then exiting 1 so that the platform restarts the agent',
+        );
+      }
+      try {
+        await agent.shutdown(err !== undefined ? 'uncaught error' : signal);
+      } catch (error) {
+        logger.error({ err: error }, 'shutdown failed');
+        throw error;
+      }
+    },
+  );
   await agent.stopped;
-  process.off('SIGTERM', stop);
-  process.off('SIGINT', stop);
+  // Stopped by itself (recycling); on a signal or a crash close-with-grace exits the process.
+  graceful.uninstall();
   return 0;
 }
 

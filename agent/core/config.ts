@@ -3,43 +3,46 @@
  * and the environment by `agent/config.ts`, resolved (the advertised address included) and frozen
  * before the agent starts. Only types live here, so `agent/core` and everything above it can name
  * the configuration without depending on how it is parsed.
+ *
+ * Every field is readonly, and the object the agent runs with is deep-frozen (URLs included): a
+ * part that wants another value derives its own, so no reader sees the configuration change.
  */
 export interface HostPort {
-  host: string;
-  port: number;
+  readonly host: string;
+  readonly port: number;
 }
 
 export interface AgentConfig {
-  policyFile: string;
-  upstream: URL;
-  listen: HostPort;
-  adminListen: HostPort;
-  redisUrl?: string;
+  readonly policyFile: string;
+  readonly upstream: URL;
+  readonly listen: HostPort;
+  readonly adminListen: HostPort;
+  readonly redisUrl?: string;
   /** The fleet's name (Redis key prefix `sessionfleet:{<fleet>}:`); unset means `default`. */
-  fleet?: string;
+  readonly fleet?: string;
   /** Owner-hint keys, comma-separated (`SESSIONFLEET_FLEET_KEY`). */
-  fleetKey?: string;
+  readonly fleetKey?: string;
   /** The fleet lease (`--fleet-lease-ms`); unset means the coordinator's default (10 s). */
-  fleetLeaseMs?: number;
-  sessionStateDir?: string;
-  instanceId: string;
-  advertise: URL;
+  readonly fleetLeaseMs?: number;
+  readonly sessionStateDir?: string;
+  readonly instanceId: string;
+  readonly advertise: URL;
   /** False when `advertise` was derived (from the listen address or this host's IP). */
-  advertiseExplicit: boolean;
-  principalsFile?: string;
-  principalHeader?: string;
+  readonly advertiseExplicit: boolean;
+  readonly principalsFile?: string;
+  readonly principalHeader?: string;
   /** CIDRs the principal header is accepted from (`--trusted-proxies`); unset: any address. */
-  trustedProxies?: readonly string[];
+  readonly trustedProxies?: readonly string[];
   /** HTTP fronts: the trusted header naming the principal's tenant (lower case). */
-  tenantHeader?: string;
+  readonly tenantHeader?: string;
   /** The tenant this instance serves (`--tenant`): that of every principal without its own. */
-  tenant?: string;
-  upstreamToken?: string;
-  adminToken?: string;
-  healthPath?: string;
-  probeIntervalMs: number;
-  unhealthyAfterMs: number;
-  logLevel: string;
+  readonly tenant?: string;
+  readonly upstreamToken?: string;
+  readonly adminToken?: string;
+  readonly healthPath?: string;
+  readonly probeIntervalMs: number;
+  readonly unhealthyAfterMs: number;
+  readonly logLevel: string;
   /** Flags that were accepted but have no effect (fleet flags without --redis), logged at start. */
-  warnings?: readonly string[];
+  readonly warnings?: readonly string[];
 }

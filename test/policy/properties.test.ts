@@ -2,6 +2,12 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AFFINITY_TYPES, ISOLATION_MODES, validatePolicy } from '../../policy/index.js';
 
+/**
+ * True one time in four. Asynchronous invocation and recycling each rule out half the policies;
+ * a fair coin left some seeds with under 100 accepted policies in 3000 (about 1 run in 80).
+ */
+const rarely = fc.oneof({ arbitrary: fc.constant(false), weight: 3 }, { arbitrary: fc.constant(true), weight: 1 });
+
 /** Policies that are often valid: the known fields with values around their bounds. */
 const plausiblePolicy = fc.record(
   {
@@ -20,8 +26,8 @@ const plausiblePolicy = fc.record(
     maxInstances: fc.integer({ min: 1, max: 20 }),
     expiredSessionStatus: fc.integer({ min: 399, max: 500 }),
     evictionPolicy: fc.constantFrom('reject', 'lru'),
-    asyncInvocation: fc.boolean(),
-    recycleAfterSession: fc.boolean(),
+    asyncInvocation: rarely,
+    recycleAfterSession: rarely,
     instanceVcpu: fc.double({ min: 0.25, max: 8, noNaN: true }),
     collaborative: fc.record({ enabled: fc.boolean() }, { requiredKeys: [] }),
   },
