@@ -16,6 +16,7 @@ import {
   DEFAULT_AGENT_IMAGE,
   DEFAULT_SESSION_STATE_PATH,
 } from './agent-container.js';
+import { warnAboutAgentImage } from './agent-image.js';
 import { AzureFleetRedis, REDIS_CAPACITY, REDIS_SKUS, type RedisSku } from './azure-fleet-redis.js';
 import {
   checkRedisCacheName,
@@ -272,6 +273,7 @@ export abstract class AzureSessionFleetBase extends Construct {
     this.redisSkuName = settings.redisSkuName;
     this.redisCapacity = settings.redisCapacity;
     this.redisCacheName = settings.redisCacheName;
+    warnAboutAgentImage(this, this.agentImage);
   }
 }
 

@@ -19,6 +19,7 @@ import {
   POLICY_FILE_NAME,
   policyFileContent,
 } from './agent-container.js';
+import { warnAboutAgentImage } from './agent-image.js';
 import { resolveFleetPolicy, SessionFleetValidationError } from './fleet-policy.js';
 import { identityHeaderProblems } from './identity-headers.js';
 import type {
@@ -325,6 +326,7 @@ export class KubernetesSessionFleet extends Construct {
       memoryLimitMiB: props.agent?.memoryLimitMiB ?? agentMemoryRequestMiB,
       logLevel: props.agent?.logLevel ?? 'info',
     };
+    warnAboutAgentImage(this, this.agent.image);
     this.scaleOn = props.scaleOn ?? 'sessions';
     this.targetSessionUtilization = props.targetSessionUtilization ?? 0.8;
     this.targetCpuUtilizationPercent = props.targetCpuUtilizationPercent ?? 70;
