@@ -4,3 +4,4 @@ export * from '../policy/index.js';
 export * from './agent-container.js';
 export * from './agent-image.js';
 export { type ResolvedFleetPolicy, resolveFleetPolicy, SessionFleetValidationError } from './fleet-policy.js';
+export * from './fleet-summary.js';
