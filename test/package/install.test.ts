@@ -17,7 +17,8 @@ const work = mkdtempSync(join(tmpdir(), 'sessionfleet-pack-'));
 let packed: Promise<{ tarball: string; files: string[] }> | undefined;
 /** `npm pack` once for every test of this file (it builds dist/ through `prepare`). */
 function pack(): Promise<{ tarball: string; files: string[] }> {
-  packed ??= run('npm', ['pack', '--json', '--pack-destination', work]).then((result) => {
+  // `prepare` runs both tsc builds: minutes on a loaded two-core machine.
+  packed ??= run('npm', ['pack', '--json', '--pack-destination', work], { timeoutMs: 900_000 }).then((result) => {
     expect(result.code, result.stderr).toBe(0);
     const [info] = JSON.parse(result.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
     return { tarball: join(work, info!.filename), files: info!.files.map((f) => f.path) };
@@ -63,7 +64,7 @@ describe('the packed library in a fresh cdktf project', () => {
     );
     expect(install.code, install.stderr).toBe(0);
     expectNoEngineWarnings(install);
-  }, 600_000);
+  }, 1_200_000);
 
   it('ships the build, the types, the schema and the bin, and no tests or caches', () => {
     expect(files).toEqual(
@@ -249,7 +250,7 @@ describe.each([
       writeFileSync(join(project, 'main.ts'), exampleFile(target, 'main.ts'));
       install = await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: project });
       expect(install.code, install.stderr).toBe(0);
-    }, 900_000);
+    }, 1_200_000);
 
     it('installs without engine warnings', () => {
       expectNoEngineWarnings(install);
