@@ -11,6 +11,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/redis-server.js';
 import { REPO_ROOT, run } from '../helpers/run.js';
@@ -144,7 +145,8 @@ describe.skipIf(missing.length > 0)('the agent image, built with buildah and run
     while (!seen.some((r) => r.url === '/slow')) await sleep(50);
     const kill = await run('podman', ['kill', '--signal', 'TERM', CONTAINER]);
     expect(kill.code, kill.stderr).toBe(0);
-    const ready = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
+    // A new connection: draining closes the admin port's idle keep-alive sockets, pooled ones included.
+    const ready = await undiciFetch(`http://127.0.0.1:${adminPort}/readyz`, { dispatcher: new Agent() });
     expect(ready.status).toBe(503);
     expect(await ready.json()).toMatchObject({ reasons: ['draining'] });
     const response = await inFlight;
