@@ -16,6 +16,7 @@ import {
 import { describeValue } from '../policy/format.js';
 import type { Policy, PolicyInput } from '../policy/index.js';
 import { DEFAULT_AGENT_IMAGE, FLEET_NAME_PATTERN, FLEET_NAME_RULE, fleetNameFromPath } from './agent-container.js';
+import { warnAboutAgentImage } from './agent-image.js';
 import { AzureFleetRedis, REDIS_CAPACITY, REDIS_SKUS, type RedisSku } from './azure-fleet-redis.js';
 import {
   checkRedisCacheName,
@@ -279,6 +280,7 @@ export abstract class AzureSessionFleetBase extends Construct {
     this.redisSkuName = settings.redisSkuName;
     this.redisCapacity = settings.redisCapacity;
     this.redisCacheName = settings.redisCacheName;
+    warnAboutAgentImage(this, this.agentImage);
   }
 }
 

@@ -12,4 +12,6 @@ export {
 } from '../policy/agent-interface.js';
 export * from '../policy/index.js';
 export { DEFAULT_AGENT_IMAGE } from './agent-container.js';
+export { DEFAULT_AGENT_IMAGE_PUBLISHED } from './agent-image.js';
 export { type ResolvedFleetPolicy, resolveFleetPolicy, SessionFleetValidationError } from './fleet-policy.js';
+export * from './fleet-summary.js';

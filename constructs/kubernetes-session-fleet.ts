@@ -20,6 +20,7 @@ import {
   fleetNameFromPath,
   policyFileContent,
 } from './agent-container.js';
+import { warnAboutAgentImage } from './agent-image.js';
 import { resolveFleetPolicy, SessionFleetValidationError } from './fleet-policy.js';
 import { identityHeaderProblems } from './identity-headers.js';
 import {
@@ -363,6 +364,7 @@ export class KubernetesSessionFleet extends Construct {
       memoryLimitMiB: props.agent?.memoryLimitMiB ?? agentMemoryRequestMiB,
       logLevel: props.agent?.logLevel ?? 'info',
     };
+    warnAboutAgentImage(this, this.agent.image);
     this.scaleOn = props.scaleOn ?? 'sessions';
     this.targetSessionUtilization = props.targetSessionUtilization ?? 0.8;
     this.targetCpuUtilizationPercent = props.targetCpuUtilizationPercent ?? 70;

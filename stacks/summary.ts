@@ -1,6 +1,7 @@
 /** Prints what `cdktf synth` wrote: one line per stack with its resources by type. */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { countByType, formatTypeCounts } from '../constructs/fleet-summary.js';
 
 interface Manifest {
   stacks: Record<string, { synthesizedStackPath: string; workingDirectory: string }>;
@@ -14,13 +15,14 @@ for (const [name, stack] of Object.entries(manifest.stacks)) {
     resource?: Record<string, Record<string, unknown>>;
     output?: Record<string, unknown>;
   };
-  const byType = Object.entries(json.resource ?? {}).map(([type, items]) => [type, Object.keys(items).length] as const);
+  const byType = countByType(
+    Object.entries(json.resource ?? {}).flatMap(([type, items]) => Object.keys(items).map(() => type)),
+  );
   const count = byType.reduce((sum, [, n]) => sum + n, 0);
   total += count;
   console.log(
     `${name}: ${count} resources, ${Object.keys(json.output ?? {}).length} outputs -> ${join(outDir, stack.synthesizedStackPath)}`,
   );
-  for (const [type, n] of byType.sort(([a], [b]) => a.localeCompare(b)))
-    console.log(`  ${String(n).padStart(3)} ${type}`);
+  for (const line of formatTypeCounts(byType)) console.log(line);
 }
 console.log(`${Object.keys(manifest.stacks).length} stacks, ${total} resources in ${outDir}/`);

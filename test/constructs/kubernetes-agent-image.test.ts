@@ -126,6 +126,8 @@ describe('agent/Dockerfile', () => {
       'package-lock.json',
       'tsconfig.json',
       'tsconfig.build.json',
+      'tsconfig.cjs.json',
+      'scripts/build.mjs',
       'policy',
       'constructs',
       'agent',
