@@ -131,8 +131,11 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
     return this.done;
   }
 
-  /** Aborts when the response closes (the client went away, or the exchange ended). */
-  get clientSignal(): AbortSignal {
+  /**
+   * Aborts when the response closes (the client went away, or the exchange ended): the routing
+   * core's `Requester.signal`, created only when something waits (off the hot path).
+   */
+  get signal(): AbortSignal {
     this.clientController ??= new AbortController();
     if (this.done) this.clientController.abort();
     return this.clientController.signal;

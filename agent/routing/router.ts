@@ -64,8 +64,9 @@ const MINTED_ID_BYTES = 18;
 
 export class Router {
   readonly coordinator: Coordinator;
+  /** This instance (the forwarding agent's mark names it; a front's not-owner signal too). */
+  readonly instanceId: string;
   private readonly sessions: SessionTable;
-  private readonly self: string;
   private readonly status: number;
   private readonly sharedState: boolean;
   private readonly purpose: MarkPurpose;
@@ -74,7 +75,7 @@ export class Router {
   constructor(options: RouterOptions) {
     this.coordinator = options.coordinator;
     this.sessions = options.sessions;
-    this.self = options.instanceId;
+    this.instanceId = options.instanceId;
     this.status = options.policy.expiredSessionStatus;
     this.sharedState = options.policy.sharedSessionState;
     this.purpose = options.purpose;
@@ -178,13 +179,13 @@ export class Router {
    * it is not — an invalid mark is ignored, the request routed like any other.
    */
   acceptMark(mark: AgentMark | undefined): MarkCheck<VerifiedMark> {
-    return verifyMark(this.coordinator.hints, this.purpose, this.self, mark);
+    return verifyMark(this.coordinator.hints, this.purpose, this.instanceId, mark);
   }
 
   /** A fresh mark for `to` (a Copilot hop's `connect`); undefined while no fleet key is known. */
   markFor(to: string, reservation?: string): AgentMark | undefined {
     const hints = this.coordinator.hints;
-    return hints ? signMark(hints, this.purpose, { from: this.self, to, reservation }) : undefined;
+    return hints ? signMark(hints, this.purpose, { from: this.instanceId, to, reservation }) : undefined;
   }
 
   /**
