@@ -21,7 +21,6 @@ import type { AgentContext, Front, ListenAddress } from '../core/context.js';
 import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { EndReason, Session, SessionTable } from '../core/sessions.js';
-import { LocalCoordinator } from '../fleet/local-coordinator.js';
 import { Router } from '../routing/index.js';
 import { Admission, type Reservation } from './admission.js';
 import type { Exchange, Outcome } from './exchange.js';
@@ -87,8 +86,9 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
     this.sessions = context.sessions;
     this.logger = context.logger;
     this.debug = context.logger.isLevelEnabled('debug');
-    // A context built without a coordinator (tests) gets the in-process one the server would create.
-    const coordinator = context.coordinator ?? new LocalCoordinator(context);
+    // The composition root (server.ts) creates it, Redis or in-process: the front has no say.
+    const coordinator = context.coordinator;
+    if (!coordinator) throw new Error('the HTTP front needs the agent context with its coordinator');
     this.router = new Router({
       coordinator,
       sessions: context.sessions,

@@ -20,9 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { AgentError, sessionBusy, sessionEndedError, sessionNotFound } from '../core/errors.js';
 import type { Session, SessionTable } from '../core/sessions.js';
 import type { Caller } from '../core/tenancy.js';
-import type { LockLease } from '../fleet/lock.js';
-import type { EndedReason } from '../fleet/registry.js';
-import type { Coordinator, OpenOptions, Placement, PlacementTicket } from '../fleet/types.js';
+import type { Coordinator, EndedReason, LockLease, OpenOptions, Placement, PlacementTicket } from '../fleet/types.js';
 import { type AgentMark, type MarkCheck, type MarkPurpose, signMark, type VerifiedMark, verifyMark } from './mark.js';
 import type {
   Decision,
