@@ -52,6 +52,20 @@ export function buildAdminApp(options: AdminOptions): FastifyInstance {
     });
   });
 
+  // The agent's own liveness: answered by the agent's event loop, whatever the app does, so a slow
+  // or hung app never gets the agent (and every client connection of the instance) restarted.
+  app.get(AGENT_PATHS.live, async () => ({ status: 'ok' }));
+
+  // The app's start-up: 200 only while the app answers the agent's probe, with no grace period, so
+  // a start-up budget (a startup probe's failure threshold) is spent exactly as configured.
+  app.get(AGENT_PATHS.startup, async (_request, reply) => {
+    const started = probe.isUp;
+    return reply.code(started ? 200 : 503).send({
+      status: started ? 'started' : 'starting',
+      lastUpstreamSuccess: probe.lastSuccessAt === undefined ? null : new Date(probe.lastSuccessAt).toISOString(),
+    });
+  });
+
   app.get(AGENT_PATHS.ready, async (_request, reply) => {
     const reasons = notReadyReasons({ context, probe });
     return reply.code(reasons.length === 0 ? 200 : 503).send({

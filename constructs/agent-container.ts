@@ -4,6 +4,8 @@
  * reads. Platform constructs (Kubernetes, Azure) translate this neutral description into their
  * own resources.
  */
+import { createHash } from 'node:crypto';
+import type { IConstruct } from 'constructs';
 import {
   AGENT_ADMIN_PORT,
   AGENT_CLIENT_PORT,
@@ -32,6 +34,32 @@ export interface AgentCommandOptions {
   readonly tenantHeader?: string;
   /** HTTP path the agent probes on the app. @default - a TCP connect */
   readonly appHealthPath?: string;
+  /** The fleet's name (`--fleet`): agents with the same Redis and fleet name coordinate as one fleet. */
+  readonly fleetName?: string;
+  /** The agent's `--trusted-proxies`: CIDRs the principal header is accepted from. */
+  readonly trustedProxies?: readonly string[];
+  /** Shared session state: the directory whose stale sessions the agent removes (`--session-state-dir`). */
+  readonly sessionStateDir?: string;
+}
+
+/** What the agent accepts as `--fleet`: 1–64 letters, digits, '.', '_' or '-'. */
+export const FLEET_NAME_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+export const FLEET_NAME_RULE = "must be 1-64 letters, digits, '.', '_' or '-' (the agent's --fleet)";
+
+/**
+ * The fleet name a construct passes when none is given: the construct id in kebab case plus 8 hex
+ * characters of a SHA-256 of the construct path. Deterministic (same path, same name), unique per
+ * path (two fleets in one app never share a Redis key space by accident) and readable in Redis.
+ */
+export function fleetNameFromPath(scope: IConstruct): string {
+  const base = scope.node.id
+    .replace(/([a-z0-9])([A-Z])/g, '$1-$2')
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 40);
+  const hash = createHash('sha256').update(scope.node.path).digest('hex').slice(0, 8);
+  return base === '' ? `fleet-${hash}` : `${base}-${hash}`;
 }
 
 /** `http://` for HTTP fronts, `tcp://` for the Copilot CLI's JSON-RPC. */
@@ -53,10 +81,16 @@ export function agentArgs(options: AgentCommandOptions): string[] {
     flagArg('admin-listen'),
     `0.0.0.0:${AGENT_ADMIN_PORT}`,
   ];
+  // Right after the addresses: the fleet is part of where this agent belongs.
+  if (options.fleetName !== undefined) args.push(flagArg('fleet'), options.fleetName);
   if (options.principals) args.push(flagArg('principals'), `${PRINCIPALS_MOUNT_PATH}/${PRINCIPALS_FILE_NAME}`);
   if (options.principalHeader) args.push(flagArg('principal-header'), options.principalHeader);
   if (options.tenantHeader) args.push(flagArg('tenant-header'), options.tenantHeader);
   if (options.appHealthPath) args.push(flagArg('health-path'), options.appHealthPath);
+  if (options.trustedProxies !== undefined && options.trustedProxies.length > 0) {
+    args.push(flagArg('trusted-proxies'), options.trustedProxies.join(','));
+  }
+  if (options.sessionStateDir !== undefined) args.push(flagArg('session-state-dir'), options.sessionStateDir);
   return args;
 }
 

@@ -243,6 +243,7 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
       principalHeader: props.principalHeader,
       tenantHeader: props.tenantHeader,
       appHealthPath: props.appHealthPath,
+      fleetName: this.settings.fleetName,
     }).map((arg) => SECRET_FILE_PATHS[arg] ?? arg);
     const agent: ContainerAppTemplateContainer = {
       name: AGENT_CONTAINER_NAME,

@@ -180,6 +180,7 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
       principalHeader: props.principalHeader,
       tenantHeader: props.tenantHeader,
       appHealthPath: props.appHealthPath,
+      fleetName: this.settings.fleetName,
     });
     const agentSecrets = Object.fromEntries(agentSecretEnvs(props, foundation.redisUrl).map((s) => [s.env, s.value]));
     const registry =

@@ -15,7 +15,7 @@ import {
 } from '../policy/agent-interface.js';
 import { describeValue } from '../policy/format.js';
 import type { Policy, PolicyInput } from '../policy/index.js';
-import { DEFAULT_AGENT_IMAGE } from './agent-container.js';
+import { DEFAULT_AGENT_IMAGE, FLEET_NAME_PATTERN, FLEET_NAME_RULE, fleetNameFromPath } from './agent-container.js';
 import { AzureFleetRedis, REDIS_CAPACITY, REDIS_SKUS, type RedisSku } from './azure-fleet-redis.js';
 import {
   checkRedisCacheName,
@@ -182,6 +182,13 @@ export interface AzureSessionFleetBaseProps {
   readonly location?: string;
 
   /**
+   * The fleet's name for the agents (`--fleet`): agents on one Redis coordinate only with agents of
+   * the same fleet name, so two fleets sharing a Redis stay two fleets.
+   * @default - the construct id in kebab case and 8 hex characters of a hash of the construct path
+   */
+  readonly fleetName?: string;
+
+  /**
    * Base of the names of the fleet's Azure resources.
    * @default - `sessionfleet-` and 8 hex characters of a hash of the construct's address
    */
@@ -278,6 +285,8 @@ export abstract class AzureSessionFleetBase extends Construct {
 /** The props with their defaults resolved; copied into each fleet's public fields. */
 export interface AzureFleetSettings {
   readonly name: string;
+  /** The agents' `--fleet`. */
+  readonly fleetName: string;
   readonly cpuCores: number;
   readonly memoryGiB: number;
   readonly agentImage: string;
@@ -308,6 +317,7 @@ export function resolveAzureFleetSettings(scope: Construct, props: AzureSessionF
   const cpuCores = props.cpuCores ?? AZURE_FLEET_DEFAULTS.cpuCores;
   return {
     name: props.name ?? defaultFleetName(scope),
+    fleetName: props.fleetName ?? fleetNameFromPath(scope),
     cpuCores,
     memoryGiB: props.memoryGiB ?? cpuCores * 2,
     agentImage: props.agentImage ?? DEFAULT_AGENT_IMAGE,
@@ -348,6 +358,9 @@ export function checkAzureFleetProps(
 ): string[] {
   const problems: (string | undefined)[] = [];
   problems.push(checkResourceName('name', settings.name, nameMaxLength));
+  if (known(settings.fleetName) && !FLEET_NAME_PATTERN.test(settings.fleetName)) {
+    problems.push(`'fleetName' (${describeValue(settings.fleetName)}) ${FLEET_NAME_RULE}`);
+  }
   if (props.resourceGroupName === undefined && props.location === undefined) {
     problems.push(`'location' is required when no 'resourceGroupName' is given (a new resource group is created)`);
   }

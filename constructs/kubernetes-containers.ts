@@ -18,6 +18,7 @@ import {
   AGENT_ENV,
   AGENT_HEALTH_PATH,
   AGENT_METRICS_PATH,
+  AGENT_PATHS,
   AGENT_READY_PATH,
   POLICY_FILE_NAME,
   POLICY_MOUNT_PATH,
@@ -93,10 +94,74 @@ export interface KubernetesAppContainer {
    */
   readonly healthPath?: string;
   /**
-   * How long the app may take to start before Kubernetes restarts the pod's containers.
+   * How long the app may take to answer the agent's first probe before Kubernetes restarts the
+   * app container. The app's startup probe asks the agent's `/startupz`, which fails until the app
+   * has answered once (no grace period), so the whole timeout applies.
    * @default 120
    */
   readonly startupTimeoutSeconds?: number;
+  /**
+   * The app container's security context. By default the app runs under the Pod Security
+   * Standards "restricted" profile: `runAsNonRoot`, every capability dropped, no privilege
+   * escalation, the runtime's default seccomp profile. Loosen it here when the image needs it (an
+   * image whose user is root or a name rather than a uid needs `runAsUser`, or `runAsNonRoot: false`).
+   * @see https://kubernetes.io/docs/concepts/security/pod-security-standards/#restricted
+   * @default - the restricted profile, with a writable root filesystem
+   */
+  readonly securityContext?: KubernetesSecurityContext;
+  /**
+   * Whether the app keeps running until the agent has drained, by a `preStop` hook that runs
+   * `sleep` in the app container. The image must then have a `sleep` binary on its PATH
+   * (distroless and scratch images do not): without one the hook fails, Kubernetes logs a
+   * FailedPreStopHook event and stops the app at once. Set false for such images; the app then
+   * gets SIGTERM while the agent still drains into it.
+   * @default true
+   */
+  readonly waitForDrain?: boolean;
+}
+
+/**
+ * A container's security context, typed: the way out of the restricted defaults.
+ * @see https://kubernetes.io/docs/tasks/configure-pod-container/security-context/
+ */
+export interface KubernetesSecurityContext {
+  /**
+   * Refuse to start the container as root (uid 0). The kubelet checks the image's user, which
+   * must then be numeric, or `runAsUser`.
+   * @default true
+   */
+  readonly runAsNonRoot?: boolean;
+  /**
+   * The uid the container runs as.
+   * @default - the image's user
+   */
+  readonly runAsUser?: number;
+  /**
+   * The primary gid of the container's processes.
+   * @default - the image's group
+   */
+  readonly runAsGroup?: number;
+  /**
+   * Mount the container's root filesystem read-only (session state and the mounts stay writable).
+   * @default false
+   */
+  readonly readOnlyRootFilesystem?: boolean;
+  /**
+   * Let a process gain more privileges than its parent (setuid binaries).
+   * @default false
+   */
+  readonly allowPrivilegeEscalation?: boolean;
+  /**
+   * Capabilities added back after every one is dropped. The restricted profile allows only
+   * `NET_BIND_SERVICE`.
+   * @default - none
+   */
+  readonly addCapabilities?: readonly string[];
+  /**
+   * The seccomp profile.
+   * @default 'RuntimeDefault'
+   */
+  readonly seccompProfile?: 'RuntimeDefault' | 'Unconfined';
 }
 
 /** The sessionfleet agent sidecar. */
@@ -150,6 +215,24 @@ export interface ResolvedAppContainer extends ResolvedContainerResources {
   readonly host: string;
   readonly healthPath?: string;
   readonly startupTimeoutSeconds: number;
+  readonly securityContext: Required<Omit<KubernetesSecurityContext, 'runAsUser' | 'runAsGroup'>> &
+    Pick<KubernetesSecurityContext, 'runAsUser' | 'runAsGroup'>;
+  readonly waitForDrain: boolean;
+}
+
+/** The app's security context with the restricted profile's values where the user set nothing. */
+export function resolveAppSecurityContext(
+  given: KubernetesSecurityContext = {},
+): ResolvedAppContainer['securityContext'] {
+  return {
+    runAsNonRoot: given.runAsNonRoot ?? true,
+    ...(given.runAsUser !== undefined ? { runAsUser: given.runAsUser } : {}),
+    ...(given.runAsGroup !== undefined ? { runAsGroup: given.runAsGroup } : {}),
+    readOnlyRootFilesystem: given.readOnlyRootFilesystem ?? false,
+    allowPrivilegeEscalation: given.allowPrivilegeEscalation ?? false,
+    addCapabilities: given.addCapabilities ?? [],
+    seccompProfile: given.seccompProfile ?? 'RuntimeDefault',
+  };
 }
 
 export interface ResolvedAgentContainer extends ResolvedContainerResources {
@@ -171,6 +254,10 @@ export type AgentRedisConnection =
 export interface FleetPodOptions {
   readonly policy: Policy;
   readonly policyConfigMapName: string;
+  /** The agents' `--fleet`. */
+  readonly fleetName: string;
+  /** CIDRs the agent accepts the principal header from (`--trusted-proxies`). */
+  readonly trustedProxyCidrs?: readonly string[];
   readonly app: ResolvedAppContainer;
   readonly agent: ResolvedAgentContainer;
   readonly storage: KubernetesSessionStorage;
@@ -192,6 +279,7 @@ export interface FleetPodOptions {
 export const APP_CONTAINER_NAME = 'app';
 export const AGENT_CONTAINER_NAME = 'agent';
 export const SESSION_STATE_VOLUME = 'session-state';
+
 /** The uid and gid of the `node` user of the official Node.js images the agent image is built on. */
 export const AGENT_UID = 1000;
 /** Where Kubernetes clients look for the in-cluster service-account token. */
@@ -240,6 +328,9 @@ export function fleetPodSpec(options: FleetPodOptions): DeploymentV1SpecTemplate
     });
   }
   // per-instance-volume: the StatefulSet's volumeClaimTemplate provides the volume.
+  // Shared state: the agent removes sessions past their TTL from the same volume (--session-state-dir).
+  const sharedState = storage.kind === 'shared-volume' || storage.kind === 'existing-claim';
+  if (sharedState) agentMounts.push({ name: SESSION_STATE_VOLUME, mountPath: storage.mountPath });
 
   if (options.principals) {
     volumes.push({
@@ -282,15 +373,16 @@ export function fleetPodSpec(options: FleetPodOptions): DeploymentV1SpecTemplate
     env: appEnv(options),
     resources: resources(app),
     volumeMount: [{ name: SESSION_STATE_VOLUME, mountPath: storage.mountPath }],
-    // The app's own health is what the agent's /healthz reports (it fails once the app stops
-    // answering the agent's probes), so a hung app is restarted even though it only listens on
-    // loopback, where the kubelet cannot reach it.
-    startupProbe: agentHttpProbe(AGENT_HEALTH_PATH, STARTUP_PROBE_PERIOD_SECONDS, startupFailures(app)),
+    // The app listens on loopback, where the kubelet cannot reach it: its probes ask the agent.
+    // /startupz fails until the app has answered once, so startupTimeoutSeconds is the whole
+    // start-up budget; /healthz fails once the started app stops answering, and restarts the app
+    // container alone (the agent, with its clients' connections, has its own /livez).
+    startupProbe: agentHttpProbe(AGENT_PATHS.startup, STARTUP_PROBE_PERIOD_SECONDS, startupFailures(app)),
     livenessProbe: agentHttpProbe(AGENT_HEALTH_PATH, PROBE_PERIOD_SECONDS, 3),
     // The app keeps serving until the agent has stopped taking traffic and drained: its SIGTERM
-    // waits for the agent's preStop delay plus the drain timeout.
-    ...sleepBeforeStop(plus(options.preStopDelaySeconds, drain)),
-    securityContext: { allowPrivilegeEscalation: false },
+    // waits for the agent's preStop delay plus the drain timeout (needs `sleep` in the app image).
+    ...(app.waitForDrain ? sleepBeforeStop(plus(options.preStopDelaySeconds, drain)) : {}),
+    securityContext: appSecurityContext(app.securityContext),
   };
 
   const agentContainer: DeploymentV1SpecTemplateSpecContainer = {
@@ -304,6 +396,10 @@ export function fleetPodSpec(options: FleetPodOptions): DeploymentV1SpecTemplate
       ...(options.principalHeader !== undefined ? { principalHeader: options.principalHeader } : {}),
       ...(options.tenantHeader !== undefined ? { tenantHeader: options.tenantHeader } : {}),
       ...(app.healthPath !== undefined ? { appHealthPath: app.healthPath } : {}),
+      // --fleet names the agents' share of Redis; without Redis it means nothing.
+      ...(options.redis.kind !== 'none' ? { fleetName: options.fleetName } : {}),
+      ...(options.trustedProxyCidrs !== undefined ? { trustedProxies: options.trustedProxyCidrs } : {}),
+      ...(sharedState ? { sessionStateDir: storage.mountPath } : {}),
     }),
     port: [
       { name: 'agent', containerPort: AGENT_CLIENT_PORT, protocol: 'TCP' },
@@ -312,11 +408,12 @@ export function fleetPodSpec(options: FleetPodOptions): DeploymentV1SpecTemplate
     env: agentEnv(options),
     resources: resources(agent),
     volumeMount: agentMounts,
-    startupProbe: agentHttpProbe(AGENT_HEALTH_PATH, STARTUP_PROBE_PERIOD_SECONDS, startupFailures(app)),
-    livenessProbe: agentHttpProbe(AGENT_HEALTH_PATH, PROBE_PERIOD_SECONDS, 3),
+    // The agent's own liveness: a slow or hung app never restarts the agent.
+    startupProbe: agentHttpProbe(AGENT_PATHS.live, STARTUP_PROBE_PERIOD_SECONDS, 15),
+    livenessProbe: agentHttpProbe(AGENT_PATHS.live, PROBE_PERIOD_SECONDS, 3),
     readinessProbe: agentHttpProbe(AGENT_READY_PATH, 5, 2),
     // Endpoints are removed from the Service asynchronously; keep taking requests for a moment
-    // before SIGTERM starts the drain.
+    // before SIGTERM starts the drain (`sleep` is in the agent image).
     ...sleepBeforeStop(options.preStopDelaySeconds),
     securityContext: {
       runAsNonRoot: true,
@@ -338,7 +435,12 @@ export function fleetPodSpec(options: FleetPodOptions): DeploymentV1SpecTemplate
       plus(options.preStopDelaySeconds, drain),
       terminationGracePeriodSeconds({ ...policy, drainTimeoutSeconds: 0 }),
     ),
-    securityContext: { seccompProfile: { type: 'RuntimeDefault' } },
+    securityContext: {
+      seccompProfile: { type: 'RuntimeDefault' },
+      // Shared session state: files the app writes get the agent's group, so the agent can clean up
+      // stale sessions; OnRootMismatch spares a large volume a recursive chown on every mount.
+      ...(sharedState ? { fsGroup: String(AGENT_UID), fsGroupChangePolicy: 'OnRootMismatch' } : {}),
+    },
     container: [appContainer, agentContainer],
     volume: volumes,
   };
@@ -375,6 +477,21 @@ function agentEnv(options: FleetPodOptions): DeploymentV1SpecTemplateSpecContain
   if (options.adminToken) env.push(secretEnv(AGENT_ENV.adminToken, options.adminToken));
   env.push({ name: AGENT_ENV.logLevel, value: options.agent.logLevel });
   return env;
+}
+
+function appSecurityContext(context: ResolvedAppContainer['securityContext']) {
+  return {
+    runAsNonRoot: context.runAsNonRoot,
+    ...(context.runAsUser !== undefined ? { runAsUser: String(context.runAsUser) } : {}),
+    ...(context.runAsGroup !== undefined ? { runAsGroup: String(context.runAsGroup) } : {}),
+    readOnlyRootFilesystem: context.readOnlyRootFilesystem,
+    allowPrivilegeEscalation: context.allowPrivilegeEscalation,
+    capabilities: {
+      drop: ['ALL'],
+      ...(context.addCapabilities.length > 0 ? { add: [...context.addCapabilities] } : {}),
+    },
+    seccompProfile: { type: context.seccompProfile },
+  };
 }
 
 function secretEnv(name: string, ref: KubernetesSecretKey): DeploymentV1SpecTemplateSpecContainerEnv {

@@ -8,6 +8,7 @@
 import type { DeploymentV1SpecTemplateSpec } from '@cdktf/provider-kubernetes/lib/deployment-v1/index.js';
 import { DeploymentV1 } from '@cdktf/provider-kubernetes/lib/deployment-v1/index.js';
 import { HorizontalPodAutoscalerV2 } from '@cdktf/provider-kubernetes/lib/horizontal-pod-autoscaler-v2/index.js';
+import { Manifest } from '@cdktf/provider-kubernetes/lib/manifest/index.js';
 import {
   NetworkPolicyV1,
   type NetworkPolicyV1SpecIngress,
@@ -43,6 +44,7 @@ import {
 } from './kubernetes-containers.js';
 import { type KubernetesFleetRedis, KubernetesRedis } from './kubernetes-redis.js';
 import type { KubernetesSessionStorage } from './kubernetes-session-storage.js';
+import { type KubernetesTrustedProxies, trustedProxyPeers } from './kubernetes-trusted-proxies.js';
 import { fractionQuantity, type KubernetesSecretKey } from './kubernetes-validation.js';
 
 export { PLACEMENT_DEMAND_METRIC, SESSION_UTILIZATION_METRIC };
@@ -68,6 +70,15 @@ export interface KubernetesFleetInstancesProps {
   readonly tenantId?: string;
   readonly policy: Policy;
   readonly policyConfigMapName: string;
+  /** The agents' `--fleet`: agents on one Redis coordinate only with those of the same name. */
+  readonly fleetName: string;
+  /** Who may reach the client port (and send the principal header). @default - any source */
+  readonly trustedProxies?: KubernetesTrustedProxies;
+  /**
+   * Session recycling: also keep the recycler's pod deletions to this fleet's pods with a
+   * ValidatingAdmissionPolicy (RBAC cannot select pods by label).
+   */
+  readonly recyclerAdmissionPolicy: boolean;
   /** SHA-256 of the policy file: a pod-template annotation, so a policy change rolls the pods. */
   readonly policyChecksum: string;
   readonly app: ResolvedAppContainer;
@@ -107,6 +118,8 @@ export class KubernetesFleetInstances extends Construct {
   public readonly redis?: KubernetesRedis;
   /** Session recycling: the ServiceAccount whose token lets the agent delete its own pod. */
   public readonly recyclerServiceAccount?: ServiceAccountV1;
+  /** Session recycling: the admission policy (and its binding) that keeps the recycler to this fleet's pods. */
+  public readonly recyclerAdmissionPolicy?: Manifest;
 
   constructor(scope: Construct, id: string, props: KubernetesFleetInstancesProps) {
     super(scope, id);
@@ -154,22 +167,28 @@ export class KubernetesFleetInstances extends Construct {
 
     let recyclerServiceAccountName: string | undefined;
     if (policy.recycleAfterSession === true) {
-      recyclerServiceAccountName = `${props.name}-recycler`;
+      const literalName = `${props.name}-recycler`;
       this.recyclerServiceAccount = new ServiceAccountV1(this, 'RecyclerServiceAccount', {
-        metadata: metadata(recyclerServiceAccountName),
+        metadata: metadata(literalName),
         automountServiceAccountToken: false,
       });
+      recyclerServiceAccountName = this.recyclerServiceAccount.metadata.name;
       // Deleting its own pod is how an agent hands its instance back after the one session: the
       // workload then starts a fresh pod, with fresh volumes and nothing of the last session.
+      // RBAC cannot name pods that do not exist yet nor select them by label, so the Role allows
+      // every pod of the namespace and the admission policy below narrows it to this fleet's.
       const role = new RoleV1(this, 'RecyclerRole', {
-        metadata: metadata(recyclerServiceAccountName),
+        metadata: metadata(literalName),
         rule: [{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'delete'] }],
       });
       new RoleBindingV1(this, 'RecyclerRoleBinding', {
-        metadata: metadata(recyclerServiceAccountName),
+        metadata: metadata(literalName),
         roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.metadata.name },
         subject: [{ kind: 'ServiceAccount', name: recyclerServiceAccountName, namespace }],
       });
+      if (props.recyclerAdmissionPolicy) {
+        this.recyclerAdmissionPolicy = recyclerAdmission(this, props, literalName);
+      }
     }
 
     const podSpec: DeploymentV1SpecTemplateSpec = fleetPodSpec({
@@ -178,8 +197,10 @@ export class KubernetesFleetInstances extends Construct {
       app: props.app,
       agent: props.agent,
       storage,
-      claimName,
+      claimName: this.sessionStateClaim ? this.sessionStateClaim.metadata.name : claimName,
       redis: redisConnection,
+      fleetName: props.fleetName,
+      ...(cidrsOf(props.trustedProxies) ? { trustedProxyCidrs: cidrsOf(props.trustedProxies) } : {}),
       ...(props.upstreamToken ? { upstreamToken: props.upstreamToken } : {}),
       ...(props.adminToken ? { adminToken: props.adminToken } : {}),
       ...(props.principals ? { principals: props.principals } : {}),
@@ -220,9 +241,8 @@ export class KubernetesFleetInstances extends Construct {
     let workloadKind: 'Deployment' | 'StatefulSet';
     let workloadName: string;
     if (storage.kind === 'per-instance-volume') {
-      const peerName = `${props.name}-peers`;
       this.peerService = new ServiceV1(this, 'PeerService', {
-        metadata: metadata(peerName),
+        metadata: metadata(`${props.name}-peers`),
         spec: {
           clusterIp: 'None',
           publishNotReadyAddresses: true,
@@ -233,7 +253,7 @@ export class KubernetesFleetInstances extends Construct {
       this.statefulSet = new StatefulSetV1(this, 'StatefulSet', {
         metadata: metadata(props.name),
         spec: {
-          serviceName: peerName,
+          serviceName: this.peerService.metadata.name,
           replicas,
           // Instances are independent of each other: start and stop them in parallel.
           podManagementPolicy: 'Parallel',
@@ -254,7 +274,7 @@ export class KubernetesFleetInstances extends Construct {
         lifecycle,
       });
       workloadKind = 'StatefulSet';
-      workloadName = props.name;
+      workloadName = this.statefulSet.metadata.name;
     } else {
       // A volume only one node can mount cannot be handed from the old pod to a surge pod.
       const singleNodeVolume =
@@ -273,7 +293,7 @@ export class KubernetesFleetInstances extends Construct {
         lifecycle,
       });
       workloadKind = 'Deployment';
-      workloadName = props.name;
+      workloadName = this.deployment.metadata.name;
     }
 
     this.service = new ServiceV1(this, 'Service', {
@@ -348,11 +368,16 @@ export class KubernetesFleetInstances extends Construct {
 function ingressRules(props: KubernetesFleetInstancesProps): NetworkPolicyV1SpecIngress[] {
   const clientPort = [{ port: String(AGENT_CLIENT_PORT), protocol: 'TCP' }];
   const rules: NetworkPolicyV1SpecIngress[] = [];
-  if (props.tenantId === undefined) {
+  const proxies = props.trustedProxies ? trustedProxyPeers(props.trustedProxies, props.namespace) : undefined;
+  // The fleet's own pods forward requests to each other (agent to agent) on the client port.
+  const ownPods: NetworkPolicyV1SpecIngressFrom = { podSelector: { matchLabels: { ...props.selectorLabels } } };
+  if (proxies !== undefined) {
+    rules.push({ ports: clientPort, from: [ownPods, ...proxies] });
+  } else if (props.tenantId === undefined) {
     rules.push({ ports: clientPort });
   } else {
     const from: NetworkPolicyV1SpecIngressFrom[] = [
-      { podSelector: { matchLabels: { ...props.selectorLabels } } },
+      ownPods,
       {
         namespaceSelector: {},
         podSelector: { matchExpressions: [{ key: TENANT_LABEL, operator: 'DoesNotExist' }] },
@@ -369,4 +394,70 @@ function ingressRules(props: KubernetesFleetInstancesProps): NetworkPolicyV1Spec
     });
   }
   return rules;
+}
+
+function cidrsOf(proxies: KubernetesTrustedProxies | undefined): readonly string[] | undefined {
+  const cidrs = proxies?.kind === 'sources' ? proxies.options.cidrs : undefined;
+  return cidrs !== undefined && cidrs.length > 0 ? cidrs : undefined;
+}
+
+/**
+ * A ValidatingAdmissionPolicy (admissionregistration.k8s.io/v1, Kubernetes 1.30+) and its binding:
+ * the recycler's ServiceAccount may delete only pods carrying this fleet's selector labels and,
+ * where the API server puts the pod name in the token's claims (1.30+), only its own pod. Both are
+ * cluster-scoped, so their names carry the namespace. `kubernetes_manifest` needs the API server
+ * at plan time.
+ * @see https://kubernetes.io/docs/reference/access-authn-authz/validating-admission-policy/
+ */
+function recyclerAdmission(scope: Construct, props: KubernetesFleetInstancesProps, serviceAccount: string): Manifest {
+  const name = `sessionfleet-${props.namespace}-${serviceAccount}`;
+  const labelChecks = Object.entries(props.selectorLabels)
+    .map(([key, value]) => `oldObject.metadata.labels[${JSON.stringify(key)}] == ${JSON.stringify(value)}`)
+    .join(' && ');
+  const podName = "request.userInfo.extra['authentication.kubernetes.io/pod-name']";
+  const policy = new Manifest(scope, 'RecyclerAdmissionPolicy', {
+    manifest: {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingAdmissionPolicy',
+      metadata: { name, labels: { ...props.labels } },
+      spec: {
+        failurePolicy: 'Fail',
+        matchConstraints: {
+          resourceRules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['DELETE'], resources: ['pods'] }],
+        },
+        matchConditions: [
+          {
+            name: 'recycler',
+            expression: `request.userInfo.username == ${JSON.stringify(`system:serviceaccount:${props.namespace}:${serviceAccount}`)}`,
+          },
+        ],
+        validations: [
+          {
+            expression: `has(oldObject.metadata.labels) && ${labelChecks}`,
+            message: `the recycler of fleet ${props.name} may delete its fleet's pods only`,
+          },
+          {
+            expression: `!has(request.userInfo.extra) || !('authentication.kubernetes.io/pod-name' in request.userInfo.extra) || ${podName}[0] == oldObject.metadata.name`,
+            message: `the recycler of fleet ${props.name} may delete its own pod only`,
+          },
+        ],
+      },
+    },
+  });
+  new Manifest(scope, 'RecyclerAdmissionPolicyBinding', {
+    manifest: {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingAdmissionPolicyBinding',
+      metadata: { name, labels: { ...props.labels } },
+      spec: {
+        policyName: name,
+        validationActions: ['Deny'],
+        matchResources: {
+          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': props.namespace } },
+        },
+      },
+    },
+    dependsOn: [policy],
+  });
+  return policy;
 }

@@ -120,7 +120,8 @@ export class KubernetesRedis extends Construct {
         data: { password: Fn.uuid() },
         lifecycle: { ignoreChanges: ['data'] },
       });
-      this.authSecretKey = { secretName, key: 'password' };
+      // A reference, not the literal name: Terraform then creates the Secret before the pods using it.
+      this.authSecretKey = { secretName: this.authSecret.metadata.name, key: 'password' };
     }
 
     const maxMemoryMiB = Math.floor(props.memoryMiB * 0.75);
@@ -202,7 +203,7 @@ export class KubernetesRedis extends Construct {
         port: [{ name: 'redis', port: REDIS_PORT, targetPort: 'redis', protocol: 'TCP' }],
       },
     });
-    this.host = props.name;
+    this.host = this.service.metadata.name;
 
     this.networkPolicy = new NetworkPolicyV1(this, 'NetworkPolicy', {
       metadata: { ...metadata, name: props.name },

@@ -13,14 +13,21 @@ import { Annotations, Fn } from 'cdktf';
 import { Construct } from 'constructs';
 import { AGENT_ADMIN_PORT, AGENT_CLIENT_PORT, POLICY_FILE_NAME } from '../policy/agent-interface.js';
 import { DEFAULTS, type Policy, type PolicyInput, parseCpuQuantity } from '../policy/index.js';
-import { DEFAULT_AGENT_IMAGE, policyFileContent } from './agent-container.js';
+import {
+  DEFAULT_AGENT_IMAGE,
+  FLEET_NAME_PATTERN,
+  FLEET_NAME_RULE,
+  fleetNameFromPath,
+  policyFileContent,
+} from './agent-container.js';
 import { resolveFleetPolicy, SessionFleetValidationError } from './fleet-policy.js';
 import { identityHeaderProblems } from './identity-headers.js';
-import type {
-  KubernetesAgentContainer,
-  KubernetesAppContainer,
-  ResolvedAgentContainer,
-  ResolvedAppContainer,
+import {
+  type KubernetesAgentContainer,
+  type KubernetesAppContainer,
+  type ResolvedAgentContainer,
+  type ResolvedAppContainer,
+  resolveAppSecurityContext,
 } from './kubernetes-containers.js';
 import {
   KubernetesFleetInstances,
@@ -28,20 +35,23 @@ import {
   type KubernetesServiceType,
   TENANT_LABEL,
 } from './kubernetes-fleet-instances.js';
-import { KubernetesFleetRedis } from './kubernetes-redis.js';
 import {
-  describeStorage,
-  isSharedStorage,
-  KUBERNETES_ACCESS_MODES,
-  KubernetesSessionStorage,
-} from './kubernetes-session-storage.js';
+  checkEnv,
+  checkRedis,
+  checkResources,
+  checkSecurityContext,
+  checkStorage,
+  checkTrustedProxies,
+  isRestricted,
+} from './kubernetes-prop-checks.js';
+import { KubernetesFleetRedis } from './kubernetes-redis.js';
+import { describeStorage, isSharedStorage, KubernetesSessionStorage } from './kubernetes-session-storage.js';
+import type { KubernetesTrustedProxies } from './kubernetes-trusted-proxies.js';
 import {
   checkSecretKey,
   checkWholeNumber,
   isDns1035Label,
   isDns1123Label,
-  isDns1123Subdomain,
-  isEnvName,
   isLabelKey,
   isLabelValue,
   isToken,
@@ -54,10 +64,10 @@ import {
 export type {
   KubernetesAgentContainer,
   KubernetesAppContainer,
+  KubernetesSecurityContext,
 } from './kubernetes-containers.js';
 export {
   KubernetesFleetInstances,
-  type KubernetesFleetInstancesProps,
   type KubernetesScaleMetric,
   type KubernetesServiceType,
   PLACEMENT_DEMAND_METRIC,
@@ -69,7 +79,6 @@ export {
   KubernetesFleetRedis,
   type KubernetesInClusterRedisOptions,
   KubernetesRedis,
-  type KubernetesRedisProps,
 } from './kubernetes-redis.js';
 export {
   type KubernetesAccessMode,
@@ -80,6 +89,10 @@ export {
   type KubernetesSharedVolumeOptions,
   type KubernetesVolumeOptions,
 } from './kubernetes-session-storage.js';
+export {
+  KubernetesTrustedProxies,
+  type KubernetesTrustedProxiesOptions,
+} from './kubernetes-trusted-proxies.js';
 export type { KubernetesSecretKey } from './kubernetes-validation.js';
 
 /** The longest fleet name and tenant id: every derived name then fits Kubernetes' 63-character limits. */
@@ -149,6 +162,13 @@ export interface KubernetesSessionFleetProps {
    */
   readonly name?: string;
   /**
+   * The fleet's name for the agents (`--fleet`): agents on one Redis coordinate only with agents
+   * of the same fleet name, so two fleets sharing an external Redis stay two fleets. Under tenant
+   * isolation each tenant's agents get `<fleetName>-<tenantId>`.
+   * @default - the construct id in kebab case and 8 hex characters of a hash of the construct path
+   */
+  readonly fleetName?: string;
+  /**
    * Namespace of every resource. It must exist (or be created in the same stack).
    * @default 'default'
    */
@@ -195,6 +215,24 @@ export interface KubernetesSessionFleetProps {
    * @default - none
    */
   readonly principalHeader?: string;
+  /**
+   * Who may reach the agents' client port: the authenticating proxy's namespaces, pods or address
+   * ranges (`KubernetesTrustedProxies.from()`), or explicitly everyone
+   * (`KubernetesTrustedProxies.anySource()`). Required with `principalHeader` or `tenantHeader`:
+   * whoever reaches the port can name any principal. The CIDRs also go to the agent
+   * (`--trusted-proxies`), which refuses the header from any other address.
+   * @default - any source (only without `principalHeader` and `tenantHeader`)
+   */
+  readonly trustedProxies?: KubernetesTrustedProxies;
+  /**
+   * Session recycling: keep the recycler's right to delete pods to this fleet's pods with a
+   * ValidatingAdmissionPolicy and binding (Kubernetes 1.30+, created with `kubernetes_manifest`,
+   * which needs the API server at plan time). Without it the recycler's Role can delete any pod of
+   * the namespace: give the fleet a namespace of its own then.
+   * @see https://kubernetes.io/docs/reference/access-authn-authz/validating-admission-policy/
+   * @default true
+   */
+  readonly recyclerAdmissionPolicy?: boolean;
   /**
    * HTTP fronts: a trusted header, set by an authenticating proxy in front, that names the
    * principal's tenant (`--tenant-header`), so `sessionsPerTenant` counts per tenant. Not with
@@ -258,6 +296,8 @@ export class KubernetesSessionFleet extends Construct {
   /** Warnings of the policy model (e.g. a setting the isolation mode overrides). */
   public readonly policyWarnings: readonly string[];
   public readonly name: string;
+  /** The agents' `--fleet` (tenants append `-<tenantId>`). */
+  public readonly fleetName: string;
   public readonly namespace: string;
   public readonly labels: Readonly<Record<string, string>>;
   public readonly storage: KubernetesSessionStorage;
@@ -287,6 +327,7 @@ export class KubernetesSessionFleet extends Construct {
     const isolation = isToken(policyInput.isolation) ? undefined : (policyInput.isolation ?? 'shared');
 
     this.name = props.name ?? kebabCase(id);
+    this.fleetName = props.fleetName ?? fleetNameFromPath(this);
     this.namespace = props.namespace ?? 'default';
     this.labels = props.labels ?? {};
     const recycle = props.recycleAfterSession ?? policyInput.recycleAfterSession ?? false;
@@ -310,6 +351,8 @@ export class KubernetesSessionFleet extends Construct {
       host: props.app.host ?? '127.0.0.1',
       ...(props.app.healthPath !== undefined ? { healthPath: props.app.healthPath } : {}),
       startupTimeoutSeconds: props.app.startupTimeoutSeconds ?? 120,
+      securityContext: resolveAppSecurityContext(props.app.securityContext),
+      waitForDrain: props.app.waitForDrain ?? true,
     };
     const agentMemoryRequestMiB = props.agent?.memoryRequestMiB ?? 256;
     this.agent = {
@@ -380,6 +423,11 @@ export class KubernetesSessionFleet extends Construct {
     this.policy = resolved.policy;
     this.policyWarnings = resolved.warnings;
     for (const warning of resolved.warnings) Annotations.of(this).addWarning(`policy: ${warning}`);
+    if (!isRestricted(this.app.securityContext)) {
+      Annotations.of(this).addWarning(
+        '\'app.securityContext\' leaves the Pod Security Standards "restricted" profile: a namespace that enforces it refuses these pods',
+      );
+    }
 
     const content = hasUnresolvedValue(this.policy) ? Fn.jsonencode(this.policy) : policyFileContent(this.policy);
     this.policyChecksum = isToken(content) ? Fn.sha256(content) : createHash('sha256').update(content).digest('hex');
@@ -482,6 +530,7 @@ export class KubernetesSessionFleet extends Construct {
     const instances = new KubernetesFleetInstances(this.tenantScope, tenantId, {
       ...this.instanceSettings(tenantId, options),
       name: `${this.name}-${tenantId}`,
+      fleetName: `${this.fleetName}-${tenantId}`,
       storage,
       redis,
     });
@@ -515,6 +564,9 @@ export class KubernetesSessionFleet extends Construct {
       ...(tenantId !== undefined ? { tenantId } : {}),
       policy: this.policy,
       policyConfigMapName: this.policyConfigMap.metadata.name,
+      fleetName: this.fleetName,
+      ...(this.props.trustedProxies ? { trustedProxies: this.props.trustedProxies } : {}),
+      recyclerAdmissionPolicy: this.props.recyclerAdmissionPolicy ?? true,
       policyChecksum: this.policyChecksum,
       // A tenant's variable replaces the fleet's of the same name, plain or secret.
       app: {
@@ -572,6 +624,19 @@ export class KubernetesSessionFleet extends Construct {
         props.name === undefined
           ? `is derived from the construct id and ${RULES.dns1035Label(MAX_FLEET_NAME_LENGTH)}: set 'name'`
           : RULES.dns1035Label(MAX_FLEET_NAME_LENGTH),
+      );
+    }
+    if (!isToken(this.fleetName) && !FLEET_NAME_PATTERN.test(this.fleetName)) {
+      problems.add('fleetName', this.fleetName, FLEET_NAME_RULE);
+    } else if (
+      !isToken(this.fleetName) &&
+      isolation === 'tenant' &&
+      this.fleetName.length > 64 - 1 - MAX_TENANT_ID_LENGTH
+    ) {
+      problems.add(
+        'fleetName',
+        this.fleetName,
+        `must be at most ${64 - 1 - MAX_TENANT_ID_LENGTH} characters under tenant isolation: each tenant's agents get '<fleetName>-<tenantId>', at most 64`,
       );
     }
     if (!isToken(this.namespace) && !isDns1123Label(this.namespace)) {
@@ -640,6 +705,8 @@ export class KubernetesSessionFleet extends Construct {
     if (props.adminToken) checkSecretKey(problems, 'adminToken', props.adminToken);
     if (props.principals) checkSecretKey(problems, 'principals', props.principals);
     for (const problem of identityHeaderProblems(props)) problems.addSentence(problem);
+    checkTrustedProxies(problems, props);
+    if (props.app.securityContext) checkSecurityContext(problems, 'app.securityContext', props.app.securityContext);
 
     if (!isToken(this.scaleOn) && !SCALE_METRICS.includes(this.scaleOn)) {
       problems.add('scaleOn', this.scaleOn, `must be one of ${SCALE_METRICS.map((m) => JSON.stringify(m)).join(', ')}`);
@@ -677,147 +744,6 @@ export class KubernetesSessionFleet extends Construct {
         'outlives the pod, so a recycled instance would leave its session behind: use KubernetesSessionStorage.ephemeral() with recycleAfterSession',
       );
     }
-  }
-}
-
-function checkResources(
-  problems: Problems,
-  prefix: string,
-  resolved: { cpuRequest: string; cpuLimit: string; memoryRequestMiB: number; memoryLimitMiB: number },
-  given: { cpuRequest?: string; cpuLimit?: string; memoryRequestMiB?: number; memoryLimitMiB?: number },
-): void {
-  const cpuRule = 'must be a CPU quantity such as "2", "1500m" or "0.5"';
-  const request = isToken(resolved.cpuRequest) ? undefined : parseCpuQuantity(resolved.cpuRequest);
-  const limit = isToken(resolved.cpuLimit) ? undefined : parseCpuQuantity(resolved.cpuLimit);
-  if (!isToken(resolved.cpuRequest) && request === undefined && given.cpuRequest !== undefined) {
-    problems.add(`${prefix}.cpuRequest`, resolved.cpuRequest, cpuRule);
-  }
-  if (!isToken(resolved.cpuLimit) && limit === undefined && given.cpuLimit !== undefined) {
-    problems.add(`${prefix}.cpuLimit`, resolved.cpuLimit, cpuRule);
-  }
-  if (request !== undefined && limit !== undefined && request > limit) {
-    problems.add(
-      `${prefix}.cpuRequest`,
-      resolved.cpuRequest,
-      `must not exceed '${prefix}.cpuLimit' (${JSON.stringify(resolved.cpuLimit)})`,
-    );
-  }
-  checkWholeNumber(problems, `${prefix}.memoryRequestMiB`, resolved.memoryRequestMiB, 1, 1_048_576);
-  if (given.memoryLimitMiB !== undefined) {
-    checkWholeNumber(problems, `${prefix}.memoryLimitMiB`, resolved.memoryLimitMiB, 1, 1_048_576);
-  }
-  if (
-    !isToken(resolved.memoryRequestMiB) &&
-    !isToken(resolved.memoryLimitMiB) &&
-    resolved.memoryRequestMiB > resolved.memoryLimitMiB
-  ) {
-    problems.add(
-      `${prefix}.memoryRequestMiB`,
-      resolved.memoryRequestMiB,
-      `must not exceed '${prefix}.memoryLimitMiB' (${resolved.memoryLimitMiB})`,
-    );
-  }
-}
-
-function checkEnv(
-  problems: Problems,
-  prefix: string,
-  env: Readonly<Record<string, string>>,
-  secretEnv: Readonly<Record<string, KubernetesSecretKey>>,
-  upstreamToken: boolean,
-): void {
-  for (const [kind, names] of [
-    ['env', Object.keys(env)],
-    ['secretEnv', Object.keys(secretEnv)],
-  ] as const) {
-    for (const name of names) {
-      if (!isEnvName(name)) problems.add(`${prefix}${kind}`, name, RULES.envName);
-      else if (upstreamToken && name === 'COPILOT_CONNECTION_TOKEN') {
-        problems.add(
-          `${prefix}${kind}`,
-          name,
-          "is set from 'upstreamToken', so that the Copilot CLI accepts the agent alone: remove it here",
-        );
-      }
-    }
-  }
-  for (const name of Object.keys(secretEnv)) {
-    if (Object.hasOwn(env, name)) {
-      problems.add(`${prefix}env`, name, `is also in '${prefix}secretEnv': a variable comes from one place`);
-    }
-    const ref = secretEnv[name];
-    if (ref) checkSecretKey(problems, `${prefix}secretEnv.${name}`, ref);
-  }
-}
-
-function checkStorage(
-  problems: Problems,
-  prop: string,
-  storage: KubernetesSessionStorage,
-  maxInstances: number | undefined,
-): void {
-  if (!isToken(storage.mountPath) && !storage.mountPath.startsWith('/')) {
-    problems.add(`${prop}.mountPath`, storage.mountPath, 'must be an absolute path');
-  }
-  if (storage.kind === 'shared-volume' || storage.kind === 'per-instance-volume') {
-    checkWholeNumber(problems, `${prop}.sizeGiB`, storage.sizeGiB, 1, 65_536);
-    if (
-      storage.storageClassName !== undefined &&
-      !isToken(storage.storageClassName) &&
-      !isDns1123Subdomain(storage.storageClassName)
-    ) {
-      problems.add(`${prop}.storageClassName`, storage.storageClassName, RULES.dns1123Subdomain);
-    }
-  }
-  if (storage.kind === 'existing-claim' && !isToken(storage.claimName) && !isDns1123Subdomain(storage.claimName)) {
-    problems.add(`${prop}.claimName`, storage.claimName, RULES.dns1123Subdomain);
-  }
-  if (storage.kind === 'ephemeral' && storage.sizeLimitMiB !== undefined) {
-    checkWholeNumber(problems, `${prop}.sizeLimitMiB`, storage.sizeLimitMiB, 1, 1_048_576);
-  }
-  if (storage.kind === 'shared-volume' || storage.kind === 'existing-claim') {
-    if (!(KUBERNETES_ACCESS_MODES as readonly string[]).includes(storage.accessMode)) {
-      problems.add(
-        `${prop}.accessMode`,
-        storage.accessMode,
-        `must be one of ${KUBERNETES_ACCESS_MODES.map((m) => JSON.stringify(m)).join(', ')}`,
-      );
-    } else if (storage.accessMode !== 'ReadWriteMany' && maxInstances !== undefined && maxInstances > 1) {
-      problems.add(
-        `${prop}.accessMode`,
-        storage.accessMode,
-        `lets one node mount the volume, so 'policy.maxInstances' (${maxInstances}) must be 1: use "ReadWriteMany" or KubernetesSessionStorage.perInstanceVolume()`,
-      );
-    }
-  }
-  if (
-    storage.kind === 'per-instance-volume' &&
-    storage.accessMode !== 'ReadWriteOnce' &&
-    storage.accessMode !== 'ReadWriteOncePod'
-  ) {
-    problems.add(`${prop}.accessMode`, storage.accessMode, 'must be "ReadWriteOnce" or "ReadWriteOncePod"');
-  }
-}
-
-function checkRedis(
-  problems: Problems,
-  prop: string,
-  redis: KubernetesFleetRedis,
-  maxInstances: number | undefined,
-): void {
-  if (redis.kind === 'none' && maxInstances !== undefined && maxInstances > 1) {
-    problems.addShown(
-      prop,
-      'none',
-      `leaves each agent its own in-memory store, which serves one instance: with 'policy.maxInstances' (${maxInstances}) use KubernetesFleetRedis.inCluster() or external()`,
-    );
-  }
-  if (redis.kind === 'external') checkSecretKey(problems, `${prop}.urlSecret`, redis.urlSecret);
-  if (redis.kind === 'in-cluster') {
-    if (!isToken(redis.image) && redis.image.trim() === '')
-      problems.add(`${prop}.image`, redis.image, 'must not be empty');
-    checkWholeNumber(problems, `${prop}.memoryMiB`, redis.memoryMiB, 16, 65_536);
-    if (redis.authSecret) checkSecretKey(problems, `${prop}.authSecret`, redis.authSecret);
   }
 }
 

@@ -25,8 +25,12 @@ export const DEFAULT_ADMIN_LISTEN = `127.0.0.1:${AGENT_ADMIN_PORT}`;
 
 /** HTTP paths on the admin port. */
 export const AGENT_PATHS = {
-  /** Liveness: the agent is alive and its upstream answered recently. */
+  /** The app's liveness: its upstream answered recently (a grace period covers start-up). */
   health: '/healthz',
+  /** The agent's own liveness: it answers while the agent runs, whatever the app does. */
+  live: '/livez',
+  /** The app's start-up: the app answered the agent's last probe (no grace period). */
+  startup: '/startupz',
   /** Readiness: the instance takes new sessions. */
   ready: '/readyz',
   /** Prometheus text format. */
@@ -91,6 +95,11 @@ export const AGENT_FLAGS = {
   'principal-header': {
     type: 'string',
     description: 'HTTP fronts: a trusted header, set by an authenticating proxy, that names the principal',
+  },
+  'trusted-proxies': {
+    type: 'string',
+    description:
+      'HTTP fronts: comma-separated CIDRs of the authenticating proxy; a request carrying --principal-header from any other address is refused (default: any address)',
   },
   'tenant-header': {
     type: 'string',

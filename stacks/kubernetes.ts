@@ -2,7 +2,12 @@ import { NamespaceV1 } from '@cdktf/provider-kubernetes/lib/namespace-v1/index.j
 import { KubernetesProvider } from '@cdktf/provider-kubernetes/lib/provider/index.js';
 import { TerraformStack } from 'cdktf';
 import type { Construct } from 'constructs';
-import { KubernetesFleetRedis, KubernetesSessionFleet, KubernetesSessionStorage } from '../constructs/index.js';
+import {
+  KubernetesFleetRedis,
+  KubernetesSessionFleet,
+  KubernetesSessionStorage,
+  KubernetesTrustedProxies,
+} from '../constructs/index.js';
 import { useRelativeLocalBackend } from './backend.js';
 
 /**
@@ -61,6 +66,13 @@ export class KubernetesExampleStack extends TerraformStack {
       storage: KubernetesSessionStorage.ephemeral(),
       redis: KubernetesFleetRedis.external({ secretName: 'mcp-redis', key: 'url' }),
       principalHeader: 'x-authenticated-user',
+      // Only the authenticating proxy may name the principal: its pods may reach the agents, and
+      // its subnet is what the agents accept the header from.
+      trustedProxies: KubernetesTrustedProxies.from({
+        namespaces: ['auth'],
+        podSelector: { 'app.kubernetes.io/name': 'oauth2-proxy' },
+        cidrs: ['10.0.0.0/8'],
+      }),
       metricsScrapeNamespaces: ['monitoring'],
     });
   }

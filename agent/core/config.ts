@@ -28,6 +28,8 @@ export interface AgentConfig {
   advertiseExplicit: boolean;
   principalsFile?: string;
   principalHeader?: string;
+  /** CIDRs the principal header is accepted from (`--trusted-proxies`); unset: any address. */
+  trustedProxies?: readonly string[];
   /** HTTP fronts: the trusted header naming the principal's tenant (lower case). */
   tenantHeader?: string;
   /** The tenant this instance serves (`--tenant`): that of every principal without its own. */

@@ -16,6 +16,7 @@ import { AgentError, cookieEndedError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { CreateResult, SessionTable } from '../core/sessions.js';
 import { type Caller, isName, tenantOf, tenantRefusal } from '../core/tenancy.js';
+import { principalSourceRefusal } from '../core/trusted-proxies.js';
 import type { PlacementTicket } from '../fleet/types.js';
 import { type Expired, type Hop, markFromHeader, type Router } from '../routing/index.js';
 import type { Admission, Reservation } from './admission.js';
@@ -92,6 +93,12 @@ export class Intake {
     const { principalHeader, tenantHeader } = this.host.settings;
     let principal: string | undefined;
     if (principalHeader) {
+      const untrusted = principalSourceRefusal(
+        req,
+        this.context.config,
+        () => this.host.router.acceptMark(markFromHeader(req.headers[FORWARDED_BY_HEADER])).ok,
+      );
+      if (untrusted) return untrusted;
       const value = req.headers[principalHeader];
       if (!isName(value)) {
         return new AgentError(

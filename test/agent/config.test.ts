@@ -191,6 +191,33 @@ describe('agent flags', () => {
     ]);
   });
 
+  it('--trusted-proxies: CIDRs where the principal header may come from, only beside --principal-header', () => {
+    const base = ['--policy', 'p', '--upstream', 'http://127.0.0.1:1'];
+    const header = [...base, '--principal-header', 'x-user'];
+    expect(parseAgentConfig([...header, '--trusted-proxies', '10.0.0.0/8, fd00::/8'], {}).trustedProxies).toEqual([
+      '10.0.0.0/8',
+      'fd00::/8',
+    ]);
+    expect(parseAgentConfig(header, { SESSIONFLEET_TRUSTED_PROXIES: '192.168.0.0/16' }).trustedProxies).toEqual([
+      '192.168.0.0/16',
+    ]);
+    expect(parseAgentConfig(header, {}).trustedProxies).toBeUndefined();
+    const problems = (argv: string[]) => {
+      try {
+        parseAgentConfig(argv, {});
+        return [];
+      } catch (error) {
+        return (error as ConfigError).problems;
+      }
+    };
+    expect(problems([...header, '--trusted-proxies', '10.0.0.0'])).toEqual([
+      '--trusted-proxies ("10.0.0.0") must be comma-separated IPv4 or IPv6 CIDRs such as 10.0.0.0/8,fd00::/8',
+    ]);
+    expect(problems([...base, '--trusted-proxies', '10.0.0.0/8'])).toEqual([
+      '--trusted-proxies needs --principal-header: it says where that header may come from',
+    ]);
+  });
+
   it('rejects unknown flags clearly', () => {
     expect(() => parseAgentConfig(['--polcy', 'x'], {})).toThrowError(ConfigError);
   });

@@ -15,6 +15,7 @@ import {
   AzureContainerAppsSessionFleet,
   AzureContainerInstancesSessionFleet,
   KubernetesSessionFleet,
+  KubernetesTrustedProxies,
   type Policy,
   validatePolicyText,
 } from '../../constructs/index.js';
@@ -75,6 +76,7 @@ describe('the agent accepts what KubernetesSessionFleet gives it', () => {
         app: HTTP_APP,
         principalHeader: 'X-Authenticated-User',
         tenantHeader: 'X-Authenticated-Tenant',
+        trustedProxies: KubernetesTrustedProxies.from({ cidrs: ['10.0.0.0/8', 'fd00::/8'] }),
       });
     });
     const config = kubernetesAgent(s, 'web', 'web-policy');
@@ -82,9 +84,15 @@ describe('the agent accepts what KubernetesSessionFleet gives it', () => {
     expect(config.tenantHeader).toBe('x-authenticated-tenant');
     expect(config.tenant).toBeUndefined();
     expect(config.upstream.href).toBe('http://127.0.0.1:3000/');
-    expect(config.redisUrl).toBe(`redis://:${SECRET}@web-redis:6379`);
+    expect(config.redisUrl).toMatch(
+      new RegExp(
+        `^redis://:${SECRET}@\\$\\{kubernetes_service_v1\\.Web_Instances_Redis_Service_[0-9A-F]+\\.metadata\\[0\\]\\.name\\}:6379$`,
+      ),
+    );
     expect(config.advertise.href).toBe('http://10.1.2.3:8080/');
     expect(config.instanceId).toBe(POD_FIELDS['metadata.name']);
+    expect(config.trustedProxies).toEqual(['10.0.0.0/8', 'fd00::/8']);
+    expect(config.fleet).toMatch(/^web-[0-9a-f]{8}$/);
   });
 
   it("each tenant's agents under tenant isolation: the tenant they serve and the proxy's header", () => {
@@ -93,6 +101,7 @@ describe('the agent accepts what KubernetesSessionFleet gives it', () => {
         policy: { isolation: 'tenant', affinity: { type: 'cookie' }, maxInstances: 1 },
         app: HTTP_APP,
         tenantHeader: 'x-tenant',
+        trustedProxies: KubernetesTrustedProxies.anySource(),
         tenants: [{ tenantId: 'acme' }, { tenantId: 'globex' }],
       });
     });
@@ -100,6 +109,8 @@ describe('the agent accepts what KubernetesSessionFleet gives it', () => {
       const config = kubernetesAgent(s, `web-${tenant}`, 'web-policy');
       expect(config.tenant).toBe(tenant);
       expect(config.tenantHeader).toBe('x-tenant');
+      // One instance per tenant: no Redis, so no fleet to name.
+      expect(config.fleet).toBeUndefined();
     }
   });
 });

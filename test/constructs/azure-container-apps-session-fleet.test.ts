@@ -283,6 +283,9 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
         '0.0.0.0:8080',
         '--admin-listen',
         '0.0.0.0:9090',
+        // Issue 16: two fleets on one Redis stay two fleets.
+        '--fleet',
+        expect.stringMatching(/^fleet-[0-9a-f]{8}$/),
       ],
       env: [
         { name: 'POLICY_SHA256', value: createHash('sha256').update(fleet.policyFile).digest('hex') },

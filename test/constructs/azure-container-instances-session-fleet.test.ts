@@ -5,11 +5,12 @@ import { DataAzurermKeyVaultSecret } from '@cdktf/provider-azurerm/lib/data-azur
 import { TerraformVariable, Testing } from 'cdktf';
 import type { Construct } from 'constructs';
 import { describe, expect, it } from 'vitest';
+import { agentArgs } from '../../constructs/agent-container.js';
 import {
   AzureContainerInstancesSessionFleet,
   type AzureContainerInstancesSessionFleetProps,
 } from '../../constructs/azure-container-instances-session-fleet.js';
-import { agentArgs, DEFAULT_AGENT_IMAGE, parsePolicy } from '../../constructs/index.js';
+import { DEFAULT_AGENT_IMAGE, parsePolicy } from '../../constructs/index.js';
 
 interface Probe {
   http_get: { path: string; port: number; scheme: string }[];
@@ -233,7 +234,11 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
     expect(agent.image).toBe(DEFAULT_AGENT_IMAGE);
     expect(agent.cpu).toBe(0.5);
     expect(agent.memory).toBe(1);
-    expect(agent.commands).toEqual(['sessionfleet-agent', ...agentArgs({ policy: fleet.policy, appPort: 4321 })]);
+    const fleetName = agent.commands![agent.commands!.indexOf('--fleet') + 1]!;
+    expect(agent.commands).toEqual([
+      'sessionfleet-agent',
+      ...agentArgs({ policy: fleet.policy, appPort: 4321, fleetName }),
+    ]);
     expect(agent.commands).toEqual([
       'sessionfleet-agent',
       '--policy',
@@ -244,6 +249,9 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
       '0.0.0.0:8080',
       '--admin-listen',
       '0.0.0.0:9090',
+      // Issue 16: two fleets on one Redis stay two fleets.
+      '--fleet',
+      expect.stringMatching(/^[a-z0-9-]+-[0-9a-f]{8}$/),
     ]);
     expect(agent.environment_variables).toEqual({
       SESSIONFLEET_INSTANCE_ID: name,

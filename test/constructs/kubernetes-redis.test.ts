@@ -10,9 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AGENT_ENV, KubernetesFleetRedis, KubernetesSessionFleet } from '../../constructs/index.js';
+import { KubernetesFleetRedis, KubernetesSessionFleet } from '../../constructs/index.js';
+import { AGENT_ENV } from '../../policy/agent-interface.js';
 import { freePort, redisServerBinary } from '../helpers/redis-server.js';
-import { container, envOf, type Json, named, synth } from './kubernetes-test-helpers.js';
+import { container, envOf, type Json, named, nameRef, synth } from './kubernetes-test-helpers.js';
 
 const PASSWORD = 'f81d4fae-7dec-11d0-a765-00a0c91e6bf6';
 
@@ -59,8 +60,10 @@ describe('the in-cluster Redis, run as synthesized', () => {
 
   it('serves the agents at the URL they build from the same Secret', async () => {
     const template = agentEnv[AGENT_ENV.redis] as string;
-    expect(template).toBe('redis://:$(REDIS_PASSWORD)@fleet-redis:6379');
-    const url = template.replace('$(REDIS_PASSWORD)', PASSWORD).replace('fleet-redis:6379', `127.0.0.1:${port}`);
+    // The host is a reference to the Redis Service's name, which Terraform resolves to fleet-redis.
+    const service = nameRef(s, 'kubernetes_service_v1', 'fleet-redis');
+    expect(template).toBe(`redis://:$(REDIS_PASSWORD)@${service}:6379`);
+    const url = template.replace('$(REDIS_PASSWORD)', PASSWORD).replace(`${service}:6379`, `127.0.0.1:${port}`);
     const agent = new Redis(url);
     clients.push(agent);
     expect(await agent.ping()).toBe('PONG');

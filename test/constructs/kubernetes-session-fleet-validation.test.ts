@@ -9,12 +9,15 @@ import {
   KubernetesSessionFleet,
   type KubernetesSessionFleetProps,
   KubernetesSessionStorage,
+  KubernetesTrustedProxies,
 } from '../../constructs/index.js';
 import { constructionError } from './kubernetes-test-helpers.js';
 
 const BASE: KubernetesSessionFleetProps = {
   policy: { affinity: { type: 'mcp-streamable-http' } },
   app: { image: 'your-registry/mcp-server:1.0.0', port: 3000 },
+  // The identity-header tests below are about the headers, not about who may send them.
+  trustedProxies: KubernetesTrustedProxies.anySource(),
 };
 const APP = BASE.app;
 const TENANTS = { isolation: 'tenant', affinity: { type: 'cookie' } } as const;
@@ -457,6 +460,7 @@ describe('KubernetesSessionFleet validation: unresolved tokens', () => {
           redis: KubernetesFleetRedis.none(),
           principalHeader: text('principal-header'),
           tenantHeader: text('tenant-header'),
+          trustedProxies: KubernetesTrustedProxies.from({ cidrs: [text('cidr')] }),
           targetSessionUtilization: number('target'),
           preStopDelaySeconds: number('delay'),
         }),

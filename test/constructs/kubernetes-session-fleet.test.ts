@@ -7,25 +7,25 @@ import { PodDisruptionBudgetV1 } from '@cdktf/provider-kubernetes/lib/pod-disrup
 import { TerraformVariable, Token } from 'cdktf';
 import type { Construct } from 'constructs';
 import { describe, expect, it } from 'vitest';
+import { agentArgs } from '../../constructs/agent-container.js';
 import {
-  AGENT_ENV,
-  agentArgs,
   DEFAULT_AGENT_IMAGE,
   KubernetesFleetRedis,
   KubernetesSessionFleet,
   type KubernetesSessionFleetProps,
   KubernetesSessionStorage,
-  POLICY_MOUNT_PATH,
-  PRINCIPALS_MOUNT_PATH,
+  KubernetesTrustedProxies,
   parsePolicy,
   SESSION_UTILIZATION_METRIC,
 } from '../../constructs/index.js';
+import { AGENT_ENV, POLICY_MOUNT_PATH, PRINCIPALS_MOUNT_PATH } from '../../policy/agent-interface.js';
 import { REPO_ROOT } from '../helpers/run.js';
 import {
   container,
   envOf,
   type Json,
   named,
+  nameRef,
   podSpec,
   resourceCounts,
   resourcesOf,
@@ -54,6 +54,7 @@ const MCP: KubernetesSessionFleetProps = {
   storage: KubernetesSessionStorage.ephemeral(),
   redis: KubernetesFleetRedis.external({ secretName: 'mcp-redis', key: 'url' }),
   principalHeader: 'x-authenticated-user',
+  trustedProxies: KubernetesTrustedProxies.from({ namespaces: ['ingress-nginx'] }),
 };
 
 const SELECTOR = (fleet: string, component = 'instance') => ({
@@ -105,7 +106,15 @@ describe('KubernetesSessionFleet: the Copilot CLI fleet of the seed', () => {
   });
 
   it("gives the agent the flags of SPEC.md §8, fronting the app on the pod's loopback", () => {
-    expect(agent.args).toEqual(agentArgs({ policy: fleet.policy, appPort: 4321, principals: true }));
+    expect(agent.args).toEqual(
+      agentArgs({
+        policy: fleet.policy,
+        appPort: 4321,
+        principals: true,
+        fleetName: fleet.fleetName,
+        sessionStateDir: '/root/.copilot/session-state',
+      }),
+    );
     expect(agent.args).toEqual([
       '--policy',
       '/etc/sessionfleet/policy.json',
@@ -115,9 +124,14 @@ describe('KubernetesSessionFleet: the Copilot CLI fleet of the seed', () => {
       '0.0.0.0:8080',
       '--admin-listen',
       '0.0.0.0:9090',
+      '--fleet',
+      fleet.fleetName,
       '--principals',
       '/etc/sessionfleet-principals/principals.json',
+      '--session-state-dir',
+      '/root/.copilot/session-state',
     ]);
+    expect(fleet.fleetName).toMatch(/^copilot-cli-[0-9a-f]{8}$/);
   });
 
   it("puts a Service in front of the agents' client port only", () => {
@@ -166,7 +180,9 @@ describe('KubernetesSessionFleet: the Copilot CLI fleet of the seed', () => {
     expect(agentEnv[AGENT_ENV.upstreamToken]).toEqual({
       secret_key_ref: { key: 'connection-token', name: 'copilot-secrets' },
     });
-    expect(agentEnv.REDIS_PASSWORD).toEqual({ secret_key_ref: { key: 'password', name: 'copilot-cli-redis-auth' } });
+    expect(agentEnv.REDIS_PASSWORD).toEqual({
+      secret_key_ref: { key: 'password', name: nameRef(s, 'kubernetes_secret_v1', 'copilot-cli-redis-auth') },
+    });
     expect(podSpec(deployment).volume).toContainEqual({
       name: 'principals',
       secret: { items: [{ key: 'principals.json', path: 'principals.json' }], secret_name: 'copilot-principals' },
@@ -205,27 +221,37 @@ describe('KubernetesSessionFleet: the Copilot CLI fleet of the seed', () => {
     });
     expect(podSpec(deployment).volume).toContainEqual({
       name: 'session-state',
-      persistent_volume_claim: { claim_name: 'copilot-cli-session-state' },
+      persistent_volume_claim: {
+        claim_name: nameRef(s, 'kubernetes_persistent_volume_claim_v1', 'copilot-cli-session-state'),
+      },
     });
     expect(app.volume_mount).toEqual([{ mount_path: '/root/.copilot/session-state', name: 'session-state' }]);
+    // The agent cleans up sessions past their TTL on the same volume (--session-state-dir).
+    expect(agent.volume_mount).toContainEqual({ mount_path: '/root/.copilot/session-state', name: 'session-state' });
+    expect(podSpec(deployment).security_context).toMatchObject({
+      fs_group: '1000',
+      fs_group_change_policy: 'OnRootMismatch',
+    });
     expect(deployment.spec.strategy).toEqual({
       rolling_update: { max_surge: '1', max_unavailable: '0' },
       type: 'RollingUpdate',
     });
   });
 
-  it("probes the agent's /healthz (liveness, startup) and /readyz (readiness); the app is restarted through the agent's view of it", () => {
+  it("probes the agent's /livez (its own liveness) and /readyz; the app through /startupz and /healthz", () => {
     const probe = (path: string, period: number, failures: number) => ({
       failure_threshold: failures,
       http_get: { path, port: '9090' },
       period_seconds: period,
       timeout_seconds: 2,
     });
-    expect(agent.liveness_probe).toEqual(probe('/healthz', 10, 3));
+    // A hung app fails /healthz and restarts the app container, never the agent and its connections.
+    expect(agent.liveness_probe).toEqual(probe('/livez', 10, 3));
     expect(agent.readiness_probe).toEqual(probe('/readyz', 5, 2));
-    expect(agent.startup_probe).toEqual(probe('/healthz', 2, 60));
+    expect(agent.startup_probe).toEqual(probe('/livez', 2, 15));
     expect(app.liveness_probe).toEqual(probe('/healthz', 10, 3));
-    expect(app.startup_probe).toEqual(probe('/healthz', 2, 60));
+    // /startupz has no grace period: 60 failures × 2 s is the whole startupTimeoutSeconds (120).
+    expect(app.startup_probe).toEqual(probe('/startupz', 2, 60));
   });
 
   it('drains before it stops: preStop hooks and a grace period longer than the drain timeout', () => {
@@ -262,7 +288,11 @@ describe('KubernetesSessionFleet: the Copilot CLI fleet of the seed', () => {
         },
       ],
       min_replicas: 3,
-      scale_target_ref: { api_version: 'apps/v1', kind: 'Deployment', name: 'copilot-cli' },
+      scale_target_ref: {
+        api_version: 'apps/v1',
+        kind: 'Deployment',
+        name: nameRef(s, 'kubernetes_deployment_v1', 'copilot-cli'),
+      },
     });
     expect(SESSION_UTILIZATION_METRIC).toBe('sessionfleet_session_utilization');
     // The autoscaler owns the replica count after the first apply.
@@ -306,7 +336,9 @@ describe('KubernetesSessionFleet: the Copilot CLI fleet of the seed', () => {
       'redis-server',
     ]);
     expect(envOf(server)).toEqual({
-      REDIS_PASSWORD: { secret_key_ref: { key: 'password', name: 'copilot-cli-redis-auth' } },
+      REDIS_PASSWORD: {
+        secret_key_ref: { key: 'password', name: nameRef(s, 'kubernetes_secret_v1', 'copilot-cli-redis-auth') },
+      },
     });
     expect(named(s, 'kubernetes_service_v1', 'copilot-cli-redis').spec.selector).toEqual(
       SELECTOR('copilot-cli', 'redis'),
@@ -321,7 +353,9 @@ describe('KubernetesSessionFleet: the Copilot CLI fleet of the seed', () => {
       pod_selector: { match_labels: SELECTOR('copilot-cli', 'redis') },
       policy_types: ['Ingress'],
     });
-    expect(envOf(agent)[AGENT_ENV.redis]).toBe('redis://:$(REDIS_PASSWORD)@copilot-cli-redis:6379');
+    expect(envOf(agent)[AGENT_ENV.redis]).toBe(
+      `redis://:$(REDIS_PASSWORD)@${nameRef(s, 'kubernetes_service_v1', 'copilot-cli-redis')}:6379`,
+    );
   });
 
   it('applies the security defaults: no token automount, a non-root agent on a read-only root, requests and limits everywhere', () => {
@@ -329,7 +363,7 @@ describe('KubernetesSessionFleet: the Copilot CLI fleet of the seed', () => {
       const spec = podSpec(workload);
       expect(spec.automount_service_account_token).toBe(false);
       expect(spec.enable_service_links).toBe(false);
-      expect(spec.security_context).toEqual({ seccomp_profile: { type: 'RuntimeDefault' } });
+      expect(spec.security_context).toMatchObject({ seccomp_profile: { type: 'RuntimeDefault' } });
       for (const c of spec.container) {
         expect(Object.keys(c.resources.requests).sort(), c.name).toEqual(['cpu', 'memory']);
         expect(Object.keys(c.resources.limits).sort(), c.name).toEqual(['cpu', 'memory']);
@@ -344,6 +378,14 @@ describe('KubernetesSessionFleet: the Copilot CLI fleet of the seed', () => {
       run_as_non_root: true,
       run_as_user: '1000',
     });
+    // Pod Security Standards "restricted" for the app too, with a writable root by default.
+    expect(app.security_context).toEqual({
+      allow_privilege_escalation: false,
+      capabilities: { drop: ['ALL'] },
+      read_only_root_filesystem: false,
+      run_as_non_root: true,
+      seccomp_profile: { type: 'RuntimeDefault' },
+    });
     expect(agent.volume_mount).toContainEqual({ mount_path: '/tmp', name: 'agent-tmp' });
     expect(podSpec(deployment).volume).toContainEqual({ empty_dir: { size_limit: '64Mi' }, name: 'agent-tmp' });
     expect(app.resources).toEqual({ limits: { cpu: '1', memory: '1024Mi' }, requests: { cpu: '1', memory: '1024Mi' } });
@@ -357,7 +399,9 @@ describe('KubernetesSessionFleet: the Copilot CLI fleet of the seed', () => {
     expect(fleet.name).toBe('copilot-cli');
     expect(fleet.instances?.deployment).toBeDefined();
     expect(fleet.instances?.statefulSet).toBeUndefined();
-    expect(fleet.instances?.redis?.authSecretKey).toEqual({ secretName: 'copilot-cli-redis-auth', key: 'password' });
+    // A reference to the generated Secret's name, so the pods wait for the Secret.
+    expect(Token.isUnresolved(fleet.instances?.redis?.authSecretKey.secretName)).toBe(true);
+    expect(fleet.instances?.redis?.authSecretKey.key).toBe('password');
     expect(fleet.redis).toEqual({ kind: 'in-cluster', image: 'redis:7.4-alpine', memoryMiB: 128 });
     expect(fleet.storage).toEqual(KubernetesSessionStorage.sharedVolume());
     expect(fleet.tenants).toEqual([]);
@@ -392,6 +436,8 @@ describe('an MCP Streamable HTTP fleet with an existing Redis', () => {
       '0.0.0.0:8080',
       '--admin-listen',
       '0.0.0.0:9090',
+      '--fleet',
+      fleet.fleetName,
       '--principal-header',
       'x-authenticated-user',
       '--health-path',
@@ -433,6 +479,8 @@ describe('an HTTP fleet whose principals and tenants come from an authenticating
       '0.0.0.0:8080',
       '--admin-listen',
       '0.0.0.0:9090',
+      '--fleet',
+      fleet.fleetName,
       '--principal-header',
       'x-authenticated-user',
       '--tenant-header',
@@ -447,6 +495,7 @@ describe('an HTTP fleet whose principals and tenants come from an authenticating
         principalHeader: 'x-authenticated-user',
         tenantHeader: 'x-authenticated-tenant',
         appHealthPath: '/health',
+        fleetName: fleet.fleetName,
       }),
     );
   });
@@ -524,10 +573,11 @@ describe('session isolation with recycling', () => {
       { api_groups: [''], resources: ['pods'], verbs: ['get', 'delete'] },
     ]);
     const binding = named(s, 'kubernetes_role_binding_v1', 'sandboxes-recycler');
-    expect(binding.subject).toEqual([{ kind: 'ServiceAccount', name: 'sandboxes-recycler', namespace: 'default' }]);
+    const account = nameRef(s, 'kubernetes_service_account_v1', 'sandboxes-recycler');
+    expect(binding.subject).toEqual([{ kind: 'ServiceAccount', name: account, namespace: 'default' }]);
     expect(binding.role_ref.kind).toBe('Role');
     const spec = podSpec(deployment);
-    expect(spec.service_account_name).toBe('sandboxes-recycler');
+    expect(spec.service_account_name).toBe(account);
     expect(spec.automount_service_account_token).toBe(false);
     expect(container(deployment, 'agent').volume_mount).toContainEqual({
       mount_path: '/var/run/secrets/kubernetes.io/serviceaccount',
@@ -562,7 +612,7 @@ describe('sticky-only sessions on per-instance volumes', () => {
 
   it('runs a StatefulSet with a volume claim template and a headless peer Service', () => {
     expect(resourcesOf(s, 'kubernetes_deployment_v1')).not.toHaveProperty('Sticky_Instances_Deployment');
-    expect(statefulSet.spec.service_name).toBe('sticky-peers');
+    expect(statefulSet.spec.service_name).toBe(nameRef(s, 'kubernetes_service_v1', 'sticky-peers'));
     expect(statefulSet.spec.pod_management_policy).toBe('Parallel');
     expect(statefulSet.spec.volume_claim_template).toEqual([
       {
@@ -590,7 +640,11 @@ describe('sticky-only sessions on per-instance volumes', () => {
 
   it('scales the StatefulSet and keeps session state unshared', () => {
     const hpa = named(s, 'kubernetes_horizontal_pod_autoscaler_v2', 'sticky');
-    expect(hpa.spec.scale_target_ref).toEqual({ api_version: 'apps/v1', kind: 'StatefulSet', name: 'sticky' });
+    expect(hpa.spec.scale_target_ref).toEqual({
+      api_version: 'apps/v1',
+      kind: 'StatefulSet',
+      name: nameRef(s, 'kubernetes_stateful_set_v1', 'sticky'),
+    });
     expect(fleet.policy.sharedSessionState).toBe(false);
     expect(fleet.instances?.statefulSet).toBeDefined();
   });
@@ -660,7 +714,7 @@ describe('unresolved tokens', () => {
       tf('sum([var.delay, var.drain])'),
     ]);
     expect(container(deployment, 'agent').lifecycle.pre_stop[0].exec.command).toEqual(['sleep', tf('var.delay')]);
-    expect(container(deployment, 'agent').startup_probe.failure_threshold).toBe(tf('ceil((var.startup / 2))'));
+    expect(container(deployment, 'app').startup_probe.failure_threshold).toBe(tf('ceil((var.startup / 2))'));
     const hpa = named(s, 'kubernetes_horizontal_pod_autoscaler_v2', 'fleet');
     expect(hpa.spec.metric[0].pods.target.average_value).toBe(tf('var.target'));
   });

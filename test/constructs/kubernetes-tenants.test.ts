@@ -5,6 +5,7 @@ import {
   KubernetesFleetRedis,
   KubernetesSessionFleet,
   KubernetesSessionStorage,
+  KubernetesTrustedProxies,
   TENANT_LABEL,
 } from '../../constructs/index.js';
 import {
@@ -12,6 +13,7 @@ import {
   envOf,
   type Json,
   named,
+  nameRef,
   podSpec,
   resourceCounts,
   resourcesOf,
@@ -67,7 +69,9 @@ describe('tenant isolation: the per-user CLI, declared', () => {
       expect(named(s, 'kubernetes_persistent_volume_claim_v1', `${name}-session-state`).spec.access_modes).toEqual([
         'ReadWriteMany',
       ]);
-      expect(named(s, 'kubernetes_horizontal_pod_autoscaler_v2', name).spec.scale_target_ref.name).toBe(name);
+      expect(named(s, 'kubernetes_horizontal_pod_autoscaler_v2', name).spec.scale_target_ref.name).toBe(
+        nameRef(s, 'kubernetes_deployment_v1', name),
+      );
       expect(named(s, 'kubernetes_pod_disruption_budget_v1', name).spec.selector.match_labels).toEqual(
         selector(tenant),
       );
@@ -184,6 +188,7 @@ describe('tenant isolation behind an authenticating proxy that names the tenant'
       app: { image: 'your-registry/web-app:1.0.0', port: 3000 },
       principalHeader: 'x-authenticated-user',
       tenantHeader: 'X-Tenant-Id',
+      trustedProxies: KubernetesTrustedProxies.anySource(),
       tenants: [{ tenantId: 'acme' }, { tenantId: 'globex' }],
     });
   });
@@ -196,6 +201,9 @@ describe('tenant isolation behind an authenticating proxy that names the tenant'
         'x-authenticated-user',
         '--tenant-header',
         'X-Tenant-Id',
+        // Each tenant's state is shared by its instances: the agents clean it up.
+        '--session-state-dir',
+        '/root/.copilot/session-state',
       ]);
       expect(envOf(agent).SESSIONFLEET_TENANT).toBe(tenant);
     }

@@ -88,3 +88,10 @@ declare module 'vitest' {
     toHaveResourceWithProperties(resourceType: { tfResourceType: string }, properties: object): T;
   }
 }
+
+/** The Terraform reference to the `metadata.name` of the resource of `type` named `name` (issue 16, item 14). */
+export function nameRef(s: Synthesized, type: string, name: string): string {
+  const found = Object.entries(resourcesOf(s, type)).filter(([, r]: [string, Json]) => r.metadata?.name === name);
+  expect(found, `${type} named ${name}`).toHaveLength(1);
+  return `\${${type}.${found[0]![0]}.metadata[0].name}`;
+}
