@@ -18,6 +18,11 @@ import type { FenceGate, SessionLock } from './lock.js';
 import type { OwnerHints } from './owner-hint.js';
 import type { EndedReason, SessionRecord } from './registry.js';
 
+// The fleet's types a front or the routing core names, here so that they import this file only.
+export type { FenceGate, LockLease, SessionLock } from './lock.js';
+export type { OwnerHints } from './owner-hint.js';
+export type { EndedReason } from './registry.js';
+
 declare module '../core/context.js' {
   interface AgentContext {
     /**

@@ -52,12 +52,6 @@ const KNOWN_VIOLATIONS: readonly string[] = [
   'agent/copilot/connection.ts -> agent/fleet/lock.ts',
   'agent/copilot/front.ts -> agent/fleet/local-coordinator.ts',
   'agent/copilot/hop.ts -> agent/fleet/owner-hint.ts',
-  // The HTTP front likewise.
-  'agent/http/exchange.ts -> agent/fleet/lock.ts',
-  'agent/http/fleet.ts -> agent/fleet/owner-hint.ts',
-  'agent/http/front.ts -> agent/fleet/local-coordinator.ts',
-  'agent/http/front.ts -> agent/fleet/lock.ts',
-  'agent/http/front.ts -> agent/fleet/registry.ts',
 ];
 
 function sourceFiles(dir: string): string[] {
