@@ -10,20 +10,14 @@
  */
 import { AgentError } from '../core/errors.js';
 import type { OwnerHints } from '../fleet/owner-hint.js';
+import { signHopMark } from '../routing/mark.js';
 import { JsonRpcError, type JsonRpcErrorObject } from './jsonrpc.js';
 import { Upstream, type UpstreamHandlers } from './upstream.js';
 
 /** The `connect` param that carries the mark (stripped before the CLI sees `connect`). */
 export const HOP_PARAM = 'sessionfleet';
-const HOP_PURPOSE = 'copilot-hop';
-export const HOP_MARK_MAX_AGE_MS = 60_000;
-
-export interface HopMark {
-  from: string;
-  to: string;
-  at: number;
-  mac: string;
-}
+// The mark codec is the routing core's, shared with the HTTP front.
+export { HOP_MARK_MAX_AGE_MS, type HopMark, signHopMark, verifyHopMark } from '../routing/mark.js';
 
 /** What a forwarded request carries beside its params (the request's `sessionfleet` member). */
 export interface HopEnvelope {
@@ -56,37 +50,6 @@ export function withoutNotOwner(error: JsonRpcErrorObject): JsonRpcErrorObject {
   if (!isNotOwner(error)) return error;
   const { [NOT_OWNER_DATA]: _self, ...data } = error.data as Record<string, unknown>;
   return { ...error, data };
-}
-
-const markText = (from: string, to: string, at: number) => `${from}\0${to}\0${at}`;
-
-export function signHopMark(hints: OwnerHints, from: string, to: string, now = Date.now()): HopMark {
-  return { from, to, at: now, mac: hints.sign(HOP_PURPOSE, markText(from, to, now)) };
-}
-
-/** The forwarding instance, if `value` is a valid mark addressed to `self`; otherwise why not. */
-export function verifyHopMark(
-  hints: OwnerHints | undefined,
-  self: string,
-  value: unknown,
-  now = Date.now(),
-): { ok: true; from: string } | { ok: false; reason: string } {
-  if (!hints) return { ok: false, reason: 'this agent has no fleet key yet' };
-  const m = value as Partial<HopMark> | null;
-  if (
-    typeof m !== 'object' ||
-    m === null ||
-    typeof m.from !== 'string' ||
-    typeof m.to !== 'string' ||
-    typeof m.at !== 'number' ||
-    typeof m.mac !== 'string'
-  )
-    return { ok: false, reason: 'malformed agent-to-agent mark' };
-  if (m.to !== self) return { ok: false, reason: 'agent-to-agent mark addressed to another instance' };
-  if (Math.abs(now - m.at) > HOP_MARK_MAX_AGE_MS) return { ok: false, reason: 'agent-to-agent mark expired' };
-  if (!hints.verify(HOP_PURPOSE, markText(m.from, m.to, m.at), m.mac))
-    return { ok: false, reason: 'agent-to-agent mark with a bad signature' };
-  return { ok: true, from: m.from };
 }
 
 export class Hop {

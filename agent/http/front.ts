@@ -31,18 +31,12 @@ import {
   type HopRoute,
   type PlacementTicket,
 } from '../fleet/types.js';
+import { type ForwardMark, signForwardMark, verifyForwardMark } from '../routing/mark.js';
 import { Admission, type Reservation } from './admission.js';
 import { classify, containsInitialize, missingMcpSessionId, type Route } from './affinity.js';
 import { readBodyUpTo } from './body.js';
 import { Exchange, type ExchangeHost, type Outcome } from './exchange.js';
-import {
-  FORWARDED_BY_HEADER,
-  type ForwardMark,
-  NOT_OWNER_HEADER,
-  PeerPools,
-  signForwardMark,
-  verifyForwardMark,
-} from './fleet.js';
+import { FORWARDED_BY_HEADER, NOT_OWNER_HEADER, PeerPools } from './fleet.js';
 import { clearedCookie, isSecure, sessionCookie } from './headers.js';
 import { type HttpFrontOptions, type HttpFrontSettings, normalizeHttpFrontOptions } from './options.js';
 import { OpenStreams } from './streams.js';

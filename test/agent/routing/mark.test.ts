@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { OwnerHints } from '../../../agent/fleet/owner-hint.js';
-import { FORWARD_MARK_MAX_AGE_MS, signForwardMark, verifyForwardMark } from '../../../agent/http/fleet.js';
+import { FORWARD_MARK_MAX_AGE_MS, signForwardMark, verifyForwardMark } from '../../../agent/routing/mark.js';
 
 const hints = new OwnerHints([Buffer.from('fleet-key-0123456789abcdef')]);
 const other = new OwnerHints([Buffer.from('another-key-0123456789abcdef')]);
