@@ -11,7 +11,7 @@ import type { AgentContext } from '../core/context.js';
 import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Session } from '../core/sessions.js';
-import type { Coordinator } from '../fleet/types.js';
+import type { Router } from '../routing/index.js';
 import type { ControlChannel } from './control.js';
 import type { FrameDecoderOptions } from './framing.js';
 import type { JsonRpcId, JsonRpcRequest, JsonRpcResponse } from './jsonrpc.js';
@@ -27,8 +27,8 @@ export const ANONYMOUS_PRINCIPAL = 'anonymous';
 export interface ChannelOptions {
   context: AgentContext;
   state: CopilotState;
-  /** Places new sessions and routes the others: Redis with `--redis`, the in-process one without. */
-  coordinator: Coordinator;
+  /** Where each session request goes (the fleet's rules, the same with and without `--redis`). */
+  router: Router;
   control: ControlChannel;
   logger: Logger;
   upstream: { host: string; port: number; token: string | undefined };
@@ -67,8 +67,6 @@ export class ClientChannel implements Attachment {
   clientToken: unknown;
   /** Set when this connection is a hop from another agent of the fleet (a verified mark). */
   hopFrom: string | undefined;
-  /** The same coordinator with `--redis` only: hops to other agents. */
-  readonly fleet: Coordinator | undefined;
   /** Client request id → the connection it went out on and its id there, for `$/cancelRequest`. */
   readonly inFlight = new Map<JsonRpcId, { upstream: Upstream; id: number }>();
   /** The params of each session's last successful create/resume, to resume it on a new owner. */
@@ -85,7 +83,6 @@ export class ClientChannel implements Attachment {
     handlers: PeerHandlers,
   ) {
     this.log = options.logger.child({ connection: this.connectionId });
-    this.fleet = options.coordinator.mode === 'redis' ? options.coordinator : undefined;
     this.peer = new RpcPeer(socket, handlers, options.frame);
   }
 

@@ -15,11 +15,12 @@
 import type { Socket } from 'node:net';
 import { AgentError } from '../core/errors.js';
 import { tenantOf, tenantRefusal } from '../core/tenancy.js';
+import { markFromObject } from '../routing/index.js';
 import { SessionAccess } from './access.js';
 import { ANONYMOUS_PRINCIPAL, type ChannelOptions, ClientChannel, errorText, ok } from './channel.js';
 import { CliEvents } from './cli-events.js';
 import { CLI_AUTH_FAILED, CLI_AUTH_REQUIRED } from './control.js';
-import { HOP_PARAM, verifyHopMark } from './hop.js';
+import { HOP_PARAM } from './hop.js';
 import {
   type JsonRpcId,
   type JsonRpcNotification,
@@ -161,7 +162,7 @@ export class ClientConnection {
         this.c.forward(request, slot, { transform: (result) => this.events.filterPointer(result) });
         return;
       case 'session':
-        this.sessions.handle(request, route.sessionId, route.action, slot, false);
+        this.sessions.handle(request, route.sessionId, route.action, slot);
         return;
     }
   }
@@ -210,9 +211,7 @@ export class ClientConnection {
     }
     if (this.c.phase === 'new' && params[HOP_PARAM] !== undefined) {
       // Only another agent of the fleet can sign the mark; a client that sends one is refused.
-      const mark = this.c.fleet
-        ? verifyHopMark(this.c.fleet.hints, context.config.instanceId, params[HOP_PARAM])
-        : ({ ok: false, reason: 'this agent is not part of a fleet (no --redis)' } as const);
+      const mark = this.options.router.acceptMark(markFromObject(params[HOP_PARAM]));
       if (!mark.ok) {
         this.c.log.warn(
           { remote: this.c.peer.socket.remoteAddress, reason: mark.reason },
@@ -224,7 +223,7 @@ export class ClientConnection {
         );
         return;
       }
-      this.c.hopFrom = mark.from;
+      this.c.hopFrom = mark.mark.from;
     }
     if (this.c.phase !== 'new') {
       if (principal !== this.c.principal || tenant !== this.c.tenant) {

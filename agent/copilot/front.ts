@@ -9,6 +9,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { AgentContext, Front, ListenAddress } from '../core/context.js';
 import { isName, tenantOf } from '../core/tenancy.js';
 import { LocalCoordinator } from '../fleet/local-coordinator.js';
+import { Router } from '../routing/index.js';
 import { ANONYMOUS_PRINCIPAL, ClientConnection } from './connection.js';
 import { ControlChannel } from './control.js';
 import { OWNER_METADATA_KEY, OWNER_TENANT_METADATA_KEY } from './methods.js';
@@ -29,6 +30,14 @@ export async function createCopilotFront(context: AgentContext): Promise<Front> 
   // Every new session is placed by the coordinator, which holds the quotas per principal and
   // tenant; a context built without one (tests) gets the in-process one the server would create.
   const coordinator = context.coordinator ?? new LocalCoordinator(context);
+  const router = new Router({
+    coordinator,
+    sessions: context.sessions,
+    instanceId: config.instanceId,
+    policy: context.policy,
+    purpose: 'copilot-hop',
+    draining: () => context.draining,
+  });
   if (!context.principals) {
     logger.warn(
       `no --principals: every Copilot client is accepted as principal "${ANONYMOUS_PRINCIPAL}", so sessions are not isolated between users`,
@@ -51,7 +60,7 @@ export async function createCopilotFront(context: AgentContext): Promise<Front> 
     const connection = new ClientConnection(socket, {
       context,
       state,
-      coordinator,
+      router,
       control,
       logger,
       upstream: { host, port, token: config.upstreamToken },

@@ -5,8 +5,9 @@
  * client under ids of the agent's own.
  */
 import { AgentError } from '../core/errors.js';
+import type { AgentMark, Forward, Peer } from '../routing/index.js';
 import { type ClientChannel, errorText, ok } from './channel.js';
-import { Hop, type HopEnvelope, isNotOwner, withoutNotOwner } from './hop.js';
+import { Hop, isNotOwner, withoutNotOwner } from './hop.js';
 import {
   JsonRpcError,
   type JsonRpcErrorObject,
@@ -15,6 +16,7 @@ import {
   type JsonRpcResponse,
 } from './jsonrpc.js';
 import type { SessionAction } from './methods.js';
+import type { Reroute } from './session-routing.js';
 import type { Slot } from './state.js';
 
 export class RemoteHops {
@@ -36,27 +38,27 @@ export class RemoteHops {
   }
 
   /**
-   * Sends a session request to the owner's agent over this connection's hop to it. `envelope`:
-   * what the hop carries beside the params (a placement's reservation); `failed`: called when the
-   * owner could not be reached; `reroute`: called instead of answering the client when the owner
-   * answers "not the owner" (the route is forgotten first), for the request to be routed once more.
+   * Carries out the router's `forward` decision: sends the session request over this connection's
+   * hop to the target agent, with the placement's reservation beside it. A hop that cannot be
+   * opened, or closes first, fails the decision (the router forgets the route or gives the
+   * placement back); a "not the owner" answer hands the router's one retry to `reroute` instead
+   * of answering the client.
    */
   async forward(
     request: JsonRpcRequest,
     sessionId: string,
     action: SessionAction,
     slot: Slot,
-    target: { instanceId: string; advertise: string },
-    options: { envelope?: HopEnvelope; failed?: () => unknown; reroute?: () => void } = {},
+    decision: Forward,
+    reroute: Reroute,
   ): Promise<void> {
-    const { envelope, failed, reroute } = options;
-    const fleet = this.c.fleet!;
+    const target = decision.to;
+    const retry = decision.retry;
     let hop: Hop;
     try {
-      hop = await this.hopTo(target);
+      hop = await this.hopTo(target, decision.mark);
     } catch (error) {
-      fleet.forget(sessionId);
-      await failed?.();
+      decision.failed();
       this.c.log.warn(
         { sessionId, instance: target.instanceId, err: errorText(error) },
         'cannot reach the owner agent',
@@ -76,11 +78,12 @@ export class RemoteHops {
         );
         hop.attached.add(sessionId);
       } catch (error) {
-        if (!(error instanceof JsonRpcError) || isNotOwner(error)) fleet.forget(sessionId);
-        if (reroute && error instanceof JsonRpcError && isNotOwner(error)) {
-          reroute();
+        const notOwner = error instanceof JsonRpcError && isNotOwner(error);
+        if (notOwner && retry) {
+          reroute(retry());
           return;
         }
+        if (notOwner || !(error instanceof JsonRpcError)) decision.failed();
         slot.release();
         this.c.emit(this.relayedError(request.id, error));
         return;
@@ -93,19 +96,18 @@ export class RemoteHops {
       (response) => {
         this.c.inFlight.delete(request.id);
         if (response?.error && isNotOwner(response.error)) {
-          fleet.forget(sessionId);
           hop.attached.delete(sessionId);
-          if (reroute) {
+          if (retry) {
             // The owner's agent does not hold it and the registry does not give it to it: the
-            // route was stale. Routed once more, by this agent (never forwarded twice).
-            reroute();
+            // route was stale. The router decides once more (never forwarded twice).
+            reroute(retry());
             return;
           }
+          decision.failed();
         }
         slot.release();
         if (!response) {
-          fleet.forget(sessionId);
-          void failed?.();
+          decision.failed();
           this.c.reject(
             request.id,
             new AgentError('UPSTREAM_UNAVAILABLE', `the connection to instance ${target.instanceId} closed`, {
@@ -117,8 +119,7 @@ export class RemoteHops {
         }
         this.c.options.state.durations[response.error ? 'error' : 'ok'].observe((performance.now() - started) / 1000);
         if (response.error) {
-          if ((response.error.data as { code?: unknown } | undefined)?.code === 'SESSION_NOT_FOUND')
-            fleet.forget(sessionId);
+          if ((response.error.data as { code?: unknown } | undefined)?.code === 'SESSION_NOT_FOUND') decision.failed();
           this.c.emit({ jsonrpc: '2.0', id: request.id, error: withoutNotOwner(response.error) });
           return;
         }
@@ -131,7 +132,7 @@ export class RemoteHops {
         }
         this.c.emit(ok(request.id, response.result));
       },
-      envelope as Record<string, unknown> | undefined,
+      decision.reservationId === undefined ? undefined : { reservation: decision.reservationId },
     );
     if (upstreamId !== undefined) this.c.inFlight.set(request.id, { upstream: hop.upstream, id: upstreamId });
   }
@@ -146,19 +147,17 @@ export class RemoteHops {
   }
 
   /** This connection's hop to an instance's agent, opened on first use. */
-  private async hopTo(target: { instanceId: string; advertise: string }): Promise<Hop> {
+  private async hopTo(target: Peer, mark: AgentMark): Promise<Hop> {
     const existing = this.hops.get(target.instanceId);
     if (existing) {
       const hop = await existing.catch(() => undefined);
       if (hop && !hop.upstream.isClosed) return hop;
       if (this.hops.get(target.instanceId) === existing) this.hops.delete(target.instanceId);
     }
-    const hints = this.c.fleet?.hints;
-    if (!hints) throw new Error('no fleet key known yet');
     let opened: Hop | undefined;
     const attempt = Hop.open(
       target,
-      { token: this.c.clientToken, hints, self: this.c.options.context.config.instanceId },
+      { token: this.c.clientToken, mark },
       {
         onRequest: (req) => {
           if (!opened) return;
@@ -174,7 +173,8 @@ export class RemoteHops {
           ),
         onClose: () => {
           if (this.hops.get(target.instanceId) === attempt) this.hops.delete(target.instanceId);
-          for (const id of opened?.attached ?? []) this.c.fleet?.forget(id);
+          // The sessions it held are reached by a fresh route next time.
+          for (const id of opened?.attached ?? []) this.c.options.router.forget(id);
           for (const [id, pending] of this.hopRequests) if (pending.hop === opened) this.hopRequests.delete(id);
         },
       },

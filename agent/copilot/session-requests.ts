@@ -6,13 +6,13 @@
  */
 import { AgentError, sessionBusy } from '../core/errors.js';
 import type { Session } from '../core/sessions.js';
-import type { LockLease } from '../fleet/lock.js';
+import type { Decision } from '../routing/index.js';
 import { alreadyYours, ownerOf, type SessionAccess } from './access.js';
 import { type ClientChannel, errorText } from './channel.js';
 import type { JsonRpcRequest } from './jsonrpc.js';
 import { OWNER_METADATA_KEY, OWNER_TENANT_METADATA_KEY, type SessionAction, startsNewWork } from './methods.js';
 import type { Owner } from './owners.js';
-import type { FleetAdmission, SessionRouting } from './session-routing.js';
+import type { FleetDecision, Reroute, SessionRouting } from './session-routing.js';
 import type { Slot } from './state.js';
 
 export class SessionRequests {
@@ -22,9 +22,18 @@ export class SessionRequests {
     private readonly routing: SessionRouting,
   ) {}
 
-  /** `onSessionRequest`, its failure answered; `retried`: a hop's owner answered "not the owner" once. */
-  handle(request: JsonRpcRequest, sessionId: string, action: SessionAction, slot: Slot, retried: boolean): void {
-    this.onSessionRequest(request, sessionId, action, slot, retried).catch((error: unknown) => {
+  /**
+   * `onSessionRequest`, its failure answered. `decided`: the router's second decision, after the
+   * owner it first named answered "not the owner".
+   */
+  handle(
+    request: JsonRpcRequest,
+    sessionId: string,
+    action: SessionAction,
+    slot: Slot,
+    decided?: Promise<Decision>,
+  ): void {
+    this.onSessionRequest(request, sessionId, action, slot, decided).catch((error: unknown) => {
       slot.release();
       if (error instanceof AgentError) this.c.reject(request.id, error);
       else this.c.internalError(request, error);
@@ -36,27 +45,20 @@ export class SessionRequests {
     sessionId: string,
     action: SessionAction,
     slot: Slot,
-    retried = false,
+    decided: Promise<Decision> | undefined,
   ): Promise<void> {
     const { context, state } = this.c.options;
     if (context.draining && startsNewWork(action)) {
       throw new AgentError('DRAINING', 'this instance is shutting down and takes no new sessions or turns');
     }
-    const reroute = retried ? undefined : () => this.handle(request, sessionId, action, slot, true);
-    const decision = await this.routing.routeSession(
-      request,
-      sessionId,
-      action,
-      slot,
-      this.c.options.coordinator,
-      reroute,
-    );
+    const reroute: Reroute = (next) => this.handle(request, sessionId, action, slot, next);
+    const decision = await this.routing.routeSession(request, sessionId, action, slot, reroute, decided);
     if (decision.kind === 'done') return;
     const owner = decision.owner ?? (await this.access.authorize(sessionId, action));
     switch (action) {
       case 'create':
       case 'resume':
-        await this.load(request, sessionId, action, slot, owner, decision.admission);
+        await this.load(request, sessionId, action, slot, owner, decision, reroute);
         return;
       case 'delete':
         this.c.forward(request, slot, {
@@ -107,20 +109,23 @@ export class SessionRequests {
     action: 'create' | 'resume',
     slot: Slot,
     owner: Owner,
-    admission?: FleetAdmission,
+    decided: Extract<FleetDecision, { kind: 'here' }>,
+    reroute: Reroute,
   ): Promise<void> {
-    const { context, state } = this.c.options;
+    const { context, state, router } = this.c.options;
     const principal = this.c.principal!;
     let session = context.sessions.get(sessionId);
-    let admitting = admission;
+    let admitting = decided.admission;
     if (!session && !admitting) {
-      // Routed to this instance as loaded, it ended since (its lifetime ran out meanwhile): it is
-      // placed again, like any session that is not loaded.
-      const placed = await this.routing.placeNew(request, sessionId, action, slot, this.c.options.coordinator);
-      if (placed.kind === 'done') return;
-      admitting = placed.admission;
+      // Served here as loaded, it ended since (its lifetime ran out meanwhile): the router
+      // decides again, as for any session that is not loaded.
+      const again = await this.routing.routeSession(request, sessionId, action, slot, reroute);
+      if (again.kind === 'done') return;
+      admitting = again.admission;
       session = context.sessions.get(sessionId);
     }
+    // Re-homed here by this resume (its owner died): given up again if the CLI cannot resume it.
+    const adopted = decided.adopted === true;
     let reserved = false;
     let bound = owner;
     if (session) {
@@ -142,6 +147,7 @@ export class SessionRequests {
     // Bound now, so the CLI's lifecycle notifications about the new session already reach its owner.
     if (action === 'create') state.owners.bind(sessionId, bound);
     const undo = () => {
+      if (adopted) void router.abandon(sessionId);
       if (reserved) admitting?.undo();
       if (action === 'create' && reserved) {
         if (previousOwner === undefined) state.owners.forget(sessionId);
@@ -207,49 +213,39 @@ export class SessionRequests {
   }
 
   /**
-   * A collaborative send: waits in line for the session's lock — the coordinator's, so the same
-   * lock and the same answers with and without `--redis` (in-process `MemoryLock`, or the fleet's
-   * Redis lock: FIFO, bounded wait, renewed while the turn runs) — and holds it until the turn
-   * ends. A send whose client goes away while it waits leaves the line at once. The CLI cannot
-   * check a fencing token, so this agent — where every write to the session lands — checks it
-   * (`fence.admit`) before the write.
+   * A collaborative send: the router's lock sequence (the same lock and answers with and without
+   * `--redis`: wait in line, bounded, leave it when the client goes away, fence where the write
+   * lands), then the turn holds the lease until it ends. The CLI cannot check a fencing token, so
+   * this agent — where every write to the session lands — is where the router checks it.
    */
   private async sendUnderLock(request: JsonRpcRequest, session: Session, slot: Slot): Promise<void> {
-    const { state } = this.c.options;
-    const { lock, fence } = this.c.options.coordinator;
-    const gone = this.c.clientGone.signal;
-    let lease: LockLease;
-    try {
-      lease = await lock.acquire(session.id, { waitMs: state.lockWaitMs, signal: gone });
-    } catch (error) {
-      if (gone.aborted) {
+    const { state, router } = this.c.options;
+    const locked = await router.lockForWrite(session.id, { signal: this.c.clientGone.signal }, state.lockWaitMs);
+    switch (locked.kind) {
+      case 'left':
         this.c.log.debug({ sessionId: session.id }, 'a waiting send left the lock queue: its client went away');
         slot.release();
         return;
-      }
-      if (error instanceof AgentError && error.code === 'SESSION_BUSY') {
-        // An ended session says so rather than "busy".
+      case 'refused':
+        throw locked.error;
+      case 'ended':
+        // Says how it ended (expired, evicted...), as for any call on an ended session.
         this.access.loadedSession(session.id);
-        throw sessionBusy(session.id, 'another write holds its lock', error.retryAfterSeconds);
+        throw sessionBusy(session.id, 'it was loaded again while this send waited', 1);
+      case 'held': {
+        const { lease } = locked;
+        let current: Session;
+        try {
+          // The session may have ended since the router checked it.
+          current = this.access.loadedSession(session.id);
+        } catch (error) {
+          void lease.release();
+          throw error;
+        }
+        const turn = state.beginTurn(current, slot, () => void lease.release());
+        this.c.forward(request, slot, { turn });
+        return;
       }
-      throw error;
     }
-    if (gone.aborted) {
-      // Granted as the client left: nobody is there to write for.
-      void lease.release();
-      slot.release();
-      return;
-    }
-    let current: Session;
-    try {
-      if (!fence.admit(session.id, lease.token)) throw sessionBusy(session.id, 'a newer writer holds its lock', 1);
-      // The session may have ended while this send waited for the lock.
-      current = this.access.loadedSession(session.id);
-    } catch (error) {
-      void lease.release();
-      throw error;
-    }
-    const turn = state.beginTurn(current, slot, () => void lease.release());
-    this.c.forward(request, slot, { turn });
   }
 }

@@ -1,12 +1,13 @@
 /**
- * Where a Copilot session request is served: here, or (in a fleet) on the owner's agent through a
- * hop (`remote.ts`). New sessions are placed by the coordinator, sessions whose owner died are
- * adopted here, and a hop's requests are served here or refused as "not the owner".
+ * Carries out the routing core's decision (`agent/routing/`) for one Copilot session request:
+ * serve it here, create it here under the placement's ticket, forward it over the hop to another
+ * agent (`remote.ts`), or answer the refusal. No fleet rule is written here: where a session
+ * lives, when it is placed, adopted, forgotten or routed once more is the router's to say.
  */
 import { AgentError } from '../core/errors.js';
 import type { Session } from '../core/sessions.js';
 import { OwnershipConflictError } from '../fleet/coordinator.js';
-import type { Coordinator, PlacementTicket } from '../fleet/types.js';
+import type { Decision, Hop, Requester } from '../routing/index.js';
 import type { SessionAccess } from './access.js';
 import { type ClientChannel, errorText } from './channel.js';
 import { type HopEnvelope, notOwnerError } from './hop.js';
@@ -16,7 +17,7 @@ import type { Owner } from './owners.js';
 import type { RemoteHops } from './remote.js';
 import type { Slot } from './state.js';
 
-/** How `load()` takes the session's slot: `open()` a placement, or (in a fleet) `adopt()` an orphan. */
+/** How `load()` takes the session's slot: `open()` the placement's ticket. */
 export interface FleetAdmission {
   admit(): Promise<Session>;
   undo(): void;
@@ -24,8 +25,17 @@ export interface FleetAdmission {
   unused(): void;
 }
 
-/** What the coordinator decided for a session request: served here, or (in a fleet) forwarded. */
-export type FleetDecision = { kind: 'done' } | { kind: 'here'; owner?: Owner; admission?: FleetAdmission };
+/**
+ * A decision carried out: the request went elsewhere or was answered (`done`), or it is served
+ * here — `owner` when already checked, `admission` for a session to register, `adopted` for a
+ * session this resume re-homed here (given up if the resume fails).
+ */
+export type FleetDecision =
+  | { kind: 'done' }
+  | { kind: 'here'; owner?: Owner; admission?: FleetAdmission; adopted?: boolean };
+
+/** Called with the router's second decision when the owner answered "not the owner". */
+export type Reroute = (next: Promise<Decision>) => void;
 
 export class SessionRouting {
   constructor(
@@ -35,167 +45,129 @@ export class SessionRouting {
   ) {}
 
   /**
-   * Where a session request is served: here, or (in a fleet) on the owner's agent through a hop.
-   * New sessions — a create, a resume of a session not loaded anywhere — are placed by the
-   * coordinator, which enforces the quotas per principal and tenant the same way with and without
-   * Redis; others are routed, locally owned ones with no Redis command. A hop's requests are never
-   * forwarded again (`routeHopSession`). `retried`: an owner answered "not the owner" once already,
-   * so a second such answer goes to the client.
+   * Asks the router where the request is served (or takes `decided`, the router's retry) and
+   * carries the decision out. A create is checked first — only an id that holds nothing to lose
+   * is created — then placed; any other request is decided by the session it names.
    */
   async routeSession(
     request: JsonRpcRequest,
     sessionId: string,
     action: SessionAction,
     slot: Slot,
-    fleet: Coordinator,
-    reroute: (() => void) | undefined,
+    reroute: Reroute,
+    decided?: Promise<Decision>,
   ): Promise<FleetDecision> {
-    if (action === 'create') return this.placeNew(request, sessionId, action, slot, fleet);
-    if (this.c.hopFrom) return this.routeHopSession(request, sessionId, action, slot, fleet);
-    const route = await fleet.route(sessionId);
-    switch (route.kind) {
-      case 'local':
-        return { kind: 'here' };
-      case 'remote':
-        await this.remote.forward(request, sessionId, action, slot, route, {
-          reroute,
-        });
+    const { router } = this.c.options;
+    const checked: { owner?: Owner } = {};
+    const requester = this.requester(sessionId, action, checked);
+    let decision: Decision;
+    if (decided) {
+      decision = await decided;
+    } else if (action === 'create') {
+      checked.owner = await this.access.authorizeCreate(sessionId);
+      decision = await router.place(this.c.user, this.hop(request), requester);
+    } else {
+      const ref = { id: sessionId, whenMissing: action === 'resume' ? 'resume' : 'serve' } as const;
+      decision = await router.decide(ref, this.c.user, this.hop(request), requester);
+    }
+    switch (decision.kind) {
+      case 'serve':
+        if (decision.adopted && action !== 'resume') this.attachAdopted(request, sessionId, checked.owner!);
+        return { kind: 'here', owner: checked.owner, adopted: decision.adopted && action === 'resume' };
+      case 'create':
+        return this.createHere(sessionId, action, decision.ticket, checked.owner);
+      case 'forward':
+        await this.remote.forward(request, sessionId, action, slot, decision, reroute);
         return { kind: 'done' };
-      case 'adopt':
-        return this.adoptHere(request, sessionId, action, fleet);
-      case 'gone':
-        // A saved session nobody holds any more (detached, handed off and forgotten): placed anew.
-        if (action === 'resume') return this.placeNew(request, sessionId, action, slot, fleet);
-        return { kind: 'here' };
+      case 'expired':
+        // A hop's request for a session not held here: the forwarding agent reads the mark.
+        if (decision.notOwner) throw notOwnerError(sessionId, this.c.options.context.config.instanceId);
+        throw decision.error;
+      case 'refuse':
+        throw decision.error;
+      case 'left':
+        slot.release();
+        return { kind: 'done' };
     }
   }
 
   /**
-   * `routeSession` for a request another agent forwarded here (a hop), which that agent placed and
-   * routed: served here or refused, never forwarded again. A session not held here is taken on
-   * only when the registry names this instance its owner (the forwarder's lookup re-homed it
-   * here: `routeHop` → adopt); anything else — another owner, handed off, orphaned, unknown — is
-   * "not the owner", and the forwarding agent routes once more. A resume that carries the
-   * forwarder's reservation was placed here by it.
+   * The request's side of a decision: it leaves with the client, and when the router re-homes a
+   * session here (its owner died, its state is shared) the caller is checked and — unless the
+   * request is itself the resume — the session is resumed on the CLI with the params of the
+   * client's last create/resume (model, provider, tools).
    */
-  private async routeHopSession(
-    request: JsonRpcRequest,
-    sessionId: string,
-    action: Exclude<SessionAction, 'create'>,
-    slot: Slot,
-    fleet: Coordinator,
-  ): Promise<FleetDecision> {
-    const envelope = (request as JsonRpcRequest & { sessionfleet?: HopEnvelope }).sessionfleet;
-    if (
-      action === 'resume' &&
-      typeof envelope?.reservation === 'string' &&
-      this.c.options.context.sessions.lookup(sessionId).state !== 'active'
-    )
-      return this.placeNew(request, sessionId, action, slot, fleet);
-    const route = await fleet.routeHop(sessionId);
-    switch (route.kind) {
-      case 'local':
-        return { kind: 'here' };
-      case 'adopt':
-        return this.adoptHere(request, sessionId, action, fleet);
-      case 'not-owner':
-        throw notOwnerError(sessionId, this.c.options.context.config.instanceId);
-    }
+  private requester(sessionId: string, action: SessionAction, checked: { owner?: Owner }): Requester {
+    return {
+      signal: this.c.clientGone.signal,
+      adoptUpstream: async () => {
+        checked.owner = await this.access.authorize(sessionId, action);
+        if (action === 'resume') return;
+        const upstream = this.c.upstream;
+        const params = this.c.loadParams.get(sessionId) ?? { sessionId };
+        try {
+          if (!upstream) throw new Error('no connection to the Copilot CLI');
+          await upstream.call('session.resume', params, AbortSignal.timeout(30_000));
+        } catch (error) {
+          this.c.log.warn({ sessionId, err: errorText(error) }, 'could not resume a session whose owner died');
+          throw new AgentError(
+            'UPSTREAM_UNAVAILABLE',
+            `the agent could not resume session ${JSON.stringify(sessionId)}`,
+            { details: { sessionId } },
+          );
+        }
+      },
+    };
   }
 
-  async placeNew(
-    request: JsonRpcRequest,
+  /** A request another agent forwarded here: its verified mark and the reservation it carries. */
+  private hop(request: JsonRpcRequest): Hop | undefined {
+    const from = this.c.hopFrom;
+    if (from === undefined) return undefined;
+    const envelope = (request as JsonRpcRequest & { sessionfleet?: HopEnvelope }).sessionfleet;
+    const reservation = typeof envelope?.reservation === 'string' ? envelope.reservation : undefined;
+    return { from, reservation };
+  }
+
+  private attachAdopted(request: JsonRpcRequest, sessionId: string, owner: Owner): void {
+    this.c.held.add(sessionId);
+    this.c.options.state.attach(sessionId, this.c, this.c.user, owner);
+    this.c.log.info({ sessionId, method: request.method }, 'Copilot session re-homed here after its owner died');
+  }
+
+  /** A placement here: the caller is checked (if not yet), then the session registered under its ticket. */
+  private async createHere(
     sessionId: string,
-    action: 'create' | 'resume',
-    slot: Slot,
-    fleet: Coordinator,
-  ): Promise<{ kind: 'done' } | { kind: 'here'; owner: Owner; admission: FleetAdmission }> {
-    const principal = this.c.principal!;
-    const owner =
-      action === 'create'
-        ? await this.access.authorizeCreate(sessionId)
-        : await this.access.authorize(sessionId, action);
-    let ticket: PlacementTicket;
-    if (this.c.hopFrom) {
-      // Placed by the forwarding agent, which reserved this instance's slot.
-      const envelope = (request as JsonRpcRequest & { sessionfleet?: HopEnvelope }).sessionfleet;
-      ticket = {
-        reservationId: typeof envelope?.reservation === 'string' ? envelope.reservation : undefined,
-        principal,
-        tenant: this.c.tenant,
-      };
-    } else {
-      const placement = await fleet.place({ principal, tenant: this.c.tenant });
-      if (placement.kind === 'remote') {
-        await this.remote.forward(request, sessionId, action, slot, placement, {
-          envelope: { reservation: placement.reservationId },
-          failed: () => fleet.cancel(placement),
-        });
-        return { kind: 'done' };
-      }
-      ticket = placement;
+    action: SessionAction,
+    ticket: Parameters<ClientChannel['options']['router']['open']>[0],
+    checked: Owner | undefined,
+  ): Promise<FleetDecision> {
+    const { router, context } = this.c.options;
+    let owner: Owner;
+    try {
+      owner =
+        checked ??
+        (action === 'create'
+          ? await this.access.authorizeCreate(sessionId)
+          : await this.access.authorize(sessionId, action));
+    } catch (error) {
+      router.cancel(ticket);
+      throw error;
     }
+    const loadAction = action === 'create' ? 'create' : 'resume';
     return {
       kind: 'here',
       owner,
       admission: {
         admit: () =>
-          fleet.open(ticket, sessionId, { principal: owner.principal }).catch((error: unknown) => {
+          router.open(ticket, sessionId, { principal: owner.principal }).catch((error: unknown) => {
             if (error instanceof OwnershipConflictError)
-              throw this.access.registeredElsewhere(sessionId, action, error.holder);
+              throw this.access.registeredElsewhere(sessionId, loadAction, error.holder);
             throw error;
           }),
-        undo: () => void this.c.options.context.sessions.end(sessionId, 'deleted'),
-        unused: () => void fleet.cancel(ticket),
+        undo: () => void context.sessions.end(sessionId, 'deleted'),
+        unused: () => router.cancel(ticket),
       },
     };
-  }
-
-  /**
-   * The session's owner died and its state is on the shared volume: this instance now owns it.
-   * A `session.resume` from the client is the resume; any other call resumes it first with the
-   * params of the client's last create/resume (model, provider, tools), then goes on here.
-   */
-  private async adoptHere(
-    request: JsonRpcRequest,
-    sessionId: string,
-    action: SessionAction,
-    fleet: Coordinator,
-  ): Promise<FleetDecision> {
-    let owner: Owner;
-    try {
-      owner = await this.access.authorize(sessionId, action);
-    } catch (error) {
-      await fleet.abandon(sessionId);
-      throw error;
-    }
-    if (action === 'resume') {
-      return {
-        kind: 'here',
-        owner,
-        admission: {
-          admit: () => fleet.adopt(sessionId),
-          undo: () => void fleet.abandon(sessionId),
-          unused: () => {},
-        },
-      };
-    }
-    const upstream = this.c.upstream;
-    const params = this.c.loadParams.get(sessionId) ?? { sessionId };
-    try {
-      if (!upstream) throw new Error('no connection to the Copilot CLI');
-      await upstream.call('session.resume', params, AbortSignal.timeout(30_000));
-    } catch (error) {
-      await fleet.abandon(sessionId);
-      this.c.log.warn({ sessionId, err: errorText(error) }, 'could not resume a session whose owner died');
-      throw new AgentError('UPSTREAM_UNAVAILABLE', `the agent could not resume session ${JSON.stringify(sessionId)}`, {
-        details: { sessionId },
-      });
-    }
-    await fleet.adopt(sessionId);
-    this.c.held.add(sessionId);
-    this.c.options.state.attach(sessionId, this.c, this.c.user, owner);
-    this.c.log.info({ sessionId, method: request.method }, 'Copilot session re-homed here after its owner died');
-    return { kind: 'here', owner };
   }
 }
