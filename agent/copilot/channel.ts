@@ -15,6 +15,7 @@ import type { Router } from '../routing/index.js';
 import type { ControlChannel } from './control.js';
 import type { FrameDecoderOptions } from './framing.js';
 import type { JsonRpcId, JsonRpcRequest, JsonRpcResponse } from './jsonrpc.js';
+import type { RouteOptions } from './methods.js';
 import type { Owner } from './owners.js';
 import { type PeerHandlers, RpcPeer } from './peer.js';
 import type { Attachment, CopilotState, Slot, Turn } from './state.js';
@@ -29,6 +30,8 @@ export interface ChannelOptions {
   state: CopilotState;
   /** Where each session request goes (the fleet's rules, the same with and without `--redis`). */
   router: Router;
+  /** What the policy lets through besides the method table's classes. */
+  methods: RouteOptions;
   control: ControlChannel;
   logger: Logger;
   upstream: { host: string; port: number; token: string | undefined };

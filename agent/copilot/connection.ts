@@ -134,7 +134,7 @@ export class ClientConnection {
 
   private dispatch(request: JsonRpcRequest): void {
     const params = paramsOf(request);
-    const route = routeRequest(request.method, params);
+    const route = routeRequest(request.method, params, this.options.methods);
     if (route.kind === 'refused') {
       this.c.reject(request.id, route.error);
       return;

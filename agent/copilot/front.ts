@@ -12,7 +12,7 @@ import { LocalCoordinator } from '../fleet/local-coordinator.js';
 import { Router } from '../routing/index.js';
 import { ANONYMOUS_PRINCIPAL, ClientConnection } from './connection.js';
 import { ControlChannel } from './control.js';
-import { OWNER_METADATA_KEY, OWNER_TENANT_METADATA_KEY } from './methods.js';
+import { hostAccessAllowed, OWNER_METADATA_KEY, OWNER_TENANT_METADATA_KEY } from './methods.js';
 import { OwnerDirectory, type Ownership } from './owners.js';
 import { CopilotState } from './state.js';
 
@@ -38,6 +38,12 @@ export async function createCopilotFront(context: AgentContext): Promise<Front> 
     purpose: 'copilot-hop',
     draining: () => context.draining,
   });
+  const methods = { hostAccess: hostAccessAllowed(context.policy) };
+  if (methods.hostAccess && context.policy.isolation !== 'session') {
+    logger.warn(
+      "copilotHostAccess: Copilot clients may run shell commands and read files on a host that holds other users' session state",
+    );
+  }
   if (!context.principals) {
     logger.warn(
       `no --principals: every Copilot client is accepted as principal "${ANONYMOUS_PRINCIPAL}", so sessions are not isolated between users`,
@@ -61,6 +67,7 @@ export async function createCopilotFront(context: AgentContext): Promise<Front> 
       context,
       state,
       router,
+      methods,
       control,
       logger,
       upstream: { host, port, token: config.upstreamToken },
