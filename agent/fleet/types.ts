@@ -18,6 +18,22 @@ import type { FenceGate, SessionLock } from './lock.js';
 import type { OwnerHints } from './owner-hint.js';
 import type { EndedReason, SessionRecord } from './registry.js';
 
+// The fleet's types a front or the routing core names, here so that they import this file only.
+export type { FenceGate, LockLease, SessionLock } from './lock.js';
+export type { OwnerHints } from './owner-hint.js';
+export type { EndedReason } from './registry.js';
+
+declare module '../core/context.js' {
+  interface AgentContext {
+    /**
+     * The fleet layer (`agent/fleet/`): the Redis `FleetCoordinator` with `--redis`, else the
+     * network-free `LocalCoordinator`. Both fronts place every new session through it. Optional: a
+     * front given a context without one (tests) creates its own `LocalCoordinator`.
+     */
+    readonly coordinator?: Coordinator;
+  }
+}
+
 /** What the fleet layer needs from the agent. */
 export type FleetContext = Pick<
   AgentContext,

@@ -15,7 +15,7 @@ import type { Dispatcher, Pool } from 'undici';
 import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Session } from '../core/sessions.js';
-import type { LockLease } from '../fleet/lock.js';
+import type { LockLease } from '../fleet/types.js';
 import { isValidSessionId, sessionIdFromEndpoint } from './affinity.js';
 import { NOT_OWNER_HEADER } from './fleet.js';
 import { appendSetCookie, forwardedRequestHeaders, forwardedResponseHeaders } from './headers.js';
@@ -131,8 +131,11 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
     return this.done;
   }
 
-  /** Aborts when the response closes (the client went away, or the exchange ended). */
-  get clientSignal(): AbortSignal {
+  /**
+   * Aborts when the response closes (the client went away, or the exchange ended): the routing
+   * core's `Requester.signal`, created only when something waits (off the hot path).
+   */
+  get signal(): AbortSignal {
     this.clientController ??= new AbortController();
     if (this.done) this.clientController.abort();
     return this.clientController.signal;

@@ -71,6 +71,8 @@ export class WebSocketTunnel implements Closable {
   private generation = 0;
   private done = false;
   private outcome: Outcome = 'ok';
+  /** Aborted when the tunnel finishes: ends what waits on the client's behalf. Created only when needed. */
+  private controller: AbortController | undefined;
 
   constructor(
     private readonly host: TunnelHost,
@@ -85,6 +87,13 @@ export class WebSocketTunnel implements Closable {
 
   get isDone(): boolean {
     return this.done;
+  }
+
+  /** The routing core's `Requester.signal`: aborts when the client's socket closes. */
+  get signal(): AbortSignal {
+    this.controller ??= new AbortController();
+    if (this.done) this.controller.abort();
+    return this.controller.signal;
   }
 
   reject(error: AgentError, setCookie?: string, headers?: Record<string, string>): void {
@@ -230,6 +239,7 @@ export class WebSocketTunnel implements Closable {
   private finish(): void {
     if (this.done) return;
     this.done = true;
+    this.controller?.abort();
     this.upstream?.destroy();
     this.ticket.release();
     this.host.tunnelFinished(this, this.outcome, (performance.now() - this.started) / 1000);

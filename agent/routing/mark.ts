@@ -11,7 +11,7 @@
  * - Copilot (`copilot-hop`): an object `{from, to, at, mac}` in the hop's `connect` params; the
  *   hop connection is long-lived, so each forwarded request carries its reservation beside it.
  */
-import type { OwnerHints } from '../fleet/owner-hint.js';
+import type { OwnerHints } from '../fleet/types.js';
 
 export type MarkPurpose = 'http-forward' | 'copilot-hop';
 

@@ -20,9 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { AgentError, sessionBusy, sessionEndedError, sessionNotFound } from '../core/errors.js';
 import type { Session, SessionTable } from '../core/sessions.js';
 import type { Caller } from '../core/tenancy.js';
-import type { LockLease } from '../fleet/lock.js';
-import type { EndedReason } from '../fleet/registry.js';
-import type { Coordinator, OpenOptions, Placement, PlacementTicket } from '../fleet/types.js';
+import type { Coordinator, EndedReason, LockLease, OpenOptions, Placement, PlacementTicket } from '../fleet/types.js';
 import { type AgentMark, type MarkCheck, type MarkPurpose, signMark, type VerifiedMark, verifyMark } from './mark.js';
 import type {
   Decision,
@@ -64,8 +62,9 @@ const MINTED_ID_BYTES = 18;
 
 export class Router {
   readonly coordinator: Coordinator;
+  /** This instance (the forwarding agent's mark names it; a front's not-owner signal too). */
+  readonly instanceId: string;
   private readonly sessions: SessionTable;
-  private readonly self: string;
   private readonly status: number;
   private readonly sharedState: boolean;
   private readonly purpose: MarkPurpose;
@@ -74,7 +73,7 @@ export class Router {
   constructor(options: RouterOptions) {
     this.coordinator = options.coordinator;
     this.sessions = options.sessions;
-    this.self = options.instanceId;
+    this.instanceId = options.instanceId;
     this.status = options.policy.expiredSessionStatus;
     this.sharedState = options.policy.sharedSessionState;
     this.purpose = options.purpose;
@@ -178,13 +177,13 @@ export class Router {
    * it is not — an invalid mark is ignored, the request routed like any other.
    */
   acceptMark(mark: AgentMark | undefined): MarkCheck<VerifiedMark> {
-    return verifyMark(this.coordinator.hints, this.purpose, this.self, mark);
+    return verifyMark(this.coordinator.hints, this.purpose, this.instanceId, mark);
   }
 
   /** A fresh mark for `to` (a Copilot hop's `connect`); undefined while no fleet key is known. */
   markFor(to: string, reservation?: string): AgentMark | undefined {
     const hints = this.coordinator.hints;
-    return hints ? signMark(hints, this.purpose, { from: this.self, to, reservation }) : undefined;
+    return hints ? signMark(hints, this.purpose, { from: this.instanceId, to, reservation }) : undefined;
   }
 
   /**

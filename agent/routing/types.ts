@@ -6,9 +6,7 @@
  */
 import type { AgentError } from '../core/errors.js';
 import type { Caller } from '../core/tenancy.js';
-import type { LockLease } from '../fleet/lock.js';
-import type { EndedReason } from '../fleet/registry.js';
-import type { PlacementTicket } from '../fleet/types.js';
+import type { EndedReason, LockLease, PlacementTicket } from '../fleet/types.js';
 import type { AgentMark, VerifiedMark } from './mark.js';
 
 export type { Caller } from '../core/tenancy.js';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, checkConfigAgainstPolicy, envName, parseAgentConfig, parseHostPort } from '../../agent/config.js';
+import { ConfigError, checkConfigAgainstPolicy, parseAgentConfig, parseHostPort } from '../../agent/config.js';
+import { envName } from '../../policy/agent-interface.js';
 import { validatePolicy } from '../../policy/index.js';
 
 describe('agent flags', () => {

@@ -12,6 +12,7 @@ import { InstanceLoad } from '../../../agent/core/load.js';
 import { createLogger } from '../../../agent/core/logger.js';
 import { createMetrics } from '../../../agent/core/metrics.js';
 import { type EndReason, type Session, SessionTable } from '../../../agent/core/sessions.js';
+import { LocalCoordinator } from '../../../agent/fleet/local-coordinator.js';
 import type { HttpFront } from '../../../agent/http/front.js';
 import { type RunningAgent, startAgent } from '../../../agent/server.js';
 import { validatePolicy } from '../../../policy/index.js';
@@ -103,7 +104,7 @@ export function buildTestContext(policy: Record<string, unknown>, upstream: stri
       for (const listener of listeners) listener(session, reason);
     },
   });
-  return {
+  const context: AgentContext = {
     config,
     policy: validated.policy,
     logger: createLogger({ level: 'silent', instanceId: 'test' }),
@@ -116,4 +117,6 @@ export function buildTestContext(policy: Record<string, unknown>, upstream: stri
     },
     draining: false,
   };
+  // What the composition root gives a front without --redis.
+  return { ...context, coordinator: new LocalCoordinator(context) };
 }

@@ -1,0 +1,286 @@
+/**
+ * The request path of the HTTP front: one path, with and without `--redis`. Each request is
+ * classified (affinity), routed by the routing core (`Router.decide` / `Router.place`), and the
+ * decision carried out: served or created here (admission, then the upstream exchange), forwarded
+ * to another agent with the signed mark, or refused. The hot path — a session held here — is
+ * decided synchronously and streams the body straight through.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import type { Pool } from 'undici';
+import { AgentError, sessionBusy, sessionNotFound } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { Session, SessionTable } from '../core/sessions.js';
+import type { Caller } from '../core/tenancy.js';
+import { FLEET_HEADERS, type PlacementTicket } from '../fleet/types.js';
+import { type Decision, type Forward, type Hop, markToHeader, type Router } from '../routing/index.js';
+import type { Admission } from './admission.js';
+import { containsInitialize, missingMcpSessionId, type Route } from './affinity.js';
+import { readBodyUpTo } from './body.js';
+import { Exchange, type ExchangeHost } from './exchange.js';
+import { FORWARDED_BY_HEADER, NOT_OWNER_HEADER } from './fleet.js';
+import { clearedCookie, isSecure } from './headers.js';
+import { type Admitted, bodyOf, checkTarget, type Intake, type SessionRoute } from './intake.js';
+import type { HttpFrontSettings } from './options.js';
+
+/** Requests that change a collaborative session, serialized by its lock; GET/HEAD/OPTIONS are reads. */
+const WRITE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+type Body = Readable | Buffer | null;
+
+/** What the request path needs from the front. */
+export interface RequestPathHost extends ExchangeHost {
+  readonly settings: HttpFrontSettings;
+  readonly sessions: SessionTable;
+  readonly admission: Admission;
+  readonly logger: Logger;
+  readonly router: Router;
+  readonly intake: Intake;
+  /** With `policy.collaborative.enabled`: writes are serialized by the session's lock. */
+  readonly collaborative: boolean;
+  /** The pool to another agent (by its advertised URL). */
+  peer(advertise: string): { pool: Pool; host: string };
+  requestStarted(): void;
+  internalError(
+    target: { requestId: string; ticket: Exchange['ticket']; reject(error: AgentError): void },
+    error: unknown,
+  ): void;
+}
+
+export class RequestPath {
+  constructor(private readonly host: RequestPathHost) {}
+
+  readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const host = this.host;
+    host.requestStarted();
+    const exchange = new Exchange(host, req, res, host.intake.requestIdOf(req));
+    try {
+      const pending = this.route(exchange);
+      if (pending) pending.catch((error: unknown) => host.internalError(exchange, error));
+    } catch (error) {
+      host.internalError(exchange, error);
+    }
+  };
+
+  /** Routes one request; returns a promise only when it has to wait (the fleet, the body). */
+  private route(exchange: Exchange): Promise<void> | undefined {
+    const { req } = exchange;
+    const { intake, router } = this.host;
+    const hop = intake.hopOf(req, exchange.requestId);
+    const target = checkTarget(req.url);
+    if (target instanceof AgentError) return void exchange.reject(target);
+    const caller = intake.callerOf(req);
+    if (caller instanceof AgentError) return void exchange.reject(caller);
+    exchange.path = target.path;
+    const route = intake.classify(req, target, false);
+    switch (route.kind) {
+      case 'session':
+        return this.carryOut(exchange, route, caller, router.decide(route, caller, hop, exchange), bodyOf(req));
+      case 'mcp-sessionless-post':
+        return this.sessionlessPost(exchange, caller, hop);
+      case 'sse-open':
+        return this.carryOut(exchange, route, caller, router.place(caller, hop, exchange), null);
+      case 'mint-cookie':
+        return this.carryOut(exchange, route, caller, router.place(caller, hop, exchange), bodyOf(req));
+      default:
+        return void this.serve(
+          exchange,
+          this.host.intake.admitWithoutSession(exchange.ticket, route, exchange.req),
+          bodyOf(req),
+        );
+    }
+  }
+
+  /** Carries out the routing core's decision for a request (waiting for it first if need be). */
+  private carryOut(
+    exchange: Exchange,
+    route: Route,
+    caller: Caller,
+    decision: Decision | Promise<Decision>,
+    body: Body,
+  ): Promise<void> | undefined {
+    if (decision instanceof Promise) return decision.then((d) => this.carryOut(exchange, route, caller, d, body));
+    switch (decision.kind) {
+      case 'serve': {
+        const admitted = this.host.intake.admitSession(exchange.ticket, route as SessionRoute, caller, exchange.req);
+        if (admitted !== 'missing') return void this.serve(exchange, admitted, body);
+        // Gone and forgotten since the decision: routed again, as a first-seen id.
+        const again = this.host.router.decide(route as SessionRoute, caller, undefined, exchange);
+        return Promise.resolve(again).then((d) =>
+          d.kind === 'serve' ? exchange.reject(sessionNotFound()) : this.carryOut(exchange, route, caller, d, body),
+        );
+      }
+      case 'create':
+        return void this.createHere(exchange, route, caller, decision.ticket, body);
+      case 'forward':
+        return this.forward(exchange, route, caller, decision, body);
+      case 'expired': {
+        if (decision.notOwner) exchange.res.setHeader(NOT_OWNER_HEADER, this.host.router.instanceId);
+        return void exchange.reject(...this.host.intake.expired(exchange.req, decision));
+      }
+      case 'refuse':
+        return void exchange.reject(decision.error);
+      case 'left':
+        return undefined;
+    }
+  }
+
+  /** A new session placed here: created now (its id known) or reserved until the upstream names it. */
+  private createHere(exchange: Exchange, route: Route, caller: Caller, ticket: PlacementTicket, body: Body): void {
+    const { intake } = this.host;
+    switch (route.kind) {
+      case 'session':
+        this.serve(exchange, intake.createSession(exchange.ticket, route.id, caller, exchange.requestId, ticket), body);
+        return;
+      case 'mint-cookie':
+        this.serve(
+          exchange,
+          intake.mintCookieSession(exchange.ticket, caller, exchange.req, exchange.requestId, ticket),
+          body,
+        );
+        return;
+      default: {
+        // MCP `initialize` (the body already read) or a legacy SSE stream: the upstream names the id.
+        const error = intake.reserve(exchange.ticket, caller, ticket);
+        if (error) {
+          exchange.reject(error);
+          return;
+        }
+        exchange.kind = route.kind === 'sse-open' ? 'sse-open' : 'mcp-initialize';
+        exchange.forward(body);
+      }
+    }
+  }
+
+  /** A session-less MCP POST: an `initialize` starts a session, anything else needs one. */
+  private async sessionlessPost(exchange: Exchange, caller: Caller, hop: Hop | undefined): Promise<void> {
+    const peeked = await readBodyUpTo(exchange.req, this.host.settings.initializePeekBytes);
+    if (!peeked || exchange.isDone) return;
+    if (!peeked.complete || !containsInitialize(peeked.bytes.toString('utf8'))) {
+      const route = missingMcpSessionId() as Extract<Route, { kind: 'reject' }>;
+      return exchange.reject(route.error);
+    }
+    // Placement and quotas before the server creates anything.
+    const decision = await this.host.router.place(caller, hop, exchange);
+    return this.carryOut(exchange, { kind: 'mcp-sessionless-post' }, caller, decision, peeked.bytes);
+  }
+
+  /** Forwards an admitted request to this instance's upstream (or refuses it). */
+  private serve(exchange: Exchange, admitted: Admitted, body: Body): void {
+    const { req } = exchange;
+    if (!admitted.ok) {
+      exchange.reject(admitted.error, this.host.intake.clearCookieFor(admitted, req));
+      return;
+    }
+    exchange.setCookie = admitted.setCookie;
+    const session = exchange.ticket.session;
+    const mcp = this.host.settings.affinity.type === 'mcp-streamable-http';
+    // An MCP DELETE ends the session once it went upstream (not when refused for the lock).
+    const deletes = session !== undefined && mcp && req.method === 'DELETE';
+    if (session && mcp) {
+      const version = req.headers['mcp-protocol-version'];
+      if (session.meta.protocolVersion === undefined && typeof version === 'string' && version.length <= 32) {
+        session.meta.protocolVersion = version;
+      }
+    }
+    if (session && this.host.collaborative && WRITE_METHODS.has(req.method ?? 'GET')) {
+      this.forwardUnderLock(exchange, session, body, deletes).catch((error: unknown) =>
+        this.host.internalError(exchange, error),
+      );
+      return;
+    }
+    if (deletes) exchange.kind = 'mcp-delete';
+    exchange.forward(body);
+  }
+
+  /**
+   * A write to a collaborative session (SPEC.md §6), here at its owner: the routing core's lock
+   * sequence, then the fencing token goes upstream and the lock — renewed by the lease — is held
+   * until the exchange finishes.
+   */
+  private async forwardUnderLock(exchange: Exchange, session: Session, body: Body, deletes: boolean): Promise<void> {
+    const id = session.id;
+    const locked = await this.host.router.lockForWrite(id, exchange);
+    switch (locked.kind) {
+      case 'left':
+        return;
+      case 'refused':
+        return exchange.reject(locked.error);
+      case 'ended': {
+        const cookie = this.host.settings.affinity.type === 'cookie';
+        const found = this.host.admission.existing(
+          id,
+          session.principal,
+          cookie ? 'reject-cookie' : 'reject',
+          false,
+          session.tenant,
+        );
+        const error = found.ok ? sessionNotFound() : found.error;
+        return exchange.reject(
+          error,
+          cookie
+            ? clearedCookie(this.host.settings.affinity.cookieName, { secure: isSecure(exchange.req) })
+            : undefined,
+        );
+      }
+      case 'held': {
+        const lost = () => sessionBusy(id, 'the write lost its lock', 1);
+        if (!exchange.holdLease(locked.lease, FLEET_HEADERS.fencingToken, lost)) return;
+        if (deletes) exchange.kind = 'mcp-delete';
+        exchange.forward(body);
+      }
+    }
+  }
+
+  /**
+   * Sends the request to another agent with the signed mark. Not reachable, or "not the owner",
+   * before anything reached the client: the routing core decides once more (with a body that can
+   * be sent again; a streamed one cannot).
+   */
+  private async forward(
+    exchange: Exchange,
+    route: Route,
+    caller: Caller,
+    decision: Forward,
+    body: Body,
+  ): Promise<void> {
+    const sent = decision.retry && body instanceof Readable ? await this.retryableBody(exchange, body) : body;
+    if (sent === undefined) return decision.failed();
+    const retry = decision.retry && !(sent instanceof Readable) ? decision.retry : undefined;
+    const { pool, host } = this.host.peer(decision.to.advertise);
+    exchange.forwardToPeer(sent, {
+      pool,
+      host,
+      headers: [FORWARDED_BY_HEADER, markToHeader(decision.mark)],
+      failed: decision.failed,
+      ...(retry
+        ? {
+            retry: () => {
+              retry()
+                .then((again) => this.carryOut(exchange, route, caller, again, sent))
+                .catch((error: unknown) => this.host.internalError(exchange, error));
+              return true;
+            },
+          }
+        : {}),
+    });
+  }
+
+  /**
+   * The body of a request that may be forwarded and retried: read whole when small (the MCP
+   * messages are), else left streaming (no retry then). Undefined: the client went away.
+   */
+  private async retryableBody(exchange: Exchange, body: Readable): Promise<Body | undefined> {
+    const peeked = await readBodyUpTo(exchange.req, this.host.settings.initializePeekBytes);
+    if (!peeked || exchange.isDone) return undefined;
+    if (peeked.complete) return peeked.bytes;
+    const rest = body;
+    return Readable.from(
+      (async function* () {
+        yield peeked.bytes;
+        rest.resume();
+        for await (const chunk of rest) yield chunk as Buffer;
+      })(),
+    );
+  }
+}
