@@ -6,7 +6,7 @@
 import type { AgentContext } from '../core/context.js';
 import { AgentError } from '../core/errors.js';
 import type { Session } from '../core/sessions.js';
-import type { OwnershipConflictError } from '../fleet/coordinator.js';
+import type { OwnershipConflictError } from '../fleet/types.js';
 import { type ClientChannel, errorText } from './channel.js';
 import type { SessionAction } from './methods.js';
 import type { Owner, Ownership } from './owners.js';

@@ -5,7 +5,7 @@
  * client under ids of the agent's own.
  */
 import { AgentError } from '../core/errors.js';
-import type { AgentMark, Forward, Peer } from '../routing/index.js';
+import type { AgentMark, Decision, Forward, Peer } from '../routing/index.js';
 import { type ClientChannel, errorText, ok } from './channel.js';
 import { Hop, isNotOwner, withoutNotOwner } from './hop.js';
 import {
@@ -16,8 +16,10 @@ import {
   type JsonRpcResponse,
 } from './jsonrpc.js';
 import type { SessionAction } from './methods.js';
-import type { Reroute } from './session-routing.js';
 import type { Slot } from './state.js';
+
+/** Called with the router's second decision when the owner answered "not the owner". */
+export type Reroute = (next: Promise<Decision>) => void;
 
 export class RemoteHops {
   /** Owner instance → hop to its agent. */

@@ -6,7 +6,7 @@
  */
 import { AgentError } from '../core/errors.js';
 import type { Session } from '../core/sessions.js';
-import { OwnershipConflictError } from '../fleet/coordinator.js';
+import { OwnershipConflictError } from '../fleet/types.js';
 import type { Decision, Hop, Requester } from '../routing/index.js';
 import type { SessionAccess } from './access.js';
 import { type ClientChannel, errorText } from './channel.js';
@@ -14,7 +14,7 @@ import { type HopEnvelope, notOwnerError } from './hop.js';
 import type { JsonRpcRequest } from './jsonrpc.js';
 import type { SessionAction } from './methods.js';
 import type { Owner } from './owners.js';
-import type { RemoteHops } from './remote.js';
+import type { RemoteHops, Reroute } from './remote.js';
 import type { Slot } from './state.js';
 
 /** How `load()` takes the session's slot: `open()` the placement's ticket. */
@@ -34,8 +34,7 @@ export type FleetDecision =
   | { kind: 'done' }
   | { kind: 'here'; owner?: Owner; admission?: FleetAdmission; adopted?: boolean };
 
-/** Called with the router's second decision when the owner answered "not the owner". */
-export type Reroute = (next: Promise<Decision>) => void;
+export type { Reroute } from './remote.js';
 
 export class SessionRouting {
   constructor(

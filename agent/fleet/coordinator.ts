@@ -50,6 +50,7 @@ import type {
   TerminateHandler,
   TerminateResult,
 } from './types.js';
+import { OwnershipConflictError } from './types.js';
 
 export interface FleetCoordinatorOptions {
   /** @default context.config.redisUrl */
@@ -1141,18 +1142,5 @@ export class FleetCoordinator implements Coordinator {
   }
 }
 
-/**
- * The session id is already registered to another instance (or already open here). `holder` is
- * who the registered session belongs to, as recorded when it was opened, so a front can tell a
- * client whose own session it is from a client naming someone else's.
- */
-export class OwnershipConflictError extends Error {
-  constructor(
-    readonly sessionId: string,
-    readonly owner: string | undefined,
-    readonly holder: { readonly principal: string | undefined; readonly tenant: string | undefined },
-  ) {
-    super(`session ${JSON.stringify(sessionId)} is already held by ${owner ?? 'another instance'}`);
-    this.name = 'OwnershipConflictError';
-  }
-}
+// Part of the coordinator contract (`open()` throws it), so fronts can name it from types.ts.
+export { OwnershipConflictError };
