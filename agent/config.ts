@@ -15,6 +15,7 @@ import {
 } from '../policy/agent-interface.js';
 import { HEADER_NAME_RULE, isHeaderName, sameHeaderName } from '../policy/header-name.js';
 import type { Policy } from '../policy/index.js';
+import { parseRedisUrl } from '../policy/redis-url.js';
 import type { AgentConfig, HostPort } from './core/config.js';
 import { isName, NAME_RULE } from './core/tenancy.js';
 
@@ -131,8 +132,13 @@ export function parseAgentConfig(
   }
 
   const redis = get('redis');
-  if (redis && !/^rediss?:\/\//.test(redis.value)) {
-    problems.push(`${redis.source} must be a redis:// or rediss:// URL`);
+  if (redis) {
+    const parsed = parseRedisUrl(redis.value);
+    if ('problem' in parsed) problems.push(`${redis.source} ${parsed.problem}`);
+    else if (parsed.endpoint.kind === 'cluster')
+      problems.push(
+        `${redis.source}: Redis Cluster is not supported by this agent yet; use a single server or Sentinel`,
+      );
   }
   const fleet = get('fleet');
   if (fleet && !/^[A-Za-z0-9._-]{1,64}$/.test(fleet.value)) {

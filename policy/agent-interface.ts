@@ -57,7 +57,7 @@ export const AGENT_FLAGS = {
   redis: {
     type: 'string',
     description:
-      'redis:// or rediss:// URL for fleet coordination; without it an embedded in-memory store serves one instance',
+      'fleet coordination: redis:// or rediss:// (one server), redis-sentinel://host:port[,host:port…]/<primary name> (Sentinel), rediss-sentinel://…; without it an embedded in-memory store serves one instance',
   },
   fleet: {
     type: 'string',
