@@ -85,7 +85,7 @@ describe('Copilot front: host access (issue 14)', () => {
     const { command, loot } = copyAlicesState();
     const reply = await bob.call('session.shell.exec', { sessionId: own, command });
     expect(reply.error).toEqual({
-      code: -32014,
+      code: -31014,
       message:
         '"session.shell.exec" reaches the host the Copilot CLI runs on (shell), which holds other users\' session state under this policy; the policy field copilotHostAccess opts in: this method is not available through the agent',
       data: { code: 'METHOD_FORBIDDEN', status: 403, method: 'session.shell.exec', host: 'shell' },

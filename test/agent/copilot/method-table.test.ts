@@ -41,7 +41,7 @@ describe('the Copilot method table', () => {
 
   it('refuses a session method it does not know, never forwarding it blind', () => {
     expect(refusal(routeRequest('session.brandNew.read', { sessionId: ID }))).toEqual({
-      code: -32014,
+      code: -31014,
       message:
         '"session.brandNew.read" is not in the agent\'s table of Copilot methods (docs/copilot-methods.md), so it is not forwarded: this method is not available through the agent',
       data: { code: 'METHOD_FORBIDDEN', status: 403, method: 'session.brandNew.read' },
@@ -59,7 +59,7 @@ describe('the Copilot method table', () => {
     const c = COPILOT_METHODS[method];
     if (c?.touches !== 'host') throw new Error(`${method} is not classified as host access`);
     expect(refusal(routeRequest(method, { sessionId: ID }))).toEqual({
-      code: -32014,
+      code: -31014,
       message: `"${method}" reaches the host the Copilot CLI runs on (${c.host}), which holds other users' session state under this policy; the policy field copilotHostAccess opts in: this method is not available through the agent`,
       data: { code: 'METHOD_FORBIDDEN', status: 403, method, host: c.host },
     });
