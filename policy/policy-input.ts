@@ -213,6 +213,11 @@ export interface PolicyInput {
    */
   readonly recycleAfterSession?: boolean;
   /**
+   * Copilot front: forward the methods that reach the host the CLI runs on (shell, files, plugins, extensions, MCP servers, logs) even where that host holds other users' session state. Unset: only under session isolation with recycleAfterSession and no sharedSessionState. See docs/copilot-methods.md.
+   * @default - not used
+   */
+  readonly copilotHostAccess?: boolean;
+  /**
    * When Redis is unreachable: false rejects new sessions with 503; true places them on this instance.
    * @default false
    */

@@ -25,6 +25,8 @@ export interface CheckedFields {
   maxInstances?: number;
   asyncInvocation?: boolean;
   recycleAfterSession?: boolean;
+  sharedSessionState?: boolean;
+  copilotHostAccess?: boolean;
   instanceVcpu?: number;
   collaborativeEnabled?: boolean;
 }
@@ -161,6 +163,16 @@ export function checkRules(fields: CheckedFields, raw: Partial<Record<keyof Poli
     errors.push({
       path: 'recycleAfterSession',
       message: `recycleAfterSession needs session isolation (isolation is ${describeValue(isolation)})`,
+    });
+  }
+
+  if (
+    fields.copilotHostAccess === true &&
+    !(isolation === 'session' && fields.recycleAfterSession === true && fields.sharedSessionState !== true)
+  ) {
+    warnings.push({
+      path: 'copilotHostAccess',
+      message: `copilotHostAccess lets every Copilot user run shell commands and read files, plugins, extensions, MCP servers and logs on a host that holds other users' session state (isolation ${describeValue(isolation ?? 'shared')}${fields.sharedSessionState === true ? ', sharedSessionState' : ''}${isolation === 'session' && fields.recycleAfterSession !== true ? ', no recycleAfterSession' : ''}): any user can read any other user's sessions`,
     });
   }
 

@@ -264,6 +264,11 @@ export const policyInputSchema = z
         .describe(
           'Session isolation only: end the instance after its one session ends, so the next session starts on a fresh instance.',
         ),
+      copilotHostAccess: aBoolean()
+        .optional()
+        .describe(
+          "Copilot front: forward the methods that reach the host the CLI runs on (shell, files, plugins, extensions, MCP servers, logs) even where that host holds other users' session state. Unset: only under session isolation with recycleAfterSession and no sharedSessionState. See docs/copilot-methods.md.",
+        ),
       failOpen: aBoolean()
         .default(false)
         .describe('When Redis is unreachable: false rejects new sessions with 503; true places them on this instance.'),

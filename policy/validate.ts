@@ -137,6 +137,8 @@ function checkedFields(raw: Record<string, unknown>): CheckedFields {
     maxInstances: field('maxInstances'),
     asyncInvocation: field('asyncInvocation'),
     recycleAfterSession: field('recycleAfterSession'),
+    sharedSessionState: field('sharedSessionState'),
+    copilotHostAccess: field('copilotHostAccess'),
     instanceVcpu: field('instanceVcpu'),
     collaborativeEnabled: field('collaborative')?.enabled,
   };

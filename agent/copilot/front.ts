@@ -8,10 +8,10 @@ import { createServer, type Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { AgentContext, Front, ListenAddress } from '../core/context.js';
 import { isName, tenantOf } from '../core/tenancy.js';
-import { LocalCoordinator } from '../fleet/local-coordinator.js';
+import { Router } from '../routing/index.js';
 import { ANONYMOUS_PRINCIPAL, ClientConnection } from './connection.js';
 import { ControlChannel } from './control.js';
-import { OWNER_METADATA_KEY, OWNER_TENANT_METADATA_KEY } from './methods.js';
+import { hostAccessAllowed, OWNER_METADATA_KEY, OWNER_TENANT_METADATA_KEY } from './methods.js';
 import { OwnerDirectory, type Ownership } from './owners.js';
 import { CopilotState } from './state.js';
 
@@ -26,9 +26,24 @@ export async function createCopilotFront(context: AgentContext): Promise<Front> 
   const control = new ControlChannel(host, port, config.upstreamToken, logger);
   const owners = new OwnerDirectory((ids) => readOwners(control, ids, context.config.tenant));
   const state = new CopilotState(context, owners);
-  // Every new session is placed by the coordinator, which holds the quotas per principal and
-  // tenant; a context built without one (tests) gets the in-process one the server would create.
-  const coordinator = context.coordinator ?? new LocalCoordinator(context);
+  // The composition root (server.ts) creates it, Redis or in-process: the front has no say. It
+  // places every new session and holds the quotas per principal and tenant, with and without Redis.
+  const coordinator = context.coordinator;
+  if (!coordinator) throw new Error('the Copilot front needs the agent context with its coordinator');
+  const router = new Router({
+    coordinator,
+    sessions: context.sessions,
+    instanceId: config.instanceId,
+    policy: context.policy,
+    purpose: 'copilot-hop',
+    draining: () => context.draining,
+  });
+  const methods = { hostAccess: hostAccessAllowed(context.policy) };
+  if (methods.hostAccess && context.policy.isolation !== 'session') {
+    logger.warn(
+      "copilotHostAccess: Copilot clients may run shell commands and read files on a host that holds other users' session state",
+    );
+  }
   if (!context.principals) {
     logger.warn(
       `no --principals: every Copilot client is accepted as principal "${ANONYMOUS_PRINCIPAL}", so sessions are not isolated between users`,
@@ -51,7 +66,8 @@ export async function createCopilotFront(context: AgentContext): Promise<Front> 
     const connection = new ClientConnection(socket, {
       context,
       state,
-      coordinator,
+      router,
+      methods,
       control,
       logger,
       upstream: { host, port, token: config.upstreamToken },

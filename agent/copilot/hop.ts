@@ -9,8 +9,7 @@
  * to both instances and expires after `HOP_MARK_MAX_AGE_MS`.
  */
 import { AgentError } from '../core/errors.js';
-import type { OwnerHints } from '../fleet/owner-hint.js';
-import { signHopMark } from '../routing/mark.js';
+import { type AgentMark, markToObject } from '../routing/mark.js';
 import { JsonRpcError, type JsonRpcErrorObject } from './jsonrpc.js';
 import { Upstream, type UpstreamHandlers } from './upstream.js';
 
@@ -64,7 +63,7 @@ export class Hop {
   /** Connects to the owner agent's client port and authenticates as the client, marked as a hop. */
   static async open(
     target: { instanceId: string; advertise: string },
-    auth: { token: unknown; hints: OwnerHints; self: string },
+    auth: { token: unknown; mark: AgentMark },
     handlers: UpstreamHandlers,
   ): Promise<Hop> {
     const url = new URL(target.advertise);
@@ -73,7 +72,7 @@ export class Hop {
     const upstream = await Upstream.open(host, port, handlers, { signal: AbortSignal.timeout(5000) });
     try {
       const params: Record<string, unknown> = {
-        [HOP_PARAM]: signHopMark(auth.hints, auth.self, target.instanceId),
+        [HOP_PARAM]: markToObject(auth.mark),
       };
       if (auth.token !== undefined) params.token = auth.token;
       await upstream.call('connect', params, AbortSignal.timeout(5000));

@@ -1,22 +1,44 @@
 /**
- * Which Copilot CLI methods a client may call through the agent, and what each needs checked.
- *
- * The CLI isolates nothing between its clients (SPEC.md §3), so this is an allow-list: a method
- * passes only if it is read-only and global (`ping`, `status.get`...), or it is a `session.*`
- * method naming the session it acts on in `params.sessionId` (checked against its owner by the
- * connection). Everything else — `sessions.*`, `account.*`, `user.settings.*`, `plugins.*`,
- * `mcp.config.*`, `runtime.shutdown`, and any method the agent does not know — is refused.
+ * What a client's request to the Copilot CLI is, for the agent, and whether it may pass. Each
+ * method's class comes from `method-table.ts` (what it touches); this adds the rules: server-wide
+ * methods are refused but for the read-only ones the SDK calls at start; `session.*` methods must
+ * name the session they act on in `params.sessionId` (checked against its owner by the connection);
+ * host-access methods pass only where the policy allows them (`hostAccessAllowed`); a method the
+ * table does not know is refused.
  */
+
+import type { Policy } from '../../policy/index.js';
 import { AgentError } from '../core/errors.js';
+import { sessionIdProblem } from '../core/session-id.js';
+import { COPILOT_METHODS, methodClass } from './method-table.js';
 
 /** Global methods that read nothing private and change nothing shared. */
-export const GLOBAL_METHODS: ReadonlySet<string> = new Set([
-  'ping',
-  'status.get',
-  'auth.getStatus',
-  'models.list',
-  'tools.list',
-]);
+export const GLOBAL_METHODS: ReadonlySet<string> = new Set(
+  Object.entries(COPILOT_METHODS)
+    .filter(([, c]) => c.touches === 'server-wide' && c.global === true)
+    .map(([method]) => method),
+);
+
+/** What the connection's policy lets through besides the table's classes. */
+export interface RouteOptions {
+  /** Host-access methods (shell, files, plugins, extensions, MCP servers, logs) pass. */
+  readonly hostAccess: boolean;
+}
+
+/**
+ * Whether host-access methods may pass under `policy`: only where the host holds no other
+ * principal's state — session isolation with the instance recycled after each session and state
+ * kept on the instance — unless the policy opts in with `copilotHostAccess`. Shared, tenant and
+ * request isolation put several principals' sessions on one CLI; a shared state volume
+ * (`sharedSessionState`) holds every user's state; an instance that is not recycled keeps the
+ * previous session's state on its disk.
+ */
+export function hostAccessAllowed(
+  policy: Pick<Policy, 'isolation' | 'sharedSessionState' | 'recycleAfterSession' | 'copilotHostAccess'>,
+): boolean {
+  if (policy.copilotHostAccess === true) return true;
+  return policy.isolation === 'session' && !policy.sharedSessionState && policy.recycleAfterSession;
+}
 
 /**
  * The key, in the CLI's per-session client metadata, under which the agent records the principal
@@ -62,13 +84,27 @@ const SESSION_ACTIONS: Record<string, SessionAction> = {
   'session.getMetadata': 'unloaded-ok',
 };
 
-/** What the CLI accepts as a session id is narrower; this only keeps junk out of logs and maps. */
-const SESSION_ID = /^[\x21-\x7e]{1,128}$/;
+const SECURE_DEFAULT: RouteOptions = { hostAccess: false };
 
-export function routeRequest(method: string, params: Record<string, unknown>): Route {
-  if (method === 'connect') return { kind: 'connect' };
-  if (GLOBAL_METHODS.has(method)) return { kind: 'global' };
-  if (!method.startsWith('session.')) {
+export function routeRequest(
+  method: string,
+  params: Record<string, unknown>,
+  options: RouteOptions = SECURE_DEFAULT,
+): Route {
+  const known = methodClass(method);
+  if (known?.touches === 'connect') return { kind: 'connect' };
+  if (known === undefined && method.startsWith('session.')) {
+    return {
+      kind: 'refused',
+      error: new AgentError(
+        'METHOD_FORBIDDEN',
+        `${JSON.stringify(method)} is not in the agent's table of Copilot methods (docs/copilot-methods.md), so it is not forwarded`,
+        { details: { method } },
+      ),
+    };
+  }
+  if (known === undefined || known.touches === 'server-wide') {
+    if (known?.global === true) return { kind: 'global' };
     return {
       kind: 'refused',
       error: new AgentError(
@@ -78,8 +114,18 @@ export function routeRequest(method: string, params: Record<string, unknown>): R
       ),
     };
   }
-  if (method === 'session.list') return { kind: 'session-list' };
-  if (method === 'session.getLastId' || method === 'session.getForeground') return { kind: 'session-pointer' };
+  if ('list' in known) return { kind: 'session-list' };
+  if ('pointer' in known) return { kind: 'session-pointer' };
+  if (known.touches === 'host' && !options.hostAccess) {
+    return {
+      kind: 'refused',
+      error: new AgentError(
+        'METHOD_FORBIDDEN',
+        `${JSON.stringify(method)} reaches the host the Copilot CLI runs on (${known.host}), which holds other users' session state under this policy; the policy field copilotHostAccess opts in`,
+        { details: { method, host: known.host } },
+      ),
+    };
+  }
 
   const sessionId = params.sessionId;
   if (sessionId === undefined || sessionId === null) {
@@ -92,10 +138,13 @@ export function routeRequest(method: string, params: Record<string, unknown>): R
       ),
     };
   }
-  if (typeof sessionId !== 'string' || !SESSION_ID.test(sessionId)) {
+  const problem = sessionIdProblem(sessionId);
+  if (problem !== undefined || typeof sessionId !== 'string') {
+    // The length and character rule keeps its message; an id that is not one path segment says so.
+    const why = problem?.startsWith('it is not') === false ? ` (${problem})` : '';
     return {
       kind: 'refused',
-      error: new AgentError('INVALID_SESSION_ID', `params.sessionId of ${method} is not a valid session id`, {
+      error: new AgentError('INVALID_SESSION_ID', `params.sessionId of ${method} is not a valid session id${why}`, {
         details: { method },
       }),
     };

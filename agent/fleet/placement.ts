@@ -11,25 +11,19 @@ import type { InstanceLease } from './instance-lease.js';
 import { enforceQuotas, quotaError } from './quotas.js';
 import type { OpenResult, PlaceResult } from './registry.js';
 import type { FleetState } from './state.js';
-import type { NewSession, OpenOptions, Placement, PlacementTicket } from './types.js';
+import {
+  type NewSession,
+  type OpenOptions,
+  OwnershipConflictError,
+  type Placement,
+  type PlacementTicket,
+} from './types.js';
 
 const randomId = () => randomBytes(12).toString('base64url');
 
-/**
- * The session id is already registered to another instance (or already open here). `holder` is
- * who the registered session belongs to, as recorded when it was opened, so a front can tell a
- * client whose own session it is from a client naming someone else's.
- */
-export class OwnershipConflictError extends Error {
-  constructor(
-    readonly sessionId: string,
-    readonly owner: string | undefined,
-    readonly holder: { readonly principal: string | undefined; readonly tenant: string | undefined },
-  ) {
-    super(`session ${JSON.stringify(sessionId)} is already held by ${owner ?? 'another instance'}`);
-    this.name = 'OwnershipConflictError';
-  }
-}
+// `open()`'s conflict answer is part of the coordinator contract: it lives in types.ts, where fronts
+// may import it from (the layering rule), and is re-exported here for the fleet's own importers.
+export { OwnershipConflictError };
 
 export class FleetPlacement {
   constructor(

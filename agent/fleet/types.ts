@@ -223,3 +223,19 @@ export interface Coordinator extends FleetAdmin {
   /** The front's way to end a session properly; used by `terminate` and the kill switch. */
   onTerminate(handler: TerminateHandler): void;
 }
+
+/**
+ * `open()`'s answer when the session id is already registered to another instance (or already open here). `holder` is
+ * who the registered session belongs to, as recorded when it was opened, so a front can tell a
+ * client whose own session it is from a client naming someone else's.
+ */
+export class OwnershipConflictError extends Error {
+  constructor(
+    readonly sessionId: string,
+    readonly owner: string | undefined,
+    readonly holder: { readonly principal: string | undefined; readonly tenant: string | undefined },
+  ) {
+    super(`session ${JSON.stringify(sessionId)} is already held by ${owner ?? 'another instance'}`);
+    this.name = 'OwnershipConflictError';
+  }
+}

@@ -5,6 +5,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { AgentError } from '../core/errors.js';
+import { isValidSessionId } from '../core/session-id.js';
 import type { HttpAffinity } from './options.js';
 
 export interface RequestFacts {
@@ -45,14 +46,13 @@ export interface ClassifyContext {
   readonly statelessUpstream: boolean;
 }
 
-/** Visible ASCII, 1–128 characters: what MCP allows in `Mcp-Session-Id`, and our rule for every id. */
-const SESSION_ID = /^[\x21-\x7e]{1,128}$/;
+/** Visible ASCII, 1–128 characters: what an MCP server may announce in its SSE `endpoint` event. */
+const ANNOUNCED_SESSION_ID = /^[\x21-\x7e]{1,128}$/;
 /** RFC 6265 cookie-octets (visible ASCII but `"` `,` `;` `\`), 1–128 of them. */
 const COOKIE_VALUE = /^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]{1,128}$/;
 
-export function isValidSessionId(value: unknown): value is string {
-  return typeof value === 'string' && SESSION_ID.test(value);
-}
+// The rule for ids a client names is the agent's one rule, shared with the Copilot front.
+export { isValidSessionId };
 
 /** MCP revisions from this date on have no `initialize` and no session id: every request stands alone. */
 export const STATELESS_MCP_REVISION = '2026-07-28';
@@ -279,5 +279,6 @@ export function sessionIdFromEndpoint(data: string): string | undefined {
     return undefined;
   }
   const all = url.searchParams.getAll('sessionId');
-  return all.length === 1 && isValidSessionId(all[0]) ? all[0] : undefined;
+  // What the server announced; a client naming it is held to `isValidSessionId`.
+  return all.length === 1 && ANNOUNCED_SESSION_ID.test(all[0]!) ? all[0] : undefined;
 }

@@ -1,0 +1,236 @@
+/**
+ * What every part of one Copilot client connection shares: who the client is, its socket and its
+ * own upstream connection to the CLI, the output to the client (in order, with backpressure both
+ * ways) and the exchange of one request with the CLI. The parts — the connection phase
+ * (`connection.ts`), session requests (`session-requests.ts`), fleet routing (`session-routing.ts`),
+ * hops to other agents (`remote.ts`) and the CLI's messages (`cli-events.ts`) — each hold this one
+ * channel rather than each other's fields.
+ */
+import type { Socket } from 'node:net';
+import type { AgentContext } from '../core/context.js';
+import { AgentError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { Session } from '../core/sessions.js';
+import type { Router } from '../routing/index.js';
+import type { ControlChannel } from './control.js';
+import type { FrameDecoderOptions } from './framing.js';
+import type { JsonRpcId, JsonRpcRequest, JsonRpcResponse } from './jsonrpc.js';
+import type { RouteOptions } from './methods.js';
+import type { Owner } from './owners.js';
+import { type PeerHandlers, RpcPeer } from './peer.js';
+import type { Attachment, CopilotState, Slot, Turn } from './state.js';
+import type { Upstream } from './upstream.js';
+
+/** The principal of every client when the agent runs without `--principals`. */
+export const ANONYMOUS_PRINCIPAL = 'anonymous';
+
+/** What the parts of a connection need from the front. */
+export interface ChannelOptions {
+  context: AgentContext;
+  state: CopilotState;
+  /** Where each session request goes (the fleet's rules, the same with and without `--redis`). */
+  router: Router;
+  /** What the policy lets through besides the method table's classes. */
+  methods: RouteOptions;
+  control: ControlChannel;
+  logger: Logger;
+  upstream: { host: string; port: number; token: string | undefined };
+  frame: FrameDecoderOptions;
+}
+
+export interface ForwardOptions {
+  /** The loaded session this request acts on: busy until the response. */
+  session?: Session;
+  /** A `session.send`: the slot belongs to the turn, which outlives the response. */
+  turn?: Turn;
+  /** Rewrites a successful result before the client sees it. */
+  transform?: (result: unknown) => unknown | Promise<unknown>;
+  /** Bookkeeping once the response is in, before the client sees it. */
+  after?: (response: JsonRpcResponse) => void | Promise<void>;
+  /** The upstream connection closed before the response. */
+  abandoned?: () => void;
+}
+
+export type Phase = 'new' | 'connecting' | 'ready' | 'closing' | 'closed';
+
+type Outgoing = Buffer | object;
+
+let connectionIds = 0;
+
+export class ClientChannel implements Attachment {
+  readonly connectionId = ++connectionIds;
+  readonly log: Logger;
+  readonly peer: RpcPeer;
+  phase: Phase = 'new';
+  upstream: Upstream | undefined;
+  principalName: string | undefined;
+  /** The principal's tenant: its own (`--principals`), else the instance's `--tenant`. */
+  tenant: string | undefined;
+  /** The client's token, kept (never logged) to authenticate the hops to other agents as this client. */
+  clientToken: unknown;
+  /** Set when this connection is a hop from another agent of the fleet (a verified mark). */
+  hopFrom: string | undefined;
+  /** Client request id → the connection it went out on and its id there, for `$/cancelRequest`. */
+  readonly inFlight = new Map<JsonRpcId, { upstream: Upstream; id: number }>();
+  /** The params of each session's last successful create/resume, to resume it on a new owner. */
+  readonly loadParams = new Map<string, unknown>();
+  /** Sessions this connection holds on the CLI (created or resumed here). */
+  readonly held = new Set<string>();
+  /** Aborted when the client's connection closes: ends what waits on its behalf (the lock queue). */
+  readonly clientGone = new AbortController();
+  private outTail: Promise<void> | undefined;
+
+  constructor(
+    socket: Socket,
+    readonly options: ChannelOptions,
+    handlers: PeerHandlers,
+  ) {
+    this.log = options.logger.child({ connection: this.connectionId });
+    this.peer = new RpcPeer(socket, handlers, options.frame);
+  }
+
+  get principal(): string | undefined {
+    return this.principalName;
+  }
+
+  /** The authenticated user: its principal in its tenant (only once `connect` succeeded). */
+  get user(): Owner {
+    return { principal: this.principalName!, tenant: this.tenant };
+  }
+
+  /** Attachment: lets go of the session on the CLI, for an expiry, eviction or drain. */
+  detachUpstream(sessionId: string): Promise<void> {
+    this.held.delete(sessionId);
+    const upstream = this.upstream;
+    if (!upstream || upstream.isClosed) return Promise.resolve();
+    return upstream.call('session.detach', { sessionId }, AbortSignal.timeout(5000)).then(
+      () => {
+        this.log.debug({ sessionId }, 'detached the session on the Copilot CLI');
+      },
+      (error: unknown) => {
+        this.log.warn({ sessionId, err: errorText(error) }, 'could not detach the session on the Copilot CLI');
+      },
+    );
+  }
+
+  /** Sends a client request to the CLI on this connection's upstream and its answer back. */
+  forward(request: JsonRpcRequest, slot: Slot, options: ForwardOptions = {}): void {
+    const upstream = this.upstream;
+    const { context } = this.options;
+    const started = performance.now();
+    const finish = () => {
+      if (options.session) context.sessions.endRequest(options.session);
+      if (!options.turn) slot.release();
+    };
+    if (!upstream) {
+      finish();
+      options.turn?.release();
+      options.abandoned?.();
+      this.reject(request.id, new AgentError('UPSTREAM_UNAVAILABLE', 'the agent has no connection to the Copilot CLI'));
+      return;
+    }
+    const upstreamId = upstream.forward(request.method, request.params, (response) => {
+      this.inFlight.delete(request.id);
+      if (!response) {
+        finish();
+        options.turn?.release();
+        options.abandoned?.();
+        return;
+      }
+      this.options.state.durations[response.error ? 'error' : 'ok'].observe((performance.now() - started) / 1000);
+      finish();
+      if (response.error) options.turn?.release();
+      if (!options.transform && !options.after) {
+        this.emit(
+          response.error ? { jsonrpc: '2.0', id: request.id, error: response.error } : ok(request.id, response.result),
+        );
+        return;
+      }
+      this.emit(this.reply(request, response, options));
+    });
+    if (upstreamId !== undefined) {
+      this.inFlight.set(request.id, { upstream, id: upstreamId });
+      this.throttleClientIfUpstreamFull();
+    }
+  }
+
+  /** Queues a message to the client, after anything earlier that is still being prepared. */
+  emit(out: Outgoing | Promise<Outgoing | undefined>): void {
+    if (this.outTail === undefined && !(out instanceof Promise)) {
+      this.write(out);
+      return;
+    }
+    // Something earlier is still being prepared (a filtered list): keep the order.
+    const tail = (this.outTail ?? Promise.resolve())
+      .then(() => out)
+      .then(
+        (o) => {
+          if (o !== undefined) this.write(o);
+        },
+        (error: unknown) => this.log.error({ err: errorText(error) }, 'lost a message to a Copilot client'),
+      );
+    this.outTail = tail;
+    void tail.finally(() => {
+      if (this.outTail === tail) this.outTail = undefined;
+    });
+  }
+
+  throttleClientIfUpstreamFull(): void {
+    if (this.upstream?.socket.writableNeedDrain) this.peer.socket.pause();
+  }
+
+  errorMessage(id: JsonRpcId | null, error: AgentError): object {
+    this.options.context.metrics.rejections.inc({ code: error.code });
+    return {
+      jsonrpc: '2.0',
+      id,
+      error: error.toJsonRpcError(this.options.context.policy.expiredSessionStatus),
+    };
+  }
+
+  reject(id: JsonRpcId, error: AgentError): void {
+    this.emit(this.errorMessage(id, error));
+  }
+
+  rejectAndClose(id: JsonRpcId, error: AgentError): void {
+    this.phase = 'closing';
+    this.peer.sendAndEnd(this.errorMessage(id, error));
+    this.upstream?.destroy();
+  }
+
+  internalError(request: JsonRpcRequest, error: unknown): void {
+    this.log.error({ method: request.method, err: errorText(error) }, 'internal error handling a Copilot request');
+    this.emit({ jsonrpc: '2.0', id: request.id, error: { code: -32603, message: 'internal error in the agent' } });
+  }
+
+  private async reply(request: JsonRpcRequest, response: JsonRpcResponse, options: ForwardOptions): Promise<object> {
+    try {
+      await options.after?.(response);
+      if (response.error) return { jsonrpc: '2.0', id: request.id, error: response.error };
+      const result = options.transform ? await options.transform(response.result) : response.result;
+      return ok(request.id, result);
+    } catch (error) {
+      // Never fall back to the unfiltered answer.
+      this.log.warn({ method: request.method, err: errorText(error) }, 'could not finish a Copilot response');
+      return this.errorMessage(
+        request.id,
+        new AgentError('UPSTREAM_UNAVAILABLE', `the agent could not complete ${request.method}`),
+      );
+    }
+  }
+
+  private write(out: Outgoing): void {
+    if (Buffer.isBuffer(out)) this.peer.sendBody(out);
+    else this.peer.send(out);
+    // A client that does not read must not make the agent buffer the CLI's output without bound.
+    if (this.peer.socket.writableNeedDrain) this.upstream?.socket.pause();
+  }
+}
+
+export function ok(id: JsonRpcId, result: unknown): object {
+  return { jsonrpc: '2.0', id, result: result ?? null };
+}
+
+export function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

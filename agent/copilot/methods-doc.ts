@@ -1,0 +1,104 @@
+/**
+ * Renders `docs/copilot-methods.md` from the method table (`method-table.ts`), so the reference
+ * page cannot drift from what the front does: `npm run docs:copilot-methods` writes it, a test
+ * checks it is current.
+ */
+import { COPILOT_METHODS, type HostResource, type MethodClass } from './method-table.js';
+
+const HOST_LABELS: Record<HostResource, string> = {
+  shell: 'shell (runs commands as the CLI)',
+  files: 'files (working directories, workspaces, trusted folders)',
+  plugins: 'plugins, skills and custom agents',
+  extensions: 'extensions and canvases',
+  mcp: 'MCP servers',
+  logs: 'logs and telemetry',
+};
+
+function verdict(c: MethodClass): string {
+  switch (c.touches) {
+    case 'connect':
+      return 'authenticated by the agent, then forwarded with its own token';
+    case 'server-wide':
+      return c.global === true ? 'forwarded (read-only)' : 'refused (METHOD_FORBIDDEN)';
+    case 'host':
+      return 'refused unless host access is allowed (see above)';
+    default:
+      if ('list' in c) return 'forwarded, answer filtered to the caller’s sessions';
+      if ('pointer' in c) return 'forwarded, the id answered only if it is the caller’s';
+      return 'forwarded if the caller may use the session';
+  }
+}
+
+function section(title: string, methods: Array<[string, MethodClass]>): string[] {
+  const lines = [`## ${title} (${methods.length})`, '', '| method | what the agent does |', '| --- | --- |'];
+  for (const [method, c] of methods) lines.push(`| \`${method}\` | ${verdict(c)} |`);
+  lines.push('');
+  return lines;
+}
+
+export function renderCopilotMethodsDoc(): string {
+  const entries = Object.entries(COPILOT_METHODS).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const of = (pick: (c: MethodClass) => boolean) => entries.filter(([, c]) => pick(c));
+  const lines = [
+    '# Copilot methods through the agent',
+    '',
+    '<!-- Generated from agent/copilot/method-table.ts by `npm run docs:copilot-methods`; do not edit. -->',
+    '',
+    'The Copilot CLI isolates nothing between its clients, so the agent classifies every method it',
+    'forwards by what it touches (SPEC.md §7). A method that is not in this table is refused with',
+    '`METHOD_FORBIDDEN` (JSON-RPC -32014): a new CLI release cannot open a hole silently.',
+    '',
+    '- **conversation**: the session’s turns, messages and events, and the answers to what the CLI',
+    '  asked this session’s client (tool calls, permission prompts, elicitations);',
+    '- **session metadata**: the session’s own settings and records;',
+    '- **host**: the machine the CLI runs on. Such a call runs with the CLI’s rights, whatever session',
+    '  it names: `session.shell.exec` on your own session can `cat` another session’s',
+    '  `~/.copilot/session-state/<id>/events.jsonl`;',
+    '- **server-wide**: state the CLI shares between all of its users.',
+    '',
+    'Every `session.*` method must name its session in `params.sessionId` (one path segment of 1–128',
+    'visible ASCII characters, the same rule as the HTTP front) and is checked against the',
+    'session’s owner.',
+    '',
+    '## When host-access methods pass',
+    '',
+    'Only where the host holds no other principal’s state, unless the policy sets',
+    '`copilotHostAccess: true` (`check-policy` warns what that gives up):',
+    '',
+    '| isolation | host access by default | why |',
+    '| --- | --- | --- |',
+    '| `shared`, `tenant`, `request` | refused | several principals’ sessions live on one CLI |',
+    '| `session` with `sharedSessionState` | refused | the shared volume holds every user’s state |',
+    '| `session` without `recycleAfterSession` | refused | the instance keeps the previous session’s state on its disk |',
+    '| `session` with `recycleAfterSession`, state on the instance | allowed | the instance only ever holds its one session |',
+    '',
+    'This covers the protocol only: the model’s own tools (shell, file reads) run on the same host',
+    'with the same rights; limit them with the session’s permission settings or a per-user instance.',
+    '',
+    '## Host resources',
+    '',
+    ...(Object.keys(HOST_LABELS) as HostResource[]).map(
+      (r) => `- \`${r}\`: ${HOST_LABELS[r]} — ${of((c) => c.touches === 'host' && c.host === r).length} methods`,
+    ),
+    '',
+    ...section(
+      'Conversation',
+      of((c) => c.touches === 'conversation'),
+    ),
+    ...section(
+      'Session metadata',
+      of((c) => c.touches === 'session-metadata'),
+    ),
+    ...(Object.keys(HOST_LABELS) as HostResource[]).flatMap((r) =>
+      section(
+        `Host: ${HOST_LABELS[r]}`,
+        of((c) => c.touches === 'host' && c.host === r),
+      ),
+    ),
+    ...section(
+      'Server-wide',
+      of((c) => c.touches === 'server-wide' || c.touches === 'connect'),
+    ),
+  ];
+  return `${lines.join('\n').trimEnd()}\n`;
+}
