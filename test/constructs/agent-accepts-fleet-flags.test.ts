@@ -117,7 +117,11 @@ describe('the agent accepts what the Azure fleets give it', () => {
   it('AzureContainerInstancesSessionFleet: every container group', () => {
     const json = JSON.parse(
       Testing.synthScope((scope) => {
-        new AzureContainerInstancesSessionFleet(scope, 'Fleet', { ...AZURE, instanceCount: 2 });
+        new AzureContainerInstancesSessionFleet(scope, 'Fleet', {
+          ...AZURE,
+          instanceCount: 2,
+          subnetIds: ['${var.subnet_id}'],
+        });
       }),
     );
     const groups = Object.values(json.resource.azurerm_container_group) as Json[];

@@ -64,6 +64,7 @@ interface Stack {
 }
 
 const IMAGE = 'example.azurecr.io/copilot-cli:1.0.102';
+const SUBNET = '/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet/subnets/aci';
 const BASE: AzureContainerInstancesSessionFleetProps = {
   policy: { affinity: { type: 'copilot-jsonrpc' }, maxInstances: 3 },
   image: IMAGE,
@@ -188,7 +189,8 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
       restart_policy: 'Always',
       ip_address_type: 'Public',
       dns_name_label: name,
-      dns_name_label_reuse_policy: 'Unsecure',
+      // Secure: a hash of the label and the tenant is part of the FQDN, so nobody else can take it over.
+      dns_name_label_reuse_policy: 'TenantReuse',
       exposed_port: [{ port: 8080, protocol: 'TCP' }],
     });
     expect(group.image_registry_credential).toBeUndefined();
@@ -245,10 +247,8 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
       '--admin-listen',
       '0.0.0.0:9090',
     ]);
-    expect(agent.environment_variables).toEqual({
-      SESSIONFLEET_INSTANCE_ID: name,
-      SESSIONFLEET_ADVERTISE: `http://${name}.westeurope.azurecontainer.io:8080`,
-    });
+    // A single public instance has no peers: nothing to advertise.
+    expect(agent.environment_variables).toEqual({ SESSIONFLEET_INSTANCE_ID: name });
     expect(agent.secure_environment_variables).toEqual({
       SESSIONFLEET_REDIS:
         'rediss://:${urlencode(azurerm_redis_cache.Fleet_Redis_Cache_5162DAC6.primary_access_key)}@${azurerm_redis_cache.Fleet_Redis_Cache_5162DAC6.hostname}:${azurerm_redis_cache.Fleet_Redis_Cache_5162DAC6.ssl_port}',
@@ -269,7 +269,7 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
   });
 
   it('mounts the validated policy for the agent, with min and max instances set to the fleet size', () => {
-    const { stack, fleet } = synth(() => ({ instanceCount: 2 }));
+    const { stack, fleet } = synth(() => ({ instanceCount: 2, subnetIds: [SUBNET] }));
     expect(all(stack, 'azurerm_container_group')).toHaveLength(2);
     for (const group of all<Group>(stack, 'azurerm_container_group')) {
       const { agent } = containers(group);
@@ -296,37 +296,82 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
     expect(fleet.policy.sharedSessionState).toBe(false);
   });
 
-  it('runs instanceCount container groups, each with its own name, DNS label, advertised address and output', () => {
-    const { stack, fleet } = synth(() => ({ instanceCount: 3, name: 'copilot' }));
+  it('runs instanceCount public groups, each advertising a CNAME in the given zone to its own FQDN', () => {
+    const { stack, fleet } = synth(() => ({
+      instanceCount: 3,
+      name: 'copilot',
+      publicDnsZone: { zoneName: 'fleet.example.com', resourceGroupName: 'rg-dns' },
+    }));
     const groups = all<Group>(stack, 'azurerm_container_group');
     expect(groups.map((g) => g.name)).toEqual(['copilot-0', 'copilot-1', 'copilot-2']);
     expect(groups.map((g) => g.dns_name_label)).toEqual(['copilot-0', 'copilot-1', 'copilot-2']);
+    expect(groups.map((g) => g.dns_name_label_reuse_policy)).toEqual(['TenantReuse', 'TenantReuse', 'TenantReuse']);
     expect(groups.map((g) => containers(g).agent.environment_variables)).toEqual(
       [0, 1, 2].map((i) => ({
         SESSIONFLEET_INSTANCE_ID: `copilot-${i}`,
-        SESSIONFLEET_ADVERTISE: `http://copilot-${i}.westeurope.azurecontainer.io:8080`,
+        SESSIONFLEET_ADVERTISE: `http://copilot-${i}.fleet.example.com:8080`,
       })),
     );
+    expect(all(stack, 'azurerm_dns_cname_record')).toEqual([
+      {
+        name: 'copilot-0',
+        zone_name: 'fleet.example.com',
+        resource_group_name: 'rg-dns',
+        ttl: 60,
+        record: '${azurerm_container_group.Fleet_Instance0_96F70352.fqdn}',
+      },
+      expect.objectContaining({
+        name: 'copilot-1',
+        record: '${azurerm_container_group.Fleet_Instance1_84ACC9F9.fqdn}',
+      }),
+      expect.objectContaining({
+        name: 'copilot-2',
+        record: '${azurerm_container_group.Fleet_Instance2_3F13EF03.fqdn}',
+      }),
+    ]);
     expect(fleet.instanceAddresses).toEqual([
-      'http://copilot-0.westeurope.azurecontainer.io:8080',
-      'http://copilot-1.westeurope.azurecontainer.io:8080',
-      'http://copilot-2.westeurope.azurecontainer.io:8080',
+      'http://copilot-0.fleet.example.com:8080',
+      'http://copilot-1.fleet.example.com:8080',
+      'http://copilot-2.fleet.example.com:8080',
     ]);
-    expect(Object.values(stack.output!).map((o) => o.value)).toEqual([
-      'http://${azurerm_container_group.Fleet_Instance0_96F70352.fqdn}:8080',
-      'http://${azurerm_container_group.Fleet_Instance1_84ACC9F9.fqdn}:8080',
-      'http://${azurerm_container_group.Fleet_Instance2_3F13EF03.fqdn}:8080',
-    ]);
+    expect(Object.values(stack.output!).map((o) => o.value)).toEqual(fleet.instanceAddresses);
     expect(Object.values(stack.output!)[1]!.description).toBe(
       "Address of instance 1 (copilot-1): its agent's client port.",
     );
     expect(fleet.containerGroups).toHaveLength(3);
     expect(fleet.instanceOutputs).toHaveLength(3);
+    expect(fleet.dnsRecords).toHaveLength(3);
   });
 
-  it('normalizes a display-name location into the region of the DNS name', () => {
-    const { fleet } = synth(() => ({ location: 'West Europe', name: 'copilot' }));
-    expect(fleet.instanceAddresses).toEqual(['http://copilot-0.westeurope.azurecontainer.io:8080']);
+  it('deploys into a virtual network: private IPs, no DNS label, each agent advertising its own interface', () => {
+    const { stack, fleet, json } = synth(() => ({ instanceCount: 2, name: 'copilot', subnetIds: [SUBNET] }));
+    const groups = all<Group & { subnet_ids?: string[] }>(stack, 'azurerm_container_group');
+    for (const group of groups) {
+      expect(group.ip_address_type).toBe('Private');
+      expect(group.subnet_ids).toEqual([SUBNET]);
+      expect(group.dns_name_label).toBeUndefined();
+      expect(group.dns_name_label_reuse_policy).toBeUndefined();
+      // The agent derives its address from its network interface: the group's private IP.
+      expect(containers(group).agent.environment_variables!.SESSIONFLEET_ADVERTISE).toBeUndefined();
+    }
+    expect(stack.resource.azurerm_dns_cname_record).toBeUndefined();
+    expect(fleet.instanceAddresses).toHaveLength(2);
+    expect(Object.values(stack.output!).map((o) => o.value)).toEqual([
+      'http://${azurerm_container_group.Fleet_Instance0_96F70352.ip_address}:8080',
+      'http://${azurerm_container_group.Fleet_Instance1_84ACC9F9.ip_address}:8080',
+    ]);
+    expect(json).not.toContain('azurecontainer.io');
+  });
+
+  it('gives a single public instance the address of its FQDN and warns that its traffic is in clear text', () => {
+    const { stack, fleet } = synth();
+    expect(Object.values(stack.output!).map((o) => o.value)).toEqual([
+      'http://${azurerm_container_group.Fleet_Instance0_96F70352.fqdn}:8080',
+    ]);
+    const warnings = fleet.node.metadata.filter((m) => m.type === '@cdktf/warn').map((m) => String(m.data));
+    expect(warnings).toEqual([
+      `'subnetIds' is not set: the container groups get public IPs and clients' and peers' traffic, tokens included, crosses the internet in clear text; deploy into a virtual network ('subnetIds') unless a TLS-terminating proxy of yours fronts every instance`,
+    ]);
   });
 
   it('uses an existing resource group and reads its location when none is given', () => {
@@ -337,9 +382,6 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
     const group = one<Group>(stack, 'azurerm_container_group');
     expect(group.resource_group_name).toBe('rg-sessions');
     expect(group.location).toBe('${data.azurerm_resource_group.Fleet_ExistingResourceGroup_7D4FDD0E.location}');
-    expect(containers(group).agent.environment_variables!.SESSIONFLEET_ADVERTISE).toBe(
-      'http://copilot-0.${replace(lower(data.azurerm_resource_group.Fleet_ExistingResourceGroup_7D4FDD0E.location), " ", "")}.azurecontainer.io:8080',
-    );
   });
 
   it('uses an existing resource group without a data source when the location is given', () => {
@@ -400,6 +442,7 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
       principalHeader: 'x-user',
       tenantHeader: 'x-tenant',
       instanceCount: 2,
+      subnetIds: [SUBNET],
     }));
     const groups = all<Group>(stack, 'azurerm_container_group');
     expect(groups).toHaveLength(2);
@@ -508,6 +551,7 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
     const { fleet } = synth(() => ({
       cpuCores: 2,
       policy: { isolation: 'request', affinity: { type: 'none' }, concurrencyPerInstance: 50 },
+      subnetIds: ['${var.subnet_id}'],
     }));
     expect(fleet.node.metadata.filter((m) => m.type === '@cdktf/warn').map((m) => m.data)).toEqual([
       'concurrencyPerInstance (50) is ignored under request isolation: it is forced to 1',
@@ -524,6 +568,7 @@ describe('AzureContainerInstancesSessionFleet: secrets never reach the synthesiz
       principals: sensitive(scope, 'principals'),
       secretEnvironment: { COPILOT_GITHUB_TOKEN: keyVaultSecret(scope, 'GitHubToken', 'copilot-github-token') },
       instanceCount: 2,
+      subnetIds: [SUBNET],
     }));
     const reference = /^(\$\{[^}]+\}|rediss:\/\/:\$\{urlencode\([^)]+\)\}@\$\{[^}]+\}:\$\{[^}]+\})$/;
     for (const group of all<Group>(stack, 'azurerm_container_group')) {
@@ -607,7 +652,7 @@ describe('AzureContainerInstancesSessionFleet: validation', () => {
   });
 
   it('bounds instanceCount by the policy', () => {
-    expect(errorOf(() => ({ instanceCount: 4 }))).toBe(
+    expect(errorOf(() => ({ instanceCount: 4, subnetIds: [SUBNET] }))).toBe(
       "stack/Fleet: 'instanceCount' (4) must not exceed 'policy.maxInstances' (3)",
     );
     expect(errorOf(() => ({ instanceCount: 1, policy: { ...BASE.policy, minInstances: 2 } }))).toBe(
@@ -615,6 +660,27 @@ describe('AzureContainerInstancesSessionFleet: validation', () => {
     );
     expect(errorOf(() => ({ instanceCount: 1.5 }))).toBe(
       "stack/Fleet: 'instanceCount' (1.5) must be a whole number above 0",
+    );
+  });
+
+  it('refuses several public instances that could not reach each other, and a DNS zone inside a network', () => {
+    expect(errorOf(() => ({ instanceCount: 3 }))).toBe(
+      `stack/Fleet: 'subnetIds' or 'publicDnsZone' is required when 'instanceCount' (3) is above 1: a public group's FQDN carries a hash known only after it is created, so without a virtual network (recommended) or a DNS zone for stable names its peers could not reach it`,
+    );
+    expect(
+      errorOf(() => ({
+        subnetIds: [SUBNET],
+        publicDnsZone: { zoneName: 'fleet.example.com', resourceGroupName: 'rg-dns', ttlSeconds: 0 },
+      })),
+    ).toBe(
+      [
+        'stack/Fleet: 2 problems:',
+        `  - 'publicDnsZone' cannot be combined with 'subnetIds': in a virtual network the groups have private IPs only`,
+        `  - 'publicDnsZone.ttlSeconds' (0) must be a whole number above 0`,
+      ].join('\n'),
+    );
+    expect(errorOf(() => ({ subnetIds: [] }))).toBe(
+      `stack/Fleet: 'subnetIds' must name at least one subnet (or leave it out for public IPs)`,
     );
   });
 
@@ -746,7 +812,11 @@ describe('AzureContainerInstancesSessionFleet: validation', () => {
 
 describe('AzureContainerInstancesSessionFleet: output', () => {
   it('is deterministic and free of machine paths and timestamps', () => {
-    const props = (scope: Construct) => ({ upstreamToken: sensitive(scope, 'connection_token'), instanceCount: 2 });
+    const props = (scope: Construct) => ({
+      upstreamToken: sensitive(scope, 'connection_token'),
+      instanceCount: 2,
+      subnetIds: [SUBNET],
+    });
     const first = synth(props).json;
     expect(synth(props).json).toBe(first);
     expect(first).not.toContain(process.cwd());
@@ -760,6 +830,7 @@ describe('AzureContainerInstancesSessionFleet: output', () => {
       return {
         name: 'copilot',
         instanceCount: 3,
+        subnetIds: [SUBNET],
         upstreamToken: token,
         principals: keyVaultSecret(scope, 'Principals', 'sessionfleet-principals'),
         secretEnvironment: {
