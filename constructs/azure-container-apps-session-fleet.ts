@@ -45,8 +45,10 @@ import {
   checkAzureFleetProps,
   createAzureFleetFoundation,
   resolveAzurePolicy,
+  resolveDrainWrapper,
 } from './azure-fleet-base.js';
 import { secretValue } from './azure-secrets.js';
+import { RUN_DIR, RUN_VOLUME, wrapAgentCommand, wrapAppCommand } from './azure-shared-fate.js';
 import { SessionFleetValidationError } from './fleet-policy.js';
 
 export interface AzureContainerAppsSessionFleetProps extends AzureSessionFleetBaseProps {
@@ -148,12 +150,15 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
     const tcp = resolved.policy?.affinity.type === 'copilot-jsonrpc';
     problems.push(...checkEnvironmentProps(props, this.externalIngress, tcp));
     if (resolved.policy !== undefined) problems.push(...checkGracePeriod(resolved.policy));
+    const wrapper = resolveDrainWrapper(props, resolved.policy);
+    problems.push(...wrapper.problems);
     const appSecrets = appSecretEnvs(props);
     problems.push(...checkSecretNames(appSecrets.map((s) => s.secretName)));
     if (problems.length > 0 || resolved.policy === undefined) {
       throw new SessionFleetValidationError(this, problems);
     }
     for (const warning of resolved.warnings) Annotations.of(this).addWarning(warning);
+    if (wrapper.warning !== undefined) Annotations.of(this).addWarning(wrapper.warning);
     this.policy = resolved.policy;
     this.policyFile = policyFileContent(this.policy);
     this.minReplicas = this.policy.minInstances;
@@ -216,14 +221,16 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
       ...Object.entries(props.environment ?? {}).map(([name, value]) => ({ name, value })),
       ...appSecrets.map((s) => ({ name: s.env, secretName: s.secretName })),
     ];
+    // The two containers' scripts meet on this replica-local volume.
+    const runMounts = wrapper.wrap ? [{ name: RUN_VOLUME, path: RUN_DIR }] : [];
     const app: ContainerAppTemplateContainer = {
       name: APP_CONTAINER_NAME,
       image: props.image,
       cpu: this.cpuCores,
       memory: `${this.memoryGiB}Gi`,
-      command: props.command,
+      command: wrapper.wrap && props.command !== undefined ? wrapAppCommand(this.policy, props.command) : props.command,
       env: appEnv.length > 0 ? appEnv : undefined,
-      volumeMounts: [{ name: SESSION_STATE_VOLUME, path: this.sessionStatePath }],
+      volumeMounts: [{ name: SESSION_STATE_VOLUME, path: this.sessionStatePath }, ...runMounts],
       // The agent's /healthz fails when the app stops answering; probing it from the app container
       // restarts the app, not only the agent (replicas share one network, so 9090 is reachable).
       livenessProbe: [
@@ -251,14 +258,14 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
       image: this.agentImage,
       cpu: this.agentCpuCores,
       memory: `${this.agentMemoryGiB}Gi`,
-      command: [AGENT_EXECUTABLE, ...args],
+      command: wrapper.wrap ? wrapAgentCommand([AGENT_EXECUTABLE, ...args]) : [AGENT_EXECUTABLE, ...args],
       env: [
         // Container Apps starts no new revision when only a secret changes, so running replicas
         // would keep an old policy; a digest in the template makes a policy change roll them.
         { name: POLICY_DIGEST_ENV, value: createHash('sha256').update(this.policyFile).digest('hex') },
         ...agentSecrets.map((s) => ({ name: s.env, secretName: s.secretName })),
       ],
-      volumeMounts: [{ name: SECRETS_VOLUME, path: POLICY_MOUNT_PATH }],
+      volumeMounts: [{ name: SECRETS_VOLUME, path: POLICY_MOUNT_PATH }, ...runMounts],
       livenessProbe: [
         {
           transport: 'HTTP',
@@ -315,6 +322,7 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
         volume: [
           { name: SESSION_STATE_VOLUME, storageType: 'AzureFile', storageName: this.environmentStorage.name },
           { name: SECRETS_VOLUME, storageType: 'Secret' },
+          ...(wrapper.wrap ? [{ name: RUN_VOLUME, storageType: 'EmptyDir' }] : []),
         ],
         container: [app, agent],
       },

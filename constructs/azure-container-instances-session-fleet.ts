@@ -41,8 +41,10 @@ import {
   checkAzureFleetProps,
   createAzureFleetFoundation,
   resolveAzurePolicy,
+  resolveDrainWrapper,
 } from './azure-fleet-base.js';
 import { secretValue } from './azure-secrets.js';
+import { RUN_DIR, RUN_VOLUME, wrapAgentCommand, wrapAppCommand } from './azure-shared-fate.js';
 import { SessionFleetValidationError } from './fleet-policy.js';
 
 // The types both Azure fleets' props use, public with the first of them.
@@ -153,10 +155,13 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
     const instanceCount = props.instanceCount ?? resolved.policy?.minInstances;
     if (resolved.policy !== undefined) problems.push(...checkInstanceCount(instanceCount, resolved.policy));
     problems.push(...checkNetworkProps(props, instanceCount));
+    const wrapper = resolveDrainWrapper(props, resolved.policy);
+    problems.push(...wrapper.problems);
     if (problems.length > 0 || resolved.policy === undefined || instanceCount === undefined) {
       throw new SessionFleetValidationError(this, problems);
     }
     for (const warning of resolved.warnings) Annotations.of(this).addWarning(warning);
+    if (wrapper.warning !== undefined) Annotations.of(this).addWarning(wrapper.warning);
     if (props.subnetIds === undefined) {
       Annotations.of(this).addWarning(
         `'subnetIds' is not set: the container groups get public IPs and clients' and peers' traffic, tokens included, crosses the internet in clear text; deploy into a virtual network ('subnetIds') unless a TLS-terminating proxy of yours fronts every instance`,
@@ -174,12 +179,17 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
     this.share = foundation.storage.share;
     this.redisCache = foundation.redis?.cache;
 
+    // The two containers' scripts meet on this volume (the same name in both: one volume of the group).
+    const runVolume: ContainerGroupContainerVolume[] = wrapper.wrap
+      ? [{ name: RUN_VOLUME, mountPath: RUN_DIR, emptyDir: true }]
+      : [];
     const app: ContainerGroupContainer = {
       name: APP_CONTAINER_NAME,
       image: props.image,
       cpu: this.cpuCores,
       memory: this.memoryGiB,
-      commands: props.command,
+      commands:
+        wrapper.wrap && props.command !== undefined ? wrapAppCommand(this.policy, props.command) : props.command,
       environmentVariables: nonEmpty(props.environment ?? {}),
       secureEnvironmentVariables: nonEmpty(Object.fromEntries(appSecretEnvs(props).map((s) => [s.env, s.value]))),
       volume: [
@@ -190,6 +200,7 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
           storageAccountName: foundation.storage.accountName,
           storageAccountKey: foundation.storage.accessKey,
         },
+        ...runVolume,
       ],
       // The agent's /healthz fails when the app stops answering; probing it from the app container
       // restarts the app, not only the agent (the containers of a group share one network).
@@ -212,6 +223,7 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
         secret: { [POLICY_FILE_NAME]: policyFileBase64(this.policy, this.policyFile) },
       },
     ];
+    agentVolumes.push(...runVolume);
     if (props.principals !== undefined) {
       agentVolumes.push({
         name: PRINCIPALS_VOLUME,
@@ -260,7 +272,7 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
         image: this.agentImage,
         cpu: this.agentCpuCores,
         memory: this.agentMemoryGiB,
-        commands: [AGENT_EXECUTABLE, ...args],
+        commands: wrapper.wrap ? wrapAgentCommand([AGENT_EXECUTABLE, ...args]) : [AGENT_EXECUTABLE, ...args],
         ports: [{ port: AGENT_CLIENT_PORT, protocol: 'TCP' }],
         environmentVariables: agentEnv,
         secureEnvironmentVariables: agentSecrets,

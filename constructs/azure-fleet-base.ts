@@ -28,6 +28,7 @@ import {
 } from './azure-naming.js';
 import { type AzureSecretSource, checkSecretSource, secretValue } from './azure-secrets.js';
 import { AzureSessionStateStorage } from './azure-session-state-storage.js';
+import { NO_WRAPPER_DRAIN } from './azure-shared-fate.js';
 import { resolveFleetPolicy, SessionFleetValidationError } from './fleet-policy.js';
 import { identityHeaderProblems } from './identity-headers.js';
 
@@ -59,6 +60,19 @@ export interface AzureSessionFleetBaseProps {
    * @default - the image's own entrypoint and command
    */
   readonly command?: string[];
+
+  /**
+   * Wrap the app's and the agent's command lines in small `sh` scripts that give the two
+   * containers one fate: on SIGTERM the app keeps running until the agent has drained (then it gets
+   * the signal), and when the agent recycles after its session (`policy.recycleAfterSession`) the
+   * app is stopped too, so the platform restarts both and the next session meets a new app
+   * process. Needs `/bin/sh` and `sleep` in the app's image, and `command` (the wrapper starts the
+   * app itself; an image's own entrypoint is not known at synth time). Without it, the app receives
+   * SIGTERM together with the agent, and `policy.recycleAfterSession` is refused.
+   * @see docs/adr/0101-azure-recycling-drain-and-network.md
+   * @default - true when `command` is given
+   */
+  readonly drainWrapper?: boolean;
 
   /**
    * Plain environment variables of the app container. Never put secrets here: use `secretEnvironment`.
@@ -531,6 +545,34 @@ export function createAzureFleetFoundation(
     redisUrl = redis.url;
   }
   return { resourceGroupName, location, resourceGroup, storage, redis, redisUrl };
+}
+
+/**
+ * Whether the app and agent command lines are wrapped (see `drainWrapper`), the problems of that
+ * choice with the policy, and the warning a fleet without it gets.
+ */
+export function resolveDrainWrapper(
+  props: AzureSessionFleetBaseProps,
+  policy: Policy | undefined,
+): { wrap: boolean; problems: string[]; warning?: string } {
+  const wrap = props.drainWrapper ?? props.command !== undefined;
+  const problems: string[] = [];
+  if (wrap && props.command === undefined) {
+    problems.push(
+      `'drainWrapper' needs 'command': the wrapper starts the app itself, and the image's own entrypoint is not known at synth time`,
+    );
+  }
+  const recycle = policy?.recycleAfterSession;
+  if (!wrap && recycle === true) {
+    problems.push(
+      `'policy.recycleAfterSession' needs the drain wrapper on Azure (give 'command' and leave 'drainWrapper' on): Container Apps and Container Instances restart an exited agent in place, so the app process, with the ended session in memory, would serve the next session`,
+    );
+  }
+  return {
+    wrap,
+    problems,
+    warning: wrap ? undefined : `'drainWrapper' is off (no 'command', or set to false): ${NO_WRAPPER_DRAIN}`,
+  };
 }
 
 /** A secret handed to a container as an environment variable. */

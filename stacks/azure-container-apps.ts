@@ -13,6 +13,9 @@ export function mcpServerOnContainerApps(scope: Construct, location: string): Az
     location,
     image: 'myregistry.azurecr.io/mcp-server:1.0.0',
     appPort: 3000,
+    // Given explicitly so the construct can wrap it: the server gets SIGTERM only once its agent
+    // has drained, and is restarted with the agent when the replica recycles after its session.
+    command: ['node', '/app/server.js'],
     // Where this server persists its sessions; on the Azure Files share, any replica can read them.
     sessionStatePath: '/var/lib/mcp-server/sessions',
     // Session isolation needs an instance with at least 2 vCPU (checked at synth time).

@@ -9,6 +9,7 @@ import {
   AzureContainerAppsSessionFleet,
   type AzureContainerAppsSessionFleetProps,
 } from '../../constructs/azure-container-apps-session-fleet.js';
+import { appWrapperScript } from '../../constructs/azure-shared-fate.js';
 import { DEFAULT_AGENT_IMAGE, parsePolicy } from '../../constructs/index.js';
 
 interface Probe {
@@ -242,15 +243,19 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
   });
 
   it('runs the app with the share mounted and a liveness probe on the agent', () => {
-    const { stack } = synth(() => ({ command: ['node', 'server.js'], environment: { PORT: '3000' } }));
+    const { stack, fleet } = synth(() => ({ command: ['node', 'server.js'], environment: { PORT: '3000' } }));
     expect(containers(stack).app).toEqual({
       name: 'app',
       image: IMAGE,
       cpu: 1,
       memory: '2Gi',
-      command: ['node', 'server.js'],
+      // The drain wrapper runs the command (docs/adr/0101): SIGTERM reaches it after the agent drained.
+      command: ['/bin/sh', '-c', appWrapperScript(fleet.policy), 'node', 'server.js'],
       env: [{ name: 'PORT', value: '3000' }],
-      volume_mounts: [{ name: 'session-state', path: '/root/.copilot/session-state' }],
+      volume_mounts: [
+        { name: 'session-state', path: '/root/.copilot/session-state' },
+        { name: 'sessionfleet-run', path: '/run/sessionfleet' },
+      ],
       liveness_probe: [
         {
           transport: 'HTTP',
@@ -488,6 +493,35 @@ describe('AzureContainerAppsSessionFleet: validation', () => {
       })),
     ).toBe(
       `stack/Fleet: 'tenantHeader' ("x-tenant") is read by the HTTP front only, and 'policy.affinity.type' "copilot-jsonrpc" is served by the Copilot front, which has no HTTP headers: name a Copilot client's tenant in its entry of the principals file ('principals') instead`,
+    );
+  });
+
+  it('refuses recycling it could not make real: without the drain wrapper an exited agent restarts beside the same app', () => {
+    expect(
+      errorOf(() => ({
+        cpuCores: 2,
+        policy: { isolation: 'session', affinity: { type: 'mcp-streamable-http' }, recycleAfterSession: true },
+      })),
+    ).toBe(
+      `stack/Fleet: 'policy.recycleAfterSession' needs the drain wrapper on Azure (give 'command' and leave 'drainWrapper' on): Container Apps and Container Instances restart an exited agent in place, so the app process, with the ended session in memory, would serve the next session`,
+    );
+    expect(
+      errorOf(() => ({
+        command: ['node', 'server.js'],
+        drainWrapper: false,
+        cpuCores: 2,
+        policy: { isolation: 'session', affinity: { type: 'mcp-streamable-http' }, recycleAfterSession: true },
+      })),
+    ).toContain(`'policy.recycleAfterSession' needs the drain wrapper on Azure`);
+    expect(errorOf(() => ({ drainWrapper: true }))).toBe(
+      `stack/Fleet: 'drainWrapper' needs 'command': the wrapper starts the app itself, and the image's own entrypoint is not known at synth time`,
+    );
+  });
+
+  it('says what a fleet without the drain wrapper gets', () => {
+    const { fleet } = synth(() => ({ command: ['node', 'server.js'], drainWrapper: false }));
+    expect(fleet.node.metadata.filter((m) => m.type === '@cdktf/warn').map((m) => m.data)).toContain(
+      `'drainWrapper' is off (no 'command', or set to false): the app receives SIGTERM together with the agent, so sessions still in flight when the instance stops may end before the agent has drained them`,
     );
   });
 

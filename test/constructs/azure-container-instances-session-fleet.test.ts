@@ -9,6 +9,7 @@ import {
   AzureContainerInstancesSessionFleet,
   type AzureContainerInstancesSessionFleetProps,
 } from '../../constructs/azure-container-instances-session-fleet.js';
+import { AGENT_WRAPPER_SCRIPT, appWrapperScript, wrapAgentCommand } from '../../constructs/azure-shared-fate.js';
 import { agentArgs, DEFAULT_AGENT_IMAGE, parsePolicy } from '../../constructs/index.js';
 
 interface Probe {
@@ -200,14 +201,15 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
   });
 
   it('runs the app with its command and resources and mounts the share at the session-state path', () => {
-    const { stack } = synth();
+    const { stack, fleet } = synth();
     const { app } = containers(one<Group>(stack, 'azurerm_container_group'));
     expect(app).toEqual({
       name: 'app',
       image: IMAGE,
       cpu: 1,
       memory: 2,
-      commands: ['copilot', '--headless', '--port', '4321'],
+      // The drain wrapper runs the command (docs/adr/0101): SIGTERM reaches it after the agent drained.
+      commands: ['/bin/sh', '-c', appWrapperScript(fleet.policy), 'copilot', '--headless', '--port', '4321'],
       volume: [
         {
           name: 'session-state',
@@ -216,6 +218,7 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
           storage_account_name: '${azurerm_storage_account.Fleet_SessionState_Account_8C46F708.name}',
           storage_account_key: '${azurerm_storage_account.Fleet_SessionState_Account_8C46F708.primary_access_key}',
         },
+        { name: 'sessionfleet-run', mount_path: '/run/sessionfleet', empty_dir: true },
       ],
       // Restarts the app when the agent reports it unresponsive.
       liveness_probe: {
@@ -235,8 +238,13 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
     expect(agent.image).toBe(DEFAULT_AGENT_IMAGE);
     expect(agent.cpu).toBe(0.5);
     expect(agent.memory).toBe(1);
-    expect(agent.commands).toEqual(['sessionfleet-agent', ...agentArgs({ policy: fleet.policy, appPort: 4321 })]);
+    expect(agent.commands).toEqual(
+      wrapAgentCommand(['sessionfleet-agent', ...agentArgs({ policy: fleet.policy, appPort: 4321 })]),
+    );
     expect(agent.commands).toEqual([
+      '/bin/sh',
+      '-c',
+      AGENT_WRAPPER_SCRIPT,
       'sessionfleet-agent',
       '--policy',
       '/etc/sessionfleet/policy.json',
@@ -273,7 +281,8 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
     expect(all(stack, 'azurerm_container_group')).toHaveLength(2);
     for (const group of all<Group>(stack, 'azurerm_container_group')) {
       const { agent } = containers(group);
-      expect(agent.volume).toHaveLength(1);
+      expect(agent.volume).toHaveLength(2);
+      expect(agent.volume![1]).toEqual({ name: 'sessionfleet-run', mount_path: '/run/sessionfleet', empty_dir: true });
       const volume = agent.volume![0]!;
       expect(volume).toMatchObject({ name: 'sessionfleet-policy', mount_path: '/etc/sessionfleet', read_only: true });
       expect(Object.keys(volume.secret!)).toEqual(['policy.json']);
@@ -418,7 +427,7 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
       SESSIONFLEET_ADMIN_TOKEN: '${data.azurerm_key_vault_secret.AdminToken.value}',
     });
     expect(agent.commands!.slice(-2)).toEqual(['--principals', '/etc/sessionfleet-principals/principals.json']);
-    expect(agent.volume![1]).toEqual({
+    expect(agent.volume![2]).toEqual({
       name: 'sessionfleet-principals',
       mount_path: '/etc/sessionfleet-principals',
       read_only: true,
@@ -628,6 +637,36 @@ describe('AzureContainerInstancesSessionFleet: secrets never reach the synthesiz
 });
 
 describe('AzureContainerInstancesSessionFleet: validation', () => {
+  it('refuses recycling it could not make real: without the drain wrapper an exited agent restarts beside the same app', () => {
+    expect(
+      errorOf(() => ({
+        command: undefined,
+        cpuCores: 2,
+        policy: { isolation: 'session', affinity: { type: 'mcp-streamable-http' }, recycleAfterSession: true },
+      })),
+    ).toBe(
+      `stack/Fleet: 'policy.recycleAfterSession' needs the drain wrapper on Azure (give 'command' and leave 'drainWrapper' on): Container Apps and Container Instances restart an exited agent in place, so the app process, with the ended session in memory, would serve the next session`,
+    );
+    expect(
+      errorOf(() => ({
+        command: ['node', 'server.js'],
+        drainWrapper: false,
+        cpuCores: 2,
+        policy: { isolation: 'session', affinity: { type: 'mcp-streamable-http' }, recycleAfterSession: true },
+      })),
+    ).toContain(`'policy.recycleAfterSession' needs the drain wrapper on Azure`);
+    expect(errorOf(() => ({ command: undefined, drainWrapper: true }))).toBe(
+      `stack/Fleet: 'drainWrapper' needs 'command': the wrapper starts the app itself, and the image's own entrypoint is not known at synth time`,
+    );
+  });
+
+  it('says what a fleet without the drain wrapper gets', () => {
+    const { fleet } = synth(() => ({ command: ['node', 'server.js'], drainWrapper: false }));
+    expect(fleet.node.metadata.filter((m) => m.type === '@cdktf/warn').map((m) => m.data)).toContain(
+      `'drainWrapper' is off (no 'command', or set to false): the app receives SIGTERM together with the agent, so sessions still in flight when the instance stops may end before the agent has drained them`,
+    );
+  });
+
   it('refuses tenant isolation: its agents would not know the tenant they serve', () => {
     expect(errorOf(() => ({ policy: { isolation: 'tenant', affinity: { type: 'copilot-jsonrpc' } } }))).toBe(
       "stack/Fleet: 'policy.isolation' (\"tenant\") is not available on Azure: under tenant isolation every agent must be told the one tenant its instance serves (--tenant), which the Azure fleets do not do; use KubernetesSessionFleet's tenants, or another isolation mode",
