@@ -49,6 +49,7 @@ import {
 } from './azure-fleet-base.js';
 import { secretValue } from './azure-secrets.js';
 import { RUN_DIR, RUN_VOLUME, wrapAgentCommand, wrapAppCommand } from './azure-shared-fate.js';
+import { trustedProxiesProblems } from './azure-trusted-proxies.js';
 import { SessionFleetValidationError } from './fleet-policy.js';
 
 export interface AzureContainerAppsSessionFleetProps extends AzureSessionFleetBaseProps {
@@ -150,6 +151,12 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
     const tcp = resolved.policy?.affinity.type === 'copilot-jsonrpc';
     problems.push(...checkEnvironmentProps(props, this.externalIngress, tcp));
     if (resolved.policy !== undefined) problems.push(...checkGracePeriod(resolved.policy));
+    problems.push(
+      ...trustedProxiesProblems(props.principalHeader, props.trustedProxies, {
+        cidrsEnforced: true,
+        name: 'Azure Container Apps',
+      }),
+    );
     const wrapper = resolveDrainWrapper(props, resolved.policy);
     problems.push(...wrapper.problems);
     const appSecrets = appSecretEnvs(props);
@@ -311,6 +318,13 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
         exposedPort: tcp ? AGENT_CLIENT_PORT : undefined,
         transport: tcp ? 'tcp' : 'auto',
         allowInsecureConnections: false,
+        // With any Allow rule Container Apps refuses every other source: only the proxy can name a principal.
+        ipSecurityRestriction: props.trustedProxies?.cidrs?.map((cidr, index) => ({
+          name: `trusted-proxy-${index}`,
+          action: 'Allow',
+          ipAddressRange: cidr,
+          description: 'may send the principal header',
+        })),
         trafficWeight: [{ latestRevision: true, percentage: 100 }],
       },
       template: {

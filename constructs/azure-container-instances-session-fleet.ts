@@ -45,12 +45,14 @@ import {
 } from './azure-fleet-base.js';
 import { secretValue } from './azure-secrets.js';
 import { RUN_DIR, RUN_VOLUME, wrapAgentCommand, wrapAppCommand } from './azure-shared-fate.js';
+import { trustedProxiesProblems } from './azure-trusted-proxies.js';
 import { SessionFleetValidationError } from './fleet-policy.js';
 
 // The types both Azure fleets' props use, public with the first of them.
 export type { AzureSessionFleetBaseProps } from './azure-fleet-base.js';
 export type { RedisSku } from './azure-fleet-redis.js';
 export type { AzureSecretSource } from './azure-secrets.js';
+export { AzureTrustedProxies } from './azure-trusted-proxies.js';
 
 export interface AzureContainerInstancesSessionFleetProps extends AzureSessionFleetBaseProps {
   /**
@@ -155,6 +157,12 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
     const instanceCount = props.instanceCount ?? resolved.policy?.minInstances;
     if (resolved.policy !== undefined) problems.push(...checkInstanceCount(instanceCount, resolved.policy));
     problems.push(...checkNetworkProps(props, instanceCount));
+    problems.push(
+      ...trustedProxiesProblems(props.principalHeader, props.trustedProxies, {
+        cidrsEnforced: false,
+        name: 'Azure Container Instances',
+      }),
+    );
     const wrapper = resolveDrainWrapper(props, resolved.policy);
     problems.push(...wrapper.problems);
     if (problems.length > 0 || resolved.policy === undefined || instanceCount === undefined) {

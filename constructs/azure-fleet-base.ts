@@ -29,6 +29,7 @@ import {
 import { type AzureSecretSource, checkSecretSource, secretValue } from './azure-secrets.js';
 import { AzureSessionStateStorage } from './azure-session-state-storage.js';
 import { NO_WRAPPER_DRAIN } from './azure-shared-fate.js';
+import type { AzureTrustedProxies } from './azure-trusted-proxies.js';
 import { resolveFleetPolicy, SessionFleetValidationError } from './fleet-policy.js';
 import { identityHeaderProblems } from './identity-headers.js';
 
@@ -128,6 +129,14 @@ export interface AzureSessionFleetBaseProps {
    * @default - principals come from `principals` tokens, or none
    */
   readonly principalHeader?: string;
+
+  /**
+   * Who may send `principalHeader`: required with it (docs/adr/0100). `AzureTrustedProxies.from({ cidrs })`
+   * admits only those ranges (Container Apps ingress IP restrictions); `AzureTrustedProxies.anySource(reason)`
+   * acknowledges that whoever reaches the client port may name any principal.
+   * @default - none; an error when `principalHeader` is set
+   */
+  readonly trustedProxies?: AzureTrustedProxies;
 
   /**
    * HTTP fronts: a trusted header, set by an authenticating proxy in front, that names the

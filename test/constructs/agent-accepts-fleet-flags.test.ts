@@ -13,6 +13,7 @@ import { type AgentConfig, checkConfigAgainstPolicy, parseAgentConfig } from '..
 import {
   AzureContainerAppsSessionFleet,
   AzureContainerInstancesSessionFleet,
+  AzureTrustedProxies,
   KubernetesSessionFleet,
   type Policy,
   validatePolicyText,
@@ -111,6 +112,7 @@ describe('the agent accepts what the Azure fleets give it', () => {
     appHealthPath: '/health',
     location: 'westeurope',
     principalHeader: 'x-user',
+    trustedProxies: AzureTrustedProxies.from({ cidrs: ['203.0.113.0/24'] }),
     tenantHeader: 'x-tenant',
   } as const;
 
@@ -119,6 +121,7 @@ describe('the agent accepts what the Azure fleets give it', () => {
       Testing.synthScope((scope) => {
         new AzureContainerInstancesSessionFleet(scope, 'Fleet', {
           ...AZURE,
+          trustedProxies: AzureTrustedProxies.anySource('only the proxy subnet reaches the VNet'),
           instanceCount: 2,
           subnetIds: ['${var.subnet_id}'],
         });

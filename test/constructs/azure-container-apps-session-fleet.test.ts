@@ -10,7 +10,7 @@ import {
   type AzureContainerAppsSessionFleetProps,
 } from '../../constructs/azure-container-apps-session-fleet.js';
 import { appWrapperScript } from '../../constructs/azure-shared-fate.js';
-import { DEFAULT_AGENT_IMAGE, parsePolicy } from '../../constructs/index.js';
+import { AzureTrustedProxies, DEFAULT_AGENT_IMAGE, parsePolicy } from '../../constructs/index.js';
 
 interface Probe {
   transport: string;
@@ -417,6 +417,7 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
     const { stack, fleet } = synth(() => ({
       policy: { affinity: { type: 'mcp-streamable-http' }, maxInstances: 20, sessionsPerTenant: 10 },
       principalHeader: 'x-user',
+      trustedProxies: AzureTrustedProxies.anySource('the tests stand for a proxy-only network'),
       tenantHeader: 'x-tenant',
     }));
     const { agent } = containers(stack);
@@ -482,7 +483,13 @@ describe('AzureContainerAppsSessionFleet: validation', () => {
     expect(errorOf(() => ({ tenantHeader: 'x tenant' }))).toBe(
       `stack/Fleet: 'tenantHeader' ("x tenant") must be a valid HTTP header name (letters, digits and !#$%&'*+-.^_\`|~)`,
     );
-    expect(errorOf(() => ({ principalHeader: 'x-user', tenantHeader: 'X-USER' }))).toBe(
+    expect(
+      errorOf(() => ({
+        principalHeader: 'x-user',
+        tenantHeader: 'X-USER',
+        trustedProxies: AzureTrustedProxies.anySource('the tests stand for a proxy-only network'),
+      })),
+    ).toBe(
       `stack/Fleet: 'tenantHeader' ("X-USER") must not be the header naming the principal ('principalHeader' "x-user")`,
     );
     expect(
@@ -523,6 +530,45 @@ describe('AzureContainerAppsSessionFleet: validation', () => {
     expect(fleet.node.metadata.filter((m) => m.type === '@cdktf/warn').map((m) => m.data)).toContain(
       `'drainWrapper' is off (no 'command', or set to false): the app receives SIGTERM together with the agent, so sessions still in flight when the instance stops may end before the agent has drained them`,
     );
+  });
+
+  it('requires a choice of who may send the principal header, and enforces address ranges on the ingress', () => {
+    expect(errorOf(() => ({ principalHeader: 'x-user' }))).toBe(
+      `stack/Fleet: 'trustedProxies' is required with 'principalHeader' ("x-user"): the agent takes the principal from that header on every request reaching its client port, so any source that reaches it could name any user; give AzureTrustedProxies.from({ cidrs }) with your proxy's addresses, or AzureTrustedProxies.anySource(reason)`,
+    );
+    expect(errorOf(() => ({ principalHeader: 'x-user', trustedProxies: AzureTrustedProxies.anySource(' ') }))).toBe(
+      `stack/Fleet: 'trustedProxies' AzureTrustedProxies.anySource(reason) needs a reason: say why any source may name a principal`,
+    );
+    expect(
+      errorOf(() => ({
+        principalHeader: 'x-user',
+        trustedProxies: AzureTrustedProxies.from({ cidrs: ['10.0.0.0/33'] }),
+      })),
+    ).toBe(
+      `stack/Fleet: 'trustedProxies' range "10.0.0.0/33" must be an IPv4 address or CIDR range, e.g. "203.0.113.0/24"`,
+    );
+    expect(errorOf(() => ({ trustedProxies: AzureTrustedProxies.anySource('proxy only') }))).toBe(
+      `stack/Fleet: 'trustedProxies' only applies with 'principalHeader': nothing else is taken on trust from a request`,
+    );
+    const { stack } = synth(() => ({
+      principalHeader: 'x-user',
+      trustedProxies: AzureTrustedProxies.from({ cidrs: ['203.0.113.0/24', '198.51.100.7'] }),
+    }));
+    const app = one<Record<string, any>>(stack, 'azurerm_container_app');
+    expect(app.ingress.ip_security_restriction).toEqual([
+      {
+        name: 'trusted-proxy-0',
+        action: 'Allow',
+        ip_address_range: '203.0.113.0/24',
+        description: 'may send the principal header',
+      },
+      {
+        name: 'trusted-proxy-1',
+        action: 'Allow',
+        ip_address_range: '198.51.100.7',
+        description: 'may send the principal header',
+      },
+    ]);
   });
 
   it('refuses tenant isolation: its agents would not know the tenant they serve', () => {

@@ -10,7 +10,7 @@ import {
   type AzureContainerInstancesSessionFleetProps,
 } from '../../constructs/azure-container-instances-session-fleet.js';
 import { AGENT_WRAPPER_SCRIPT, appWrapperScript, wrapAgentCommand } from '../../constructs/azure-shared-fate.js';
-import { agentArgs, DEFAULT_AGENT_IMAGE, parsePolicy } from '../../constructs/index.js';
+import { AzureTrustedProxies, agentArgs, DEFAULT_AGENT_IMAGE, parsePolicy } from '../../constructs/index.js';
 
 interface Probe {
   http_get: { path: string; port: number; scheme: string }[];
@@ -439,6 +439,7 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
     const { stack } = synth(() => ({
       policy: { affinity: { type: 'mcp-streamable-http' }, maxInstances: 3 },
       principalHeader: 'x-user',
+      trustedProxies: AzureTrustedProxies.anySource('the tests stand for a proxy-only network'),
       appHealthPath: '/health',
     }));
     const { agent } = containers(one<Group>(stack, 'azurerm_container_group'));
@@ -449,6 +450,7 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
     const { stack, fleet } = synth(() => ({
       policy: { affinity: { type: 'mcp-streamable-http' }, maxInstances: 2, sessionsPerTenant: 10 },
       principalHeader: 'x-user',
+      trustedProxies: AzureTrustedProxies.anySource('the tests stand for a proxy-only network'),
       tenantHeader: 'x-tenant',
       instanceCount: 2,
       subnetIds: [SUBNET],
@@ -667,6 +669,22 @@ describe('AzureContainerInstancesSessionFleet: validation', () => {
     );
   });
 
+  it('requires a choice of who may send the principal header, and refuses ranges it cannot enforce', () => {
+    const HTTP = { affinity: { type: 'mcp-streamable-http' }, maxInstances: 3 } as const;
+    expect(errorOf(() => ({ policy: HTTP, principalHeader: 'x-user' }))).toBe(
+      `stack/Fleet: 'trustedProxies' is required with 'principalHeader' ("x-user"): the agent takes the principal from that header on every request reaching its client port, so any source that reaches it could name any user; give AzureTrustedProxies.from({ cidrs }) with your proxy's addresses, or AzureTrustedProxies.anySource(reason)`,
+    );
+    expect(
+      errorOf(() => ({
+        policy: HTTP,
+        principalHeader: 'x-user',
+        trustedProxies: AzureTrustedProxies.from({ cidrs: ['203.0.113.0/24'] }),
+      })),
+    ).toBe(
+      `stack/Fleet: 'trustedProxies' address ranges cannot be enforced on Azure Container Instances: a container group has no ingress filter and the agent does not check source addresses; deploy into a virtual network ('subnetIds') whose network security group admits only your proxy to port 8080, and acknowledge it with AzureTrustedProxies.anySource(reason)`,
+    );
+  });
+
   it('refuses tenant isolation: its agents would not know the tenant they serve', () => {
     expect(errorOf(() => ({ policy: { isolation: 'tenant', affinity: { type: 'copilot-jsonrpc' } } }))).toBe(
       "stack/Fleet: 'policy.isolation' (\"tenant\") is not available on Azure: under tenant isolation every agent must be told the one tenant its instance serves (--tenant), which the Azure fleets do not do; use KubernetesSessionFleet's tenants, or another isolation mode",
@@ -772,7 +790,12 @@ describe('AzureContainerInstancesSessionFleet: validation', () => {
     expect(errorOf(() => ({ appHealthPath: 'health' }))).toBe(
       `stack/Fleet: 'appHealthPath' ("health") must start with /`,
     );
-    expect(errorOf(() => ({ principalHeader: 'x user' }))).toBe(
+    expect(
+      errorOf(() => ({
+        principalHeader: 'x user',
+        trustedProxies: AzureTrustedProxies.anySource('the tests stand for a proxy-only network'),
+      })),
+    ).toBe(
       `stack/Fleet: 'principalHeader' ("x user") must be a valid HTTP header name (letters, digits and !#$%&'*+-.^_\`|~)`,
     );
   });
@@ -782,17 +805,35 @@ describe('AzureContainerInstancesSessionFleet: validation', () => {
     expect(errorOf(() => ({ policy: HTTP, tenantHeader: 'x tenant' }))).toBe(
       `stack/Fleet: 'tenantHeader' ("x tenant") must be a valid HTTP header name (letters, digits and !#$%&'*+-.^_\`|~)`,
     );
-    expect(errorOf(() => ({ policy: HTTP, principalHeader: 'X-User', tenantHeader: 'x-user' }))).toBe(
+    expect(
+      errorOf(() => ({
+        policy: HTTP,
+        principalHeader: 'X-User',
+        tenantHeader: 'x-user',
+        trustedProxies: AzureTrustedProxies.anySource('the tests stand for a proxy-only network'),
+      })),
+    ).toBe(
       `stack/Fleet: 'tenantHeader' ("x-user") must not be the header naming the principal ('principalHeader' "X-User")`,
     );
     expect(errorOf(() => ({ policy: HTTP, tenantHeader: 'X-Session' }))).toBe(
       `stack/Fleet: 'tenantHeader' ("X-Session") must not be the header that carries the session id ('policy.affinity.headerName' "x-session")`,
     );
-    expect(errorOf(() => ({ policy: HTTP, principalHeader: 'X-Session' }))).toBe(
+    expect(
+      errorOf(() => ({
+        policy: HTTP,
+        principalHeader: 'X-Session',
+        trustedProxies: AzureTrustedProxies.anySource('the tests stand for a proxy-only network'),
+      })),
+    ).toBe(
       `stack/Fleet: 'principalHeader' ("X-Session") must not be the header that carries the session id ('policy.affinity.headerName' "x-session")`,
     );
     // BASE is a Copilot CLI fleet: its front reads no HTTP headers.
-    expect(errorOf(() => ({ principalHeader: 'x-user' }))).toBe(
+    expect(
+      errorOf(() => ({
+        principalHeader: 'x-user',
+        trustedProxies: AzureTrustedProxies.anySource('the tests stand for a proxy-only network'),
+      })),
+    ).toBe(
       `stack/Fleet: 'principalHeader' ("x-user") is read by the HTTP front only, and 'policy.affinity.type' "copilot-jsonrpc" is served by the Copilot front, which has no HTTP headers: name a Copilot client's principal in its entry of the principals file ('principals') instead`,
     );
     expect(errorOf(() => ({ tenantHeader: 'x-tenant' }))).toBe(
