@@ -554,7 +554,7 @@ describe('AzureContainerAppsSessionFleet: validation', () => {
       principalHeader: 'x-user',
       trustedProxies: AzureTrustedProxies.from({ cidrs: ['203.0.113.0/24', '198.51.100.7'] }),
     }));
-    const app = one<Record<string, any>>(stack, 'azurerm_container_app');
+    const app = one<{ ingress: { ip_security_restriction?: unknown[] } }>(stack, 'azurerm_container_app');
     expect(app.ingress.ip_security_restriction).toEqual([
       {
         name: 'trusted-proxy-0',
