@@ -40,15 +40,13 @@ import {
   APP_CONTAINER_NAME,
   AzureSessionFleetBase,
   type AzureSessionFleetBaseProps,
-  agentSecretEnvs,
-  appSecretEnvs,
   checkAzureFleetProps,
   createAzureFleetFoundation,
   resolveAzurePolicy,
-  resolveDrainWrapper,
 } from './azure-fleet-base.js';
-import { secretValue } from './azure-secrets.js';
-import { RUN_DIR, RUN_VOLUME, wrapAgentCommand, wrapAppCommand } from './azure-shared-fate.js';
+import { AzureFleetIdentity } from './azure-fleet-identity.js';
+import { agentSecretEnvs, appSecretEnvs, keyVaultSecretOf, type SecretEnv, secretValue } from './azure-secrets.js';
+import { RUN_DIR, RUN_VOLUME, resolveDrainWrapper, wrapAgentCommand, wrapAppCommand } from './azure-shared-fate.js';
 import { trustedProxiesProblems } from './azure-trusted-proxies.js';
 import { SessionFleetValidationError } from './fleet-policy.js';
 
@@ -78,6 +76,18 @@ export interface AzureContainerAppsSessionFleetProps extends AzureSessionFleetBa
    * @default true
    */
   readonly externalIngress?: boolean;
+
+  /**
+   * Hand Key Vault secrets (secret sources that are `azurerm_key_vault_secret` data sources) to
+   * Container Apps by reference (`key_vault_secret_id`), read at run time by the fleet's managed
+   * identity, which gets "Key Vault Secrets User" on each vault (the vault must use Azure RBAC).
+   * The secret values then never enter the container app's configuration, its revisions or its
+   * Terraform state; the data source itself still reads its value into the state (a Terraform
+   * data-source property). Set false to pass values instead.
+   * @see https://learn.microsoft.com/azure/container-apps/manage-secrets#reference-secret-from-key-vault
+   * @default true
+   */
+  readonly keyVaultReferences?: boolean;
 }
 
 /** Container app names are 2-32 characters. */
@@ -135,6 +145,8 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
   /** The share as the environment knows it. */
   public readonly environmentStorage: ContainerAppEnvironmentStorage;
   public readonly containerApp: ContainerApp;
+  /** The fleet's managed identity, when it pulls from `containerRegistryId` or reads Key Vault secrets by reference. */
+  public readonly identity?: AzureFleetIdentity;
   /** Where clients connect: `https://<fqdn>`, or `tcp://<fqdn>:8080` for the Copilot CLI's JSON-RPC. */
   public readonly address: string;
   public readonly addressOutput: TerraformOutput;
@@ -215,14 +227,48 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
     });
 
     const agentSecrets = agentSecretEnvs(props, foundation.redisUrl);
+    const secretSources: SecretEnv[] = [...agentSecrets];
+    if (props.principals !== undefined)
+      secretSources.push({
+        env: '',
+        secretName: PRINCIPALS_SECRET,
+        value: secretValue(props.principals),
+        source: props.principals,
+      });
+    if (props.registryPassword !== undefined)
+      secretSources.push({
+        env: '',
+        secretName: REGISTRY_SECRET,
+        value: secretValue(props.registryPassword),
+        source: props.registryPassword,
+      });
+    secretSources.push(...appSecrets);
+
+    const byReference = props.keyVaultReferences ?? true;
+    const vaultSecrets = byReference ? secretSources.map((s) => keyVaultSecretOf(s.source)) : [];
+    const keyVaultIds = [
+      ...new Set(vaultSecrets.flatMap((ds) => (ds === undefined ? [] : [ds.keyVaultIdInput ?? ds.keyVaultId]))),
+    ];
+    if (props.containerRegistryId !== undefined || keyVaultIds.length > 0) {
+      this.identity = new AzureFleetIdentity(this, 'Identity', {
+        name: this.name,
+        resourceGroupName: this.resourceGroupName,
+        location: this.location,
+        containerRegistryId: props.containerRegistryId,
+        keyVaultIds,
+        tags: props.tags,
+      });
+    }
+    const identityId = this.identity?.identity.id;
     const secrets: ContainerAppSecret[] = [
       { name: POLICY_SECRET, value: this.policyFile },
-      ...agentSecrets.map((s) => ({ name: s.secretName, value: s.value })),
+      ...secretSources.map((s, index): ContainerAppSecret => {
+        const vaultSecret = vaultSecrets[index];
+        return vaultSecret !== undefined && identityId !== undefined
+          ? { name: s.secretName, keyVaultSecretId: vaultSecret.versionlessId, identity: identityId }
+          : { name: s.secretName, value: s.value };
+      }),
     ];
-    if (props.principals !== undefined) secrets.push({ name: PRINCIPALS_SECRET, value: secretValue(props.principals) });
-    if (props.registryPassword !== undefined)
-      secrets.push({ name: REGISTRY_SECRET, value: secretValue(props.registryPassword) });
-    secrets.push(...appSecrets.map((s) => ({ name: s.secretName, value: s.value })));
 
     const appEnv: ContainerAppTemplateContainerEnv[] = [
       ...Object.entries(props.environment ?? {}).map(([name, value]) => ({ name, value })),
@@ -308,10 +354,15 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
       containerAppEnvironmentId: this.containerAppEnvironmentId,
       revisionMode: 'Single',
       secret: secrets,
+      identity: identityId !== undefined ? { type: 'UserAssigned', identityIds: [identityId] } : undefined,
       registry:
-        props.registryServer !== undefined
-          ? [{ server: props.registryServer, username: props.registryUsername, passwordSecretName: REGISTRY_SECRET }]
-          : undefined,
+        props.registryServer === undefined
+          ? undefined
+          : props.containerRegistryId !== undefined
+            ? [{ server: props.registryServer, identity: identityId }]
+            : [{ server: props.registryServer, username: props.registryUsername, passwordSecretName: REGISTRY_SECRET }],
+      // The first revision pulls the image and reads the secrets with the identity's roles.
+      dependsOn: this.identity?.roleAssignments.length ? [...this.identity.roleAssignments] : undefined,
       ingress: {
         externalEnabled: this.externalIngress,
         targetPort: AGENT_CLIENT_PORT,

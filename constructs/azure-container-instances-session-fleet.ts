@@ -36,15 +36,13 @@ import {
   APP_CONTAINER_NAME,
   AzureSessionFleetBase,
   type AzureSessionFleetBaseProps,
-  agentSecretEnvs,
-  appSecretEnvs,
   checkAzureFleetProps,
   createAzureFleetFoundation,
   resolveAzurePolicy,
-  resolveDrainWrapper,
 } from './azure-fleet-base.js';
-import { secretValue } from './azure-secrets.js';
-import { RUN_DIR, RUN_VOLUME, wrapAgentCommand, wrapAppCommand } from './azure-shared-fate.js';
+import { AzureFleetIdentity } from './azure-fleet-identity.js';
+import { agentSecretEnvs, appSecretEnvs, secretValue } from './azure-secrets.js';
+import { RUN_DIR, RUN_VOLUME, resolveDrainWrapper, wrapAgentCommand, wrapAppCommand } from './azure-shared-fate.js';
 import { trustedProxiesProblems } from './azure-trusted-proxies.js';
 import { SessionFleetValidationError } from './fleet-policy.js';
 
@@ -138,6 +136,8 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
   public readonly share: StorageShare;
   /** The Azure Cache for Redis, when the fleet created it. */
   public readonly redisCache?: RedisCache;
+  /** The fleet's managed identity, when it pulls from `containerRegistryId`. */
+  public readonly identity?: AzureFleetIdentity;
   /** One container group per instance, in index order. */
   public readonly containerGroups: readonly ContainerGroup[];
   /** The URL each instance's agent is reached at (and advertises to its peers), in index order. */
@@ -249,16 +249,31 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
       appHealthPath: props.appHealthPath,
     });
     const agentSecrets = Object.fromEntries(agentSecretEnvs(props, foundation.redisUrl).map((s) => [s.env, s.value]));
+    if (props.containerRegistryId !== undefined) {
+      this.identity = new AzureFleetIdentity(this, 'Identity', {
+        name: this.name,
+        resourceGroupName: this.resourceGroupName,
+        location: this.location,
+        containerRegistryId: props.containerRegistryId,
+        keyVaultIds: [],
+        tags: props.tags,
+      });
+    }
+    const identityId = this.identity?.identity.id;
     const registry =
-      props.registryServer !== undefined && props.registryUsername !== undefined && props.registryPassword !== undefined
-        ? [
-            {
-              server: props.registryServer,
-              username: props.registryUsername,
-              password: secretValue(props.registryPassword),
-            },
-          ]
-        : undefined;
+      props.registryServer === undefined
+        ? undefined
+        : identityId !== undefined
+          ? [{ server: props.registryServer, userAssignedIdentityId: identityId }]
+          : props.registryUsername !== undefined && props.registryPassword !== undefined
+            ? [
+                {
+                  server: props.registryServer,
+                  username: props.registryUsername,
+                  password: secretValue(props.registryPassword),
+                },
+              ]
+            : undefined;
 
     const privateNetwork = props.subnetIds !== undefined;
     const groups: ContainerGroup[] = [];
@@ -317,6 +332,9 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
             }),
         exposedPort: [{ port: AGENT_CLIENT_PORT, protocol: 'TCP' }],
         imageRegistryCredential: registry,
+        identity: identityId !== undefined ? { type: 'UserAssigned', identityIds: [identityId] } : undefined,
+        // The group pulls its image with the identity's AcrPull role at creation.
+        dependsOn: this.identity !== undefined ? [...this.identity.roleAssignments] : undefined,
         container: [app, agent],
         tags: props.tags,
       });

@@ -28,7 +28,6 @@ import {
 } from './azure-naming.js';
 import { type AzureSecretSource, checkSecretSource, secretValue } from './azure-secrets.js';
 import { AzureSessionStateStorage } from './azure-session-state-storage.js';
-import { NO_WRAPPER_DRAIN } from './azure-shared-fate.js';
 import type { AzureTrustedProxies } from './azure-trusted-proxies.js';
 import { resolveFleetPolicy, SessionFleetValidationError } from './fleet-policy.js';
 import { identityHeaderProblems } from './identity-headers.js';
@@ -243,6 +242,15 @@ export interface AzureSessionFleetBaseProps {
    */
   readonly registryServer?: string;
 
+  /**
+   * Resource ID of the Azure Container Registry at `registryServer`: the fleet creates a
+   * user-assigned identity, grants it AcrPull on this registry and pulls `image` with it (no
+   * password). Creating the role assignment needs the right to assign roles on the registry.
+   * @see https://learn.microsoft.com/azure/container-apps/managed-identity-image-pull
+   * @default - pulled with `registryUsername` and `registryPassword`, or anonymously
+   */
+  readonly containerRegistryId?: string;
+
   /** @default - none */
   readonly registryUsername?: string;
 
@@ -451,9 +459,24 @@ export function checkAzureFleetProps(
     problems.push(checkSecretSource(`secretEnvironment.${name}`, source));
   }
 
-  const registry = [props.registryServer, props.registryUsername, props.registryPassword];
-  if (registry.some((v) => v !== undefined) && registry.some((v) => v === undefined)) {
-    problems.push(`'registryServer', 'registryUsername' and 'registryPassword' must be given together`);
+  if (props.containerRegistryId !== undefined) {
+    if (props.registryServer === undefined) {
+      problems.push(
+        `'containerRegistryId' needs 'registryServer' (the registry's login server, e.g. myregistry.azurecr.io)`,
+      );
+    }
+    if (props.registryUsername !== undefined || props.registryPassword !== undefined) {
+      problems.push(
+        `'registryUsername' and 'registryPassword' cannot be combined with 'containerRegistryId': the image is pulled with the fleet's managed identity`,
+      );
+    }
+  } else {
+    const registry = [props.registryServer, props.registryUsername, props.registryPassword];
+    if (registry.some((v) => v !== undefined) && registry.some((v) => v === undefined)) {
+      problems.push(
+        `'registryServer', 'registryUsername' and 'registryPassword' must be given together (or 'registryServer' with 'containerRegistryId')`,
+      );
+    }
   }
   problems.push(checkSecretSource('registryPassword', props.registryPassword));
   return problems.filter((p): p is string => p !== undefined);
@@ -554,64 +577,4 @@ export function createAzureFleetFoundation(
     redisUrl = redis.url;
   }
   return { resourceGroupName, location, resourceGroup, storage, redis, redisUrl };
-}
-
-/**
- * Whether the app and agent command lines are wrapped (see `drainWrapper`), the problems of that
- * choice with the policy, and the warning a fleet without it gets.
- */
-export function resolveDrainWrapper(
-  props: AzureSessionFleetBaseProps,
-  policy: Policy | undefined,
-): { wrap: boolean; problems: string[]; warning?: string } {
-  const wrap = props.drainWrapper ?? props.command !== undefined;
-  const problems: string[] = [];
-  if (wrap && props.command === undefined) {
-    problems.push(
-      `'drainWrapper' needs 'command': the wrapper starts the app itself, and the image's own entrypoint is not known at synth time`,
-    );
-  }
-  const recycle = policy?.recycleAfterSession;
-  if (!wrap && recycle === true) {
-    problems.push(
-      `'policy.recycleAfterSession' needs the drain wrapper on Azure (give 'command' and leave 'drainWrapper' on): Container Apps and Container Instances restart an exited agent in place, so the app process, with the ended session in memory, would serve the next session`,
-    );
-  }
-  return {
-    wrap,
-    problems,
-    warning: wrap ? undefined : `'drainWrapper' is off (no 'command', or set to false): ${NO_WRAPPER_DRAIN}`,
-  };
-}
-
-/** A secret handed to a container as an environment variable. */
-export interface SecretEnv {
-  readonly env: string;
-  /** Name for platforms that keep secrets by name (Container Apps): lowercase letters, digits, hyphens. */
-  readonly secretName: string;
-  /** Reference to the value. */
-  readonly value: string;
-}
-
-/** The agent's secrets, read from the SESSIONFLEET_<FLAG> variables (never from argv). */
-export function agentSecretEnvs(props: AzureSessionFleetBaseProps, redisUrl: string): SecretEnv[] {
-  const envs: SecretEnv[] = [{ env: AGENT_ENV.redis, secretName: 'redis-url', value: redisUrl }];
-  if (props.upstreamToken !== undefined)
-    envs.push({ env: AGENT_ENV.upstreamToken, secretName: 'upstream-token', value: secretValue(props.upstreamToken) });
-  if (props.adminToken !== undefined)
-    envs.push({ env: AGENT_ENV.adminToken, secretName: 'admin-token', value: secretValue(props.adminToken) });
-  return envs;
-}
-
-/** The app's secret environment variables in name order, each with a Container Apps secret name. */
-export function appSecretEnvs(props: AzureSessionFleetBaseProps): SecretEnv[] {
-  return Object.entries(props.secretEnvironment ?? {})
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([env, source]) => {
-      const slug = env
-        .toLowerCase()
-        .replace(/_+/g, '-')
-        .replace(/^-+|-+$/g, '');
-      return { env, secretName: `app-${slug === '' ? 'env' : slug}`, value: secretValue(source) };
-    });
 }

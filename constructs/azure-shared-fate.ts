@@ -16,6 +16,7 @@
  */
 import { Token } from 'cdktf';
 import type { Policy } from '../policy/index.js';
+import type { AzureSessionFleetBaseProps } from './azure-fleet-base.js';
 
 /** The empty-dir volume both containers mount, and where. */
 export const RUN_VOLUME = 'sessionfleet-run';
@@ -88,3 +89,31 @@ export function wrapAppCommand(policy: Policy, appCommand: readonly string[]): s
 /** What a fleet without the wrapper gets, for the warning and the errors. */
 export const NO_WRAPPER_DRAIN =
   'the app receives SIGTERM together with the agent, so sessions still in flight when the instance stops may end before the agent has drained them';
+
+/**
+ * Whether the app and agent command lines are wrapped (see `drainWrapper`), the problems of that
+ * choice with the policy, and the warning a fleet without it gets.
+ */
+export function resolveDrainWrapper(
+  props: AzureSessionFleetBaseProps,
+  policy: Policy | undefined,
+): { wrap: boolean; problems: string[]; warning?: string } {
+  const wrap = props.drainWrapper ?? props.command !== undefined;
+  const problems: string[] = [];
+  if (wrap && props.command === undefined) {
+    problems.push(
+      `'drainWrapper' needs 'command': the wrapper starts the app itself, and the image's own entrypoint is not known at synth time`,
+    );
+  }
+  const recycle = policy?.recycleAfterSession;
+  if (!wrap && recycle === true) {
+    problems.push(
+      `'policy.recycleAfterSession' needs the drain wrapper on Azure (give 'command' and leave 'drainWrapper' on): Container Apps and Container Instances restart an exited agent in place, so the app process, with the ended session in memory, would serve the next session`,
+    );
+  }
+  return {
+    wrap,
+    problems,
+    warning: wrap ? undefined : `'drainWrapper' is off (no 'command', or set to false): ${NO_WRAPPER_DRAIN}`,
+  };
+}

@@ -38,8 +38,8 @@ interface App {
   resource_group_name: string;
   container_app_environment_id: string;
   revision_mode: string;
-  secret: { name: string; value: string }[];
-  registry?: { server: string; username: string; password_secret_name: string }[];
+  secret: { name: string; value?: string; key_vault_secret_id?: string; identity?: string }[];
+  registry?: { server: string; username?: string; password_secret_name?: string; identity?: string }[];
   ingress: {
     external_enabled: boolean;
     target_port: number;
@@ -89,6 +89,10 @@ function one<T>(stack: Stack, type: string): T {
   const items = Object.values(stack.resource[type] ?? {});
   expect(items, type).toHaveLength(1);
   return items[0] as T;
+}
+
+function all<T>(stack: Stack, type: string): T[] {
+  return Object.values(stack.resource[type] ?? {}) as T[];
 }
 
 function app(stack: Stack): App {
@@ -383,6 +387,7 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
 
   it('hands Key Vault secrets, the principals file and registry credentials over as secrets', () => {
     const { stack } = synth((scope) => ({
+      keyVaultReferences: false,
       upstreamToken: keyVaultSecret(scope, 'UpstreamToken', 'upstream-token'),
       adminToken: sensitive(scope, 'admin_token'),
       principals: keyVaultSecret(scope, 'Principals', 'sessionfleet-principals'),
@@ -411,6 +416,76 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
       { name: 'SESSIONFLEET_ADMIN_TOKEN', secret_name: 'admin-token' },
     ]);
     expect(agent.command!.slice(-2)).toEqual(['--principals', '/etc/sessionfleet/principals']);
+  });
+
+  it('reads Key Vault secrets by reference with its own identity, and pulls from a registry with it', () => {
+    const { stack, fleet } = synth((scope) => ({
+      upstreamToken: keyVaultSecret(scope, 'UpstreamToken', 'upstream-token'),
+      adminToken: sensitive(scope, 'admin_token'),
+      principals: keyVaultSecret(scope, 'Principals', 'sessionfleet-principals'),
+      secretEnvironment: { OPENAI_API_KEY: keyVaultSecret(scope, 'OpenAiKey', 'openai-api-key') },
+      registryServer: 'example.azurecr.io',
+      containerRegistryId:
+        '/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/example',
+    }));
+    const ca = app(stack) as ReturnType<typeof app> & {
+      identity: unknown;
+      depends_on: string[];
+    };
+    const identity = '${azurerm_user_assigned_identity.Fleet_Identity_44AC6AFB.id}';
+    expect(ca.identity).toEqual({ type: 'UserAssigned', identity_ids: [identity] });
+    expect(ca.secret.slice(1)).toEqual([
+      { name: 'redis-url', value: expect.stringMatching(/^rediss:\/\/:\$\{urlencode\(/) },
+      {
+        name: 'upstream-token',
+        key_vault_secret_id: '${data.azurerm_key_vault_secret.UpstreamToken.versionless_id}',
+        identity,
+      },
+      { name: 'admin-token', value: '${var.admin_token}' },
+      {
+        name: 'principals',
+        key_vault_secret_id: '${data.azurerm_key_vault_secret.Principals.versionless_id}',
+        identity,
+      },
+      {
+        name: 'app-openai-api-key',
+        key_vault_secret_id: '${data.azurerm_key_vault_secret.OpenAiKey.versionless_id}',
+        identity,
+      },
+    ]);
+    expect(ca.registry).toEqual([{ server: 'example.azurecr.io', identity }]);
+    const roles = all<{ scope: string; role_definition_name: string; principal_id: string; principal_type: string }>(
+      stack,
+      'azurerm_role_assignment',
+    );
+    expect(roles.map((r) => [r.role_definition_name, r.scope])).toEqual([
+      ['AcrPull', '/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/example'],
+      ['Key Vault Secrets User', '/subscriptions/0000/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv'],
+    ]);
+    for (const role of roles) {
+      expect(role.principal_id).toBe('${azurerm_user_assigned_identity.Fleet_Identity_44AC6AFB.principal_id}');
+      expect(role.principal_type).toBe('ServicePrincipal');
+    }
+    // The first revision needs the roles: pulling and reading secrets happen at creation.
+    expect(ca.depends_on).toHaveLength(2);
+    expect(fleet.identity).toBeDefined();
+    expect(JSON.stringify(ca.secret)).not.toContain('.value}');
+  });
+
+  it('refuses registry credentials together with a registry read by identity', () => {
+    expect(
+      errorOf((scope) => ({
+        containerRegistryId: '/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/x',
+        registryUsername: 'puller',
+        registryPassword: sensitive(scope, 'registry_password'),
+      })),
+    ).toBe(
+      [
+        'stack/Fleet: 2 problems:',
+        `  - 'containerRegistryId' needs 'registryServer' (the registry's login server, e.g. myregistry.azurecr.io)`,
+        `  - 'registryUsername' and 'registryPassword' cannot be combined with 'containerRegistryId': the image is pulled with the fleet's managed identity`,
+      ].join('\n'),
+    );
   });
 
   it('passes the principal and tenant headers to the agent, so a fleet behind a proxy has tenant quotas', () => {
@@ -459,7 +534,11 @@ describe('AzureContainerAppsSessionFleet: secrets never reach the synthesized JS
     const reference = /^(\$\{[^}]+\}|rediss:\/\/:\$\{urlencode\([^)]+\)\}@\$\{[^}]+\}:\$\{[^}]+\})$/;
     const secrets = app(stack).secret.filter((s) => s.name !== 'policy');
     expect(secrets).toHaveLength(5);
-    for (const secret of secrets) expect(secret.value, secret.name).toMatch(reference);
+    for (const secret of secrets) {
+      // A Key Vault secret goes by reference: its URL, read by the fleet's identity at run time.
+      if (secret.key_vault_secret_id !== undefined) expect(secret.key_vault_secret_id).toMatch(reference);
+      else expect(secret.value, secret.name).toMatch(reference);
+    }
     for (const container of app(stack).template.container) {
       for (const env of container.env ?? []) {
         if (env.value !== undefined) expect(env.name).toMatch(/^(POLICY_SHA256)$/);

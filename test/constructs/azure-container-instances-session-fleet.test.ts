@@ -504,6 +504,22 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
     ]);
   });
 
+  it('pulls the app with its own identity from a registry given by ID, granted AcrPull first', () => {
+    const registryId = '/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/example';
+    const { stack, fleet } = synth(() => ({ registryServer: 'example.azurecr.io', containerRegistryId: registryId }));
+    const group = one<Group & { identity: unknown; depends_on: string[] }>(stack, 'azurerm_container_group');
+    const identity = `\${azurerm_user_assigned_identity.${fleet.identity!.identity.friendlyUniqueId}.id}`;
+    expect(group.identity).toEqual({ type: 'UserAssigned', identity_ids: [identity] });
+    expect(group.image_registry_credential).toEqual([
+      { server: 'example.azurecr.io', user_assigned_identity_id: identity },
+    ]);
+    expect(one<{ role_definition_name: string; scope: string }>(stack, 'azurerm_role_assignment')).toMatchObject({
+      role_definition_name: 'AcrPull',
+      scope: registryId,
+    });
+    expect(group.depends_on).toHaveLength(1);
+  });
+
   it('applies names, sizes, paths and tags from its props', () => {
     const { stack, fleet } = synth(() => ({
       name: 'copilot',
@@ -867,7 +883,7 @@ describe('AzureContainerInstancesSessionFleet: validation', () => {
       `stack/Fleet: environment variable name "1X" must be letters, digits and underscores, not starting with a digit`,
     );
     expect(errorOf(() => ({ registryServer: 'example.azurecr.io' }))).toBe(
-      "stack/Fleet: 'registryServer', 'registryUsername' and 'registryPassword' must be given together",
+      "stack/Fleet: 'registryServer', 'registryUsername' and 'registryPassword' must be given together (or 'registryServer' with 'containerRegistryId')",
     );
   });
 
