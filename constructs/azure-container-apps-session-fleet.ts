@@ -13,6 +13,7 @@ import {
 import { ContainerAppEnvironment } from '@cdktf/provider-azurerm/lib/container-app-environment/index.js';
 import { ContainerAppEnvironmentStorage } from '@cdktf/provider-azurerm/lib/container-app-environment-storage/index.js';
 import { LogAnalyticsWorkspace } from '@cdktf/provider-azurerm/lib/log-analytics-workspace/index.js';
+import type { ManagedRedis } from '@cdktf/provider-azurerm/lib/managed-redis/index.js';
 import type { RedisCache } from '@cdktf/provider-azurerm/lib/redis-cache/index.js';
 import type { ResourceGroup } from '@cdktf/provider-azurerm/lib/resource-group/index.js';
 import type { StorageAccount } from '@cdktf/provider-azurerm/lib/storage-account/index.js';
@@ -136,7 +137,9 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
   public readonly resourceGroup?: ResourceGroup;
   public readonly storageAccount: StorageAccount;
   public readonly share: StorageShare;
-  /** The Azure Cache for Redis, when the fleet created it. */
+  /** The Azure Managed Redis, when the fleet created one (the default). */
+  public readonly managedRedis?: ManagedRedis;
+  /** The Azure Cache for Redis, when the fleet created one of those tiers ('redisSkuName'). */
   public readonly redisCache?: RedisCache;
   /** The environment and its workspace, when the fleet created them. */
   public readonly environment?: ContainerAppEnvironment;
@@ -189,6 +192,7 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
     this.resourceGroup = foundation.resourceGroup;
     this.storageAccount = foundation.storage.storageAccount;
     this.share = foundation.storage.share;
+    this.managedRedis = foundation.redis?.managedRedis;
     this.redisCache = foundation.redis?.cache;
 
     if (props.containerAppEnvironmentId !== undefined) {

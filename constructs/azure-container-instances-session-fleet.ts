@@ -9,6 +9,7 @@ import {
   type ContainerGroupContainerVolume,
 } from '@cdktf/provider-azurerm/lib/container-group/index.js';
 import { DnsCnameRecord } from '@cdktf/provider-azurerm/lib/dns-cname-record/index.js';
+import type { ManagedRedis } from '@cdktf/provider-azurerm/lib/managed-redis/index.js';
 import type { RedisCache } from '@cdktf/provider-azurerm/lib/redis-cache/index.js';
 import type { ResourceGroup } from '@cdktf/provider-azurerm/lib/resource-group/index.js';
 import type { StorageAccount } from '@cdktf/provider-azurerm/lib/storage-account/index.js';
@@ -134,7 +135,9 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
   public readonly resourceGroup?: ResourceGroup;
   public readonly storageAccount: StorageAccount;
   public readonly share: StorageShare;
-  /** The Azure Cache for Redis, when the fleet created it. */
+  /** The Azure Managed Redis, when the fleet created one (the default). */
+  public readonly managedRedis?: ManagedRedis;
+  /** The Azure Cache for Redis, when the fleet created one of those tiers ('redisSkuName'). */
   public readonly redisCache?: RedisCache;
   /** The fleet's managed identity, when it pulls from `containerRegistryId`. */
   public readonly identity?: AzureFleetIdentity;
@@ -185,6 +188,7 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
     this.resourceGroup = foundation.resourceGroup;
     this.storageAccount = foundation.storage.storageAccount;
     this.share = foundation.storage.share;
+    this.managedRedis = foundation.redis?.managedRedis;
     this.redisCache = foundation.redis?.cache;
 
     // The two containers' scripts meet on this volume (the same name in both: one volume of the group).

@@ -16,7 +16,16 @@ import {
   DEFAULT_AGENT_IMAGE,
   DEFAULT_SESSION_STATE_PATH,
 } from './agent-container.js';
-import { AzureFleetRedis, REDIS_CAPACITY, REDIS_SKUS, type RedisSku } from './azure-fleet-redis.js';
+import {
+  AzureFleetRedis,
+  DEFAULT_MANAGED_REDIS_SKU,
+  isRedisCacheSku,
+  MANAGED_REDIS_SKU,
+  REDIS_CAPACITY,
+  REDIS_SKUS,
+  type RedisCacheSku,
+  type RedisSku,
+} from './azure-fleet-redis.js';
 import {
   checkRedisCacheName,
   checkResourceName,
@@ -168,19 +177,23 @@ export interface AzureSessionFleetBaseProps {
   /**
    * An existing Redis for fleet coordination, as a `redis://` or `rediss://` URL (it holds the
    * password, so it is a secret reference).
-   * @default - a new Azure Cache for Redis, TLS only, its key handed to the agents as a secret
+   * @default - a new Azure Managed Redis, TLS only, its key handed to the agents as a secret
    */
   readonly redisUrl?: AzureSecretSource;
 
   /**
-   * SKU of the Azure Cache for Redis the fleet creates (not with `redisUrl`).
-   * @see https://learn.microsoft.com/azure/azure-cache-for-redis/cache-overview#service-tiers
-   * @default 'Standard'
+   * SKU of the Redis the fleet creates (not with `redisUrl`): an Azure Managed Redis SKU
+   * (`Balanced_B1`, `MemoryOptimized_M10`, ...; `azurerm_managed_redis`), or "Basic", "Standard" or
+   * "Premium" for the Azure Cache for Redis tiers, which Microsoft is retiring (kept for fleets that
+   * already run on one).
+   * @see https://learn.microsoft.com/azure/redis/overview
+   * @default 'Balanced_B1'
    */
   readonly redisSkuName?: RedisSku;
 
   /**
-   * Size of that cache: 0-6 for Basic and Standard (C0-C6), 1-5 for Premium (P1-P5).
+   * Azure Cache for Redis only: size of the cache, 0-6 for Basic and Standard (C0-C6), 1-5 for
+   * Premium (P1-P5). An Azure Managed Redis is sized by its SKU.
    * @default 1
    */
   readonly redisCapacity?: number;
@@ -329,7 +342,7 @@ export const AZURE_FLEET_DEFAULTS = {
   agentMemoryGiB: 1,
   shareName: 'session-state',
   shareQuotaGiB: 100,
-  redisSkuName: 'Standard',
+  redisSkuName: DEFAULT_MANAGED_REDIS_SKU,
   redisCapacity: 1,
 } as const;
 
@@ -415,12 +428,18 @@ export function checkAzureFleetProps(
     }
   } else {
     const sku = settings.redisSkuName;
-    if (known(sku) && !(REDIS_SKUS as readonly string[]).includes(sku)) {
-      problems.push(
-        `'redisSkuName' (${describeValue(sku)}) must be one of ${REDIS_SKUS.map((s) => JSON.stringify(s)).join(', ')}`,
-      );
+    if (known(sku) && !isRedisCacheSku(sku)) {
+      if (!MANAGED_REDIS_SKU.test(sku)) {
+        problems.push(
+          `'redisSkuName' (${describeValue(sku)}) must be an Azure Managed Redis SKU (Balanced_B<n>, MemoryOptimized_M<n>, ComputeOptimized_X<n>, FlashOptimized_A<n>, e.g. "${DEFAULT_MANAGED_REDIS_SKU}") or one of ${REDIS_SKUS.map((s) => JSON.stringify(s)).join(', ')}`,
+        );
+      } else if (props.redisCapacity !== undefined) {
+        problems.push(
+          `'redisCapacity' only applies to the Azure Cache for Redis SKUs ("Basic", "Standard", "Premium"): an Azure Managed Redis (${describeValue(sku)}) is sized by its SKU`,
+        );
+      }
     } else if (known(sku) && known(settings.redisCapacity)) {
-      const { min, max } = REDIS_CAPACITY[sku];
+      const { min, max } = REDIS_CAPACITY[sku as RedisCacheSku];
       const capacity = settings.redisCapacity;
       if (!Number.isInteger(capacity) || capacity < min || capacity > max) {
         problems.push(
@@ -572,6 +591,7 @@ export function createAzureFleetFoundation(
       name: settings.redisCacheName,
       skuName: settings.redisSkuName,
       capacity: settings.redisCapacity,
+      publicNetworkAccess: true,
       tags: props.tags,
     });
     redisUrl = redis.url;

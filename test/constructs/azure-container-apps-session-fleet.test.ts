@@ -135,7 +135,7 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
       'azurerm_container_app_environment',
       'azurerm_container_app_environment_storage',
       'azurerm_log_analytics_workspace',
-      'azurerm_redis_cache',
+      'azurerm_managed_redis',
       'azurerm_resource_group',
       'azurerm_storage_account',
       'azurerm_storage_share',
@@ -144,10 +144,9 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
     expect(fleet.name).toMatch(/^sessionfleet-[0-9a-f]{8}$/);
     expect(one(stack, 'azurerm_resource_group')).toEqual({ name: `${fleet.name}-rg`, location: 'westeurope' });
     expect(one(stack, 'azurerm_storage_share')).toMatchObject({ name: 'session-state', quota: 100 });
-    expect(one(stack, 'azurerm_redis_cache')).toMatchObject({
-      sku_name: 'Standard',
-      minimum_tls_version: '1.2',
-      non_ssl_port_enabled: false,
+    expect(one(stack, 'azurerm_managed_redis')).toMatchObject({
+      sku_name: 'Balanced_B1',
+      default_database: { client_protocol: 'Encrypted', access_keys_authentication_enabled: true },
     });
   });
 
@@ -228,7 +227,7 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
       {
         name: 'redis-url',
         value:
-          'rediss://:${urlencode(azurerm_redis_cache.Fleet_Redis_Cache_5162DAC6.primary_access_key)}@${azurerm_redis_cache.Fleet_Redis_Cache_5162DAC6.hostname}:${azurerm_redis_cache.Fleet_Redis_Cache_5162DAC6.ssl_port}',
+          'rediss://:${urlencode(azurerm_managed_redis.Fleet_Redis_ManagedRedis_3D7ABAB9.default_database[0].primary_access_key)}@${azurerm_managed_redis.Fleet_Redis_ManagedRedis_3D7ABAB9.hostname}:${azurerm_managed_redis.Fleet_Redis_ManagedRedis_3D7ABAB9.default_database[0].port}',
       },
     ]);
     const policy = JSON.parse(fleet.policyFile);
@@ -514,7 +513,7 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
       'azurerm_container_app',
       'azurerm_container_app_environment',
       'azurerm_log_analytics_workspace',
-      'azurerm_redis_cache',
+      'azurerm_managed_redis',
       'azurerm_resource_group',
       'azurerm_storage_account',
     ]) {

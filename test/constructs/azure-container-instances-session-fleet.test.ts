@@ -124,11 +124,11 @@ function keyVaultSecret(scope: Construct, id: string, name: string): DataAzurerm
 }
 
 describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
-  it('creates a resource group, a storage account and share, a Redis cache and one container group by default', () => {
+  it('creates a resource group, a storage account and share, a Managed Redis and one container group by default', () => {
     const { stack, fleet } = synth();
     expect(Object.keys(stack.resource).sort()).toEqual([
       'azurerm_container_group',
-      'azurerm_redis_cache',
+      'azurerm_managed_redis',
       'azurerm_resource_group',
       'azurerm_storage_account',
       'azurerm_storage_share',
@@ -161,8 +161,28 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
     });
   });
 
-  it('creates an Azure Cache for Redis reachable over TLS only', () => {
+  it('creates an Azure Managed Redis by default, TLS only, keys for the agents, nothing evicted', () => {
     const { stack, fleet } = synth();
+    expect(fleet.redisSkuName).toBe('Balanced_B1');
+    expect(stack.resource.azurerm_redis_cache).toBeUndefined();
+    expect(one(stack, 'azurerm_managed_redis')).toEqual({
+      name: fleet.redisCacheName,
+      resource_group_name: '${azurerm_resource_group.Fleet_ResourceGroup_F7F4825D.name}',
+      location: 'westeurope',
+      sku_name: 'Balanced_B1',
+      default_database: {
+        access_keys_authentication_enabled: true,
+        client_protocol: 'Encrypted',
+        clustering_policy: 'EnterpriseCluster',
+        eviction_policy: 'NoEviction',
+      },
+    });
+    expect(fleet.managedRedis).toBeDefined();
+    expect(fleet.redisCache).toBeUndefined();
+  });
+
+  it('still creates an Azure Cache for Redis reachable over TLS only when a retiring tier is asked for', () => {
+    const { stack, fleet } = synth(() => ({ redisSkuName: 'Standard' }));
     expect(fleet.redisCacheName).toMatch(/^sessionfleet-[0-9a-f]{12}$/);
     expect(one(stack, 'azurerm_redis_cache')).toEqual({
       name: fleet.redisCacheName,
@@ -259,7 +279,7 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
     expect(agent.environment_variables).toEqual({ SESSIONFLEET_INSTANCE_ID: name });
     expect(agent.secure_environment_variables).toEqual({
       SESSIONFLEET_REDIS:
-        'rediss://:${urlencode(azurerm_redis_cache.Fleet_Redis_Cache_5162DAC6.primary_access_key)}@${azurerm_redis_cache.Fleet_Redis_Cache_5162DAC6.hostname}:${azurerm_redis_cache.Fleet_Redis_Cache_5162DAC6.ssl_port}',
+        'rediss://:${urlencode(azurerm_managed_redis.Fleet_Redis_ManagedRedis_3D7ABAB9.default_database[0].primary_access_key)}@${azurerm_managed_redis.Fleet_Redis_ManagedRedis_3D7ABAB9.hostname}:${azurerm_managed_redis.Fleet_Redis_ManagedRedis_3D7ABAB9.default_database[0].port}',
     });
     expect(agent.liveness_probe).toEqual({
       http_get: [{ path: '/healthz', port: 9090, scheme: 'Http' }],
@@ -544,7 +564,7 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
       location: 'westeurope',
       tags: { team: 'platform' },
     });
-    expect(one(stack, 'azurerm_redis_cache')).toMatchObject({ tags: { team: 'platform' } });
+    expect(one(stack, 'azurerm_managed_redis')).toMatchObject({ tags: { team: 'platform' } });
     const group = one<Group>(stack, 'azurerm_container_group');
     expect(group.tags).toEqual({ team: 'platform' });
     const { app, agent } = containers(group);
@@ -861,8 +881,11 @@ describe('AzureContainerInstancesSessionFleet: validation', () => {
     expect(errorOf(() => ({ redisSkuName: 'Premium', redisCapacity: 0 }))).toBe(
       "stack/Fleet: 'redisCapacity' (0) must be a whole number between 1 and 5 for the Premium SKU",
     );
-    expect(errorOf(() => ({ redisSkuName: 'Enterprise' as 'Premium' }))).toBe(
-      `stack/Fleet: 'redisSkuName' ("Enterprise") must be one of "Basic", "Standard", "Premium"`,
+    expect(errorOf(() => ({ redisSkuName: 'Enterprise' }))).toBe(
+      `stack/Fleet: 'redisSkuName' ("Enterprise") must be an Azure Managed Redis SKU (Balanced_B<n>, MemoryOptimized_M<n>, ComputeOptimized_X<n>, FlashOptimized_A<n>, e.g. "Balanced_B1") or one of "Basic", "Standard", "Premium"`,
+    );
+    expect(errorOf(() => ({ redisSkuName: 'Balanced_B3', redisCapacity: 2 }))).toBe(
+      `stack/Fleet: 'redisCapacity' only applies to the Azure Cache for Redis SKUs ("Basic", "Standard", "Premium"): an Azure Managed Redis ("Balanced_B3") is sized by its SKU`,
     );
     expect(errorOf(() => ({ redisCacheName: '-cache' }))).toBe(
       `stack/Fleet: 'redisCacheName' ("-cache") must be 1-63 letters, digits and single hyphens, starting and ending with a letter or digit (Redis cache names are global across Azure)`,
