@@ -465,7 +465,12 @@ function checkEnvironmentProps(props: AzureContainerAppsSessionFleetProps, exter
       if (props[prop] !== undefined)
         problems.push(`'${prop}' cannot be combined with 'containerAppEnvironmentId': it configures a new environment`);
     }
-  } else if (tcp && external && props.infrastructureSubnetId === undefined) {
+  } else if (props.privateEndpoints !== undefined && props.infrastructureSubnetId === undefined) {
+    problems.push(
+      `'privateEndpoints' needs 'infrastructureSubnetId' (or an existing VNet environment in 'containerAppEnvironmentId'): replicas outside the virtual network could not reach the private Redis and storage`,
+    );
+  }
+  if (props.containerAppEnvironmentId === undefined && tcp && external && props.infrastructureSubnetId === undefined) {
     problems.push(
       `'infrastructureSubnetId' is required for affinity "copilot-jsonrpc" with external ingress: Azure Container Apps offers external TCP ingress only in an environment with its own virtual network (or set 'externalIngress' to false)`,
     );

@@ -396,6 +396,11 @@ function checkInstanceCount(count: number | undefined, policy: Policy): string[]
 function checkNetworkProps(props: AzureContainerInstancesSessionFleetProps, count: number | undefined): string[] {
   const problems: string[] = [];
   const subnets = props.subnetIds;
+  if (subnets === undefined && props.privateEndpoints !== undefined) {
+    problems.push(
+      `'privateEndpoints' needs 'subnetIds': groups with public IPs outside the virtual network could not reach the private Redis and storage`,
+    );
+  }
   if (subnets !== undefined) {
     if (!Token.isUnresolved(subnets) && subnets.length === 0) {
       problems.push(`'subnetIds' must name at least one subnet (or leave it out for public IPs)`);

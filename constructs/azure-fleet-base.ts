@@ -35,6 +35,7 @@ import {
   defaultRedisCacheName,
   defaultStorageAccountName,
 } from './azure-naming.js';
+import { AzureFleetPrivateEndpoints, type AzurePrivateEndpointsOptions } from './azure-private-endpoints.js';
 import { type AzureSecretSource, checkSecretSource, secretValue } from './azure-secrets.js';
 import { AzureSessionStateStorage } from './azure-session-state-storage.js';
 import type { AzureTrustedProxies } from './azure-trusted-proxies.js';
@@ -203,6 +204,16 @@ export interface AzureSessionFleetBaseProps {
    * @default - `sessionfleet-` and 12 hex characters of a hash of the construct's address
    */
   readonly redisCacheName?: string;
+
+  /**
+   * With a virtual network (Container Instances `subnetIds`, Container Apps
+   * `infrastructureSubnetId`): give the Redis the fleet creates and the session-state storage
+   * account private endpoints in `subnetId`, private DNS zones linked to `virtualNetworkId`, and
+   * close their public endpoints, so neither is reachable from the internet.
+   * @see https://learn.microsoft.com/azure/private-link/private-endpoint-overview
+   * @default - Redis and storage keep their public endpoints (TLS and keys only)
+   */
+  readonly privateEndpoints?: AzurePrivateEndpointsOptions;
 
   /**
    * An existing resource group to create the fleet in.
@@ -548,6 +559,8 @@ export interface AzureFleetFoundation {
   readonly redis?: AzureFleetRedis;
   /** Reference to the Redis URL the agents get as a secret. */
   readonly redisUrl: string;
+  /** Set with `privateEndpoints`. */
+  readonly privateEndpoints?: AzureFleetPrivateEndpoints;
 }
 
 export function createAzureFleetFoundation(
@@ -578,6 +591,7 @@ export function createAzureFleetFoundation(
     storageAccountName: settings.storageAccountName,
     shareName: settings.shareName,
     quotaGiB: settings.shareQuotaGiB,
+    publicNetworkAccess: props.privateEndpoints === undefined || props.privateEndpoints.keepStoragePublic === true,
     tags: props.tags,
   });
   let redis: AzureFleetRedis | undefined;
@@ -591,10 +605,22 @@ export function createAzureFleetFoundation(
       name: settings.redisCacheName,
       skuName: settings.redisSkuName,
       capacity: settings.redisCapacity,
-      publicNetworkAccess: true,
+      publicNetworkAccess: props.privateEndpoints === undefined,
       tags: props.tags,
     });
     redisUrl = redis.url;
   }
-  return { resourceGroupName, location, resourceGroup, storage, redis, redisUrl };
+  const privateEndpoints =
+    props.privateEndpoints === undefined
+      ? undefined
+      : new AzureFleetPrivateEndpoints(scope, 'PrivateEndpoints', {
+          ...props.privateEndpoints,
+          resourceGroupName,
+          location,
+          namePrefix: settings.name,
+          storageAccountId: storage.storageAccount.id,
+          redis,
+          tags: props.tags,
+        });
+  return { resourceGroupName, location, resourceGroup, storage, redis, redisUrl, privateEndpoints };
 }

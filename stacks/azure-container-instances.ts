@@ -54,6 +54,14 @@ export function copilotOnContainerInstances(
     ],
   });
 
+  // The Redis and the session-state storage answer only inside the network, through these endpoints.
+  const endpointsSubnet = new Subnet(scope, 'CopilotEndpointsSubnet', {
+    name: 'copilot-endpoints',
+    resourceGroupName: resourceGroup.name,
+    virtualNetworkName: network.name,
+    addressPrefixes: ['10.40.2.0/24'],
+  });
+
   return new AzureContainerInstancesSessionFleet(scope, 'CopilotFleet', {
     resourceGroupName: resourceGroup.name,
     location,
@@ -89,5 +97,6 @@ export function copilotOnContainerInstances(
     // Container Instances does not autoscale: three instances, always.
     instanceCount: 3,
     subnetIds: [instancesSubnet.id],
+    privateEndpoints: { subnetId: endpointsSubnet.id, virtualNetworkId: network.id },
   });
 }

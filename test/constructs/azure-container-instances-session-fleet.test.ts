@@ -392,6 +392,47 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
     expect(json).not.toContain('azurecontainer.io');
   });
 
+  it('gives Redis and storage private endpoints in the network and closes their public endpoints', () => {
+    const privateEndpoints = {
+      subnetId:
+        '/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet/subnets/endpoints',
+      virtualNetworkId: '/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet',
+    };
+    const { stack } = synth(() => ({ subnetIds: [SUBNET], privateEndpoints }));
+    expect(one<{ public_network_access?: string }>(stack, 'azurerm_managed_redis').public_network_access).toBe(
+      'Disabled',
+    );
+    expect(
+      one<{ public_network_access_enabled?: boolean }>(stack, 'azurerm_storage_account').public_network_access_enabled,
+    ).toBe(false);
+    type Endpoint = {
+      subnet_id: string;
+      private_service_connection: {
+        private_connection_resource_id: string;
+        subresource_names: string[];
+        is_manual_connection: boolean;
+      };
+      private_dns_zone_group: { private_dns_zone_ids: string[] };
+    };
+    const endpoints = all<Endpoint>(stack, 'azurerm_private_endpoint');
+    expect(endpoints.map((e) => [e.subnet_id, e.private_service_connection.subresource_names])).toEqual([
+      [privateEndpoints.subnetId, ['redisEnterprise']],
+      [privateEndpoints.subnetId, ['file']],
+    ]);
+    expect(endpoints[1]!.private_service_connection.private_connection_resource_id).toBe(
+      '${azurerm_storage_account.Fleet_SessionState_Account_8C46F708.id}',
+    );
+    expect(all<{ name: string }>(stack, 'azurerm_private_dns_zone').map((z) => z.name)).toEqual([
+      'privatelink.redis.azure.net',
+      'privatelink.file.core.windows.net',
+    ]);
+    for (const link of all<{ virtual_network_id: string }>(stack, 'azurerm_private_dns_zone_virtual_network_link'))
+      expect(link.virtual_network_id).toBe(privateEndpoints.virtualNetworkId);
+    expect(errorOf(() => ({ privateEndpoints }))).toBe(
+      `stack/Fleet: 'privateEndpoints' needs 'subnetIds': groups with public IPs outside the virtual network could not reach the private Redis and storage`,
+    );
+  });
+
   it('gives a single public instance the address of its FQDN and warns that its traffic is in clear text', () => {
     const { stack, fleet } = synth();
     expect(Object.values(stack.output!).map((o) => o.value)).toEqual([
