@@ -59,7 +59,8 @@ export interface AzureContainerInstancesSessionFleetProps extends AzureSessionFl
    * so this is the fleet's size: it must lie between the policy's `minInstances` and
    * `maxInstances`, and the agents get a policy with both set to it, so a full fleet answers 429 at
    * once instead of waiting for a scale-out that cannot come. Lowering it removes the instances
-   * with the highest numbers.
+   * with the highest numbers. A change of the policy, or of anything in the containers, replaces
+   * every group at once (a full outage; docs/adr/0101).
    * @see https://learn.microsoft.com/azure/container-instances/container-instances-container-groups
    * @default - the policy's `minInstances`
    */

@@ -52,6 +52,10 @@ export interface AzureSessionFleetBaseProps {
    * The fleet's policy (SPEC.md §8): isolation, affinity, quotas, lifecycle. Validated at synth time
    * with the same model the agent uses; `instanceVcpu` is filled in from `cpuCores` so the 2-vCPU
    * rule of session and request isolation is checked.
+   *
+   * On Azure Container Instances a change of the policy replaces every container group at once:
+   * all sessions end and the fleet is down until the new groups are up (docs/adr/0101). Container
+   * Apps rolls a new revision instead.
    */
   readonly policy: PolicyInput;
 
