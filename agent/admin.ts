@@ -4,6 +4,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { AGENT_PATHS } from '../policy/agent-interface.js';
 import type { AgentContext, Front } from './core/context.js';
 import type { UpstreamProbe } from './core/probe.js';
 import { fleetAdminRoutes } from './fleet/admin-routes.js';
@@ -41,7 +42,7 @@ export function buildAdminApp(options: AdminOptions): FastifyInstance {
   const { metrics, sessions, policy } = context;
   const app = Fastify({ logger: false });
 
-  app.get('/healthz', async (_request, reply) => {
+  app.get(AGENT_PATHS.health, async (_request, reply) => {
     const healthy = probe.isHealthy;
     return reply.code(healthy ? 200 : 503).send({
       status: healthy ? 'ok' : 'unhealthy',
@@ -51,7 +52,7 @@ export function buildAdminApp(options: AdminOptions): FastifyInstance {
     });
   });
 
-  app.get('/readyz', async (_request, reply) => {
+  app.get(AGENT_PATHS.ready, async (_request, reply) => {
     const reasons = notReadyReasons({ context, probe });
     return reply.code(reasons.length === 0 ? 200 : 503).send({
       status: reasons.length === 0 ? 'ready' : 'not ready',
@@ -61,7 +62,7 @@ export function buildAdminApp(options: AdminOptions): FastifyInstance {
     });
   });
 
-  app.get('/metrics', async (_request, reply) => {
+  app.get(AGENT_PATHS.metrics, async (_request, reply) => {
     metrics.activeSessions.set(sessions.size);
     metrics.sessionUtilization.set(sessions.size / policy.sessionsPerInstance);
     metrics.inFlight.set(context.load.inFlight);
@@ -88,7 +89,7 @@ export function buildAdminApp(options: AdminOptions): FastifyInstance {
       }
     });
 
-    admin.get('/admin/sessions', async () => {
+    admin.get(`${AGENT_PATHS.admin}/sessions`, async () => {
       const now = Date.now();
       return {
         instanceId: context.config.instanceId,
@@ -107,7 +108,7 @@ export function buildAdminApp(options: AdminOptions): FastifyInstance {
 
     if (options.fleet) admin.register(fleetAdminRoutes, { fleet: options.fleet });
 
-    admin.delete<{ Params: { id: string } }>('/admin/sessions/:id', async (request, reply) => {
+    admin.delete<{ Params: { id: string } }>(`${AGENT_PATHS.admin}/sessions/:id`, async (request, reply) => {
       const { id } = request.params;
       const ended = front.terminate ? await front.terminate(id) : sessions.end(id, 'terminated');
       if (!ended)

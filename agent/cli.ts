@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { hostname, networkInterfaces } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { policyJsonSchema, validatePolicyText } from '../policy/index.js';
+import { adminCommand } from './admin-cli.js';
 import { ConfigError, parseAgentConfig, usage } from './config.js';
 import { tuneV8 } from './core/v8-tuning.js';
 
@@ -47,6 +48,7 @@ export async function checkPolicy(file: string | undefined, io: CliIo = processI
 export async function main(argv: readonly string[], io: CliIo = processIo): Promise<number> {
   const [command, ...rest] = argv;
   if (command === 'check-policy') return checkPolicy(rest[0], io);
+  if (command === 'admin') return adminCommand(rest, io);
   if (command === 'print-schema') {
     io.stdout(`${JSON.stringify(policyJsonSchema(), null, 2)}\n`);
     return 0;

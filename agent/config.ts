@@ -5,130 +5,19 @@
  */
 import type { NetworkInterfaceInfo } from 'node:os';
 import { parseArgs } from 'node:util';
+import {
+  AGENT_EXECUTABLE,
+  AGENT_FLAGS,
+  type AgentFlag,
+  DEFAULT_ADMIN_LISTEN,
+  DEFAULT_LISTEN,
+  envName,
+} from '../policy/agent-interface.js';
 import { HEADER_NAME_RULE, isHeaderName, sameHeaderName } from '../policy/header-name.js';
 import type { Policy } from '../policy/index.js';
+import { parseRedisUrl } from '../policy/redis-url.js';
+import type { AgentConfig, HostPort } from './core/config.js';
 import { isName, NAME_RULE } from './core/tenancy.js';
-
-/** Each flag: its type and a one-line description for `--help` and the README. */
-export const AGENT_FLAGS = {
-  policy: { type: 'string', description: 'the policy file (JSON)' },
-  upstream: {
-    type: 'string',
-    description: 'the instance this agent fronts: http://host:port, or tcp://host:port for copilot-jsonrpc',
-  },
-  listen: { type: 'string', description: 'host:port where clients connect (default 0.0.0.0:8080)' },
-  'admin-listen': {
-    type: 'string',
-    description:
-      'host:port for /healthz, /readyz, /metrics and the admin API (default 127.0.0.1:9090); never the client port',
-  },
-  redis: {
-    type: 'string',
-    description:
-      'redis:// or rediss:// URL for fleet coordination; without it an embedded in-memory store serves one instance',
-  },
-  fleet: {
-    type: 'string',
-    description: "the fleet's name: agents with the same --redis and --fleet coordinate (default default)",
-  },
-  'fleet-key': {
-    type: 'string',
-    description:
-      'HMAC key(s) signing owner hints in session ids, comma-separated, newest first; set it from a secret via the environment (default: a random key shared through Redis)',
-  },
-  'fleet-lease-ms': {
-    type: 'string',
-    description:
-      "with --redis: how long an instance counts as alive after its last heartbeat (heartbeat every third of it); a dead owner's sessions move after this long, 1000-300000 (default 10000)",
-  },
-  'session-state-dir': {
-    type: 'string',
-    description:
-      'shared session-state directory (e.g. ~/.copilot/session-state) whose stale session directories the agent cleans up',
-  },
-  'instance-id': { type: 'string', description: "this instance's id (default: the host name)" },
-  advertise: {
-    type: 'string',
-    description: "the URL this instance's peers reach its client port at (default http://<listen>)",
-  },
-  principals: {
-    type: 'string',
-    description:
-      'JSON file mapping each client token to a principal name, e.g. {"tok-a": "alice"}, or to a principal and its tenant, {"tok-a": {"principal": "alice", "tenant": "acme"}}',
-  },
-  'principal-header': {
-    type: 'string',
-    description: 'HTTP fronts: a trusted header, set by an authenticating proxy, that names the principal',
-  },
-  'tenant-header': {
-    type: 'string',
-    description:
-      "HTTP fronts: a trusted header, set by an authenticating proxy, that names the principal's tenant (default: --tenant)",
-  },
-  tenant: {
-    type: 'string',
-    description:
-      'the tenant this instance serves: the tenant of every principal without one of its own; required by isolation "tenant", which refuses every other tenant',
-  },
-  'upstream-token': {
-    type: 'string',
-    description: 'the token the agent presents to a Copilot CLI started with COPILOT_CONNECTION_TOKEN',
-  },
-  'admin-token': {
-    type: 'string',
-    description: 'bearer token required by the admin API (session inventory, terminate); health and metrics stay open',
-  },
-  'health-path': { type: 'string', description: 'HTTP path the agent probes on the upstream (default: a TCP connect)' },
-  'probe-interval-ms': { type: 'string', description: 'how often the upstream is probed (default 2000)' },
-  'unhealthy-after-ms': {
-    type: 'string',
-    description: 'how long the upstream may be unresponsive before /healthz fails (default 30000)',
-  },
-  'log-level': {
-    type: 'string',
-    description: 'pino level: fatal, error, warn, info, debug, trace, silent (default info)',
-  },
-} as const;
-
-export type AgentFlag = keyof typeof AGENT_FLAGS;
-
-export interface HostPort {
-  host: string;
-  port: number;
-}
-
-export interface AgentConfig {
-  policyFile: string;
-  upstream: URL;
-  listen: HostPort;
-  adminListen: HostPort;
-  redisUrl?: string;
-  /** The fleet's name (Redis key prefix `sessionfleet:{<fleet>}:`); unset means `default`. */
-  fleet?: string;
-  /** Owner-hint keys, comma-separated (`SESSIONFLEET_FLEET_KEY`). */
-  fleetKey?: string;
-  /** The fleet lease (`--fleet-lease-ms`); unset means the coordinator's default (10 s). */
-  fleetLeaseMs?: number;
-  sessionStateDir?: string;
-  instanceId: string;
-  advertise: URL;
-  /** False when `advertise` was derived (from the listen address or this host's IP). */
-  advertiseExplicit: boolean;
-  principalsFile?: string;
-  principalHeader?: string;
-  /** HTTP fronts: the trusted header naming the principal's tenant (lower case). */
-  tenantHeader?: string;
-  /** The tenant this instance serves (`--tenant`): that of every principal without its own. */
-  tenant?: string;
-  upstreamToken?: string;
-  adminToken?: string;
-  healthPath?: string;
-  probeIntervalMs: number;
-  unhealthyAfterMs: number;
-  logLevel: string;
-  /** Flags that were accepted but have no effect (fleet flags without --redis), logged at start. */
-  warnings?: readonly string[];
-}
 
 /** The range `--fleet-lease-ms` accepts: at least a second (three heartbeats of 333 ms), at most five minutes. */
 export const FLEET_LEASE_MS = { min: 1000, max: 300_000 } as const;
@@ -143,10 +32,6 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
     this.problems = problems;
   }
-}
-
-export function envName(flag: string): string {
-  return `SESSIONFLEET_${flag.toUpperCase().replace(/-/g, '_')}`;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -234,8 +119,8 @@ export function parseAgentConfig(
       );
     }
   }
-  const listen = hostPort('listen', '0.0.0.0:8080');
-  const adminListen = hostPort('admin-listen', '127.0.0.1:9090');
+  const listen = hostPort('listen', DEFAULT_LISTEN);
+  const adminListen = hostPort('admin-listen', DEFAULT_ADMIN_LISTEN);
   if (
     listen.port !== 0 &&
     listen.port === adminListen.port &&
@@ -247,8 +132,13 @@ export function parseAgentConfig(
   }
 
   const redis = get('redis');
-  if (redis && !/^rediss?:\/\//.test(redis.value)) {
-    problems.push(`${redis.source} must be a redis:// or rediss:// URL`);
+  if (redis) {
+    const parsed = parseRedisUrl(redis.value);
+    if ('problem' in parsed) problems.push(`${redis.source} ${parsed.problem}`);
+    else if (parsed.endpoint.kind === 'cluster')
+      problems.push(
+        `${redis.source}: Redis Cluster is not supported by this agent yet; use a single server or Sentinel`,
+      );
   }
   const fleet = get('fleet');
   if (fleet && !/^[A-Za-z0-9._-]{1,64}$/.test(fleet.value)) {
@@ -284,7 +174,7 @@ export function parseAgentConfig(
         );
     }
   }
-  const instanceId = get('instance-id')?.value ?? defaults.hostname ?? 'sessionfleet-agent';
+  const instanceId = get('instance-id')?.value ?? defaults.hostname ?? AGENT_EXECUTABLE;
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(instanceId)) {
     problems.push(`--instance-id (${JSON.stringify(instanceId)}) must be 1–128 letters, digits, '.', '_' or '-'`);
   }
@@ -409,9 +299,9 @@ export function advertisedHost(listenHost: string, interfaces: NodeJS.Dict<Netwo
 
 export function usage(): string {
   const lines = [
-    'usage: sessionfleet-agent [flags]            run the agent',
-    '       sessionfleet-agent check-policy <file> validate a policy file and print it normalized',
-    '       sessionfleet-agent print-schema        print the JSON Schema of the policy file',
+    `usage: ${AGENT_EXECUTABLE} [flags]            run the agent`,
+    `       ${AGENT_EXECUTABLE} check-policy <file> validate a policy file and print it normalized`,
+    `       ${AGENT_EXECUTABLE} print-schema        print the JSON Schema of the policy file`,
     '',
     'flags (each also from the environment variable shown):',
   ];

@@ -1,47 +1,22 @@
 /**
- * The agent sidecar as every platform runs it: ports, command line, probe paths, mount paths.
- * Platform constructs (Kubernetes, Azure) translate this neutral description into their own
- * resources, so the agent's interface is described once.
+ * The agent sidecar as every platform runs it: its command line, image and grace period, built
+ * from the names in policy/agent-interface.ts (ports, paths, flags, mounts) that the agent itself
+ * reads. Platform constructs (Kubernetes, Azure) translate this neutral description into their
+ * own resources.
  */
+import {
+  AGENT_ADMIN_PORT,
+  AGENT_CLIENT_PORT,
+  flagArg,
+  POLICY_FILE_NAME,
+  POLICY_MOUNT_PATH,
+  PRINCIPALS_FILE_NAME,
+  PRINCIPALS_MOUNT_PATH,
+} from '../policy/agent-interface.js';
 import type { Policy } from '../policy/index.js';
-
-/** Port clients (and peer agents) reach the agent on; the only port a fleet exposes. */
-export const AGENT_CLIENT_PORT = 8080;
-/** Health, metrics and admin API; never exposed outside the pod / container group. */
-export const AGENT_ADMIN_PORT = 9090;
-export const AGENT_HEALTH_PATH = '/healthz';
-export const AGENT_READY_PATH = '/readyz';
-export const AGENT_METRICS_PATH = '/metrics';
-
-/**
- * The agent's executable on the agent image's PATH. Platforms that can only replace an image's whole
- * command line (Azure Container Instances) start the agent by this name.
- */
-export const AGENT_EXECUTABLE = 'sessionfleet-agent';
 
 /** The agent image the constructs use unless told otherwise (built from agent/Dockerfile). */
 export const DEFAULT_AGENT_IMAGE = 'ghcr.io/sessionfleet/agent:0.1.0';
-
-/** Where the policy file is mounted in the agent container. */
-export const POLICY_MOUNT_PATH = '/etc/sessionfleet';
-export const POLICY_FILE_NAME = 'policy.json';
-/** Where the principals file (token → principal) is mounted, from a Secret. */
-export const PRINCIPALS_MOUNT_PATH = '/etc/sessionfleet-principals';
-export const PRINCIPALS_FILE_NAME = 'principals.json';
-
-/** Where the Copilot CLI keeps session state (SPEC.md §5); the default mount of session storage. */
-export const DEFAULT_SESSION_STATE_PATH = '/root/.copilot/session-state';
-
-/** Environment variables the agent reads its secrets from (SESSIONFLEET_<FLAG>). */
-export const AGENT_ENV = {
-  redis: 'SESSIONFLEET_REDIS',
-  upstreamToken: 'SESSIONFLEET_UPSTREAM_TOKEN',
-  adminToken: 'SESSIONFLEET_ADMIN_TOKEN',
-  instanceId: 'SESSIONFLEET_INSTANCE_ID',
-  advertise: 'SESSIONFLEET_ADVERTISE',
-  /** The tenant an instance serves under tenant isolation (`--tenant`). */
-  tenant: 'SESSIONFLEET_TENANT',
-} as const;
 
 export interface AgentCommandOptions {
   readonly policy: Policy;
@@ -65,22 +40,23 @@ export function upstreamUrl(policy: Policy, appPort: number, appHost = '127.0.0.
   return `${scheme}://${appHost}:${appPort}`;
 }
 
-/** The agent's arguments; secrets (Redis URL, tokens) come from AGENT_ENV variables, never argv. */
+/** The agent's arguments; secrets (Redis URL, tokens) come from `AGENT_ENV` variables, never argv. */
 export function agentArgs(options: AgentCommandOptions): string[] {
   const args = [
-    '--policy',
+    flagArg('policy'),
     `${POLICY_MOUNT_PATH}/${POLICY_FILE_NAME}`,
-    '--upstream',
+    flagArg('upstream'),
     upstreamUrl(options.policy, options.appPort, options.appHost),
-    '--listen',
+    flagArg('listen'),
     `0.0.0.0:${AGENT_CLIENT_PORT}`,
-    '--admin-listen',
+    // The platform's probes and scrapers reach the admin port from outside the agent's container.
+    flagArg('admin-listen'),
     `0.0.0.0:${AGENT_ADMIN_PORT}`,
   ];
-  if (options.principals) args.push('--principals', `${PRINCIPALS_MOUNT_PATH}/${PRINCIPALS_FILE_NAME}`);
-  if (options.principalHeader) args.push('--principal-header', options.principalHeader);
-  if (options.tenantHeader) args.push('--tenant-header', options.tenantHeader);
-  if (options.appHealthPath) args.push('--health-path', options.appHealthPath);
+  if (options.principals) args.push(flagArg('principals'), `${PRINCIPALS_MOUNT_PATH}/${PRINCIPALS_FILE_NAME}`);
+  if (options.principalHeader) args.push(flagArg('principal-header'), options.principalHeader);
+  if (options.tenantHeader) args.push(flagArg('tenant-header'), options.tenantHeader);
+  if (options.appHealthPath) args.push(flagArg('health-path'), options.appHealthPath);
   return args;
 }
 

@@ -20,22 +20,20 @@ import type { StorageAccount } from '@cdktf/provider-azurerm/lib/storage-account
 import type { StorageShare } from '@cdktf/provider-azurerm/lib/storage-share/index.js';
 import { Annotations, TerraformOutput, Token } from 'cdktf';
 import type { Construct } from 'constructs';
-import { describeValue } from '../policy/format.js';
-import type { Policy } from '../policy/index.js';
 import {
   AGENT_ADMIN_PORT,
   AGENT_CLIENT_PORT,
   AGENT_EXECUTABLE,
   AGENT_HEALTH_PATH,
   AGENT_READY_PATH,
-  agentArgs,
   POLICY_FILE_NAME,
   POLICY_MOUNT_PATH,
   PRINCIPALS_FILE_NAME,
   PRINCIPALS_MOUNT_PATH,
-  policyFileContent,
-  terminationGracePeriodSeconds,
-} from './agent-container.js';
+} from '../policy/agent-interface.js';
+import { describeValue } from '../policy/format.js';
+import type { Policy } from '../policy/index.js';
+import { agentArgs, policyFileContent, terminationGracePeriodSeconds } from './agent-container.js';
 import {
   AGENT_CONTAINER_NAME,
   APP_CONTAINER_NAME,

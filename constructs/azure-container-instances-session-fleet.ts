@@ -16,8 +16,6 @@ import type { StorageAccount } from '@cdktf/provider-azurerm/lib/storage-account
 import type { StorageShare } from '@cdktf/provider-azurerm/lib/storage-share/index.js';
 import { Annotations, Fn, TerraformOutput, Token } from 'cdktf';
 import type { Construct } from 'constructs';
-import { describeValue } from '../policy/format.js';
-import type { Policy } from '../policy/index.js';
 import {
   AGENT_ADMIN_PORT,
   AGENT_CLIENT_PORT,
@@ -25,13 +23,14 @@ import {
   AGENT_EXECUTABLE,
   AGENT_HEALTH_PATH,
   AGENT_READY_PATH,
-  agentArgs,
   POLICY_FILE_NAME,
   POLICY_MOUNT_PATH,
   PRINCIPALS_FILE_NAME,
   PRINCIPALS_MOUNT_PATH,
-  policyFileContent,
-} from './agent-container.js';
+} from '../policy/agent-interface.js';
+import { describeValue } from '../policy/format.js';
+import type { Policy } from '../policy/index.js';
+import { agentArgs, policyFileContent } from './agent-container.js';
 import {
   AGENT_CONTAINER_NAME,
   APP_CONTAINER_NAME,

@@ -7,15 +7,15 @@ import { DataAzurermResourceGroup } from '@cdktf/provider-azurerm/lib/data-azure
 import { ResourceGroup } from '@cdktf/provider-azurerm/lib/resource-group/index.js';
 import { Token } from 'cdktf';
 import { Construct } from 'constructs';
-import { describeValue } from '../policy/format.js';
-import type { Policy, PolicyInput } from '../policy/index.js';
 import {
   AGENT_ADMIN_PORT,
   AGENT_CLIENT_PORT,
   AGENT_ENV,
-  DEFAULT_AGENT_IMAGE,
   DEFAULT_SESSION_STATE_PATH,
-} from './agent-container.js';
+} from '../policy/agent-interface.js';
+import { describeValue } from '../policy/format.js';
+import type { Policy, PolicyInput } from '../policy/index.js';
+import { DEFAULT_AGENT_IMAGE } from './agent-container.js';
 import {
   AzureFleetRedis,
   DEFAULT_MANAGED_REDIS_SKU,

@@ -5,7 +5,7 @@
  */
 import type { DataAzurermKeyVaultSecret } from '@cdktf/provider-azurerm/lib/data-azurerm-key-vault-secret/index.js';
 import { TerraformDataSource, TerraformVariable, Token } from 'cdktf';
-import { AGENT_ENV } from './agent-container.js';
+import { AGENT_ENV } from '../policy/agent-interface.js';
 import type { AzureSessionFleetBaseProps } from './azure-fleet-base.js';
 
 /**

@@ -12,7 +12,6 @@ import type {
   DeploymentV1SpecTemplateSpecVolume,
 } from '@cdktf/provider-kubernetes/lib/deployment-v1/index.js';
 import { Fn, Op, Token } from 'cdktf';
-import type { Policy } from '../policy/index.js';
 import {
   AGENT_ADMIN_PORT,
   AGENT_CLIENT_PORT,
@@ -20,13 +19,13 @@ import {
   AGENT_HEALTH_PATH,
   AGENT_METRICS_PATH,
   AGENT_READY_PATH,
-  agentArgs,
   POLICY_FILE_NAME,
   POLICY_MOUNT_PATH,
   PRINCIPALS_FILE_NAME,
   PRINCIPALS_MOUNT_PATH,
-  terminationGracePeriodSeconds,
-} from './agent-container.js';
+} from '../policy/agent-interface.js';
+import type { Policy } from '../policy/index.js';
+import { agentArgs, terminationGracePeriodSeconds } from './agent-container.js';
 import type { KubernetesSessionStorage } from './kubernetes-session-storage.js';
 import { type KubernetesSecretKey, mebibytes } from './kubernetes-validation.js';
 
@@ -374,7 +373,7 @@ function agentEnv(options: FleetPodOptions): DeploymentV1SpecTemplateSpecContain
   }
   if (options.upstreamToken) env.push(secretEnv(AGENT_ENV.upstreamToken, options.upstreamToken));
   if (options.adminToken) env.push(secretEnv(AGENT_ENV.adminToken, options.adminToken));
-  env.push({ name: 'SESSIONFLEET_LOG_LEVEL', value: options.agent.logLevel });
+  env.push({ name: AGENT_ENV.logLevel, value: options.agent.logLevel });
   return env;
 }
 

@@ -25,9 +25,13 @@ import {
 } from '@cdktf/provider-kubernetes/lib/stateful-set-v1/index.js';
 import { Token } from 'cdktf';
 import { Construct } from 'constructs';
-import { PLACEMENT_DEMAND_METRIC, SESSION_UTILIZATION_METRIC } from '../agent/core/metric-names.js';
+import {
+  AGENT_ADMIN_PORT,
+  AGENT_CLIENT_PORT,
+  PLACEMENT_DEMAND_METRIC,
+  SESSION_UTILIZATION_METRIC,
+} from '../policy/agent-interface.js';
 import type { Policy } from '../policy/index.js';
-import { AGENT_ADMIN_PORT, AGENT_CLIENT_PORT } from './agent-container.js';
 import {
   type AgentRedisConnection,
   APP_CONTAINER_NAME,

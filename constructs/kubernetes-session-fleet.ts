@@ -11,14 +11,9 @@ import { createHash } from 'node:crypto';
 import { ConfigMapV1 } from '@cdktf/provider-kubernetes/lib/config-map-v1/index.js';
 import { Annotations, Fn } from 'cdktf';
 import { Construct } from 'constructs';
+import { AGENT_ADMIN_PORT, AGENT_CLIENT_PORT, POLICY_FILE_NAME } from '../policy/agent-interface.js';
 import { DEFAULTS, type Policy, type PolicyInput, parseCpuQuantity } from '../policy/index.js';
-import {
-  AGENT_ADMIN_PORT,
-  AGENT_CLIENT_PORT,
-  DEFAULT_AGENT_IMAGE,
-  POLICY_FILE_NAME,
-  policyFileContent,
-} from './agent-container.js';
+import { DEFAULT_AGENT_IMAGE, policyFileContent } from './agent-container.js';
 import { resolveFleetPolicy, SessionFleetValidationError } from './fleet-policy.js';
 import { identityHeaderProblems } from './identity-headers.js';
 import type {

@@ -9,7 +9,7 @@
  * - `existingClaim()`: a PersistentVolumeClaim you manage yourself.
  * - `ephemeral()`: an emptyDir that dies with the pod: nothing is left behind (session recycling).
  */
-import { DEFAULT_SESSION_STATE_PATH } from './agent-container.js';
+import { DEFAULT_SESSION_STATE_PATH } from '../policy/agent-interface.js';
 
 /** PersistentVolume access modes a writable session-state volume can use. */
 export const KUBERNETES_ACCESS_MODES = ['ReadWriteMany', 'ReadWriteOnce', 'ReadWriteOncePod'] as const;

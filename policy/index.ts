@@ -1,3 +1,26 @@
+export type { AgentFlag } from './agent-interface.js';
+export {
+  AGENT_ADMIN_PORT,
+  AGENT_CLIENT_PORT,
+  AGENT_ENV,
+  AGENT_EXECUTABLE,
+  AGENT_FLAGS,
+  AGENT_HEALTH_PATH,
+  AGENT_METRICS_PATH,
+  AGENT_PATHS,
+  AGENT_READY_PATH,
+  DEFAULT_ADMIN_LISTEN,
+  DEFAULT_LISTEN,
+  DEFAULT_SESSION_STATE_PATH,
+  envName,
+  flagArg,
+  PLACEMENT_DEMAND_METRIC,
+  POLICY_FILE_NAME,
+  POLICY_MOUNT_PATH,
+  PRINCIPALS_FILE_NAME,
+  PRINCIPALS_MOUNT_PATH,
+  SESSION_UTILIZATION_METRIC,
+} from './agent-interface.js';
 export { parseCpuQuantity } from './cpu.js';
 export { FUNCTION_COMPUTE_KEYS, translateFunctionCompute } from './fc-compat.js';
 export { policyJsonSchema } from './json-schema.js';

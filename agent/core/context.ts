@@ -4,8 +4,7 @@
  * everything a rule needs to be written once lives here.
  */
 import type { Policy } from '../../policy/index.js';
-import type { AgentConfig } from '../config.js';
-import type { Coordinator } from '../fleet/types.js';
+import type { AgentConfig } from './config.js';
 import type { InstanceLoad } from './load.js';
 import type { Logger } from './logger.js';
 import type { AgentMetrics } from './metrics.js';
@@ -26,12 +25,8 @@ export interface AgentContext {
   onSessionEnd(listener: (session: Session, reason: EndReason) => void): void;
   /** True while the agent drains: no new sessions, in-flight work finishes. */
   readonly draining: boolean;
-  /**
-   * The fleet layer (`agent/fleet/`): the Redis `FleetCoordinator` with `--redis`, else the
-   * network-free `LocalCoordinator`. Both fronts place every new session through it. Optional: a
-   * front given a context without one (tests) creates its own `LocalCoordinator`.
-   */
-  readonly coordinator?: Coordinator;
+  // `coordinator` is declared by agent/fleet/types.ts, which adds it to this interface: core sits
+  // below the fleet layer and must not import it.
 }
 
 export interface ListenAddress {

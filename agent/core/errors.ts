@@ -22,14 +22,19 @@ function define<const C extends string>(code: C, status: number | 'expired', jso
 }
 
 /**
- * JSON-RPC codes: -32001 is what the MCP SDK and the Copilot CLI use for "Session not found" /
- * "authentication required", so clients already handle it; the rest are ours, in -32010..-32039.
+ * JSON-RPC codes. The agent's own refusals are in -31000..-31099, outside the range JSON-RPC
+ * reserves (-32768..-32000), because MCP 2026-07-28 reserves -32020..-32099 for codes the
+ * specification defines and forbids emitting any other code from it; -31xxx keeps the last two
+ * digits the agent used before (-32010 became -31010). The exceptions are codes with a meaning
+ * the peers already share: JSON-RPC's own -32600/-32601/-32602/-32603, and -32001, what the MCP SDK
+ * and the Copilot CLI answer for "Session not found" / "authentication required", so clients
+ * handle the agent's answer as they handle the server's.
  */
 export const ERRORS = {
-  SESSION_LIMIT_REACHED: define('SESSION_LIMIT_REACHED', 429, -32010, 'back off and retry'),
-  CONCURRENCY_LIMIT_REACHED: define('CONCURRENCY_LIMIT_REACHED', 429, -32011, 'back off and retry'),
-  PRINCIPAL_QUOTA_REACHED: define('PRINCIPAL_QUOTA_REACHED', 429, -32012, 'end one of your sessions first'),
-  TENANT_QUOTA_REACHED: define('TENANT_QUOTA_REACHED', 429, -32020, "end one of your tenant's sessions first"),
+  SESSION_LIMIT_REACHED: define('SESSION_LIMIT_REACHED', 429, -31010, 'back off and retry'),
+  CONCURRENCY_LIMIT_REACHED: define('CONCURRENCY_LIMIT_REACHED', 429, -31011, 'back off and retry'),
+  PRINCIPAL_QUOTA_REACHED: define('PRINCIPAL_QUOTA_REACHED', 429, -31012, 'end one of your sessions first'),
+  TENANT_QUOTA_REACHED: define('TENANT_QUOTA_REACHED', 429, -31020, "end one of your tenant's sessions first"),
   SESSION_EXPIRED: define('SESSION_EXPIRED', 'expired', -32001, 'start a new session'),
   SESSION_NOT_FOUND: define('SESSION_NOT_FOUND', 'expired', -32001, 'start a new session'),
   SESSION_ID_REQUIRED: define('SESSION_ID_REQUIRED', 400, -32600, 'send the session id you were given'),
@@ -37,15 +42,15 @@ export const ERRORS = {
   INVALID_COOKIE: define('INVALID_COOKIE', 401, -32001, 'retry without the cookie to get a new one'),
   WRONG_TRANSPORT: define('WRONG_TRANSPORT', 400, -32600, 'use the transport the agent is configured for'),
   UNAUTHENTICATED: define('UNAUTHENTICATED', 401, -32001, 'present a valid token'),
-  SESSION_FORBIDDEN: define('SESSION_FORBIDDEN', 403, -32013, 'use a session you created'),
-  METHOD_FORBIDDEN: define('METHOD_FORBIDDEN', 403, -32014, 'this method is not available through the agent'),
-  TENANT_FORBIDDEN: define('TENANT_FORBIDDEN', 403, -32021, "use your own tenant's instances"),
-  SESSION_BUSY: define('SESSION_BUSY', 409, -32015, 'retry after the current write finishes'),
-  SESSION_EXISTS: define('SESSION_EXISTS', 409, -32022, 'resume it with session.resume'),
-  DRAINING: define('DRAINING', 503, -32016, 'retry; another instance will take the session'),
-  STORE_UNAVAILABLE: define('STORE_UNAVAILABLE', 503, -32017, 'retry shortly'),
-  UPSTREAM_UNAVAILABLE: define('UPSTREAM_UNAVAILABLE', 502, -32018, 'retry shortly'),
-  UPSTREAM_TIMEOUT: define('UPSTREAM_TIMEOUT', 504, -32019, 'retry shortly'),
+  SESSION_FORBIDDEN: define('SESSION_FORBIDDEN', 403, -31013, 'use a session you created'),
+  METHOD_FORBIDDEN: define('METHOD_FORBIDDEN', 403, -31014, 'this method is not available through the agent'),
+  TENANT_FORBIDDEN: define('TENANT_FORBIDDEN', 403, -31021, "use your own tenant's instances"),
+  SESSION_BUSY: define('SESSION_BUSY', 409, -31015, 'retry after the current write finishes'),
+  SESSION_EXISTS: define('SESSION_EXISTS', 409, -31022, 'resume it with session.resume'),
+  DRAINING: define('DRAINING', 503, -31016, 'retry; another instance will take the session'),
+  STORE_UNAVAILABLE: define('STORE_UNAVAILABLE', 503, -31017, 'retry shortly'),
+  UPSTREAM_UNAVAILABLE: define('UPSTREAM_UNAVAILABLE', 502, -31018, 'retry shortly'),
+  UPSTREAM_TIMEOUT: define('UPSTREAM_TIMEOUT', 504, -31019, 'retry shortly'),
   BAD_REQUEST: define('BAD_REQUEST', 400, -32600, 'fix the request'),
   NOT_FOUND: define('NOT_FOUND', 404, -32601, 'check the path'),
   INTERNAL_ERROR: define('INTERNAL_ERROR', 500, -32603, 'retry; if it persists, report it with the request id'),

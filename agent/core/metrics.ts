@@ -4,7 +4,7 @@
  * the Kubernetes construct's HPA scales on `sessionfleet_session_utilization`.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import { PLACEMENT_DEMAND_METRIC, SESSION_UTILIZATION_METRIC } from './metric-names.js';
+import { PLACEMENT_DEMAND_METRIC, SESSION_UTILIZATION_METRIC } from '../../policy/agent-interface.js';
 
 export interface AgentMetrics {
   readonly registry: Registry;

@@ -6,7 +6,7 @@
  * another tenant's principal is refused with TENANT_FORBIDDEN.
  */
 import type { Policy } from '../../policy/index.js';
-import type { AgentConfig } from '../config.js';
+import type { AgentConfig } from './config.js';
 import { AgentError } from './errors.js';
 
 /** The rule for principal and tenant names, wherever they come from. */

@@ -9,6 +9,7 @@
  *   DELETE /admin/fleet/sessions/:id     ends it properly on its owner (or in the registry if the owner is gone)
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { AGENT_PATHS } from '../../policy/agent-interface.js';
 import { AgentError } from '../core/errors.js';
 import type { FleetAdmin, SessionFilter } from './types.js';
 
@@ -66,18 +67,18 @@ export async function fleetAdminRoutes(app: FastifyInstance, options: FleetAdmin
     throw error;
   });
 
-  app.get('/admin/fleet/instances', async () => ({
+  app.get(`${AGENT_PATHS.admin}/fleet/instances`, async () => ({
     instanceId: fleet.instanceId,
     instances: await fleet.listInstances(),
   }));
 
-  app.get('/admin/fleet/sessions', async (request) => {
+  app.get(`${AGENT_PATHS.admin}/fleet/sessions`, async (request) => {
     const filter = parseFilter(request.query as Record<string, unknown>);
     const { sessions, truncated } = await fleet.listSessions(filter);
     return { instanceId: fleet.instanceId, count: sessions.length, truncated, sessions };
   });
 
-  app.get<{ Params: { id: string } }>('/admin/fleet/sessions/:id', async (request, reply) => {
+  app.get<{ Params: { id: string } }>(`${AGENT_PATHS.admin}/fleet/sessions/:id`, async (request, reply) => {
     const session = await fleet.inspect(request.params.id);
     if (!session)
       return sendError(
@@ -87,7 +88,7 @@ export async function fleetAdminRoutes(app: FastifyInstance, options: FleetAdmin
     return session;
   });
 
-  app.delete<{ Params: { id: string } }>('/admin/fleet/sessions/:id', async (request, reply) => {
+  app.delete<{ Params: { id: string } }>(`${AGENT_PATHS.admin}/fleet/sessions/:id`, async (request, reply) => {
     const result = await fleet.terminate(request.params.id);
     if (!result.terminated && result.via === 'none')
       return sendError(

@@ -25,7 +25,7 @@ import { FenceGate, RedisLock } from './lock.js';
 import { createFleetMetrics, type FleetMetrics, type FleetOutcome } from './metrics.js';
 import { OwnerHints } from './owner-hint.js';
 import { enforceQuotas, quotaError } from './quotas.js';
-import { ChannelHub, connectWithin, createFleetRedis } from './redis.js';
+import { ChannelHub, connectWithin, createFleetRedis, isReplicated } from './redis.js';
 import {
   type EndedReason,
   FleetRegistry,
@@ -234,6 +234,8 @@ export class FleetCoordinator implements Coordinator {
       ttlMs: (collaborative?.lockTtlSeconds ?? 30) * 1000,
       waitMs: (collaborative?.lockWaitSeconds ?? 10) * 1000,
       waiterTtlMs: this.o.lockWaiterTtlMs,
+      // Behind Sentinel a failover promotes a replica: a grant counts once one replica has it.
+      replicasToAck: isReplicated(url) ? 1 : 0,
     });
     this.leader = new LeaderLease(this.lock, JANITOR_RESOURCE, this.o.janitorTtlMs);
     if (options.hintKeys?.length) this.hintCodec = new OwnerHints(options.hintKeys);
@@ -446,6 +448,7 @@ export class FleetCoordinator implements Coordinator {
       this.instanceId,
       held.map((s) => this.localState(s)),
     );
+    this.metrics.ownershipConflicts.inc(result.conflicts.length);
     for (const { id, owner } of result.conflicts) {
       this.context.logger.warn({ sessionId: id, owner }, 'session was re-homed while this instance was cut off');
       this.quietEnds.add(id);

@@ -121,6 +121,15 @@ export interface RedisLockOptions {
   waitMs?: number;
   /** A waiter that does not renew its place for this long is dropped. @default 3000 */
   waiterTtlMs?: number;
+  /**
+   * Replicas that must have a grant (and so its fencing token) before the lease is handed out,
+   * so that a failover to one of them cannot hand the same token out again. 0 with a single
+   * server; 1 behind Sentinel. A grant no replica confirms within `replicationTimeoutMs` is
+   * released and refused as STORE_UNAVAILABLE. @default 0
+   */
+  replicasToAck?: number;
+  /** @default 250 */
+  replicationTimeoutMs?: number;
 }
 
 export class RedisLock implements SessionLock {
@@ -133,6 +142,26 @@ export class RedisLock implements SessionLock {
     this.ttlMs = options.ttlMs ?? 30_000;
     this.waitMs = options.waitMs ?? 10_000;
     this.waiterTtlMs = options.waiterTtlMs ?? 3000;
+  }
+
+  /**
+   * Hands a granted lease out once enough replicas hold it. Replication is asynchronous: without
+   * this a primary that dies right after INCR could leave a promoted replica one token behind,
+   * and the next grant would repeat a token already in use.
+   */
+  private async confirmed(lease: RedisLease): Promise<LockLease> {
+    const replicas = this.options.replicasToAck ?? 0;
+    if (replicas <= 0) return lease;
+    let acked = 0;
+    let cause = 'no replica acknowledged the grant in time';
+    try {
+      acked = await this.options.redis.wait(replicas, this.options.replicationTimeoutMs ?? 250);
+    } catch (error) {
+      cause = error instanceof Error ? error.message : String(error);
+    }
+    if (acked >= replicas) return lease;
+    await lease.release().catch(() => false);
+    throw unavailable(new Error(`${cause} (${acked} of ${replicas})`));
   }
 
   async acquire(resource: string, options: LockOptions = {}): Promise<LockLease> {
@@ -167,7 +196,7 @@ export class RedisLock implements SessionLock {
     // The uncontended path: one round trip, no subscription.
     const deadline = Date.now() + waitMs;
     let result = await attempt(waitMs > 0);
-    if (result.granted) return new RedisLease(redis, keys, resource, id, result.value, ttl);
+    if (result.granted) return this.confirmed(new RedisLease(redis, keys, resource, id, result.value, ttl));
     if (waitMs <= 0) throw busy(resource, result.value, result.position);
 
     // Contended: listen for our turn, then try again at once, which closes the gap between the
@@ -195,7 +224,7 @@ export class RedisLock implements SessionLock {
           await leave();
           throw error;
         });
-        if (result.granted) return new RedisLease(redis, keys, resource, id, result.value, ttl);
+        if (result.granted) return this.confirmed(new RedisLease(redis, keys, resource, id, result.value, ttl));
         const remaining = deadline - Date.now();
         if (remaining <= 0) {
           await leave();

@@ -26,6 +26,8 @@ export interface FleetMetrics {
   readonly redisUp: Gauge;
   readonly instances: Gauge;
   readonly outcomes: Counter<'outcome'>;
+  /** Sessions held here that the registry had given to another instance (split ownership, resolved). */
+  readonly ownershipConflicts: Counter;
 }
 
 export function createFleetMetrics(registry: Registry): FleetMetrics {
@@ -45,6 +47,11 @@ export function createFleetMetrics(registry: Registry): FleetMetrics {
       name: 'sessionfleet_fleet_outcomes_total',
       help: 'Placement and routing decisions of this agent, by outcome.',
       labelNames: ['outcome'] as const,
+      registers,
+    }),
+    ownershipConflicts: new Counter({
+      name: 'sessionfleet_fleet_ownership_conflicts_total',
+      help: 'Sessions this instance held that the registry had given to another instance; the local copy was ended.',
       registers,
     }),
   };

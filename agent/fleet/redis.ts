@@ -8,6 +8,7 @@
  * (lock wake-ups, admin requests to this instance).
  */
 import { Redis, type RedisOptions } from 'ioredis';
+import { parseRedisUrl, redactRedisUrl } from '../../policy/redis-url.js';
 
 export interface FleetRedisOptions {
   /** Shown in CLIENT LIST, which helps when reading a busy Redis. */
@@ -21,7 +22,11 @@ export interface FleetRedisOptions {
 }
 
 export function createFleetRedis(url: string, options: FleetRedisOptions): Redis {
+  const parsed = parseRedisUrl(url);
+  if ('problem' in parsed) throw new Error(`--redis ${parsed.problem}`);
+  const endpoint = parsed.endpoint;
   const maxDelay = options.maxReconnectDelayMs ?? 1000;
+  const backOff = (attempt: number) => Math.min(25 * 2 ** Math.min(attempt, 10), maxDelay);
   const redisOptions: RedisOptions = {
     lazyConnect: true,
     enableOfflineQueue: false,
@@ -29,14 +34,45 @@ export function createFleetRedis(url: string, options: FleetRedisOptions): Redis
     connectTimeout: options.connectTimeoutMs ?? 2000,
     // With no offline queue a failed command is not retried by ioredis; the caller decides.
     maxRetriesPerRequest: 0,
-    retryStrategy: (attempt) => Math.min(25 * 2 ** Math.min(attempt, 10), maxDelay),
+    retryStrategy: backOff,
     connectionName: options.name,
   };
-  const redis = new Redis(url, redisOptions);
+  let redis: Redis;
+  if (endpoint.kind === 'sentinel') {
+    redis = new Redis({
+      ...redisOptions,
+      sentinels: endpoint.sentinels.map(({ host, port }) => ({ host, port })),
+      name: endpoint.primaryName,
+      ...(endpoint.username === undefined ? {} : { username: endpoint.username }),
+      ...(endpoint.password === undefined ? {} : { password: endpoint.password }),
+      ...(endpoint.db === undefined ? {} : { db: endpoint.db }),
+      ...(endpoint.sentinelUsername === undefined ? {} : { sentinelUsername: endpoint.sentinelUsername }),
+      ...(endpoint.sentinelPassword === undefined ? {} : { sentinelPassword: endpoint.sentinelPassword }),
+      ...(endpoint.tls ? { tls: {}, enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
+      // Keep asking the sentinels while none answers, as for a single server.
+      sentinelRetryStrategy: backOff,
+      sentinelCommandTimeout: options.commandTimeoutMs ?? 1000,
+      // Subscribe to the sentinels' +switch-master: reconnect to a promoted replica as soon as the
+      // sentinels agree, instead of when the old primary's socket finally errors.
+      failoverDetector: true,
+    });
+  } else if (endpoint.kind === 'single') {
+    redis = new Redis(url, redisOptions);
+  } else {
+    throw new Error(
+      `--redis (${redactRedisUrl(url)}): Redis Cluster is not supported by this agent yet; use a single server or Sentinel`,
+    );
+  }
   // Connection errors are expected during an outage and reported through `status`; without a
   // listener ioredis would print each one.
   redis.on('error', () => {});
   return redis;
+}
+
+/** True when the URL names a replicated store whose failover promotes a replica (Sentinel). */
+export function isReplicated(url: string): boolean {
+  const parsed = parseRedisUrl(url);
+  return 'endpoint' in parsed && parsed.endpoint.kind === 'sentinel';
 }
 
 /** Connects, but gives up after `timeoutMs` and leaves ioredis reconnecting in the background. */

@@ -18,6 +18,17 @@ import type { FenceGate, SessionLock } from './lock.js';
 import type { OwnerHints } from './owner-hint.js';
 import type { EndedReason, SessionRecord } from './registry.js';
 
+declare module '../core/context.js' {
+  interface AgentContext {
+    /**
+     * The fleet layer (`agent/fleet/`): the Redis `FleetCoordinator` with `--redis`, else the
+     * network-free `LocalCoordinator`. Both fronts place every new session through it. Optional: a
+     * front given a context without one (tests) creates its own `LocalCoordinator`.
+     */
+    readonly coordinator?: Coordinator;
+  }
+}
+
 /** What the fleet layer needs from the agent. */
 export type FleetContext = Pick<
   AgentContext,

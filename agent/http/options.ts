@@ -3,7 +3,7 @@
  * policy and the command line, and the combinations the front cannot serve rejected up front.
  */
 import type { Policy } from '../../policy/index.js';
-import type { AgentConfig } from '../config.js';
+import type { AgentConfig } from '../core/config.js';
 
 export const HTTP_FRONT_DEFAULTS = {
   /**

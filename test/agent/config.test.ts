@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, checkConfigAgainstPolicy, envName, parseAgentConfig, parseHostPort } from '../../agent/config.js';
+import { ConfigError, checkConfigAgainstPolicy, parseAgentConfig, parseHostPort } from '../../agent/config.js';
+import { envName } from '../../policy/agent-interface.js';
 import { validatePolicy } from '../../policy/index.js';
 
 describe('agent flags', () => {
@@ -71,7 +72,7 @@ describe('agent flags', () => {
       '--policy is required (or set SESSIONFLEET_POLICY)',
       '--upstream ("ftp://x:1") must be http://host:port or tcp://host:port (with an explicit port)',
       '--admin-listen (127.0.0.1:9090) must not be the client port (--listen 127.0.0.1:9090)',
-      '--redis must be a redis:// or rediss:// URL',
+      '--redis (http://r) must be one of redis://host:port, rediss://…, redis-sentinel://host:port[,host:port…]/<primary name>, rediss-sentinel://…, redis-cluster://host:port[,host:port…] or rediss-cluster://…',
       '--log-level ("loud") must be one of fatal, error, warn, info, debug, trace, silent',
     ]);
   });

@@ -9,7 +9,8 @@
 import { Testing } from 'cdktf';
 import type { Construct } from 'constructs';
 import { describe, expect, it } from 'vitest';
-import { type AgentConfig, checkConfigAgainstPolicy, parseAgentConfig } from '../../agent/config.js';
+import { checkConfigAgainstPolicy, parseAgentConfig } from '../../agent/config.js';
+import type { AgentConfig } from '../../agent/core/config.js';
 import {
   AzureContainerAppsSessionFleet,
   AzureContainerInstancesSessionFleet,

@@ -6,8 +6,8 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { AGENT_EXECUTABLE } from '../../constructs/agent-container.js';
 import { DEFAULT_AGENT_IMAGE } from '../../constructs/index.js';
+import { AGENT_EXECUTABLE } from '../../policy/agent-interface.js';
 import { REPO_ROOT } from '../helpers/run.js';
 
 interface Instruction {

@@ -67,7 +67,7 @@ async function raw(token: string | undefined, port = agent.clientPort): Promise<
 }
 
 const forbidden = (sessionId: string) => ({
-  code: -32013,
+  code: -31013,
   message: `session "${sessionId}" belongs to another user: use a session you created`,
   data: { code: 'SESSION_FORBIDDEN', status: 403, sessionId },
 });
@@ -77,7 +77,7 @@ const stopClients = () => Promise.all(clients.splice(0).map((c) => c.stop().catc
 
 /** The same refusal a fleet gives when the caller's own session is held by another agent. */
 const alreadyYours = (sessionId: string) => ({
-  code: -32022,
+  code: -31022,
   message: `session "${sessionId}" already exists and is yours, so it cannot be created again: resume it with session.resume`,
   data: { code: 'SESSION_EXISTS', status: 409, sessionId },
 });
@@ -170,7 +170,7 @@ describe('Copilot front: sessions through the agent', () => {
     }
     const refusal = await rpcErrorOf(alice.createSession({ onPermissionRequest: approveAll }));
     expect(refusal).toEqual({
-      code: -32010,
+      code: -31010,
       message: 'this instance already holds its limit of 3 sessions: back off and retry',
       data: { code: 'SESSION_LIMIT_REACHED', status: 429, limit: 3 },
     });
@@ -202,7 +202,7 @@ describe('Copilot front: sessions through the agent', () => {
     expect((await alice.listSessions()).map((s) => s.sessionId)).toContain(id);
     expect(await rpcErrorOf(bob.resumeSession(id, { onPermissionRequest: approveAll }))).toEqual(forbidden(id));
     expect(await rpcErrorOf(bob.deleteSession(id))).toEqual(forbidden(id));
-    expect(await bob.getSessionMetadata(id).catch((e: { code: number }) => e.code)).toBe(-32013);
+    expect(await bob.getSessionMetadata(id).catch((e: { code: number }) => e.code)).toBe(-31013);
 
     // The CLI itself would let any connection do these on any session id.
     for (const [method, params] of [
@@ -237,7 +237,7 @@ describe('Copilot front: sessions through the agent', () => {
       'runtime.shutdown',
     ]) {
       expect((await client.call(method, {})).error, method).toEqual({
-        code: -32014,
+        code: -31014,
         message: `"${method}" reads or changes state the Copilot CLI shares between all of its users: this method is not available through the agent`,
         data: { code: 'METHOD_FORBIDDEN', status: 403, method },
       });
@@ -411,7 +411,7 @@ describe('Copilot front: ownership survives an agent restart', () => {
       await direct.request('session.create', { sessionId: foreign });
       await direct.request('session.detach', { sessionId: foreign });
       expect(await rpcErrorOf(alice.resumeSession(foreign, { onPermissionRequest: approveAll }))).toEqual({
-        code: -32013,
+        code: -31013,
         message: `session "${foreign}" was not created through the agent and cannot be used through it: use a session you created`,
         data: { code: 'SESSION_FORBIDDEN', status: 403, sessionId: foreign },
       });

@@ -164,7 +164,7 @@ describe('Copilot front: concurrency and collaborative turns', () => {
 
     expect(await metric(agent, 'sessionfleet_inflight_requests')).toBe(2);
     expect((await probe.call('ping', { message: 'x' })).error).toEqual({
-      code: -32011,
+      code: -31011,
       message: 'this instance already serves its limit of 2 requests: back off and retry',
       data: { code: 'CONCURRENCY_LIMIT_REACHED', status: 429, limit: 2 },
     });
@@ -185,7 +185,7 @@ describe('Copilot front: concurrency and collaborative turns', () => {
       ...fakeModelSessionOptions(model),
     });
     expect(await rpcErrorOf(bob.deleteSession(mine.sessionId))).toEqual({
-      code: -32013,
+      code: -31013,
       message: `session "${mine.sessionId}" belongs to another user: use a session you created`,
       data: { code: 'SESSION_FORBIDDEN', status: 403, sessionId: mine.sessionId },
     });
@@ -212,7 +212,7 @@ describe('Copilot front: concurrency and collaborative turns', () => {
     model.hold();
     await mine.send({ prompt: 'alice again' });
     expect(await rpcErrorOf(joined.send({ prompt: 'bob again' }))).toEqual({
-      code: -32015,
+      code: -31015,
       message: `session "${mine.sessionId}" is busy (another write holds its lock): retry after the current write finishes`,
       // The same shape as in a fleet; retryAfterSeconds is the in-process lock's TTL (lockTtlSeconds).
       data: { code: 'SESSION_BUSY', status: 409, sessionId: mine.sessionId, retryAfterSeconds: 30 },
@@ -278,7 +278,7 @@ describe('Copilot front: a collaborative send whose client leaves while it waits
 
 describe('Copilot front: sessionsPerPrincipal without --redis', () => {
   const quotaError = (principal: string, held: number, limit: number) => ({
-    code: -32012,
+    code: -31012,
     message: `principal "${principal}" holds ${held} sessions, the sessionsPerPrincipal quota (${limit}): end one of your sessions first`,
     data: { code: 'PRINCIPAL_QUOTA_REACHED', status: 429, quota: 'sessionsPerPrincipal', limit, principal },
   });
@@ -350,7 +350,7 @@ describe('Copilot front: tenants without --redis', () => {
       headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
     }).then((r) => r.json());
   const tenantQuota = (tenant: string, limit: number) => ({
-    code: -32020,
+    code: -31020,
     message: `tenant "${tenant}" holds ${limit} sessions, the sessionsPerTenant quota (${limit}): end one of your tenant's sessions first`,
     data: { code: 'TENANT_QUOTA_REACHED', status: 429, quota: 'sessionsPerTenant', limit, tenant },
   });
@@ -411,7 +411,7 @@ describe('Copilot front: tenants without --redis', () => {
       },
     );
     const forbidden = {
-      code: -32021,
+      code: -31021,
       message:
         'principal "carol" belongs to tenant "globex", and this instance serves another tenant only (tenant isolation): use your own tenant\'s instances',
       data: { code: 'TENANT_FORBIDDEN', status: 403, tenant: 'globex' },
@@ -456,7 +456,7 @@ describe('Copilot front: draining and health', () => {
     agent.process.kill('SIGTERM');
     await agent.waitForLog((l) => l.msg === 'draining');
     expect(await rpcErrorOf(alice.createSession({ onPermissionRequest: approveAll }))).toEqual({
-      code: -32016,
+      code: -31016,
       message:
         'this instance is shutting down and takes no new sessions or turns: retry; another instance will take the session',
       data: { code: 'DRAINING', status: 503 },
@@ -499,7 +499,7 @@ describe('Copilot front: draining and health', () => {
     const client = await openRawClient(agent.clientPort);
     raws.push(client);
     expect((await client.call('connect', { token: TOKENS.alice })).error).toEqual({
-      code: -32018,
+      code: -31018,
       message: 'the agent could not authenticate to the Copilot CLI: retry shortly',
       data: { code: 'UPSTREAM_UNAVAILABLE', status: 502 },
     });
@@ -547,7 +547,7 @@ describe('Copilot front: draining and health', () => {
     const late = await openRawClient(agent.clientPort);
     raws.push(late);
     expect((await late.call('connect', { token: TOKENS.alice })).error).toEqual({
-      code: -32018,
+      code: -31018,
       message: 'the agent cannot reach the Copilot CLI: retry shortly',
       data: { code: 'UPSTREAM_UNAVAILABLE', status: 502 },
     });

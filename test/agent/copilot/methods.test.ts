@@ -27,7 +27,7 @@ describe('routeRequest', () => {
     'no.such.method',
   ])('refuses the server-wide method %s', (method) => {
     expect(rpcError(routeRequest(method, {}))).toEqual({
-      code: -32014,
+      code: -31014,
       message: `${JSON.stringify(method)} reads or changes state the Copilot CLI shares between all of its users: this method is not available through the agent`,
       data: { code: 'METHOD_FORBIDDEN', status: 403, method },
     });
@@ -90,7 +90,7 @@ describe('routeRequest', () => {
       action: 'loaded',
     });
     expect(rpcError(routeRequest(method, { sessionId, set: { 'sessionfleet/owner': 'mallory' } }))).toEqual({
-      code: -32014,
+      code: -31014,
       message:
         'client metadata keys under sessionfleet/ belong to the agent: this method is not available through the agent',
       data: { code: 'METHOD_FORBIDDEN', status: 403, method },

@@ -9,10 +9,18 @@ describe('the error catalogue', () => {
     }
   });
 
-  it("gives each of the agent's own refusals a JSON-RPC code of its own, in -32010..-32039", () => {
-    const own = Object.values(ERRORS).filter((d) => d.jsonRpcCode <= -32010 && d.jsonRpcCode >= -32039);
+  it("gives each of the agent's own refusals a JSON-RPC code of its own, in -31000..-31099", () => {
+    const own = Object.values(ERRORS).filter((d) => d.jsonRpcCode <= -31000 && d.jsonRpcCode >= -31099);
     expect(new Set(own.map((d) => d.jsonRpcCode)).size).toBe(own.length);
-    expect(ERRORS.TENANT_FORBIDDEN).toMatchObject({ status: 403, jsonRpcCode: -32021 });
+    expect(ERRORS.TENANT_FORBIDDEN).toMatchObject({ status: 403, jsonRpcCode: -31021 });
+  });
+
+  it('never uses a code JSON-RPC reserves but those whose meaning the peers share (MCP 2026 reserves -32020..-32099)', () => {
+    const shared = new Set([-32001, -32600, -32601, -32602, -32603]);
+    const reserved = Object.values(ERRORS).filter(
+      (d) => d.jsonRpcCode >= -32768 && d.jsonRpcCode <= -32000 && !shared.has(d.jsonRpcCode),
+    );
+    expect(reserved).toEqual([]);
   });
 
   it('renders an HTTP body a client can act on', () => {

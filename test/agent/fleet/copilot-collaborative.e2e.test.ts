@@ -283,7 +283,7 @@ describe('Copilot collaborative session: waiting sends and busy answers (--redis
         refused = error;
       });
       expect({ code: refused?.code, message: refused?.message, data: refused?.data }).toEqual({
-        code: -32015,
+        code: -31015,
         message: `session "${mine.sessionId}" is busy (another write holds its lock): retry after the current write finishes`,
         data: { code: 'SESSION_BUSY', status: 409, sessionId: mine.sessionId, retryAfterSeconds: expect.any(Number) },
       });

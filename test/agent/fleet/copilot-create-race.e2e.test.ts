@@ -54,13 +54,13 @@ const create = (client: CopilotClient, sessionId: string) =>
   client.createSession({ onPermissionRequest: approveAll, sessionId });
 
 const anotherUsers = (sessionId: string) => ({
-  code: -32013,
+  code: -31013,
   message: `session ${JSON.stringify(sessionId)} belongs to another user: use a session you created`,
   data: { code: 'SESSION_FORBIDDEN', status: 403, sessionId },
 });
 
 const alreadyYours = (sessionId: string) => ({
-  code: -32022,
+  code: -31022,
   message: `session ${JSON.stringify(sessionId)} already exists and is yours, so it cannot be created again: resume it with session.resume`,
   data: { code: 'SESSION_EXISTS', status: 409, sessionId },
 });

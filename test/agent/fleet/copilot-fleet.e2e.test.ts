@@ -128,7 +128,7 @@ describe('Copilot front in a fleet (3 agents, 3 CLIs, one shared session-state d
     ids.s4 = (await modelSession(onC)).sessionId;
     expect((await members.owners('a'))[ids.s4]).toBe('c');
     expect(await rpcErrorOf(modelSession(onC))).toEqual({
-      code: -32012,
+      code: -31012,
       message: 'principal "alice" holds 4 sessions, the sessionsPerPrincipal quota (4): end one of your sessions first',
       data: {
         code: 'PRINCIPAL_QUOTA_REACHED',
@@ -148,7 +148,7 @@ describe('Copilot front in a fleet (3 agents, 3 CLIs, one shared session-state d
     expect([placed[ids.b1], placed[ids.b2]]).toEqual(['b', 'c']);
     const carol = await sdk('a', TOKENS.carol);
     expect(await rpcErrorOf(modelSession(carol))).toEqual({
-      code: -32010,
+      code: -31010,
       message: 'every instance is full and the fleet is at maxInstances (3 of 3 running): back off and retry',
       data: { code: 'SESSION_LIMIT_REACHED', status: 429, fleetAtMax: true, retryAfterSeconds: 5 },
     });

@@ -78,7 +78,7 @@ async function tenantSessions(via: Id, tenant: string) {
 }
 
 const anotherUsers = (sessionId: string) => ({
-  code: -32013,
+  code: -31013,
   message: `session ${JSON.stringify(sessionId)} belongs to another user: use a session you created`,
   data: { code: 'SESSION_FORBIDDEN', status: 403, sessionId },
 });
@@ -159,7 +159,7 @@ describe('tenants on the Copilot front across two agents of a fleet', () => {
 
   it('sessionsPerTenant counts the tenant on both agents; other tenants keep their own', async () => {
     const quota = {
-      code: -32020,
+      code: -31020,
       message: `tenant "acme" holds 2 sessions, the sessionsPerTenant quota (2): end one of your tenant's sessions first`,
       data: { code: 'TENANT_QUOTA_REACHED', status: 429, quota: 'sessionsPerTenant', limit: 2, tenant: 'acme' },
     };

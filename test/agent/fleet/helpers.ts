@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import type { AgentConfig } from '../../../agent/config.js';
+import type { AgentConfig } from '../../../agent/core/config.js';
 import { InstanceLoad } from '../../../agent/core/load.js';
 import { createLogger } from '../../../agent/core/logger.js';
 import { createMetrics } from '../../../agent/core/metrics.js';

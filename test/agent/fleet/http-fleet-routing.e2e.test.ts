@@ -164,7 +164,7 @@ describe('routing in an HTTP fleet (agents with --redis)', () => {
     expect(await unreachable.json()).toEqual({
       jsonrpc: '2.0',
       error: {
-        code: -32018,
+        code: -31018,
         message: UNREACHABLE_MESSAGE,
         data: { code: 'UPSTREAM_UNAVAILABLE', status: 502, retryAfterSeconds: 1, cause: 'ECONNREFUSED' },
       },

@@ -145,7 +145,7 @@ describe('the HTTP front in a fleet (3 agents, --redis, real MCP servers)', () =
     expect(await full.json()).toEqual({
       jsonrpc: '2.0',
       error: {
-        code: -32010,
+        code: -31010,
         message: 'every instance is full and the fleet is at maxInstances (3 of 3 running): back off and retry',
         data: { code: 'SESSION_LIMIT_REACHED', status: 429, retryAfterSeconds: 5, fleetAtMax: true },
       },

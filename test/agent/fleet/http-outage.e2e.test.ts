@@ -41,7 +41,7 @@ const INITIALIZE = JSON.stringify({
 const STORE_UNAVAILABLE = {
   jsonrpc: '2.0',
   error: {
-    code: -32017,
+    code: -31017,
     message: 'the fleet store (Redis) is unreachable: retry shortly',
     data: { code: 'STORE_UNAVAILABLE', status: 503, retryAfterSeconds: 2 },
   },

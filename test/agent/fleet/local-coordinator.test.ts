@@ -86,7 +86,7 @@ describe('LocalCoordinator', () => {
     const placement = await coordinator.place();
     const error = (await coordinator.open(placement, 'd').catch((e: unknown) => e)) as AgentError;
     expect(error.toJsonRpcError(404)).toEqual({
-      code: -32010,
+      code: -31010,
       message: 'this instance already holds its limit of 3 sessions: back off and retry',
       data: { code: 'SESSION_LIMIT_REACHED', status: 429, limit: 3 },
     });

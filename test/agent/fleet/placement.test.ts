@@ -66,7 +66,7 @@ describe('placement', () => {
         fleetAtMax: true,
       },
     });
-    expect((error as AgentError).toJsonRpcError(404).code).toBe(-32010);
+    expect((error as AgentError).toJsonRpcError(404).code).toBe(-31010);
 
     // A session that ends frees its slot for the next placement, wherever it comes from.
     agents[1]!.context.sessions.end('s2', 'deleted');
@@ -170,7 +170,7 @@ describe('placement', () => {
       status: 429,
       quota: 'sessionsPerTenant',
     });
-    expect(tenant.toJsonRpcError(404).code).toBe(-32020);
+    expect(tenant.toJsonRpcError(404).code).toBe(-31020);
     // Other principals and tenants are unaffected; ending a session gives its place back.
     expect(where(await a.coordinator.place({ principal: 'dave', tenant: 'other' }))).toBe('local');
     b.context.sessions.end('alice-2', 'deleted');

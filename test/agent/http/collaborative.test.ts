@@ -256,7 +256,7 @@ describe('collaborative sessions on the HTTP front (no Redis)', () => {
     expect(await refused.json()).toEqual({
       jsonrpc: '2.0',
       error: {
-        code: -32015,
+        code: -31015,
         message: `session "${session}" is busy (another write holds its lock): retry after the current write finishes`,
         data: { code: 'SESSION_BUSY', status: 409, sessionId: session, retryAfterSeconds: 5 },
       },
@@ -272,7 +272,7 @@ describe('collaborative sessions on the HTTP front (no Redis)', () => {
     expect(await bobDeletes.json()).toEqual({
       jsonrpc: '2.0',
       error: {
-        code: -32013,
+        code: -31013,
         message: 'this session belongs to another principal: use a session you created',
         data: { code: 'SESSION_FORBIDDEN', status: 403 },
       },

@@ -84,7 +84,7 @@ describe('MCP Streamable HTTP through the agent', () => {
       {
         jsonrpc: '2.0',
         error: {
-          code: -32010,
+          code: -31010,
           message: 'this instance holds its maximum of 2 sessions: back off and retry',
           data: { code: 'SESSION_LIMIT_REACHED', status: 429, sessionsPerInstance: 2, retryAfterSeconds: 60 },
         },
@@ -238,7 +238,7 @@ describe('MCP Streamable HTTP through the agent', () => {
     expect(await bob.json()).toEqual({
       jsonrpc: '2.0',
       error: {
-        code: -32013,
+        code: -31013,
         message: 'this session belongs to another principal: use a session you created',
         data: { code: 'SESSION_FORBIDDEN', status: 403 },
       },
@@ -262,7 +262,7 @@ describe('MCP Streamable HTTP through the agent', () => {
     const quotaBody = {
       jsonrpc: '2.0',
       error: {
-        code: -32012,
+        code: -31012,
         message:
           'principal "alice" holds 1 sessions, the sessionsPerPrincipal quota (1): end one of your sessions first',
         data: {

@@ -65,7 +65,7 @@ async function fleetSessions(a: AgentProcess, query = '') {
 const tenantQuota = (tenant: string, limit: number) => ({
   jsonrpc: '2.0',
   error: {
-    code: -32020,
+    code: -31020,
     message: `tenant "${tenant}" holds ${limit} sessions, the sessionsPerTenant quota (${limit}): end one of your tenant's sessions first`,
     data: { code: 'TENANT_QUOTA_REACHED', status: 429, quota: 'sessionsPerTenant', limit, tenant },
   },
@@ -213,7 +213,7 @@ describe('tenant isolation on the HTTP front', () => {
       body: {
         jsonrpc: '2.0',
         error: {
-          code: -32021,
+          code: -31021,
           message:
             'this request belongs to tenant "globex", and this instance serves another tenant only (tenant isolation): use your own tenant\'s instances',
           data: { code: 'TENANT_FORBIDDEN', status: 403, tenant: 'globex' },

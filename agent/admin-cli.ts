@@ -1,0 +1,286 @@
+/**
+ * `sessionfleet-agent admin …`: the operator's view of a fleet through one agent's admin API
+ * (`/admin/fleet/...`, behind `--admin-token`). Any agent of the fleet answers for all of it.
+ *
+ *   admin fleet                 instances, load, draining, leases, and this agent's readiness
+ *   admin sessions [filters]    the fleet's sessions (--principal, --tenant, --instance, --limit)
+ *   admin session <id>          one session
+ *   admin kill <id>             ends a session properly on its owner
+ *
+ * Tables for people, `--json` for scripts. Exit codes: 0 done; 1 the agent refused (not found,
+ * bad filter); 2 usage; 3 the agent could not be reached; 4 not authorised.
+ */
+import { parseArgs } from 'node:util';
+import { AGENT_PATHS, DEFAULT_ADMIN_LISTEN } from '../policy/agent-interface.js';
+
+export interface AdminIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+}
+
+export const ADMIN_EXIT = { ok: 0, refused: 1, usage: 2, unreachable: 3, unauthorised: 4 } as const;
+
+const COMMANDS = ['fleet', 'sessions', 'session', 'kill'] as const;
+type Command = (typeof COMMANDS)[number];
+
+export const ADMIN_USAGE = `usage: sessionfleet-agent admin <command> [options]
+
+commands:
+  fleet                 the fleet's instances: load, draining, lease; and this agent's readiness
+  sessions              the fleet's sessions  [--principal P] [--tenant T] [--instance I] [--limit N]
+  session <id>          one session's details
+  kill <id>             end a session properly on the instance that holds it
+
+options:
+  --admin-url <url>     the agent's admin port (env SESSIONFLEET_ADMIN_URL; default http://${DEFAULT_ADMIN_LISTEN})
+  --admin-token <t>     its --admin-token (env SESSIONFLEET_ADMIN_TOKEN)
+  --json                print the agent's JSON answer instead of a table
+  --help                this text
+
+exit codes: 0 done, 1 refused by the agent, 2 usage, 3 agent unreachable, 4 not authorised`;
+
+class AdminFailure extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
+interface Target {
+  base: string;
+  token: string | undefined;
+}
+
+async function call(target: Target, method: 'GET' | 'DELETE', path: string): Promise<unknown> {
+  let response: Response;
+  try {
+    response = await fetch(new URL(path, target.base), {
+      method,
+      headers: target.token === undefined ? {} : { authorization: `Bearer ${target.token}` },
+      signal: AbortSignal.timeout(10_000),
+    });
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).name;
+    throw new AdminFailure(`cannot reach the agent's admin API at ${target.base} (${cause})`, ADMIN_EXIT.unreachable);
+  }
+  const text = await response.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  if (response.ok && body !== undefined) return body;
+  const error = (body as { error?: { code?: string; message?: string } } | undefined)?.error;
+  const what = error ? `${error.code}: ${error.message}` : `HTTP ${response.status}`;
+  if (response.status === 401 || error?.code === 'UNAUTHENTICATED' || error?.code === 'ADMIN_DISABLED')
+    throw new AdminFailure(
+      `not authorised by ${target.base} (${what}); give the agent's admin token with --admin-token or SESSIONFLEET_ADMIN_TOKEN`,
+      ADMIN_EXIT.unauthorised,
+    );
+  throw new AdminFailure(`the agent refused: ${what}`, ADMIN_EXIT.refused);
+}
+
+/** Plain columns, padded; the header underlined so the output reads in a terminal and a log. */
+export function table(columns: readonly string[], rows: ReadonlyArray<ReadonlyArray<string>>): string {
+  const widths = columns.map((c, i) => Math.max(c.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((cell, i) => cell.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
+  return [line(columns), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+const text = (value: unknown) => (value === null || value === undefined ? '-' : String(value));
+
+interface Instance {
+  id: string;
+  advertise: string;
+  alive: boolean;
+  self: boolean;
+  capacity: number;
+  used: number;
+  free: number;
+  draining: boolean;
+  inFlight: number | null;
+  leaseExpiresInMs: number | null;
+}
+
+interface SessionInfo {
+  id: string;
+  owner: string | null;
+  ownerAlive: boolean;
+  principal: string | null;
+  tenant: string | null;
+  ageSeconds: number;
+  idleSeconds: number | null;
+  expiresAt: string;
+  resumable: boolean;
+}
+
+async function run(
+  command: Command,
+  args: readonly string[],
+  filters: Record<string, string>,
+  target: Target,
+  json: boolean,
+  io: AdminIo,
+): Promise<void> {
+  const print = (value: unknown, render: () => string) =>
+    io.stdout(`${json ? JSON.stringify(value, null, 2) : render()}\n`);
+  switch (command) {
+    case 'fleet': {
+      const answer = (await call(target, 'GET', `${AGENT_PATHS.admin}/fleet/instances`)) as {
+        instanceId: string;
+        instances: Instance[];
+      };
+      const ready = await fetch(new URL(AGENT_PATHS.ready, target.base)).then(
+        async (r) => (await r.json()) as { status: string; reasons: string[] },
+        () => ({ status: 'unknown', reasons: [] as string[] }),
+      );
+      print({ ...answer, ready }, () => {
+        const rows = answer.instances.map((i) => [
+          `${i.id}${i.self ? ' *' : ''}`,
+          i.alive ? 'alive' : 'gone',
+          `${i.used}/${i.capacity}`,
+          i.draining ? 'yes' : 'no',
+          text(i.inFlight),
+          i.leaseExpiresInMs === null ? '-' : `${(i.leaseExpiresInMs / 1000).toFixed(1)}s`,
+          i.advertise,
+        ]);
+        const used = answer.instances.filter((i) => i.alive).reduce((n, i) => n + i.used, 0);
+        const capacity = answer.instances.filter((i) => i.alive).reduce((n, i) => n + i.capacity, 0);
+        return [
+          table(['INSTANCE', 'STATE', 'SESSIONS', 'DRAINING', 'IN FLIGHT', 'LEASE', 'ADVERTISE'], rows),
+          '',
+          `${answer.instances.filter((i) => i.alive).length} live instances, ${used}/${capacity} sessions; * = ${answer.instanceId}, which answered: ${ready.status}${ready.reasons.length ? ` (${ready.reasons.join('; ')})` : ''}`,
+        ].join('\n');
+      });
+      return;
+    }
+    case 'sessions': {
+      if (args.length > 0) throw new AdminFailure('admin sessions takes no arguments, only filters', ADMIN_EXIT.usage);
+      const query = new URLSearchParams(filters);
+      const answer = (await call(
+        target,
+        'GET',
+        `${AGENT_PATHS.admin}/fleet/sessions${query.size ? `?${query}` : ''}`,
+      )) as { count: number; truncated: boolean; sessions: SessionInfo[] };
+      print(answer, () =>
+        [
+          table(
+            ['SESSION', 'OWNER', 'PRINCIPAL', 'TENANT', 'AGE', 'IDLE', 'EXPIRES'],
+            answer.sessions.map((s) => [
+              s.id,
+              `${text(s.owner)}${s.owner !== null && !s.ownerAlive ? ' (gone)' : ''}`,
+              text(s.principal),
+              text(s.tenant),
+              `${s.ageSeconds}s`,
+              s.idleSeconds === null ? '-' : `${s.idleSeconds}s`,
+              s.expiresAt,
+            ]),
+          ),
+          '',
+          `${answer.count} session${answer.count === 1 ? '' : 's'}${answer.truncated ? ' (truncated: narrow the filter or raise --limit)' : ''}`,
+        ].join('\n'),
+      );
+      return;
+    }
+    case 'session':
+    case 'kill': {
+      const [id, ...extra] = args;
+      if (id === undefined || extra.length > 0)
+        throw new AdminFailure(`admin ${command} takes one session id`, ADMIN_EXIT.usage);
+      const path = `${AGENT_PATHS.admin}/fleet/sessions/${encodeURIComponent(id)}`;
+      if (command === 'session') {
+        const answer = (await call(target, 'GET', path)) as Record<string, unknown>;
+        print(answer, () =>
+          table(
+            ['FIELD', 'VALUE'],
+            Object.entries(answer).map(([k, v]) => [k, text(v)]),
+          ),
+        );
+      } else {
+        const answer = (await call(target, 'DELETE', path)) as {
+          terminated: boolean;
+          via: string;
+          owner: string | null;
+        };
+        print(
+          answer,
+          () =>
+            `ended ${id} (${answer.via === 'registry' ? 'its owner was gone: record removed' : `on ${text(answer.owner)}`})`,
+        );
+      }
+      return;
+    }
+  }
+}
+
+const OPTIONS = {
+  'admin-url': { type: 'string' },
+  'admin-token': { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  // Filters of `admin sessions`.
+  principal: { type: 'string' },
+  tenant: { type: 'string' },
+  instance: { type: 'string' },
+  limit: { type: 'string' },
+} as const;
+const FILTERS = ['principal', 'tenant', 'instance', 'limit'] as const;
+
+/** Runs `admin …` (argv after `admin`); resolves to the exit code. */
+export async function adminCommand(
+  argv: readonly string[],
+  io: AdminIo,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
+  const usage = (message: string) => {
+    io.stderr(`sessionfleet-agent admin: ${message}; see 'sessionfleet-agent admin --help'\n`);
+    return ADMIN_EXIT.usage;
+  };
+  let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>;
+  try {
+    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (error) {
+    return usage((error as Error).message.split('\n')[0]!);
+  }
+  const { values, positionals } = parsed;
+  if (values.help === true) {
+    io.stdout(`${ADMIN_USAGE}\n`);
+    return ADMIN_EXIT.ok;
+  }
+  const [command, ...args] = positionals;
+  if (command === undefined) return usage(`a command is required (${COMMANDS.join(', ')})`);
+  if (!(COMMANDS as readonly string[]).includes(command))
+    return usage(`unknown command ${JSON.stringify(command)} (${COMMANDS.join(', ')})`);
+  const filters: Record<string, string> = {};
+  for (const name of FILTERS) {
+    const value = values[name];
+    if (value === undefined) continue;
+    if (command !== 'sessions') return usage(`--${name} is a filter of 'admin sessions', not of 'admin ${command}'`);
+    filters[name] = value;
+  }
+  // An empty variable is an unset one, as shells and Kubernetes env blocks leave them.
+  const fromEnv = (name: string) => (env[name] === '' ? undefined : env[name]);
+  const url = values['admin-url'] ?? fromEnv('SESSIONFLEET_ADMIN_URL') ?? `http://${DEFAULT_ADMIN_LISTEN}`;
+  const token = values['admin-token'] ?? fromEnv('SESSIONFLEET_ADMIN_TOKEN');
+  let base: string;
+  try {
+    base = new URL(url).toString();
+  } catch {
+    return usage(`--admin-url (${JSON.stringify(url)}) must be a URL such as http://127.0.0.1:9090`);
+  }
+  try {
+    await run(command as Command, args, filters, { base, token }, values.json === true, io);
+    return ADMIN_EXIT.ok;
+  } catch (error) {
+    if (!(error instanceof AdminFailure)) throw error;
+    io.stderr(`sessionfleet-agent admin: ${error.message}\n`);
+    return error.exitCode;
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * The agent's interface: every name the agent answers to and the constructs (or an operator) rely
+ * on — its executable, ports, HTTP paths on the admin port, flags and their environment variables,
+ * the metric names an autoscaler reads, and where files are mounted. Both halves read the names
+ * from here, so a rename is one edit that the compiler carries to both (SPEC.md §8).
+ *
+ * Plain data only: the constructs load it without Fastify or prom-client, the agent without cdktf.
+ */
+
+/**
+ * The agent's executable on the agent image's PATH (the package's `bin`). Platforms that can only
+ * replace an image's whole command line (Azure Container Instances) start the agent by this name.
+ */
+export const AGENT_EXECUTABLE = 'sessionfleet-agent';
+
+/** Port clients (and peer agents) reach the agent on; the only port a fleet exposes. */
+export const AGENT_CLIENT_PORT = 8080;
+/** Health, metrics and admin API; never exposed outside the pod / container group. */
+export const AGENT_ADMIN_PORT = 9090;
+
+/** `--listen` when not given: every interface, so peers and the platform's proxy reach it. */
+export const DEFAULT_LISTEN = `0.0.0.0:${AGENT_CLIENT_PORT}`;
+/** `--admin-listen` when not given: loopback, since the admin API is not for the network. */
+export const DEFAULT_ADMIN_LISTEN = `127.0.0.1:${AGENT_ADMIN_PORT}`;
+
+/** HTTP paths on the admin port. */
+export const AGENT_PATHS = {
+  /** Liveness: the agent is alive and its upstream answered recently. */
+  health: '/healthz',
+  /** Readiness: the instance takes new sessions. */
+  ready: '/readyz',
+  /** Prometheus text format. */
+  metrics: '/metrics',
+  /** The session admin API (behind `--admin-token`): `/admin/sessions`, `/admin/fleet/...`. */
+  admin: '/admin',
+} as const;
+
+export const AGENT_HEALTH_PATH = AGENT_PATHS.health;
+export const AGENT_READY_PATH = AGENT_PATHS.ready;
+export const AGENT_METRICS_PATH = AGENT_PATHS.metrics;
+
+/**
+ * Each flag of `sessionfleet-agent` (SPEC.md §8): its type and a one-line description for `--help`
+ * and the README. The constructs build the agent's command line from these names.
+ */
+export const AGENT_FLAGS = {
+  policy: { type: 'string', description: 'the policy file (JSON)' },
+  upstream: {
+    type: 'string',
+    description: 'the instance this agent fronts: http://host:port, or tcp://host:port for copilot-jsonrpc',
+  },
+  listen: { type: 'string', description: `host:port where clients connect (default ${DEFAULT_LISTEN})` },
+  'admin-listen': {
+    type: 'string',
+    description: `host:port for ${AGENT_PATHS.health}, ${AGENT_PATHS.ready}, ${AGENT_PATHS.metrics} and the admin API (default ${DEFAULT_ADMIN_LISTEN}); never the client port`,
+  },
+  redis: {
+    type: 'string',
+    description:
+      'fleet coordination: redis:// or rediss:// (one server), redis-sentinel://host:port[,host:port…]/<primary name> (Sentinel), rediss-sentinel://…; without it an embedded in-memory store serves one instance',
+  },
+  fleet: {
+    type: 'string',
+    description: "the fleet's name: agents with the same --redis and --fleet coordinate (default default)",
+  },
+  'fleet-key': {
+    type: 'string',
+    description:
+      'HMAC key(s) signing owner hints in session ids, comma-separated, newest first; set it from a secret via the environment (default: a random key shared through Redis)',
+  },
+  'fleet-lease-ms': {
+    type: 'string',
+    description:
+      "with --redis: how long an instance counts as alive after its last heartbeat (heartbeat every third of it); a dead owner's sessions move after this long, 1000-300000 (default 10000)",
+  },
+  'session-state-dir': {
+    type: 'string',
+    description:
+      'shared session-state directory (e.g. ~/.copilot/session-state) whose stale session directories the agent cleans up',
+  },
+  'instance-id': { type: 'string', description: "this instance's id (default: the host name)" },
+  advertise: {
+    type: 'string',
+    description: "the URL this instance's peers reach its client port at (default http://<listen>)",
+  },
+  principals: {
+    type: 'string',
+    description:
+      'JSON file mapping each client token to a principal name, e.g. {"tok-a": "alice"}, or to a principal and its tenant, {"tok-a": {"principal": "alice", "tenant": "acme"}}',
+  },
+  'principal-header': {
+    type: 'string',
+    description: 'HTTP fronts: a trusted header, set by an authenticating proxy, that names the principal',
+  },
+  'tenant-header': {
+    type: 'string',
+    description:
+      "HTTP fronts: a trusted header, set by an authenticating proxy, that names the principal's tenant (default: --tenant)",
+  },
+  tenant: {
+    type: 'string',
+    description:
+      'the tenant this instance serves: the tenant of every principal without one of its own; required by isolation "tenant", which refuses every other tenant',
+  },
+  'upstream-token': {
+    type: 'string',
+    description: 'the token the agent presents to a Copilot CLI started with COPILOT_CONNECTION_TOKEN',
+  },
+  'admin-token': {
+    type: 'string',
+    description: 'bearer token required by the admin API (session inventory, terminate); health and metrics stay open',
+  },
+  'health-path': { type: 'string', description: 'HTTP path the agent probes on the upstream (default: a TCP connect)' },
+  'probe-interval-ms': { type: 'string', description: 'how often the upstream is probed (default 2000)' },
+  'unhealthy-after-ms': {
+    type: 'string',
+    description: 'how long the upstream may be unresponsive before /healthz fails (default 30000)',
+  },
+  'log-level': {
+    type: 'string',
+    description: 'pino level: fatal, error, warn, info, debug, trace, silent (default info)',
+  },
+} as const;
+
+export type AgentFlag = keyof typeof AGENT_FLAGS;
+
+/** The environment variable a flag may also come from: `--admin-listen` → `SESSIONFLEET_ADMIN_LISTEN`. */
+export function envName(flag: string): string {
+  return `SESSIONFLEET_${flag.toUpperCase().replace(/-/g, '_')}`;
+}
+
+/** `--<flag>` as it is written on a command line; typed, so a renamed flag fails to compile. */
+export function flagArg(flag: AgentFlag): `--${AgentFlag}` {
+  return `--${flag}`;
+}
+
+/**
+ * The variables the constructs set for the agent: secrets (never on argv) and what the platform
+ * knows only at run time (the pod's name and address).
+ */
+export const AGENT_ENV = {
+  redis: envName('redis'),
+  upstreamToken: envName('upstream-token'),
+  adminToken: envName('admin-token'),
+  instanceId: envName('instance-id'),
+  advertise: envName('advertise'),
+  /** The tenant an instance serves under tenant isolation (`--tenant`). */
+  tenant: envName('tenant'),
+  logLevel: envName('log-level'),
+} as const satisfies Record<string, string>;
+
+/**
+ * Metric names other components depend on: the Kubernetes construct's HPA and the
+ * prometheus-adapter rules in the README.
+ */
+/** Active sessions / sessionsPerInstance, 0..1: the HPA scales on its average over the pods. */
+export const SESSION_UTILIZATION_METRIC = 'sessionfleet_session_utilization';
+/** New sessions waiting for capacity anywhere in the fleet: the demand a scale-out would serve. */
+export const PLACEMENT_DEMAND_METRIC = 'sessionfleet_placement_demand';
+
+/** Where the policy file is mounted in the agent container. */
+export const POLICY_MOUNT_PATH = '/etc/sessionfleet';
+export const POLICY_FILE_NAME = 'policy.json';
+/** Where the principals file (token → principal) is mounted, from a Secret. */
+export const PRINCIPALS_MOUNT_PATH = '/etc/sessionfleet-principals';
+export const PRINCIPALS_FILE_NAME = 'principals.json';
+
+/** Where the Copilot CLI keeps session state (SPEC.md §5); the default mount of session storage. */
+export const DEFAULT_SESSION_STATE_PATH = '/root/.copilot/session-state';
