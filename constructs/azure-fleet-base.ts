@@ -10,7 +10,6 @@ import { Construct } from 'constructs';
 import {
   AGENT_ADMIN_PORT,
   AGENT_CLIENT_PORT,
-  AGENT_ENV,
   DEFAULT_SESSION_STATE_PATH,
 } from '../policy/agent-interface.js';
 import { describeValue } from '../policy/format.js';
