@@ -1,13 +1,23 @@
 /**
- * `sessionfleet-agent`: the agent's entry point. Subcommands `check-policy` and `print-schema`
- * work without any server around; the default runs the agent (`server.ts`).
+ * `sessionfleet-agent`: the agent's entry point. Subcommands `check-policy`, `print-schema` and
+ * `admin` (an agent's admin API, agent/admin-cli.ts) run no server; the default runs the agent (`server.ts`).
  */
 import { readFile } from 'node:fs/promises';
 import { hostname, networkInterfaces } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { policyJsonSchema, validatePolicyText } from '../policy/index.js';
 import { adminCommand } from './admin-cli.js';
-import { ConfigError, parseAgentConfig, usage } from './config.js';
+import { parseCommandLine, UsageError, unknownCommandMessage } from './cli-args.js';
+import {
+  CLI_COMMANDS,
+  type CliCommandName,
+  commandUsage,
+  PROGRAM,
+  packageVersion,
+  SUBCOMMANDS,
+  usage,
+} from './cli-usage.js';
+import { ConfigError, parseAgentConfig } from './config.js';
 import { tuneV8 } from './core/v8-tuning.js';
 
 export interface CliIo {
@@ -45,16 +55,49 @@ export async function checkPolicy(file: string | undefined, io: CliIo = processI
   return 0;
 }
 
+/** `--help`/`-h` or `--version` anywhere before `--`: answered before anything else is checked. */
+function wants(argv: readonly string[], ...flags: string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end === -1 ? argv : argv.slice(0, end)).some((a) => flags.includes(a));
+}
+
 export async function main(argv: readonly string[], io: CliIo = processIo): Promise<number> {
-  const [command, ...rest] = argv;
-  if (command === 'check-policy') return checkPolicy(rest[0], io);
-  if (command === 'admin') return adminCommand(rest, io);
-  if (command === 'print-schema') {
-    io.stdout(`${JSON.stringify(policyJsonSchema(), null, 2)}\n`);
+  const [first, ...rest] = argv;
+  const fail = (message: string, help = PROGRAM): number => {
+    io.stderr(`${PROGRAM}: ${message}; see '${help} --help'\n`);
+    return 2;
+  };
+  if (wants(argv, '--version', '-V')) {
+    io.stdout(`${packageVersion()}\n`);
     return 0;
   }
-  if (command === '--help' || command === '-h' || command === 'help') {
-    io.stdout(`${usage()}\n`);
+  const command = first !== undefined && !first.startsWith('-') ? first : undefined;
+  if (command !== undefined && !SUBCOMMANDS.includes(command)) {
+    return fail(unknownCommandMessage(command, SUBCOMMANDS));
+  }
+  // The operator CLI parses its own flags and answers its own --help (agent/admin-cli.ts).
+  if (command === 'admin') return adminCommand(rest, io);
+  if (command === 'help') {
+    const topic = rest[0];
+    if (topic === undefined) io.stdout(`${usage()}\n`);
+    else if (topic in CLI_COMMANDS) io.stdout(`${commandUsage(topic as CliCommandName)}\n`);
+    else return fail(unknownCommandMessage(topic, SUBCOMMANDS));
+    return 0;
+  }
+  if (wants(argv, '--help', '-h')) {
+    io.stdout(`${command ? commandUsage(command as CliCommandName) : usage()}\n`);
+    return 0;
+  }
+  if (command === 'check-policy' || command === 'print-schema') {
+    let positionals: readonly string[];
+    try {
+      ({ positionals } = parseCommandLine(rest, {}, { positionals: command === 'check-policy' ? 1 : 0 }));
+    } catch (error) {
+      if (error instanceof UsageError) return fail(`${command}: ${error.message}`, `${PROGRAM} ${command}`);
+      throw error;
+    }
+    if (command === 'check-policy') return checkPolicy(positionals[0], io);
+    io.stdout(`${JSON.stringify(policyJsonSchema(), null, 2)}\n`);
     return 0;
   }
   let config: ReturnType<typeof parseAgentConfig>;
@@ -62,7 +105,9 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     config = parseAgentConfig(argv, process.env, { hostname: hostname(), interfaces: networkInterfaces() });
   } catch (error) {
     if (error instanceof ConfigError) {
-      io.stderr(`${error.message}\n\n${usage()}\n`);
+      if (error.problems.length === 1) return fail(error.problems[0] ?? '');
+      io.stderr(`${PROGRAM}: invalid configuration:\n${error.problems.map((p) => `  - ${p}`).join('\n')}\n`);
+      io.stderr(`see '${PROGRAM} --help'\n`);
       return 2;
     }
     throw error;
@@ -80,6 +125,7 @@ if (invokedDirectly) {
       process.exitCode = code;
     },
     (error: unknown) => {
+      // One line, never a stack trace: the message is what a user can act on.
       process.stderr.write(`sessionfleet-agent: ${error instanceof Error ? error.message : String(error)}\n`);
       process.exitCode = 1;
     },

@@ -4,7 +4,6 @@
  * flag or variable, the value and the rule, and are all reported at once.
  */
 import type { NetworkInterfaceInfo } from 'node:os';
-import { parseArgs } from 'node:util';
 import {
   AGENT_EXECUTABLE,
   AGENT_FLAGS,
@@ -16,6 +15,7 @@ import {
 import { HEADER_NAME_RULE, isHeaderName, sameHeaderName } from '../policy/header-name.js';
 import type { Policy } from '../policy/index.js';
 import { parseRedisUrl } from '../policy/redis-url.js';
+import { parseCommandLine } from './cli-args.js';
 import type { AgentConfig, HostPort } from './core/config.js';
 import { isName, NAME_RULE } from './core/tenancy.js';
 
@@ -59,12 +59,9 @@ export function parseAgentConfig(
   env: NodeJS.ProcessEnv = process.env,
   defaults: { hostname?: string; interfaces?: NodeJS.Dict<NetworkInterfaceInfo[]> } = {},
 ): AgentConfig {
-  const options = Object.fromEntries(Object.keys(AGENT_FLAGS).map((name) => [name, { type: 'string' as const }]));
-  let values: Record<string, string | undefined>;
+  let values: Record<string, string | boolean | undefined>;
   try {
-    ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }) as {
-      values: Record<string, string | undefined>;
-    });
+    ({ values } = parseCommandLine(argv, AGENT_FLAGS));
   } catch (error) {
     throw new ConfigError([error instanceof Error ? error.message : String(error)]);
   }
@@ -72,7 +69,7 @@ export function parseAgentConfig(
   const problems: string[] = [];
   const get = (flag: AgentFlag): { value: string; source: string } | undefined => {
     const fromArgs = values[flag];
-    if (fromArgs !== undefined) return { value: fromArgs, source: `--${flag}` };
+    if (typeof fromArgs === 'string') return { value: fromArgs, source: `--${flag}` };
     const fromEnv = env[envName(flag)];
     if (fromEnv !== undefined && fromEnv !== '') return { value: fromEnv, source: envName(flag) };
     return undefined;
@@ -295,18 +292,4 @@ export function advertisedHost(listenHost: string, interfaces: NodeJS.Dict<Netwo
     }
   }
   return '127.0.0.1';
-}
-
-export function usage(): string {
-  const lines = [
-    `usage: ${AGENT_EXECUTABLE} [flags]            run the agent`,
-    `       ${AGENT_EXECUTABLE} check-policy <file> validate a policy file and print it normalized`,
-    `       ${AGENT_EXECUTABLE} print-schema        print the JSON Schema of the policy file`,
-    '',
-    'flags (each also from the environment variable shown):',
-  ];
-  for (const [name, flag] of Object.entries(AGENT_FLAGS)) {
-    lines.push(`  --${name.padEnd(20)} ${envName(name).padEnd(34)} ${flag.description}`);
-  }
-  return lines.join('\n');
 }

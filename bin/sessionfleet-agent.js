@@ -9,4 +9,10 @@ if (!existsSync(fileURLToPath(entry))) {
   process.exit(1);
 }
 const { main } = await import(entry.href);
-process.exitCode = await main(process.argv.slice(2));
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (error) {
+  // One line, never a stack trace (exit codes: docs/reference/cli.md).
+  process.stderr.write(`sessionfleet-agent: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 1;
+}

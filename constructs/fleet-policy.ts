@@ -44,7 +44,7 @@ export function resolveFleetPolicy(
   const deferred: Record<string, unknown> = {};
   // Paths whose value is a token: no rule that mentions them can be judged at synth time.
   const unresolved: string[] = [];
-  for (const [key, value] of Object.entries(input as Record<string, unknown>)) {
+  for (const [key, value] of Object.entries(input as unknown as Record<string, unknown>)) {
     if (Token.isUnresolved(value)) {
       deferred[key] = value;
       unresolved.push(key);

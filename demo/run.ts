@@ -4,7 +4,7 @@
  * drains first).
  *
  *   npm run demo -- [--affinity mcp-streamable-http|mcp-sse] [--listen 127.0.0.1:8080]
- *                   [--admin-listen 127.0.0.1:9090] [--smoke]
+ *                   [--admin-listen 127.0.0.1:9090] [--smoke] [--help] [--version]
  *
  * `--smoke` connects the MCP SDK's own client through the agent, calls two tools, prints what came
  * back and exits (the tests run it so the demo keeps working).
@@ -15,27 +15,76 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { type FlagSpec, type ParsedCommandLine, parseCommandLine, UsageError } from '../agent/cli-args.js';
+import { packageVersion } from '../agent/cli-usage.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const ADMIN_TOKEN = 'demo-admin-token';
 
-const { values } = parseArgs({
-  options: {
-    affinity: { type: 'string', default: 'mcp-streamable-http' },
-    listen: { type: 'string', default: '127.0.0.1:8080' },
-    'admin-listen': { type: 'string', default: '127.0.0.1:9090' },
-    smoke: { type: 'boolean', default: false },
-  },
-});
-const affinity = values.affinity;
-if (affinity !== 'mcp-streamable-http' && affinity !== 'mcp-sse') {
-  process.stderr.write(`--affinity must be mcp-streamable-http or mcp-sse, not ${JSON.stringify(affinity)}\n`);
-  process.exit(2);
+const DEMO_FLAGS = {
+  affinity: { type: 'string' },
+  listen: { type: 'string' },
+  'admin-listen': { type: 'string' },
+  smoke: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'V' },
+} as const satisfies Record<string, FlagSpec>;
+
+const DEMO_USAGE = `usage: npm run demo -- [flags]
+
+Runs the sample MCP server with a sessionfleet agent in front of it (embedded store, one instance)
+and prints how to connect. Ctrl-C stops both.
+
+flags:
+  --affinity <type>          mcp-streamable-http (default) or mcp-sse
+  --listen <host:port>       the agent's client address (default 127.0.0.1:8080)
+  --admin-listen <host:port> the agent's admin address (default 127.0.0.1:9090)
+  --smoke                    connect the MCP SDK's client through the agent, call two tools, print, exit
+  --help, -h                 print this help
+  --version, -V              print the version
+
+exit codes: 0 success, 1 the demo failed while running, 2 usage error`;
+
+/** The demo's flags with defaults, or the exit code when it should stop here (help, version, usage error). */
+function readFlags(argv: readonly string[]) {
+  let values: ParsedCommandLine['values'];
+  try {
+    ({ values } = parseCommandLine(argv, DEMO_FLAGS));
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`demo: ${error.message}; see 'npm run demo -- --help'\n`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(`${DEMO_USAGE}\n`);
+    return 0;
+  }
+  if (values.version) {
+    process.stdout.write(`${packageVersion()}\n`);
+    return 0;
+  }
+  const affinity = String(values.affinity ?? 'mcp-streamable-http');
+  if (affinity !== 'mcp-streamable-http' && affinity !== 'mcp-sse') {
+    process.stderr.write(
+      `demo: --affinity must be mcp-streamable-http or mcp-sse, not ${JSON.stringify(affinity)}; see 'npm run demo -- --help'\n`,
+    );
+    return 2;
+  }
+  return {
+    affinity,
+    listen: String(values.listen ?? '127.0.0.1:8080'),
+    'admin-listen': String(values['admin-listen'] ?? '127.0.0.1:9090'),
+    smoke: values.smoke === true,
+  } as const;
 }
+
+const flags = readFlags(process.argv.slice(2));
+if (typeof flags === 'number') process.exit(flags);
+const values = flags;
+const affinity = values.affinity;
 
 const children: ChildProcess[] = [];
 

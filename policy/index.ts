@@ -29,6 +29,7 @@ export type {
   Affinity,
   AffinityInput,
   AffinityType,
+  CollaborativeInput,
   CollaborativeSettings,
   EvictionPolicy,
   IsolationMode,

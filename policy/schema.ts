@@ -198,7 +198,7 @@ export const collaborativeSchema = z
     },
     { error: typeRule('an object') },
   )
-  .describe('Collaborative sessions: several users share one session; every write is serialized (SPEC.md §6).');
+  .describe('Collaborative sessions: several users share one session; every write is serialized by a lock.');
 
 /** The policy file as users write it. */
 export const policyInputSchema = z
@@ -289,9 +289,14 @@ export const policyInputSchema = z
   )
   .describe('sessionfleet policy: isolation, affinity, quotas and lifecycle of a fleet of session-holding servers.');
 
-export type PolicyInput = z.input<typeof policyInputSchema>;
+/**
+ * The policy as users write it, and its affinity: the TSDoc'd interfaces generated from this schema
+ * (`policy-input.ts`, `npm run docs`), so editors show each field's description, default, range and
+ * rules on hover; test/policy/policy-input.test.ts checks they equal the zod-inferred input types.
+ */
+export type { AffinityInput, CollaborativeInput, PolicyInput } from './policy-input.js';
+
 type ParsedPolicy = z.output<typeof policyInputSchema>;
-export type AffinityInput = z.input<typeof affinitySchema>;
 export type Affinity = z.output<typeof affinitySchema>;
 export type CollaborativeSettings = z.output<typeof collaborativeSchema>;
 

@@ -31,28 +31,51 @@ function define<const C extends string>(code: C, status: number | 'expired', jso
  * handle the agent's answer as they handle the server's.
  */
 export const ERRORS = {
+  /** A new session finds no free session slot on this instance, nor (in a fleet) on any other. */
   SESSION_LIMIT_REACHED: define('SESSION_LIMIT_REACHED', 429, -31010, 'back off and retry'),
+  /** The instance already has `concurrencyPerInstance` requests in flight. */
   CONCURRENCY_LIMIT_REACHED: define('CONCURRENCY_LIMIT_REACHED', 429, -31011, 'back off and retry'),
+  /** The principal already holds `sessionsPerPrincipal` sessions. */
   PRINCIPAL_QUOTA_REACHED: define('PRINCIPAL_QUOTA_REACHED', 429, -31012, 'end one of your sessions first'),
+  /** The principal's tenant already holds `sessionsPerTenant` sessions. */
   TENANT_QUOTA_REACHED: define('TENANT_QUOTA_REACHED', 429, -31020, "end one of your tenant's sessions first"),
+  /** The session ended (its lifetime or idle timeout passed, it was deleted, evicted, terminated or drained); `reason` says which. */
   SESSION_EXPIRED: define('SESSION_EXPIRED', 'expired', -32001, 'start a new session'),
+  /** The session id was never seen here, or its owner was lost with its state. */
   SESSION_NOT_FOUND: define('SESSION_NOT_FOUND', 'expired', -32001, 'start a new session'),
+  /** A request that needs a session id came without one. */
   SESSION_ID_REQUIRED: define('SESSION_ID_REQUIRED', 400, -32600, 'send the session id you were given'),
+  /** The session id is not 1–128 visible ASCII characters. */
   INVALID_SESSION_ID: define('INVALID_SESSION_ID', 400, -32602, 'use 1-128 visible ASCII characters'),
+  /** The session cookie names no live session, is malformed or was sent twice; the answer clears it. */
   INVALID_COOKIE: define('INVALID_COOKIE', 401, -32001, 'retry without the cookie to get a new one'),
+  /** A call on an MCP transport (or WebSocket) the agent is not configured for. */
   WRONG_TRANSPORT: define('WRONG_TRANSPORT', 400, -32600, 'use the transport the agent is configured for'),
+  /** No valid principal: a missing or malformed trusted header, or an unknown client token. */
   UNAUTHENTICATED: define('UNAUTHENTICATED', 401, -32001, 'present a valid token'),
+  /** The session belongs to another principal or tenant. */
   SESSION_FORBIDDEN: define('SESSION_FORBIDDEN', 403, -31013, 'use a session you created'),
+  /** Copilot front: a method the agent does not forward (server-wide, host access or unknown). */
   METHOD_FORBIDDEN: define('METHOD_FORBIDDEN', 403, -31014, 'this method is not available through the agent'),
+  /** Tenant isolation: the principal belongs to another tenant than the one this instance serves. */
   TENANT_FORBIDDEN: define('TENANT_FORBIDDEN', 403, -31021, "use your own tenant's instances"),
+  /** A collaborative session's write did not get the session's lock within `lockWaitSeconds`. */
   SESSION_BUSY: define('SESSION_BUSY', 409, -31015, 'retry after the current write finishes'),
+  /** Copilot front: `session.create` for an id that already exists. */
   SESSION_EXISTS: define('SESSION_EXISTS', 409, -31022, 'resume it with session.resume'),
+  /** The instance is shutting down and takes no new session. */
   DRAINING: define('DRAINING', 503, -31016, 'retry; another instance will take the session'),
+  /** The fleet store (Redis) cannot be reached and `failOpen` is false. */
   STORE_UNAVAILABLE: define('STORE_UNAVAILABLE', 503, -31017, 'retry shortly'),
+  /** The upstream refused or dropped the connection. */
   UPSTREAM_UNAVAILABLE: define('UPSTREAM_UNAVAILABLE', 502, -31018, 'retry shortly'),
+  /** The upstream sent no response headers in time. */
   UPSTREAM_TIMEOUT: define('UPSTREAM_TIMEOUT', 504, -31019, 'retry shortly'),
+  /** A request the agent cannot forward (request target or header). */
   BAD_REQUEST: define('BAD_REQUEST', 400, -32600, 'fix the request'),
+  /** No such path on the admin API. */
   NOT_FOUND: define('NOT_FOUND', 404, -32601, 'check the path'),
+  /** An unexpected exception in the agent (logged with the request id); never an upstream problem. */
   INTERNAL_ERROR: define('INTERNAL_ERROR', 500, -32603, 'retry; if it persists, report it with the request id'),
 } as const;
 

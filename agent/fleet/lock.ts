@@ -24,6 +24,7 @@ import type { Redis } from 'ioredis';
 import { AgentError } from '../core/errors.js';
 import type { FleetKeys } from './keys.js';
 import type { ChannelHub } from './redis.js';
+import { decodeLockAcquire, decodeLockExtend, decodeLockLeave, decodeLockRelease } from './replies.js';
 import { defineFleetCommands } from './scripts.js';
 
 export interface LockOptions {
@@ -178,26 +179,21 @@ export class RedisLock implements SessionLock {
     ];
     const attempt = async (join: boolean) => {
       try {
-        const [granted, value, position] = await redis.sfLockAcquire(
-          ...lockKeys,
-          id,
-          ttl,
-          join ? '1' : '0',
-          this.waiterTtlMs,
-        );
-        return { granted: granted === 1, value: Number(value), position: Number(position) };
+        return decodeLockAcquire(await redis.sfLockAcquire(...lockKeys, id, ttl, join ? '1' : '0', this.waiterTtlMs));
       } catch (error) {
         throw unavailable(error);
       }
     };
     const leave = () =>
-      redis.sfLockLeave(lockKeys[0]!, lockKeys[1]!, lockKeys[2]!, id, keys.lockChannel(resource)).catch(() => 0);
+      redis
+        .sfLockLeave(lockKeys[0]!, lockKeys[1]!, lockKeys[2]!, id, keys.lockChannel(resource))
+        .then(decodeLockLeave, () => false);
 
     // The uncontended path: one round trip, no subscription.
     const deadline = Date.now() + waitMs;
     let result = await attempt(waitMs > 0);
-    if (result.granted) return this.confirmed(new RedisLease(redis, keys, resource, id, result.value, ttl));
-    if (waitMs <= 0) throw busy(resource, result.value, result.position);
+    if (result.granted) return this.confirmed(new RedisLease(redis, keys, resource, id, result.token, ttl));
+    if (waitMs <= 0) throw busy(resource, result.remainingMs, result.position);
 
     // Contended: listen for our turn, then try again at once, which closes the gap between the
     // first attempt and the subscription.
@@ -224,16 +220,17 @@ export class RedisLock implements SessionLock {
           await leave();
           throw error;
         });
-        if (result.granted) return this.confirmed(new RedisLease(redis, keys, resource, id, result.value, ttl));
+        if (result.granted) return this.confirmed(new RedisLease(redis, keys, resource, id, result.token, ttl));
         const remaining = deadline - Date.now();
         if (remaining <= 0) {
           await leave();
-          throw busy(resource, result.value, result.position);
+          throw busy(resource, result.remainingMs, result.position);
         }
         // The head of the queue also wakes when the holder's TTL would run out (a holder that
         // died never publishes); everyone else re-checks when its place needs renewing.
         if (woken) continue;
-        const untilHolderExpires = result.position === 0 && result.value > 0 ? result.value + 2 : renewEvery;
+        const untilHolderExpires =
+          result.position === 0 && result.remainingMs > 0 ? result.remainingMs + 2 : renewEvery;
         const sleep = nap(Math.min(remaining, renewEvery, untilHolderExpires), options.signal);
         wake = sleep.wake;
         await sleep.done;
@@ -272,8 +269,10 @@ class RedisLease implements LockLease {
     this.renewing = true;
     const sentAt = Date.now();
     try {
-      const ok = await this.redis.sfLockExtend(this.keys.lockHolder(this.resource), this.id, this.ttlMs);
-      if (ok === 1) this.confirmedUntil = sentAt + this.ttlMs;
+      const ok = decodeLockExtend(
+        await this.redis.sfLockExtend(this.keys.lockHolder(this.resource), this.id, this.ttlMs),
+      );
+      if (ok) this.confirmedUntil = sentAt + this.ttlMs;
       else this.lose('another holder has it, or it expired');
     } catch {
       if (Date.now() >= this.confirmedUntil) this.lose('Redis did not answer until the TTL ran out');
@@ -297,15 +296,16 @@ class RedisLease implements LockLease {
       this.stop();
       if (this.controller.signal.aborted) return false;
       try {
-        const ok = await this.redis.sfLockRelease(
+        const reply = await this.redis.sfLockRelease(
           this.keys.lockHolder(this.resource),
           this.keys.lockQueue(this.resource),
           this.keys.lockWaiters(this.resource),
           this.id,
           this.keys.lockChannel(this.resource),
         );
-        if (ok !== 1) this.lose('it had expired before the release');
-        return ok === 1;
+        const ok = decodeLockRelease(reply);
+        if (!ok) this.lose('it had expired before the release');
+        return ok;
       } catch {
         // Redis is away: the lock ends by itself when its TTL runs out.
         return false;

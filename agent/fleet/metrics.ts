@@ -22,8 +22,13 @@ export type FleetOutcome =
   | 'rehomed'
   | 'gone';
 
+/** What this agent makes of the fleet store: answering, or not (closed, or stalled past its timeouts). */
+export type StoreState = 'up' | 'unreachable';
+
 export interface FleetMetrics {
   readonly redisUp: Gauge;
+  /** Changes of `StoreState`, by the state entered; each is also logged once. */
+  readonly storeTransitions: Counter<'to'>;
   readonly instances: Gauge;
   readonly outcomes: Counter<'outcome'>;
   /** Sessions held here that the registry had given to another instance (split ownership, resolved). */
@@ -36,6 +41,12 @@ export function createFleetMetrics(registry: Registry): FleetMetrics {
     redisUp: new Gauge({
       name: 'sessionfleet_fleet_redis_up',
       help: '1 while the fleet store (Redis) answers and this instance is registered.',
+      registers,
+    }),
+    storeTransitions: new Counter({
+      name: 'sessionfleet_fleet_store_transitions_total',
+      help: 'Changes of the fleet store (Redis) state as this agent sees it, by the state entered (up, unreachable).',
+      labelNames: ['to'] as const,
       registers,
     }),
     instances: new Gauge({

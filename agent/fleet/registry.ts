@@ -1,12 +1,49 @@
 /**
  * Typed calls to the registry scripts (`scripts.ts`) plus the plain reads the admin API needs.
- * Nothing here decides policy: the coordinator does. One method per script, each returning a
- * discriminated union so callers handle every outcome.
+ * Nothing here decides policy: the coordinator does. One method per script, each passing the
+ * script's reply through its one decoder (`replies.ts`) and returning a discriminated union so
+ * callers handle every outcome.
  */
 import type { Redis } from 'ioredis';
-import type { EndReason } from '../core/sessions.js';
 import type { FleetKeys } from './keys.js';
+import {
+  decodeCancel,
+  decodeEnd,
+  decodeHeartbeat,
+  decodeOpen,
+  decodePlace,
+  decodeRecord,
+  decodeResolve,
+  decodeResync,
+  decodeSweep,
+  type EndedReason,
+  type EndResult,
+  endedReason,
+  type HeartbeatResult,
+  type InstanceView,
+  type OpenResult,
+  type PlaceResult,
+  type ResolveResult,
+  type ResyncResult,
+  type SessionRecord,
+  type SweepResult,
+} from './replies.js';
 import { defineFleetCommands, registryKeys } from './scripts.js';
+
+// The reply types moved to `replies.ts` with their decoders; importers of this module keep them.
+export type {
+  EndedReason,
+  EndResult,
+  HeartbeatResult,
+  InstanceView,
+  OpenResult,
+  PlaceResult,
+  ResolveResult,
+  ResyncResult,
+  SessionRecord,
+  SweepResult,
+} from './replies.js';
+export { decodeRecord } from './replies.js';
 
 /**
  * What this instance can take, judged live rather than from its last heartbeat: `open` (a free
@@ -16,30 +53,6 @@ import { defineFleetCommands, registryKeys } from './scripts.js';
 export type SelfMode = 'open' | 'evict' | 'closed';
 
 /**
- * Why a session ended, as the fleet remembers it: the owner's own reason, or `owner-lost` when it
- * ended because its owner died (or restarted) without it and it could not be resumed elsewhere.
- */
-export type EndedReason = EndReason | 'owner-lost';
-
-const ENDED_REASONS: ReadonlySet<string> = new Set<EndedReason>([
-  'deleted',
-  'expired-lifetime',
-  'expired-idle',
-  'evicted',
-  'terminated',
-  'drained',
-  'upstream-closed',
-  'detached',
-  'owner-lost',
-]);
-
-/** A reason read back from Redis; anything unexpected (another version's) reads as `deleted`. */
-function endedReason(value: unknown): EndedReason {
-  const text = typeof value === 'string' ? value : String(value ?? '');
-  return ENDED_REASONS.has(text) ? (text as EndedReason) : 'deleted';
-}
-
-/**
  * The memory of ended ids: each is kept `ttlMs` (one session lifetime) after its end, at most
  * `cap` ids; a `ttlMs` or `cap` of 0 remembers nothing.
  */
@@ -47,59 +60,6 @@ export interface EndedMemory {
   readonly ttlMs: number;
   readonly cap: number;
 }
-
-/** A session as the registry records it. */
-export interface SessionRecord {
-  readonly id: string;
-  /** The instance that holds it; undefined while it waits to be resumed (handed off). */
-  readonly owner: string | undefined;
-  readonly principal: string | undefined;
-  readonly tenant: string | undefined;
-  readonly createdAt: number;
-  readonly expiresAt: number;
-  /** Its state is on shared storage: another instance can resume it. */
-  readonly resumable: boolean;
-}
-
-export interface InstanceView {
-  readonly id: string;
-  readonly address: string;
-  /** Slots offered (0 while draining). */
-  readonly capacity: number;
-  /** Slots in use: sessions plus reservations. */
-  readonly used: number;
-  readonly leaseDeadline: number;
-}
-
-export interface HeartbeatResult {
-  /** The lease deadline before this renewal; undefined if the instance was not registered. */
-  readonly previousDeadline: number | undefined;
-  /** The Redis clock. */
-  readonly now: number;
-  readonly demand: number;
-  readonly instances: InstanceView[];
-}
-
-export type PlaceResult =
-  | { kind: 'placed'; instanceId: string; address: string }
-  /** The client-chosen id ended within the last lifetime: not a new session. */
-  | { kind: 'ended'; reason: EndedReason }
-  | { kind: 'quota'; quota: 'principal' | 'tenant'; held: number }
-  | { kind: 'full'; canGrow: boolean; running: number; demand: number };
-
-export type EndResult =
-  | { kind: 'ended' }
-  | { kind: 'handed-off' }
-  | { kind: 'unknown' }
-  | { kind: 'not-owner'; owner: string | undefined };
-
-export type ResolveResult =
-  | { kind: 'owned'; instanceId: string; address: string; record: SessionRecord }
-  | { kind: 'moved'; instanceId: string; address: string; record: SessionRecord }
-  /** Ended: just now in the lookup (timed out, lost with its owner) or earlier (remembered). */
-  | { kind: 'gone'; reason: EndedReason }
-  | { kind: 'unknown' }
-  | { kind: 'full'; canGrow: boolean };
 
 export interface LocalSessionState {
   id: string;
@@ -111,54 +71,10 @@ export interface LocalSessionState {
   lastActiveAt: number;
 }
 
-export interface ResyncResult {
-  registered: number;
-  kept: number;
-  released: number;
-  /** Sessions this instance holds but the registry gives to another instance. */
-  conflicts: Array<{ id: string; owner: string }>;
-}
-
-export interface SweepResult {
-  reservationsReclaimed: number;
-  expired: number;
-  handedOff: number;
-  dropped: number;
-  instancesRemoved: number;
-  waitersExpired: number;
-  /** Ended ids forgotten, their lifetime over. */
-  endedForgotten: number;
-}
-
 export interface InstanceInfo extends InstanceView {
   readonly alive: boolean;
   readonly info: Record<string, unknown>;
 }
-
-interface RawRecord {
-  o: string;
-  p: string;
-  t: string;
-  c: number;
-  e: number;
-  r: number;
-}
-
-export function decodeRecord(id: string, raw: string): SessionRecord {
-  const r = JSON.parse(raw) as RawRecord;
-  return {
-    id,
-    owner: r.o === '' ? undefined : r.o,
-    principal: r.p === '' ? undefined : r.p,
-    tenant: r.t === '' ? undefined : r.t,
-    createdAt: Number(r.c),
-    expiresAt: Number(r.e),
-    resumable: Number(r.r) === 1,
-  };
-}
-
-const str = (v: unknown): string => (typeof v === 'string' ? v : String(v ?? ''));
-const num = (v: unknown): number => Number(v);
 
 export class FleetRegistry {
   private readonly keyList: string[];
@@ -181,7 +97,7 @@ export class FleetRegistry {
     address: string;
     info: Record<string, unknown>;
   }): Promise<HeartbeatResult> {
-    const out = await this.redis.sfHeartbeat(
+    const reply = await this.redis.sfHeartbeat(
       ...this.keyList,
       args.instanceId,
       args.leaseMs,
@@ -189,18 +105,7 @@ export class FleetRegistry {
       args.address,
       JSON.stringify(args.info),
     );
-    const instances: InstanceView[] = [];
-    for (let i = 3; i + 4 < out.length; i += 5) {
-      instances.push({
-        id: str(out[i]),
-        address: str(out[i + 1]),
-        capacity: num(out[i + 2]),
-        used: num(out[i + 3]),
-        leaseDeadline: num(out[i + 4]),
-      });
-    }
-    const previous = num(out[0]);
-    return { previousDeadline: previous < 0 ? undefined : previous, now: num(out[1]), demand: num(out[2]), instances };
+    return decodeHeartbeat(reply);
   }
 
   async place(args: {
@@ -218,7 +123,7 @@ export class FleetRegistry {
     /** The id the client chose (header affinity): refused if it ended within the last lifetime. */
     sessionId?: string | undefined;
   }): Promise<PlaceResult> {
-    const out = await this.redis.sfPlace(
+    const reply = await this.redis.sfPlace(
       ...this.keyList,
       args.self,
       args.principal ?? '',
@@ -233,21 +138,12 @@ export class FleetRegistry {
       Math.max(0, Math.ceil(args.waitMs ?? 0)),
       args.sessionId ?? '',
     );
-    switch (str(out[0])) {
-      case 'placed':
-        return { kind: 'placed', instanceId: str(out[1]), address: str(out[2]) };
-      case 'ended':
-        return { kind: 'ended', reason: endedReason(out[1]) };
-      case 'quota':
-        return { kind: 'quota', quota: str(out[1]) === 'tenant' ? 'tenant' : 'principal', held: num(out[2]) };
-      default:
-        return { kind: 'full', canGrow: num(out[1]) === 1, running: num(out[2]), demand: num(out[3]) };
-    }
+    return decodePlace(reply);
   }
 
   /** Returns true if the reservation was still there. */
   async cancel(reservationId: string): Promise<boolean> {
-    return (await this.redis.sfCancel(...this.keyList, reservationId)) === 1;
+    return decodeCancel(await this.redis.sfCancel(...this.keyList, reservationId));
   }
 
   async open(args: {
@@ -259,18 +155,8 @@ export class FleetRegistry {
     createdAt: number;
     expiresAt: number;
     resumable: boolean;
-  }): Promise<
-    | { ok: true }
-    | { ok: false; ended: EndedReason }
-    | {
-        ok: false;
-        ended?: undefined;
-        owner: string | undefined;
-        principal: string | undefined;
-        tenant: string | undefined;
-      }
-  > {
-    const out = await this.redis.sfOpen(
+  }): Promise<OpenResult> {
+    const reply = await this.redis.sfOpen(
       ...this.keyList,
       args.id,
       args.owner,
@@ -281,10 +167,7 @@ export class FleetRegistry {
       Math.floor(args.expiresAt),
       args.resumable ? 1 : 0,
     );
-    if (str(out[0]) === 'ok') return { ok: true };
-    if (str(out[0]) === 'ended') return { ok: false, ended: endedReason(out[1]) };
-    const named = (value: unknown) => (str(value) === '' ? undefined : str(value));
-    return { ok: false, owner: named(out[1]), principal: named(out[2]), tenant: named(out[3]) };
+    return decodeOpen(reply);
   }
 
   /**
@@ -295,7 +178,7 @@ export class FleetRegistry {
     id: string,
     options: { expectedOwner?: string; mode: 'delete' | 'handoff'; reason?: EndedReason | undefined },
   ): Promise<EndResult> {
-    const out = await this.redis.sfEnd(
+    const reply = await this.redis.sfEnd(
       ...this.keyList,
       id,
       options.expectedOwner ?? '',
@@ -304,20 +187,14 @@ export class FleetRegistry {
       this.memory.ttlMs,
       this.memory.cap,
     );
-    const kind = str(out[0]);
-    if (kind === 'not-owner') {
-      const owner = str(out[1]);
-      return { kind, owner: owner === '' ? undefined : owner };
-    }
-    if (kind === 'ended' || kind === 'handed-off' || kind === 'unknown') return { kind };
-    throw new Error(`unexpected reply from sfEnd: ${kind}`);
+    return decodeEnd(reply);
   }
 
   async resolve(
     id: string,
     args: { self: string; selfMode: SelfMode; idleMs: number; maxInstances: number },
   ): Promise<ResolveResult> {
-    const out = await this.redis.sfResolve(
+    const reply = await this.redis.sfResolve(
       ...this.keyList,
       id,
       args.self,
@@ -327,18 +204,7 @@ export class FleetRegistry {
       this.memory.ttlMs,
       this.memory.cap,
     );
-    const kind = str(out[0]);
-    switch (kind) {
-      case 'owned':
-      case 'moved':
-        return { kind, instanceId: str(out[1]), address: str(out[2]), record: decodeRecord(id, str(out[3])) };
-      case 'gone':
-        return { kind, reason: endedReason(out[1]) };
-      case 'full':
-        return { kind, canGrow: num(out[1]) === 1 };
-      default:
-        return { kind: 'unknown' };
-    }
+    return decodeResolve(id, reply);
   }
 
   async resync(self: string, held: readonly LocalSessionState[]): Promise<ResyncResult> {
@@ -354,14 +220,11 @@ export class FleetRegistry {
         Math.floor(s.lastActiveAt),
       );
     }
-    const out = await this.redis.sfResync(...this.keyList, ...args);
-    const conflicts: Array<{ id: string; owner: string }> = [];
-    for (let i = 3; i + 1 < out.length; i += 2) conflicts.push({ id: str(out[i]), owner: str(out[i + 1]) });
-    return { registered: num(out[0]), kept: num(out[1]), released: num(out[2]), conflicts };
+    return decodeResync(await this.redis.sfResync(...this.keyList, ...args));
   }
 
   async sweep(args: { idleMs: number; graceMs: number; budget: number }): Promise<SweepResult> {
-    const out = await this.redis.sfSweep(
+    const reply = await this.redis.sfSweep(
       ...this.keyList,
       args.idleMs,
       args.graceMs,
@@ -369,15 +232,7 @@ export class FleetRegistry {
       this.memory.ttlMs,
       this.memory.cap,
     );
-    return {
-      reservationsReclaimed: num(out[0]),
-      expired: num(out[1]),
-      handedOff: num(out[2]),
-      dropped: num(out[3]),
-      instancesRemoved: num(out[4]),
-      waitersExpired: num(out[5]),
-      endedForgotten: num(out[6]),
-    };
+    return decodeSweep(reply);
   }
 
   /**

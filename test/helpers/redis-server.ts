@@ -39,6 +39,10 @@ export interface RedisServer {
   /** Stops the server (SIGTERM); `start()` brings it back on the same port. */
   stop(): Promise<void>;
   start(): Promise<void>;
+  /** Stalls the server without closing a connection (SIGSTOP), as a frozen host would. */
+  pause(): void;
+  /** Lets a paused server run again (SIGCONT): it then runs every command queued meanwhile. */
+  resume(): void;
 }
 
 export async function startRedisServer(): Promise<RedisServer> {
@@ -92,7 +96,14 @@ export async function startRedisServer(): Promise<RedisServer> {
     child?.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   });
-  return { port, url: `redis://127.0.0.1:${port}`, stop, start };
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    stop,
+    start,
+    pause: () => child?.kill('SIGSTOP'),
+    resume: () => child?.kill('SIGCONT'),
+  };
 }
 
 async function waitForPort(port: number, failed: () => string | undefined, timeoutMs = 10_000): Promise<void> {

@@ -88,7 +88,7 @@ describe('the kill switch', () => {
   });
 
   it('ends the record in the registry when the owner is gone', async () => {
-    c.coordinator.crashForTests();
+    c.crash();
     expect(await a.coordinator.terminate('new-c1')).toEqual({ terminated: true, via: 'registry', owner: 'agent-c' });
     expect(await a.coordinator.inspect('new-c1')).toBeUndefined();
   });

@@ -154,7 +154,7 @@ describe('the fleet’s memory of ended session ids', () => {
   it('a non-resumable session lost with its dead owner is remembered (as an unknown id answers)', async () => {
     const { a, b } = await fleetOf();
     await openOn(a, 'orphan');
-    a.coordinator.crashForTests();
+    a.crash();
     await waitFor('the owner’s lease to lapse', async () => {
       const route = await b.coordinator.route('orphan');
       return route.kind === 'gone' ? route : false;
@@ -188,7 +188,7 @@ describe('the fleet’s memory of ended session ids', () => {
     const { a, b } = await fleetOf();
     const late = await b.coordinator.place({ sessionId: 'lost-race' });
     await openOn(a, 'lost-race');
-    a.coordinator.crashForTests();
+    a.crash();
     await waitFor('the owner’s lease to lapse', async () => {
       const route = await b.coordinator.route('lost-race');
       return route.kind === 'gone' ? route : false;

@@ -102,6 +102,10 @@ export interface TestAgent {
   readonly id: string;
   readonly context: TestContext;
   readonly coordinator: import('../../../agent/fleet/coordinator.js').FleetCoordinator;
+  /** Sudden death: no more heartbeats, connections dropped, nothing released. */
+  crash(): void;
+  /** A stalled heartbeat: no lease renewal for `ms`, everything else running. */
+  pauseHeartbeat(ms: number): Promise<void>;
 }
 
 export async function startAgents(
@@ -114,17 +118,21 @@ export async function startAgents(
   },
 ): Promise<{ agents: TestAgent[]; fleet: string; stop(): Promise<void> }> {
   const { FleetCoordinator } = await import('../../../agent/fleet/coordinator.js');
+  const { fleetFaults } = await import('./faults.js');
   const fleet = options.fleet ?? uniqueFleet();
-  const agents = ids.map((id, i) => {
+  const agents = ids.map((id, i): TestAgent => {
     const context = testContext({ instanceId: id, redisUrl: options.url, policy: options.policy, port: 41_000 + i });
+    const faults = fleetFaults(options.url, options.coordinator?.commandTimeoutMs);
     const coordinator = new FleetCoordinator(context, {
       fleet,
       leaseMs: 1000,
       activityFlushMs: 100,
       sweepIntervalMs: 200,
+      connect: faults.connect,
+      scheduler: faults.scheduler,
       ...options.coordinator,
     });
-    return { id, context, coordinator };
+    return { id, context, coordinator, crash: faults.crash, pauseHeartbeat: faults.pauseHeartbeat };
   });
   await Promise.all(agents.map((a) => a.coordinator.start()));
   // Every agent has seen every other one (placement reads the leases in Redis, routing by hint

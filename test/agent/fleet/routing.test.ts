@@ -259,7 +259,7 @@ describe('routing', () => {
     await create(agents, b, 'moved');
     await create(agents, b, 'kept');
     // b stalls (no heartbeat) past its lease; a takes one of its sessions meanwhile.
-    await b.coordinator.pauseHeartbeatForTests(1300);
+    await b.pauseHeartbeat(1300);
     expect(await a.coordinator.route('moved')).toMatchObject({ kind: 'adopt' });
     await a.coordinator.adopt('moved');
     // b's next heartbeat sees its lease had lapsed and resyncs: it drops its stale copy of 'moved'.

@@ -105,7 +105,7 @@ describe('session-state cleanup', () => {
     const follower = leader === a ? b : a;
     expect(follower.coordinator.lastCleanup).toBeUndefined();
     // The leader dies; the other takes over within the janitor lock's TTL.
-    leader.coordinator.crashForTests();
+    leader.crash();
     sessionDir(root, 'stale-later', 3 * HOUR);
     await waitFor('the follower to take over', () => follower.coordinator.lastCleanup, 5000);
     await waitFor('the new stale directory to go', () => !readdirSync(root).includes('stale-later'));

@@ -1,0 +1,137 @@
+/**
+ * What the parts of the Redis coordinator share: this instance's standing in the fleet
+ * (registered, draining, stopped), the fleet view from the last heartbeat, the owners of remote
+ * sessions it has looked up, the fleet facts about the sessions it holds, and the small judgements
+ * every part makes the same way (is Redis usable, can this instance take a session, which error).
+ * One object, so that the lease, placement, routing, janitor and admin parts read one truth.
+ */
+import type { Redis } from 'ioredis';
+import { AgentError } from '../core/errors.js';
+import type { FleetMetrics, FleetOutcome, StoreState } from './metrics.js';
+import type { ResolvedFleetOptions } from './options.js';
+import type { FleetRegistry, InstanceView, SelfMode } from './registry.js';
+import type { FleetContext } from './types.js';
+
+/** Fleet facts about a session held here that the session table does not keep. */
+export interface LocalMeta {
+  tenant: string | undefined;
+  resumable: boolean;
+}
+
+export interface RemoteOwner {
+  instanceId: string;
+  address: string;
+  at: number;
+}
+
+export class FleetState {
+  readonly instanceId: string;
+  registered = false;
+  /** Set by `startDraining()` (the session table may also drain on its own). */
+  draining = false;
+  stopped = false;
+  view = new Map<string, InstanceView>();
+  /** Redis clock minus ours, from the last heartbeat. */
+  clockOffset = 0;
+  readonly remote = new Map<string, RemoteOwner>();
+  readonly meta = new Map<string, LocalMeta>();
+  /** The last active time written back per session held here. */
+  readonly flushed = new Map<string, number>();
+  private store: StoreState | undefined;
+
+  constructor(
+    readonly context: FleetContext,
+    readonly o: ResolvedFleetOptions,
+    readonly redis: Redis,
+    readonly registry: FleetRegistry,
+    readonly metrics: FleetMetrics,
+  ) {
+    this.instanceId = context.config.instanceId;
+  }
+
+  /** Registered and connected: the registry can be asked and written. */
+  get available(): boolean {
+    return this.registered && this.redis.status === 'ready';
+  }
+
+  /**
+   * Records what this agent makes of the store. A change is logged once and counted
+   * (`sessionfleet_fleet_store_transitions_total`), so an operator sees every interruption —
+   * a closed connection and a stalled server alike — without a line per failed command.
+   */
+  storeIs(state: StoreState, why: string, detail: Record<string, unknown> = {}): void {
+    this.metrics.redisUp.set(state === 'up' ? 1 : 0);
+    if (state === this.store) return;
+    const before = this.store;
+    this.store = state;
+    this.metrics.storeTransitions.inc({ to: state });
+    const fields = { ...detail, store: state, was: before ?? 'unknown' };
+    if (state === 'up') this.context.logger.info(fields, why);
+    else this.context.logger.warn(fields, why);
+  }
+
+  count(outcome: FleetOutcome): void {
+    this.metrics.outcomes.inc({ outcome });
+  }
+
+  unavailableError(cause?: unknown): AgentError {
+    return new AgentError('STORE_UNAVAILABLE', 'the fleet store (Redis) is unreachable', {
+      retryAfterSeconds: this.o.unavailableRetryAfterSeconds,
+      details: cause instanceof Error ? { cause: cause.message } : {},
+    });
+  }
+
+  fullError(canGrow: boolean, running: number): AgentError {
+    const policy = this.context.policy;
+    const message = canGrow
+      ? `no instance had a free session slot within placementWaitSeconds (${policy.placementWaitSeconds}); the fleet is scaling out`
+      : `every instance is full and the fleet is at maxInstances (${running} of ${policy.maxInstances} running)`;
+    return new AgentError('SESSION_LIMIT_REACHED', message, {
+      retryAfterSeconds: this.o.fullRetryAfterSeconds,
+      details: { fleetAtMax: !canGrow },
+    });
+  }
+
+  saturated(): boolean {
+    return this.context.load.inFlight >= this.context.load.limit;
+  }
+
+  isDraining(): boolean {
+    return this.draining || this.context.sessions.isDraining;
+  }
+
+  /** What this instance can take right now (see `SelfMode`). */
+  selfMode(): SelfMode {
+    const sessions = this.context.sessions;
+    if (this.isDraining() || this.saturated()) return 'closed';
+    return this.context.policy.evictionPolicy === 'lru' && sessions.canAccept() ? 'evict' : 'open';
+  }
+
+  redisNow(): number {
+    return Date.now() + this.clockOffset;
+  }
+
+  instanceAlive(id: string): boolean {
+    const view = this.view.get(id);
+    return view !== undefined && view.leaseDeadline > this.redisNow();
+  }
+
+  isResumable(sessionId: string): boolean {
+    return this.meta.get(sessionId)?.resumable ?? this.o.resumable;
+  }
+
+  remember(id: string, instanceId: string, address: string): void {
+    this.remote.delete(id);
+    this.remote.set(id, { instanceId, address, at: Date.now() });
+    // A Map iterates in insertion order: the first key is the oldest.
+    while (this.remote.size > this.o.remoteCacheSize) {
+      const oldest = this.remote.keys().next();
+      if (oldest.done) break;
+      this.remote.delete(oldest.value);
+    }
+  }
+
+  forget(sessionId: string): void {
+    this.remote.delete(sessionId);
+  }
+}
