@@ -13,6 +13,7 @@ import {
 import { ContainerAppEnvironment } from '@cdktf/provider-azurerm/lib/container-app-environment/index.js';
 import { ContainerAppEnvironmentStorage } from '@cdktf/provider-azurerm/lib/container-app-environment-storage/index.js';
 import { LogAnalyticsWorkspace } from '@cdktf/provider-azurerm/lib/log-analytics-workspace/index.js';
+import type { ManagedRedis } from '@cdktf/provider-azurerm/lib/managed-redis/index.js';
 import type { RedisCache } from '@cdktf/provider-azurerm/lib/redis-cache/index.js';
 import type { ResourceGroup } from '@cdktf/provider-azurerm/lib/resource-group/index.js';
 import type { StorageAccount } from '@cdktf/provider-azurerm/lib/storage-account/index.js';
@@ -38,13 +39,14 @@ import {
   APP_CONTAINER_NAME,
   AzureSessionFleetBase,
   type AzureSessionFleetBaseProps,
-  agentSecretEnvs,
-  appSecretEnvs,
   checkAzureFleetProps,
   createAzureFleetFoundation,
   resolveAzurePolicy,
 } from './azure-fleet-base.js';
-import { secretValue } from './azure-secrets.js';
+import { AzureFleetIdentity } from './azure-fleet-identity.js';
+import { agentSecretEnvs, appSecretEnvs, keyVaultSecretOf, type SecretEnv, secretValue } from './azure-secrets.js';
+import { RUN_DIR, RUN_VOLUME, resolveDrainWrapper, wrapAgentCommand, wrapAppCommand } from './azure-shared-fate.js';
+import { trustedProxiesProblems } from './azure-trusted-proxies.js';
 import { SessionFleetValidationError } from './fleet-policy.js';
 
 export interface AzureContainerAppsSessionFleetProps extends AzureSessionFleetBaseProps {
@@ -73,6 +75,18 @@ export interface AzureContainerAppsSessionFleetProps extends AzureSessionFleetBa
    * @default true
    */
   readonly externalIngress?: boolean;
+
+  /**
+   * Hand Key Vault secrets (secret sources that are `azurerm_key_vault_secret` data sources) to
+   * Container Apps by reference (`key_vault_secret_id`), read at run time by the fleet's managed
+   * identity, which gets "Key Vault Secrets User" on each vault (the vault must use Azure RBAC).
+   * The secret values then never enter the container app's configuration, its revisions or its
+   * Terraform state; the data source itself still reads its value into the state (a Terraform
+   * data-source property). Set false to pass values instead.
+   * @see https://learn.microsoft.com/azure/container-apps/manage-secrets#reference-secret-from-key-vault
+   * @default true
+   */
+  readonly keyVaultReferences?: boolean;
 }
 
 /** Container app names are 2-32 characters. */
@@ -121,7 +135,9 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
   public readonly resourceGroup?: ResourceGroup;
   public readonly storageAccount: StorageAccount;
   public readonly share: StorageShare;
-  /** The Azure Cache for Redis, when the fleet created it. */
+  /** The Azure Managed Redis, when the fleet created one (the default). */
+  public readonly managedRedis?: ManagedRedis;
+  /** The Azure Cache for Redis, when the fleet created one of those tiers ('redisSkuName'). */
   public readonly redisCache?: RedisCache;
   /** The environment and its workspace, when the fleet created them. */
   public readonly environment?: ContainerAppEnvironment;
@@ -130,6 +146,8 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
   /** The share as the environment knows it. */
   public readonly environmentStorage: ContainerAppEnvironmentStorage;
   public readonly containerApp: ContainerApp;
+  /** The fleet's managed identity, when it pulls from `containerRegistryId` or reads Key Vault secrets by reference. */
+  public readonly identity?: AzureFleetIdentity;
   /** Where clients connect: `https://<fqdn>`, or `tcp://<fqdn>:8080` for the Copilot CLI's JSON-RPC. */
   public readonly address: string;
   public readonly addressOutput: TerraformOutput;
@@ -146,12 +164,21 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
     const tcp = resolved.policy?.affinity.type === 'copilot-jsonrpc';
     problems.push(...checkEnvironmentProps(props, this.externalIngress, tcp));
     if (resolved.policy !== undefined) problems.push(...checkGracePeriod(resolved.policy));
+    problems.push(
+      ...trustedProxiesProblems(props.principalHeader, props.trustedProxies, {
+        cidrsEnforced: true,
+        name: 'Azure Container Apps',
+      }),
+    );
+    const wrapper = resolveDrainWrapper(props, resolved.policy);
+    problems.push(...wrapper.problems);
     const appSecrets = appSecretEnvs(props);
     problems.push(...checkSecretNames(appSecrets.map((s) => s.secretName)));
     if (problems.length > 0 || resolved.policy === undefined) {
       throw new SessionFleetValidationError(this, problems);
     }
     for (const warning of resolved.warnings) Annotations.of(this).addWarning(warning);
+    if (wrapper.warning !== undefined) Annotations.of(this).addWarning(wrapper.warning);
     this.policy = resolved.policy;
     this.policyFile = policyFileContent(this.policy);
     this.minReplicas = this.policy.minInstances;
@@ -163,6 +190,7 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
     this.resourceGroup = foundation.resourceGroup;
     this.storageAccount = foundation.storage.storageAccount;
     this.share = foundation.storage.share;
+    this.managedRedis = foundation.redis?.managedRedis;
     this.redisCache = foundation.redis?.cache;
 
     if (props.containerAppEnvironmentId !== undefined) {
@@ -201,27 +229,63 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
     });
 
     const agentSecrets = agentSecretEnvs(props, foundation.redisUrl);
+    const secretSources: SecretEnv[] = [...agentSecrets];
+    if (props.principals !== undefined)
+      secretSources.push({
+        env: '',
+        secretName: PRINCIPALS_SECRET,
+        value: secretValue(props.principals),
+        source: props.principals,
+      });
+    if (props.registryPassword !== undefined)
+      secretSources.push({
+        env: '',
+        secretName: REGISTRY_SECRET,
+        value: secretValue(props.registryPassword),
+        source: props.registryPassword,
+      });
+    secretSources.push(...appSecrets);
+
+    const byReference = props.keyVaultReferences ?? true;
+    const vaultSecrets = byReference ? secretSources.map((s) => keyVaultSecretOf(s.source)) : [];
+    const keyVaultIds = [
+      ...new Set(vaultSecrets.flatMap((ds) => (ds === undefined ? [] : [ds.keyVaultIdInput ?? ds.keyVaultId]))),
+    ];
+    if (props.containerRegistryId !== undefined || keyVaultIds.length > 0) {
+      this.identity = new AzureFleetIdentity(this, 'Identity', {
+        name: this.name,
+        resourceGroupName: this.resourceGroupName,
+        location: this.location,
+        containerRegistryId: props.containerRegistryId,
+        keyVaultIds,
+        tags: props.tags,
+      });
+    }
+    const identityId = this.identity?.identity.id;
     const secrets: ContainerAppSecret[] = [
       { name: POLICY_SECRET, value: this.policyFile },
-      ...agentSecrets.map((s) => ({ name: s.secretName, value: s.value })),
+      ...secretSources.map((s, index): ContainerAppSecret => {
+        const vaultSecret = vaultSecrets[index];
+        return vaultSecret !== undefined && identityId !== undefined
+          ? { name: s.secretName, keyVaultSecretId: vaultSecret.versionlessId, identity: identityId }
+          : { name: s.secretName, value: s.value };
+      }),
     ];
-    if (props.principals !== undefined) secrets.push({ name: PRINCIPALS_SECRET, value: secretValue(props.principals) });
-    if (props.registryPassword !== undefined)
-      secrets.push({ name: REGISTRY_SECRET, value: secretValue(props.registryPassword) });
-    secrets.push(...appSecrets.map((s) => ({ name: s.secretName, value: s.value })));
 
     const appEnv: ContainerAppTemplateContainerEnv[] = [
       ...Object.entries(props.environment ?? {}).map(([name, value]) => ({ name, value })),
       ...appSecrets.map((s) => ({ name: s.env, secretName: s.secretName })),
     ];
+    // The two containers' scripts meet on this replica-local volume.
+    const runMounts = wrapper.wrap ? [{ name: RUN_VOLUME, path: RUN_DIR }] : [];
     const app: ContainerAppTemplateContainer = {
       name: APP_CONTAINER_NAME,
       image: props.image,
       cpu: this.cpuCores,
       memory: `${this.memoryGiB}Gi`,
-      command: props.command,
+      command: wrapper.wrap && props.command !== undefined ? wrapAppCommand(this.policy, props.command) : props.command,
       env: appEnv.length > 0 ? appEnv : undefined,
-      volumeMounts: [{ name: SESSION_STATE_VOLUME, path: this.sessionStatePath }],
+      volumeMounts: [{ name: SESSION_STATE_VOLUME, path: this.sessionStatePath }, ...runMounts],
       // The agent's /healthz fails when the app stops answering; probing it from the app container
       // restarts the app, not only the agent (replicas share one network, so 9090 is reachable).
       livenessProbe: [
@@ -250,14 +314,14 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
       image: this.agentImage,
       cpu: this.agentCpuCores,
       memory: `${this.agentMemoryGiB}Gi`,
-      command: [AGENT_EXECUTABLE, ...args],
+      command: wrapper.wrap ? wrapAgentCommand([AGENT_EXECUTABLE, ...args]) : [AGENT_EXECUTABLE, ...args],
       env: [
         // Container Apps starts no new revision when only a secret changes, so running replicas
         // would keep an old policy; a digest in the template makes a policy change roll them.
         { name: POLICY_DIGEST_ENV, value: createHash('sha256').update(this.policyFile).digest('hex') },
         ...agentSecrets.map((s) => ({ name: s.env, secretName: s.secretName })),
       ],
-      volumeMounts: [{ name: SECRETS_VOLUME, path: POLICY_MOUNT_PATH }],
+      volumeMounts: [{ name: SECRETS_VOLUME, path: POLICY_MOUNT_PATH }, ...runMounts],
       livenessProbe: [
         {
           transport: 'HTTP',
@@ -293,16 +357,28 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
       containerAppEnvironmentId: this.containerAppEnvironmentId,
       revisionMode: 'Single',
       secret: secrets,
+      identity: identityId !== undefined ? { type: 'UserAssigned', identityIds: [identityId] } : undefined,
       registry:
-        props.registryServer !== undefined
-          ? [{ server: props.registryServer, username: props.registryUsername, passwordSecretName: REGISTRY_SECRET }]
-          : undefined,
+        props.registryServer === undefined
+          ? undefined
+          : props.containerRegistryId !== undefined
+            ? [{ server: props.registryServer, identity: identityId }]
+            : [{ server: props.registryServer, username: props.registryUsername, passwordSecretName: REGISTRY_SECRET }],
+      // The first revision pulls the image and reads the secrets with the identity's roles.
+      dependsOn: this.identity?.roleAssignments.length ? [...this.identity.roleAssignments] : undefined,
       ingress: {
         externalEnabled: this.externalIngress,
         targetPort: AGENT_CLIENT_PORT,
         exposedPort: tcp ? AGENT_CLIENT_PORT : undefined,
         transport: tcp ? 'tcp' : 'auto',
         allowInsecureConnections: false,
+        // With any Allow rule Container Apps refuses every other source: only the proxy can name a principal.
+        ipSecurityRestriction: props.trustedProxies?.cidrs?.map((cidr, index) => ({
+          name: `trusted-proxy-${index}`,
+          action: 'Allow',
+          ipAddressRange: cidr,
+          description: 'may send the principal header',
+        })),
         trafficWeight: [{ latestRevision: true, percentage: 100 }],
       },
       template: {
@@ -314,6 +390,7 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
         volume: [
           { name: SESSION_STATE_VOLUME, storageType: 'AzureFile', storageName: this.environmentStorage.name },
           { name: SECRETS_VOLUME, storageType: 'Secret' },
+          ...(wrapper.wrap ? [{ name: RUN_VOLUME, storageType: 'EmptyDir' }] : []),
         ],
         container: [app, agent],
       },
@@ -387,7 +464,12 @@ function checkEnvironmentProps(props: AzureContainerAppsSessionFleetProps, exter
       if (props[prop] !== undefined)
         problems.push(`'${prop}' cannot be combined with 'containerAppEnvironmentId': it configures a new environment`);
     }
-  } else if (tcp && external && props.infrastructureSubnetId === undefined) {
+  } else if (props.privateEndpoints !== undefined && props.infrastructureSubnetId === undefined) {
+    problems.push(
+      `'privateEndpoints' needs 'infrastructureSubnetId' (or an existing VNet environment in 'containerAppEnvironmentId'): replicas outside the virtual network could not reach the private Redis and storage`,
+    );
+  }
+  if (props.containerAppEnvironmentId === undefined && tcp && external && props.infrastructureSubnetId === undefined) {
     problems.push(
       `'infrastructureSubnetId' is required for affinity "copilot-jsonrpc" with external ingress: Azure Container Apps offers external TCP ingress only in an environment with its own virtual network (or set 'externalIngress' to false)`,
     );

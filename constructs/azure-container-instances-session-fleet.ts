@@ -8,6 +8,8 @@ import {
   type ContainerGroupContainer,
   type ContainerGroupContainerVolume,
 } from '@cdktf/provider-azurerm/lib/container-group/index.js';
+import { DnsCnameRecord } from '@cdktf/provider-azurerm/lib/dns-cname-record/index.js';
+import type { ManagedRedis } from '@cdktf/provider-azurerm/lib/managed-redis/index.js';
 import type { RedisCache } from '@cdktf/provider-azurerm/lib/redis-cache/index.js';
 import type { ResourceGroup } from '@cdktf/provider-azurerm/lib/resource-group/index.js';
 import type { StorageAccount } from '@cdktf/provider-azurerm/lib/storage-account/index.js';
@@ -34,20 +36,21 @@ import {
   APP_CONTAINER_NAME,
   AzureSessionFleetBase,
   type AzureSessionFleetBaseProps,
-  agentSecretEnvs,
-  appSecretEnvs,
   checkAzureFleetProps,
   createAzureFleetFoundation,
   resolveAzurePolicy,
 } from './azure-fleet-base.js';
-import { regionName } from './azure-naming.js';
-import { secretValue } from './azure-secrets.js';
+import { AzureFleetIdentity } from './azure-fleet-identity.js';
+import { agentSecretEnvs, appSecretEnvs, secretValue } from './azure-secrets.js';
+import { RUN_DIR, RUN_VOLUME, resolveDrainWrapper, wrapAgentCommand, wrapAppCommand } from './azure-shared-fate.js';
+import { trustedProxiesProblems } from './azure-trusted-proxies.js';
 import { SessionFleetValidationError } from './fleet-policy.js';
 
 // The types both Azure fleets' props use, public with the first of them.
 export type { AzureSessionFleetBaseProps } from './azure-fleet-base.js';
 export type { RedisSku } from './azure-fleet-redis.js';
 export type { AzureSecretSource } from './azure-secrets.js';
+export { AzureTrustedProxies } from './azure-trusted-proxies.js';
 
 export interface AzureContainerInstancesSessionFleetProps extends AzureSessionFleetBaseProps {
   /**
@@ -55,11 +58,48 @@ export interface AzureContainerInstancesSessionFleetProps extends AzureSessionFl
    * so this is the fleet's size: it must lie between the policy's `minInstances` and
    * `maxInstances`, and the agents get a policy with both set to it, so a full fleet answers 429 at
    * once instead of waiting for a scale-out that cannot come. Lowering it removes the instances
-   * with the highest numbers.
+   * with the highest numbers. A change of the policy, or of anything in the containers, replaces
+   * every group at once (a full outage; docs/adr/0101).
    * @see https://learn.microsoft.com/azure/container-instances/container-instances-container-groups
    * @default - the policy's `minInstances`
    */
   readonly instanceCount?: number;
+
+  /**
+   * Subnets to deploy every container group into (each delegated to
+   * `Microsoft.ContainerInstance/containerGroups`): the recommended mode. Groups get private IPs
+   * only, clients and peer agents reach them inside the virtual network, and each agent advertises
+   * the address of its own network interface (the group's private IP), which its peers in the
+   * network can reach. The network is the trust boundary: agent-to-agent hops are plain HTTP/TCP
+   * inside it (docs/adr/0101-azure-recycling-drain-and-network.md).
+   * @see https://learn.microsoft.com/azure/container-instances/container-instances-vnet
+   * @default - public IPs (not recommended: clients' and peers' traffic, tokens included, crosses the internet in clear text)
+   */
+  readonly subnetIds?: string[];
+
+  /**
+   * Public mode only: an Azure DNS zone in which the fleet creates one CNAME per instance,
+   * `<group name>.<zone>` → the group's own FQDN. The group's FQDN carries a hash (the secure DNS
+   * label reuse policy "TenantReuse") and is only known once the group exists, so the agent
+   * advertises the CNAME, which is known in advance; the record is removed with its group. Required
+   * in public mode when `instanceCount` is above 1 (peers must reach each other).
+   * @see https://learn.microsoft.com/azure/container-instances/how-to-reuse-dns-names
+   * @default - no records; a single public instance advertises nothing its peers need
+   */
+  readonly publicDnsZone?: AzurePublicDnsZone;
+}
+
+/** An existing Azure DNS zone (public) the fleet writes its instances' CNAME records into. */
+export interface AzurePublicDnsZone {
+  /** The zone's name, e.g. `fleet.example.com`. */
+  readonly zoneName: string;
+  /** The resource group holding the zone. */
+  readonly resourceGroupName: string;
+  /**
+   * TTL of the records in seconds.
+   * @default 60
+   */
+  readonly ttlSeconds?: number;
 }
 
 /** `<name>-<index>` must stay within the 63 characters of a container group name and DNS label. */
@@ -67,14 +107,16 @@ const NAME_MAX_LENGTH = 59;
 const SESSION_STATE_VOLUME = 'session-state';
 const POLICY_VOLUME = 'sessionfleet-policy';
 const PRINCIPALS_VOLUME = 'sessionfleet-principals';
+const DEFAULT_RECORD_TTL_SECONDS = 60;
 
 /**
  * Azure Container Instances fleet (the Copilot SDK guide's deployment, rebuilt): a resource group
- * (existing or new), a storage account and file share for session state, Redis (Azure Cache for
- * Redis over TLS, or an existing one) and `instanceCount` container groups. Each group runs the
- * app and the agent; only the agent's client port (8080) is exposed, on a public IP with the DNS
- * name `<name>-<index>.<region>.azurecontainer.io`, which is also the address the agent advertises
- * to its peers. Each instance's address is a Terraform output.
+ * (existing or new), a storage account and file share for session state, Redis (or an existing
+ * one) and `instanceCount` container groups. Each group runs the app and the agent; only the
+ * agent's client port (8080) is exposed. With `subnetIds` (recommended) the groups have private IPs
+ * in your virtual network and each agent advertises its own; without it each group has a public
+ * IP and a DNS label under the secure "TenantReuse" policy. Each instance's address is a Terraform
+ * output.
  *
  * Secrets (Redis URL, tokens, the principals file, the app's secret variables) reach the
  * containers as secure environment variables or secret volumes, always as references.
@@ -93,14 +135,20 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
   public readonly resourceGroup?: ResourceGroup;
   public readonly storageAccount: StorageAccount;
   public readonly share: StorageShare;
-  /** The Azure Cache for Redis, when the fleet created it. */
+  /** The Azure Managed Redis, when the fleet created one (the default). */
+  public readonly managedRedis?: ManagedRedis;
+  /** The Azure Cache for Redis, when the fleet created one of those tiers ('redisSkuName'). */
   public readonly redisCache?: RedisCache;
+  /** The fleet's managed identity, when it pulls from `containerRegistryId`. */
+  public readonly identity?: AzureFleetIdentity;
   /** One container group per instance, in index order. */
   public readonly containerGroups: readonly ContainerGroup[];
   /** The URL each instance's agent is reached at (and advertises to its peers), in index order. */
   public readonly instanceAddresses: readonly string[];
   /** One output per instance with its address. */
   public readonly instanceOutputs: readonly TerraformOutput[];
+  /** Public mode with `publicDnsZone`: one CNAME per instance to its group's FQDN, in index order. */
+  public readonly dnsRecords: readonly DnsCnameRecord[];
 
   constructor(scope: Construct, id: string, props: AzureContainerInstancesSessionFleetProps) {
     super(scope, id, props);
@@ -111,10 +159,25 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
     problems.push(...resolved.problems);
     const instanceCount = props.instanceCount ?? resolved.policy?.minInstances;
     if (resolved.policy !== undefined) problems.push(...checkInstanceCount(instanceCount, resolved.policy));
+    problems.push(...checkNetworkProps(props, instanceCount));
+    problems.push(
+      ...trustedProxiesProblems(props.principalHeader, props.trustedProxies, {
+        cidrsEnforced: false,
+        name: 'Azure Container Instances',
+      }),
+    );
+    const wrapper = resolveDrainWrapper(props, resolved.policy);
+    problems.push(...wrapper.problems);
     if (problems.length > 0 || resolved.policy === undefined || instanceCount === undefined) {
       throw new SessionFleetValidationError(this, problems);
     }
     for (const warning of resolved.warnings) Annotations.of(this).addWarning(warning);
+    if (wrapper.warning !== undefined) Annotations.of(this).addWarning(wrapper.warning);
+    if (props.subnetIds === undefined) {
+      Annotations.of(this).addWarning(
+        `'subnetIds' is not set: the container groups get public IPs and clients' and peers' traffic, tokens included, crosses the internet in clear text; deploy into a virtual network ('subnetIds') unless a TLS-terminating proxy of yours fronts every instance`,
+      );
+    }
     this.instanceCount = instanceCount;
     this.policy = { ...resolved.policy, minInstances: instanceCount, maxInstances: instanceCount };
     this.policyFile = policyFileContent(this.policy);
@@ -125,14 +188,20 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
     this.resourceGroup = foundation.resourceGroup;
     this.storageAccount = foundation.storage.storageAccount;
     this.share = foundation.storage.share;
+    this.managedRedis = foundation.redis?.managedRedis;
     this.redisCache = foundation.redis?.cache;
 
+    // The two containers' scripts meet on this volume (the same name in both: one volume of the group).
+    const runVolume: ContainerGroupContainerVolume[] = wrapper.wrap
+      ? [{ name: RUN_VOLUME, mountPath: RUN_DIR, emptyDir: true }]
+      : [];
     const app: ContainerGroupContainer = {
       name: APP_CONTAINER_NAME,
       image: props.image,
       cpu: this.cpuCores,
       memory: this.memoryGiB,
-      commands: props.command,
+      commands:
+        wrapper.wrap && props.command !== undefined ? wrapAppCommand(this.policy, props.command) : props.command,
       environmentVariables: nonEmpty(props.environment ?? {}),
       secureEnvironmentVariables: nonEmpty(Object.fromEntries(appSecretEnvs(props).map((s) => [s.env, s.value]))),
       volume: [
@@ -143,6 +212,7 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
           storageAccountName: foundation.storage.accountName,
           storageAccountKey: foundation.storage.accessKey,
         },
+        ...runVolume,
       ],
       // The agent's /healthz fails when the app stops answering; probing it from the app container
       // restarts the app, not only the agent (the containers of a group share one network).
@@ -165,6 +235,7 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
         secret: { [POLICY_FILE_NAME]: policyFileBase64(this.policy, this.policyFile) },
       },
     ];
+    agentVolumes.push(...runVolume);
     if (props.principals !== undefined) {
       agentVolumes.push({
         name: PRINCIPALS_VOLUME,
@@ -183,35 +254,55 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
       fleetName: this.settings.fleetName,
     });
     const agentSecrets = Object.fromEntries(agentSecretEnvs(props, foundation.redisUrl).map((s) => [s.env, s.value]));
+    if (props.containerRegistryId !== undefined) {
+      this.identity = new AzureFleetIdentity(this, 'Identity', {
+        name: this.name,
+        resourceGroupName: this.resourceGroupName,
+        location: this.location,
+        containerRegistryId: props.containerRegistryId,
+        keyVaultIds: [],
+        tags: props.tags,
+      });
+    }
+    const identityId = this.identity?.identity.id;
     const registry =
-      props.registryServer !== undefined && props.registryUsername !== undefined && props.registryPassword !== undefined
-        ? [
-            {
-              server: props.registryServer,
-              username: props.registryUsername,
-              password: secretValue(props.registryPassword),
-            },
-          ]
-        : undefined;
+      props.registryServer === undefined
+        ? undefined
+        : identityId !== undefined
+          ? [{ server: props.registryServer, userAssignedIdentityId: identityId }]
+          : props.registryUsername !== undefined && props.registryPassword !== undefined
+            ? [
+                {
+                  server: props.registryServer,
+                  username: props.registryUsername,
+                  password: secretValue(props.registryPassword),
+                },
+              ]
+            : undefined;
 
-    const region = regionName(this.location);
+    const privateNetwork = props.subnetIds !== undefined;
     const groups: ContainerGroup[] = [];
     const addresses: string[] = [];
     const outputs: TerraformOutput[] = [];
+    const records: DnsCnameRecord[] = [];
     for (let index = 0; index < instanceCount; index++) {
       const groupName = `${this.name}-${index}`;
-      // The FQDN is known before the group exists (label + region), so each agent can be told its
-      // own address without a reference cycle; the "Unsecure" reuse policy keeps it that simple
-      // (the other policies add a hash to the label).
-      const address = `http://${groupName}.${region}.azurecontainer.io:${AGENT_CLIENT_PORT}`;
+      // In a virtual network the agent derives its address from its own network interface (the
+      // group's private IP, which ACI assigns at creation). In public mode the group's FQDN holds a
+      // hash only known after creation, so peers are told a CNAME to it, known in advance.
+      const zone = props.publicDnsZone;
+      const advertised =
+        privateNetwork || zone === undefined ? undefined : `http://${groupName}.${zone.zoneName}:${AGENT_CLIENT_PORT}`;
+      const agentEnv: Record<string, string> = { [AGENT_ENV.instanceId]: groupName };
+      if (advertised !== undefined) agentEnv[AGENT_ENV.advertise] = advertised;
       const agent: ContainerGroupContainer = {
         name: AGENT_CONTAINER_NAME,
         image: this.agentImage,
         cpu: this.agentCpuCores,
         memory: this.agentMemoryGiB,
-        commands: [AGENT_EXECUTABLE, ...args],
+        commands: wrapper.wrap ? wrapAgentCommand([AGENT_EXECUTABLE, ...args]) : [AGENT_EXECUTABLE, ...args],
         ports: [{ port: AGENT_CLIENT_PORT, protocol: 'TCP' }],
-        environmentVariables: { [AGENT_ENV.instanceId]: groupName, [AGENT_ENV.advertise]: address },
+        environmentVariables: agentEnv,
         secureEnvironmentVariables: agentSecrets,
         volume: agentVolumes,
         livenessProbe: {
@@ -235,23 +326,48 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
         osType: 'Linux',
         sku: 'Standard',
         restartPolicy: 'Always',
-        ipAddressType: 'Public',
-        dnsNameLabel: groupName,
-        dnsNameLabelReusePolicy: 'Unsecure',
+        ...(privateNetwork
+          ? { ipAddressType: 'Private', subnetIds: props.subnetIds }
+          : {
+              ipAddressType: 'Public',
+              dnsNameLabel: groupName,
+              // A hash of the label and the tenant is added to the FQDN, so nobody outside the
+              // tenant can take the name over once the group is deleted.
+              dnsNameLabelReusePolicy: 'TenantReuse',
+            }),
         exposedPort: [{ port: AGENT_CLIENT_PORT, protocol: 'TCP' }],
         imageRegistryCredential: registry,
+        identity: identityId !== undefined ? { type: 'UserAssigned', identityIds: [identityId] } : undefined,
+        // The group pulls its image with the identity's AcrPull role at creation.
+        dependsOn: this.identity !== undefined ? [...this.identity.roleAssignments] : undefined,
         container: [app, agent],
         tags: props.tags,
       });
       groups.push(group);
+      const address = privateNetwork
+        ? `http://${group.ipAddress}:${AGENT_CLIENT_PORT}`
+        : (advertised ?? `http://${group.fqdn}:${AGENT_CLIENT_PORT}`);
+      if (!privateNetwork && zone !== undefined) {
+        records.push(
+          new DnsCnameRecord(this, `Instance${index}Record`, {
+            name: groupName,
+            zoneName: zone.zoneName,
+            resourceGroupName: zone.resourceGroupName,
+            ttl: zone.ttlSeconds ?? DEFAULT_RECORD_TTL_SECONDS,
+            record: group.fqdn,
+            tags: props.tags,
+          }),
+        );
+      }
       addresses.push(address);
       outputs.push(
         new TerraformOutput(this, `Instance${index}Address`, {
-          value: `http://${group.fqdn}:${AGENT_CLIENT_PORT}`,
+          value: address,
           description: `Address of instance ${index} (${groupName}): its agent's client port.`,
         }),
       );
     }
+    this.dnsRecords = records;
     this.containerGroups = groups;
     this.instanceAddresses = addresses;
     this.instanceOutputs = outputs;
@@ -276,6 +392,35 @@ function checkInstanceCount(count: number | undefined, policy: Policy): string[]
     return [`'instanceCount' (${count}) must not be below 'policy.minInstances' (${minInstances})`];
   }
   return [];
+}
+
+function checkNetworkProps(props: AzureContainerInstancesSessionFleetProps, count: number | undefined): string[] {
+  const problems: string[] = [];
+  const subnets = props.subnetIds;
+  if (subnets === undefined && props.privateEndpoints !== undefined) {
+    problems.push(
+      `'privateEndpoints' needs 'subnetIds': groups with public IPs outside the virtual network could not reach the private Redis and storage`,
+    );
+  }
+  if (subnets !== undefined) {
+    if (!Token.isUnresolved(subnets) && subnets.length === 0) {
+      problems.push(`'subnetIds' must name at least one subnet (or leave it out for public IPs)`);
+    }
+    if (props.publicDnsZone !== undefined) {
+      problems.push(
+        `'publicDnsZone' cannot be combined with 'subnetIds': in a virtual network the groups have private IPs only`,
+      );
+    }
+  } else if (props.publicDnsZone === undefined && count !== undefined && Number.isInteger(count) && count > 1) {
+    problems.push(
+      `'subnetIds' or 'publicDnsZone' is required when 'instanceCount' (${count}) is above 1: a public group's FQDN carries a hash known only after it is created, so without a virtual network (recommended) or a DNS zone for stable names its peers could not reach it`,
+    );
+  }
+  const ttl = props.publicDnsZone?.ttlSeconds;
+  if (ttl !== undefined && !Token.isUnresolved(ttl) && (!Number.isInteger(ttl) || ttl < 1)) {
+    problems.push(`'publicDnsZone.ttlSeconds' (${describeValue(ttl)}) must be a whole number above 0`);
+  }
+  return problems;
 }
 
 function nonEmpty(record: Record<string, string>): Record<string, string> | undefined {

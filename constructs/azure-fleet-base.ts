@@ -7,17 +7,21 @@ import { DataAzurermResourceGroup } from '@cdktf/provider-azurerm/lib/data-azure
 import { ResourceGroup } from '@cdktf/provider-azurerm/lib/resource-group/index.js';
 import { Token } from 'cdktf';
 import { Construct } from 'constructs';
-import {
-  AGENT_ADMIN_PORT,
-  AGENT_CLIENT_PORT,
-  AGENT_ENV,
-  DEFAULT_SESSION_STATE_PATH,
-} from '../policy/agent-interface.js';
+import { AGENT_ADMIN_PORT, AGENT_CLIENT_PORT, DEFAULT_SESSION_STATE_PATH } from '../policy/agent-interface.js';
 import { describeValue } from '../policy/format.js';
 import type { Policy, PolicyInput } from '../policy/index.js';
 import { DEFAULT_AGENT_IMAGE, FLEET_NAME_PATTERN, FLEET_NAME_RULE, fleetNameFromPath } from './agent-container.js';
 import { warnAboutAgentImage } from './agent-image.js';
-import { AzureFleetRedis, REDIS_CAPACITY, REDIS_SKUS, type RedisSku } from './azure-fleet-redis.js';
+import {
+  AzureFleetRedis,
+  DEFAULT_MANAGED_REDIS_SKU,
+  isRedisCacheSku,
+  MANAGED_REDIS_SKU,
+  REDIS_CAPACITY,
+  REDIS_SKUS,
+  type RedisCacheSku,
+  type RedisSku,
+} from './azure-fleet-redis.js';
 import {
   checkRedisCacheName,
   checkResourceName,
@@ -27,8 +31,10 @@ import {
   defaultRedisCacheName,
   defaultStorageAccountName,
 } from './azure-naming.js';
+import { AzureFleetPrivateEndpoints, type AzurePrivateEndpointsOptions } from './azure-private-endpoints.js';
 import { type AzureSecretSource, checkSecretSource, secretValue } from './azure-secrets.js';
 import { AzureSessionStateStorage } from './azure-session-state-storage.js';
+import type { AzureTrustedProxies } from './azure-trusted-proxies.js';
 import { resolveFleetPolicy, SessionFleetValidationError } from './fleet-policy.js';
 import { identityHeaderProblems } from './identity-headers.js';
 
@@ -42,6 +48,10 @@ export interface AzureSessionFleetBaseProps {
    * The fleet's policy (SPEC.md §8): isolation, affinity, quotas, lifecycle. Validated at synth time
    * with the same model the agent uses; `instanceVcpu` is filled in from `cpuCores` so the 2-vCPU
    * rule of session and request isolation is checked.
+   *
+   * On Azure Container Instances a change of the policy replaces every container group at once:
+   * all sessions end and the fleet is down until the new groups are up (docs/adr/0101). Container
+   * Apps rolls a new revision instead.
    */
   readonly policy: PolicyInput;
 
@@ -60,6 +70,19 @@ export interface AzureSessionFleetBaseProps {
    * @default - the image's own entrypoint and command
    */
   readonly command?: string[];
+
+  /**
+   * Wrap the app's and the agent's command lines in small `sh` scripts that give the two
+   * containers one fate: on SIGTERM the app keeps running until the agent has drained (then it gets
+   * the signal), and when the agent recycles after its session (`policy.recycleAfterSession`) the
+   * app is stopped too, so the platform restarts both and the next session meets a new app
+   * process. Needs `/bin/sh` and `sleep` in the app's image, and `command` (the wrapper starts the
+   * app itself; an image's own entrypoint is not known at synth time). Without it, the app receives
+   * SIGTERM together with the agent, and `policy.recycleAfterSession` is refused.
+   * @see docs/adr/0101-azure-recycling-drain-and-network.md
+   * @default - true when `command` is given
+   */
+  readonly drainWrapper?: boolean;
 
   /**
    * Plain environment variables of the app container. Never put secrets here: use `secretEnvironment`.
@@ -117,6 +140,14 @@ export interface AzureSessionFleetBaseProps {
   readonly principalHeader?: string;
 
   /**
+   * Who may send `principalHeader`: required with it (docs/adr/0100). `AzureTrustedProxies.from({ cidrs })`
+   * admits only those ranges (Container Apps ingress IP restrictions); `AzureTrustedProxies.anySource(reason)`
+   * acknowledges that whoever reaches the client port may name any principal.
+   * @default - none; an error when `principalHeader` is set
+   */
+  readonly trustedProxies?: AzureTrustedProxies;
+
+  /**
    * HTTP fronts: a trusted header, set by an authenticating proxy in front, that names the
    * principal's tenant (`--tenant-header`), so `sessionsPerTenant` counts per tenant. Not with
    * `policy.affinity.type` "copilot-jsonrpc" (its clients' tenants come from `principals`).
@@ -147,19 +178,23 @@ export interface AzureSessionFleetBaseProps {
   /**
    * An existing Redis for fleet coordination, as a `redis://` or `rediss://` URL (it holds the
    * password, so it is a secret reference).
-   * @default - a new Azure Cache for Redis, TLS only, its key handed to the agents as a secret
+   * @default - a new Azure Managed Redis, TLS only, its key handed to the agents as a secret
    */
   readonly redisUrl?: AzureSecretSource;
 
   /**
-   * SKU of the Azure Cache for Redis the fleet creates (not with `redisUrl`).
-   * @see https://learn.microsoft.com/azure/azure-cache-for-redis/cache-overview#service-tiers
-   * @default 'Standard'
+   * SKU of the Redis the fleet creates (not with `redisUrl`): an Azure Managed Redis SKU
+   * (`Balanced_B1`, `MemoryOptimized_M10`, ...; `azurerm_managed_redis`), or "Basic", "Standard" or
+   * "Premium" for the Azure Cache for Redis tiers, which Microsoft is retiring (kept for fleets that
+   * already run on one).
+   * @see https://learn.microsoft.com/azure/redis/overview
+   * @default 'Balanced_B1'
    */
   readonly redisSkuName?: RedisSku;
 
   /**
-   * Size of that cache: 0-6 for Basic and Standard (C0-C6), 1-5 for Premium (P1-P5).
+   * Azure Cache for Redis only: size of the cache, 0-6 for Basic and Standard (C0-C6), 1-5 for
+   * Premium (P1-P5). An Azure Managed Redis is sized by its SKU.
    * @default 1
    */
   readonly redisCapacity?: number;
@@ -169,6 +204,16 @@ export interface AzureSessionFleetBaseProps {
    * @default - `sessionfleet-` and 12 hex characters of a hash of the construct's address
    */
   readonly redisCacheName?: string;
+
+  /**
+   * With a virtual network (Container Instances `subnetIds`, Container Apps
+   * `infrastructureSubnetId`): give the Redis the fleet creates and the session-state storage
+   * account private endpoints in `subnetId`, private DNS zones linked to `virtualNetworkId`, and
+   * close their public endpoints, so neither is reachable from the internet.
+   * @see https://learn.microsoft.com/azure/private-link/private-endpoint-overview
+   * @default - Redis and storage keep their public endpoints (TLS and keys only)
+   */
+  readonly privateEndpoints?: AzurePrivateEndpointsOptions;
 
   /**
    * An existing resource group to create the fleet in.
@@ -227,6 +272,15 @@ export interface AzureSessionFleetBaseProps {
    * @default - images are pulled anonymously
    */
   readonly registryServer?: string;
+
+  /**
+   * Resource ID of the Azure Container Registry at `registryServer`: the fleet creates a
+   * user-assigned identity, grants it AcrPull on this registry and pulls `image` with it (no
+   * password). Creating the role assignment needs the right to assign roles on the registry.
+   * @see https://learn.microsoft.com/azure/container-apps/managed-identity-image-pull
+   * @default - pulled with `registryUsername` and `registryPassword`, or anonymously
+   */
+  readonly containerRegistryId?: string;
 
   /** @default - none */
   readonly registryUsername?: string;
@@ -309,7 +363,7 @@ export const AZURE_FLEET_DEFAULTS = {
   agentMemoryGiB: 1,
   shareName: 'session-state',
   shareQuotaGiB: 100,
-  redisSkuName: 'Standard',
+  redisSkuName: DEFAULT_MANAGED_REDIS_SKU,
   redisCapacity: 1,
 } as const;
 
@@ -399,12 +453,18 @@ export function checkAzureFleetProps(
     }
   } else {
     const sku = settings.redisSkuName;
-    if (known(sku) && !(REDIS_SKUS as readonly string[]).includes(sku)) {
-      problems.push(
-        `'redisSkuName' (${describeValue(sku)}) must be one of ${REDIS_SKUS.map((s) => JSON.stringify(s)).join(', ')}`,
-      );
+    if (known(sku) && !isRedisCacheSku(sku)) {
+      if (!MANAGED_REDIS_SKU.test(sku)) {
+        problems.push(
+          `'redisSkuName' (${describeValue(sku)}) must be an Azure Managed Redis SKU (Balanced_B<n>, MemoryOptimized_M<n>, ComputeOptimized_X<n>, FlashOptimized_A<n>, e.g. "${DEFAULT_MANAGED_REDIS_SKU}") or one of ${REDIS_SKUS.map((s) => JSON.stringify(s)).join(', ')}`,
+        );
+      } else if (props.redisCapacity !== undefined) {
+        problems.push(
+          `'redisCapacity' only applies to the Azure Cache for Redis SKUs ("Basic", "Standard", "Premium"): an Azure Managed Redis (${describeValue(sku)}) is sized by its SKU`,
+        );
+      }
     } else if (known(sku) && known(settings.redisCapacity)) {
-      const { min, max } = REDIS_CAPACITY[sku];
+      const { min, max } = REDIS_CAPACITY[sku as RedisCacheSku];
       const capacity = settings.redisCapacity;
       if (!Number.isInteger(capacity) || capacity < min || capacity > max) {
         problems.push(
@@ -443,9 +503,24 @@ export function checkAzureFleetProps(
     problems.push(checkSecretSource(`secretEnvironment.${name}`, source));
   }
 
-  const registry = [props.registryServer, props.registryUsername, props.registryPassword];
-  if (registry.some((v) => v !== undefined) && registry.some((v) => v === undefined)) {
-    problems.push(`'registryServer', 'registryUsername' and 'registryPassword' must be given together`);
+  if (props.containerRegistryId !== undefined) {
+    if (props.registryServer === undefined) {
+      problems.push(
+        `'containerRegistryId' needs 'registryServer' (the registry's login server, e.g. myregistry.azurecr.io)`,
+      );
+    }
+    if (props.registryUsername !== undefined || props.registryPassword !== undefined) {
+      problems.push(
+        `'registryUsername' and 'registryPassword' cannot be combined with 'containerRegistryId': the image is pulled with the fleet's managed identity`,
+      );
+    }
+  } else {
+    const registry = [props.registryServer, props.registryUsername, props.registryPassword];
+    if (registry.some((v) => v !== undefined) && registry.some((v) => v === undefined)) {
+      problems.push(
+        `'registryServer', 'registryUsername' and 'registryPassword' must be given together (or 'registryServer' with 'containerRegistryId')`,
+      );
+    }
   }
   problems.push(checkSecretSource('registryPassword', props.registryPassword));
   return problems.filter((p): p is string => p !== undefined);
@@ -498,6 +573,8 @@ export interface AzureFleetFoundation {
   readonly redis?: AzureFleetRedis;
   /** Reference to the Redis URL the agents get as a secret. */
   readonly redisUrl: string;
+  /** Set with `privateEndpoints`. */
+  readonly privateEndpoints?: AzureFleetPrivateEndpoints;
 }
 
 export function createAzureFleetFoundation(
@@ -528,6 +605,7 @@ export function createAzureFleetFoundation(
     storageAccountName: settings.storageAccountName,
     shareName: settings.shareName,
     quotaGiB: settings.shareQuotaGiB,
+    publicNetworkAccess: props.privateEndpoints === undefined || props.privateEndpoints.keepStoragePublic === true,
     tags: props.tags,
   });
   let redis: AzureFleetRedis | undefined;
@@ -541,41 +619,22 @@ export function createAzureFleetFoundation(
       name: settings.redisCacheName,
       skuName: settings.redisSkuName,
       capacity: settings.redisCapacity,
+      publicNetworkAccess: props.privateEndpoints === undefined,
       tags: props.tags,
     });
     redisUrl = redis.url;
   }
-  return { resourceGroupName, location, resourceGroup, storage, redis, redisUrl };
-}
-
-/** A secret handed to a container as an environment variable. */
-export interface SecretEnv {
-  readonly env: string;
-  /** Name for platforms that keep secrets by name (Container Apps): lowercase letters, digits, hyphens. */
-  readonly secretName: string;
-  /** Reference to the value. */
-  readonly value: string;
-}
-
-/** The agent's secrets, read from the SESSIONFLEET_<FLAG> variables (never from argv). */
-export function agentSecretEnvs(props: AzureSessionFleetBaseProps, redisUrl: string): SecretEnv[] {
-  const envs: SecretEnv[] = [{ env: AGENT_ENV.redis, secretName: 'redis-url', value: redisUrl }];
-  if (props.upstreamToken !== undefined)
-    envs.push({ env: AGENT_ENV.upstreamToken, secretName: 'upstream-token', value: secretValue(props.upstreamToken) });
-  if (props.adminToken !== undefined)
-    envs.push({ env: AGENT_ENV.adminToken, secretName: 'admin-token', value: secretValue(props.adminToken) });
-  return envs;
-}
-
-/** The app's secret environment variables in name order, each with a Container Apps secret name. */
-export function appSecretEnvs(props: AzureSessionFleetBaseProps): SecretEnv[] {
-  return Object.entries(props.secretEnvironment ?? {})
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([env, source]) => {
-      const slug = env
-        .toLowerCase()
-        .replace(/_+/g, '-')
-        .replace(/^-+|-+$/g, '');
-      return { env, secretName: `app-${slug === '' ? 'env' : slug}`, value: secretValue(source) };
-    });
+  const privateEndpoints =
+    props.privateEndpoints === undefined
+      ? undefined
+      : new AzureFleetPrivateEndpoints(scope, 'PrivateEndpoints', {
+          ...props.privateEndpoints,
+          resourceGroupName,
+          location,
+          namePrefix: settings.name,
+          storageAccountId: storage.storageAccount.id,
+          redis,
+          tags: props.tags,
+        });
+  return { resourceGroupName, location, resourceGroup, storage, redis, redisUrl, privateEndpoints };
 }

@@ -9,7 +9,7 @@
  * would derive the same names, which is why every derived name can be set by a prop.
  */
 import { createHash } from 'node:crypto';
-import { Fn, Token } from 'cdktf';
+import { Token } from 'cdktf';
 import type { IConstruct } from 'constructs';
 import { describeValue } from '../policy/format.js';
 
@@ -67,13 +67,4 @@ export function checkRedisCacheName(prop: string, value: string | undefined): st
   return ok
     ? undefined
     : `'${prop}' (${describeValue(value)}) must be 1-63 letters, digits and single hyphens, starting and ending with a letter or digit (Redis cache names are global across Azure)`;
-}
-
-/**
- * The programmatic region name Azure uses in host names (`West Europe` → `westeurope`). A location
- * only known at apply time is normalized by Terraform instead.
- */
-export function regionName(location: string): string {
-  if (Token.isUnresolved(location)) return Fn.replace(Fn.lower(location), ' ', '');
-  return location.toLowerCase().replace(/\s+/g, '');
 }

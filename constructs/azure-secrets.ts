@@ -3,7 +3,10 @@
  * a secret value: Terraform resolves the reference at apply time and hands the value to Azure as a
  * secure environment variable (Container Instances) or a container app secret.
  */
+import type { DataAzurermKeyVaultSecret } from '@cdktf/provider-azurerm/lib/data-azurerm-key-vault-secret/index.js';
 import { TerraformDataSource, TerraformVariable, Token } from 'cdktf';
+import { AGENT_ENV } from '../policy/agent-interface.js';
+import type { AzureSessionFleetBaseProps } from './azure-fleet-base.js';
 
 /**
  * Where a secret comes from:
@@ -48,4 +51,60 @@ export function secretValue(source: AzureSecretSource): string {
   if (typeof source === 'string') return source;
   if (source instanceof TerraformVariable) return source.stringValue;
   return source.getStringAttribute('value');
+}
+
+/** The Key Vault secret data source behind `source`, if that is what it is. */
+export function keyVaultSecretOf(source: AzureSecretSource | undefined): DataAzurermKeyVaultSecret | undefined {
+  return source !== undefined &&
+    typeof source !== 'string' &&
+    TerraformDataSource.isTerraformDataSource(source) &&
+    source.terraformResourceType === KEY_VAULT_SECRET
+    ? (source as DataAzurermKeyVaultSecret)
+    : undefined;
+}
+
+/** A secret handed to a container as an environment variable. */
+export interface SecretEnv {
+  readonly env: string;
+  /** Name for platforms that keep secrets by name (Container Apps): lowercase letters, digits, hyphens. */
+  readonly secretName: string;
+  /** Reference to the value. */
+  readonly value: string;
+  /** Where it comes from, when a prop gave it (not for a Redis the fleet created). */
+  readonly source?: AzureSecretSource;
+}
+
+/** The agent's secrets, read from the SESSIONFLEET_<FLAG> variables (never from argv). */
+export function agentSecretEnvs(props: AzureSessionFleetBaseProps, redisUrl: string): SecretEnv[] {
+  const envs: SecretEnv[] = [
+    { env: AGENT_ENV.redis, secretName: 'redis-url', value: redisUrl, source: props.redisUrl },
+  ];
+  if (props.upstreamToken !== undefined)
+    envs.push({
+      env: AGENT_ENV.upstreamToken,
+      secretName: 'upstream-token',
+      value: secretValue(props.upstreamToken),
+      source: props.upstreamToken,
+    });
+  if (props.adminToken !== undefined)
+    envs.push({
+      env: AGENT_ENV.adminToken,
+      secretName: 'admin-token',
+      value: secretValue(props.adminToken),
+      source: props.adminToken,
+    });
+  return envs;
+}
+
+/** The app's secret environment variables in name order, each with a Container Apps secret name. */
+export function appSecretEnvs(props: AzureSessionFleetBaseProps): SecretEnv[] {
+  return Object.entries(props.secretEnvironment ?? {})
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([env, source]) => {
+      const slug = env
+        .toLowerCase()
+        .replace(/_+/g, '-')
+        .replace(/^-+|-+$/g, '');
+      return { env, secretName: `app-${slug === '' ? 'env' : slug}`, value: secretValue(source), source };
+    });
 }

@@ -14,6 +14,8 @@ export interface AzureSessionStateStorageProps {
   readonly shareName: string;
   /** Size limit of the share. */
   readonly quotaGiB: number;
+  /** Whether the account answers on its public endpoint (false behind a private endpoint). */
+  readonly publicNetworkAccess?: boolean;
   readonly tags?: Record<string, string>;
 }
 
@@ -43,6 +45,7 @@ export class AzureSessionStateStorage extends Construct {
       minTlsVersion: 'TLS1_2',
       httpsTrafficOnlyEnabled: true,
       allowNestedItemsToBePublic: false,
+      publicNetworkAccessEnabled: props.publicNetworkAccess === false ? false : undefined,
       tags: props.tags,
     });
     this.share = new StorageShare(this, 'Share', {

@@ -6,6 +6,8 @@
  */
 import { DataAzurermKeyVaultSecret } from '@cdktf/provider-azurerm/lib/data-azurerm-key-vault-secret/index.js';
 import type { ResourceGroup } from '@cdktf/provider-azurerm/lib/resource-group/index.js';
+import { Subnet } from '@cdktf/provider-azurerm/lib/subnet/index.js';
+import { VirtualNetwork } from '@cdktf/provider-azurerm/lib/virtual-network/index.js';
 import { TerraformVariable } from 'cdktf';
 import type { Construct } from 'constructs';
 import { AzureContainerInstancesSessionFleet } from '../constructs/index.js';
@@ -27,6 +29,38 @@ export function copilotOnContainerInstances(
     new DataAzurermKeyVaultSecret(scope, id, { name, keyVaultId: keyVaultId.stringValue });
   // The CLI accepts only clients presenting this token; the agent presents it (upstreamToken).
   const connectionToken = fromKeyVault('CopilotConnectionToken', 'copilot-connection-token');
+
+  // The recommended mode: the instances have private IPs in this network and reach each other
+  // there; Copilot clients connect from inside it (a peered network, a VPN, a jump host).
+  const network = new VirtualNetwork(scope, 'CopilotNetwork', {
+    name: 'sessionfleet-copilot-vnet',
+    resourceGroupName: resourceGroup.name,
+    location,
+    addressSpace: ['10.40.0.0/16'],
+  });
+  const instancesSubnet = new Subnet(scope, 'CopilotInstancesSubnet', {
+    name: 'copilot-instances',
+    resourceGroupName: resourceGroup.name,
+    virtualNetworkName: network.name,
+    addressPrefixes: ['10.40.1.0/24'],
+    delegation: [
+      {
+        name: 'container-instances',
+        serviceDelegation: {
+          name: 'Microsoft.ContainerInstance/containerGroups',
+          actions: ['Microsoft.Network/virtualNetworks/subnets/action'],
+        },
+      },
+    ],
+  });
+
+  // The Redis and the session-state storage answer only inside the network, through these endpoints.
+  const endpointsSubnet = new Subnet(scope, 'CopilotEndpointsSubnet', {
+    name: 'copilot-endpoints',
+    resourceGroupName: resourceGroup.name,
+    virtualNetworkName: network.name,
+    addressPrefixes: ['10.40.2.0/24'],
+  });
 
   return new AzureContainerInstancesSessionFleet(scope, 'CopilotFleet', {
     resourceGroupName: resourceGroup.name,
@@ -62,5 +96,7 @@ export function copilotOnContainerInstances(
     },
     // Container Instances does not autoscale: three instances, always.
     instanceCount: 3,
+    subnetIds: [instancesSubnet.id],
+    privateEndpoints: { subnetId: endpointsSubnet.id, virtualNetworkId: network.id },
   });
 }

@@ -14,6 +14,7 @@ import type { AgentConfig } from '../../agent/core/config.js';
 import {
   AzureContainerAppsSessionFleet,
   AzureContainerInstancesSessionFleet,
+  AzureTrustedProxies,
   KubernetesSessionFleet,
   KubernetesTrustedProxies,
   type Policy,
@@ -123,13 +124,19 @@ describe('the agent accepts what the Azure fleets give it', () => {
     appHealthPath: '/health',
     location: 'westeurope',
     principalHeader: 'x-user',
+    trustedProxies: AzureTrustedProxies.from({ cidrs: ['203.0.113.0/24'] }),
     tenantHeader: 'x-tenant',
   } as const;
 
   it('AzureContainerInstancesSessionFleet: every container group', () => {
     const json = JSON.parse(
       Testing.synthScope((scope) => {
-        new AzureContainerInstancesSessionFleet(scope, 'Fleet', { ...AZURE, instanceCount: 2 });
+        new AzureContainerInstancesSessionFleet(scope, 'Fleet', {
+          ...AZURE,
+          trustedProxies: AzureTrustedProxies.anySource('only the proxy subnet reaches the VNet'),
+          instanceCount: 2,
+          subnetIds: ['${var.subnet_id}'],
+        });
       }),
     );
     const groups = Object.values(json.resource.azurerm_container_group) as Json[];

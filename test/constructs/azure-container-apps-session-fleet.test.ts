@@ -9,7 +9,8 @@ import {
   AzureContainerAppsSessionFleet,
   type AzureContainerAppsSessionFleetProps,
 } from '../../constructs/azure-container-apps-session-fleet.js';
-import { DEFAULT_AGENT_IMAGE, parsePolicy } from '../../constructs/index.js';
+import { appWrapperScript } from '../../constructs/azure-shared-fate.js';
+import { AzureTrustedProxies, DEFAULT_AGENT_IMAGE, parsePolicy } from '../../constructs/index.js';
 
 interface Probe {
   transport: string;
@@ -37,8 +38,8 @@ interface App {
   resource_group_name: string;
   container_app_environment_id: string;
   revision_mode: string;
-  secret: { name: string; value: string }[];
-  registry?: { server: string; username: string; password_secret_name: string }[];
+  secret: { name: string; value?: string; key_vault_secret_id?: string; identity?: string }[];
+  registry?: { server: string; username?: string; password_secret_name?: string; identity?: string }[];
   ingress: {
     external_enabled: boolean;
     target_port: number;
@@ -90,6 +91,10 @@ function one<T>(stack: Stack, type: string): T {
   return items[0] as T;
 }
 
+function all<T>(stack: Stack, type: string): T[] {
+  return Object.values(stack.resource[type] ?? {}) as T[];
+}
+
 function app(stack: Stack): App {
   return one<App>(stack, 'azurerm_container_app');
 }
@@ -130,7 +135,7 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
       'azurerm_container_app_environment',
       'azurerm_container_app_environment_storage',
       'azurerm_log_analytics_workspace',
-      'azurerm_redis_cache',
+      'azurerm_managed_redis',
       'azurerm_resource_group',
       'azurerm_storage_account',
       'azurerm_storage_share',
@@ -139,10 +144,9 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
     expect(fleet.name).toMatch(/^sessionfleet-[0-9a-f]{8}$/);
     expect(one(stack, 'azurerm_resource_group')).toEqual({ name: `${fleet.name}-rg`, location: 'westeurope' });
     expect(one(stack, 'azurerm_storage_share')).toMatchObject({ name: 'session-state', quota: 100 });
-    expect(one(stack, 'azurerm_redis_cache')).toMatchObject({
-      sku_name: 'Standard',
-      minimum_tls_version: '1.2',
-      non_ssl_port_enabled: false,
+    expect(one(stack, 'azurerm_managed_redis')).toMatchObject({
+      sku_name: 'Balanced_B1',
+      default_database: { client_protocol: 'Encrypted', access_keys_authentication_enabled: true },
     });
   });
 
@@ -223,7 +227,7 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
       {
         name: 'redis-url',
         value:
-          'rediss://:${urlencode(azurerm_redis_cache.Fleet_Redis_Cache_5162DAC6.primary_access_key)}@${azurerm_redis_cache.Fleet_Redis_Cache_5162DAC6.hostname}:${azurerm_redis_cache.Fleet_Redis_Cache_5162DAC6.ssl_port}',
+          'rediss://:${urlencode(azurerm_managed_redis.Fleet_Redis_ManagedRedis_3D7ABAB9.default_database[0].primary_access_key)}@${azurerm_managed_redis.Fleet_Redis_ManagedRedis_3D7ABAB9.hostname}:${azurerm_managed_redis.Fleet_Redis_ManagedRedis_3D7ABAB9.default_database[0].port}',
       },
     ]);
     const policy = JSON.parse(fleet.policyFile);
@@ -242,15 +246,19 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
   });
 
   it('runs the app with the share mounted and a liveness probe on the agent', () => {
-    const { stack } = synth(() => ({ command: ['node', 'server.js'], environment: { PORT: '3000' } }));
+    const { stack, fleet } = synth(() => ({ command: ['node', 'server.js'], environment: { PORT: '3000' } }));
     expect(containers(stack).app).toEqual({
       name: 'app',
       image: IMAGE,
       cpu: 1,
       memory: '2Gi',
-      command: ['node', 'server.js'],
+      // The drain wrapper runs the command (docs/adr/0101): SIGTERM reaches it after the agent drained.
+      command: ['/bin/sh', '-c', appWrapperScript(fleet.policy), 'node', 'server.js'],
       env: [{ name: 'PORT', value: '3000' }],
-      volume_mounts: [{ name: 'session-state', path: '/root/.copilot/session-state' }],
+      volume_mounts: [
+        { name: 'session-state', path: '/root/.copilot/session-state' },
+        { name: 'sessionfleet-run', path: '/run/sessionfleet' },
+      ],
       liveness_probe: [
         {
           transport: 'HTTP',
@@ -381,6 +389,7 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
 
   it('hands Key Vault secrets, the principals file and registry credentials over as secrets', () => {
     const { stack } = synth((scope) => ({
+      keyVaultReferences: false,
       upstreamToken: keyVaultSecret(scope, 'UpstreamToken', 'upstream-token'),
       adminToken: sensitive(scope, 'admin_token'),
       principals: keyVaultSecret(scope, 'Principals', 'sessionfleet-principals'),
@@ -411,10 +420,81 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
     expect(agent.command!.slice(-2)).toEqual(['--principals', '/etc/sessionfleet/principals']);
   });
 
+  it('reads Key Vault secrets by reference with its own identity, and pulls from a registry with it', () => {
+    const { stack, fleet } = synth((scope) => ({
+      upstreamToken: keyVaultSecret(scope, 'UpstreamToken', 'upstream-token'),
+      adminToken: sensitive(scope, 'admin_token'),
+      principals: keyVaultSecret(scope, 'Principals', 'sessionfleet-principals'),
+      secretEnvironment: { OPENAI_API_KEY: keyVaultSecret(scope, 'OpenAiKey', 'openai-api-key') },
+      registryServer: 'example.azurecr.io',
+      containerRegistryId:
+        '/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/example',
+    }));
+    const ca = app(stack) as ReturnType<typeof app> & {
+      identity: unknown;
+      depends_on: string[];
+    };
+    const identity = '${azurerm_user_assigned_identity.Fleet_Identity_44AC6AFB.id}';
+    expect(ca.identity).toEqual({ type: 'UserAssigned', identity_ids: [identity] });
+    expect(ca.secret.slice(1)).toEqual([
+      { name: 'redis-url', value: expect.stringMatching(/^rediss:\/\/:\$\{urlencode\(/) },
+      {
+        name: 'upstream-token',
+        key_vault_secret_id: '${data.azurerm_key_vault_secret.UpstreamToken.versionless_id}',
+        identity,
+      },
+      { name: 'admin-token', value: '${var.admin_token}' },
+      {
+        name: 'principals',
+        key_vault_secret_id: '${data.azurerm_key_vault_secret.Principals.versionless_id}',
+        identity,
+      },
+      {
+        name: 'app-openai-api-key',
+        key_vault_secret_id: '${data.azurerm_key_vault_secret.OpenAiKey.versionless_id}',
+        identity,
+      },
+    ]);
+    expect(ca.registry).toEqual([{ server: 'example.azurecr.io', identity }]);
+    const roles = all<{ scope: string; role_definition_name: string; principal_id: string; principal_type: string }>(
+      stack,
+      'azurerm_role_assignment',
+    );
+    expect(roles.map((r) => [r.role_definition_name, r.scope])).toEqual([
+      ['AcrPull', '/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/example'],
+      ['Key Vault Secrets User', '/subscriptions/0000/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv'],
+    ]);
+    for (const role of roles) {
+      expect(role.principal_id).toBe('${azurerm_user_assigned_identity.Fleet_Identity_44AC6AFB.principal_id}');
+      expect(role.principal_type).toBe('ServicePrincipal');
+    }
+    // The first revision needs the roles: pulling and reading secrets happen at creation.
+    expect(ca.depends_on).toHaveLength(2);
+    expect(fleet.identity).toBeDefined();
+    expect(JSON.stringify(ca.secret)).not.toContain('.value}');
+  });
+
+  it('refuses registry credentials together with a registry read by identity', () => {
+    expect(
+      errorOf((scope) => ({
+        containerRegistryId: '/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/x',
+        registryUsername: 'puller',
+        registryPassword: sensitive(scope, 'registry_password'),
+      })),
+    ).toBe(
+      [
+        'stack/Fleet: 2 problems:',
+        `  - 'containerRegistryId' needs 'registryServer' (the registry's login server, e.g. myregistry.azurecr.io)`,
+        `  - 'registryUsername' and 'registryPassword' cannot be combined with 'containerRegistryId': the image is pulled with the fleet's managed identity`,
+      ].join('\n'),
+    );
+  });
+
   it('passes the principal and tenant headers to the agent, so a fleet behind a proxy has tenant quotas', () => {
     const { stack, fleet } = synth(() => ({
       policy: { affinity: { type: 'mcp-streamable-http' }, maxInstances: 20, sessionsPerTenant: 10 },
       principalHeader: 'x-user',
+      trustedProxies: AzureTrustedProxies.anySource('the tests stand for a proxy-only network'),
       tenantHeader: 'x-tenant',
     }));
     const { agent } = containers(stack);
@@ -436,7 +516,7 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
       'azurerm_container_app',
       'azurerm_container_app_environment',
       'azurerm_log_analytics_workspace',
-      'azurerm_redis_cache',
+      'azurerm_managed_redis',
       'azurerm_resource_group',
       'azurerm_storage_account',
     ]) {
@@ -456,7 +536,11 @@ describe('AzureContainerAppsSessionFleet: secrets never reach the synthesized JS
     const reference = /^(\$\{[^}]+\}|rediss:\/\/:\$\{urlencode\([^)]+\)\}@\$\{[^}]+\}:\$\{[^}]+\})$/;
     const secrets = app(stack).secret.filter((s) => s.name !== 'policy');
     expect(secrets).toHaveLength(5);
-    for (const secret of secrets) expect(secret.value, secret.name).toMatch(reference);
+    for (const secret of secrets) {
+      // A Key Vault secret goes by reference: its URL, read by the fleet's identity at run time.
+      if (secret.key_vault_secret_id !== undefined) expect(secret.key_vault_secret_id).toMatch(reference);
+      else expect(secret.value, secret.name).toMatch(reference);
+    }
     for (const container of app(stack).template.container) {
       for (const env of container.env ?? []) {
         if (env.value !== undefined) expect(env.name).toMatch(/^(POLICY_SHA256)$/);
@@ -480,7 +564,13 @@ describe('AzureContainerAppsSessionFleet: validation', () => {
     expect(errorOf(() => ({ tenantHeader: 'x tenant' }))).toBe(
       `stack/Fleet: 'tenantHeader' ("x tenant") must be a valid HTTP header name (letters, digits and !#$%&'*+-.^_\`|~)`,
     );
-    expect(errorOf(() => ({ principalHeader: 'x-user', tenantHeader: 'X-USER' }))).toBe(
+    expect(
+      errorOf(() => ({
+        principalHeader: 'x-user',
+        tenantHeader: 'X-USER',
+        trustedProxies: AzureTrustedProxies.anySource('the tests stand for a proxy-only network'),
+      })),
+    ).toBe(
       `stack/Fleet: 'tenantHeader' ("X-USER") must not be the header naming the principal ('principalHeader' "x-user")`,
     );
     expect(
@@ -492,6 +582,74 @@ describe('AzureContainerAppsSessionFleet: validation', () => {
     ).toBe(
       `stack/Fleet: 'tenantHeader' ("x-tenant") is read by the HTTP front only, and 'policy.affinity.type' "copilot-jsonrpc" is served by the Copilot front, which has no HTTP headers: name a Copilot client's tenant in its entry of the principals file ('principals') instead`,
     );
+  });
+
+  it('refuses recycling it could not make real: without the drain wrapper an exited agent restarts beside the same app', () => {
+    expect(
+      errorOf(() => ({
+        cpuCores: 2,
+        policy: { isolation: 'session', affinity: { type: 'mcp-streamable-http' }, recycleAfterSession: true },
+      })),
+    ).toBe(
+      `stack/Fleet: 'policy.recycleAfterSession' needs the drain wrapper on Azure (give 'command' and leave 'drainWrapper' on): Container Apps and Container Instances restart an exited agent in place, so the app process, with the ended session in memory, would serve the next session`,
+    );
+    expect(
+      errorOf(() => ({
+        command: ['node', 'server.js'],
+        drainWrapper: false,
+        cpuCores: 2,
+        policy: { isolation: 'session', affinity: { type: 'mcp-streamable-http' }, recycleAfterSession: true },
+      })),
+    ).toContain(`'policy.recycleAfterSession' needs the drain wrapper on Azure`);
+    expect(errorOf(() => ({ drainWrapper: true }))).toBe(
+      `stack/Fleet: 'drainWrapper' needs 'command': the wrapper starts the app itself, and the image's own entrypoint is not known at synth time`,
+    );
+  });
+
+  it('says what a fleet without the drain wrapper gets', () => {
+    const { fleet } = synth(() => ({ command: ['node', 'server.js'], drainWrapper: false }));
+    expect(fleet.node.metadata.filter((m) => m.type === '@cdktf/warn').map((m) => m.data)).toContain(
+      `'drainWrapper' is off (no 'command', or set to false): the app receives SIGTERM together with the agent, so sessions still in flight when the instance stops may end before the agent has drained them`,
+    );
+  });
+
+  it('requires a choice of who may send the principal header, and enforces address ranges on the ingress', () => {
+    expect(errorOf(() => ({ principalHeader: 'x-user' }))).toBe(
+      `stack/Fleet: 'trustedProxies' is required with 'principalHeader' ("x-user"): the agent takes the principal from that header on every request reaching its client port, so any source that reaches it could name any user; give AzureTrustedProxies.from({ cidrs }) with your proxy's addresses, or AzureTrustedProxies.anySource(reason)`,
+    );
+    expect(errorOf(() => ({ principalHeader: 'x-user', trustedProxies: AzureTrustedProxies.anySource(' ') }))).toBe(
+      `stack/Fleet: 'trustedProxies' AzureTrustedProxies.anySource(reason) needs a reason: say why any source may name a principal`,
+    );
+    expect(
+      errorOf(() => ({
+        principalHeader: 'x-user',
+        trustedProxies: AzureTrustedProxies.from({ cidrs: ['10.0.0.0/33'] }),
+      })),
+    ).toBe(
+      `stack/Fleet: 'trustedProxies' range "10.0.0.0/33" must be an IPv4 address or CIDR range, e.g. "203.0.113.0/24"`,
+    );
+    expect(errorOf(() => ({ trustedProxies: AzureTrustedProxies.anySource('proxy only') }))).toBe(
+      `stack/Fleet: 'trustedProxies' only applies with 'principalHeader': nothing else is taken on trust from a request`,
+    );
+    const { stack } = synth(() => ({
+      principalHeader: 'x-user',
+      trustedProxies: AzureTrustedProxies.from({ cidrs: ['203.0.113.0/24', '198.51.100.7'] }),
+    }));
+    const app = one<{ ingress: { ip_security_restriction?: unknown[] } }>(stack, 'azurerm_container_app');
+    expect(app.ingress.ip_security_restriction).toEqual([
+      {
+        name: 'trusted-proxy-0',
+        action: 'Allow',
+        ip_address_range: '203.0.113.0/24',
+        description: 'may send the principal header',
+      },
+      {
+        name: 'trusted-proxy-1',
+        action: 'Allow',
+        ip_address_range: '198.51.100.7',
+        description: 'may send the principal header',
+      },
+    ]);
   });
 
   it('refuses tenant isolation: its agents would not know the tenant they serve', () => {

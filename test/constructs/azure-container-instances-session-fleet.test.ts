@@ -10,7 +10,8 @@ import {
   AzureContainerInstancesSessionFleet,
   type AzureContainerInstancesSessionFleetProps,
 } from '../../constructs/azure-container-instances-session-fleet.js';
-import { DEFAULT_AGENT_IMAGE, parsePolicy } from '../../constructs/index.js';
+import { AGENT_WRAPPER_SCRIPT, appWrapperScript, wrapAgentCommand } from '../../constructs/azure-shared-fate.js';
+import { AzureTrustedProxies, DEFAULT_AGENT_IMAGE, parsePolicy } from '../../constructs/index.js';
 
 interface Probe {
   http_get: { path: string; port: number; scheme: string }[];
@@ -65,6 +66,7 @@ interface Stack {
 }
 
 const IMAGE = 'example.azurecr.io/copilot-cli:1.0.102';
+const SUBNET = '/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet/subnets/aci';
 const BASE: AzureContainerInstancesSessionFleetProps = {
   policy: { affinity: { type: 'copilot-jsonrpc' }, maxInstances: 3 },
   image: IMAGE,
@@ -123,11 +125,11 @@ function keyVaultSecret(scope: Construct, id: string, name: string): DataAzurerm
 }
 
 describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
-  it('creates a resource group, a storage account and share, a Redis cache and one container group by default', () => {
+  it('creates a resource group, a storage account and share, a Managed Redis and one container group by default', () => {
     const { stack, fleet } = synth();
     expect(Object.keys(stack.resource).sort()).toEqual([
       'azurerm_container_group',
-      'azurerm_redis_cache',
+      'azurerm_managed_redis',
       'azurerm_resource_group',
       'azurerm_storage_account',
       'azurerm_storage_share',
@@ -160,8 +162,28 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
     });
   });
 
-  it('creates an Azure Cache for Redis reachable over TLS only', () => {
+  it('creates an Azure Managed Redis by default, TLS only, keys for the agents, nothing evicted', () => {
     const { stack, fleet } = synth();
+    expect(fleet.redisSkuName).toBe('Balanced_B1');
+    expect(stack.resource.azurerm_redis_cache).toBeUndefined();
+    expect(one(stack, 'azurerm_managed_redis')).toEqual({
+      name: fleet.redisCacheName,
+      resource_group_name: '${azurerm_resource_group.Fleet_ResourceGroup_F7F4825D.name}',
+      location: 'westeurope',
+      sku_name: 'Balanced_B1',
+      default_database: {
+        access_keys_authentication_enabled: true,
+        client_protocol: 'Encrypted',
+        clustering_policy: 'EnterpriseCluster',
+        eviction_policy: 'NoEviction',
+      },
+    });
+    expect(fleet.managedRedis).toBeDefined();
+    expect(fleet.redisCache).toBeUndefined();
+  });
+
+  it('still creates an Azure Cache for Redis reachable over TLS only when a retiring tier is asked for', () => {
+    const { stack, fleet } = synth(() => ({ redisSkuName: 'Standard' }));
     expect(fleet.redisCacheName).toMatch(/^sessionfleet-[0-9a-f]{12}$/);
     expect(one(stack, 'azurerm_redis_cache')).toEqual({
       name: fleet.redisCacheName,
@@ -189,7 +211,8 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
       restart_policy: 'Always',
       ip_address_type: 'Public',
       dns_name_label: name,
-      dns_name_label_reuse_policy: 'Unsecure',
+      // Secure: a hash of the label and the tenant is part of the FQDN, so nobody else can take it over.
+      dns_name_label_reuse_policy: 'TenantReuse',
       exposed_port: [{ port: 8080, protocol: 'TCP' }],
     });
     expect(group.image_registry_credential).toBeUndefined();
@@ -199,14 +222,15 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
   });
 
   it('runs the app with its command and resources and mounts the share at the session-state path', () => {
-    const { stack } = synth();
+    const { stack, fleet } = synth();
     const { app } = containers(one<Group>(stack, 'azurerm_container_group'));
     expect(app).toEqual({
       name: 'app',
       image: IMAGE,
       cpu: 1,
       memory: 2,
-      commands: ['copilot', '--headless', '--port', '4321'],
+      // The drain wrapper runs the command (docs/adr/0101): SIGTERM reaches it after the agent drained.
+      commands: ['/bin/sh', '-c', appWrapperScript(fleet.policy), 'copilot', '--headless', '--port', '4321'],
       volume: [
         {
           name: 'session-state',
@@ -215,6 +239,7 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
           storage_account_name: '${azurerm_storage_account.Fleet_SessionState_Account_8C46F708.name}',
           storage_account_key: '${azurerm_storage_account.Fleet_SessionState_Account_8C46F708.primary_access_key}',
         },
+        { name: 'sessionfleet-run', mount_path: '/run/sessionfleet', empty_dir: true },
       ],
       // Restarts the app when the agent reports it unresponsive.
       liveness_probe: {
@@ -235,11 +260,13 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
     expect(agent.cpu).toBe(0.5);
     expect(agent.memory).toBe(1);
     const fleetName = agent.commands![agent.commands!.indexOf('--fleet') + 1]!;
+    expect(agent.commands).toEqual(
+      wrapAgentCommand(['sessionfleet-agent', ...agentArgs({ policy: fleet.policy, appPort: 4321, fleetName })]),
+    );
     expect(agent.commands).toEqual([
-      'sessionfleet-agent',
-      ...agentArgs({ policy: fleet.policy, appPort: 4321, fleetName }),
-    ]);
-    expect(agent.commands).toEqual([
+      '/bin/sh',
+      '-c',
+      AGENT_WRAPPER_SCRIPT,
       'sessionfleet-agent',
       '--policy',
       '/etc/sessionfleet/policy.json',
@@ -253,13 +280,11 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
       '--fleet',
       expect.stringMatching(/^[a-z0-9-]+-[0-9a-f]{8}$/),
     ]);
-    expect(agent.environment_variables).toEqual({
-      SESSIONFLEET_INSTANCE_ID: name,
-      SESSIONFLEET_ADVERTISE: `http://${name}.westeurope.azurecontainer.io:8080`,
-    });
+    // A single public instance has no peers: nothing to advertise.
+    expect(agent.environment_variables).toEqual({ SESSIONFLEET_INSTANCE_ID: name });
     expect(agent.secure_environment_variables).toEqual({
       SESSIONFLEET_REDIS:
-        'rediss://:${urlencode(azurerm_redis_cache.Fleet_Redis_Cache_5162DAC6.primary_access_key)}@${azurerm_redis_cache.Fleet_Redis_Cache_5162DAC6.hostname}:${azurerm_redis_cache.Fleet_Redis_Cache_5162DAC6.ssl_port}',
+        'rediss://:${urlencode(azurerm_managed_redis.Fleet_Redis_ManagedRedis_3D7ABAB9.default_database[0].primary_access_key)}@${azurerm_managed_redis.Fleet_Redis_ManagedRedis_3D7ABAB9.hostname}:${azurerm_managed_redis.Fleet_Redis_ManagedRedis_3D7ABAB9.default_database[0].port}',
     });
     expect(agent.liveness_probe).toEqual({
       http_get: [{ path: '/healthz', port: 9090, scheme: 'Http' }],
@@ -277,11 +302,12 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
   });
 
   it('mounts the validated policy for the agent, with min and max instances set to the fleet size', () => {
-    const { stack, fleet } = synth(() => ({ instanceCount: 2 }));
+    const { stack, fleet } = synth(() => ({ instanceCount: 2, subnetIds: [SUBNET] }));
     expect(all(stack, 'azurerm_container_group')).toHaveLength(2);
     for (const group of all<Group>(stack, 'azurerm_container_group')) {
       const { agent } = containers(group);
-      expect(agent.volume).toHaveLength(1);
+      expect(agent.volume).toHaveLength(2);
+      expect(agent.volume![1]).toEqual({ name: 'sessionfleet-run', mount_path: '/run/sessionfleet', empty_dir: true });
       const volume = agent.volume![0]!;
       expect(volume).toMatchObject({ name: 'sessionfleet-policy', mount_path: '/etc/sessionfleet', read_only: true });
       expect(Object.keys(volume.secret!)).toEqual(['policy.json']);
@@ -304,37 +330,123 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
     expect(fleet.policy.sharedSessionState).toBe(false);
   });
 
-  it('runs instanceCount container groups, each with its own name, DNS label, advertised address and output', () => {
-    const { stack, fleet } = synth(() => ({ instanceCount: 3, name: 'copilot' }));
+  it('runs instanceCount public groups, each advertising a CNAME in the given zone to its own FQDN', () => {
+    const { stack, fleet } = synth(() => ({
+      instanceCount: 3,
+      name: 'copilot',
+      publicDnsZone: { zoneName: 'fleet.example.com', resourceGroupName: 'rg-dns' },
+    }));
     const groups = all<Group>(stack, 'azurerm_container_group');
     expect(groups.map((g) => g.name)).toEqual(['copilot-0', 'copilot-1', 'copilot-2']);
     expect(groups.map((g) => g.dns_name_label)).toEqual(['copilot-0', 'copilot-1', 'copilot-2']);
+    expect(groups.map((g) => g.dns_name_label_reuse_policy)).toEqual(['TenantReuse', 'TenantReuse', 'TenantReuse']);
     expect(groups.map((g) => containers(g).agent.environment_variables)).toEqual(
       [0, 1, 2].map((i) => ({
         SESSIONFLEET_INSTANCE_ID: `copilot-${i}`,
-        SESSIONFLEET_ADVERTISE: `http://copilot-${i}.westeurope.azurecontainer.io:8080`,
+        SESSIONFLEET_ADVERTISE: `http://copilot-${i}.fleet.example.com:8080`,
       })),
     );
+    expect(all(stack, 'azurerm_dns_cname_record')).toEqual([
+      {
+        name: 'copilot-0',
+        zone_name: 'fleet.example.com',
+        resource_group_name: 'rg-dns',
+        ttl: 60,
+        record: '${azurerm_container_group.Fleet_Instance0_96F70352.fqdn}',
+      },
+      expect.objectContaining({
+        name: 'copilot-1',
+        record: '${azurerm_container_group.Fleet_Instance1_84ACC9F9.fqdn}',
+      }),
+      expect.objectContaining({
+        name: 'copilot-2',
+        record: '${azurerm_container_group.Fleet_Instance2_3F13EF03.fqdn}',
+      }),
+    ]);
     expect(fleet.instanceAddresses).toEqual([
-      'http://copilot-0.westeurope.azurecontainer.io:8080',
-      'http://copilot-1.westeurope.azurecontainer.io:8080',
-      'http://copilot-2.westeurope.azurecontainer.io:8080',
+      'http://copilot-0.fleet.example.com:8080',
+      'http://copilot-1.fleet.example.com:8080',
+      'http://copilot-2.fleet.example.com:8080',
     ]);
-    expect(Object.values(stack.output!).map((o) => o.value)).toEqual([
-      'http://${azurerm_container_group.Fleet_Instance0_96F70352.fqdn}:8080',
-      'http://${azurerm_container_group.Fleet_Instance1_84ACC9F9.fqdn}:8080',
-      'http://${azurerm_container_group.Fleet_Instance2_3F13EF03.fqdn}:8080',
-    ]);
+    expect(Object.values(stack.output!).map((o) => o.value)).toEqual(fleet.instanceAddresses);
     expect(Object.values(stack.output!)[1]!.description).toBe(
       "Address of instance 1 (copilot-1): its agent's client port.",
     );
     expect(fleet.containerGroups).toHaveLength(3);
     expect(fleet.instanceOutputs).toHaveLength(3);
+    expect(fleet.dnsRecords).toHaveLength(3);
   });
 
-  it('normalizes a display-name location into the region of the DNS name', () => {
-    const { fleet } = synth(() => ({ location: 'West Europe', name: 'copilot' }));
-    expect(fleet.instanceAddresses).toEqual(['http://copilot-0.westeurope.azurecontainer.io:8080']);
+  it('deploys into a virtual network: private IPs, no DNS label, each agent advertising its own interface', () => {
+    const { stack, fleet, json } = synth(() => ({ instanceCount: 2, name: 'copilot', subnetIds: [SUBNET] }));
+    const groups = all<Group & { subnet_ids?: string[] }>(stack, 'azurerm_container_group');
+    for (const group of groups) {
+      expect(group.ip_address_type).toBe('Private');
+      expect(group.subnet_ids).toEqual([SUBNET]);
+      expect(group.dns_name_label).toBeUndefined();
+      expect(group.dns_name_label_reuse_policy).toBeUndefined();
+      // The agent derives its address from its network interface: the group's private IP.
+      expect(containers(group).agent.environment_variables!.SESSIONFLEET_ADVERTISE).toBeUndefined();
+    }
+    expect(stack.resource.azurerm_dns_cname_record).toBeUndefined();
+    expect(fleet.instanceAddresses).toHaveLength(2);
+    expect(Object.values(stack.output!).map((o) => o.value)).toEqual([
+      'http://${azurerm_container_group.Fleet_Instance0_96F70352.ip_address}:8080',
+      'http://${azurerm_container_group.Fleet_Instance1_84ACC9F9.ip_address}:8080',
+    ]);
+    expect(json).not.toContain('azurecontainer.io');
+  });
+
+  it('gives Redis and storage private endpoints in the network and closes their public endpoints', () => {
+    const privateEndpoints = {
+      subnetId:
+        '/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet/subnets/endpoints',
+      virtualNetworkId: '/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet',
+    };
+    const { stack } = synth(() => ({ subnetIds: [SUBNET], privateEndpoints }));
+    expect(one<{ public_network_access?: string }>(stack, 'azurerm_managed_redis').public_network_access).toBe(
+      'Disabled',
+    );
+    expect(
+      one<{ public_network_access_enabled?: boolean }>(stack, 'azurerm_storage_account').public_network_access_enabled,
+    ).toBe(false);
+    type Endpoint = {
+      subnet_id: string;
+      private_service_connection: {
+        private_connection_resource_id: string;
+        subresource_names: string[];
+        is_manual_connection: boolean;
+      };
+      private_dns_zone_group: { private_dns_zone_ids: string[] };
+    };
+    const endpoints = all<Endpoint>(stack, 'azurerm_private_endpoint');
+    expect(endpoints.map((e) => [e.subnet_id, e.private_service_connection.subresource_names])).toEqual([
+      [privateEndpoints.subnetId, ['redisEnterprise']],
+      [privateEndpoints.subnetId, ['file']],
+    ]);
+    expect(endpoints[1]!.private_service_connection.private_connection_resource_id).toBe(
+      '${azurerm_storage_account.Fleet_SessionState_Account_8C46F708.id}',
+    );
+    expect(all<{ name: string }>(stack, 'azurerm_private_dns_zone').map((z) => z.name)).toEqual([
+      'privatelink.redis.azure.net',
+      'privatelink.file.core.windows.net',
+    ]);
+    for (const link of all<{ virtual_network_id: string }>(stack, 'azurerm_private_dns_zone_virtual_network_link'))
+      expect(link.virtual_network_id).toBe(privateEndpoints.virtualNetworkId);
+    expect(errorOf(() => ({ privateEndpoints }))).toBe(
+      `stack/Fleet: 'privateEndpoints' needs 'subnetIds': groups with public IPs outside the virtual network could not reach the private Redis and storage`,
+    );
+  });
+
+  it('gives a single public instance the address of its FQDN and warns that its traffic is in clear text', () => {
+    const { stack, fleet } = synth();
+    expect(Object.values(stack.output!).map((o) => o.value)).toEqual([
+      'http://${azurerm_container_group.Fleet_Instance0_96F70352.fqdn}:8080',
+    ]);
+    const warnings = fleet.node.metadata.filter((m) => m.type === '@cdktf/warn').map((m) => String(m.data));
+    expect(warnings).toEqual([
+      `'subnetIds' is not set: the container groups get public IPs and clients' and peers' traffic, tokens included, crosses the internet in clear text; deploy into a virtual network ('subnetIds') unless a TLS-terminating proxy of yours fronts every instance`,
+    ]);
   });
 
   it('uses an existing resource group and reads its location when none is given', () => {
@@ -345,9 +457,6 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
     const group = one<Group>(stack, 'azurerm_container_group');
     expect(group.resource_group_name).toBe('rg-sessions');
     expect(group.location).toBe('${data.azurerm_resource_group.Fleet_ExistingResourceGroup_7D4FDD0E.location}');
-    expect(containers(group).agent.environment_variables!.SESSIONFLEET_ADVERTISE).toBe(
-      'http://copilot-0.${replace(lower(data.azurerm_resource_group.Fleet_ExistingResourceGroup_7D4FDD0E.location), " ", "")}.azurecontainer.io:8080',
-    );
   });
 
   it('uses an existing resource group without a data source when the location is given', () => {
@@ -384,7 +493,7 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
       SESSIONFLEET_ADMIN_TOKEN: '${data.azurerm_key_vault_secret.AdminToken.value}',
     });
     expect(agent.commands!.slice(-2)).toEqual(['--principals', '/etc/sessionfleet-principals/principals.json']);
-    expect(agent.volume![1]).toEqual({
+    expect(agent.volume![2]).toEqual({
       name: 'sessionfleet-principals',
       mount_path: '/etc/sessionfleet-principals',
       read_only: true,
@@ -396,6 +505,7 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
     const { stack } = synth(() => ({
       policy: { affinity: { type: 'mcp-streamable-http' }, maxInstances: 3 },
       principalHeader: 'x-user',
+      trustedProxies: AzureTrustedProxies.anySource('the tests stand for a proxy-only network'),
       appHealthPath: '/health',
     }));
     const { agent } = containers(one<Group>(stack, 'azurerm_container_group'));
@@ -406,8 +516,10 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
     const { stack, fleet } = synth(() => ({
       policy: { affinity: { type: 'mcp-streamable-http' }, maxInstances: 2, sessionsPerTenant: 10 },
       principalHeader: 'x-user',
+      trustedProxies: AzureTrustedProxies.anySource('the tests stand for a proxy-only network'),
       tenantHeader: 'x-tenant',
       instanceCount: 2,
+      subnetIds: [SUBNET],
     }));
     const groups = all<Group>(stack, 'azurerm_container_group');
     expect(groups).toHaveLength(2);
@@ -458,6 +570,22 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
     ]);
   });
 
+  it('pulls the app with its own identity from a registry given by ID, granted AcrPull first', () => {
+    const registryId = '/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/example';
+    const { stack, fleet } = synth(() => ({ registryServer: 'example.azurecr.io', containerRegistryId: registryId }));
+    const group = one<Group & { identity: unknown; depends_on: string[] }>(stack, 'azurerm_container_group');
+    const identity = `\${azurerm_user_assigned_identity.${fleet.identity!.identity.friendlyUniqueId}.id}`;
+    expect(group.identity).toEqual({ type: 'UserAssigned', identity_ids: [identity] });
+    expect(group.image_registry_credential).toEqual([
+      { server: 'example.azurecr.io', user_assigned_identity_id: identity },
+    ]);
+    expect(one<{ role_definition_name: string; scope: string }>(stack, 'azurerm_role_assignment')).toMatchObject({
+      role_definition_name: 'AcrPull',
+      scope: registryId,
+    });
+    expect(group.depends_on).toHaveLength(1);
+  });
+
   it('applies names, sizes, paths and tags from its props', () => {
     const { stack, fleet } = synth(() => ({
       name: 'copilot',
@@ -482,7 +610,7 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
       location: 'westeurope',
       tags: { team: 'platform' },
     });
-    expect(one(stack, 'azurerm_redis_cache')).toMatchObject({ tags: { team: 'platform' } });
+    expect(one(stack, 'azurerm_managed_redis')).toMatchObject({ tags: { team: 'platform' } });
     const group = one<Group>(stack, 'azurerm_container_group');
     expect(group.tags).toEqual({ team: 'platform' });
     const { app, agent } = containers(group);
@@ -516,6 +644,7 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
     const { fleet } = synth(() => ({
       cpuCores: 2,
       policy: { isolation: 'request', affinity: { type: 'none' }, concurrencyPerInstance: 50 },
+      subnetIds: ['${var.subnet_id}'],
     }));
     expect(fleet.node.metadata.filter((m) => m.type === '@cdktf/warn').map((m) => m.data)).toEqual([
       'concurrencyPerInstance (50) is ignored under request isolation: it is forced to 1',
@@ -532,6 +661,7 @@ describe('AzureContainerInstancesSessionFleet: secrets never reach the synthesiz
       principals: sensitive(scope, 'principals'),
       secretEnvironment: { COPILOT_GITHUB_TOKEN: keyVaultSecret(scope, 'GitHubToken', 'copilot-github-token') },
       instanceCount: 2,
+      subnetIds: [SUBNET],
     }));
     const reference = /^(\$\{[^}]+\}|rediss:\/\/:\$\{urlencode\([^)]+\)\}@\$\{[^}]+\}:\$\{[^}]+\})$/;
     for (const group of all<Group>(stack, 'azurerm_container_group')) {
@@ -591,6 +721,52 @@ describe('AzureContainerInstancesSessionFleet: secrets never reach the synthesiz
 });
 
 describe('AzureContainerInstancesSessionFleet: validation', () => {
+  it('refuses recycling it could not make real: without the drain wrapper an exited agent restarts beside the same app', () => {
+    expect(
+      errorOf(() => ({
+        command: undefined,
+        cpuCores: 2,
+        policy: { isolation: 'session', affinity: { type: 'mcp-streamable-http' }, recycleAfterSession: true },
+      })),
+    ).toBe(
+      `stack/Fleet: 'policy.recycleAfterSession' needs the drain wrapper on Azure (give 'command' and leave 'drainWrapper' on): Container Apps and Container Instances restart an exited agent in place, so the app process, with the ended session in memory, would serve the next session`,
+    );
+    expect(
+      errorOf(() => ({
+        command: ['node', 'server.js'],
+        drainWrapper: false,
+        cpuCores: 2,
+        policy: { isolation: 'session', affinity: { type: 'mcp-streamable-http' }, recycleAfterSession: true },
+      })),
+    ).toContain(`'policy.recycleAfterSession' needs the drain wrapper on Azure`);
+    expect(errorOf(() => ({ command: undefined, drainWrapper: true }))).toBe(
+      `stack/Fleet: 'drainWrapper' needs 'command': the wrapper starts the app itself, and the image's own entrypoint is not known at synth time`,
+    );
+  });
+
+  it('says what a fleet without the drain wrapper gets', () => {
+    const { fleet } = synth(() => ({ command: ['node', 'server.js'], drainWrapper: false }));
+    expect(fleet.node.metadata.filter((m) => m.type === '@cdktf/warn').map((m) => m.data)).toContain(
+      `'drainWrapper' is off (no 'command', or set to false): the app receives SIGTERM together with the agent, so sessions still in flight when the instance stops may end before the agent has drained them`,
+    );
+  });
+
+  it('requires a choice of who may send the principal header, and refuses ranges it cannot enforce', () => {
+    const HTTP = { affinity: { type: 'mcp-streamable-http' }, maxInstances: 3 } as const;
+    expect(errorOf(() => ({ policy: HTTP, principalHeader: 'x-user' }))).toBe(
+      `stack/Fleet: 'trustedProxies' is required with 'principalHeader' ("x-user"): the agent takes the principal from that header on every request reaching its client port, so any source that reaches it could name any user; give AzureTrustedProxies.from({ cidrs }) with your proxy's addresses, or AzureTrustedProxies.anySource(reason)`,
+    );
+    expect(
+      errorOf(() => ({
+        policy: HTTP,
+        principalHeader: 'x-user',
+        trustedProxies: AzureTrustedProxies.from({ cidrs: ['203.0.113.0/24'] }),
+      })),
+    ).toBe(
+      `stack/Fleet: 'trustedProxies' address ranges cannot be enforced on Azure Container Instances: a container group has no ingress filter and the agent does not check source addresses; deploy into a virtual network ('subnetIds') whose network security group admits only your proxy to port 8080, and acknowledge it with AzureTrustedProxies.anySource(reason)`,
+    );
+  });
+
   it('refuses tenant isolation: its agents would not know the tenant they serve', () => {
     expect(errorOf(() => ({ policy: { isolation: 'tenant', affinity: { type: 'copilot-jsonrpc' } } }))).toBe(
       "stack/Fleet: 'policy.isolation' (\"tenant\") is not available on Azure: under tenant isolation every agent must be told the one tenant its instance serves (--tenant), which the Azure fleets do not do; use KubernetesSessionFleet's tenants, or another isolation mode",
@@ -615,7 +791,7 @@ describe('AzureContainerInstancesSessionFleet: validation', () => {
   });
 
   it('bounds instanceCount by the policy', () => {
-    expect(errorOf(() => ({ instanceCount: 4 }))).toBe(
+    expect(errorOf(() => ({ instanceCount: 4, subnetIds: [SUBNET] }))).toBe(
       "stack/Fleet: 'instanceCount' (4) must not exceed 'policy.maxInstances' (3)",
     );
     expect(errorOf(() => ({ instanceCount: 1, policy: { ...BASE.policy, minInstances: 2 } }))).toBe(
@@ -623,6 +799,27 @@ describe('AzureContainerInstancesSessionFleet: validation', () => {
     );
     expect(errorOf(() => ({ instanceCount: 1.5 }))).toBe(
       "stack/Fleet: 'instanceCount' (1.5) must be a whole number above 0",
+    );
+  });
+
+  it('refuses several public instances that could not reach each other, and a DNS zone inside a network', () => {
+    expect(errorOf(() => ({ instanceCount: 3 }))).toBe(
+      `stack/Fleet: 'subnetIds' or 'publicDnsZone' is required when 'instanceCount' (3) is above 1: a public group's FQDN carries a hash known only after it is created, so without a virtual network (recommended) or a DNS zone for stable names its peers could not reach it`,
+    );
+    expect(
+      errorOf(() => ({
+        subnetIds: [SUBNET],
+        publicDnsZone: { zoneName: 'fleet.example.com', resourceGroupName: 'rg-dns', ttlSeconds: 0 },
+      })),
+    ).toBe(
+      [
+        'stack/Fleet: 2 problems:',
+        `  - 'publicDnsZone' cannot be combined with 'subnetIds': in a virtual network the groups have private IPs only`,
+        `  - 'publicDnsZone.ttlSeconds' (0) must be a whole number above 0`,
+      ].join('\n'),
+    );
+    expect(errorOf(() => ({ subnetIds: [] }))).toBe(
+      `stack/Fleet: 'subnetIds' must name at least one subnet (or leave it out for public IPs)`,
     );
   });
 
@@ -675,7 +872,12 @@ describe('AzureContainerInstancesSessionFleet: validation', () => {
     expect(errorOf(() => ({ appHealthPath: 'health' }))).toBe(
       `stack/Fleet: 'appHealthPath' ("health") must start with /`,
     );
-    expect(errorOf(() => ({ principalHeader: 'x user' }))).toBe(
+    expect(
+      errorOf(() => ({
+        principalHeader: 'x user',
+        trustedProxies: AzureTrustedProxies.anySource('the tests stand for a proxy-only network'),
+      })),
+    ).toBe(
       `stack/Fleet: 'principalHeader' ("x user") must be a valid HTTP header name (letters, digits and !#$%&'*+-.^_\`|~)`,
     );
   });
@@ -685,17 +887,35 @@ describe('AzureContainerInstancesSessionFleet: validation', () => {
     expect(errorOf(() => ({ policy: HTTP, tenantHeader: 'x tenant' }))).toBe(
       `stack/Fleet: 'tenantHeader' ("x tenant") must be a valid HTTP header name (letters, digits and !#$%&'*+-.^_\`|~)`,
     );
-    expect(errorOf(() => ({ policy: HTTP, principalHeader: 'X-User', tenantHeader: 'x-user' }))).toBe(
+    expect(
+      errorOf(() => ({
+        policy: HTTP,
+        principalHeader: 'X-User',
+        tenantHeader: 'x-user',
+        trustedProxies: AzureTrustedProxies.anySource('the tests stand for a proxy-only network'),
+      })),
+    ).toBe(
       `stack/Fleet: 'tenantHeader' ("x-user") must not be the header naming the principal ('principalHeader' "X-User")`,
     );
     expect(errorOf(() => ({ policy: HTTP, tenantHeader: 'X-Session' }))).toBe(
       `stack/Fleet: 'tenantHeader' ("X-Session") must not be the header that carries the session id ('policy.affinity.headerName' "x-session")`,
     );
-    expect(errorOf(() => ({ policy: HTTP, principalHeader: 'X-Session' }))).toBe(
+    expect(
+      errorOf(() => ({
+        policy: HTTP,
+        principalHeader: 'X-Session',
+        trustedProxies: AzureTrustedProxies.anySource('the tests stand for a proxy-only network'),
+      })),
+    ).toBe(
       `stack/Fleet: 'principalHeader' ("X-Session") must not be the header that carries the session id ('policy.affinity.headerName' "x-session")`,
     );
     // BASE is a Copilot CLI fleet: its front reads no HTTP headers.
-    expect(errorOf(() => ({ principalHeader: 'x-user' }))).toBe(
+    expect(
+      errorOf(() => ({
+        principalHeader: 'x-user',
+        trustedProxies: AzureTrustedProxies.anySource('the tests stand for a proxy-only network'),
+      })),
+    ).toBe(
       `stack/Fleet: 'principalHeader' ("x-user") is read by the HTTP front only, and 'policy.affinity.type' "copilot-jsonrpc" is served by the Copilot front, which has no HTTP headers: name a Copilot client's principal in its entry of the principals file ('principals') instead`,
     );
     expect(errorOf(() => ({ tenantHeader: 'x-tenant' }))).toBe(
@@ -707,8 +927,11 @@ describe('AzureContainerInstancesSessionFleet: validation', () => {
     expect(errorOf(() => ({ redisSkuName: 'Premium', redisCapacity: 0 }))).toBe(
       "stack/Fleet: 'redisCapacity' (0) must be a whole number between 1 and 5 for the Premium SKU",
     );
-    expect(errorOf(() => ({ redisSkuName: 'Enterprise' as 'Premium' }))).toBe(
-      `stack/Fleet: 'redisSkuName' ("Enterprise") must be one of "Basic", "Standard", "Premium"`,
+    expect(errorOf(() => ({ redisSkuName: 'Enterprise' }))).toBe(
+      `stack/Fleet: 'redisSkuName' ("Enterprise") must be an Azure Managed Redis SKU (Balanced_B<n>, MemoryOptimized_M<n>, ComputeOptimized_X<n>, FlashOptimized_A<n>, e.g. "Balanced_B1") or one of "Basic", "Standard", "Premium"`,
+    );
+    expect(errorOf(() => ({ redisSkuName: 'Balanced_B3', redisCapacity: 2 }))).toBe(
+      `stack/Fleet: 'redisCapacity' only applies to the Azure Cache for Redis SKUs ("Basic", "Standard", "Premium"): an Azure Managed Redis ("Balanced_B3") is sized by its SKU`,
     );
     expect(errorOf(() => ({ redisCacheName: '-cache' }))).toBe(
       `stack/Fleet: 'redisCacheName' ("-cache") must be 1-63 letters, digits and single hyphens, starting and ending with a letter or digit (Redis cache names are global across Azure)`,
@@ -729,7 +952,7 @@ describe('AzureContainerInstancesSessionFleet: validation', () => {
       `stack/Fleet: environment variable name "1X" must be letters, digits and underscores, not starting with a digit`,
     );
     expect(errorOf(() => ({ registryServer: 'example.azurecr.io' }))).toBe(
-      "stack/Fleet: 'registryServer', 'registryUsername' and 'registryPassword' must be given together",
+      "stack/Fleet: 'registryServer', 'registryUsername' and 'registryPassword' must be given together (or 'registryServer' with 'containerRegistryId')",
     );
   });
 
@@ -754,7 +977,11 @@ describe('AzureContainerInstancesSessionFleet: validation', () => {
 
 describe('AzureContainerInstancesSessionFleet: output', () => {
   it('is deterministic and free of machine paths and timestamps', () => {
-    const props = (scope: Construct) => ({ upstreamToken: sensitive(scope, 'connection_token'), instanceCount: 2 });
+    const props = (scope: Construct) => ({
+      upstreamToken: sensitive(scope, 'connection_token'),
+      instanceCount: 2,
+      subnetIds: [SUBNET],
+    });
     const first = synth(props).json;
     expect(synth(props).json).toBe(first);
     expect(first).not.toContain(process.cwd());
@@ -768,6 +995,7 @@ describe('AzureContainerInstancesSessionFleet: output', () => {
       return {
         name: 'copilot',
         instanceCount: 3,
+        subnetIds: [SUBNET],
         upstreamToken: token,
         principals: keyVaultSecret(scope, 'Principals', 'sessionfleet-principals'),
         secretEnvironment: {
