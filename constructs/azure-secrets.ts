@@ -6,7 +6,6 @@
 import type { DataAzurermKeyVaultSecret } from '@cdktf/provider-azurerm/lib/data-azurerm-key-vault-secret/index.js';
 import { TerraformDataSource, TerraformVariable, Token } from 'cdktf';
 import { AGENT_ENV } from '../policy/agent-interface.js';
-import type { AzureSessionFleetBaseProps } from './azure-fleet-base.js';
 
 /**
  * Where a secret comes from:
@@ -18,6 +17,14 @@ import type { AzureSessionFleetBaseProps } from './azure-fleet-base.js';
  * A plain string is refused: it would be written into the synthesized JSON.
  */
 export type AzureSecretSource = TerraformDataSource | TerraformVariable | string;
+
+/** The props of a fleet that carry secrets (a part of `AzureSessionFleetBaseProps`, named here so this file needs nothing from the fleet). */
+export interface AzureSecretProps {
+  readonly secretEnvironment?: Record<string, AzureSecretSource>;
+  readonly upstreamToken?: AzureSecretSource;
+  readonly adminToken?: AzureSecretSource;
+  readonly redisUrl?: AzureSecretSource;
+}
 
 const KEY_VAULT_SECRET = 'azurerm_key_vault_secret';
 
@@ -75,7 +82,7 @@ export interface SecretEnv {
 }
 
 /** The agent's secrets, read from the SESSIONFLEET_<FLAG> variables (never from argv). */
-export function agentSecretEnvs(props: AzureSessionFleetBaseProps, redisUrl: string): SecretEnv[] {
+export function agentSecretEnvs(props: AzureSecretProps, redisUrl: string): SecretEnv[] {
   const envs: SecretEnv[] = [
     { env: AGENT_ENV.redis, secretName: 'redis-url', value: redisUrl, source: props.redisUrl },
   ];
@@ -97,7 +104,7 @@ export function agentSecretEnvs(props: AzureSessionFleetBaseProps, redisUrl: str
 }
 
 /** The app's secret environment variables in name order, each with a Container Apps secret name. */
-export function appSecretEnvs(props: AzureSessionFleetBaseProps): SecretEnv[] {
+export function appSecretEnvs(props: AzureSecretProps): SecretEnv[] {
   return Object.entries(props.secretEnvironment ?? {})
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([env, source]) => {

@@ -6,6 +6,9 @@ import { registerFleetDescriber } from './fleet-summary.js';
 
 function azureFleetWarnings(fleet: AzureSessionFleetBase, types: ReadonlyMap<string, number>): string[] {
   const warnings: string[] = [];
+  if ((types.get('azurerm_managed_redis') ?? 0) > 0) {
+    warnings.push(`an Azure Managed Redis of its own (${fleet.redisSkuName}); fleets can share one through redisUrl`);
+  }
   if ((types.get('azurerm_redis_cache') ?? 0) > 0) {
     warnings.push(
       `an Azure Cache for Redis of its own (${fleet.redisSkuName} C${fleet.redisCapacity}); fleets can share one ` +

@@ -73,7 +73,7 @@ describe('printFleetSummary', () => {
       expect.stringMatching(/in-cluster Redis of its own/),
     ]);
     expect(mcp!.warnings).toEqual([]);
-    expect(aci!.warnings).toEqual([expect.stringMatching(/Azure Cache for Redis of its own \(Standard C1\)/)]);
+    expect(aci!.warnings).toEqual([expect.stringMatching(/Azure Managed Redis of its own \(Balanced_B1\)/)]);
   });
 
   it('warns at synth, on the stack, when a fleet runs the unpublished default agent image', () => {
