@@ -18,6 +18,7 @@ import type { Policy } from '../policy/index.js';
 import { parseRedisUrl } from '../policy/redis-url.js';
 import type { AgentConfig, HostPort } from './core/config.js';
 import { isName, NAME_RULE } from './core/tenancy.js';
+import { hostListProblem } from './http/host-check.js';
 
 /** The range `--fleet-lease-ms` accepts: at least a second (three heartbeats of 333 ms), at most five minutes. */
 export const FLEET_LEASE_MS = { min: 1000, max: 300_000 } as const;
@@ -201,6 +202,14 @@ export function parseAgentConfig(
   if (principalHeader && !isHeaderName(principalHeader.value)) {
     problems.push(`${principalHeader.source} (${JSON.stringify(principalHeader.value)}) must be ${HEADER_NAME_RULE}`);
   }
+  for (const [flag, kind] of [
+    ['allowed-hosts', 'hosts'],
+    ['allowed-origins', 'origins'],
+  ] as const) {
+    const given = get(flag);
+    const problem = given && hostListProblem(kind, given.value);
+    if (given && problem) problems.push(`${given.source} ${problem}`);
+  }
   const tenantHeader = get('tenant-header');
   if (tenantHeader && !isHeaderName(tenantHeader.value)) {
     problems.push(`${tenantHeader.source} (${JSON.stringify(tenantHeader.value)}) must be ${HEADER_NAME_RULE}`);
@@ -236,6 +245,14 @@ export function parseAgentConfig(
   const principals = get('principals');
   if (principals) config.principalsFile = principals.value;
   if (principalHeader) config.principalHeader = principalHeader.value.toLowerCase();
+  const list = (flag: 'allowed-hosts' | 'allowed-origins') =>
+    get(flag)
+      ?.value.split(',')
+      .map((entry) => entry.trim());
+  const allowedHosts = list('allowed-hosts');
+  if (allowedHosts) config.allowedHosts = allowedHosts;
+  const allowedOrigins = list('allowed-origins');
+  if (allowedOrigins) config.allowedOrigins = allowedOrigins;
   if (tenantHeader) config.tenantHeader = tenantHeader.value.toLowerCase();
   if (tenant) config.tenant = tenant.value;
   const upstreamToken = get('upstream-token');

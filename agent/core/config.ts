@@ -28,6 +28,10 @@ export interface AgentConfig {
   advertiseExplicit: boolean;
   principalsFile?: string;
   principalHeader?: string;
+  /** `--allowed-hosts`: Host values served (DNS-rebinding protection); unset: by listen address. */
+  allowedHosts?: readonly string[];
+  /** `--allowed-origins`: browser origins allowed; unset: by listen address. */
+  allowedOrigins?: readonly string[];
   /** HTTP fronts: the trusted header naming the principal's tenant (lower case). */
   tenantHeader?: string;
   /** The tenant this instance serves (`--tenant`): that of every principal without its own. */

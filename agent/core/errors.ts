@@ -45,6 +45,8 @@ export const ERRORS = {
   SESSION_FORBIDDEN: define('SESSION_FORBIDDEN', 403, -31013, 'use a session you created'),
   METHOD_FORBIDDEN: define('METHOD_FORBIDDEN', 403, -31014, 'this method is not available through the agent'),
   TENANT_FORBIDDEN: define('TENANT_FORBIDDEN', 403, -31021, "use your own tenant's instances"),
+  HOST_FORBIDDEN: define('HOST_FORBIDDEN', 403, -31023, 'use a host name this service is published under'),
+  ORIGIN_FORBIDDEN: define('ORIGIN_FORBIDDEN', 403, -31024, 'call it from an allowed origin'),
   SESSION_BUSY: define('SESSION_BUSY', 409, -31015, 'retry after the current write finishes'),
   SESSION_EXISTS: define('SESSION_EXISTS', 409, -31022, 'resume it with session.resume'),
   DRAINING: define('DRAINING', 503, -31016, 'retry; another instance will take the session'),
