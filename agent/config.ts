@@ -22,6 +22,7 @@ import type { AgentConfig, HostPort } from './core/config.js';
 import { deepFrozen } from './core/frozen.js';
 import { isName, NAME_RULE } from './core/tenancy.js';
 import { parseTrustedProxies, TRUSTED_PROXIES_RULE } from './core/trusted-proxies.js';
+import { hostListProblem } from './http/host-check.js';
 
 /** The range `--fleet-lease-ms` accepts: at least a second (three heartbeats of 333 ms), at most five minutes. */
 export const FLEET_LEASE_MS = { min: 1000, max: 300_000 } as const;
@@ -202,6 +203,14 @@ export function parseAgentConfig(
   if (principalHeader && !isHeaderName(principalHeader.value)) {
     problems.push(`${principalHeader.source} (${JSON.stringify(principalHeader.value)}) must be ${HEADER_NAME_RULE}`);
   }
+  for (const [flag, kind] of [
+    ['allowed-hosts', 'hosts'],
+    ['allowed-origins', 'origins'],
+  ] as const) {
+    const given = get(flag);
+    const problem = given && hostListProblem(kind, given.value);
+    if (given && problem) problems.push(`${given.source} ${problem}`);
+  }
   const tenantHeader = get('tenant-header');
   if (tenantHeader && !isHeaderName(tenantHeader.value)) {
     problems.push(`${tenantHeader.source} (${JSON.stringify(tenantHeader.value)}) must be ${HEADER_NAME_RULE}`);
@@ -246,6 +255,14 @@ export function parseAgentConfig(
       problems.push(`${trustedProxies.source} needs --principal-header: it says where that header may come from`);
     else config.trustedProxies = cidrs;
   }
+  const list = (flag: 'allowed-hosts' | 'allowed-origins') =>
+    get(flag)
+      ?.value.split(',')
+      .map((entry) => entry.trim());
+  const allowedHosts = list('allowed-hosts');
+  if (allowedHosts) config.allowedHosts = allowedHosts;
+  const allowedOrigins = list('allowed-origins');
+  if (allowedOrigins) config.allowedOrigins = allowedOrigins;
   if (tenantHeader) config.tenantHeader = tenantHeader.value.toLowerCase();
   if (tenant) config.tenant = tenant.value;
   const upstreamToken = get('upstream-token');

@@ -119,6 +119,16 @@ export const AGENT_FLAGS = {
     type: 'string',
     description: 'bearer token required by the admin API (session inventory, terminate); health and metrics stay open',
   },
+  'allowed-hosts': {
+    type: 'string',
+    description:
+      'HTTP fronts: Host header values the agent serves, comma-separated (name[:port], *.domain, *); default: loopback names when --listen is loopback, else any',
+  },
+  'allowed-origins': {
+    type: 'string',
+    description:
+      'HTTP fronts: browser origins allowed to call, comma-separated (scheme://host[:port], *); default: loopback origins when --listen is loopback, else any',
+  },
   'health-path': { type: 'string', description: 'HTTP path the agent probes on the upstream (default: a TCP connect)' },
   'probe-interval-ms': { type: 'string', description: 'how often the upstream is probed (default 2000)' },
   'unhealthy-after-ms': {

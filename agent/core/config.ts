@@ -33,6 +33,10 @@ export interface AgentConfig {
   readonly principalHeader?: string;
   /** CIDRs the principal header is accepted from (`--trusted-proxies`); unset: any address. */
   readonly trustedProxies?: readonly string[];
+  /** `--allowed-hosts`: Host values served (DNS-rebinding protection); unset: by listen address. */
+  readonly allowedHosts?: readonly string[];
+  /** `--allowed-origins`: browser origins allowed; unset: by listen address. */
+  readonly allowedOrigins?: readonly string[];
   /** HTTP fronts: the trusted header naming the principal's tenant (lower case). */
   readonly tenantHeader?: string;
   /** The tenant this instance serves (`--tenant`): that of every principal without its own. */

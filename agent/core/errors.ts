@@ -66,6 +66,10 @@ export const ERRORS = {
     -31023,
     'send the request through the authenticating proxy',
   ),
+  /** The Host header is not one the agent serves (`--allowed-hosts`; DNS-rebinding protection). */
+  HOST_FORBIDDEN: define('HOST_FORBIDDEN', 403, -31024, 'use a host name this service is published under'),
+  /** A browser's Origin is not one `--allowed-origins` allows (DNS-rebinding protection). */
+  ORIGIN_FORBIDDEN: define('ORIGIN_FORBIDDEN', 403, -31025, 'call it from an allowed origin'),
   /** A collaborative session's write did not get the session's lock within `lockWaitSeconds`. */
   SESSION_BUSY: define('SESSION_BUSY', 409, -31015, 'retry after the current write finishes'),
   /** Copilot front: `session.create` for an id that already exists. */

@@ -23,6 +23,7 @@ import type { Admission, Reservation } from './admission.js';
 import { classify, type Route } from './affinity.js';
 import { FORWARDED_BY_HEADER } from './fleet.js';
 import { clearedCookie, isSecure, sessionCookie } from './headers.js';
+import { type HostRules, hostRefusal, hostRules } from './host-check.js';
 import type { HttpFrontSettings } from './options.js';
 import type { Ticket } from './ticket.js';
 
@@ -51,12 +52,15 @@ export class Intake {
   private readonly requestIdPrefix = randomBytes(4).toString('hex');
   private requestCounter = 0;
   private readonly collaborative: boolean;
+  private readonly hostRules: HostRules;
 
   constructor(
     private readonly host: IntakeHost,
     private readonly context: Pick<AgentContext, 'config' | 'policy'>,
   ) {
     this.collaborative = context.policy.collaborative?.enabled === true;
+    const { listen, allowedHosts, allowedOrigins } = context.config;
+    this.hostRules = hostRules({ listenHost: listen.host, allowedHosts, allowedOrigins });
   }
 
   requestIdOf(req: IncomingMessage): string {
@@ -87,9 +91,12 @@ export class Intake {
    * Who sent the request: the principal from `--principal-header`, its tenant from
    * `--tenant-header` or else `--tenant`. Refused: a missing or malformed principal header
    * (UNAUTHENTICATED), a malformed tenant header (UNAUTHENTICATED), another tenant under tenant
-   * isolation (TENANT_FORBIDDEN).
+   * isolation (TENANT_FORBIDDEN). Before any of that, a Host or browser Origin the agent does not
+   * serve (HOST_FORBIDDEN, ORIGIN_FORBIDDEN: DNS-rebinding protection, see host-check.ts).
    */
   callerOf(req: IncomingMessage): Caller | AgentError {
+    const misdirected = hostRefusal(this.hostRules, req.headers.host, req.headers.origin);
+    if (misdirected) return misdirected;
     const { principalHeader, tenantHeader } = this.host.settings;
     let principal: string | undefined;
     if (principalHeader) {

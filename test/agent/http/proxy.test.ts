@@ -92,9 +92,51 @@ function expectIdle(a: TestAgent) {
   }
 }
 
+describe('Host and Origin (DNS-rebinding protection)', () => {
+  it('refuses a Host or a browser Origin a loopback agent does not serve, before anything reaches the upstream', async () => {
+    const a = await agentWith(headerPolicy);
+    const before = upstream.received.length;
+    const host = await rawCall(a.agent.client.port, {
+      method: 'POST',
+      path: '/echo',
+      headers: { 'x-affinity': 'dns-1', host: 'attacker.example:8080', 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(host.status).toBe(403);
+    expect(host.json()).toEqual({
+      error: {
+        code: 'HOST_FORBIDDEN',
+        status: 403,
+        message:
+          'the Host header "attacker.example:8080" is not one this agent serves: use a host name this service is published under',
+        host: 'attacker.example:8080',
+      },
+    });
+    const origin = await rawCall(a.agent.client.port, {
+      method: 'POST',
+      path: '/echo',
+      headers: { 'x-affinity': 'dns-2', origin: 'http://attacker.example', 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(origin.status).toBe(403);
+    expect((origin.json() as { error: { code: string } }).error.code).toBe('ORIGIN_FORBIDDEN');
+    expect(upstream.received.length).toBe(before);
+
+    // Its own names and origins pass.
+    const ok = await rawCall(a.agent.client.port, {
+      method: 'POST',
+      path: '/echo',
+      headers: { 'x-affinity': 'dns-3', origin: 'http://localhost:5173', 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(ok.status).toBe(200);
+  });
+});
+
 describe('forwarding', () => {
   it('addresses the upstream by its own Host and tells it the original host, client, scheme and request id', async () => {
-    const a = await agentWith(headerPolicy);
+    // The public name the client used; a loopback agent serves only loopback names unless told.
+    const a = await agentWith(headerPolicy, ['--allowed-hosts', 'public.example']);
     // node:http, not undici: undici refuses to send hop-by-hop headers at all.
     const response = await rawCall(a.agent.client.port, {
       method: 'POST',
