@@ -249,9 +249,15 @@ describe.each(['header', 'cookie', 'mcp-streamable-http'] as const)('fuzzing %s 
   let agent: TestAgent;
 
   beforeAll(async () => {
-    agent = await startTestAgent(POLICIES[affinity], upstreamUrl, ['--principal-header', PRINCIPAL_HEADER], {
-      logLevel: 'warn',
-    });
+    // The requests name fuzz.example as their Host: a loopback agent serves only the names it is told.
+    agent = await startTestAgent(
+      POLICIES[affinity],
+      upstreamUrl,
+      ['--principal-header', PRINCIPAL_HEADER, '--allowed-hosts', 'fuzz.example'],
+      {
+        logLevel: 'warn',
+      },
+    );
     table = agent.agent.context.sessions;
     mode = affinity;
     violations.length = 0;

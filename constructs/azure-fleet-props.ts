@@ -1,0 +1,262 @@
+/**
+ * The props both Azure fleets take, apart from their shared base so that each file stays readable;
+ * `azure-fleet-base.ts` re-exports them.
+ */
+import type { PolicyInput } from '../policy/index.js';
+import type { RedisSku } from './azure-fleet-redis.js';
+import type { AzurePrivateEndpointsOptions } from './azure-private-endpoints.js';
+import type { AzureSecretSource } from './azure-secrets.js';
+import type { AzureTrustedProxies } from './azure-trusted-proxies.js';
+
+/** Props both Azure fleets take. */
+export interface AzureSessionFleetBaseProps {
+  /**
+   * The fleet's policy (SPEC.md §8): isolation, affinity, quotas, lifecycle. Validated at synth time
+   * with the same model the agent uses; `instanceVcpu` is filled in from `cpuCores` so the 2-vCPU
+   * rule of session and request isolation is checked.
+   *
+   * On Azure Container Instances a change of the policy replaces every container group at once:
+   * all sessions end and the fleet is down until the new groups are up (docs/adr/0101). Container
+   * Apps rolls a new revision instead.
+   */
+  readonly policy: PolicyInput;
+
+  /** Image of the session-holding server: a Copilot CLI, an MCP server, any HTTP/WebSocket service. */
+  readonly image: string;
+
+  /**
+   * Port the app listens on inside the instance. The agent reaches it over loopback (containers of
+   * one instance share their network), so the app may listen on 127.0.0.1 only. Must not be the
+   * agent's ports 8080 and 9090.
+   */
+  readonly appPort: number;
+
+  /**
+   * The app's whole command line (it replaces the image's entrypoint and command).
+   * @default - the image's own entrypoint and command
+   */
+  readonly command?: string[];
+
+  /**
+   * Wrap the app's and the agent's command lines in small `sh` scripts that give the two
+   * containers one fate: on SIGTERM the app keeps running until the agent has drained (then it gets
+   * the signal), and when the agent recycles after its session (`policy.recycleAfterSession`) the
+   * app is stopped too, so the platform restarts both and the next session meets a new app
+   * process. Needs `/bin/sh` and `sleep` in the app's image, and `command` (the wrapper starts the
+   * app itself; an image's own entrypoint is not known at synth time). Without it, the app receives
+   * SIGTERM together with the agent, and `policy.recycleAfterSession` is refused.
+   * @see docs/adr/0101-azure-recycling-drain-and-network.md
+   * @default - true when `command` is given
+   */
+  readonly drainWrapper?: boolean;
+
+  /**
+   * Plain environment variables of the app container. Never put secrets here: use `secretEnvironment`.
+   * @default - none
+   */
+  readonly environment?: Record<string, string>;
+
+  /**
+   * Secret environment variables of the app container (e.g. `COPILOT_GITHUB_TOKEN`,
+   * `COPILOT_CONNECTION_TOKEN`), each a reference: see `AzureSecretSource`.
+   * @default - none
+   */
+  readonly secretEnvironment?: Record<string, AzureSecretSource>;
+
+  /**
+   * vCPUs of the app container; also the fleet's `instanceVcpu` (session and request isolation need 2).
+   * @default 1
+   */
+  readonly cpuCores?: number;
+
+  /**
+   * Memory of the app container in GiB.
+   * @default - twice `cpuCores`
+   */
+  readonly memoryGiB?: number;
+
+  /**
+   * Image of the sessionfleet agent; `sessionfleet-agent` must be on its PATH.
+   * @default DEFAULT_AGENT_IMAGE
+   */
+  readonly agentImage?: string;
+
+  /**
+   * vCPUs of the agent container.
+   * @default 0.5
+   */
+  readonly agentCpuCores?: number;
+
+  /**
+   * Memory of the agent container in GiB.
+   * @default 1
+   */
+  readonly agentMemoryGiB?: number;
+
+  /**
+   * HTTP path the agent probes on the app to decide it is healthy.
+   * @default - a TCP connect to `appPort`
+   */
+  readonly appHealthPath?: string;
+
+  /**
+   * HTTP fronts: a trusted header, set by an authenticating proxy in front, that names the principal.
+   * @default - principals come from `principals` tokens, or none
+   */
+  readonly principalHeader?: string;
+
+  /**
+   * Who may send `principalHeader`: required with it (docs/adr/0100). `AzureTrustedProxies.from({ cidrs })`
+   * admits only those ranges (Container Apps ingress IP restrictions); `AzureTrustedProxies.anySource(reason)`
+   * acknowledges that whoever reaches the client port may name any principal.
+   * @default - none; an error when `principalHeader` is set
+   */
+  readonly trustedProxies?: AzureTrustedProxies;
+
+  /**
+   * HTTP fronts: a trusted header, set by an authenticating proxy in front, that names the
+   * principal's tenant (`--tenant-header`), so `sessionsPerTenant` counts per tenant. Not with
+   * `policy.affinity.type` "copilot-jsonrpc" (its clients' tenants come from `principals`).
+   * @default - a principal has no tenant of its own, and no tenant quota applies to it
+   */
+  readonly tenantHeader?: string;
+
+  /**
+   * The principals file (JSON mapping each client token to a principal, e.g. `{"tok-a": "alice"}`),
+   * mounted for the agent as `--principals`. A secret: give a reference.
+   * @default - no principals file
+   */
+  readonly principals?: AzureSecretSource;
+
+  /**
+   * The token the agent presents to a Copilot CLI started with `COPILOT_CONNECTION_TOKEN`; give the
+   * CLI the same secret through `secretEnvironment`.
+   * @default - none
+   */
+  readonly upstreamToken?: AzureSecretSource;
+
+  /**
+   * Bearer token of the agent's admin API.
+   * @default - none
+   */
+  readonly adminToken?: AzureSecretSource;
+
+  /**
+   * An existing Redis for fleet coordination, as a `redis://` or `rediss://` URL (it holds the
+   * password, so it is a secret reference).
+   * @default - a new Azure Managed Redis, TLS only, its key handed to the agents as a secret
+   */
+  readonly redisUrl?: AzureSecretSource;
+
+  /**
+   * SKU of the Redis the fleet creates (not with `redisUrl`): an Azure Managed Redis SKU
+   * (`Balanced_B1`, `MemoryOptimized_M10`, ...; `azurerm_managed_redis`), or "Basic", "Standard" or
+   * "Premium" for the Azure Cache for Redis tiers, which Microsoft is retiring (kept for fleets that
+   * already run on one).
+   * @see https://learn.microsoft.com/azure/redis/overview
+   * @default 'Balanced_B1'
+   */
+  readonly redisSkuName?: RedisSku;
+
+  /**
+   * Azure Cache for Redis only: size of the cache, 0-6 for Basic and Standard (C0-C6), 1-5 for
+   * Premium (P1-P5). An Azure Managed Redis is sized by its SKU.
+   * @default 1
+   */
+  readonly redisCapacity?: number;
+
+  /**
+   * Name of that cache; global across Azure.
+   * @default - `sessionfleet-` and 12 hex characters of a hash of the construct's address
+   */
+  readonly redisCacheName?: string;
+
+  /**
+   * With a virtual network (Container Instances `subnetIds`, Container Apps
+   * `infrastructureSubnetId`): give the Redis the fleet creates and the session-state storage
+   * account private endpoints in `subnetId`, private DNS zones linked to `virtualNetworkId`, and
+   * close their public endpoints, so neither is reachable from the internet.
+   * @see https://learn.microsoft.com/azure/private-link/private-endpoint-overview
+   * @default - Redis and storage keep their public endpoints (TLS and keys only)
+   */
+  readonly privateEndpoints?: AzurePrivateEndpointsOptions;
+
+  /**
+   * An existing resource group to create the fleet in.
+   * @default - a new resource group named `<name>-rg` in `location`
+   */
+  readonly resourceGroupName?: string;
+
+  /**
+   * Azure region of the fleet, e.g. `westeurope`. Required when a new resource group is created.
+   * @default - the location of the existing resource group `resourceGroupName`
+   */
+  readonly location?: string;
+
+  /**
+   * The fleet's name for the agents (`--fleet`): agents on one Redis coordinate only with agents of
+   * the same fleet name, so two fleets sharing a Redis stay two fleets.
+   * @default - the construct id in kebab case and 8 hex characters of a hash of the construct path
+   */
+  readonly fleetName?: string;
+
+  /**
+   * Base of the names of the fleet's Azure resources.
+   * @default - `sessionfleet-` and 8 hex characters of a hash of the construct's address
+   */
+  readonly name?: string;
+
+  /**
+   * Name of the storage account holding the session-state share; global across Azure, 3-24
+   * lowercase letters and digits.
+   * @default - `sessionfleet` and 12 hex characters of a hash of the construct's address
+   */
+  readonly storageAccountName?: string;
+
+  /**
+   * Name of the Azure Files share for session state.
+   * @default 'session-state'
+   */
+  readonly shareName?: string;
+
+  /**
+   * Size limit of the session-state share in GiB (1-5120).
+   * @see https://learn.microsoft.com/azure/storage/files/storage-files-scale-targets
+   * @default 100
+   */
+  readonly shareQuotaGiB?: number;
+
+  /**
+   * Where the share is mounted in the app container.
+   * @default DEFAULT_SESSION_STATE_PATH ('/root/.copilot/session-state', the Copilot CLI's)
+   */
+  readonly sessionStatePath?: string;
+
+  /**
+   * Server of a private registry holding `image` (e.g. `myregistry.azurecr.io`); needs
+   * `registryUsername` and `registryPassword`.
+   * @default - images are pulled anonymously
+   */
+  readonly registryServer?: string;
+
+  /**
+   * Resource ID of the Azure Container Registry at `registryServer`: the fleet creates a
+   * user-assigned identity, grants it AcrPull on this registry and pulls `image` with it (no
+   * password). Creating the role assignment needs the right to assign roles on the registry.
+   * @see https://learn.microsoft.com/azure/container-apps/managed-identity-image-pull
+   * @default - pulled with `registryUsername` and `registryPassword`, or anonymously
+   */
+  readonly containerRegistryId?: string;
+
+  /** @default - none */
+  readonly registryUsername?: string;
+
+  /** @default - none */
+  readonly registryPassword?: AzureSecretSource;
+
+  /**
+   * Tags for every resource the fleet creates.
+   * @default - none
+   */
+  readonly tags?: Record<string, string>;
+}
