@@ -18,6 +18,10 @@ new AzureContainerInstancesSessionFleet(stack, 'CopilotFleet', {
   secretEnvironment: { COPILOT_CONNECTION_TOKEN: token },
   policy: { affinity: { type: 'copilot-jsonrpc' }, maxInstances: 2 },
   instanceCount: 2,
+  // The recommended mode: groups in a virtual network, reached by their private IPs.
+  subnetIds: [
+    '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/fleet/subnets/aci',
+  ],
 });
 app.synth();
 console.log('azure-only stack synthesized');
