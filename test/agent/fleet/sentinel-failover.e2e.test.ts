@@ -188,11 +188,13 @@ describe('a Sentinel failover of the primary under load', () => {
     const deadlineForReplica = Date.now() + 20_000;
     while ((await connectedReplicas(newPrimary)) < 1 && Date.now() < deadlineForReplica) await sleep(200);
     // The replica may still be catching up for a moment after it reports in sync: retry briefly.
+    // A resource of its own: a grant of 'shared' whose release met the dead primary stays held
+    // until its TTL. The fence counter is one for the fleet, so its token still tells.
     const resumedBy = Date.now() + 15_000;
     let resumed: LockLease | undefined;
     while (!resumed && Date.now() < resumedBy)
       resumed = await agents[0].coordinator.lock
-        .acquire('shared', { waitMs: 1000 })
+        .acquire('after-failover', { waitMs: 1000 })
         .catch(async (error: AgentError) => {
           expect(error.code).toBe('STORE_UNAVAILABLE');
           await sleep(200);
