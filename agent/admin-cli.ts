@@ -12,6 +12,7 @@
  */
 import { parseArgs } from 'node:util';
 import { AGENT_PATHS, DEFAULT_ADMIN_LISTEN } from '../policy/agent-interface.js';
+import type { FleetInstanceSummary, FleetSessionInfo } from './fleet/types.js';
 
 export interface AdminIo {
   stdout: (text: string) => void;
@@ -96,30 +97,9 @@ export function table(columns: readonly string[], rows: ReadonlyArray<ReadonlyAr
 
 const text = (value: unknown) => (value === null || value === undefined ? '-' : String(value));
 
-interface Instance {
-  id: string;
-  advertise: string;
-  alive: boolean;
-  self: boolean;
-  capacity: number;
-  used: number;
-  free: number;
-  draining: boolean;
-  inFlight: number | null;
-  leaseExpiresInMs: number | null;
-}
-
-interface SessionInfo {
-  id: string;
-  owner: string | null;
-  ownerAlive: boolean;
-  principal: string | null;
-  tenant: string | null;
-  ageSeconds: number;
-  idleSeconds: number | null;
-  expiresAt: string;
-  resumable: boolean;
-}
+/** The admin API's answers are the fleet layer's own types, as JSON. */
+type Instance = FleetInstanceSummary;
+type SessionInfo = FleetSessionInfo;
 
 async function run(
   command: Command,
