@@ -38,7 +38,9 @@ if moved or redis.call('HGET', K.members, self) ~= '1' then mark_member(self, '1
 --    heartbeat after a lapse records it, once. So are leases an earlier version's agent ended on
 --    leaving (deadline 0). Usually there are none: this costs O(log N).
 local checked = tonumber(redis.call('HGET', K.member_meta, 'checked') or '0')
-local lapsed = redis.call('ZRANGEBYSCORE', K.leases, '(' .. math.min(checked, now), now)
+-- (From the last check inclusive: a deadline set to exactly that moment afterwards is not missed;
+-- one recorded already is skipped below.)
+local lapsed = redis.call('ZRANGEBYSCORE', K.leases, math.min(checked, now), now)
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.leases, 0, 0)) do lapsed[#lapsed + 1] = id end
 for _, id in ipairs(lapsed) do
   redis.call('ZREM', K.free, id)

@@ -52,11 +52,14 @@ function simFleet() {
       known.set(id, { epoch: result.epoch, version: result.version });
       return result;
     },
-    /** Registers `count` sessions on `owner` (as its front does after creating them). */
-    async fill(owner: string, count: number): Promise<void> {
+    /** Registers `count` sessions on `owner` (as its front does after creating them); returns their ids. */
+    async fill(owner: string, count: number): Promise<string[]> {
+      const ids: string[] = [];
       for (let i = 0; i < count; i++) {
+        const id = `s-${serial++}`;
+        ids.push(id);
         const result = await registry.open({
-          id: `s-${serial++}`,
+          id,
           owner,
           reservationId: undefined,
           principal: undefined,
@@ -67,6 +70,7 @@ function simFleet() {
         });
         expect(result.ok).toBe(true);
       }
+      return ids;
     },
     async place(self: string, selfMode: SelfMode = 'open') {
       return registry.place({
@@ -117,6 +121,8 @@ describe('fleet scale', () => {
     const instance = fc.record({
       capacity: fc.constantFrom(0, 1, 2, 3),
       used: fc.integer({ min: 0, max: 3 }),
+      /** Sessions that end again before the placement (their slots must count as free). */
+      ended: fc.integer({ min: 0, max: 3 }),
       alive: fc.boolean(),
     });
     await fc.assert(
@@ -130,8 +136,10 @@ describe('fleet scale', () => {
           // Sessions first (an instance takes them at full capacity), then the capacity it offers now.
           for (const [i, id] of ids.entries()) {
             await fleet.heartbeat(id, 3);
-            await fleet.fill(id, instances[i]!.used);
+            const sessions = await fleet.fill(id, instances[i]!.used);
             await fleet.heartbeat(id, instances[i]!.capacity);
+            for (const session of sessions.slice(0, instances[i]!.ended))
+              await fleet.registry.end(session, { expectedOwner: id, mode: 'delete' });
           }
           for (const [i, id] of ids.entries()) if (!instances[i]!.alive) await fleet.registry.leave(id);
           // An agent of the earlier version, alive and full: placement then reads the whole fleet.
@@ -140,7 +148,8 @@ describe('fleet scale', () => {
             await redis.hset(fleet.keys.capacity, 'old', 0);
           }
           const self = ids[0]!;
-          const free = (i: number) => instances[i]!.capacity - Math.min(instances[i]!.used, 3);
+          const free = (i: number) =>
+            instances[i]!.capacity - (instances[i]!.used - Math.min(instances[i]!.used, instances[i]!.ended));
           const live = (i: number) => instances[i]!.alive;
           const selfOffers = live(0) && selfMode !== 'closed' && instances[0]!.capacity > 0;
           let expected: string | undefined;
