@@ -35,8 +35,9 @@ refresh_free(self, now)
 redis.call('HSETNX', K.member_meta, 'epoch', now)
 if moved or redis.call('HGET', K.members, self) ~= '1' then mark_member(self, '1') end
 -- 4. Leases that ran out since the last heartbeat of any agent are members gone: the first
---    heartbeat after a lapse records it, once. So are leases an earlier version's agent ended on
---    leaving (deadline 0). Usually there are none: this costs O(log N).
+--    heartbeat after a lapse records it, once. So are leases ended by a leave (deadline 0: the
+--    earlier version records nothing else), until the sweep forgets them. Usually there are none:
+--    this costs O(log N).
 local checked = tonumber(redis.call('HGET', K.member_meta, 'checked') or '0')
 -- (From the last check inclusive: a deadline set to exactly that moment afterwards is not missed;
 -- one recorded already is skipped below.)
@@ -84,15 +85,15 @@ return out
 `;
 
 /**
- * Leaves the fleet at once rather than when the lease runs out: the lease ends now, and the
- * members hear of it at their next heartbeat. KEYS: registry. ARGV: self. Returns 1 if it was registered.
+ * Leaves the fleet at once rather than when the lease runs out: the deadline goes to 0 (as the
+ * earlier version sets it, so the sweep forgets the instance at its next run), and the members
+ * hear of it at their next heartbeat. KEYS: registry. ARGV: self. Returns 1 if it was registered.
  */
 export const LEAVE = `${PRELUDE}
 local self = ARGV[1]
-local now = now_ms()
 if not redis.call('ZSCORE', K.leases, self) then return 0 end
-redis.call('ZADD', K.leases, 'XX', now, self)
-redis.call('ZADD', K.member_leases, 'XX', now, self)
+redis.call('ZADD', K.leases, 'XX', 0, self)
+redis.call('ZADD', K.member_leases, 'XX', 0, self)
 redis.call('ZREM', K.free, self)
 if redis.call('HGET', K.members, self) ~= '0' then mark_member(self, '0') end
 return 1
