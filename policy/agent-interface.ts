@@ -61,7 +61,7 @@ export const AGENT_FLAGS = {
   redis: {
     type: 'string',
     description:
-      'fleet coordination: redis:// or rediss:// (one server), redis-sentinel://host:port[,host:port…]/<primary name> (Sentinel), rediss-sentinel://…; without it an embedded in-memory store serves one instance',
+      'fleet coordination: redis:// or rediss:// (one server), redis-sentinel://host:port[,host:port…]/<primary name> (Sentinel), rediss-sentinel://…, redis-cluster://host:port[,host:port…] (Cluster), rediss-cluster://…; without it an embedded in-memory store serves one instance',
   },
   fleet: {
     type: 'string',
