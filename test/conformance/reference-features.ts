@@ -27,6 +27,7 @@ import {
   type ServerNotifier,
 } from '@modelcontextprotocol/server';
 import * as z from 'zod';
+import { registerTasks, type TaskStore } from './reference-tasks.js';
 
 /** A 1×1 PNG and a minimal WAV, as the suite's image and audio checks expect base64 data. */
 const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==';
@@ -37,6 +38,8 @@ export interface FeatureContext {
   readonly state: RequestStateCodec<Record<string, unknown>>;
   /** Publishes list-changed events to open `subscriptions/listen` streams, fleet-wide. */
   readonly notify: () => ServerNotifier;
+  /** Tasks (SEP-2663) created by this instance (process). */
+  readonly tasks: TaskStore;
 }
 
 const text = (value: string): CallToolResult => ({ content: [{ type: 'text', text: value }] });
@@ -77,6 +80,7 @@ export function createReferenceServer(context: FeatureContext): McpServer {
   registerMultiRoundTools(server, context);
   registerResources(server);
   registerPrompts(server);
+  registerTasks(server, context.tasks);
   return server;
 }
 

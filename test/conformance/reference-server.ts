@@ -36,6 +36,7 @@ import {
 } from '@modelcontextprotocol/server';
 import { Redis } from 'ioredis';
 import { createReferenceServer, type FeatureContext } from './reference-features.js';
+import { TaskStore } from './reference-tasks.js';
 
 export interface ReferenceServerOptions {
   readonly host?: string;
@@ -149,7 +150,7 @@ export async function startReferenceServer(options: ReferenceServerOptions = {})
     : undefined;
   await redisBus?.ready();
   const bus: ServerEventBus = redisBus ?? new InMemoryServerEventBus();
-  const context: FeatureContext = { state, notify: () => modern.notify };
+  const context: FeatureContext = { state, notify: () => modern.notify, tasks: new TaskStore() };
   const factory = () => createReferenceServer(context);
   const modern = createMcpHandler(factory, { legacy: 'reject', bus });
 
