@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { stopAll } from '../helpers/http-agent-process.js';
 import { REPO_ROOT } from '../helpers/run.js';
-import { compare, ensureSuite, REVISIONS, type Results, runAll, type Setups, startSetups } from './harness.js';
+import { compare, ensureSuite, REVISIONS, type Results, runAll, SETUPS, type Setups, startSetups } from './harness.js';
 
 let results: Results;
 let setups: Setups | undefined;
@@ -47,6 +47,18 @@ describe('MCP conformance suite: direct, one agent, two agents behind a round-ro
     const failing = [...results[revision].direct].filter(([, r]) => r.failed > 0).map(([s, r]) => [s, r.failures]);
     expect(failing).toEqual([]);
   });
+
+  it.each(REVISIONS)(
+    '%s: DNS-rebinding protection holds through the agents (the agent checks Host and Origin)',
+    (revision) => {
+      for (const setup of SETUPS) {
+        expect({ setup, result: results[revision][setup].get('dns-rebinding-protection') }).toMatchObject({
+          setup,
+          result: { failed: 0 },
+        });
+      }
+    },
+  );
 
   it('through one agent and through two agents, every scenario comes out as direct (but the listed expected failures)', () => {
     expect(comparison.problems).toEqual([]);
