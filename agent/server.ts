@@ -159,6 +159,8 @@ export async function startAgent(given: AgentConfig, options: { logger?: Logger 
     unhealthyAfterMs: config.unhealthyAfterMs,
     onChange: (up, error) => {
       metrics.upstreamUp.set(up ? 1 : 0);
+      // In a fleet, new sessions go to healthy peers while this instance's app does not answer.
+      coordinator.upstreamIs(up);
       if (up) logger.info({ upstream: config.upstream.href }, 'upstream is up');
       else logger.warn({ upstream: config.upstream.href, err: error?.message }, 'upstream is not answering');
     },

@@ -210,6 +210,17 @@ export class FleetCoordinator implements Coordinator {
     return this.lease.mintSessionId();
   }
 
+  upstreamIs(up: boolean): void {
+    if (this.state.upstreamDown === !up) return;
+    this.state.upstreamDown = !up;
+    this.context.logger.info(
+      { upstreamUp: up },
+      up ? 'upstream answers: offering slots to the fleet again' : 'upstream down: new sessions go to peers',
+    );
+    // Peers learn it from the heartbeat: one now rather than at the next tick.
+    this.lease.heartbeat().catch(() => {});
+  }
+
   // ---- placement and routing ----------------------------------------------------------------
 
   place(request?: NewSession, options?: { signal?: AbortSignal }): Promise<Placement> {

@@ -101,9 +101,12 @@ export class InstanceLease {
     });
   }
 
-  /** Slots offered to placement: none while draining or while every request slot is taken (SPEC §4). */
+  /**
+   * Slots offered to placement: none while draining, while every request slot is taken (SPEC §4)
+   * or while this instance's own upstream is not answering (new sessions go to healthy peers).
+   */
   private capacityOffered(): number {
-    if (this.s.isDraining() || this.s.saturated()) return 0;
+    if (this.s.isDraining() || this.s.saturated() || this.s.upstreamDown) return 0;
     return this.s.context.sessions.capacity;
   }
 

@@ -30,6 +30,11 @@ export class FleetState {
   /** Set by `startDraining()` (the session table may also drain on its own). */
   draining = false;
   stopped = false;
+  /**
+   * The upstream probe says this instance's app is not answering: it offers no slot and places
+   * every new session on a peer (its own sessions are still routed here; the front answers them).
+   */
+  upstreamDown = false;
   view = new Map<string, InstanceView>();
   /** Redis clock minus ours, from the last heartbeat. */
   clockOffset = 0;
@@ -103,7 +108,7 @@ export class FleetState {
   /** What this instance can take right now (see `SelfMode`). */
   selfMode(): SelfMode {
     const sessions = this.context.sessions;
-    if (this.isDraining() || this.saturated()) return 'closed';
+    if (this.isDraining() || this.saturated() || this.upstreamDown) return 'closed';
     return this.context.policy.evictionPolicy === 'lru' && sessions.canAccept() ? 'evict' : 'open';
   }
 

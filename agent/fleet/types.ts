@@ -193,6 +193,11 @@ export interface Coordinator extends FleetAdmin {
   /** Takes no new sessions from now on; resumable idle sessions are handed off. */
   startDraining(): Promise<void>;
   /**
+   * The upstream probe's verdict on this instance's app. While it is down the instance offers the
+   * fleet no slot, so new sessions are placed on healthy peers (a single instance has none).
+   */
+  upstreamIs(up: boolean): void;
+  /**
    * Chooses where a new session goes and reserves its slot and quota places; every new session
    * of both fronts comes through here, with and without Redis. Throws `AgentError`:
    * PRINCIPAL_QUOTA_REACHED / TENANT_QUOTA_REACHED, SESSION_LIMIT_REACHED (fleet full, with
