@@ -43,6 +43,10 @@ export class FleetState {
   /** The last active time written back per session held here. */
   readonly flushed = new Map<string, number>();
   private store: StoreState | undefined;
+  /** A heartbeat or a lookup went unanswered and no heartbeat has been answered since. */
+  private doubting = false;
+  /** Until when, after the store answered again, other instances' lapsed leases are not trusted. */
+  private doubtEndsAt = 0;
 
   constructor(
     readonly context: FleetContext,
@@ -73,6 +77,36 @@ export class FleetState {
     const fields = { ...detail, store: state, was: before ?? 'unknown' };
     if (state === 'up') this.context.logger.info(fields, why);
     else this.context.logger.warn(fields, why);
+  }
+
+  /**
+   * The store did not answer (a timed-out heartbeat or lookup, a closed connection). Until a
+   * heartbeat is answered, requests with a known owner stop asking Redis (they would each wait a
+   * command timeout); until one lease after that, a lapsed owner is not taken for a dead one.
+   */
+  doubt(): void {
+    this.doubting = true;
+  }
+
+  /** A heartbeat was answered: the doubt, if any, turns into one lease of caution. */
+  confirmed(): void {
+    if (!this.doubting) return;
+    this.doubting = false;
+    this.doubtEndsAt = Date.now() + this.o.leaseMs;
+  }
+
+  /** True from an unanswered command until a heartbeat is answered again. */
+  get doubtful(): boolean {
+    return this.doubting;
+  }
+
+  /**
+   * True while this agent cannot tell a dead instance from one cut off with it: from an unanswered
+   * command until one lease after the store answered again. A stalled Redis lets every lease lapse
+   * at once, and the live owners renew theirs only as their next heartbeats land.
+   */
+  get unsure(): boolean {
+    return this.doubting || Date.now() < this.doubtEndsAt;
   }
 
   count(outcome: FleetOutcome): void {
