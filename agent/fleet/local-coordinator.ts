@@ -93,9 +93,6 @@ export class LocalCoordinator implements Coordinator {
     this.context.sessions.startDraining();
   }
 
-  /** A single instance has no peer to place on: its new sessions meet the upstream as they are. */
-  upstreamIs(_up: boolean): void {}
-
   async cleanStateNow(): Promise<StateCleanupReport | undefined> {
     const cleanup = this.options.stateCleanup;
     if (!cleanup) return undefined;

@@ -30,11 +30,6 @@ export class FleetState {
   /** Set by `startDraining()` (the session table may also drain on its own). */
   draining = false;
   stopped = false;
-  /**
-   * The upstream probe says this instance's app is not answering: it offers no slot and places
-   * every new session on a peer (its own sessions are still routed here; the front answers them).
-   */
-  upstreamDown = false;
   view = new Map<string, InstanceView>();
   /** Redis clock minus ours, from the last heartbeat. */
   clockOffset = 0;
@@ -129,6 +124,14 @@ export class FleetState {
       retryAfterSeconds: this.o.fullRetryAfterSeconds,
       details: { fleetAtMax: !canGrow },
     });
+  }
+
+  /**
+   * The upstream probe says this instance's app is not answering: it offers no slot and places
+   * every new session on a peer (its own sessions are still routed here; the front answers them).
+   */
+  get upstreamDown(): boolean {
+    return this.context.upstreamHealth?.isUp === false;
   }
 
   saturated(): boolean {

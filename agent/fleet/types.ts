@@ -37,7 +37,7 @@ declare module '../core/context.js' {
 /** What the fleet layer needs from the agent. */
 export type FleetContext = Pick<
   AgentContext,
-  'config' | 'policy' | 'logger' | 'metrics' | 'sessions' | 'load' | 'onSessionEnd'
+  'config' | 'policy' | 'logger' | 'metrics' | 'sessions' | 'load' | 'upstreamHealth' | 'onSessionEnd'
 >;
 
 /** Headers of the agent-to-agent hop (stage 2 sets and reads them). */
@@ -207,11 +207,6 @@ export interface Coordinator extends FleetAdmin {
   stop(): Promise<void>;
   /** Takes no new sessions from now on; resumable idle sessions are handed off. */
   startDraining(): Promise<void>;
-  /**
-   * The upstream probe's verdict on this instance's app. While it is down the instance offers the
-   * fleet no slot, so new sessions are placed on healthy peers (a single instance has none).
-   */
-  upstreamIs(up: boolean): void;
   /**
    * Chooses where a new session goes and reserves its slot and quota places; every new session
    * of both fronts comes through here, with and without Redis. Throws `AgentError`:
