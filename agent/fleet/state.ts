@@ -83,11 +83,15 @@ export class FleetState {
     this.doubting = true;
   }
 
-  /** A heartbeat was answered: the doubt, if any, turns into one lease of caution. */
+  /**
+   * A heartbeat was answered: the doubt, if any, turns into caution for one lease — within which a
+   * live owner renews its lease, or it is dead by definition — plus two heartbeat periods for this
+   * agent's view of the fleet to show the renewal.
+   */
   confirmed(): void {
     if (!this.doubting) return;
     this.doubting = false;
-    this.doubtEndsAt = Date.now() + this.o.leaseMs;
+    this.doubtEndsAt = Date.now() + this.o.leaseMs + 2 * this.o.heartbeatMs;
   }
 
   /** True from an unanswered command until a heartbeat is answered again. */
@@ -97,7 +101,7 @@ export class FleetState {
 
   /**
    * True while this agent cannot tell a dead instance from one cut off with it: from an unanswered
-   * command until one lease after the store answered again. A stalled Redis lets every lease lapse
+   * command until one lease (and two heartbeat periods) after the store answered again. A stalled Redis lets every lease lapse
    * at once, and the live owners renew theirs only as their next heartbeats land.
    */
   get unsure(): boolean {

@@ -15,6 +15,8 @@ import { type RedisServer, startRedisServer } from '../../helpers/redis-server.j
 import { sleep, startAgents, type TestAgent, waitFor } from './helpers.js';
 
 const LEASE_MS = 1500;
+/** The coordinator's default: a third of the lease. */
+const HEARTBEAT_MS = LEASE_MS / 3;
 /** Short, so that the non-owner's cached route ages out during the stall and the registry is asked. */
 const REMOTE_CACHE_MS = 100;
 const caller = { principal: 'alice', tenant: undefined };
@@ -122,7 +124,8 @@ async function interrupt(fault: { kind: 'stall'; seconds: number } | { kind: 're
     // Converged: the registry gives the session to its owner again, and both agents agree.
     await waitFor(
       'the owner to re-assert the session',
-      async () => (await b.coordinator.inspect(id))?.owner === 'agent-a',
+      // (The inventory refuses with STORE_UNAVAILABLE until b has registered again.)
+      async () => (await b.coordinator.inspect(id).catch(() => undefined))?.owner === 'agent-a',
       10_000,
     );
     await sleep(2 * LEASE_MS);
@@ -153,8 +156,10 @@ function check(name: string, result: Awaited<ReturnType<typeof interrupt>>) {
   expect(wrong.map((e) => `${e.agent} ${e.outcome}`)).toEqual([]);
   // The owner served it throughout.
   expect(log.filter((e) => e.agent === 'agent-a').every((e) => e.outcome === 'local')).toBe(true);
-  // One lease after Redis came back, every answer on the other agent is the owner's.
-  const late = log.filter((e) => e.agent === 'agent-b' && e.at > resumedAt + LEASE_MS);
+  // One lease and two heartbeat periods after Redis came back (the owner renews within a lease,
+  // the other agent's view shows it a heartbeat later), every answer on the other agent is the
+  // owner's; before that, 503 while unsure is allowed.
+  const late = log.filter((e) => e.agent === 'agent-b' && e.at > resumedAt + LEASE_MS + 2 * HEARTBEAT_MS);
   expect(late.length).toBeGreaterThan(5);
   expect(late.map((e) => e.outcome).filter((o) => o !== 'forwarded-served')).toEqual([]);
   // A request whose owner is known waits on the stalled store at most once per doubt (the first
@@ -164,7 +169,7 @@ function check(name: string, result: Awaited<ReturnType<typeof interrupt>>) {
 
 describe('a Redis interrupted under two agents', () => {
   for (const seconds of [5, 15]) {
-    it(`stalled by SIGSTOP for ${seconds} s: the owner keeps the session, the fleet converges within one lease, no answer is wrong`, async () => {
+    it(`stalled by SIGSTOP for ${seconds} s: the owner keeps the session, the fleet converges, no answer is wrong`, async () => {
       check(`stall ${seconds} s`, await interrupt({ kind: 'stall', seconds }));
     }, 90_000);
   }
