@@ -11,6 +11,7 @@ import type { AgentMetrics } from './metrics.js';
 import type { Principals } from './principals.js';
 import type { ProbeCheck } from './probe.js';
 import type { EndReason, Session, SessionTable } from './sessions.js';
+import type { Tracing } from './tracing.js';
 import type { UpstreamHealth } from './upstream-health.js';
 
 export interface AgentContext {
@@ -28,6 +29,8 @@ export interface AgentContext {
   onSessionEnd(listener: (session: Session, reason: EndReason) => void): void;
   /** True while the agent drains: no new sessions, in-flight work finishes. */
   readonly draining: boolean;
+  /** Traces, when the `OTEL_*` environment turns them on (`tracing.ts`); undefined otherwise. */
+  readonly tracing?: Tracing;
   // `coordinator` is declared by agent/fleet/types.ts, which adds it to this interface: core sits
   // below the fleet layer and must not import it.
 }
