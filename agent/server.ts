@@ -22,6 +22,7 @@ import { httpCheck, type ProbeCheck, tcpCheck, UpstreamProbe } from './core/prob
 import { deleteOwnPod, inClusterPod } from './core/recycle.js';
 import { type EndReason, type Session, SessionTable } from './core/sessions.js';
 import { createTracing } from './core/tracing.js';
+import { UpstreamHealth } from './core/upstream-health.js';
 import { createCoordinator } from './fleet/create.js';
 
 export class StartupError extends Error {
@@ -128,6 +129,7 @@ export async function startAgent(given: AgentConfig, options: { logger?: Logger 
     },
   });
   let draining = false;
+  const upstreamHealth = new UpstreamHealth();
   const base = {
     config,
     policy,
@@ -135,6 +137,7 @@ export async function startAgent(given: AgentConfig, options: { logger?: Logger 
     metrics,
     sessions,
     load: new InstanceLoad(policy.concurrencyPerInstance),
+    upstreamHealth,
     onSessionEnd: (listener: (session: Session, reason: EndReason) => void) => {
       endListeners.push(listener);
     },
@@ -164,6 +167,8 @@ export async function startAgent(given: AgentConfig, options: { logger?: Logger 
     unhealthyAfterMs: config.unhealthyAfterMs,
     onChange: (up, error) => {
       metrics.upstreamUp.set(up ? 1 : 0);
+      // In a fleet, new sessions go to healthy peers while this instance's app does not answer.
+      upstreamHealth.set(up);
       if (up) logger.info({ upstream: config.upstream.href }, 'upstream is up');
       else logger.warn({ upstream: config.upstream.href, err: error?.message }, 'upstream is not answering');
     },

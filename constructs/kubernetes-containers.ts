@@ -411,6 +411,9 @@ export function fleetPodSpec(options: FleetPodOptions): DeploymentV1SpecTemplate
     // The agent's own liveness: a slow or hung app never restarts the agent.
     startupProbe: agentHttpProbe(AGENT_PATHS.live, STARTUP_PROBE_PERIOD_SECONDS, 15),
     livenessProbe: agentHttpProbe(AGENT_PATHS.live, PROBE_PERIOD_SECONDS, 3),
+    // The Service's readiness: fails only while the agent drains (ADR 0018). A full instance, a
+    // Redis outage or a dead app (the agent places new sessions on peers) keep the pod in the
+    // Service, so the sessions it holds stay reachable; `/readyz/new-sessions` reports those.
     readinessProbe: agentHttpProbe(AGENT_READY_PATH, 5, 2),
     // Endpoints are removed from the Service asynchronously; keep taking requests for a moment
     // before SIGTERM starts the drain (`sleep` is in the agent image).

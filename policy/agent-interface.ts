@@ -31,8 +31,13 @@ export const AGENT_PATHS = {
   live: '/livez',
   /** The app's start-up: the app answered the agent's last probe (no grace period). */
   startup: '/startupz',
-  /** Readiness: the instance takes new sessions. */
+  /**
+   * Readiness (the Service's): the instance should stay in rotation — false only while it drains,
+   * or, without a fleet, while its upstream does not answer (docs/adr/0018).
+   */
   ready: '/readyz',
+  /** Whether the instance would take a new session itself (upstream, store, slots, draining). */
+  readyNewSessions: '/readyz/new-sessions',
   /** Prometheus text format. */
   metrics: '/metrics',
   /** The session admin API (behind `--admin-token`): `/admin/sessions`, `/admin/fleet/...`. */

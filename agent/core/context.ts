@@ -11,8 +11,8 @@ import type { AgentMetrics } from './metrics.js';
 import type { Principals } from './principals.js';
 import type { ProbeCheck } from './probe.js';
 import type { EndReason, Session, SessionTable } from './sessions.js';
-
 import type { Tracing } from './tracing.js';
+import type { UpstreamHealth } from './upstream-health.js';
 
 export interface AgentContext {
   readonly config: AgentConfig;
@@ -21,6 +21,8 @@ export interface AgentContext {
   readonly metrics: AgentMetrics;
   readonly sessions: SessionTable;
   readonly load: InstanceLoad;
+  /** The upstream probe's verdict (absent in tests that run no probe: up). */
+  readonly upstreamHealth?: UpstreamHealth;
   /** Token → principal, when `--principals` is given. */
   readonly principals: Principals | undefined;
   /** Registers a listener for every session that ends (expiry, delete, eviction, drain...). */

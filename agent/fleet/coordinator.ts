@@ -126,6 +126,15 @@ export class FleetCoordinator implements Coordinator {
       this.fence.forget(session.id);
       this.lease.sessionEnded(session, reason);
     });
+    // The app not answering: this instance offers no slot (FleetState.upstreamDown); peers learn
+    // it from a heartbeat sent now rather than at the next tick.
+    context.upstreamHealth?.onChange((up) => {
+      context.logger.info(
+        { upstreamUp: up },
+        up ? 'upstream answers: offering slots to the fleet again' : 'upstream down: new sessions go to peers',
+      );
+      this.lease.heartbeat().catch(() => {});
+    });
     this.redis.on('ready', () => void this.lease.connected());
     this.redis.on('close', () => this.lease.disconnected());
   }

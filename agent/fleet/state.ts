@@ -46,6 +46,10 @@ export class FleetState {
   /** The last active time written back per session held here. */
   readonly flushed = new Map<string, number>();
   private store: StoreState | undefined;
+  /** A heartbeat or a lookup went unanswered and no heartbeat has been answered since. */
+  private doubting = false;
+  /** Until when, after the store answered again, other instances' lapsed leases are not trusted. */
+  private doubtEndsAt = 0;
 
   constructor(
     readonly context: FleetContext,
@@ -78,6 +82,40 @@ export class FleetState {
     else this.context.logger.warn(fields, why);
   }
 
+  /**
+   * The store did not answer (a timed-out heartbeat or lookup, a closed connection). Until a
+   * heartbeat is answered, requests with a known owner stop asking Redis (they would each wait a
+   * command timeout); until one lease after that, a lapsed owner is not taken for a dead one.
+   */
+  doubt(): void {
+    this.doubting = true;
+  }
+
+  /**
+   * A heartbeat was answered: the doubt, if any, turns into caution for one lease — within which a
+   * live owner renews its lease, or it is dead by definition — plus two heartbeat periods for this
+   * agent's view of the fleet to show the renewal.
+   */
+  confirmed(): void {
+    if (!this.doubting) return;
+    this.doubting = false;
+    this.doubtEndsAt = Date.now() + this.o.leaseMs + 2 * this.o.heartbeatMs;
+  }
+
+  /** True from an unanswered command until a heartbeat is answered again. */
+  get doubtful(): boolean {
+    return this.doubting;
+  }
+
+  /**
+   * True while this agent cannot tell a dead instance from one cut off with it: from an unanswered
+   * command until one lease (and two heartbeat periods) after the store answered again. A stalled Redis lets every lease lapse
+   * at once, and the live owners renew theirs only as their next heartbeats land.
+   */
+  get unsure(): boolean {
+    return this.doubting || Date.now() < this.doubtEndsAt;
+  }
+
   count(outcome: FleetOutcome): void {
     this.metrics.outcomes.inc({ outcome });
   }
@@ -100,6 +138,14 @@ export class FleetState {
     });
   }
 
+  /**
+   * The upstream probe says this instance's app is not answering: it offers no slot and places
+   * every new session on a peer (its own sessions are still routed here; the front answers them).
+   */
+  get upstreamDown(): boolean {
+    return this.context.upstreamHealth?.isUp === false;
+  }
+
   saturated(): boolean {
     return this.context.load.inFlight >= this.context.load.limit;
   }
@@ -111,7 +157,7 @@ export class FleetState {
   /** What this instance can take right now (see `SelfMode`). */
   selfMode(): SelfMode {
     const sessions = this.context.sessions;
-    if (this.isDraining() || this.saturated()) return 'closed';
+    if (this.isDraining() || this.saturated() || this.upstreamDown) return 'closed';
     return this.context.policy.evictionPolicy === 'lru' && sessions.canAccept() ? 'evict' : 'open';
   }
 

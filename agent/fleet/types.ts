@@ -37,7 +37,7 @@ declare module '../core/context.js' {
 /** What the fleet layer needs from the agent. */
 export type FleetContext = Pick<
   AgentContext,
-  'config' | 'policy' | 'logger' | 'metrics' | 'sessions' | 'load' | 'onSessionEnd'
+  'config' | 'policy' | 'logger' | 'metrics' | 'sessions' | 'load' | 'upstreamHealth' | 'onSessionEnd'
 >;
 
 /** Headers of the agent-to-agent hop (stage 2 sets and reads them). */
@@ -102,7 +102,22 @@ export type Route =
    * it ended, if it ended within the last session lifetime (this instance's memory or, with
    * Redis, the fleet's), so that every agent answers as the one that ended it; else `unknown`.
    */
-  | { kind: 'gone'; reason: 'unknown' | EndedReason };
+  | {
+      kind: 'gone';
+      reason: 'unknown' | EndedReason;
+      /**
+       * Only with `unknown` or `owner-lost`: an instance that may hold it all the same — the
+       * cached owner or the id's signed owner hint names it and it is alive. A lapsed lease is an
+       * inference; the live owner re-asserts what it holds (see docs/fleet.md, "A stalled Redis").
+       */
+      owner?: { instanceId: string; advertise: string };
+      /**
+       * Only with `unknown` or `owner-lost`, no live `owner`: an owner is named but this agent
+       * cannot tell yet whether it is dead or was cut off along with the store (an unanswered
+       * command, or less than one lease since the store answered again). Answer 503 + Retry-After.
+       */
+      unsure?: boolean;
+    };
 
 /**
  * What `routeHop()` answers for a session another agent forwarded here: held here, or adopted
