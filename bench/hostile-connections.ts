@@ -83,6 +83,8 @@ function openSocket(port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = connect({ port, host: '127.0.0.1' });
     socket.on('error', () => {});
+    // Read (and drop) whatever the agent answers, so its closing the connection is seen.
+    socket.resume();
     socket.once('connect', () => resolve(socket));
     socket.once('error', reject);
   });
@@ -126,7 +128,6 @@ async function copilotRun(cli: CopilotCli): Promise<Result> {
     upstreamPort: cli.port,
     upstreamToken: cli.token,
     principals: { [TOKEN]: 'witness' },
-    extraArgs: ['--log-level', 'error'],
   });
   const pid = agent.process.pid!;
   try {
@@ -166,7 +167,6 @@ async function httpRun(): Promise<Result> {
   const agent = await spawnAgent({
     policy: { affinity: { type: 'none' } },
     upstream: upstream.url,
-    args: ['--log-level', 'error'],
   });
   const pid = agent.child.pid!;
   const port = Number(new URL(agent.url).port);
