@@ -23,7 +23,9 @@ import { openRawClient, type RawRpcClient } from '../test/helpers/copilot-rpc.js
 import { spawnAgent, spawnListening, stopAll } from '../test/helpers/http-agent-process.js';
 
 const HOSTILE = Number(process.env.BENCH_HOSTILE ?? 500);
-const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? 8000);
+const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? 12_000);
+/** Extra flags for the HTTP agent, e.g. `--http-request-timeout-ms 5000` (an agent from before the limits knows none). */
+const HTTP_ARGS = (process.env.BENCH_HTTP_ARGS ?? '').split(' ').filter(Boolean);
 const WITNESSES = Number(process.env.BENCH_WITNESSES ?? 200);
 const BIG_FRAMES = 6;
 const TOKEN = 'bench-token-hostile-77c1';
@@ -47,11 +49,15 @@ interface Witnessed {
   statuses: Record<string, number>;
 }
 
-/** `count` witness requests one after the other; milliseconds and what they were answered. */
-async function witness(count: number, call: () => Promise<string>): Promise<Witnessed> {
+/**
+ * `count` witness requests one after the other (and more, 50 ms apart, until `until`):
+ * milliseconds and what they were answered.
+ */
+async function witness(count: number, call: () => Promise<string>, until = 0): Promise<Witnessed> {
   const times: number[] = [];
   const statuses: Record<string, number> = {};
-  for (let i = 0; i < count; i++) {
+  for (let i = 0; i < count || Date.now() < until; i++) {
+    if (i >= count) await sleep(50);
     const started = performance.now();
     let status: string;
     try {
@@ -148,8 +154,7 @@ async function copilotRun(cli: CopilotCli): Promise<Result> {
     let closedByAgent = 0;
     for (const socket of sockets) socket.once('close', () => closedByAgent++);
     sockets.slice(0, BIG_FRAMES).forEach(bigFrame);
-    const attackWitness = await witness(WITNESSES, ping);
-    await sleep(Math.max(0, WINDOW_MS - (Date.now() - started)));
+    const attackWitness = await witness(WITNESSES, ping, started + WINDOW_MS);
     const attack = { rss: peak.stop(), witness: attackWitness };
     const closedInWindow = closedByAgent;
     for (const socket of sockets) socket.destroy();
@@ -167,6 +172,7 @@ async function httpRun(): Promise<Result> {
   const agent = await spawnAgent({
     policy: { affinity: { type: 'none' } },
     upstream: upstream.url,
+    args: HTTP_ARGS,
   });
   const pid = agent.child.pid!;
   const port = Number(new URL(agent.url).port);
@@ -192,8 +198,7 @@ async function httpRun(): Promise<Result> {
     const drip = setInterval(() => {
       for (const socket of sockets) if (!socket.destroyed) socket.write('x');
     }, 1000);
-    const attackWitness = await witness(WITNESSES, get);
-    await sleep(Math.max(0, WINDOW_MS - (Date.now() - started)));
+    const attackWitness = await witness(WITNESSES, get, started + WINDOW_MS);
     const attack = { rss: peak.stop(), witness: attackWitness };
     const closedInWindow = closedByAgent;
     clearInterval(drip);
@@ -248,7 +253,7 @@ async function main(): Promise<void> {
   } finally {
     await cli.dispose();
   }
-  report('HTTP front (slow bodies: 1 MiB declared, 1 byte/s)', await httpRun());
+  report(`HTTP front (slow bodies: 1 MiB declared, 1 byte/s) ${HTTP_ARGS.join(' ')}`, await httpRun());
 }
 
 main().then(
