@@ -119,7 +119,10 @@ export function parseAgentConfig(
   const C = AGENT_LIMIT_DEFAULTS.copilot;
   const H = AGENT_LIMIT_DEFAULTS.http;
   const GiB = 1024 * 1024 * 1024;
-  const limits: ConnectionLimits = {
+  const limits: {
+    copilot: ConnectionLimits['copilot'];
+    http: { -readonly [K in keyof ConnectionLimits['http']]: number };
+  } = {
     copilot: {
       handshakeTimeoutMs: boundedInt('copilot-handshake-timeout-ms', C.handshakeTimeoutMs, 100, 600_000),
       maxUnauthenticated: boundedInt('copilot-max-unauthenticated', C.maxUnauthenticated, 1, 1_000_000),
@@ -139,7 +142,10 @@ export function parseAgentConfig(
       `--copilot-handshake-frame-bytes (${limits.copilot.handshakeFrameBytes}) must not exceed --copilot-max-frame-bytes (${limits.copilot.maxFrameBytes})`,
     );
   }
-  if (limits.http.headersTimeoutMs > limits.http.requestTimeoutMs) {
+  if (limits.http.headersTimeoutMs > limits.http.requestTimeoutMs && !get('http-headers-timeout-ms')) {
+    // Only the request timeout was lowered: the headers' default follows it down.
+    limits.http.headersTimeoutMs = limits.http.requestTimeoutMs;
+  } else if (limits.http.headersTimeoutMs > limits.http.requestTimeoutMs) {
     problems.push(
       `--http-headers-timeout-ms (${limits.http.headersTimeoutMs}) must not exceed --http-request-timeout-ms (${limits.http.requestTimeoutMs}): the headers are part of the request`,
     );

@@ -44,6 +44,11 @@ describe('limit flags', () => {
     expect(problemsOf(['--copilot-handshake-frame-bytes', '65536', '--copilot-max-frame-bytes', '4096'])).toEqual([
       '--copilot-handshake-frame-bytes (65536) must not exceed --copilot-max-frame-bytes (4096)',
     ]);
+    // Lowering only the request timeout takes the headers' default down with it.
+    expect(parseAgentConfig([...base, '--http-request-timeout-ms', '5000'], {}).limits?.http).toMatchObject({
+      headersTimeoutMs: 5000,
+      requestTimeoutMs: 5000,
+    });
     expect(problemsOf(['--http-headers-timeout-ms', '90000'])).toEqual([
       '--http-headers-timeout-ms (90000) must not exceed --http-request-timeout-ms (60000): the headers are part of the request',
     ]);
