@@ -22,6 +22,7 @@ import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { Refusals } from '../core/refusals.js';
 import type { EndReason, Session, SessionTable } from '../core/sessions.js';
+import type { Tracing } from '../core/tracing.js';
 import { Router } from '../routing/index.js';
 import { Admission, type Reservation } from './admission.js';
 import type { Exchange, Outcome } from './exchange.js';
@@ -71,6 +72,7 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
   readonly refusals: Refusals;
   /** The request in flight on each client socket (one at a time on HTTP/1.1). */
   private readonly inFlight = new WeakMap<Socket, Exchange>();
+  readonly tracing: Tracing | undefined;
   private readonly server: Server;
   private readonly peers: PeerPools;
   private readonly tunnels = new Set<WebSocketTunnel>();
@@ -103,6 +105,7 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
       draining: () => this.isDraining,
     });
     this.collaborative = context.policy.collaborative?.enabled === true;
+    this.tracing = context.tracing;
     this.intake = new Intake(this, context);
     this.peers = new PeerPools(this.settings.upstreamConnectTimeoutMs);
     this.admission = new Admission({

@@ -57,6 +57,8 @@ export interface ForwardedHeaderOptions {
   requestId: string;
   /** Extra `name, value` pairs (the WebSocket handshake's `connection`/`upgrade`). */
   extra?: readonly string[];
+  /** With tracing on: the agent's span context, sent instead of the client's `traceparent`/`tracestate`. */
+  trace?: { readonly traceparent: string; readonly tracestate?: string };
 }
 
 /**
@@ -67,11 +69,17 @@ export function forwardedRequestHeaders(req: IncomingMessage, options: Forwarded
   const raw = req.rawHeaders;
   const dropped = connectionTokens(req.headers.connection);
   const out: string[] = [];
+  const trace = options.trace;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower) || dropped?.has(lower)) continue;
+    if (trace && (lower === 'traceparent' || lower === 'tracestate')) continue;
     out.push(name, raw[i + 1]!);
+  }
+  if (trace) {
+    out.push('traceparent', trace.traceparent);
+    if (trace.tracestate) out.push('tracestate', trace.tracestate);
   }
   const headers = req.headers;
   const remote = req.socket.remoteAddress ?? '';
