@@ -9,6 +9,7 @@ import type { NetworkInterfaceInfo } from 'node:os';
 import {
   AGENT_EXECUTABLE,
   AGENT_FLAGS,
+  AGENT_LIMIT_DEFAULTS,
   type AgentFlag,
   DEFAULT_ADMIN_LISTEN,
   DEFAULT_LISTEN,
@@ -18,7 +19,7 @@ import { HEADER_NAME_RULE, isHeaderName, sameHeaderName } from '../policy/header
 import type { Policy } from '../policy/index.js';
 import { parseRedisUrl } from '../policy/redis-url.js';
 import { parseCommandLine } from './cli-args.js';
-import type { AgentConfig, HostPort } from './core/config.js';
+import type { AgentConfig, ConnectionLimits, HostPort } from './core/config.js';
 import { deepFrozen } from './core/frozen.js';
 import { isName, NAME_RULE } from './core/tenancy.js';
 import { parseTrustedProxies, TRUSTED_PROXIES_RULE } from './core/trusted-proxies.js';
@@ -103,6 +104,52 @@ export function parseAgentConfig(
     }
     return n;
   };
+
+  /** A whole number in [min, max]; the rule is named in the problem. */
+  const boundedInt = (flag: AgentFlag, fallback: number, min: number, max: number): number => {
+    const v = get(flag);
+    if (!v) return fallback;
+    const n = Number(v.value);
+    if (!/^\d+$/.test(v.value.trim()) || n < min || n > max) {
+      problems.push(`${v.source} (${JSON.stringify(v.value)}) must be a whole number from ${min} to ${max}`);
+      return fallback;
+    }
+    return n;
+  };
+  const C = AGENT_LIMIT_DEFAULTS.copilot;
+  const H = AGENT_LIMIT_DEFAULTS.http;
+  const GiB = 1024 * 1024 * 1024;
+  const limits: {
+    copilot: ConnectionLimits['copilot'];
+    http: { -readonly [K in keyof ConnectionLimits['http']]: number };
+  } = {
+    copilot: {
+      handshakeTimeoutMs: boundedInt('copilot-handshake-timeout-ms', C.handshakeTimeoutMs, 100, 600_000),
+      maxUnauthenticated: boundedInt('copilot-max-unauthenticated', C.maxUnauthenticated, 1, 1_000_000),
+      handshakeFrameBytes: boundedInt('copilot-handshake-frame-bytes', C.handshakeFrameBytes, 1024, GiB),
+      maxFrameBytes: boundedInt('copilot-max-frame-bytes', C.maxFrameBytes, 1024, GiB),
+    },
+    http: {
+      headersTimeoutMs: boundedInt('http-headers-timeout-ms', H.headersTimeoutMs, 100, 3_600_000),
+      requestTimeoutMs: boundedInt('http-request-timeout-ms', H.requestTimeoutMs, 100, 86_400_000),
+      maxHeaderBytes: boundedInt('http-max-header-bytes', H.maxHeaderBytes, 1024, 1024 * 1024),
+      maxBodyBytes: boundedInt('http-max-body-bytes', H.maxBodyBytes, 1, 64 * GiB),
+      maxConnections: boundedInt('http-max-connections', H.maxConnections, 1, 1_000_000),
+    },
+  };
+  if (limits.copilot.handshakeFrameBytes > limits.copilot.maxFrameBytes) {
+    problems.push(
+      `--copilot-handshake-frame-bytes (${limits.copilot.handshakeFrameBytes}) must not exceed --copilot-max-frame-bytes (${limits.copilot.maxFrameBytes})`,
+    );
+  }
+  if (limits.http.headersTimeoutMs > limits.http.requestTimeoutMs && !get('http-headers-timeout-ms')) {
+    // Only the request timeout was lowered: the headers' default follows it down.
+    limits.http.headersTimeoutMs = limits.http.requestTimeoutMs;
+  } else if (limits.http.headersTimeoutMs > limits.http.requestTimeoutMs) {
+    problems.push(
+      `--http-headers-timeout-ms (${limits.http.headersTimeoutMs}) must not exceed --http-request-timeout-ms (${limits.http.requestTimeoutMs}): the headers are part of the request`,
+    );
+  }
 
   const policy = required('policy');
   const upstreamText = required('upstream');
@@ -231,6 +278,7 @@ export function parseAgentConfig(
     probeIntervalMs: positiveInt('probe-interval-ms', 2000),
     unhealthyAfterMs: positiveInt('unhealthy-after-ms', 30000),
     logLevel: logLevel?.value ?? 'info',
+    limits,
   };
   if (redis) config.redisUrl = redis.value;
   if (fleet) config.fleet = fleet.value;

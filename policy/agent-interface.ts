@@ -49,6 +49,37 @@ export const AGENT_READY_PATH = AGENT_PATHS.ready;
 export const AGENT_METRICS_PATH = AGENT_PATHS.metrics;
 
 /**
+ * What one connection may cost the agent before and after it authenticates: the defaults of the
+ * `--copilot-*` and `--http-*` limit flags. Sized for the construct's default agent memory limit
+ * (256 MiB): the worst case before authentication is `maxUnauthenticated` x `handshakeFrameBytes`
+ * (8 MiB), and no silent connection outlives its timeout (ADR 0017, docs/copilot.md, docs/http-front.md).
+ */
+export const AGENT_LIMIT_DEFAULTS = {
+  copilot: {
+    /** Largest frame a Copilot client may send until its `connect` succeeds (`connect` itself is < 1 KiB). */
+    handshakeFrameBytes: 64 * 1024,
+    /** Largest frame after `connect` (a `session.send` with attachments). */
+    maxFrameBytes: 16 * 1024 * 1024,
+    /** From the TCP accept to a successful `connect`. */
+    handshakeTimeoutMs: 10_000,
+    /** Connections open at once that have not completed `connect`. */
+    maxUnauthenticated: 128,
+  },
+  http: {
+    /** From the first byte of a request to the end of its header block (node:http `headersTimeout`). */
+    headersTimeoutMs: 10_000,
+    /** From the first byte of a request to the end of its body (node:http `requestTimeout`). */
+    requestTimeoutMs: 60_000,
+    /** Largest header block (node:http `maxHeaderSize`). */
+    maxHeaderBytes: 16 * 1024,
+    /** Largest request body. */
+    maxBodyBytes: 16 * 1024 * 1024,
+    /** Client connections open at once (node:net `maxConnections`); more are dropped at accept. */
+    maxConnections: 4096,
+  },
+} as const;
+
+/**
  * Each flag of `sessionfleet-agent` (SPEC.md §8): its type and a one-line description for `--help`
  * and the README. The constructs build the agent's command line from these names.
  */
@@ -134,6 +165,42 @@ export const AGENT_FLAGS = {
     description:
       'HTTP fronts: browser origins allowed to call, comma-separated (scheme://host[:port], *); default: loopback origins when --listen is loopback, else any',
   },
+  'copilot-handshake-timeout-ms': {
+    type: 'string',
+    description: `Copilot front: a client connection must complete connect within this many ms of opening, else it is closed (default ${AGENT_LIMIT_DEFAULTS.copilot.handshakeTimeoutMs})`,
+  },
+  'copilot-max-unauthenticated': {
+    type: 'string',
+    description: `Copilot front: connections open at once that have not completed connect; more are refused at once (default ${AGENT_LIMIT_DEFAULTS.copilot.maxUnauthenticated})`,
+  },
+  'copilot-handshake-frame-bytes': {
+    type: 'string',
+    description: `Copilot front: the largest frame a client may send before its connect succeeds (default ${AGENT_LIMIT_DEFAULTS.copilot.handshakeFrameBytes})`,
+  },
+  'copilot-max-frame-bytes': {
+    type: 'string',
+    description: `Copilot front: the largest frame an authenticated client may send (default ${AGENT_LIMIT_DEFAULTS.copilot.maxFrameBytes})`,
+  },
+  'http-headers-timeout-ms': {
+    type: 'string',
+    description: `HTTP fronts: a request's headers must arrive within this many ms, else 408 (default ${AGENT_LIMIT_DEFAULTS.http.headersTimeoutMs})`,
+  },
+  'http-request-timeout-ms': {
+    type: 'string',
+    description: `HTTP fronts: a request's headers and body must arrive within this many ms, else 408 (default ${AGENT_LIMIT_DEFAULTS.http.requestTimeoutMs})`,
+  },
+  'http-max-header-bytes': {
+    type: 'string',
+    description: `HTTP fronts: the largest request header block, else 431 (default ${AGENT_LIMIT_DEFAULTS.http.maxHeaderBytes})`,
+  },
+  'http-max-body-bytes': {
+    type: 'string',
+    description: `HTTP fronts: the largest request body, else 413 (default ${AGENT_LIMIT_DEFAULTS.http.maxBodyBytes})`,
+  },
+  'http-max-connections': {
+    type: 'string',
+    description: `HTTP fronts: client connections open at once; more are closed at accept (default ${AGENT_LIMIT_DEFAULTS.http.maxConnections})`,
+  },
   'health-path': { type: 'string', description: 'HTTP path the agent probes on the upstream (default: a TCP connect)' },
   'probe-interval-ms': { type: 'string', description: 'how often the upstream is probed (default 2000)' },
   'unhealthy-after-ms': {
@@ -197,6 +264,13 @@ export function fleetKeyPrefix(fleet: string): string {
  * list entries only. Key: `fleetKeyPrefix(fleet) + FLEET_SCALE_LIST_SUFFIX`.
  */
 export const FLEET_SCALE_LIST_SUFFIX = 'scale:demand';
+
+/** Connections and requests the agent refused for a limit of ADR 0017, by front and reason. */
+export const CONNECTIONS_REFUSED_METRIC = 'sessionfleet_connections_refused_total';
+/** Copilot client connections open now that have not completed `connect`. */
+export const UNAUTHENTICATED_CONNECTIONS_METRIC = 'sessionfleet_copilot_unauthenticated_connections';
+/** Bytes the Copilot front holds for its client connections now (partial frames and unsent output). */
+export const CONNECTION_BUFFERED_BYTES_METRIC = 'sessionfleet_copilot_buffered_bytes';
 
 /** Where the policy file is mounted in the agent container. */
 export const POLICY_MOUNT_PATH = '/etc/sessionfleet';

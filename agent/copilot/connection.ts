@@ -41,7 +41,7 @@ export interface ConnectionOptions extends ChannelOptions {
   onClosed(connection: ClientConnection): void;
 }
 
-/** Requests a client may pipeline behind its `connect` before the answer. */
+/** Requests a client may pipeline behind its `connect` before the answer (and their bytes: one handshake frame). */
 const MAX_QUEUED_BEFORE_CONNECT = 64;
 
 export class ClientConnection {
@@ -50,6 +50,9 @@ export class ClientConnection {
   private readonly remote: RemoteHops;
   private readonly sessions: SessionRequests;
   private queued: JsonRpcRequest[] = [];
+  private queuedBytes = 0;
+  /** Until `connect` succeeds: closes the connection at the handshake timeout. */
+  private handshakeTimer: NodeJS.Timeout | undefined;
   private upstreamGone = false;
   /** The agent is closing this connection (shutdown): the upstream closing is expected. */
   private closing = false;
@@ -75,6 +78,9 @@ export class ClientConnection {
     this.remote = new RemoteHops(this.c);
     const access = new SessionAccess(this.c);
     this.sessions = new SessionRequests(this.c, access, new SessionRouting(this.c, access, this.remote));
+    options.gate.enter(this);
+    this.handshakeTimer = setTimeout(() => this.onHandshakeTimeout(), options.gate.limits.handshakeTimeoutMs);
+    this.handshakeTimer.unref();
     this.c.log.debug({ remote: `${socket.remoteAddress}:${socket.remotePort}` }, 'Copilot client connected');
   }
 
@@ -84,6 +90,11 @@ export class ClientConnection {
 
   get principal(): string | undefined {
     return this.c.principal;
+  }
+
+  /** Bytes held for this client now (a partial frame, output not yet sent). */
+  get bufferedBytes(): number {
+    return this.c.peer.bufferedBytes;
   }
 
   /** Resolves once the client's socket has closed. */
@@ -104,21 +115,29 @@ export class ClientConnection {
 
   private onClientMessage(message: ValidMessage, body: Buffer): void {
     if (this.c.phase === 'closing' || this.c.phase === 'closed') return;
-    if (message.kind === 'request') this.onRequest(message.message);
+    if (message.kind === 'request') this.onRequest(message.message, body.length);
     else if (message.kind === 'response') this.onClientResponse(message.message, body);
     else this.onClientNotification(message.message);
   }
 
-  private onRequest(request: JsonRpcRequest): void {
+  private onRequest(request: JsonRpcRequest, bytes: number): void {
     if (request.method === 'connect') {
       void this.onConnect(request).catch((error: unknown) => this.c.internalError(request, error));
       return;
     }
     if (this.c.phase === 'connecting') {
-      if (this.queued.length >= MAX_QUEUED_BEFORE_CONNECT) {
-        this.c.reject(request.id, new AgentError('BAD_REQUEST', 'too many requests sent before connect was answered'));
+      const limit = this.options.gate.limits.handshakeFrameBytes;
+      if (this.queued.length >= MAX_QUEUED_BEFORE_CONNECT || this.queuedBytes + bytes > limit) {
+        this.c.reject(
+          request.id,
+          new AgentError(
+            'BAD_REQUEST',
+            `too many requests sent before connect was answered (at most ${MAX_QUEUED_BEFORE_CONNECT}, ${limit} bytes)`,
+          ),
+        );
       } else {
         this.queued.push(request);
+        this.queuedBytes += bytes;
       }
       return;
     }
@@ -263,8 +282,7 @@ export class ClientConnection {
       this.c.upstream.destroy();
       return;
     }
-    this.c.upstream.socket.on('drain', () => this.c.peer.socket.resume());
-    this.c.peer.socket.on('drain', () => this.c.upstream?.socket.resume());
+    this.c.upstream.socket.on('drain', () => this.c.updateFlow());
     this.forwardConnect(request, params);
   }
 
@@ -293,9 +311,12 @@ export class ClientConnection {
         response.error ? { jsonrpc: '2.0', id: request.id, error: response.error } : ok(request.id, response.result),
       );
       if (first) {
+        this.endHandshake();
+        this.c.authenticated();
         this.c.log.info({ principal: this.c.principal }, 'Copilot client authenticated');
         const queued = this.queued;
         this.queued = [];
+        this.queuedBytes = 0;
         for (const next of queued) this.dispatch(next);
       }
     });
@@ -311,10 +332,59 @@ export class ClientConnection {
 
   // ---- the client's side -----------------------------------------------------------------
 
+  /** The connection is no stranger any more (or is gone): its timer and its place among the strangers go. */
+  private endHandshake(): void {
+    clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = undefined;
+    this.options.gate.leave(this);
+  }
+
+  private onHandshakeTimeout(): void {
+    this.handshakeTimer = undefined;
+    if (this.c.phase === 'ready' || this.c.phase === 'closing' || this.c.phase === 'closed') return;
+    const timeoutMs = this.options.gate.limits.handshakeTimeoutMs;
+    this.options.gate.refusals.refuse(
+      'handshake-timeout',
+      { remote: this.c.peer.socket.remoteAddress, phase: this.c.phase, timeoutMs },
+      'closing a Copilot client connection: no successful connect in time',
+    );
+    this.c.refuseAndClose(
+      new AgentError('HANDSHAKE_TIMEOUT', `no successful connect within ${timeoutMs} ms of opening the connection`, {
+        details: { timeoutMs },
+      }),
+    );
+  }
+
   private onClientProblem(problem: ProtocolProblem): void {
     if (problem.fatal) {
-      this.c.log.warn(
-        { principal: this.principal, remote: this.c.peer.socket.remoteAddress, reason: problem.reason },
+      const fields = {
+        principal: this.principal,
+        remote: this.c.peer.socket.remoteAddress,
+        phase: this.c.phase,
+        reason: problem.reason,
+      };
+      if (problem.framing === 'frame-too-large' || problem.framing === 'header-too-large') {
+        const limit = this.c.peer.frameLimit;
+        this.options.gate.refusals.refuse(
+          'frame-too-large',
+          { ...fields, limit },
+          'closing a Copilot client connection: frame too large',
+        );
+        // The answer is best effort: a client still sending may never read it.
+        this.c.refuseAndClose(
+          new AgentError(
+            'PAYLOAD_TOO_LARGE',
+            `${problem.reason} (${this.c.phase === 'ready' ? 'after' : 'before'} connect)`,
+            {
+              details: { limit },
+            },
+          ),
+        );
+        return;
+      }
+      this.options.gate.refusals.refuse(
+        'malformed-frame',
+        fields,
         'closing a Copilot client connection: malformed frame',
       );
       this.c.peer.destroy();
@@ -324,6 +394,7 @@ export class ClientConnection {
   }
 
   private onClientClose(): void {
+    this.endHandshake();
     if (this.c.phase === 'closed') return;
     this.c.phase = 'closed';
     this.c.clientGone.abort(new Error('the Copilot client closed its connection'));
@@ -331,6 +402,7 @@ export class ClientConnection {
     for (const sessionId of [...this.c.held]) this.options.state.letGo(sessionId, this.c, reason);
     this.c.held.clear();
     this.queued = [];
+    this.queuedBytes = 0;
     this.remote.close();
     // Closing the upstream makes the CLI save and unload what only this connection held; its
     // unanswered requests give their slots back.

@@ -7,10 +7,12 @@
 import { createServer, type Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { AgentContext, Front, ListenAddress } from '../core/context.js';
+import { Refusals } from '../core/refusals.js';
 import { isName, tenantOf } from '../core/tenancy.js';
 import { Router } from '../routing/index.js';
 import { ANONYMOUS_PRINCIPAL, ClientConnection } from './connection.js';
 import { ControlChannel } from './control.js';
+import { copilotLimits, HandshakeGate } from './gate.js';
 import { hostAccessAllowed, OWNER_METADATA_KEY, OWNER_TENANT_METADATA_KEY } from './methods.js';
 import { OwnerDirectory, type Ownership } from './owners.js';
 import { CopilotState } from './state.js';
@@ -57,12 +59,27 @@ export async function createCopilotFront(context: AgentContext): Promise<Front> 
   }
 
   const connections = new Set<ClientConnection>();
+  const refusals = new Refusals('copilot', context.metrics, logger);
+  const gate = new HandshakeGate(
+    copilotLimits(config.limits),
+    context.metrics,
+    refusals,
+    context.policy.expiredSessionStatus,
+  );
+  // What the open connections hold, read at each scrape (a test checks it returns to 0).
+  const buffered = () => {
+    let total = 0;
+    for (const connection of connections) total += connection.bufferedBytes;
+    return total;
+  };
+  context.metrics.bufferedBytesSources.add(buffered);
   let accepting = true;
   const server = createServer((socket: Socket) => {
     if (!accepting) {
       socket.destroy();
       return;
     }
+    if (!gate.admit(socket)) return;
     const connection = new ClientConnection(socket, {
       context,
       state,
@@ -72,6 +89,7 @@ export async function createCopilotFront(context: AgentContext): Promise<Front> 
       logger,
       upstream: { host, port, token: config.upstreamToken },
       frame: {},
+      gate,
       onClosed: (c) => connections.delete(c),
     });
     connections.add(connection);
@@ -123,6 +141,7 @@ export async function createCopilotFront(context: AgentContext): Promise<Front> 
       for (const connection of open) connection.close();
       await Promise.race([Promise.all(open.map((c) => c.closed)), delay(CLOSE_GRACE_MS)]);
       control.close();
+      context.metrics.bufferedBytesSources.delete(buffered);
       await Promise.race([serverClosed, delay(CLOSE_GRACE_MS)]);
     },
   };

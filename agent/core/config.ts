@@ -12,6 +12,23 @@ export interface HostPort {
   readonly port: number;
 }
 
+/** What one client connection may cost (ADR 0017); every field resolved, defaults from `AGENT_LIMIT_DEFAULTS`. */
+export interface ConnectionLimits {
+  readonly copilot: {
+    readonly handshakeFrameBytes: number;
+    readonly maxFrameBytes: number;
+    readonly handshakeTimeoutMs: number;
+    readonly maxUnauthenticated: number;
+  };
+  readonly http: {
+    readonly headersTimeoutMs: number;
+    readonly requestTimeoutMs: number;
+    readonly maxHeaderBytes: number;
+    readonly maxBodyBytes: number;
+    readonly maxConnections: number;
+  };
+}
+
 export interface AgentConfig {
   readonly policyFile: string;
   readonly upstream: URL;
@@ -47,6 +64,11 @@ export interface AgentConfig {
   readonly probeIntervalMs: number;
   readonly unhealthyAfterMs: number;
   readonly logLevel: string;
+  /**
+   * Limits per connection and request, before and after authentication (`--copilot-*`, `--http-*`);
+   * always set by `parseAgentConfig`, unset (the defaults) in configurations tests build by hand.
+   */
+  readonly limits?: ConnectionLimits;
   /** Flags that were accepted but have no effect (fleet flags without --redis), logged at start. */
   readonly warnings?: readonly string[];
 }

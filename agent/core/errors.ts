@@ -82,6 +82,28 @@ export const ERRORS = {
   UPSTREAM_UNAVAILABLE: define('UPSTREAM_UNAVAILABLE', 502, -31018, 'retry shortly'),
   /** The upstream sent no response headers in time. */
   UPSTREAM_TIMEOUT: define('UPSTREAM_TIMEOUT', 504, -31019, 'retry shortly'),
+  /** Copilot front: no successful `connect` within `--copilot-handshake-timeout-ms` of opening the connection. */
+  HANDSHAKE_TIMEOUT: define(
+    'HANDSHAKE_TIMEOUT',
+    408,
+    -31050,
+    'connect (with your token) right after opening the connection',
+  ),
+  /** Copilot front: `--copilot-max-unauthenticated` connections are already waiting for their `connect`. */
+  TOO_MANY_UNAUTHENTICATED: define('TOO_MANY_UNAUTHENTICATED', 503, -31051, 'retry shortly and connect at once'),
+  /** A Copilot frame, or an HTTP request body, larger than the agent accepts (the limit is in the message). */
+  PAYLOAD_TOO_LARGE: define('PAYLOAD_TOO_LARGE', 413, -31052, 'send less at once'),
+  /** HTTP front: the request's header block is larger than `--http-max-header-bytes`. */
+  HEADERS_TOO_LARGE: define('HEADERS_TOO_LARGE', 431, -31053, 'send fewer or shorter headers'),
+  /** HTTP front: the headers (`--http-headers-timeout-ms`) or the whole request (`--http-request-timeout-ms`) did not arrive in time. */
+  REQUEST_TIMEOUT: define('REQUEST_TIMEOUT', 408, -31054, 'send the whole request without pausing'),
+  /** HTTP front: `CONNECT` (the agent is a reverse proxy, not a tunnel). */
+  METHOD_NOT_ALLOWED: define(
+    'METHOD_NOT_ALLOWED',
+    405,
+    -31055,
+    'send the request to the service itself, not a CONNECT',
+  ),
   /** A request the agent cannot forward (request target or header). */
   BAD_REQUEST: define('BAD_REQUEST', 400, -32600, 'fix the request'),
   /** No such path on the admin API. */

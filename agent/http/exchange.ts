@@ -14,12 +14,14 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher, Pool } from 'undici';
 import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import type { Refusals } from '../core/refusals.js';
 import type { Session } from '../core/sessions.js';
 import type { RequestSpan } from '../core/tracing.js';
 import type { LockLease } from '../fleet/types.js';
 import { isValidSessionId, sessionIdFromEndpoint } from './affinity.js';
 import { NOT_OWNER_HEADER } from './fleet.js';
 import { appendSetCookie, forwardedRequestHeaders, forwardedResponseHeaders } from './headers.js';
+import { BodyTooLargeError, bodyTooLarge, limitedBody } from './limits.js';
 import type { HttpFrontSettings } from './options.js';
 import { renderError, sendError } from './reject.js';
 import { EndpointScanner } from './sse-scanner.js';
@@ -60,6 +62,8 @@ export interface ExchangeHost extends TicketHost {
   readonly pool: Pool;
   readonly logger: Logger;
   readonly isDraining: boolean;
+  /** Counts and logs the refusals for a limit (a body too large). */
+  readonly refusals: Refusals;
   sessionCreated(session: Session, requestId: string): void;
   /** The upstream answered an `initialize` without a session id: it keeps no sessions. */
   upstreamIsStateless(): void;
@@ -193,9 +197,33 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
     );
   }
 
+  /**
+   * The body held to `--http-max-body-bytes` on its way out; undefined (and the request refused)
+   * when what was already read is too large.
+   */
+  private limited(body: Readable | Buffer | null): Readable | Buffer | null | undefined {
+    const limited = limitedBody(body, this.req, this.host.settings.limits.maxBodyBytes);
+    if (!(limited instanceof AgentError)) return limited;
+    this.refuseBody(this.host.settings.limits.maxBodyBytes);
+    return undefined;
+  }
+
+  /** 413 for a body over the limit, counted and logged once; the connection closes (its rest is never read). */
+  refuseBody(limit: number, declared?: number): void {
+    this.host.refusals.refuse(
+      'body-too-large',
+      { reqId: this.requestId, remote: this.req.socket.remoteAddress, limit, ...(declared ? { declared } : {}) },
+      'refused an HTTP request: body too large',
+    );
+    if (!this.res.headersSent) this.res.setHeader('connection', 'close');
+    this.reject(bodyTooLarge(limit, declared));
+  }
+
   /** Sends the request upstream; `body` is the client's stream, bytes already read, or nothing. */
-  forward(body: Readable | Buffer | null): void {
+  forward(whole: Readable | Buffer | null): void {
     if (this.done) return;
+    const body = this.limited(whole);
+    if (body === undefined) return;
     const { req, host } = this;
     try {
       const headers = forwardedRequestHeaders(req, {
@@ -214,8 +242,10 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
    * Sends the request to the agent that owns (or will own) its session. `body` must be bytes or
    * nothing when `target.retry` is given (a retry sends it again).
    */
-  forwardToPeer(body: Readable | Buffer | null, target: PeerTarget): void {
+  forwardToPeer(whole: Readable | Buffer | null, target: PeerTarget): void {
     if (this.done) return;
+    const body = this.limited(whole);
+    if (body === undefined) return;
     const { req } = this;
     this.peer = target;
     this.upstreamEnded = false;
@@ -334,6 +364,14 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
   onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
     this.upstreamEnded = true;
     if (this.selfAborted || this.done) return;
+    const tooLarge = error instanceof BodyTooLargeError ? error : error.cause;
+    if (tooLarge instanceof BodyTooLargeError) {
+      // The client's fault, not the upstream's: nothing to retry, no placement to give back first.
+      this.peer?.failed?.();
+      if (this.res.headersSent) this.res.destroy();
+      else this.refuseBody(tooLarge.limit);
+      return;
+    }
     if (this.peer && this.retryPeer(_controller)) return;
     this.peer?.failed?.();
     this.outcome = 'upstream-error';

@@ -14,12 +14,13 @@
  * routing core's decisions over HTTP.
  */
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Histogram } from 'prom-client';
 import type { Pool } from 'undici';
 import type { AgentContext, Front, ListenAddress } from '../core/context.js';
 import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { Refusals } from '../core/refusals.js';
 import type { EndReason, Session, SessionTable } from '../core/sessions.js';
 import type { Tracing } from '../core/tracing.js';
 import { Router } from '../routing/index.js';
@@ -27,6 +28,7 @@ import { Admission, type Reservation } from './admission.js';
 import type { Exchange, Outcome } from './exchange.js';
 import { PeerPools } from './fleet.js';
 import { Intake } from './intake.js';
+import { installLimits, serverOptions } from './limits.js';
 import { type HttpFrontOptions, type HttpFrontSettings, normalizeHttpFrontOptions } from './options.js';
 import { RequestPath, type RequestPathHost } from './requests.js';
 import { OpenStreams } from './streams.js';
@@ -67,6 +69,9 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
   readonly router: Router;
   readonly intake: Intake;
   readonly collaborative: boolean;
+  readonly refusals: Refusals;
+  /** The request in flight on each client socket (one at a time on HTTP/1.1). */
+  private readonly inFlight = new WeakMap<Socket, Exchange>();
   readonly tracing: Tracing | undefined;
   private readonly server: Server;
   private readonly peers: PeerPools;
@@ -121,8 +126,16 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
       'upstream-error': histogram.labels('http', 'upstream-error'),
       aborted: histogram.labels('http', 'aborted'),
     };
-    this.server = createServer({ noDelay: true }, new RequestPath(this).onRequest);
+    this.refusals = new Refusals('http', context.metrics, context.logger);
+    const limits = this.settings.limits;
+    this.server = createServer({ noDelay: true, ...serverOptions(limits) }, new RequestPath(this).onRequest);
     this.server.keepAliveTimeout = this.settings.clientKeepAliveTimeoutMs;
+    installLimits(this.server, limits, {
+      refusals: this.refusals,
+      jsonRpc: this.settings.jsonRpcErrors,
+      expiredSessionStatus: this.settings.expiredSessionStatus,
+      inFlight: (socket) => this.inFlight.get(socket),
+    });
     this.server.on('upgrade', new UpgradePath(this).onUpgrade);
     context.onSessionEnd((session, reason) => this.onSessionEnd(session, reason));
     if (context.principals && !this.settings.principalHeader) {
@@ -197,6 +210,10 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
 
   requestStarted(): void {
     this.active++;
+  }
+
+  inFlightOn(socket: Socket, exchange: Exchange): void {
+    this.inFlight.set(socket, exchange);
   }
 
   tunnelStarted(tunnel: WebSocketTunnel): void {

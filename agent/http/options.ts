@@ -4,6 +4,7 @@
  */
 import type { Policy } from '../../policy/index.js';
 import type { AgentConfig } from '../core/config.js';
+import { type HttpLimits, httpLimits } from './limits.js';
 
 export const HTTP_FRONT_DEFAULTS = {
   /**
@@ -53,11 +54,13 @@ export interface HttpFrontSettings extends Required<HttpFrontOptions> {
   /** Lower-cased header naming the principal's tenant, set by the same proxy. */
   readonly tenantHeader: string | undefined;
   readonly cookieMaxAgeSeconds: number;
+  /** Time, size and count limits of client requests (`--http-*`, ADR 0017). */
+  readonly limits: HttpLimits;
 }
 
 export function normalizeHttpFrontOptions(
   policy: Policy,
-  config: Pick<AgentConfig, 'upstream' | 'principalHeader' | 'tenantHeader'>,
+  config: Pick<AgentConfig, 'upstream' | 'principalHeader' | 'tenantHeader' | 'limits'>,
   options: HttpFrontOptions = {},
 ): HttpFrontSettings {
   const affinity = policy.affinity;
@@ -85,6 +88,7 @@ export function normalizeHttpFrontOptions(
     principalHeader: config.principalHeader?.toLowerCase(),
     tenantHeader: config.tenantHeader?.toLowerCase(),
     cookieMaxAgeSeconds: policy.sessionLifetimeSeconds,
+    limits: httpLimits(config.limits),
   };
   for (const key of ['initializePeekBytes', 'endpointScanBytes', 'upstreamHeadersTimeoutMs'] as const) {
     if (!(settings[key] > 0)) throw new Error(`HTTP front option ${key} (${settings[key]}) must be above 0`);

@@ -22,6 +22,7 @@ import { Exchange, type ExchangeHost } from './exchange.js';
 import { FORWARDED_BY_HEADER, NOT_OWNER_HEADER } from './fleet.js';
 import { clearedCookie, isSecure } from './headers.js';
 import { type Admitted, bodyOf, checkTarget, type Intake, type SessionRoute } from './intake.js';
+import { declaredTooLarge } from './limits.js';
 import type { HttpFrontSettings } from './options.js';
 
 /** The request's server span: method and path (never the query, which may carry ids or tokens). */
@@ -66,6 +67,8 @@ export interface RequestPathHost extends ExchangeHost {
   /** The pool to another agent (by its advertised URL). */
   peer(advertise: string): { pool: Pool; host: string };
   requestStarted(): void;
+  /** The request now in flight on `socket` (its timeout is answered through its response). */
+  inFlightOn(socket: import('node:net').Socket, exchange: Exchange): void;
   internalError(
     target: { requestId: string; ticket: Exchange['ticket']; reject(error: AgentError): void },
     error: unknown,
@@ -79,6 +82,7 @@ export class RequestPath {
     const host = this.host;
     host.requestStarted();
     const exchange = new Exchange(host, req, res, host.intake.requestIdOf(req));
+    host.inFlightOn(req.socket, exchange);
     if (host.tracing) exchange.trace = startSpan(host.tracing, req, host.router.instanceId);
     try {
       const pending = this.route(exchange);
@@ -92,6 +96,9 @@ export class RequestPath {
   private route(exchange: Exchange): Promise<void> | undefined {
     const { req } = exchange;
     const { intake, router } = this.host;
+    const limit = this.host.settings.limits.maxBodyBytes;
+    const declared = declaredTooLarge(req, limit);
+    if (declared !== undefined) return void exchange.refuseBody(limit, declared);
     const hop = intake.hopOf(req, exchange.requestId);
     const target = checkTarget(req.url);
     if (target instanceof AgentError) return void exchange.reject(target);
