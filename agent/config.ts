@@ -6,6 +6,7 @@
 
 import { createServer } from 'node:net';
 import type { NetworkInterfaceInfo } from 'node:os';
+import { resolve as resolvePath } from 'node:path';
 import {
   AGENT_EXECUTABLE,
   AGENT_FLAGS,
@@ -243,6 +244,18 @@ export function parseAgentConfig(
   if (warnings.length > 0) config.warnings = warnings;
   const sessionStateDir = get('session-state-dir');
   if (sessionStateDir) config.sessionStateDir = sessionStateDir.value;
+  const appStateDir = get('app-state-dir');
+  if (appStateDir) {
+    if (!sessionStateDir)
+      problems.push(
+        `${appStateDir.source} needs --session-state-dir: the agent stages session state from the shared directory into the app's`,
+      );
+    else if (resolvePath(appStateDir.value) === resolvePath(sessionStateDir.value))
+      problems.push(
+        `${appStateDir.source} (${JSON.stringify(appStateDir.value)}) must not be --session-state-dir: the app's directory is private, the shared one is the agent's`,
+      );
+    else config.appStateDir = appStateDir.value;
+  }
   const principals = get('principals');
   if (principals) config.principalsFile = principals.value;
   if (principalHeader) config.principalHeader = principalHeader.value.toLowerCase();

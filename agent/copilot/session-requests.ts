@@ -146,7 +146,10 @@ export class SessionRequests {
     const previousOwner = state.owners.known(sessionId);
     // Bound now, so the CLI's lifecycle notifications about the new session already reach its owner.
     if (action === 'create') state.owners.bind(sessionId, bound);
+    const { staging } = state;
     const undo = () => {
+      // A resume that failed leaves nothing of the session in the app's directory.
+      if (staging && reserved) void staging.clearApp(sessionId).catch(() => {});
       if (adopted) void router.abandon(sessionId);
       if (reserved) admitting?.undo();
       if (action === 'create' && reserved) {
@@ -154,6 +157,9 @@ export class SessionRequests {
         else state.owners.bind(sessionId, previousOwner);
       }
     };
+    // Staged in only now that the caller is authorized and the session placed here, and only when it
+    // is not loaded here already (the app's copy is then the live one).
+    if (staging && reserved && action === 'resume') await this.stageIn(sessionId, undo);
     context.sessions.beginRequest(session);
     this.c.forward(request, slot, {
       session,
@@ -169,6 +175,9 @@ export class SessionRequests {
         if (action === 'create') {
           context.metrics.sessionsCreated.inc({ front: 'copilot' });
           await this.persistOwner(sessionId, bound);
+          // The owner's record reaches the shared volume at once: another instance asked for this
+          // id finds it taken, not free to create.
+          if (staging) await this.writeBack(sessionId);
         }
         this.c.log.info(
           { sessionId, principal, ...(bound.principal !== principal ? { owner: bound.principal } : {}) },
@@ -178,6 +187,31 @@ export class SessionRequests {
         if (!context.sessions.get(sessionId)) void this.c.detachUpstream(sessionId);
       },
     });
+  }
+
+  private async writeBack(sessionId: string): Promise<void> {
+    try {
+      await this.c.options.state.staging?.writeBack(sessionId);
+    } catch (error) {
+      this.c.log.error({ sessionId, err: errorText(error) }, 'could not write the new session state back');
+    }
+  }
+
+  /** Copies the session's saved state from the shared volume into the app's directory (ADR 0019). */
+  private async stageIn(sessionId: string, undo: () => void): Promise<void> {
+    try {
+      const found = await this.c.options.state.staging?.stageIn(sessionId);
+      this.c.log.debug({ sessionId, found }, "staged the session state into the app's directory");
+    } catch (error) {
+      undo();
+      if (error instanceof AgentError) throw error;
+      this.c.log.error({ sessionId, err: errorText(error) }, 'could not stage the session state in');
+      throw new AgentError(
+        'STATE_STAGING_FAILED',
+        `the agent could not copy the saved state of session ${JSON.stringify(sessionId)} from the shared volume into the Copilot CLI's directory`,
+        { details: { sessionId } },
+      );
+    }
   }
 
   /**

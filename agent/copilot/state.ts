@@ -5,10 +5,13 @@
  * lock, the coordinator's, until it ends), and who joined.
  * It also ends the agent's side of a session, whatever ended it: the table's expiry, eviction,
  * drain or the admin API call `onEnd`, which detaches the session on the CLI so its state is
- * saved and it unloads.
+ * saved and it unloads. With staging (`--app-state-dir`, ADR 0019) every session that leaves
+ * the instance is then written back to the shared volume and its private copy removed, and every
+ * turn's end writes the state back.
  */
 import type { AgentContext } from '../core/context.js';
 import type { EndReason, Session } from '../core/sessions.js';
+import type { StateStaging } from '../core/state-staging.js';
 import { sameUser } from '../core/tenancy.js';
 import type { Owner, OwnerDirectory } from './owners.js';
 
@@ -52,6 +55,8 @@ export class CopilotState {
   constructor(
     private readonly context: AgentContext,
     readonly owners: OwnerDirectory,
+    /** Staging between the shared volume and the app's directory, when `--app-state-dir` is set. */
+    readonly staging?: StateStaging,
   ) {
     const collaborative = context.policy.collaborative;
     this.collaborative = collaborative?.enabled === true;
@@ -168,11 +173,18 @@ export class CopilotState {
       if (live.recentTurnEnds.length > 8) live.recentTurnEnds.shift();
     }
     for (const turn of [...live.turns]) turn.release();
+    // What the turn wrote reaches the shared volume now, not only when the session leaves: an
+    // instance that dies later loses at most the turn in flight.
+    if (this.staging) this.track(this.save(sessionId));
   }
 
-  /** Resolves when the `session.detach` calls sent for ended sessions have been answered. */
+  /**
+   * Resolves when the `session.detach` calls sent for ended sessions have been answered, and the
+   * state of every session that left has been written back.
+   */
   async detachesSettled(): Promise<void> {
     while (this.detaching.size > 0) await Promise.allSettled([...this.detaching]);
+    await this.staging?.settled();
   }
 
   get loadedCount(): number {
@@ -195,13 +207,45 @@ export class CopilotState {
     // Releasing the turns releases their collaborative lock: the sends waiting for it find the
     // session ended and are told so.
     for (const turn of [...live.turns]) turn.release();
-    if (ALREADY_UNLOADED.has(reason)) return;
-    // Expired, evicted, drained or terminated: every connection holding it detaches, the CLI saves
-    // and unloads it; the client's next call for it gets SESSION_EXPIRED until it resumes it.
-    for (const connection of live.attached) {
-      const detach = connection.detachUpstream(session.id);
-      this.detaching.add(detach);
-      void detach.finally(() => this.detaching.delete(detach));
+    const detaches: Promise<void>[] = [];
+    if (!ALREADY_UNLOADED.has(reason)) {
+      // Expired, evicted, drained or terminated: every connection holding it detaches, the CLI
+      // saves and unloads it; the client's next call for it gets SESSION_EXPIRED until it resumes it.
+      for (const connection of live.attached) detaches.push(this.track(connection.detachUpstream(session.id)));
+    }
+    // Once the CLI has let go (and saved), the state leaves the app's directory for the shared volume.
+    if (this.staging) this.track(Promise.all(detaches).then(() => this.leave(session.id, reason)));
+  }
+
+  private track(work: Promise<void>): Promise<void> {
+    this.detaching.add(work);
+    void work.finally(() => this.detaching.delete(work));
+    return work;
+  }
+
+  private async save(sessionId: string): Promise<void> {
+    try {
+      await this.staging?.writeBack(sessionId);
+    } catch (error) {
+      this.context.logger.error(
+        { sessionId, err: error instanceof Error ? error.message : String(error) },
+        'could not write the session state back to the shared volume after a turn',
+      );
+    }
+  }
+
+  private async leave(sessionId: string, reason: EndReason): Promise<void> {
+    try {
+      await this.staging?.release(sessionId, reason === 'deleted' ? 'delete' : 'save');
+      this.context.logger.debug(
+        { sessionId, reason },
+        "session state written back and removed from the app's directory",
+      );
+    } catch (error) {
+      this.context.logger.error(
+        { sessionId, reason, err: error instanceof Error ? error.message : String(error) },
+        "could not write the session state back to the shared volume (the app's copy is removed all the same)",
+      );
     }
   }
 }
