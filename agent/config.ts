@@ -177,6 +177,12 @@ export function parseAgentConfig(
         );
     }
   }
+  const appStateFlag = get('app-state-dir');
+  if (appStateFlag && upstreamText && upstream.protocol !== 'tcp:') {
+    warnings.push(
+      `${appStateFlag.source} has no effect with an http:// upstream: the agent stages the session state of the Copilot CLI (tcp://) only`,
+    );
+  }
   const instanceId = get('instance-id')?.value ?? defaults.hostname ?? AGENT_EXECUTABLE;
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(instanceId)) {
     problems.push(`--instance-id (${JSON.stringify(instanceId)}) must be 1–128 letters, digits, '.', '_' or '-'`);
@@ -244,7 +250,7 @@ export function parseAgentConfig(
   if (warnings.length > 0) config.warnings = warnings;
   const sessionStateDir = get('session-state-dir');
   if (sessionStateDir) config.sessionStateDir = sessionStateDir.value;
-  const appStateDir = get('app-state-dir');
+  const appStateDir = appStateFlag;
   if (appStateDir) {
     if (!sessionStateDir)
       problems.push(
