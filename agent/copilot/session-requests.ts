@@ -149,7 +149,8 @@ export class SessionRequests {
     const { staging } = state;
     const undo = () => {
       // A resume that failed leaves nothing of the session in the app's directory.
-      if (staging && reserved) void staging.clearApp(sessionId).catch(() => {});
+      if (staging && (reserved || adopted) && !state.isLoaded(sessionId))
+        void staging.clearApp(sessionId).catch(() => {});
       if (adopted) void router.abandon(sessionId);
       if (reserved) admitting?.undo();
       if (action === 'create' && reserved) {
@@ -157,9 +158,16 @@ export class SessionRequests {
         else state.owners.bind(sessionId, previousOwner);
       }
     };
-    // Staged in only now that the caller is authorized and the session placed here, and only when it
-    // is not loaded here already (the app's copy is then the live one).
-    if (staging && reserved && action === 'resume') await this.stageIn(sessionId, undo);
+    // Staged in only now that the caller is authorized and the session placed (or re-homed) here,
+    // and only when it is not loaded here already (the app's copy is then the live one).
+    if (staging && action === 'resume') {
+      try {
+        await state.stageIn(sessionId);
+      } catch (error) {
+        undo();
+        throw error;
+      }
+    }
     context.sessions.beginRequest(session);
     this.c.forward(request, slot, {
       session,
@@ -194,23 +202,6 @@ export class SessionRequests {
       await this.c.options.state.staging?.writeBack(sessionId);
     } catch (error) {
       this.c.log.error({ sessionId, err: errorText(error) }, 'could not write the new session state back');
-    }
-  }
-
-  /** Copies the session's saved state from the shared volume into the app's directory (ADR 0019). */
-  private async stageIn(sessionId: string, undo: () => void): Promise<void> {
-    try {
-      const found = await this.c.options.state.staging?.stageIn(sessionId);
-      this.c.log.debug({ sessionId, found }, "staged the session state into the app's directory");
-    } catch (error) {
-      undo();
-      if (error instanceof AgentError) throw error;
-      this.c.log.error({ sessionId, err: errorText(error) }, 'could not stage the session state in');
-      throw new AgentError(
-        'STATE_STAGING_FAILED',
-        `the agent could not copy the saved state of session ${JSON.stringify(sessionId)} from the shared volume into the Copilot CLI's directory`,
-        { details: { sessionId } },
-      );
     }
   }
 

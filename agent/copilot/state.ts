@@ -10,6 +10,7 @@
  * turn's end writes the state back.
  */
 import type { AgentContext } from '../core/context.js';
+import { AgentError } from '../core/errors.js';
 import type { EndReason, Session } from '../core/sessions.js';
 import type { StateStaging } from '../core/state-staging.js';
 import { sameUser } from '../core/tenancy.js';
@@ -111,6 +112,35 @@ export class CopilotState {
     const live = this.live.get(sessionId);
     if (!live?.attached.delete(connection)) return;
     if (live.attached.size === 0) this.context.sessions.end(sessionId, reason);
+  }
+
+  /** Whether any connection holds the session on the CLI here (its app copy is then the live one). */
+  isLoaded(sessionId: string): boolean {
+    return (this.live.get(sessionId)?.attached.size ?? 0) > 0;
+  }
+
+  /**
+   * Copies the session's saved state from the shared volume into the app's directory before the
+   * CLI loads it here (ADR 0019) — unless a connection here holds it already. Call it only once the
+   * caller is authorized. No-op without staging.
+   */
+  async stageIn(sessionId: string): Promise<void> {
+    if (!this.staging || this.isLoaded(sessionId)) return;
+    try {
+      const found = await this.staging.stageIn(sessionId);
+      this.context.logger.debug({ sessionId, found }, "staged the session state into the app's directory");
+    } catch (error) {
+      if (error instanceof AgentError) throw error;
+      this.context.logger.error(
+        { sessionId, err: error instanceof Error ? error.message : String(error) },
+        'could not stage the session state in',
+      );
+      throw new AgentError(
+        'STATE_STAGING_FAILED',
+        `the agent could not copy the saved state of session ${JSON.stringify(sessionId)} from the shared volume into the Copilot CLI's directory`,
+        { details: { sessionId } },
+      );
+    }
   }
 
   isAttached(sessionId: string, connection: Attachment): boolean {
