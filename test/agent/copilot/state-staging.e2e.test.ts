@@ -258,4 +258,18 @@ describe('Copilot front: session state staged between the shared volume and the 
     expect(saved).toContain(SECRET);
     expect(saved).toContain(LATER);
   });
+
+  it('an instance that drains (SIGTERM) writes back the sessions it serves and leaves none in the app directory', async () => {
+    const alice = sdk(a.agent, TOKENS.alice);
+    const resumed = await alice.resumeSession(alicesId, {
+      onPermissionRequest: approveAll,
+      ...fakeModelSessionOptions(plain),
+    });
+    expect(JSON.stringify(await resumed.getEvents())).toContain(LATER);
+    expect(existsSync(join(a.cli.sessionStateDir, alicesId, 'events.jsonl'))).toBe(true);
+    expect(await a.agent.stop('SIGTERM')).toBe(0);
+    expect(existsSync(join(a.cli.sessionStateDir, alicesId))).toBe(false);
+    expect(read(join(shared, alicesId, 'events.jsonl'))).toContain(LATER);
+    expect(a.agent.logs().filter((l) => l.level === 50 || l.level === 'error')).toEqual([]);
+  });
 });
