@@ -9,12 +9,11 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { AgentContext, Front, ListenAddress } from '../core/context.js';
 import type { Logger } from '../core/logger.js';
 import { StateStaging } from '../core/state-staging.js';
-import { isName, tenantOf } from '../core/tenancy.js';
 import { Router } from '../routing/index.js';
 import { ANONYMOUS_PRINCIPAL, ClientConnection } from './connection.js';
 import { ControlChannel } from './control.js';
 import { hostAccessAllowed, OWNER_METADATA_KEY, OWNER_TENANT_METADATA_KEY } from './methods.js';
-import { OwnerDirectory, type Ownership } from './owners.js';
+import { OwnerDirectory, type Ownership, ownershipOf } from './owners.js';
 import { CopilotState } from './state.js';
 
 /** How long shutdown waits for the CLI to answer the agent's `session.detach` calls, and for sockets to close. */
@@ -181,14 +180,6 @@ async function reclaimLeftovers(staging: StateStaging, logger: Logger): Promise<
       );
     }
   }
-}
-
-function ownershipOf(metadata: Record<string, unknown>, defaultTenant: string | undefined): Ownership {
-  const principal = metadata[OWNER_METADATA_KEY];
-  const tenant = metadata[OWNER_TENANT_METADATA_KEY];
-  if (typeof principal === 'string' && (tenant === undefined || isName(tenant)))
-    return { state: 'owned', owner: { principal, tenant: tenantOf(tenant, { tenant: defaultTenant }) } };
-  return { state: 'unowned' };
 }
 
 /**

@@ -13,6 +13,7 @@
  * the shared directory by rename, never file by file, so a reader sees the old or the new copy.
  */
 import { randomBytes } from 'node:crypto';
+import type { Dirent } from 'node:fs';
 import { chmod, cp, lstat, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { AgentError } from './errors.js';
@@ -62,6 +63,16 @@ export class StaleWriteError extends Error {
 }
 
 export type StagedOwner = Record<string, unknown> | undefined;
+
+/** A session saved on the shared volume, as `session.list` describes one (read from its files). */
+export interface SharedSession {
+  readonly sessionId: string;
+  /** Its client metadata (where the owner is recorded). */
+  readonly metadata: Record<string, unknown>;
+  /** Top-level scalar fields of its `workspace.yaml` (`created_at`, `updated_at`, `summary`, `cwd`…). */
+  readonly workspace: Record<string, string>;
+  readonly modifiedMs: number;
+}
 
 export class StateStaging {
   private readonly lockWaitMs: number;
@@ -171,6 +182,35 @@ export class StateStaging {
     }
   }
 
+  /**
+   * The sessions saved with history on the shared volume: what the CLI would list if it saw the
+   * volume. Reads every session's small metadata files, so it costs one pass over the volume.
+   */
+  async sharedSessions(): Promise<SharedSession[]> {
+    let entries: Dirent[];
+    try {
+      entries = await readdir(this.options.sharedDir, { withFileTypes: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
+    const found: SharedSession[] = [];
+    for (const entry of entries) {
+      if (!entry.isDirectory() || entry.name.startsWith('.') || !isValidSessionId(entry.name)) continue;
+      const dir = join(this.options.sharedDir, entry.name);
+      try {
+        const events = await stat(join(dir, 'events.jsonl'));
+        if (events.size === 0) continue;
+        const metadata = (await this.sharedMetadata(entry.name)) ?? {};
+        const workspace = parseScalars(await readFile(join(dir, 'workspace.yaml'), 'utf8').catch(() => ''));
+        found.push({ sessionId: entry.name, metadata, workspace, modifiedMs: events.mtimeMs });
+      } catch {
+        // Removed meanwhile (cleanup, delete) or never saved: not listed.
+      }
+    }
+    return found;
+  }
+
   /** Whether the shared volume holds the session with history (a saved event log). */
   async sharedWithHistory(sessionId: string): Promise<boolean> {
     try {
@@ -265,6 +305,19 @@ async function isDirectory(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** `key: value` lines at the top level of a YAML file (the CLI's `workspace.yaml` is flat). */
+function parseScalars(text: string): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const match = /^([A-Za-z_][A-Za-z0-9_]*):\s*(.*)$/.exec(line);
+    if (!match) continue;
+    let value = match[2]!.trim();
+    if (/^(['"]).*\1$/.test(value)) value = value.slice(1, -1);
+    fields[match[1]!] = value;
+  }
+  return fields;
 }
 
 async function groupWritable(path: string): Promise<void> {

@@ -239,6 +239,22 @@ describe('Copilot front: session state staged between the shared volume and the 
     expect(existsSync(join(b.cli.sessionStateDir, alicesId))).toBe(false);
   });
 
+  it('alice lists her saved session through another instance (read from the shared volume, nothing staged); bob does not', async () => {
+    const alice = sdk(b.agent, TOKENS.alice);
+    const bob = sdk(b.agent, TOKENS.bob);
+    await Promise.all([alice.start(), bob.start()]);
+    const listed = await alice.listSessions();
+    const hers = listed.find((session) => session.sessionId === alicesId);
+    expect(hers).toBeDefined();
+    expect(hers!.isRemote).toBe(false);
+    expect(Number.isNaN(hers!.modifiedTime.getTime())).toBe(false);
+    expect(hers!.context?.workingDirectory).toBe(a.cli.home);
+    const bobs = await bob.listSessions();
+    expect(bobs.map((session) => session.sessionId)).not.toContain(alicesId);
+    expect(JSON.stringify(bobs)).not.toContain(SECRET);
+    expect(existsSync(join(b.cli.sessionStateDir, alicesId))).toBe(false);
+  });
+
   it('alice resumes her session on the other instance with its history; each turn and her leaving write it back', async () => {
     const alice = sdk(b.agent, TOKENS.alice);
     const resumed = await alice.resumeSession(alicesId, {

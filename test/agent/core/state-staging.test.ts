@@ -136,6 +136,22 @@ describe('StateStaging', () => {
     expect(existsSync(join(app, 's1'))).toBe(false);
   });
 
+  it('lists the sessions saved with history on the shared volume, with their metadata and workspace fields', async () => {
+    saved(shared, 's1', 'h\n', 'bob');
+    writeFileSync(
+      join(shared, 's1', 'workspace.yaml'),
+      'id: s1\ncwd: /home/bob\nname: "first prompt"\ncreated_at: 2026-12-04T17:00:42.640Z\n',
+    );
+    saved(shared, 'empty', '');
+    mkdirSync(join(shared, '.s1.incoming-abc'));
+    const listed = await staging().sharedSessions();
+    expect(listed.map((s) => s.sessionId)).toEqual(['s1']);
+    expect(listed[0]).toMatchObject({
+      metadata: { 'sessionfleet/owner': 'bob' },
+      workspace: { id: 's1', cwd: '/home/bob', name: 'first prompt', created_at: '2026-12-04T17:00:42.640Z' },
+    });
+  });
+
   it('refuses an id that would name a hidden directory, where its own swap files live', async () => {
     const error = await staging()
       .stageIn('.s1.incoming-x')
