@@ -61,13 +61,21 @@ export class SessionRequests {
         await this.load(request, sessionId, action, slot, owner, decision, reroute);
         return;
       case 'delete':
+        // With staging the CLI deletes only what it has: a saved session not loaded here is staged
+        // in first (the caller is its owner), and its shared copy goes with it.
+        await state.stageIn(sessionId);
         this.c.forward(request, slot, {
-          after: (response) => {
+          after: async (response) => {
             const result = response.result as { success?: unknown } | undefined;
-            if (response.error || result?.success === false) return;
+            if (response.error || result?.success === false) {
+              state.unstage(sessionId);
+              return;
+            }
             this.c.held.delete(sessionId);
             this.c.loadParams.delete(sessionId);
             context.sessions.end(sessionId, 'deleted');
+            // Answered once the shared copy is gone: a list or resume right after finds nothing.
+            await state.deleted(sessionId);
             this.c.log.info({ sessionId, principal: this.c.principal }, 'Copilot session deleted');
           },
         });

@@ -143,6 +143,17 @@ export class CopilotState {
     }
   }
 
+  /** The session was deleted on the CLI: its shared copy goes too (ADR 0019). No-op without staging. */
+  async deleted(sessionId: string): Promise<void> {
+    if (this.staging) await this.track(this.leave(sessionId, 'deleted'));
+  }
+
+  /** A copy staged in for a call that failed: removed unless a connection here holds the session. */
+  unstage(sessionId: string): void {
+    if (!this.staging || this.isLoaded(sessionId)) return;
+    this.track(this.staging.clearApp(sessionId).catch(() => {}));
+  }
+
   isAttached(sessionId: string, connection: Attachment): boolean {
     return this.live.get(sessionId)?.attached.has(connection) ?? false;
   }

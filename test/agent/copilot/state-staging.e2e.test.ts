@@ -288,4 +288,14 @@ describe('Copilot front: session state staged between the shared volume and the 
     expect(read(join(shared, alicesId, 'events.jsonl'))).toContain(LATER);
     expect(a.agent.logs().filter((l) => l.level === 50 || l.level === 'error')).toEqual([]);
   });
+
+  it('alice deletes her saved session through an instance that does not hold it: gone from the shared volume too', async () => {
+    const alice = sdk(b.agent, TOKENS.alice);
+    await alice.start();
+    expect((await alice.listSessions()).map((session) => session.sessionId)).toContain(alicesId);
+    await alice.deleteSession(alicesId);
+    expect(existsSync(join(shared, alicesId))).toBe(false);
+    await eventually(() => !existsSync(join(b.cli.sessionStateDir, alicesId)), 10_000, 'no copy left in the app');
+    expect((await alice.listSessions()).map((session) => session.sessionId)).not.toContain(alicesId);
+  });
 });
