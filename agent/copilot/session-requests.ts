@@ -95,9 +95,14 @@ export class SessionRequests {
           },
         });
         return;
-      case 'unloaded-ok':
-        this.c.forward(request, slot);
+      case 'unloaded-ok': {
+        // A saved session not loaded here is on the shared volume only: staged in for the call
+        // (the caller is its owner) and removed again after it.
+        const staged = state.staging !== undefined && !state.isLoaded(sessionId);
+        if (staged) await state.stageIn(sessionId);
+        this.c.forward(request, slot, staged ? { after: () => state.unstage(sessionId) } : {});
         return;
+      }
       case 'send':
         await this.send(request, this.access.loadedSession(sessionId), slot);
         return;

@@ -249,6 +249,9 @@ describe('Copilot front: session state staged between the shared volume and the 
     expect(hers!.isRemote).toBe(false);
     expect(Number.isNaN(hers!.modifiedTime.getTime())).toBe(false);
     expect(hers!.context?.workingDirectory).toBe(a.cli.home);
+    // Its metadata too, read by the CLI from a copy staged for the call and removed after it.
+    expect(await alice.getSessionMetadata(alicesId)).toMatchObject({ sessionId: alicesId });
+    await eventually(() => !existsSync(join(b.cli.sessionStateDir, alicesId)), 10_000, 'the copy removed');
     const bobs = await bob.listSessions();
     expect(bobs.map((session) => session.sessionId)).not.toContain(alicesId);
     expect(JSON.stringify(bobs)).not.toContain(SECRET);
