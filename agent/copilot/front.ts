@@ -18,6 +18,12 @@ import { CopilotState } from './state.js';
 
 /** How long shutdown waits for the CLI to answer the agent's `session.detach` calls, and for sockets to close. */
 const CLOSE_GRACE_MS = 3000;
+/**
+ * How long shutdown waits, beyond that, for the sessions' state to be written back to the shared
+ * volume (ADR 0019): a copy per session, slower on a network volume; within the pod's
+ * termination grace (the drain time plus 15 s).
+ */
+const STAGING_GRACE_MS = 10_000;
 
 export async function createCopilotFront(context: AgentContext): Promise<Front> {
   const { config } = context;
@@ -133,6 +139,14 @@ export async function createCopilotFront(context: AgentContext): Promise<Front> 
     async close(): Promise<void> {
       stopAccepting();
       await Promise.race([state.detachesSettled(), delay(CLOSE_GRACE_MS)]);
+      if (staging) {
+        const timeout = new AbortController();
+        await Promise.race([
+          staging.settled(),
+          delay(STAGING_GRACE_MS, undefined, { signal: timeout.signal }).catch(() => {}),
+        ]);
+        timeout.abort();
+      }
       const open = [...connections];
       for (const connection of open) connection.close();
       await Promise.race([Promise.all(open.map((c) => c.closed)), delay(CLOSE_GRACE_MS)]);
