@@ -6,6 +6,7 @@
 
 import { createServer } from 'node:net';
 import type { NetworkInterfaceInfo } from 'node:os';
+import { resolve as resolvePath } from 'node:path';
 import {
   AGENT_EXECUTABLE,
   AGENT_FLAGS,
@@ -219,6 +220,12 @@ export function parseAgentConfig(
         );
     }
   }
+  const appStateFlag = get('app-state-dir');
+  if (appStateFlag && upstreamText && upstream.protocol !== 'tcp:') {
+    warnings.push(
+      `${appStateFlag.source} has no effect with an http:// upstream: the agent stages the session state of the Copilot CLI (tcp://) only`,
+    );
+  }
   const instanceId = get('instance-id')?.value ?? defaults.hostname ?? AGENT_EXECUTABLE;
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(instanceId)) {
     problems.push(`--instance-id (${JSON.stringify(instanceId)}) must be 1–128 letters, digits, '.', '_' or '-'`);
@@ -287,6 +294,18 @@ export function parseAgentConfig(
   if (warnings.length > 0) config.warnings = warnings;
   const sessionStateDir = get('session-state-dir');
   if (sessionStateDir) config.sessionStateDir = sessionStateDir.value;
+  const appStateDir = appStateFlag;
+  if (appStateDir) {
+    if (!sessionStateDir)
+      problems.push(
+        `${appStateDir.source} needs --session-state-dir: the agent stages session state from the shared directory into the app's`,
+      );
+    else if (resolvePath(appStateDir.value) === resolvePath(sessionStateDir.value))
+      problems.push(
+        `${appStateDir.source} (${JSON.stringify(appStateDir.value)}) must not be --session-state-dir: the app's directory is private, the shared one is the agent's`,
+      );
+    else config.appStateDir = appStateDir.value;
+  }
   const principals = get('principals');
   if (principals) config.principalsFile = principals.value;
   if (principalHeader) config.principalHeader = principalHeader.value.toLowerCase();

@@ -40,6 +40,25 @@ export interface AgentCommandOptions {
   readonly trustedProxies?: readonly string[];
   /** Shared session state: the directory whose stale sessions the agent removes (`--session-state-dir`). */
   readonly sessionStateDir?: string;
+  /**
+   * The app's private session-state directory as the agent sees it (`--app-state-dir`): the agent
+   * stages each session's state between it and `sessionStateDir` (ADR 0019).
+   */
+  readonly appStateDir?: string;
+}
+
+/** Where the agent container mounts the shared session-state volume when it stages state (ADR 0019). */
+export const AGENT_SHARED_STATE_PATH = '/var/lib/sessionfleet/shared-state';
+/** Where the agent container mounts the app's private session-state volume (ADR 0019). */
+export const AGENT_APP_STATE_PATH = '/var/lib/sessionfleet/app-state';
+
+/**
+ * Whether the agent stages session state for this policy: shared state in front of the Copilot
+ * CLI, whose state layout (`<dir>/<sessionId>/`) the agent knows. Other apps keep their own layout,
+ * so the shared volume stays mounted into them.
+ */
+export function stagesSessionState(policy: Policy, sharedState: boolean): boolean {
+  return sharedState && policy.affinity.type === 'copilot-jsonrpc';
 }
 
 /** What the agent accepts as `--fleet`: 1–64 letters, digits, '.', '_' or '-'. */
@@ -91,6 +110,7 @@ export function agentArgs(options: AgentCommandOptions): string[] {
     args.push(flagArg('trusted-proxies'), options.trustedProxies.join(','));
   }
   if (options.sessionStateDir !== undefined) args.push(flagArg('session-state-dir'), options.sessionStateDir);
+  if (options.appStateDir !== undefined) args.push(flagArg('app-state-dir'), options.appStateDir);
   return args;
 }
 

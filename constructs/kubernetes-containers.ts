@@ -26,7 +26,13 @@ import {
   PRINCIPALS_MOUNT_PATH,
 } from '../policy/agent-interface.js';
 import type { Policy } from '../policy/index.js';
-import { agentArgs, terminationGracePeriodSeconds } from './agent-container.js';
+import {
+  AGENT_APP_STATE_PATH,
+  AGENT_SHARED_STATE_PATH,
+  agentArgs,
+  stagesSessionState,
+  terminationGracePeriodSeconds,
+} from './agent-container.js';
 import type { KubernetesSessionStorage } from './kubernetes-session-storage.js';
 import { type KubernetesSecretKey, mebibytes } from './kubernetes-validation.js';
 
@@ -279,6 +285,8 @@ export interface FleetPodOptions {
 export const APP_CONTAINER_NAME = 'app';
 export const AGENT_CONTAINER_NAME = 'agent';
 export const SESSION_STATE_VOLUME = 'session-state';
+/** The app's private session state when the agent stages it (ADR 0019): an emptyDir of the pod. */
+export const APP_STATE_VOLUME = 'app-session-state';
 
 /** The uid and gid of the `node` user of the official Node.js images the agent image is built on. */
 export const AGENT_UID = 1000;
@@ -330,7 +338,21 @@ export function fleetPodSpec(options: FleetPodOptions): DeploymentV1SpecTemplate
   // per-instance-volume: the StatefulSet's volumeClaimTemplate provides the volume.
   // Shared state: the agent removes sessions past their TTL from the same volume (--session-state-dir).
   const sharedState = storage.kind === 'shared-volume' || storage.kind === 'existing-claim';
-  if (sharedState) agentMounts.push({ name: SESSION_STATE_VOLUME, mountPath: storage.mountPath });
+  // In front of the Copilot CLI the shared volume is the agent's alone: the app gets a private
+  // volume, into which the agent stages the sessions it serves (ADR 0019).
+  const staged = stagesSessionState(policy, sharedState);
+  const appMounts: DeploymentV1SpecTemplateSpecContainerVolumeMount[] = [];
+  if (staged) {
+    volumes.push({ name: APP_STATE_VOLUME, emptyDir: {} });
+    agentMounts.push(
+      { name: SESSION_STATE_VOLUME, mountPath: AGENT_SHARED_STATE_PATH },
+      { name: APP_STATE_VOLUME, mountPath: AGENT_APP_STATE_PATH },
+    );
+    appMounts.push({ name: APP_STATE_VOLUME, mountPath: storage.mountPath });
+  } else {
+    if (sharedState) agentMounts.push({ name: SESSION_STATE_VOLUME, mountPath: storage.mountPath });
+    appMounts.push({ name: SESSION_STATE_VOLUME, mountPath: storage.mountPath });
+  }
 
   if (options.principals) {
     volumes.push({
@@ -372,7 +394,7 @@ export function fleetPodSpec(options: FleetPodOptions): DeploymentV1SpecTemplate
     ...(app.args ? { args: [...app.args] } : {}),
     env: appEnv(options),
     resources: resources(app),
-    volumeMount: [{ name: SESSION_STATE_VOLUME, mountPath: storage.mountPath }],
+    volumeMount: appMounts,
     // The app listens on loopback, where the kubelet cannot reach it: its probes ask the agent.
     // /startupz fails until the app has answered once, so startupTimeoutSeconds is the whole
     // start-up budget; /healthz fails once the started app stops answering, and restarts the app
@@ -399,7 +421,11 @@ export function fleetPodSpec(options: FleetPodOptions): DeploymentV1SpecTemplate
       // --fleet names the agents' share of Redis; without Redis it means nothing.
       ...(options.redis.kind !== 'none' ? { fleetName: options.fleetName } : {}),
       ...(options.trustedProxyCidrs !== undefined ? { trustedProxies: options.trustedProxyCidrs } : {}),
-      ...(sharedState ? { sessionStateDir: storage.mountPath } : {}),
+      ...(staged
+        ? { sessionStateDir: AGENT_SHARED_STATE_PATH, appStateDir: AGENT_APP_STATE_PATH }
+        : sharedState
+          ? { sessionStateDir: storage.mountPath }
+          : {}),
     }),
     port: [
       { name: 'agent', containerPort: AGENT_CLIENT_PORT, protocol: 'TCP' },
@@ -441,7 +467,8 @@ export function fleetPodSpec(options: FleetPodOptions): DeploymentV1SpecTemplate
     securityContext: {
       seccompProfile: { type: 'RuntimeDefault' },
       // Shared session state: files the app writes get the agent's group, so the agent can clean up
-      // stale sessions; OnRootMismatch spares a large volume a recursive chown on every mount.
+      // stale sessions (and, staged, read and remove the app's copies); OnRootMismatch spares a
+      // large volume a recursive chown on every mount.
       ...(sharedState ? { fsGroup: String(AGENT_UID), fsGroupChangePolicy: 'OnRootMismatch' } : {}),
     },
     container: [appContainer, agentContainer],

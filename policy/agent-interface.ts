@@ -116,7 +116,12 @@ export const AGENT_FLAGS = {
   'session-state-dir': {
     type: 'string',
     description:
-      'shared session-state directory (e.g. ~/.copilot/session-state) whose stale session directories the agent cleans up',
+      'shared session-state directory (e.g. ~/.copilot/session-state) whose stale session directories the agent cleans up; with --app-state-dir it is mounted into the agent only',
+  },
+  'app-state-dir': {
+    type: 'string',
+    description:
+      "the app's private session-state directory (shared by agent and app only); with --session-state-dir the agent stages each session's state in when it is created or resumed here and writes it back, under the session's lock, when a turn ends and when it leaves (Copilot front; ADR 0019)",
   },
   'instance-id': { type: 'string', description: "this instance's id (default: the host name)" },
   advertise: {

@@ -175,7 +175,9 @@ export class ClientConnection {
         this.c.forward(request, slot);
         return;
       case 'session-list':
-        this.c.forward(request, slot, { transform: (result) => this.events.filterList(result) });
+        this.c.forward(request, slot, {
+          transform: (result) => this.events.filterList(result, paramsOf(request).filter),
+        });
         return;
       case 'session-pointer':
         this.c.forward(request, slot, { transform: (result) => this.events.filterPointer(result) });

@@ -42,6 +42,8 @@ export interface AgentConfig {
   /** The fleet lease (`--fleet-lease-ms`); unset means the coordinator's default (10 s). */
   readonly fleetLeaseMs?: number;
   readonly sessionStateDir?: string;
+  /** The app's private session-state directory (`--app-state-dir`): staging on (ADR 0019). */
+  readonly appStateDir?: string;
   readonly instanceId: string;
   readonly advertise: URL;
   /** False when `advertise` was derived (from the listen address or this host's IP). */

@@ -76,6 +76,11 @@ export const ERRORS = {
   SESSION_EXISTS: define('SESSION_EXISTS', 409, -31022, 'resume it with session.resume'),
   /** The instance is shutting down and takes no new session. */
   DRAINING: define('DRAINING', 503, -31016, 'retry; another instance will take the session'),
+  /**
+   * Copilot front with `--app-state-dir`: the session's state could not be copied between the
+   * shared volume and the app's directory (ADR 0019); the CLI is not asked to load it without it.
+   */
+  STATE_STAGING_FAILED: define('STATE_STAGING_FAILED', 503, -31080, 'retry shortly'),
   /** The fleet store (Redis) cannot be reached and `failOpen` is false. */
   STORE_UNAVAILABLE: define('STORE_UNAVAILABLE', 503, -31017, 'retry shortly'),
   /** The upstream refused or dropped the connection. */

@@ -218,6 +218,34 @@ describe('agent flags', () => {
     ]);
   });
 
+  it('takes --app-state-dir only beside a different --session-state-dir (ADR 0019)', () => {
+    const copilot = ['--policy', 'p', '--upstream', 'tcp://127.0.0.1:4321'];
+    const staged = parseAgentConfig([...copilot, '--session-state-dir', '/shared', '--app-state-dir', '/app'], {});
+    expect(staged).toMatchObject({ sessionStateDir: '/shared', appStateDir: '/app' });
+    expect(staged.warnings).toBeUndefined();
+    const problems = (argv: string[]) => {
+      try {
+        parseAgentConfig(argv, {});
+        return [];
+      } catch (error) {
+        return (error as ConfigError).problems;
+      }
+    };
+    expect(problems([...copilot, '--app-state-dir', '/app'])).toEqual([
+      "--app-state-dir needs --session-state-dir: the agent stages session state from the shared directory into the app's",
+    ]);
+    expect(problems([...copilot, '--session-state-dir', '/shared/', '--app-state-dir', '/shared'])).toEqual([
+      '--app-state-dir ("/shared") must not be --session-state-dir: the app\'s directory is private, the shared one is the agent\'s',
+    ]);
+    const http = parseAgentConfig(
+      ['--policy', 'p', '--upstream', 'http://127.0.0.1:3000', '--session-state-dir', '/s'],
+      { SESSIONFLEET_APP_STATE_DIR: '/a' },
+    );
+    expect(http.warnings).toEqual([
+      'SESSIONFLEET_APP_STATE_DIR has no effect with an http:// upstream: the agent stages the session state of the Copilot CLI (tcp://) only',
+    ]);
+  });
+
   it('rejects unknown flags clearly', () => {
     expect(() => parseAgentConfig(['--polcy', 'x'], {})).toThrowError(ConfigError);
   });
