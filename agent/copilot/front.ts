@@ -10,7 +10,6 @@ import type { AgentContext, Front, ListenAddress } from '../core/context.js';
 import type { Logger } from '../core/logger.js';
 import { Refusals } from '../core/refusals.js';
 import { StateStaging } from '../core/state-staging.js';
-import { isName, tenantOf } from '../core/tenancy.js';
 import { Router } from '../routing/index.js';
 import { ANONYMOUS_PRINCIPAL, ClientConnection } from './connection.js';
 import { ControlChannel } from './control.js';
