@@ -94,6 +94,9 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
   /** A `Set-Cookie` for the response (cookie affinity, new session). */
   setCookie: string | undefined;
   status = 0;
+  /** Once the response is a stream: when it opened and last carried a byte (sessionless streams' bounds). */
+  openedAt: number | undefined;
+  lastActiveAt: number | undefined;
   private controller: Dispatcher.DispatchController | undefined;
   private scanner: EndpointScanner | undefined;
   private upstreamEnded = false;
@@ -277,7 +280,10 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
     if (this.peer && headers[NOT_OWNER_HEADER] !== undefined && this.retryPeer(controller)) return;
     this.status = statusCode;
     if (this.kind === 'mcp-initialize' && !this.onInitializeAnswer(statusCode, headers)) return;
-    const stream = isEventStream(headers) && this.req.method === 'GET';
+    // A GET stream, or a request admitted as one (an MCP 2026 `subscriptions/listen`): it carries
+    // no work once streaming. A POST answered with an event stream (a `tools/call` streaming its
+    // progress) is work in progress and keeps its slot (ADR 0015).
+    const stream = isEventStream(headers) && (this.req.method === 'GET' || this.ticket.claimedStream);
     if (this.kind === 'sse-open' && !(stream && statusCode === 200)) this.ticket.cancelReservation();
 
     const out = forwardedResponseHeaders(headers);
@@ -289,6 +295,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
     if (stream) {
       // Send the headers now: an event stream may stay silent for a long time.
       this.res.flushHeaders();
+      this.openedAt = this.lastActiveAt = Date.now();
       this.ticket.toStream(this);
       if (this.kind === 'sse-open' && this.ticket.reservation) {
         this.scanner = new EndpointScanner(this.host.settings.endpointScanBytes);
@@ -310,6 +317,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
     // Nothing more once the response is over (a refused initialize, a stream the agent ended).
     if (this.done || this.res.writableEnded) return;
     if (this.scanner) this.scan(chunk);
+    if (this.openedAt !== undefined) this.lastActiveAt = Date.now();
     if (!this.res.write(chunk)) {
       controller.pause();
       this.res.once('drain', onResponseDrain);

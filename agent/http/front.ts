@@ -21,7 +21,7 @@ import type { AgentContext, Front, ListenAddress } from '../core/context.js';
 import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { EndReason, Session, SessionTable } from '../core/sessions.js';
-import { Router } from '../routing/index.js';
+import { Budgets, Router } from '../routing/index.js';
 import { Admission, type Reservation } from './admission.js';
 import type { Exchange, Outcome } from './exchange.js';
 import { PeerPools } from './fleet.js';
@@ -41,10 +41,15 @@ const DELETE_UPSTREAM_AFTER: ReadonlySet<EndReason> = new Set([
   'terminated',
 ]);
 
+/** How often streams no session holds are checked against the lifetime and idle bounds. */
+const STREAM_SWEEP_MS = 1000;
+
 /** Counts for tests and diagnostics: everything here returns to 0 when the agent is idle. */
 export interface HttpFrontStats {
   activeRequests: number;
   openStreams: number;
+  /** Stream places taken (`limits.streamsPerInstance`): open streams plus requests admitted as streams. */
+  streamPlaces: number;
   sessionsWithStreams: number;
   pendingReservations: number;
   tunnels: number;
@@ -77,6 +82,7 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
   private draining = false;
   private closed = false;
   private readonly debug: boolean;
+  private readonly streamSweep: NodeJS.Timeout;
 
   constructor(
     private readonly context: AgentContext,
@@ -109,7 +115,11 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
       cancelled: (reservation: Reservation) => {
         if (reservation.fleet) this.router.cancel(reservation.fleet);
       },
+      streamsPerInstance: context.policy.limits.streamsPerInstance,
+      budgets: new Budgets(context.policy.limits),
     });
+    this.streamSweep = setInterval(() => this.sweepStreams(), STREAM_SWEEP_MS);
+    this.streamSweep.unref();
     this.pool = createUpstreamPool(this.settings);
     const histogram = context.metrics.requestDuration;
     this.durations = {
@@ -141,6 +151,7 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
     return {
       activeRequests: this.active,
       openStreams: this.streams.size,
+      streamPlaces: this.admission.streamCount,
       sessionsWithStreams: this.streams.sessionCount,
       pendingReservations: this.admission.pendingCount,
       tunnels: this.tunnels.size,
@@ -167,8 +178,19 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
     return true;
   }
 
+  /**
+   * The budgets per principal, tenant and tool (`policy.limits`); `taskStarted` / `taskEnded` are
+   * the hook for the code that sees MCP tasks created and ended.
+   */
+  get budgets(): Budgets {
+    return this.admission.budgets;
+  }
+
   drain(): Promise<void> {
     this.draining = true;
+    // Streams no session holds carry no work: they go first, so their clients listen again on an
+    // instance that stays and the drain never waits on them.
+    this.streams.closeSessionless();
     // Idle keep-alive connections go now, so their clients reconnect to an instance that stays.
     this.server.closeIdleConnections();
     if (this.active === 0) return Promise.resolve();
@@ -179,6 +201,7 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
     if (this.closed) return;
     this.closed = true;
     this.draining = true;
+    clearInterval(this.streamSweep);
     this.streams.closeAll();
     for (const tunnel of [...this.tunnels]) tunnel.close();
     await new Promise<void>((resolve) => {
@@ -188,6 +211,17 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
     await this.pool.destroy();
     await this.peers.close();
     for (const resolve of this.drainWaiters.splice(0)) resolve();
+  }
+
+  /** Bounds the streams no session holds by the session lifetime and idle timeout (SPEC.md §4). */
+  private sweepStreams(): void {
+    const { policy } = this.context;
+    const closed = this.streams.sweepSessionless(
+      Date.now(),
+      policy.sessionLifetimeSeconds * 1000,
+      policy.sessionIdleTimeoutSeconds * 1000,
+    );
+    if (closed > 0) this.logger.debug({ closed }, 'closed streams past their lifetime or idle time');
   }
 
   // RequestPathHost / UpgradePathHost

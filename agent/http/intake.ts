@@ -11,6 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
+import { toolKey } from '../../policy/index.js';
 import type { AgentContext } from '../core/context.js';
 import { AgentError, cookieEndedError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -28,6 +29,8 @@ import type { HttpFrontSettings } from './options.js';
 import type { Ticket } from './ticket.js';
 
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+/** MCP 2026-07-28: the long-lived POST on whose response server notifications arrive. */
+const LISTEN_METHOD = 'subscriptions/listen';
 /** What undici accepts in a request target (it refuses controls and anything above U+00FF). */
 const INVALID_TARGET = /[^\u0021-\u00ff]/;
 
@@ -134,6 +137,29 @@ export class Intake {
     return tenantRefusal(this.context.policy, this.context.config, caller) ?? caller;
   }
 
+  /**
+   * A request's claims under `policy.limits` beyond the concurrency slot: the caller's request
+   * budget, the tool's call slot (`Mcp-Method` + `Mcp-Name`), no new `tools/call` while the
+   * caller holds its task limit, and a stream place for a request that opens a stream.
+   */
+  private takeSlots(ticket: Ticket, req: IncomingMessage, sessionless: boolean): AgentError | undefined {
+    const { budgets } = this.host.admission;
+    const method = req.headers['mcp-method'];
+    const name = req.headers['mcp-name'];
+    if (method === 'tools/call' && ticket.caller) {
+      const refused = budgets.mayStartTask(ticket.caller);
+      if (refused) return refused;
+    }
+    const tool =
+      typeof method === 'string' && typeof name === 'string' && budgets.toolLimit(toolKey(method, name)) !== undefined
+        ? toolKey(method, name)
+        : undefined;
+    const error = ticket.takeSlot(tool);
+    if (error) return error;
+    // Its slot and budgets go back when the refused exchange finishes.
+    return opensStream(req) ? ticket.claimStream(sessionless) : undefined;
+  }
+
   /** Admission of a route that names no session (refused, stateless, the wrong transport). */
   admitWithoutSession(ticket: Ticket, route: Exclude<Route, SessionRoute>, req: IncomingMessage): Admitted {
     switch (route.kind) {
@@ -142,7 +168,7 @@ export class Intake {
           ? { ok: false, error: route.error, clearCookie: true }
           : { ok: false, error: route.error };
       case 'stateless': {
-        const error = ticket.takeSlot();
+        const error = this.takeSlots(ticket, req, true);
         return error ? { ok: false, error } : { ok: true };
       }
       default:
@@ -169,7 +195,7 @@ export class Intake {
     const found = this.host.admission.existing(route.id, caller.principal, route.whenMissing, join, caller.tenant);
     if (!found.ok) return { ok: false, error: found.error, clearCookie: route.whenMissing === 'reject-cookie' };
     if (!found.session) return 'missing';
-    const error = ticket.takeSlot();
+    const error = this.takeSlots(ticket, req, false);
     if (error) return { ok: false, error };
     ticket.attach(found.session);
     return { ok: true };
@@ -279,6 +305,17 @@ export class Intake {
     if (admitted.ok || !admitted.clearCookie || this.host.settings.affinity.type !== 'cookie') return undefined;
     return clearedCookie(this.host.settings.affinity.cookieName, { secure: isSecure(req) });
   }
+}
+
+/**
+ * Whether a request opens a long-lived stream: an MCP 2026 `subscriptions/listen` (named by its
+ * `Mcp-Method` header, which the server checks against the body), or a GET asking for an event
+ * stream (MCP 2025 GET streams).
+ */
+export function opensStream(req: IncomingMessage): boolean {
+  if (req.headers['mcp-method'] === LISTEN_METHOD) return true;
+  const accept = req.headers.accept;
+  return req.method === 'GET' && typeof accept === 'string' && accept.includes('text/event-stream');
 }
 
 /** The request target as path and query, or why it cannot be proxied. */

@@ -71,6 +71,7 @@ export class RequestPath {
     if (target instanceof AgentError) return void exchange.reject(target);
     const caller = intake.callerOf(req);
     if (caller instanceof AgentError) return void exchange.reject(caller);
+    exchange.ticket.caller = caller;
     exchange.path = target.path;
     const route = intake.classify(req, target, false);
     switch (route.kind) {

@@ -1,3 +1,4 @@
+export { type BudgetKind, Budgets, type BudgetUse } from './budgets.js';
 export * from './mark.js';
 export { Router, type RouterOptions } from './router.js';
 export * from './types.js';
