@@ -23,6 +23,7 @@ import type { HttpFrontSettings } from './options.js';
 import { renderError, sendError } from './reject.js';
 import { EndpointScanner } from './sse-scanner.js';
 import type { Closable } from './streams.js';
+import { TaskWatch } from './task-watch.js';
 import { Ticket, type TicketHost } from './ticket.js';
 import { upstreamError } from './upstream.js';
 
@@ -111,6 +112,8 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
   private lease: LockLease | undefined;
   /** `name, value` pairs added to the upstream request (the fencing token). */
   private upstreamExtra: string[] | undefined;
+  /** Reads a tools/call or tasks/* response for the task budgets (only with a task limit). */
+  private taskWatch: TaskWatch | undefined;
   /** Aborted when the client goes away: ends a wait for the lock. Created only when needed. */
   private clientController: AbortController | undefined;
 
@@ -292,6 +295,9 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
     if (this.host.isDraining) out.connection = 'close';
     this.res.writeHead(statusCode, out);
 
+    if (statusCode === 200) {
+      this.taskWatch = TaskWatch.of(this.host.admission.budgets, this.ticket.caller, this.req.headers);
+    }
     if (stream) {
       // Send the headers now: an event stream may stay silent for a long time.
       this.res.flushHeaders();
@@ -318,6 +324,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
     if (this.done || this.res.writableEnded) return;
     if (this.scanner) this.scan(chunk);
     if (this.openedAt !== undefined) this.lastActiveAt = Date.now();
+    this.taskWatch?.push(chunk);
     if (!this.res.write(chunk)) {
       controller.pause();
       this.res.once('drain', onResponseDrain);
@@ -326,6 +333,8 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
 
   onResponseEnd(): void {
     this.upstreamEnded = true;
+    this.taskWatch?.end();
+    this.taskWatch = undefined;
     if (this.scanner) {
       this.scanner = undefined;
       this.ticket.cancelReservation();

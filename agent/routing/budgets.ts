@@ -59,6 +59,11 @@ export class Budgets {
     this.enabled = { requests: on('requests'), streams: on('streams'), tasks: on('tasks') };
   }
 
+  /** Whether a task limit is set (only then are tasks counted). */
+  get countsTasks(): boolean {
+    return this.enabled.tasks;
+  }
+
   /** Whether a tool key has a concurrency limit (`"<Mcp-Method> <Mcp-Name>"`). */
   toolLimit(key: string): number | undefined {
     return this.limits.toolConcurrency?.[key];
