@@ -90,7 +90,7 @@ export class Admission {
   existing(
     id: string,
     principal: string | undefined,
-    whenMissing: 'create' | 'reject' | 'reject-cookie',
+    whenMissing: 'create' | 'reject' | 'reject-cookie' | 'resume',
     join = false,
     tenant: string | undefined = undefined,
   ): ExistingResult {
@@ -119,8 +119,9 @@ export class Admission {
         }),
       };
     }
-    if (found.state === 'ended') return { ok: false, error: sessionEndedError(found.reason) };
-    if (whenMissing === 'create') return { ok: true, session: undefined };
+    if (found.state === 'ended' && whenMissing !== 'resume')
+      return { ok: false, error: sessionEndedError(found.reason) };
+    if (whenMissing === 'create' || whenMissing === 'resume') return { ok: true, session: undefined };
     return { ok: false, error: sessionNotFound() };
   }
 

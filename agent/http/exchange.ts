@@ -16,6 +16,7 @@ import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Session } from '../core/sessions.js';
 import type { LockLease } from '../fleet/types.js';
+import { isPrincipalPin } from '../routing/index.js';
 import { isValidSessionId, sessionIdFromEndpoint } from './affinity.js';
 import { NOT_OWNER_HEADER } from './fleet.js';
 import { appendSetCookie, forwardedRequestHeaders, forwardedResponseHeaders } from './headers.js';
@@ -312,6 +313,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
       statusCode === 404 &&
       session &&
       this.kind === 'plain' &&
+      !isPrincipalPin(session.id) &&
       this.host.settings.affinity.type === 'mcp-streamable-http'
     ) {
       // The server no longer knows the session (it restarted): free the slot, the client re-initializes.

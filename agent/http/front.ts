@@ -21,7 +21,7 @@ import type { AgentContext, Front, ListenAddress } from '../core/context.js';
 import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { EndReason, Session, SessionTable } from '../core/sessions.js';
-import { Budgets, Router } from '../routing/index.js';
+import { Budgets, isPrincipalPin, Router } from '../routing/index.js';
 import { Admission, type Reservation } from './admission.js';
 import type { Exchange, Outcome } from './exchange.js';
 import { PeerPools } from './fleet.js';
@@ -309,6 +309,8 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
 
   private onSessionEnd(session: Session, reason: EndReason): void {
     this.streams.closeSession(session.id);
+    // A principal's pin is the agent's own: the upstream never saw its id.
+    if (isPrincipalPin(session.id)) return;
     if (this.settings.affinity.type !== 'mcp-streamable-http' || !DELETE_UPSTREAM_AFTER.has(reason) || this.closed) {
       return;
     }

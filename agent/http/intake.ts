@@ -19,9 +19,9 @@ import type { CreateResult, SessionTable } from '../core/sessions.js';
 import { type Caller, isName, tenantOf, tenantRefusal } from '../core/tenancy.js';
 import { principalSourceRefusal } from '../core/trusted-proxies.js';
 import type { PlacementTicket } from '../fleet/types.js';
-import { type Expired, type Hop, markFromHeader, type Router } from '../routing/index.js';
+import { type Expired, type Hop, markFromHeader, principalPinId, type Router } from '../routing/index.js';
 import type { Admission, Reservation } from './admission.js';
-import { classify, type Route } from './affinity.js';
+import { classify, isStatelessRevision, type Route } from './affinity.js';
 import { FORWARDED_BY_HEADER } from './fleet.js';
 import { clearedCookie, isSecure, sessionCookie } from './headers.js';
 import { type HostRules, hostRefusal, hostRules } from './host-check.js';
@@ -55,6 +55,8 @@ export class Intake {
   private readonly requestIdPrefix = randomBytes(4).toString('hex');
   private requestCounter = 0;
   private readonly collaborative: boolean;
+  /** Session isolation over MCP Streamable HTTP: 2026 requests are pinned to their principal's instance. */
+  private readonly pinPrincipals: boolean;
   private readonly hostRules: HostRules;
 
   constructor(
@@ -62,6 +64,8 @@ export class Intake {
     private readonly context: Pick<AgentContext, 'config' | 'policy'>,
   ) {
     this.collaborative = context.policy.collaborative?.enabled === true;
+    this.pinPrincipals =
+      context.policy.isolation === 'session' && context.policy.affinity.type === 'mcp-streamable-http';
     const { listen, allowedHosts, allowedOrigins } = context.config;
     this.hostRules = hostRules({ listenHost: listen.host, allowedHosts, allowedOrigins });
   }
@@ -78,6 +82,16 @@ export class Intake {
       { method: req.method ?? 'GET', path: target.path, query: target.query, headers: req.headers, upgrade },
       { affinity: this.host.settings.affinity, statelessUpstream: this.host.statelessUpstream },
     );
+  }
+
+  /**
+   * Under session isolation, an MCP 2026 request (no session of its own) is routed as its
+   * principal's pinned session: one instance serves one principal (ADR 0015). Any other route
+   * is returned as it is.
+   */
+  pinned(route: Route, req: IncomingMessage, caller: Caller): Route {
+    if (!this.pinPrincipals || route.kind !== 'stateless' || !isStatelessRevision(req.headers)) return route;
+    return { kind: 'session', id: principalPinId(caller), whenMissing: 'resume' };
   }
 
   /** A valid forwarding mark on the request, if any (an invalid one is ignored: never forwarded upstream). */

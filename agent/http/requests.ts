@@ -73,7 +73,7 @@ export class RequestPath {
     if (caller instanceof AgentError) return void exchange.reject(caller);
     exchange.ticket.caller = caller;
     exchange.path = target.path;
-    const route = intake.classify(req, target, false);
+    const route = intake.pinned(intake.classify(req, target, false), req, caller);
     switch (route.kind) {
       case 'session':
         return this.carryOut(exchange, route, caller, router.decide(route, caller, hop, exchange), bodyOf(req));
