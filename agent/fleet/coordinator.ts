@@ -185,6 +185,19 @@ export class FleetCoordinator implements Coordinator {
     this.subscriber.disconnect();
   }
 
+  /**
+   * The budget sync (`policy.limits`, ADR 0015): writes this agent's counts (`<kind>\n<who>` →
+   * count) and returns the rest of the fleet's, summed, from live agents only. One atomic script.
+   */
+  async shareBudgets(local: ReadonlyMap<string, number>): Promise<Map<string, number>> {
+    const args: Array<string | number> = [this.keys.budgets, this.keys.leases, this.instanceId];
+    for (const [field, count] of local) args.push(field, count);
+    const reply = await this.redis.sfBudgetSync(...args);
+    const remote = new Map<string, number>();
+    for (let i = 0; i + 1 < reply.length; i += 2) remote.set(String(reply[i]), Number(reply[i + 1]));
+    return remote;
+  }
+
   /** Heartbeat and activity flush now, instead of at the next tick (tests, and before shutdown). */
   async refresh(): Promise<void> {
     await this.lease.heartbeat();

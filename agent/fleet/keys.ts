@@ -52,6 +52,12 @@ export interface FleetKeys {
   readonly reservationExpiries: string;
   /** ZSET waiter id → deadline: new sessions waiting for capacity (the autoscaler's demand). */
   readonly demand: string;
+  /**
+   * HASH `<instance>\n<kind>\n<who>` → count: each agent's requests, streams and tasks per
+   * principal and tenant (`policy.limits`), rewritten by its budget sync; a dead agent's fields
+   * are dropped by the next sync of any agent.
+   */
+  readonly budgets: string;
   /** STRING counter: fencing tokens for every lock of the fleet. */
   readonly fence: string;
   /** STRING counter: places in lock queues, so the oldest waiter goes first. */
@@ -106,6 +112,7 @@ export function fleetKeys(options: { fleet?: string; prefix?: string } = {}): Fl
     reservations: `${p}reservations`,
     reservationExpiries: `${p}reservations:expiry`,
     demand: `${p}demand`,
+    budgets: `${p}budgets`,
     fence: `${p}lock:fence`,
     ticket: `${p}lock:ticket`,
     hintKey: `${p}hint-key`,

@@ -200,6 +200,11 @@ export interface Coordinator extends FleetAdmin {
    * STORE_UNAVAILABLE (Redis away and not `failOpen`), DRAINING.
    */
   place(request?: NewSession, options?: { signal?: AbortSignal }): Promise<Placement>;
+  /**
+   * With Redis: shares this agent's budget counts (`policy.limits`, `<kind>\n<who>` → count) and
+   * returns the rest of the fleet's. Absent on a single instance.
+   */
+  shareBudgets?(local: ReadonlyMap<string, number>): Promise<Map<string, number>>;
   /** Registers a session this instance has just created upstream. Throws like `place()`. */
   open(ticket: PlacementTicket, sessionId: string, options?: OpenOptions): Promise<Session>;
   /** Gives back a placement that was never opened. */

@@ -44,6 +44,9 @@ const DELETE_UPSTREAM_AFTER: ReadonlySet<EndReason> = new Set([
 /** How often streams no session holds are checked against the lifetime and idle bounds. */
 const STREAM_SWEEP_MS = 1000;
 
+/** How often this agent's budget counts are shared with the fleet (with Redis and a per-caller limit). */
+const BUDGET_SYNC_MS = 1000;
+
 /** Counts for tests and diagnostics: everything here returns to 0 when the agent is idle. */
 export interface HttpFrontStats {
   activeRequests: number;
@@ -83,6 +86,8 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
   private closed = false;
   private readonly debug: boolean;
   private readonly streamSweep: NodeJS.Timeout;
+  private budgetSync: NodeJS.Timeout | undefined;
+  private syncing = false;
 
   constructor(
     private readonly context: AgentContext,
@@ -120,6 +125,10 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
     });
     this.streamSweep = setInterval(() => this.sweepStreams(), STREAM_SWEEP_MS);
     this.streamSweep.unref();
+    if (coordinator.shareBudgets && this.admission.budgets.shared) {
+      this.budgetSync = setInterval(() => this.syncBudgets(), BUDGET_SYNC_MS);
+      this.budgetSync.unref();
+    }
     this.pool = createUpstreamPool(this.settings);
     const histogram = context.metrics.requestDuration;
     this.durations = {
@@ -202,6 +211,7 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
     this.closed = true;
     this.draining = true;
     clearInterval(this.streamSweep);
+    clearInterval(this.budgetSync);
     this.streams.closeAll();
     for (const tunnel of [...this.tunnels]) tunnel.close();
     await new Promise<void>((resolve) => {
@@ -211,6 +221,27 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
     await this.pool.destroy();
     await this.peers.close();
     for (const resolve of this.drainWaiters.splice(0)) resolve();
+  }
+
+  /**
+   * Fleet-wide budgets: this agent's counts out, the rest of the fleet's in, every second. A
+   * limit is checked against this agent's live count plus the fleet's as of the last sync; with
+   * Redis away the last known counts stay (ADR 0015).
+   */
+  private syncBudgets(): void {
+    const share = this.context.coordinator?.shareBudgets;
+    if (!share || this.syncing || this.closed) return;
+    this.syncing = true;
+    const budgets = this.admission.budgets;
+    share
+      .call(this.context.coordinator, budgets.snapshot())
+      .then((remote) => budgets.setRemote(remote))
+      .catch((error: unknown) =>
+        this.logger.debug({ err: error instanceof Error ? error.message : String(error) }, 'budget sync failed'),
+      )
+      .finally(() => {
+        this.syncing = false;
+      });
   }
 
   /** Bounds the streams no session holds by the session lifetime and idle timeout (SPEC.md §4). */

@@ -48,6 +48,8 @@ export class Budgets {
   private readonly enabled: Record<BudgetKind, boolean>;
   private readonly tools = new Map<string, number>();
   private readonly tasks = new Map<string, LiveTask>();
+  /** The rest of the fleet's counts as of the last sync (`<kind>\n<who>` → count); empty alone. */
+  private remote: ReadonlyMap<string, number> = new Map();
   private readonly now: () => number;
 
   constructor(
@@ -135,6 +137,26 @@ export class Budgets {
     else this.tools.set(key, held - 1);
   }
 
+  /** Whether any per-principal or per-tenant limit is set (only then is there anything to share). */
+  get shared(): boolean {
+    return this.enabled.requests || this.enabled.streams || this.enabled.tasks;
+  }
+
+  /** This agent's counts for the fleet (`<kind>\n<who>` → count). */
+  snapshot(): Map<string, number> {
+    this.expireTasks();
+    const out = new Map<string, number>();
+    for (const kind of ['requests', 'streams', 'tasks'] as const) {
+      for (const [who, count] of this.counts[kind]) out.set(`${kind}\n${who}`, count);
+    }
+    return out;
+  }
+
+  /** The rest of the fleet's counts, from the budget sync: limits are checked against both. */
+  setRemote(remote: ReadonlyMap<string, number>): void {
+    this.remote = remote;
+  }
+
   /** Live counts per principal (and per tenant under the empty principal), for the inventory. */
   use(): BudgetUse[] {
     this.expireTasks();
@@ -167,7 +189,7 @@ export class Budgets {
     const tenantLimit = this.limits[tenantField] as number | undefined;
     const pKey = principalKey(caller);
     if (pKey !== undefined && principalLimit !== undefined) {
-      const held = this.counts[kind].get(`p:${pKey}`) ?? 0;
+      const held = this.heldAt(kind, `p:${pKey}`);
       if (held >= principalLimit) {
         return new AgentError(
           'PRINCIPAL_LIMIT_REACHED',
@@ -185,7 +207,7 @@ export class Budgets {
       }
     }
     if (caller.tenant && tenantLimit !== undefined) {
-      const held = this.counts[kind].get(`t:${caller.tenant}`) ?? 0;
+      const held = this.heldAt(kind, `t:${caller.tenant}`);
       if (held >= tenantLimit) {
         return new AgentError(
           'TENANT_LIMIT_REACHED',
@@ -195,6 +217,11 @@ export class Budgets {
       }
     }
     return undefined;
+  }
+
+  /** Held here plus held by the rest of the fleet (as of the last sync). */
+  private heldAt(kind: BudgetKind, who: string): number {
+    return (this.counts[kind].get(who) ?? 0) + (this.remote.get(`${kind}\n${who}`) ?? 0);
   }
 
   private add(kind: BudgetKind, caller: Caller, delta: 1 | -1): void {

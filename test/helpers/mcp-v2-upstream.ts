@@ -16,6 +16,8 @@ export interface McpV2Upstream {
   readonly url: string;
   /** Requests with `Mcp-Method` seen so far, in order. */
   readonly methods: string[];
+  /** The `x-user` header of every request seen (the principal the agent let through), in order. */
+  readonly users: string[];
   /** Ends every `hold` call waiting now. */
   release(): void;
   /** `hold` calls waiting now. */
@@ -26,6 +28,7 @@ export interface McpV2Upstream {
 export async function startMcpV2Upstream(): Promise<McpV2Upstream> {
   let waiting: Array<() => void> = [];
   const methods: string[] = [];
+  const users: string[] = [];
   const handler = createMcpHandler(() => {
     const server = new McpServer({ name: 'sessionfleet-v2-upstream', version: '1.0.0' });
     server.registerTool('echo', { description: 'answers at once' }, async () => ({
@@ -41,6 +44,8 @@ export async function startMcpV2Upstream(): Promise<McpV2Upstream> {
   async function bridge(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = req.headers['mcp-method'];
     if (typeof method === 'string') methods.push(method);
+    const user = req.headers['x-user'];
+    if (typeof user === 'string') users.push(user);
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const headers = new Headers();
@@ -84,6 +89,7 @@ export async function startMcpV2Upstream(): Promise<McpV2Upstream> {
   return {
     url: `http://127.0.0.1:${port}`,
     methods,
+    users,
     release() {
       for (const resolve of waiting.splice(0)) resolve();
     },
