@@ -21,6 +21,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Session } from '../core/sessions.js';
+import { BudgetSync } from './budget-sync.js';
 import { InstanceLease } from './instance-lease.js';
 import { FleetInventory } from './inventory.js';
 import { FleetJanitor } from './janitor.js';
@@ -69,6 +70,8 @@ export class FleetCoordinator implements Coordinator {
   readonly lock: RedisLock;
   readonly fence = new FenceGate();
   readonly redis: Redis;
+  /** The fleet-wide budget counts (`policy.limits`). */
+  readonly budgets: BudgetSync;
   readonly metrics: FleetMetrics;
 
   private readonly subscriber: Redis;
@@ -98,6 +101,7 @@ export class FleetCoordinator implements Coordinator {
     this.hub = new ChannelHub(this.subscriber);
     this.scheduler = options.scheduler ?? intervalScheduler;
     this.registry = new FleetRegistry(this.redis, this.keys);
+    this.budgets = new BudgetSync(this.redis, this.keys, this.instanceId);
     // An ended id is remembered as long as a single agent remembers it: one session lifetime.
     this.registry.memory = {
       ttlMs: context.policy.sessionLifetimeSeconds * 1000,
@@ -183,19 +187,6 @@ export class FleetCoordinator implements Coordinator {
     this.metrics.redisUp.set(0);
     this.redis.disconnect();
     this.subscriber.disconnect();
-  }
-
-  /**
-   * The budget sync (`policy.limits`, ADR 0015): writes this agent's counts (`<kind>\n<who>` →
-   * count) and returns the rest of the fleet's, summed, from live agents only. One atomic script.
-   */
-  async shareBudgets(local: ReadonlyMap<string, number>): Promise<Map<string, number>> {
-    const args: Array<string | number> = [this.keys.budgets, this.keys.leases, this.instanceId];
-    for (const [field, count] of local) args.push(field, count);
-    const reply = await this.redis.sfBudgetSync(...args);
-    const remote = new Map<string, number>();
-    for (let i = 0; i + 1 < reply.length; i += 2) remote.set(String(reply[i]), Number(reply[i + 1]));
-    return remote;
   }
 
   /** Heartbeat and activity flush now, instead of at the next tick (tests, and before shutdown). */

@@ -178,6 +178,12 @@ export interface FleetAdmin {
   listInstances(): Promise<FleetInstanceSummary[]>;
 }
 
+/** The fleet-wide budget counts (`policy.limits`, ADR 0015). */
+export interface BudgetShare {
+  /** Writes this agent's counts (`<kind>\n<who>` → count); returns the rest of the fleet's, summed. */
+  share(local: ReadonlyMap<string, number>): Promise<Map<string, number>>;
+}
+
 export interface Coordinator extends FleetAdmin {
   readonly mode: 'redis' | 'local';
   /** False while Redis is unreachable (always true for the local coordinator). */
@@ -201,10 +207,10 @@ export interface Coordinator extends FleetAdmin {
    */
   place(request?: NewSession, options?: { signal?: AbortSignal }): Promise<Placement>;
   /**
-   * With Redis: shares this agent's budget counts (`policy.limits`, `<kind>\n<who>` → count) and
-   * returns the rest of the fleet's. Absent on a single instance.
+   * With Redis: shares this agent's budget counts (`policy.limits`) with the fleet. Absent on a
+   * single instance.
    */
-  shareBudgets?(local: ReadonlyMap<string, number>): Promise<Map<string, number>>;
+  readonly budgets?: BudgetShare;
   /** Registers a session this instance has just created upstream. Throws like `place()`. */
   open(ticket: PlacementTicket, sessionId: string, options?: OpenOptions): Promise<Session>;
   /** Gives back a placement that was never opened. */

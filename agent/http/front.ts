@@ -125,7 +125,7 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
     });
     this.streamSweep = setInterval(() => this.sweepStreams(), STREAM_SWEEP_MS);
     this.streamSweep.unref();
-    if (coordinator.shareBudgets && this.admission.budgets.shared) {
+    if (coordinator.budgets && this.admission.budgets.shared) {
       this.budgetSync = setInterval(() => this.syncBudgets(), BUDGET_SYNC_MS);
       this.budgetSync.unref();
     }
@@ -229,12 +229,12 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
    * Redis away the last known counts stay (ADR 0015).
    */
   private syncBudgets(): void {
-    const share = this.context.coordinator?.shareBudgets;
-    if (!share || this.syncing || this.closed) return;
+    const fleet = this.context.coordinator?.budgets;
+    if (!fleet || this.syncing || this.closed) return;
     this.syncing = true;
     const budgets = this.admission.budgets;
-    share
-      .call(this.context.coordinator, budgets.snapshot())
+    fleet
+      .share(budgets.snapshot())
       .then((remote) => budgets.setRemote(remote))
       .catch((error: unknown) =>
         this.logger.debug({ err: error instanceof Error ? error.message : String(error) }, 'budget sync failed'),

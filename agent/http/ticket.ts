@@ -100,12 +100,14 @@ export class Ticket {
 
   /**
    * The exchange became a long-lived stream (SSE, WebSocket): it gives its concurrency slot back
-   * — a stream is not work in progress — and keeps its session from idling instead.
+   * — a stream is not work in progress — and keeps its session from idling instead. An event
+   * stream not admitted as one is counted in `streamsPerInstance`; a WebSocket
+   * (`takesStreamPlace` false) is bounded by its session, as before.
    */
-  toStream(closable: Closable): void {
+  toStream(closable: Closable, takesStreamPlace = true): void {
     if (this.released || this.stream) return;
     this.dropSlot();
-    if (this.streamPlace === 'none') {
+    if (this.streamPlace === 'none' && takesStreamPlace) {
       this.host.admission.countStream();
       this.streamPlace = 'counted';
     }
