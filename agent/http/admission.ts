@@ -23,6 +23,8 @@ export interface AdmissionOptions {
   /** True while the agent drains: no new sessions. */
   draining: () => boolean;
   idleTimeoutSeconds: number;
+  /** `limits.evictIdleAfterSeconds`: a full table gives up a session idle this long (0: never). @default 0 */
+  evictIdleAfterSeconds?: number;
   now?: () => number;
   /**
    * Creates the session of a committed reservation: the front passes the coordinator's `open()`,
@@ -265,11 +267,14 @@ export class Admission {
   private secondsToFreeSlot(): number {
     const now = this.now();
     const idleMs = this.options.idleTimeoutSeconds * 1000;
+    const evictMs = (this.options.evictIdleAfterSeconds ?? 0) * 1000;
     let soonest = Number.POSITIVE_INFINITY;
     for (const session of this.sessions.list()) {
       let at = session.expiresAt;
-      if (idleMs > 0 && session.inFlight === 0 && session.openStreams === 0) {
-        at = Math.min(at, session.lastActiveAt + idleMs);
+      if (session.inFlight === 0 && session.openStreams === 0) {
+        if (idleMs > 0) at = Math.min(at, session.lastActiveAt + idleMs);
+        // An idle session can be given up for a new one this soon (a client that never ended it).
+        if (evictMs > 0) at = Math.min(at, session.lastActiveAt + evictMs);
       }
       soonest = Math.min(soonest, at);
     }

@@ -116,6 +116,7 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
       load: context.load,
       draining: () => this.isDraining,
       idleTimeoutSeconds: context.policy.sessionIdleTimeoutSeconds,
+      evictIdleAfterSeconds: context.policy.limits.evictIdleAfterSeconds,
       create: (id: string, reservation: Reservation) => this.intake.openPlaced(id, reservation),
       cancelled: (reservation: Reservation) => {
         if (reservation.fleet) this.router.cancel(reservation.fleet);
