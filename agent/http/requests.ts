@@ -142,7 +142,9 @@ export class RequestPath {
         return;
       default: {
         // MCP `initialize` (the body already read) or a legacy SSE stream: the upstream names the id.
-        const error = intake.reserve(exchange.ticket, caller, ticket);
+        const error =
+          intake.reserve(exchange.ticket, caller, ticket) ??
+          (route.kind === 'sse-open' ? exchange.ticket.claimStream(false) : undefined);
         if (error) {
           exchange.reject(error);
           return;
