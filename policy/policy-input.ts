@@ -113,47 +113,47 @@ export interface LimitsInput {
    * The most requests one principal may have in flight at once, sessions and stateless requests together (fleet-wide with --redis). Unset: no limit.
    *
    * Range: 1–1000000, whole number.
-   * @default - not used
+   * @default - no limit
    */
   readonly requestsPerPrincipal?: number;
   /**
    * The most requests one tenant may have in flight at once (fleet-wide with --redis). Unset: no limit.
    *
    * Range: 1–1000000, whole number.
-   * @default - not used
+   * @default - no limit
    */
   readonly requestsPerTenant?: number;
   /**
    * The most live MCP tasks one principal may hold: counted when a tools/call returns a task, released at a terminal status or its ttlMs. Unset: no limit.
    *
    * Range: 1–1000000, whole number.
-   * @default - not used
+   * @default - no limit (tasks are not counted)
    */
   readonly tasksPerPrincipal?: number;
   /**
    * The most live MCP tasks one tenant may hold. Unset: no limit.
    *
    * Range: 1–1000000, whole number.
-   * @default - not used
+   * @default - no limit (tasks are not counted)
    */
   readonly tasksPerTenant?: number;
   /**
    * The most open streams (subscriptions/listen, GET streams) one principal may hold. Unset: no limit.
    *
    * Range: 1–1000000, whole number.
-   * @default - not used
+   * @default - no limit
    */
   readonly streamsPerPrincipal?: number;
   /**
    * The most open streams one tenant may hold. Unset: no limit.
    *
    * Range: 1–1000000, whole number.
-   * @default - not used
+   * @default - no limit
    */
   readonly streamsPerTenant?: number;
   /**
    * Per-tool concurrency on one instance, keyed "<Mcp-Method> <Mcp-Name>" (the MCP 2026 request headers), e.g. {"tools/call search": 2}. Unset: no per-tool limit.
-   * @default - not used
+   * @default - no per-tool limit
    */
   readonly toolConcurrency?: Readonly<Record<string, number>>;
   /**
