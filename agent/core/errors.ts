@@ -70,6 +70,24 @@ export const ERRORS = {
   HOST_FORBIDDEN: define('HOST_FORBIDDEN', 403, -31024, 'use a host name this service is published under'),
   /** A browser's Origin is not one `--allowed-origins` allows (DNS-rebinding protection). */
   ORIGIN_FORBIDDEN: define('ORIGIN_FORBIDDEN', 403, -31025, 'call it from an allowed origin'),
+  /** The instance holds `limits.streamsPerInstance` open streams (listen, GET, SSE), or it drains. */
+  STREAM_LIMIT_REACHED: define('STREAM_LIMIT_REACHED', 429, -31040, 'close a stream you no longer need, or retry'),
+  /** The principal has its `limits.requestsPerPrincipal`, `tasksPerPrincipal` or `streamsPerPrincipal` in use. */
+  PRINCIPAL_LIMIT_REACHED: define(
+    'PRINCIPAL_LIMIT_REACHED',
+    429,
+    -31041,
+    'wait for one of your requests, tasks or streams to end',
+  ),
+  /** The tenant has its `limits.requestsPerTenant`, `tasksPerTenant` or `streamsPerTenant` in use. */
+  TENANT_LIMIT_REACHED: define(
+    'TENANT_LIMIT_REACHED',
+    429,
+    -31042,
+    "wait for one of your tenant's requests, tasks or streams to end",
+  ),
+  /** The instance serves `limits.toolConcurrency` calls of this tool (Mcp-Method + Mcp-Name) already. */
+  TOOL_CONCURRENCY_REACHED: define('TOOL_CONCURRENCY_REACHED', 429, -31043, 'back off and retry'),
   /** A collaborative session's write did not get the session's lock within `lockWaitSeconds`. */
   SESSION_BUSY: define('SESSION_BUSY', 409, -31015, 'retry after the current write finishes'),
   /** Copilot front: `session.create` for an id that already exists. */

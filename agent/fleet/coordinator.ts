@@ -21,6 +21,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Session } from '../core/sessions.js';
+import { BudgetSync } from './budget-sync.js';
 import { InstanceLease } from './instance-lease.js';
 import { FleetInventory } from './inventory.js';
 import { FleetJanitor } from './janitor.js';
@@ -69,6 +70,8 @@ export class FleetCoordinator implements Coordinator {
   readonly lock: RedisLock;
   readonly fence = new FenceGate();
   readonly redis: Redis;
+  /** The fleet-wide budget counts (`policy.limits`). */
+  readonly budgets: BudgetSync;
   readonly metrics: FleetMetrics;
 
   private readonly subscriber: Redis;
@@ -98,6 +101,7 @@ export class FleetCoordinator implements Coordinator {
     this.hub = new ChannelHub(this.subscriber);
     this.scheduler = options.scheduler ?? intervalScheduler;
     this.registry = new FleetRegistry(this.redis, this.keys);
+    this.budgets = new BudgetSync(this.redis, this.keys, this.instanceId);
     // An ended id is remembered as long as a single agent remembers it: one session lifetime.
     this.registry.memory = {
       ttlMs: context.policy.sessionLifetimeSeconds * 1000,

@@ -73,6 +73,12 @@ export interface FleetKeys {
   readonly memberChanges: string;
   /** HASH epoch, version, checked (lapses recorded up to), floor (oldest version deltas start from). */
   readonly memberMeta: string;
+  /**
+   * HASH `<instance>\n<kind>\n<who>` → count: each agent's requests, streams and tasks per
+   * principal and tenant (`policy.limits`), rewritten by its budget sync; a dead agent's fields
+   * are dropped by the next sync of any agent.
+   */
+  readonly budgets: string;
   /** STRING counter: fencing tokens for every lock of the fleet. */
   readonly fence: string;
   /** STRING counter: places in lock queues, so the oldest waiter goes first. */
@@ -133,6 +139,7 @@ export function fleetKeys(options: { fleet?: string; prefix?: string } = {}): Fl
     members: `${p}v2:members`,
     memberChanges: `${p}v2:members:changed`,
     memberMeta: `${p}v2:members:meta`,
+    budgets: `${p}budgets`,
     fence: `${p}lock:fence`,
     ticket: `${p}lock:ticket`,
     hintKey: `${p}hint-key`,

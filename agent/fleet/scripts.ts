@@ -17,6 +17,7 @@
  */
 import type { Redis, Result } from 'ioredis';
 import type { FleetKeys } from './keys.js';
+import { BUDGET_SYNC } from './lua/budgets.js';
 import { RESYNC, SCALE_GAUGE, SWEEP } from './lua/housekeeping.js';
 import { LOCK_ACQUIRE, LOCK_EXTEND, LOCK_LEAVE, LOCK_RELEASE } from './lua/lock.js';
 import { CANCEL, END, HEARTBEAT, LEAVE, OPEN, PLACE, RESOLVE } from './lua/sessions.js';
@@ -38,6 +39,7 @@ declare module 'ioredis' {
     sfLockRelease(...args: Array<string | number>): Result<unknown, Context>;
     sfLockExtend(...args: Array<string | number>): Result<unknown, Context>;
     sfLockLeave(...args: Array<string | number>): Result<unknown, Context>;
+    sfBudgetSync(...args: Array<string | number>): Result<unknown[], Context>;
   }
 }
 
@@ -89,4 +91,5 @@ export function defineFleetCommands(redis: Redis): void {
   redis.defineCommand('sfLockRelease', { numberOfKeys: 3, lua: LOCK_RELEASE });
   redis.defineCommand('sfLockExtend', { numberOfKeys: 1, lua: LOCK_EXTEND });
   redis.defineCommand('sfLockLeave', { numberOfKeys: 3, lua: LOCK_LEAVE });
+  redis.defineCommand('sfBudgetSync', { numberOfKeys: 2, lua: BUDGET_SYNC });
 }

@@ -158,7 +158,8 @@ export class FleetState {
   selfMode(): SelfMode {
     const sessions = this.context.sessions;
     if (this.isDraining() || this.saturated() || this.upstreamDown) return 'closed';
-    return this.context.policy.evictionPolicy === 'lru' && sessions.canAccept() ? 'evict' : 'open';
+    // A full table that can give up an idle session (LRU, or one idle past evictIdleAfterSeconds).
+    return sessions.canEvict() ? 'evict' : 'open';
   }
 
   redisNow(): number {

@@ -193,6 +193,12 @@ export interface FleetAdmin {
   listInstances(): Promise<FleetInstanceSummary[]>;
 }
 
+/** The fleet-wide budget counts (`policy.limits`, ADR 0015). */
+export interface BudgetShare {
+  /** Writes this agent's counts (`<kind>\n<who>` → count); returns the rest of the fleet's, summed. */
+  share(local: ReadonlyMap<string, number>): Promise<Map<string, number>>;
+}
+
 export interface Coordinator extends FleetAdmin {
   readonly mode: 'redis' | 'local';
   /** False while Redis is unreachable (always true for the local coordinator). */
@@ -215,6 +221,11 @@ export interface Coordinator extends FleetAdmin {
    * STORE_UNAVAILABLE (Redis away and not `failOpen`), DRAINING.
    */
   place(request?: NewSession, options?: { signal?: AbortSignal }): Promise<Placement>;
+  /**
+   * With Redis: shares this agent's budget counts (`policy.limits`) with the fleet. Absent on a
+   * single instance.
+   */
+  readonly budgets?: BudgetShare;
   /** Registers a session this instance has just created upstream. Throws like `place()`. */
   open(ticket: PlacementTicket, sessionId: string, options?: OpenOptions): Promise<Session>;
   /** Gives back a placement that was never opened. */

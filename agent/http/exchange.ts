@@ -18,6 +18,7 @@ import type { Refusals } from '../core/refusals.js';
 import type { Session } from '../core/sessions.js';
 import type { RequestSpan } from '../core/tracing.js';
 import type { LockLease } from '../fleet/types.js';
+import { isPrincipalPin } from '../routing/index.js';
 import { isValidSessionId, sessionIdFromEndpoint } from './affinity.js';
 import { NOT_OWNER_HEADER } from './fleet.js';
 import { appendSetCookie, forwardedRequestHeaders, forwardedResponseHeaders } from './headers.js';
@@ -26,6 +27,7 @@ import type { HttpFrontSettings } from './options.js';
 import { renderError, sendError } from './reject.js';
 import { EndpointScanner } from './sse-scanner.js';
 import type { Closable } from './streams.js';
+import { TaskWatch } from './task-watch.js';
 import { Ticket, type TicketHost } from './ticket.js';
 import { upstreamError } from './upstream.js';
 
@@ -101,6 +103,9 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
   status = 0;
   /** This request's span, when tracing is on (`agent/core/tracing.ts`). */
   trace: RequestSpan | undefined;
+  /** Once the response is a stream: when it opened and last carried a byte (sessionless streams' bounds). */
+  openedAt: number | undefined;
+  lastActiveAt: number | undefined;
   private controller: Dispatcher.DispatchController | undefined;
   private scanner: EndpointScanner | undefined;
   private upstreamEnded = false;
@@ -115,6 +120,8 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
   private lease: LockLease | undefined;
   /** `name, value` pairs added to the upstream request (the fencing token). */
   private upstreamExtra: string[] | undefined;
+  /** Reads a tools/call or tasks/* response for the task budgets (only with a task limit). */
+  private taskWatch: TaskWatch | undefined;
   /** Aborted when the client goes away: ends a wait for the lock. Created only when needed. */
   private clientController: AbortController | undefined;
 
@@ -313,7 +320,10 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
     if (this.peer && headers[NOT_OWNER_HEADER] !== undefined && this.retryPeer(controller)) return;
     this.status = statusCode;
     if (this.kind === 'mcp-initialize' && !this.onInitializeAnswer(statusCode, headers)) return;
-    const stream = isEventStream(headers) && this.req.method === 'GET';
+    // A GET stream, or a request admitted as one (an MCP 2026 `subscriptions/listen`): it carries
+    // no work once streaming. A POST answered with an event stream (a `tools/call` streaming its
+    // progress) is work in progress and keeps its slot (ADR 0015).
+    const stream = isEventStream(headers) && (this.req.method === 'GET' || this.ticket.claimedStream);
     if (this.kind === 'sse-open' && !(stream && statusCode === 200)) this.ticket.cancelReservation();
 
     const out = forwardedResponseHeaders(headers);
@@ -322,9 +332,13 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
     if (this.host.isDraining) out.connection = 'close';
     this.res.writeHead(statusCode, out);
 
+    if (statusCode === 200) {
+      this.taskWatch = TaskWatch.of(this.host.admission.budgets, this.ticket.caller, this.req.headers);
+    }
     if (stream) {
       // Send the headers now: an event stream may stay silent for a long time.
       this.res.flushHeaders();
+      this.openedAt = this.lastActiveAt = Date.now();
       this.ticket.toStream(this);
       if (this.kind === 'sse-open' && this.ticket.reservation) {
         this.scanner = new EndpointScanner(this.host.settings.endpointScanBytes);
@@ -335,6 +349,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
       statusCode === 404 &&
       session &&
       this.kind === 'plain' &&
+      !isPrincipalPin(session.id) &&
       this.host.settings.affinity.type === 'mcp-streamable-http'
     ) {
       // The server no longer knows the session (it restarted): free the slot, the client re-initializes.
@@ -346,6 +361,8 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
     // Nothing more once the response is over (a refused initialize, a stream the agent ended).
     if (this.done || this.res.writableEnded) return;
     if (this.scanner) this.scan(chunk);
+    if (this.openedAt !== undefined) this.lastActiveAt = Date.now();
+    this.taskWatch?.push(chunk);
     if (!this.res.write(chunk)) {
       controller.pause();
       this.res.once('drain', onResponseDrain);
@@ -354,6 +371,8 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
 
   onResponseEnd(): void {
     this.upstreamEnded = true;
+    this.taskWatch?.end();
+    this.taskWatch = undefined;
     if (this.scanner) {
       this.scanner = undefined;
       this.ticket.cancelReservation();

@@ -105,8 +105,9 @@ export class RequestPath {
     const caller = intake.callerOf(req);
     if (caller instanceof AgentError) return void exchange.reject(caller);
     if (exchange.trace) traceCaller(exchange.trace, caller, hop);
+    exchange.ticket.caller = caller;
     exchange.path = target.path;
-    const route = intake.classify(req, target, false);
+    const route = intake.pinned(intake.classify(req, target, false), req, caller);
     switch (route.kind) {
       case 'session':
         return this.carryOut(exchange, route, caller, router.decide(route, caller, hop, exchange), bodyOf(req));
@@ -179,7 +180,9 @@ export class RequestPath {
         return;
       default: {
         // MCP `initialize` (the body already read) or a legacy SSE stream: the upstream names the id.
-        const error = intake.reserve(exchange.ticket, caller, ticket);
+        const error =
+          intake.reserve(exchange.ticket, caller, ticket) ??
+          (route.kind === 'sse-open' ? exchange.ticket.claimStream(false) : undefined);
         if (error) {
           exchange.reject(error);
           return;

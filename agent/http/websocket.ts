@@ -226,7 +226,7 @@ export class WebSocketTunnel implements Closable {
       upstreamSocket.once('close', () => socket.destroy());
       socket.pipe(upstreamSocket);
       upstreamSocket.pipe(socket);
-      this.ticket.toStream(this);
+      this.ticket.toStream(this, false);
     });
     upstreamReq.end();
   }

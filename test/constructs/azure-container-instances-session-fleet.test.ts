@@ -662,7 +662,7 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
     }));
     const { agent } = containers(one<Group>(stack, 'azurerm_container_group'));
     expect(agent.volume![0]!.secret!['policy.json']).toBe(
-      '${base64encode(jsonencode({"isolation" = "shared", "affinity" = {"type" = "copilot-jsonrpc"}, "sessionsPerInstance" = 20, "concurrencyPerInstance" = 200, "sessionLifetimeSeconds" = 21600, "sessionIdleTimeoutSeconds" = var.idle_seconds, "minInstances" = 1, "maxInstances" = 1, "expiredSessionStatus" = 404, "evictionPolicy" = "reject", "drainTimeoutSeconds" = 30, "asyncInvocation" = false, "sharedSessionState" = true, "recycleAfterSession" = false, "failOpen" = false, "placementWaitSeconds" = 5, "instanceVcpu" = 1}))}',
+      '${base64encode(jsonencode({"isolation" = "shared", "affinity" = {"type" = "copilot-jsonrpc"}, "sessionsPerInstance" = 20, "concurrencyPerInstance" = 200, "sessionLifetimeSeconds" = 21600, "sessionIdleTimeoutSeconds" = var.idle_seconds, "minInstances" = 1, "maxInstances" = 1, "expiredSessionStatus" = 404, "evictionPolicy" = "reject", "drainTimeoutSeconds" = 30, "asyncInvocation" = false, "sharedSessionState" = true, "recycleAfterSession" = false, "failOpen" = false, "placementWaitSeconds" = 5, "instanceVcpu" = 1, "limits" = {"streamsPerInstance" = 100, "evictIdleAfterSeconds" = 120}}))}',
     );
   });
 

@@ -210,7 +210,8 @@ end
 
 -- Where a new or re-homed session goes. This instance if it has a free slot; else the live
 -- instance with the most free slots (ties: the smallest id, so the choice is deterministic);
--- else, as a last resort, this instance if it may evict an idle session (evictionPolicy lru),
+-- else, as a last resort, this instance if it may evict an idle session (evictionPolicy lru, or
+-- one idle past limits.evictIdleAfterSeconds),
 -- because a free slot elsewhere costs a hop while an eviction costs someone their connection.
 -- Instances offer capacity 0 while draining or while their concurrency is exhausted (as of their
 -- last heartbeat), so they are never chosen. This instance knows its own state better than its
