@@ -13,6 +13,7 @@ import { buildAdminApp } from './admin.js';
 import { checkConfigAgainstPolicy, formatHostPort, resolveAgentConfig } from './config.js';
 import type { AgentConfig } from './core/config.js';
 import type { AgentContext, Front, ListenAddress } from './core/context.js';
+import { type JwtTunables, JwtVerifier } from './core/jwt.js';
 import { InstanceLoad } from './core/load.js';
 import { createLogger, type Logger } from './core/logger.js';
 import { createMetrics } from './core/metrics.js';
@@ -86,7 +87,10 @@ function addressOf(app: FastifyInstance): ListenAddress {
 }
 
 /** Starts an agent in this process. Used by `runAgent` and by tests that need a handle. */
-export async function startAgent(given: AgentConfig, options: { logger?: Logger } = {}): Promise<RunningAgent> {
+export async function startAgent(
+  given: AgentConfig,
+  options: { logger?: Logger; jwt?: JwtTunables } = {},
+): Promise<RunningAgent> {
   let config: AgentConfig;
   try {
     config = await resolveAgentConfig(given);
@@ -142,6 +146,7 @@ export async function startAgent(given: AgentConfig, options: { logger?: Logger 
   const context: AgentContext = {
     ...base,
     principals,
+    jwt: config.jwt ? new JwtVerifier(config.jwt, config, options.jwt) : undefined,
     coordinator,
     get draining() {
       return draining;

@@ -20,7 +20,7 @@ import { isValidSessionId, sessionIdFromEndpoint } from './affinity.js';
 import { NOT_OWNER_HEADER } from './fleet.js';
 import { appendSetCookie, forwardedRequestHeaders, forwardedResponseHeaders } from './headers.js';
 import type { HttpFrontSettings } from './options.js';
-import { renderError, sendError } from './reject.js';
+import { challengeFor, renderError, sendError } from './reject.js';
 import { EndpointScanner } from './sse-scanner.js';
 import type { Closable } from './streams.js';
 import { Ticket, type TicketHost } from './ticket.js';
@@ -185,8 +185,22 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
         expiredSessionStatus: settings.expiredSessionStatus,
         requestId: this.requestId,
         ...(setCookie ? { setCookie } : {}),
+        ...(settings.jwt ? { challenge: challengeFor(settings.jwt) } : {}),
       }),
     );
+  }
+
+  /** Answers the request itself (the Protected Resource Metadata document): nothing goes upstream. */
+  answer(status: number, headers: Record<string, string>, body: string): void {
+    if (this.done) return;
+    this.upstreamEnded = true;
+    this.status = status;
+    this.res.writeHead(status, {
+      ...headers,
+      'content-length': String(Buffer.byteLength(body)),
+      'x-request-id': this.requestId,
+    });
+    this.res.end(body);
   }
 
   /** Sends the request upstream; `body` is the client's stream, bytes already read, or nothing. */
@@ -197,6 +211,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
       const headers = forwardedRequestHeaders(req, {
         upstreamHost: host.settings.upstreamHost,
         requestId: this.requestId,
+        dropAuthorization: host.settings.stripAuthorization,
         ...(this.upstreamExtra ? { extra: this.upstreamExtra } : {}),
       });
       host.pool.dispatch({ path: req.url ?? '/', method: req.method ?? 'GET', headers, body }, this);

@@ -57,6 +57,8 @@ export interface ForwardedHeaderOptions {
   requestId: string;
   /** Extra `name, value` pairs (the WebSocket handshake's `connection`/`upgrade`). */
   extra?: readonly string[];
+  /** Keep the client's `Authorization` from this hop (JWT mode, to the upstream). */
+  dropAuthorization?: boolean;
 }
 
 /**
@@ -66,11 +68,13 @@ export interface ForwardedHeaderOptions {
 export function forwardedRequestHeaders(req: IncomingMessage, options: ForwardedHeaderOptions): string[] {
   const raw = req.rawHeaders;
   const dropped = connectionTokens(req.headers.connection);
+  const dropAuthorization = options.dropAuthorization === true;
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower) || dropped?.has(lower)) continue;
+    if (dropAuthorization && lower === 'authorization') continue;
     out.push(name, raw[i + 1]!);
   }
   const headers = req.headers;
