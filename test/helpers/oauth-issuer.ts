@@ -64,6 +64,8 @@ export async function startIssuer(options: { subject?: string; tenant?: string }
         issuer,
         jwks_uri: `${issuer}/jwks`,
         token_endpoint: `${issuer}/token`,
+        // Required by RFC 8414 (and the SDK's schema) even for an issuer that serves no user logins.
+        authorization_endpoint: `${issuer}/authorize`,
         grant_types_supported: ['client_credentials'],
         token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
         response_types_supported: ['token'],

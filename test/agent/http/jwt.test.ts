@@ -221,6 +221,31 @@ describe('JWT mode on the HTTP front', () => {
   });
 });
 
+describe("JWT mode with the policy's forwardBearerToken", () => {
+  it('passes the verified token on to the upstream only when the policy says so', async () => {
+    const issuer = await startIssuer();
+    const upstream = await startUpstream();
+    const audience = 'https://mcp.example/';
+    const agent = await startTestAgent({ ...POLICY, forwardBearerToken: true }, upstream.url, [
+      '--jwt-issuer',
+      issuer.issuer,
+      '--jwt-audience',
+      audience,
+      '--jwks-url',
+      issuer.jwksUrl,
+    ]);
+    try {
+      const token = await issuer.sign({ sub: 'bob', aud: audience });
+      expect((await call(agent.url, token, 'bob-1')).status).toBe(200);
+      expect(upstream.authorizations).toEqual([`Bearer ${token}`]);
+    } finally {
+      await agent.stop();
+      await new Promise((resolve) => upstream.server.close(resolve));
+      await issuer.close();
+    }
+  });
+});
+
 /** The public half of an issuer key, as an attacker would download it from the JWKS. */
 async function newKeyPublic(key: { publicJwk: Record<string, unknown> }): Promise<CryptoKey> {
   const { importJWK } = await import('jose');
