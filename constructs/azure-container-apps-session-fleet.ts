@@ -306,6 +306,7 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
       principals: props.principals !== undefined,
       principalHeader: props.principalHeader,
       tenantHeader: props.tenantHeader,
+      jwt: props.jwt,
       appHealthPath: props.appHealthPath,
       fleetName: this.settings.fleetName,
     }).map((arg) => SECRET_FILE_PATHS[arg] ?? arg);

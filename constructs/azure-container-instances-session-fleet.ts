@@ -250,6 +250,7 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
       principals: props.principals !== undefined,
       principalHeader: props.principalHeader,
       tenantHeader: props.tenantHeader,
+      jwt: props.jwt,
       appHealthPath: props.appHealthPath,
       fleetName: this.settings.fleetName,
     });
