@@ -173,6 +173,17 @@ export async function startAgent(
   coordinator.onTerminate((id) =>
     front.terminate ? front.terminate(id) : Promise.resolve(sessions.end(id, 'terminated')),
   );
+  // `admin drain`: no new sessions here from now on; the sessions go on until the instance stops.
+  coordinator.onDrain(async () => {
+    if (draining) return;
+    draining = true;
+    metrics.draining.set(1);
+    logger.warn(
+      { sessions: sessions.size },
+      'drained by an operator: no new sessions; stop the instance when its sessions are done',
+    );
+    await coordinator.startDraining();
+  });
   const adminApp = buildAdminApp({ context, probe, front, fleet: coordinator });
   let client: ListenAddress;
   let admin: ListenAddress;

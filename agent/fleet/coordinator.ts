@@ -44,6 +44,8 @@ import { FleetState } from './state.js';
 import type { StateCleanupReport } from './state-cleanup.js';
 import type {
   Coordinator,
+  DrainHandler,
+  DrainResult,
   FleetContext,
   FleetInstanceSummary,
   FleetSessionInfo,
@@ -274,5 +276,13 @@ export class FleetCoordinator implements Coordinator {
 
   terminate(sessionId: string): Promise<TerminateResult> {
     return this.inventory.terminate(sessionId);
+  }
+
+  onDrain(handler: DrainHandler): void {
+    this.inventory.onDrain(handler);
+  }
+
+  drain(instanceId: string): Promise<DrainResult | undefined> {
+    return this.inventory.drain(instanceId);
   }
 }

@@ -19,6 +19,8 @@ import { enforceQuotas, type QuotaHolder } from './quotas.js';
 import { cleanSessionState, type StateCleanupReport } from './state-cleanup.js';
 import type {
   Coordinator,
+  DrainHandler,
+  DrainResult,
   FleetContext,
   FleetInstanceSummary,
   FleetSessionInfo,
@@ -51,6 +53,7 @@ export class LocalCoordinator implements Coordinator {
   private readonly reservations = new Map<string, QuotaHolder & { expiresAt: number }>();
   private reservationCount = 0;
   private terminator: TerminateHandler;
+  private drainer: DrainHandler;
   private timer: NodeJS.Timeout | undefined;
   private draining = false;
   lastCleanup: StateCleanupReport | undefined;
@@ -66,6 +69,7 @@ export class LocalCoordinator implements Coordinator {
       waitMs: (collaborative?.lockWaitSeconds ?? 10) * 1000,
     });
     this.terminator = async (id) => context.sessions.end(id, 'terminated');
+    this.drainer = () => this.startDraining();
     context.onSessionEnd((session) => {
       this.tenants.delete(session.id);
       this.fence.forget(session.id);
@@ -106,6 +110,16 @@ export class LocalCoordinator implements Coordinator {
 
   onTerminate(handler: TerminateHandler): void {
     this.terminator = handler;
+  }
+
+  onDrain(handler: DrainHandler): void {
+    this.drainer = handler;
+  }
+
+  async drain(instanceId: string): Promise<DrainResult | undefined> {
+    if (instanceId !== this.instanceId) return undefined;
+    await this.drainer();
+    return { instanceId, via: 'local' };
   }
 
   mintSessionId(): string {

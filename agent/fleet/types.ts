@@ -169,6 +169,16 @@ export interface TerminateResult {
 /** Ends one session properly upstream (the front's `terminate`); resolves false if it was not here. */
 export type TerminateHandler = (sessionId: string) => Promise<boolean>;
 
+/** `admin drain`'s answer: the instance takes no new sessions from now on. */
+export interface DrainResult {
+  instanceId: string;
+  /** local: this instance; peer: another live instance of the fleet confirmed it. */
+  via: 'local' | 'peer';
+}
+
+/** Makes this instance stop taking new sessions (the server's; sessions in flight go on). */
+export type DrainHandler = () => Promise<void>;
+
 /** The admin API's view (inventory and kill switch). */
 export interface FleetAdmin {
   readonly instanceId: string;
@@ -176,6 +186,12 @@ export interface FleetAdmin {
   inspect(sessionId: string): Promise<FleetSessionInfo | undefined>;
   terminate(sessionId: string): Promise<TerminateResult>;
   listInstances(): Promise<FleetInstanceSummary[]>;
+  /**
+   * Drains an instance of the fleet (this one, or a live peer asked over its channel): no new
+   * sessions from now on, its sessions go on. Undefined: no live instance has that id. Throws
+   * AgentError UPSTREAM_TIMEOUT when the peer does not confirm in time.
+   */
+  drain(instanceId: string): Promise<DrainResult | undefined>;
 }
 
 export interface Coordinator extends FleetAdmin {
@@ -222,6 +238,8 @@ export interface Coordinator extends FleetAdmin {
   mintSessionId(): string;
   /** The front's way to end a session properly; used by `terminate` and the kill switch. */
   onTerminate(handler: TerminateHandler): void;
+  /** The server's way to drain this instance; used by `drain` for this instance and its peers' requests. */
+  onDrain(handler: DrainHandler): void;
 }
 
 /**
