@@ -174,7 +174,7 @@ export async function startAgent(
     front.terminate ? front.terminate(id) : Promise.resolve(sessions.end(id, 'terminated')),
   );
   // `admin drain`: no new sessions here from now on; the sessions go on until the instance stops.
-  coordinator.onDrain(async () => {
+  coordinator.drains.onDrain(async () => {
     if (draining) return;
     draining = true;
     metrics.draining.set(1);

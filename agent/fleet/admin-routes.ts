@@ -74,7 +74,7 @@ export async function fleetAdminRoutes(app: FastifyInstance, options: FleetAdmin
   }));
 
   app.post<{ Params: { id: string } }>(`${AGENT_PATHS.admin}/fleet/instances/:id/drain`, async (request, reply) => {
-    const result = await fleet.drain(request.params.id);
+    const result = await fleet.drains.drain(request.params.id);
     if (!result)
       return sendError(
         reply,

@@ -44,12 +44,11 @@ import { FleetState } from './state.js';
 import type { StateCleanupReport } from './state-cleanup.js';
 import type {
   Coordinator,
-  DrainHandler,
-  DrainResult,
   FleetContext,
   FleetInstanceSummary,
   FleetSessionInfo,
   HopRoute,
+  InstanceDrains,
   NewSession,
   OpenOptions,
   Placement,
@@ -82,6 +81,7 @@ export class FleetCoordinator implements Coordinator {
   private readonly locator: SessionLocator;
   private readonly janitor: FleetJanitor;
   private readonly inventory: FleetInventory;
+  readonly drains: InstanceDrains;
   private cancelTimers: Array<() => void> = [];
 
   constructor(
@@ -123,6 +123,9 @@ export class FleetCoordinator implements Coordinator {
     this.placement = new FleetPlacement(this.state, this.lease);
     this.janitor = new FleetJanitor(this.state, this.lock, options.stateCleanup);
     this.inventory = new FleetInventory(this.state, this.keys);
+    this.drains = this.inventory;
+    // Until the server says how it drains: as its own drain begins (no new sessions).
+    this.inventory.onDrain(() => this.startDraining());
 
     context.onSessionEnd((session, reason) => {
       this.fence.forget(session.id);
@@ -276,13 +279,5 @@ export class FleetCoordinator implements Coordinator {
 
   terminate(sessionId: string): Promise<TerminateResult> {
     return this.inventory.terminate(sessionId);
-  }
-
-  onDrain(handler: DrainHandler): void {
-    this.inventory.onDrain(handler);
-  }
-
-  drain(instanceId: string): Promise<DrainResult | undefined> {
-    return this.inventory.drain(instanceId);
   }
 }

@@ -16,6 +16,7 @@ import type {
   FleetAdmin,
   FleetInstanceSummary,
   FleetSessionInfo,
+  InstanceDrains,
   SessionFilter,
   TerminateHandler,
   TerminateResult,
@@ -27,7 +28,7 @@ type AdminMessage =
   | { op: 'drain'; requestId: string; replyTo: string }
   | { op: 'drain-result'; requestId: string; ok: boolean };
 
-export class FleetInventory implements FleetAdmin {
+export class FleetInventory implements Omit<FleetAdmin, 'drains'>, InstanceDrains {
   readonly instanceId: string;
   private readonly replies = new Map<string, (ok: boolean) => void>();
   private terminator: TerminateHandler;

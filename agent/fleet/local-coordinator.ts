@@ -25,6 +25,7 @@ import type {
   FleetInstanceSummary,
   FleetSessionInfo,
   HopRoute,
+  InstanceDrains,
   NewSession,
   OpenOptions,
   Placement,
@@ -53,7 +54,8 @@ export class LocalCoordinator implements Coordinator {
   private readonly reservations = new Map<string, QuotaHolder & { expiresAt: number }>();
   private reservationCount = 0;
   private terminator: TerminateHandler;
-  private drainer: DrainHandler;
+  /** One instance: `admin drain` can only name this one. */
+  readonly drains: InstanceDrains;
   private timer: NodeJS.Timeout | undefined;
   private draining = false;
   lastCleanup: StateCleanupReport | undefined;
@@ -69,7 +71,17 @@ export class LocalCoordinator implements Coordinator {
       waitMs: (collaborative?.lockWaitSeconds ?? 10) * 1000,
     });
     this.terminator = async (id) => context.sessions.end(id, 'terminated');
-    this.drainer = () => this.startDraining();
+    let drainer: DrainHandler = () => this.startDraining();
+    this.drains = {
+      onDrain: (handler) => {
+        drainer = handler;
+      },
+      drain: async (instanceId): Promise<DrainResult | undefined> => {
+        if (instanceId !== this.instanceId) return undefined;
+        await drainer();
+        return { instanceId, via: 'local' };
+      },
+    };
     context.onSessionEnd((session) => {
       this.tenants.delete(session.id);
       this.fence.forget(session.id);
@@ -110,16 +122,6 @@ export class LocalCoordinator implements Coordinator {
 
   onTerminate(handler: TerminateHandler): void {
     this.terminator = handler;
-  }
-
-  onDrain(handler: DrainHandler): void {
-    this.drainer = handler;
-  }
-
-  async drain(instanceId: string): Promise<DrainResult | undefined> {
-    if (instanceId !== this.instanceId) return undefined;
-    await this.drainer();
-    return { instanceId, via: 'local' };
   }
 
   mintSessionId(): string {

@@ -186,12 +186,20 @@ export interface FleetAdmin {
   inspect(sessionId: string): Promise<FleetSessionInfo | undefined>;
   terminate(sessionId: string): Promise<TerminateResult>;
   listInstances(): Promise<FleetInstanceSummary[]>;
+  /** `admin drain`: a part of its own, so the coordinator does not grow another pair of methods. */
+  readonly drains: InstanceDrains;
+}
+
+/** Draining instances of the fleet on an operator's word (`admin drain`). */
+export interface InstanceDrains {
   /**
    * Drains an instance of the fleet (this one, or a live peer asked over its channel): no new
    * sessions from now on, its sessions go on. Undefined: no live instance has that id. Throws
    * AgentError UPSTREAM_TIMEOUT when the peer does not confirm in time.
    */
   drain(instanceId: string): Promise<DrainResult | undefined>;
+  /** The server's way to drain this instance; used for this instance and for its peers' requests. */
+  onDrain(handler: DrainHandler): void;
 }
 
 export interface Coordinator extends FleetAdmin {
@@ -238,8 +246,6 @@ export interface Coordinator extends FleetAdmin {
   mintSessionId(): string;
   /** The front's way to end a session properly; used by `terminate` and the kill switch. */
   onTerminate(handler: TerminateHandler): void;
-  /** The server's way to drain this instance; used by `drain` for this instance and its peers' requests. */
-  onDrain(handler: DrainHandler): void;
 }
 
 /**
