@@ -14,6 +14,8 @@
  * never occurs in a session id, and counting both together is exactly "slots in use".
  */
 
+import { FLEET_SCALE_LIST_SUFFIX, fleetKeyPrefix } from '../../policy/agent-interface.js';
+
 export interface FleetKeys {
   readonly prefix: string;
   /** ZSET instance id → lease deadline (ms, Redis clock). Alive while the deadline is ahead. */
@@ -52,6 +54,11 @@ export interface FleetKeys {
   readonly reservationExpiries: string;
   /** ZSET waiter id → deadline: new sessions waiting for capacity (the autoscaler's demand). */
   readonly demand: string;
+  /**
+   * LIST whose length is the fleet's session demand (sessions + reservations + waiters), kept by the
+   * janitor leader for autoscalers that count list entries (KEDA's Redis scaler on Container Apps).
+   */
+  readonly scaleDemand: string;
   /** STRING counter: fencing tokens for every lock of the fleet. */
   readonly fence: string;
   /** STRING counter: places in lock queues, so the oldest waiter goes first. */
@@ -74,7 +81,7 @@ export const DEFAULT_FLEET = 'default';
 const FLEET_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 
 export function defaultPrefix(fleet: string): string {
-  return `sessionfleet:{${fleet}}:`;
+  return fleetKeyPrefix(fleet);
 }
 
 /**
@@ -106,6 +113,7 @@ export function fleetKeys(options: { fleet?: string; prefix?: string } = {}): Fl
     reservations: `${p}reservations`,
     reservationExpiries: `${p}reservations:expiry`,
     demand: `${p}demand`,
+    scaleDemand: `${p}${FLEET_SCALE_LIST_SUFFIX}`,
     fence: `${p}lock:fence`,
     ticket: `${p}lock:ticket`,
     hintKey: `${p}hint-key`,

@@ -15,6 +15,7 @@ import {
   decodeRecord,
   decodeResolve,
   decodeResync,
+  decodeScaleGauge,
   decodeSweep,
   type EndedReason,
   type EndResult,
@@ -233,6 +234,17 @@ export class FleetRegistry {
       this.memory.cap,
     );
     return decodeSweep(reply);
+  }
+
+  /**
+   * Makes the scale list's length the fleet's session demand (see `SCALE_GAUGE`); the list expires
+   * after `expiryMs` unless refreshed, so a fleet with no leader does not pin the autoscaler.
+   */
+  async syncScaleGauge(expiryMs: number): Promise<{ demand: number; previous: number }> {
+    const k = this.keys;
+    return decodeScaleGauge(
+      await this.redis.sfScaleGauge(k.sessions, k.reservations, k.demand, k.scaleDemand, Math.ceil(expiryMs)),
+    );
   }
 
   /**

@@ -302,6 +302,13 @@ export function decodeSweep(reply: unknown): SweepResult {
   };
 }
 
+/** sfScaleGauge: {demand, previous length of the scale list}. */
+export function decodeScaleGauge(reply: unknown): { demand: number; previous: number } {
+  const s = 'sfScaleGauge';
+  const out = array(s, reply, 2);
+  return { demand: number(s, out[0]), previous: number(s, out[1]) };
+}
+
 /** sfLockAcquire: {1, token, 0} when granted; {0, holder's remaining ms (-2 free), position (-1 not queued)}. */
 export function decodeLockAcquire(reply: unknown): LockAttempt {
   const s = 'sfLockAcquire';

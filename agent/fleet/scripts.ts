@@ -17,7 +17,7 @@
  */
 import type { Redis, Result } from 'ioredis';
 import type { FleetKeys } from './keys.js';
-import { RESYNC, SWEEP } from './lua/housekeeping.js';
+import { RESYNC, SCALE_GAUGE, SWEEP } from './lua/housekeeping.js';
 import { LOCK_ACQUIRE, LOCK_EXTEND, LOCK_LEAVE, LOCK_RELEASE } from './lua/lock.js';
 import { CANCEL, END, HEARTBEAT, OPEN, PLACE, RESOLVE } from './lua/sessions.js';
 
@@ -32,6 +32,7 @@ declare module 'ioredis' {
     sfResolve(...args: Array<string | number>): Result<unknown[], Context>;
     sfResync(...args: Array<string | number>): Result<unknown[], Context>;
     sfSweep(...args: Array<string | number>): Result<unknown[], Context>;
+    sfScaleGauge(...args: Array<string | number>): Result<unknown[], Context>;
     sfLockAcquire(...args: Array<string | number>): Result<unknown[], Context>;
     sfLockRelease(...args: Array<string | number>): Result<unknown, Context>;
     sfLockExtend(...args: Array<string | number>): Result<unknown, Context>;
@@ -76,6 +77,7 @@ export function defineFleetCommands(redis: Redis): void {
     ['sfSweep', SWEEP],
   ];
   for (const [name, lua] of registry) redis.defineCommand(name, { numberOfKeys: REGISTRY_KEY_COUNT, lua });
+  redis.defineCommand('sfScaleGauge', { numberOfKeys: 4, lua: SCALE_GAUGE });
   redis.defineCommand('sfLockAcquire', { numberOfKeys: 5, lua: LOCK_ACQUIRE });
   redis.defineCommand('sfLockRelease', { numberOfKeys: 3, lua: LOCK_RELEASE });
   redis.defineCommand('sfLockExtend', { numberOfKeys: 1, lua: LOCK_EXTEND });

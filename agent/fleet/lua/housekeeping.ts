@@ -156,3 +156,34 @@ local waiters = redis.call('ZREMRANGEBYSCORE', K.demand, '-inf', now)
 local forgotten = trim_ended(now, budget)
 return { reclaimed, expired, handed, dropped, removed, waiters, forgotten }
 `;
+
+/**
+ * Sets the length of the scale list to the fleet's session demand: sessions registered, slots
+ * reserved for sessions being created, and new sessions waiting for capacity. An autoscaler that
+ * counts list entries (KEDA's `redis` scaler) then scales on sessions, not on open requests.
+ * Adds or trims only the difference, and lets the list expire if no leader refreshes it.
+ * KEYS: sessions (hash), reservations (hash), demand (zset), scale list. ARGV: expiry ms.
+ * Returns {demand, previous length}.
+ */
+export const SCALE_GAUGE = `
+local demand = redis.call('HLEN', KEYS[1]) + redis.call('HLEN', KEYS[2]) + redis.call('ZCARD', KEYS[3])
+local length = redis.call('LLEN', KEYS[4])
+if demand == 0 then
+  redis.call('DEL', KEYS[4])
+  return { 0, length }
+end
+if length > demand then
+  redis.call('LTRIM', KEYS[4], 0, demand - 1)
+else
+  local missing = demand - length
+  while missing > 0 do
+    local batch = math.min(missing, 1000)
+    local items = {}
+    for i = 1, batch do items[i] = '1' end
+    redis.call('RPUSH', KEYS[4], unpack(items))
+    missing = missing - batch
+  end
+end
+redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[1]))
+return { demand, length }
+`;
