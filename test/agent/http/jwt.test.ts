@@ -8,8 +8,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type CryptoKey, exportSPKI, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { JwtVerifier } from '../../../agent/core/jwt.js';
 import { newKey, startIssuer, type TestIssuer } from '../../helpers/oauth-issuer.js';
+import { startUpstream as startRecordingUpstream } from './fixtures/upstream.js';
 import { startTestAgent, type TestAgent } from './harness.js';
 
 const POLICY = { affinity: { type: 'header', headerName: 'x-session' } };
@@ -241,6 +243,44 @@ describe("JWT mode with the policy's forwardBearerToken", () => {
     } finally {
       await agent.stop();
       await new Promise((resolve) => upstream.server.close(resolve));
+      await issuer.close();
+    }
+  });
+});
+
+describe('JWT mode on WebSocket upgrades', () => {
+  it('verifies the token on the handshake and keeps it from the upstream', async () => {
+    const issuer = await startIssuer();
+    const upstream = await startRecordingUpstream();
+    const audience = 'https://ws.example/';
+    const agent = await startTestAgent(POLICY, upstream.url, [
+      '--jwt-issuer',
+      issuer.issuer,
+      '--jwt-audience',
+      audience,
+    ]);
+    const url = `${agent.url.replace('http:', 'ws:')}/ws`;
+    const handshake = (headers: Record<string, string>) =>
+      new Promise<number>((resolve, reject) => {
+        const ws = new WebSocket(url, { headers: { 'x-session': 'ws-1', ...headers } });
+        ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+        ws.on('open', () => {
+          ws.close();
+          resolve(101);
+        });
+        ws.on('error', reject);
+      });
+    try {
+      expect(await handshake({})).toBe(401);
+      expect(upstream.received).toEqual([]);
+      const token = await issuer.sign({ sub: 'wanda', aud: audience });
+      expect(await handshake({ authorization: `Bearer ${token}` })).toBe(101);
+      expect(upstream.received).toHaveLength(1);
+      expect(upstream.received[0]?.headers.upgrade).toBe('websocket');
+      expect(upstream.received[0]?.headers.authorization).toBeUndefined();
+    } finally {
+      await agent.stop();
+      await upstream.close();
       await issuer.close();
     }
   });
