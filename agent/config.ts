@@ -20,7 +20,7 @@ import { HEADER_NAME_RULE, isHeaderName, sameHeaderName } from '../policy/header
 import type { Policy } from '../policy/index.js';
 import { parseRedisUrl } from '../policy/redis-url.js';
 import { parseCommandLine } from './cli-args.js';
-import type { AgentConfig, ConnectionLimits, HostPort } from './core/config.js';
+import type { AgentConfig, ConnectionLimits, HostPort, JwtConfig } from './core/config.js';
 import { deepFrozen } from './core/frozen.js';
 import { isName, NAME_RULE } from './core/tenancy.js';
 import { parseTrustedProxies, TRUSTED_PROXIES_RULE } from './core/trusted-proxies.js';
@@ -318,6 +318,8 @@ export function parseAgentConfig(
       problems.push(`${trustedProxies.source} needs --principal-header: it says where that header may come from`);
     else config.trustedProxies = cidrs;
   }
+  const jwt = parseJwtFlags(get, problems);
+  if (jwt) config.jwt = jwt;
   const list = (flag: 'allowed-hosts' | 'allowed-origins') =>
     get(flag)
       ?.value.split(',')
@@ -336,6 +338,81 @@ export function parseAgentConfig(
 
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFrozen(config);
+}
+
+const JWT_FLAGS = ['jwt-audience', 'jwks-url', 'jwt-principal-claim', 'jwt-tenant-claim'] as const;
+/** The trusted-header mode's flags: a principal is a verified token's or a proxy's word, never both. */
+const HEADER_MODE_FLAGS = ['principal-header', 'tenant-header', 'trusted-proxies'] as const;
+const LOOPBACK_HOST = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/;
+const URL_RULE = 'must be an https:// URL (http:// only on a loopback host), without a fragment';
+
+/** An issuer, audience or JWKS URL, or why not. Keys fetched over plain HTTP could be anyone's. */
+function webUrl(text: string): URL | undefined {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return undefined;
+  }
+  if (url.hash !== '' || text.includes('#')) return undefined;
+  if (url.protocol === 'https:') return url;
+  return url.protocol === 'http:' && LOOPBACK_HOST.test(url.hostname) ? url : undefined;
+}
+
+/** `--jwt-*` and `--jwks-url`: JWT mode, checked as a whole (ADR 0020). */
+function parseJwtFlags(
+  get: (flag: AgentFlag) => { value: string; source: string } | undefined,
+  problems: string[],
+): JwtConfig | undefined {
+  const issuer = get('jwt-issuer');
+  if (!issuer) {
+    for (const flag of JWT_FLAGS) {
+      const given = get(flag);
+      if (given)
+        problems.push(`${given.source} needs --jwt-issuer (or ${envName('jwt-issuer')}): it configures JWT mode`);
+    }
+    return undefined;
+  }
+  for (const flag of HEADER_MODE_FLAGS) {
+    const given = get(flag);
+    if (given)
+      problems.push(
+        `${given.source} cannot be used with ${issuer.source}: the principal comes either from a verified bearer token (JWT mode) or from a trusted proxy's header, not both`,
+      );
+  }
+  const issuerUrl = webUrl(issuer.value);
+  if (issuerUrl?.search !== '')
+    problems.push(`${issuer.source} (${JSON.stringify(issuer.value)}) ${URL_RULE} or query`);
+  const audience = get('jwt-audience');
+  if (!audience)
+    problems.push(
+      `--jwt-audience is required with ${issuer.source} (or set ${envName('jwt-audience')}): the URL clients reach this resource at, which every token's aud must name`,
+    );
+  else if (!webUrl(audience.value)) problems.push(`${audience.source} (${JSON.stringify(audience.value)}) ${URL_RULE}`);
+  const jwksUrl = get('jwks-url');
+  if (jwksUrl && !webUrl(jwksUrl.value))
+    problems.push(`${jwksUrl.source} (${JSON.stringify(jwksUrl.value)}) ${URL_RULE}`);
+  const claims: Record<string, string | undefined> = {};
+  for (const flag of ['jwt-principal-claim', 'jwt-tenant-claim'] as const) {
+    const given = get(flag);
+    if (given && !isName(given.value))
+      problems.push(`${given.source} (${JSON.stringify(given.value)}) must be ${NAME_RULE}`);
+    claims[flag] = given?.value;
+  }
+  if (
+    claims['jwt-tenant-claim'] !== undefined &&
+    claims['jwt-tenant-claim'] === (claims['jwt-principal-claim'] ?? 'sub')
+  )
+    problems.push(
+      `--jwt-tenant-claim (${JSON.stringify(claims['jwt-tenant-claim'])}) must not be the claim naming the principal`,
+    );
+  return {
+    issuer: issuer.value,
+    audience: audience?.value ?? '',
+    ...(jwksUrl ? { jwksUrl: jwksUrl.value } : {}),
+    principalClaim: claims['jwt-principal-claim'] ?? 'sub',
+    ...(claims['jwt-tenant-claim'] !== undefined ? { tenantClaim: claims['jwt-tenant-claim'] } : {}),
+  };
 }
 
 /**

@@ -14,6 +14,7 @@ import { packageVersion } from './cli-usage.js';
 import { checkConfigAgainstPolicy, formatHostPort, resolveAgentConfig } from './config.js';
 import type { AgentConfig } from './core/config.js';
 import type { AgentContext, Front, ListenAddress } from './core/context.js';
+import { type JwtTunables, JwtVerifier } from './core/jwt.js';
 import { InstanceLoad } from './core/load.js';
 import { createLogger, type Logger } from './core/logger.js';
 import { createMetrics } from './core/metrics.js';
@@ -89,7 +90,10 @@ function addressOf(app: FastifyInstance): ListenAddress {
 }
 
 /** Starts an agent in this process. Used by `runAgent` and by tests that need a handle. */
-export async function startAgent(given: AgentConfig, options: { logger?: Logger } = {}): Promise<RunningAgent> {
+export async function startAgent(
+  given: AgentConfig,
+  options: { logger?: Logger; jwt?: JwtTunables } = {},
+): Promise<RunningAgent> {
   let config: AgentConfig;
   try {
     config = await resolveAgentConfig(given);
@@ -149,6 +153,7 @@ export async function startAgent(given: AgentConfig, options: { logger?: Logger 
   const context: AgentContext = {
     ...base,
     principals,
+    jwt: config.jwt ? new JwtVerifier(config.jwt, config, options.jwt) : undefined,
     coordinator,
     ...(tracing ? { tracing } : {}),
     get draining() {
@@ -178,6 +183,17 @@ export async function startAgent(given: AgentConfig, options: { logger?: Logger 
   coordinator.onTerminate((id) =>
     front.terminate ? front.terminate(id) : Promise.resolve(sessions.end(id, 'terminated')),
   );
+  // `admin drain`: no new sessions here from now on; the sessions go on until the instance stops.
+  coordinator.drains.onDrain(async () => {
+    if (draining) return;
+    draining = true;
+    metrics.draining.set(1);
+    logger.warn(
+      { sessions: sessions.size },
+      'drained by an operator: no new sessions; stop the instance when its sessions are done',
+    );
+    await coordinator.startDraining();
+  });
   const adminApp = buildAdminApp({ context, probe, front, fleet: coordinator });
   let client: ListenAddress;
   let admin: ListenAddress;

@@ -16,6 +16,7 @@ import {
   PRINCIPALS_MOUNT_PATH,
 } from '../policy/agent-interface.js';
 import type { Policy } from '../policy/index.js';
+import { type FleetJwt, jwtArgs } from './fleet-jwt.js';
 
 /** The agent image the constructs use unless told otherwise (built from agent/Dockerfile). */
 export const DEFAULT_AGENT_IMAGE = 'ghcr.io/sessionfleet/agent:0.1.0';
@@ -32,6 +33,8 @@ export interface AgentCommandOptions {
   readonly principalHeader?: string;
   /** HTTP fronts: a trusted header naming the principal's tenant. */
   readonly tenantHeader?: string;
+  /** JWT mode: principals from verified bearer tokens (exclusive with the headers). */
+  readonly jwt?: FleetJwt;
   /** HTTP path the agent probes on the app. @default - a TCP connect */
   readonly appHealthPath?: string;
   /** The fleet's name (`--fleet`): agents with the same Redis and fleet name coordinate as one fleet. */
@@ -105,6 +108,7 @@ export function agentArgs(options: AgentCommandOptions): string[] {
   if (options.principals) args.push(flagArg('principals'), `${PRINCIPALS_MOUNT_PATH}/${PRINCIPALS_FILE_NAME}`);
   if (options.principalHeader) args.push(flagArg('principal-header'), options.principalHeader);
   if (options.tenantHeader) args.push(flagArg('tenant-header'), options.tenantHeader);
+  args.push(...jwtArgs(options.jwt));
   if (options.appHealthPath) args.push(flagArg('health-path'), options.appHealthPath);
   if (options.trustedProxies !== undefined && options.trustedProxies.length > 0) {
     args.push(flagArg('trusted-proxies'), options.trustedProxies.join(','));

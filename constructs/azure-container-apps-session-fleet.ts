@@ -331,6 +331,7 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
       principals: props.principals !== undefined,
       principalHeader: props.principalHeader,
       tenantHeader: props.tenantHeader,
+      jwt: props.jwt,
       appHealthPath: props.appHealthPath,
       fleetName: this.settings.fleetName,
       ...(staged ? { sessionStateDir: AGENT_SHARED_STATE_PATH, appStateDir: AGENT_APP_STATE_PATH } : {}),

@@ -13,5 +13,6 @@ export {
 export * from '../policy/index.js';
 export { DEFAULT_AGENT_IMAGE } from './agent-container.js';
 export { DEFAULT_AGENT_IMAGE_PUBLISHED } from './agent-image.js';
+export type { FleetJwt } from './fleet-jwt.js';
 export { type ResolvedFleetPolicy, resolveFleetPolicy, SessionFleetValidationError } from './fleet-policy.js';
 export * from './fleet-summary.js';

@@ -33,6 +33,7 @@ import {
   stagesSessionState,
   terminationGracePeriodSeconds,
 } from './agent-container.js';
+import type { FleetJwt } from './fleet-jwt.js';
 import type { KubernetesSessionStorage } from './kubernetes-session-storage.js';
 import { type KubernetesSecretKey, mebibytes } from './kubernetes-validation.js';
 
@@ -275,6 +276,7 @@ export interface FleetPodOptions {
   readonly principals?: KubernetesSecretKey;
   readonly principalHeader?: string;
   readonly tenantHeader?: string;
+  readonly jwt?: FleetJwt;
   /** Under tenant isolation: the tenant these instances serve (the agent's `--tenant`). */
   readonly tenantId?: string;
   readonly preStopDelaySeconds: number;
@@ -417,10 +419,14 @@ export function fleetPodSpec(options: FleetPodOptions): DeploymentV1SpecTemplate
       principals: options.principals !== undefined,
       ...(options.principalHeader !== undefined ? { principalHeader: options.principalHeader } : {}),
       ...(options.tenantHeader !== undefined ? { tenantHeader: options.tenantHeader } : {}),
+      ...(options.jwt !== undefined ? { jwt: options.jwt } : {}),
       ...(app.healthPath !== undefined ? { appHealthPath: app.healthPath } : {}),
       // --fleet names the agents' share of Redis; without Redis it means nothing.
       ...(options.redis.kind !== 'none' ? { fleetName: options.fleetName } : {}),
-      ...(options.trustedProxyCidrs !== undefined ? { trustedProxies: options.trustedProxyCidrs } : {}),
+      // In JWT mode the token names the caller: the CIDRs stay the NetworkPolicy's, not the agent's.
+      ...(options.trustedProxyCidrs !== undefined && options.jwt === undefined
+        ? { trustedProxies: options.trustedProxyCidrs }
+        : {}),
       ...(staged
         ? { sessionStateDir: AGENT_SHARED_STATE_PATH, appStateDir: AGENT_APP_STATE_PATH }
         : sharedState

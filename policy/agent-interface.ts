@@ -137,6 +137,29 @@ export const AGENT_FLAGS = {
     type: 'string',
     description: 'HTTP fronts: a trusted header, set by an authenticating proxy, that names the principal',
   },
+  'jwt-issuer': {
+    type: 'string',
+    description:
+      'HTTP and Copilot fronts: take the principal from a bearer JWT issued by this issuer (its exact iss URL); exclusive with --principal-header',
+  },
+  'jwt-audience': {
+    type: 'string',
+    description:
+      "with --jwt-issuer (required): the aud every token must carry, this resource's own URL as clients reach it, e.g. https://mcp.example.com/mcp",
+  },
+  'jwks-url': {
+    type: 'string',
+    description:
+      "with --jwt-issuer: the issuer's JWKS (default: jwks_uri from the issuer's /.well-known/oauth-authorization-server or openid-configuration)",
+  },
+  'jwt-principal-claim': {
+    type: 'string',
+    description: 'with --jwt-issuer: the claim naming the principal, qualified as <issuer>#<claim> (default sub)',
+  },
+  'jwt-tenant-claim': {
+    type: 'string',
+    description: "with --jwt-issuer: the claim naming the principal's tenant (default: --tenant)",
+  },
   'trusted-proxies': {
     type: 'string',
     description:

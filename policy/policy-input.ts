@@ -285,6 +285,11 @@ export interface PolicyInput {
    */
   readonly copilotHostAccess?: boolean;
   /**
+   * HTTP fronts in JWT mode (--jwt-issuer): pass the client's verified Authorization: Bearer token on to the upstream. Unset: the agent removes it, as MCP forbids token passthrough; set true only for an upstream that is itself a resource server for the same audience.
+   * @default - not used
+   */
+  readonly forwardBearerToken?: boolean;
+  /**
    * When Redis is unreachable: false rejects new sessions with 503; true places them on this instance.
    * @default false
    */

@@ -257,6 +257,11 @@ export const policyInputSchema = z
         .describe(
           "Copilot front: forward the methods that reach the host the CLI runs on (shell, files, plugins, extensions, MCP servers, logs) even where that host holds other users' session state. Unset: only under session isolation with recycleAfterSession and no sharedSessionState. See docs/copilot-methods.md.",
         ),
+      forwardBearerToken: aBoolean()
+        .optional()
+        .describe(
+          "HTTP fronts in JWT mode (--jwt-issuer): pass the client's verified Authorization: Bearer token on to the upstream. Unset: the agent removes it, as MCP forbids token passthrough; set true only for an upstream that is itself a resource server for the same audience.",
+        ),
       failOpen: aBoolean()
         .default(false)
         .describe('When Redis is unreachable: false rejects new sessions with 503; true places them on this instance.'),

@@ -14,7 +14,9 @@
  */
 import type { Socket } from 'node:net';
 import { AgentError } from '../core/errors.js';
-import { tenantOf, tenantRefusal } from '../core/tenancy.js';
+import { looksLikeJwt } from '../core/jwt.js';
+import type { Identity } from '../core/principals.js';
+import { type Caller, tenantOf, tenantRefusal } from '../core/tenancy.js';
 import { markFromObject } from '../routing/index.js';
 import { SessionAccess } from './access.js';
 import { ANONYMOUS_PRINCIPAL, type ChannelOptions, ClientChannel, errorText, ok } from './channel.js';
@@ -204,12 +206,41 @@ export class ClientConnection {
     }
   }
 
+  /**
+   * Who a `connect` token names: an entry of `--principals`, else (JWT mode) the caller a
+   * verified bearer JWT names, else nobody. Without either, every client is anonymous.
+   */
+  private identify(token: unknown): Identity | AgentError | undefined | Promise<Identity | AgentError> {
+    const { principals, jwt } = this.c.options.context;
+    if (!principals && !jwt) return { principal: ANONYMOUS_PRINCIPAL, tenant: undefined };
+    const listed = principals?.identify(token);
+    if (listed || !jwt || typeof token !== 'string' || !looksLikeJwt(token)) return listed;
+    const named = (caller: Caller | AgentError): Identity | AgentError =>
+      caller instanceof AgentError ? caller : { principal: caller.principal ?? '', tenant: caller.tenant };
+    const hit = jwt.cached(token);
+    return hit ? named(hit) : jwt.verify(token).then(named);
+  }
+
   private async onConnect(request: JsonRpcRequest): Promise<void> {
     const { context, upstream: target } = this.c.options;
     const params = paramsOf(request);
-    const identity = context.principals
-      ? context.principals.identify(params.token)
-      : { principal: ANONYMOUS_PRINCIPAL, tenant: undefined };
+    const wasNew = this.c.phase === 'new';
+    if (!wasNew && this.c.phase === 'connecting' && this.c.principalName === undefined) {
+      this.c.reject(request.id, new AgentError('BAD_REQUEST', 'connect is already in progress'));
+      return;
+    }
+    // Requests pipelined behind this connect wait in the queue while its token is checked.
+    if (wasNew) this.c.phase = 'connecting';
+    const found = this.identify(params.token);
+    const identity = found instanceof Promise ? await found : found;
+    if (identity instanceof AgentError) {
+      this.c.log.warn(
+        { remote: this.c.peer.socket.remoteAddress, code: identity.code, reason: identity.details.reason },
+        'refused a Copilot client: its connect token did not verify',
+      );
+      this.c.rejectAndClose(request.id, identity);
+      return;
+    }
     if (identity === undefined) {
       const reason = params.token === undefined ? 'no token' : 'an unknown token';
       this.c.log.warn(
@@ -230,7 +261,7 @@ export class ClientConnection {
       this.c.rejectAndClose(request.id, forbidden);
       return;
     }
-    if (this.c.phase === 'new' && params[HOP_PARAM] !== undefined) {
+    if (wasNew && params[HOP_PARAM] !== undefined) {
       // Only another agent of the fleet can sign the mark; a client that sends one is refused.
       const mark = this.options.router.acceptMark(markFromObject(params[HOP_PARAM]));
       if (!mark.ok) {
@@ -246,7 +277,7 @@ export class ClientConnection {
       }
       this.c.hopFrom = mark.mark.from;
     }
-    if (this.c.phase !== 'new') {
+    if (!wasNew) {
       if (principal !== this.c.principal || tenant !== this.c.tenant) {
         this.c.rejectAndClose(request.id, new AgentError('UNAUTHENTICATED', 'a connection cannot change its user'));
       } else if (this.c.phase === 'connecting') {

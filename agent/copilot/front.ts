@@ -65,7 +65,7 @@ export async function createCopilotFront(context: AgentContext): Promise<Front> 
       "copilotHostAccess: Copilot clients may run shell commands and read files on a host that holds other users' session state",
     );
   }
-  if (!context.principals) {
+  if (!context.principals && !context.jwt) {
     logger.warn(
       `no --principals: every Copilot client is accepted as principal "${ANONYMOUS_PRINCIPAL}", so sessions are not isolated between users`,
     );

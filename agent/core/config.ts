@@ -29,6 +29,20 @@ export interface ConnectionLimits {
   };
 }
 
+/** JWT mode (`--jwt-issuer` and friends): the agent as an OAuth resource server (ADR 0020). */
+export interface JwtConfig {
+  /** `iss` every token must carry, exactly; also where the keys are discovered. */
+  readonly issuer: string;
+  /** `aud` every token must carry: the resource's own URL, as clients reach it. */
+  readonly audience: string;
+  /** The issuer's JWKS; unset: discovered from the issuer's metadata. */
+  readonly jwksUrl?: string;
+  /** The claim naming the principal (qualified by the issuer). */
+  readonly principalClaim: string;
+  /** The claim naming the principal's tenant; unset: `--tenant`. */
+  readonly tenantClaim?: string;
+}
+
 export interface AgentConfig {
   readonly policyFile: string;
   readonly upstream: URL;
@@ -50,6 +64,8 @@ export interface AgentConfig {
   readonly advertiseExplicit: boolean;
   readonly principalsFile?: string;
   readonly principalHeader?: string;
+  /** JWT mode: principals from verified bearer tokens; exclusive with the trusted headers. */
+  readonly jwt?: JwtConfig;
   /** CIDRs the principal header is accepted from (`--trusted-proxies`); unset: any address. */
   readonly trustedProxies?: readonly string[];
   /** `--allowed-hosts`: Host values served (DNS-rebinding protection); unset: by listen address. */

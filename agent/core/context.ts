@@ -5,6 +5,7 @@
  */
 import type { Policy } from '../../policy/index.js';
 import type { AgentConfig } from './config.js';
+import type { JwtVerifier } from './jwt.js';
 import type { InstanceLoad } from './load.js';
 import type { Logger } from './logger.js';
 import type { AgentMetrics } from './metrics.js';
@@ -25,6 +26,8 @@ export interface AgentContext {
   readonly upstreamHealth?: UpstreamHealth;
   /** Token → principal, when `--principals` is given. */
   readonly principals: Principals | undefined;
+  /** JWT mode (`--jwt-issuer`): verifies bearer tokens for both fronts. */
+  readonly jwt?: JwtVerifier | undefined;
   /** Registers a listener for every session that ends (expiry, delete, eviction, drain...). */
   onSessionEnd(listener: (session: Session, reason: EndReason) => void): void;
   /** True while the agent drains: no new sessions, in-flight work finishes. */

@@ -53,6 +53,13 @@ export const ERRORS = {
   WRONG_TRANSPORT: define('WRONG_TRANSPORT', 400, -32600, 'use the transport the agent is configured for'),
   /** No valid principal: a missing or malformed trusted header, or an unknown client token. */
   UNAUTHENTICATED: define('UNAUTHENTICATED', 401, -32001, 'present a valid token'),
+  /**
+   * JWT mode: the bearer token does not verify (signature, issuer, audience, expiry, algorithm,
+   * size); `reason` says which. HTTP answers carry `WWW-Authenticate: Bearer error="invalid_token"`.
+   */
+  INVALID_TOKEN: define('INVALID_TOKEN', 401, -31070, 'get a new token from the authorization server'),
+  /** JWT mode: the issuer's metadata or signing keys cannot be fetched, so no token can be verified. */
+  TOKEN_KEYS_UNAVAILABLE: define('TOKEN_KEYS_UNAVAILABLE', 503, -31071, 'retry shortly'),
   /** The session belongs to another principal or tenant. */
   SESSION_FORBIDDEN: define('SESSION_FORBIDDEN', 403, -31013, 'use a session you created'),
   /** Copilot front: a method the agent does not forward (server-wide, host access or unknown). */

@@ -49,6 +49,7 @@ import type {
   FleetInstanceSummary,
   FleetSessionInfo,
   HopRoute,
+  InstanceDrains,
   NewSession,
   OpenOptions,
   Placement,
@@ -83,6 +84,7 @@ export class FleetCoordinator implements Coordinator {
   private readonly locator: SessionLocator;
   private readonly janitor: FleetJanitor;
   private readonly inventory: FleetInventory;
+  readonly drains: InstanceDrains;
   private cancelTimers: Array<() => void> = [];
 
   constructor(
@@ -125,6 +127,9 @@ export class FleetCoordinator implements Coordinator {
     this.placement = new FleetPlacement(this.state, this.lease);
     this.janitor = new FleetJanitor(this.state, this.lock, options.stateCleanup);
     this.inventory = new FleetInventory(this.state, this.keys);
+    this.drains = this.inventory;
+    // Until the server says how it drains: as its own drain begins (no new sessions).
+    this.inventory.onDrain(() => this.startDraining());
 
     context.onSessionEnd((session, reason) => {
       this.fence.forget(session.id);

@@ -184,6 +184,16 @@ export interface TerminateResult {
 /** Ends one session properly upstream (the front's `terminate`); resolves false if it was not here. */
 export type TerminateHandler = (sessionId: string) => Promise<boolean>;
 
+/** `admin drain`'s answer: the instance takes no new sessions from now on. */
+export interface DrainResult {
+  instanceId: string;
+  /** local: this instance; peer: another live instance of the fleet confirmed it. */
+  via: 'local' | 'peer';
+}
+
+/** Makes this instance stop taking new sessions (the server's; sessions in flight go on). */
+export type DrainHandler = () => Promise<void>;
+
 /** The admin API's view (inventory and kill switch). */
 export interface FleetAdmin {
   readonly instanceId: string;
@@ -191,6 +201,20 @@ export interface FleetAdmin {
   inspect(sessionId: string): Promise<FleetSessionInfo | undefined>;
   terminate(sessionId: string): Promise<TerminateResult>;
   listInstances(): Promise<FleetInstanceSummary[]>;
+  /** `admin drain`: a part of its own, so the coordinator does not grow another pair of methods. */
+  readonly drains: InstanceDrains;
+}
+
+/** Draining instances of the fleet on an operator's word (`admin drain`). */
+export interface InstanceDrains {
+  /**
+   * Drains an instance of the fleet (this one, or a live peer asked over its channel): no new
+   * sessions from now on, its sessions go on. Undefined: no live instance has that id. Throws
+   * AgentError UPSTREAM_TIMEOUT when the peer does not confirm in time.
+   */
+  drain(instanceId: string): Promise<DrainResult | undefined>;
+  /** The server's way to drain this instance; used for this instance and for its peers' requests. */
+  onDrain(handler: DrainHandler): void;
 }
 
 /** The fleet-wide budget counts (`policy.limits`, ADR 0015). */

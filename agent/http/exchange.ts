@@ -24,7 +24,7 @@ import { NOT_OWNER_HEADER } from './fleet.js';
 import { appendSetCookie, forwardedRequestHeaders, forwardedResponseHeaders } from './headers.js';
 import { BodyTooLargeError, bodyTooLarge, limitedBody } from './limits.js';
 import type { HttpFrontSettings } from './options.js';
-import { renderError, sendError } from './reject.js';
+import { challengeFor, renderError, sendError } from './reject.js';
 import { EndpointScanner } from './sse-scanner.js';
 import type { Closable } from './streams.js';
 import { TaskWatch } from './task-watch.js';
@@ -200,6 +200,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
         expiredSessionStatus: settings.expiredSessionStatus,
         requestId: this.requestId,
         ...(setCookie ? { setCookie } : {}),
+        ...(settings.jwt ? { challenge: challengeFor(settings.jwt) } : {}),
       }),
     );
   }
@@ -226,6 +227,19 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
     this.reject(bodyTooLarge(limit, declared));
   }
 
+  /** Answers the request itself (the Protected Resource Metadata document): nothing goes upstream. */
+  answer(status: number, headers: Record<string, string>, body: string): void {
+    if (this.done) return;
+    this.upstreamEnded = true;
+    this.status = status;
+    this.res.writeHead(status, {
+      ...headers,
+      'content-length': String(Buffer.byteLength(body)),
+      'x-request-id': this.requestId,
+    });
+    this.res.end(body);
+  }
+
   /** Sends the request upstream; `body` is the client's stream, bytes already read, or nothing. */
   forward(whole: Readable | Buffer | null): void {
     if (this.done) return;
@@ -236,6 +250,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
       const headers = forwardedRequestHeaders(req, {
         upstreamHost: host.settings.upstreamHost,
         requestId: this.requestId,
+        dropAuthorization: host.settings.stripAuthorization,
         ...(this.upstreamExtra ? { extra: this.upstreamExtra } : {}),
         ...(this.trace ? { trace: this.trace.context } : {}),
       });

@@ -160,7 +160,7 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
     context.onSessionEnd((session, reason) => this.onSessionEnd(session, reason));
     if (context.principals && !this.settings.principalHeader) {
       this.logger.warn(
-        '--principals is read by the Copilot front; the HTTP front takes the principal from --principal-header',
+        '--principals is read by the Copilot front; the HTTP front takes the principal from --principal-header or a bearer JWT (--jwt-issuer)',
       );
     }
   }

@@ -14,6 +14,13 @@ import type { Readable } from 'node:stream';
 import { toolKey } from '../../policy/index.js';
 import type { AgentContext } from '../core/context.js';
 import { AgentError, cookieEndedError } from '../core/errors.js';
+import {
+  bearerToken,
+  invalidToken,
+  type JwtVerifier,
+  protectedResourceMetadata,
+  resourceMetadataPaths,
+} from '../core/jwt.js';
 import type { Logger } from '../core/logger.js';
 import type { CreateResult, SessionTable } from '../core/sessions.js';
 import { type Caller, isName, tenantOf, tenantRefusal } from '../core/tenancy.js';
@@ -58,14 +65,23 @@ export class Intake {
   /** Session isolation over MCP Streamable HTTP: 2026 requests are pinned to their principal's instance. */
   private readonly pinPrincipals: boolean;
   private readonly hostRules: HostRules;
+  /** JWT mode: the verifier, and the paths the Protected Resource Metadata is served at. */
+  private readonly jwt: JwtVerifier | undefined;
+  private readonly metadata: { paths: Set<string>; body: string } | undefined;
 
   constructor(
     private readonly host: IntakeHost,
-    private readonly context: Pick<AgentContext, 'config' | 'policy'>,
+    private readonly context: Pick<AgentContext, 'config' | 'policy' | 'jwt'>,
   ) {
     this.collaborative = context.policy.collaborative?.enabled === true;
     this.pinPrincipals =
       context.policy.isolation === 'session' && context.policy.affinity.type === 'mcp-streamable-http';
+    this.jwt = context.jwt;
+    const jwt = context.config.jwt;
+    this.metadata = jwt && {
+      paths: resourceMetadataPaths(jwt),
+      body: JSON.stringify(protectedResourceMetadata(jwt)),
+    };
     const { listen, allowedHosts, allowedOrigins } = context.config;
     this.hostRules = hostRules({ listenHost: listen.host, allowedHosts, allowedOrigins });
   }
@@ -111,9 +127,10 @@ export class Intake {
    * isolation (TENANT_FORBIDDEN). Before any of that, a Host or browser Origin the agent does not
    * serve (HOST_FORBIDDEN, ORIGIN_FORBIDDEN: DNS-rebinding protection, see host-check.ts).
    */
-  callerOf(req: IncomingMessage): Caller | AgentError {
+  callerOf(req: IncomingMessage): Caller | AgentError | Promise<Caller | AgentError> {
     const misdirected = hostRefusal(this.hostRules, req.headers.host, req.headers.origin);
     if (misdirected) return misdirected;
+    if (this.jwt) return this.tokenCaller(this.jwt, req);
     const { principalHeader, tenantHeader } = this.host.settings;
     let principal: string | undefined;
     if (principalHeader) {
@@ -172,6 +189,33 @@ export class Intake {
     if (error) return error;
     // Its slot and budgets go back when the refused exchange finishes.
     return opensStream(req) ? ticket.claimStream(sessionless) : undefined;
+  }
+
+  /**
+   * JWT mode: the caller a verified bearer token names (ADR 0020). Missing: UNAUTHENTICATED;
+   * not a verifiable JWT: INVALID_TOKEN; both answered with `WWW-Authenticate` (reject.ts). A
+   * token verified moments ago is answered at once, so the hot path stays synchronous.
+   */
+  private tokenCaller(jwt: JwtVerifier, req: IncomingMessage): Caller | AgentError | Promise<Caller | AgentError> {
+    const token = bearerToken(req.headers.authorization);
+    if (token === undefined) {
+      return new AgentError('UNAUTHENTICATED', 'the request carries no bearer token (Authorization: Bearer <JWT>)');
+    }
+    if (token === 'malformed') return invalidToken('malformed');
+    const admit = (caller: Caller | AgentError) =>
+      caller instanceof AgentError
+        ? caller
+        : (tenantRefusal(this.context.policy, this.context.config, caller) ?? caller);
+    const hit = jwt.cached(token);
+    return hit ? admit(hit) : jwt.verify(token).then(admit);
+  }
+
+  /** JWT mode: the Protected Resource Metadata document (RFC 9728) when the request asks for it. */
+  resourceMetadata(req: IncomingMessage, path: string): string | undefined {
+    if (!this.metadata || (req.method !== 'GET' && req.method !== 'HEAD') || !this.metadata.paths.has(path)) {
+      return undefined;
+    }
+    return hostRefusal(this.hostRules, req.headers.host, req.headers.origin) ? undefined : this.metadata.body;
   }
 
   /** Admission of a route that names no session (refused, stateless, the wrong transport). */

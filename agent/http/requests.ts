@@ -95,15 +95,37 @@ export class RequestPath {
   /** Routes one request; returns a promise only when it has to wait (the fleet, the body). */
   private route(exchange: Exchange): Promise<void> | undefined {
     const { req } = exchange;
-    const { intake, router } = this.host;
+    const { intake } = this.host;
     const limit = this.host.settings.limits.maxBodyBytes;
     const declared = declaredTooLarge(req, limit);
     if (declared !== undefined) return void exchange.refuseBody(limit, declared);
     const hop = intake.hopOf(req, exchange.requestId);
     const target = checkTarget(req.url);
     if (target instanceof AgentError) return void exchange.reject(target);
+    const metadata = intake.resourceMetadata(req, target.path);
+    if (metadata !== undefined) {
+      return void exchange.answer(
+        200,
+        { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'max-age=300' },
+        metadata,
+      );
+    }
     const caller = intake.callerOf(req);
+    if (caller instanceof Promise) return caller.then((c) => this.routeAs(exchange, target, hop, c));
+    return this.routeAs(exchange, target, hop, caller);
+  }
+
+  /** Routes a request once its caller is known (at once, or after its token was verified). */
+  private routeAs(
+    exchange: Exchange,
+    target: { path: string; query: string },
+    hop: Hop | undefined,
+    caller: Caller | AgentError,
+  ): Promise<void> | undefined {
+    const { req } = exchange;
+    const { intake, router } = this.host;
     if (caller instanceof AgentError) return void exchange.reject(caller);
+    if (exchange.isDone) return undefined;
     if (exchange.trace) traceCaller(exchange.trace, caller, hop);
     exchange.ticket.caller = caller;
     exchange.path = target.path;
