@@ -21,6 +21,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Session } from '../core/sessions.js';
+import { RedisAffinityKeys } from './affinity-keys.js';
 import { InstanceLease } from './instance-lease.js';
 import { FleetInventory } from './inventory.js';
 import { FleetJanitor } from './janitor.js';
@@ -70,6 +71,7 @@ export class FleetCoordinator implements Coordinator {
   readonly fence = new FenceGate();
   readonly redis: Redis;
   readonly metrics: FleetMetrics;
+  readonly affinityKeys: RedisAffinityKeys;
 
   private readonly subscriber: Redis;
   private readonly hub: ChannelHub;
@@ -98,6 +100,7 @@ export class FleetCoordinator implements Coordinator {
     this.hub = new ChannelHub(this.subscriber);
     this.scheduler = options.scheduler ?? intervalScheduler;
     this.registry = new FleetRegistry(this.redis, this.keys);
+    this.affinityKeys = new RedisAffinityKeys(this.redis, this.keys, this.instanceId);
     // An ended id is remembered as long as a single agent remembers it: one session lifetime.
     this.registry.memory = {
       ttlMs: context.policy.sessionLifetimeSeconds * 1000,

@@ -14,11 +14,13 @@
  */
 import type { AgentContext } from '../core/context.js';
 import type { Session } from '../core/sessions.js';
+import type { AffinityKeyStore } from './affinity-keys.js';
 import type { FenceGate, SessionLock } from './lock.js';
 import type { OwnerHints } from './owner-hint.js';
 import type { EndedReason, SessionRecord } from './registry.js';
 
 // The fleet's types a front or the routing core names, here so that they import this file only.
+export type { AffinityKeyStore, KeyHolder, KeyKind, KeyLocation, LiveKey } from './affinity-keys.js';
 export type { FenceGate, LockLease, SessionLock } from './lock.js';
 export type { OwnerHints } from './owner-hint.js';
 export type { EndedReason } from './registry.js';
@@ -188,6 +190,8 @@ export interface Coordinator extends FleetAdmin {
   readonly fence: FenceGate;
   /** Owner-hint codec, once a key is known. */
   readonly hints: OwnerHints | undefined;
+  /** MCP 2026 task ids and handles: which instance holds each, for which principal. */
+  readonly affinityKeys: AffinityKeyStore;
   start(): Promise<void>;
   stop(): Promise<void>;
   /** Takes no new sessions from now on; resumable idle sessions are handed off. */

@@ -21,6 +21,7 @@ import { NOT_OWNER_HEADER } from './fleet.js';
 import { appendSetCookie, forwardedRequestHeaders, forwardedResponseHeaders } from './headers.js';
 import type { HttpFrontSettings } from './options.js';
 import { renderError, sendError } from './reject.js';
+import type { ResultTap, TaskCreated } from './result-tap.js';
 import { EndpointScanner } from './sse-scanner.js';
 import type { Closable } from './streams.js';
 import { Ticket, type TicketHost } from './ticket.js';
@@ -94,6 +95,13 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
   /** A `Set-Cookie` for the response (cookie affinity, new session). */
   setCookie: string | undefined;
   status = 0;
+  /**
+   * A modern (MCP 2026) request served here: its response's results are read as they pass
+   * (`result-tap.ts`), and a task it creates is recorded (`learn`) before the client can see it.
+   */
+  results: { readonly tap: ResultTap; learn(task: TaskCreated): Promise<void> } | undefined;
+  /** Writes held back until a task was recorded, in order. */
+  private held: Promise<void> | undefined;
   private controller: Dispatcher.DispatchController | undefined;
   private scanner: EndpointScanner | undefined;
   private upstreamEnded = false;
@@ -285,6 +293,8 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
     out['x-request-id'] = this.requestId;
     if (this.host.isDraining) out.connection = 'close';
     this.res.writeHead(statusCode, out);
+    if (this.results && this.peer) this.results = undefined;
+    this.results?.tap.start(statusCode, headers['content-type'] as string | undefined);
 
     if (stream) {
       // Send the headers now: an event stream may stay silent for a long time.
@@ -310,6 +320,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
     // Nothing more once the response is over (a refused initialize, a stream the agent ended).
     if (this.done || this.res.writableEnded) return;
     if (this.scanner) this.scan(chunk);
+    if (this.results) return void this.tapped(controller, chunk);
     if (!this.res.write(chunk)) {
       controller.pause();
       this.res.once('drain', onResponseDrain);
@@ -322,7 +333,60 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
       this.scanner = undefined;
       this.ticket.cancelReservation();
     }
+    if (this.results) {
+      const { write, task } = this.results.tap.end();
+      this.after(task, write, true);
+      return;
+    }
     if (!this.done) this.res.end();
+  }
+
+  /** A chunk of a modern response: written now, or after the task it completes is recorded. */
+  private tapped(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    const { write, task } = this.results!.tap.push(chunk);
+    if (!task && !this.held) {
+      if (write && !this.res.write(write)) {
+        controller.pause();
+        this.res.once('drain', onResponseDrain);
+      }
+      return;
+    }
+    controller.pause();
+    this.after(task, write, false).then(() => controller.resume());
+  }
+
+  /** Records `task` (if any), then writes `write` (and ends the response), after what is held. */
+  private after(task: TaskCreated | undefined, write: Buffer | undefined, end: boolean): Promise<void> {
+    const learn = this.results?.learn;
+    const previous = this.held ?? Promise.resolve();
+    const next = previous
+      .then(() => (task && learn ? learn(task) : undefined))
+      .catch((error: unknown) =>
+        this.host.logger.warn(
+          { reqId: this.requestId, taskId: task?.taskId, err: error instanceof Error ? error.message : String(error) },
+          'could not record a new task in the fleet; it is routable on this instance only',
+        ),
+      )
+      .then(() => {
+        if (this.done || this.res.writableEnded) return;
+        if (write) this.res.write(write);
+        if (end) this.res.end();
+      });
+    this.held = next;
+    return next;
+  }
+
+  /** Answers the request here with a JSON body (a protocol answer the agent gives itself). */
+  answerJson(status: number, body: string): void {
+    if (this.done || this.res.headersSent) return;
+    this.outcome = 'rejected';
+    this.res.writeHead(status, {
+      'content-type': 'application/json',
+      'content-length': String(Buffer.byteLength(body)),
+      'cache-control': 'no-store',
+      'x-request-id': this.requestId,
+    });
+    this.res.end(body);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {

@@ -13,7 +13,14 @@ import type { Logger } from '../core/logger.js';
 import type { Session, SessionTable } from '../core/sessions.js';
 import type { Caller } from '../core/tenancy.js';
 import { FLEET_HEADERS, type PlacementTicket } from '../fleet/types.js';
-import { type Decision, type Forward, type Hop, markToHeader, type Router } from '../routing/index.js';
+import {
+  type Decision,
+  type Forward,
+  type Hop,
+  type KeyDecision,
+  markToHeader,
+  type Router,
+} from '../routing/index.js';
 import type { Admission } from './admission.js';
 import { containsInitialize, missingMcpSessionId, type Route } from './affinity.js';
 import { readBodyUpTo } from './body.js';
@@ -21,12 +28,18 @@ import { Exchange, type ExchangeHost } from './exchange.js';
 import { FORWARDED_BY_HEADER, NOT_OWNER_HEADER } from './fleet.js';
 import { clearedCookie, isSecure } from './headers.js';
 import { type Admitted, bodyOf, checkTarget, type Intake, type SessionRoute } from './intake.js';
+import { hasModernEnvelope, isModernRequest, jsonRpcIdOf, unknownKeyBody } from './mcp2026.js';
 import type { HttpFrontSettings } from './options.js';
+import { ResultTap } from './result-tap.js';
 
 /** Requests that change a collaborative session, serialized by its lock; GET/HEAD/OPTIONS are reads. */
 const WRITE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 type Body = Readable | Buffer | null;
+type KeyedRoute = Extract<Route, { kind: 'keyed' }>;
+/** The largest modern JSON response read for its result (a task result is a few hundred bytes). */
+const RESULT_TAP_BYTES = 64 * 1024;
+const STATELESS = Object.freeze({ kind: 'stateless' }) as Extract<Route, { kind: 'stateless' }>;
 
 /** What the request path needs from the front. */
 export interface RequestPathHost extends ExchangeHost {
@@ -82,13 +95,64 @@ export class RequestPath {
         return this.carryOut(exchange, route, caller, router.place(caller, hop, exchange), null);
       case 'mint-cookie':
         return this.carryOut(exchange, route, caller, router.place(caller, hop, exchange), bodyOf(req));
+      case 'keyed':
+        return this.carryOutKey(exchange, route, caller, router.decideKey(route.ref, caller, hop, exchange));
       default:
+        if (route.kind === 'stateless' && isModernRequest(req.headers)) this.readResults(exchange, caller);
         return void this.serve(
           exchange,
           this.host.intake.admitWithoutSession(exchange.ticket, route, exchange.req),
           bodyOf(req),
         );
     }
+  }
+
+  /**
+   * A modern request naming a task or handle: served here (where the key lives), forwarded to the
+   * instance that holds it, or answered as the spec answers an unknown task.
+   */
+  private carryOutKey(
+    exchange: Exchange,
+    route: KeyedRoute,
+    caller: Caller,
+    decision: KeyDecision | Promise<KeyDecision>,
+  ): Promise<void> | undefined {
+    if (decision instanceof Promise) return decision.then((d) => this.carryOutKey(exchange, route, caller, d));
+    const { req } = exchange;
+    switch (decision.kind) {
+      case 'serve':
+        this.readResults(exchange, caller);
+        return void this.serve(
+          exchange,
+          this.host.intake.admitWithoutSession(exchange.ticket, STATELESS, req),
+          bodyOf(req),
+        );
+      case 'forward':
+        return this.forward(exchange, route, caller, decision, bodyOf(req));
+      case 'unknown-key':
+        return this.unknownKey(exchange, route);
+      case 'refuse':
+        return void exchange.reject(decision.error);
+      case 'left':
+        return undefined;
+    }
+  }
+
+  /** The spec's unknown-task answer, with the request's JSON-RPC id. */
+  private async unknownKey(exchange: Exchange, route: KeyedRoute): Promise<void> {
+    const peeked = await readBodyUpTo(exchange.req, this.host.settings.initializePeekBytes);
+    if (!peeked || exchange.isDone) return;
+    const id = peeked.complete ? jsonRpcIdOf(peeked.bytes.toString('utf8')) : null;
+    exchange.answerJson(200, unknownKeyBody(route.ref.kind, id));
+  }
+
+  /** A modern request served here: its results are read as they pass, its tasks learned. */
+  private readResults(exchange: Exchange, caller: Caller): void {
+    const router = this.host.router;
+    exchange.results = {
+      tap: new ResultTap(RESULT_TAP_BYTES),
+      learn: (task) => router.learnKey({ kind: 'task', key: task.taskId }, caller, task.ttlMs),
+    };
   }
 
   /** Carries out the routing core's decision for a request (waiting for it first if need be). */
@@ -156,7 +220,17 @@ export class RequestPath {
   private async sessionlessPost(exchange: Exchange, caller: Caller, hop: Hop | undefined): Promise<void> {
     const peeked = await readBodyUpTo(exchange.req, this.host.settings.initializePeekBytes);
     if (!peeked || exchange.isDone) return;
-    if (!peeked.complete || !containsInitialize(peeked.bytes.toString('utf8'))) {
+    const text = peeked.complete ? peeked.bytes.toString('utf8') : '';
+    // A modern body under a legacy (or no) version header: the server negotiates, not the agent.
+    if (hasModernEnvelope(text)) {
+      this.readResults(exchange, caller);
+      return this.serve(
+        exchange,
+        this.host.intake.admitWithoutSession(exchange.ticket, STATELESS, exchange.req),
+        peeked.bytes,
+      );
+    }
+    if (!peeked.complete || !containsInitialize(text)) {
       const route = missingMcpSessionId() as Extract<Route, { kind: 'reject' }>;
       return exchange.reject(route.error);
     }
