@@ -120,7 +120,7 @@ export class Router {
   ): KeyDecision | Promise<KeyDecision> {
     const here = this.coordinator.affinityKeys.local(ref.kind, ref.key);
     if (here) return sameHolder(here, caller) ? SERVE : UNKNOWN_KEY;
-    if (hop) return ref.kind === 'handle' ? SERVE : UNKNOWN_KEY;
+    if (hop) return ref.kind === 'handle' ? this.holdHandle(ref, caller) : UNKNOWN_KEY;
     return this.locateKey(ref, caller, requester);
   }
 
@@ -167,8 +167,18 @@ export class Router {
         return this.forward(where, undefined, () => {}, undefined);
       case 'unknown':
         // A first-seen handle starts here; an unknown task is answered as the spec answers it.
-        return ref.kind === 'handle' ? SERVE : UNKNOWN_KEY;
+        return ref.kind === 'handle' ? this.holdHandle(ref, caller) : UNKNOWN_KEY;
     }
+  }
+
+  /** A handle first used here: held here for its first user before the request goes upstream. */
+  private async holdHandle(ref: KeyRef, caller: Caller): Promise<KeyDecision> {
+    try {
+      await this.learnKey(ref, caller);
+    } catch {
+      // Redis unreachable: the handle still routes here, from this agent's memory.
+    }
+    return SERVE;
   }
 
   /**
