@@ -11,7 +11,13 @@
  *   answer through the surviving agent.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type AgentProcess, type Spawned, spawnAgent, spawnListening, stopAll } from '../../helpers/http-agent-process.js';
+import {
+  type AgentProcess,
+  type Spawned,
+  spawnAgent,
+  spawnListening,
+  stopAll,
+} from '../../helpers/http-agent-process.js';
 import { MODERN_VERSION, TASKS_EXTENSION } from '../../helpers/mcp2026-server.js';
 import { freePort } from '../../helpers/redis-server.js';
 import { inspector, lapseLease, uniqueFleet } from './helpers.js';
