@@ -100,6 +100,11 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
    * (`result-tap.ts`), and a task it creates is recorded (`learn`) before the client can see it.
    */
   results: { readonly tap: ResultTap; learn(task: TaskCreated): Promise<void> } | undefined;
+  /**
+   * A modern request's stray `Mcp-Session-Id`: ignored (the spec says so) and not passed on, so
+   * it cannot reach a session the agent did not admit this caller to.
+   */
+  dropSessionId = false;
   /** Writes held back until a task was recorded, in order. */
   private held: Promise<void> | undefined;
   private controller: Dispatcher.DispatchController | undefined;
@@ -206,6 +211,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
         upstreamHost: host.settings.upstreamHost,
         requestId: this.requestId,
         ...(this.upstreamExtra ? { extra: this.upstreamExtra } : {}),
+        ...(this.dropSessionId ? { drop: 'mcp-session-id' } : {}),
       });
       host.pool.dispatch({ path: req.url ?? '/', method: req.method ?? 'GET', headers, body }, this);
     } catch (error) {
@@ -248,6 +254,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
         upstreamHost: target.host,
         requestId: this.requestId,
         extra: target.headers,
+        ...(this.dropSessionId ? { drop: 'mcp-session-id' } : {}),
       });
       target.pool.dispatch({ path: req.url ?? '/', method: req.method ?? 'GET', headers, body }, handler);
     } catch (error) {

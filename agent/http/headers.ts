@@ -57,6 +57,8 @@ export interface ForwardedHeaderOptions {
   requestId: string;
   /** Extra `name, value` pairs (the WebSocket handshake's `connection`/`upgrade`). */
   extra?: readonly string[];
+  /** A request header not to pass on (lower case): a stray `mcp-session-id` on an MCP 2026 request. */
+  drop?: string | undefined;
 }
 
 /**
@@ -70,7 +72,7 @@ export function forwardedRequestHeaders(req: IncomingMessage, options: Forwarded
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || dropped?.has(lower)) continue;
+    if (HOP_BY_HOP.has(lower) || dropped?.has(lower) || lower === options.drop) continue;
     out.push(name, raw[i + 1]!);
   }
   const headers = req.headers;

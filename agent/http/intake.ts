@@ -73,7 +73,11 @@ export class Intake {
   classify(req: IncomingMessage, target: { path: string; query: string }, upgrade: boolean): Route {
     return classify(
       { method: req.method ?? 'GET', path: target.path, query: target.query, headers: req.headers, upgrade },
-      { affinity: this.host.settings.affinity, statelessUpstream: this.host.statelessUpstream },
+      {
+        affinity: this.host.settings.affinity,
+        statelessUpstream: this.host.statelessUpstream,
+        handleHeader: this.host.settings.handleHeader,
+      },
     );
   }
 

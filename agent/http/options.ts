@@ -53,6 +53,8 @@ export interface HttpFrontSettings extends Required<HttpFrontOptions> {
   /** Lower-cased header naming the principal's tenant, set by the same proxy. */
   readonly tenantHeader: string | undefined;
   readonly cookieMaxAgeSeconds: number;
+  /** Lower-cased `Mcp-Param-*` header whose value is an affinity key (the policy's `handleHeader`). */
+  readonly handleHeader: string | undefined;
 }
 
 export function normalizeHttpFrontOptions(
@@ -85,6 +87,7 @@ export function normalizeHttpFrontOptions(
     principalHeader: config.principalHeader?.toLowerCase(),
     tenantHeader: config.tenantHeader?.toLowerCase(),
     cookieMaxAgeSeconds: policy.sessionLifetimeSeconds,
+    handleHeader: policy.handleHeader?.toLowerCase(),
   };
   for (const key of ['initializePeekBytes', 'endpointScanBytes', 'upstreamHeadersTimeoutMs'] as const) {
     if (!(settings[key] > 0)) throw new Error(`HTTP front option ${key} (${settings[key]}) must be above 0`);

@@ -86,6 +86,9 @@ export class RequestPath {
     if (caller instanceof AgentError) return void exchange.reject(caller);
     exchange.path = target.path;
     const route = intake.classify(req, target, false);
+    if ((route.kind === 'keyed' || route.kind === 'stateless') && req.headers['mcp-session-id'] !== undefined) {
+      exchange.dropSessionId = isModernRequest(req.headers);
+    }
     switch (route.kind) {
       case 'session':
         return this.carryOut(exchange, route, caller, router.decide(route, caller, hop, exchange), bodyOf(req));

@@ -57,9 +57,7 @@ export interface RouterOptions {
     readonly expiredSessionStatus: number;
     readonly sharedSessionState: boolean;
     /** The longest an affinity key's owner is remembered (a task's `ttlMs`, null included, is capped to it). */
-    readonly keyTtlCapMs?: number;
-    /** How long a handle's owner is remembered after its first use. */
-    readonly handleTtlMs?: number;
+    readonly taskOwnerTtlCapSeconds?: number | undefined;
   };
   /** The front's mark form on the wire: `http-forward` (HTTP) or `copilot-hop` (Copilot). */
   readonly purpose: MarkPurpose;
@@ -75,8 +73,8 @@ const LOCK_ENDED: WriteLock = Object.freeze({ kind: 'ended' });
 const UNKNOWN_KEY: KeyDecision = Object.freeze({ kind: 'unknown-key' });
 /** A task's owner is remembered at most a day unless the policy says otherwise. */
 export const DEFAULT_KEY_TTL_CAP_MS = 86_400_000;
-/** A handle's owner is remembered for an hour after its first use unless the policy says otherwise. */
-export const DEFAULT_HANDLE_TTL_MS = 3_600_000;
+/** A handle's owner is remembered for an hour after its first use (at most the policy's cap). */
+export const HANDLE_TTL_MS = 3_600_000;
 /** Minted ids without a fleet key: 144 random bits, base64url (24 characters). */
 const MINTED_ID_BYTES = 18;
 
@@ -100,8 +98,9 @@ export class Router {
     this.sharedState = options.policy.sharedSessionState;
     this.purpose = options.purpose;
     this.draining = options.draining;
-    this.keyTtlCapMs = options.policy.keyTtlCapMs ?? DEFAULT_KEY_TTL_CAP_MS;
-    this.handleTtlMs = Math.min(options.policy.handleTtlMs ?? DEFAULT_HANDLE_TTL_MS, this.keyTtlCapMs);
+    const cap = options.policy.taskOwnerTtlCapSeconds;
+    this.keyTtlCapMs = cap === undefined ? DEFAULT_KEY_TTL_CAP_MS : cap * 1000;
+    this.handleTtlMs = Math.min(HANDLE_TTL_MS, this.keyTtlCapMs);
   }
 
   /**

@@ -39,8 +39,8 @@ export interface Mcp2026Server {
   readonly name: string;
   /** Task ids this instance holds. */
   readonly tasks: ReadonlyMap<string, unknown>;
-  /** Every request that reached this server: its `Mcp-Method` header and body method. */
-  readonly seen: Array<{ method: string | undefined; name: string | undefined }>;
+  /** Every request that reached this server: its `Mcp-Method`, `Mcp-Name` and `Mcp-Session-Id` headers. */
+  readonly seen: Array<{ method: string | undefined; name: string | undefined; sessionId: string | undefined }>;
   close(): Promise<void>;
 }
 
@@ -162,7 +162,7 @@ export async function startMcp2026Server(options: Mcp2026Options = {}): Promise<
         const v = req.headers[n];
         return typeof v === 'string' ? v : undefined;
       };
-      seen.push({ method: header('mcp-method'), name: header('mcp-name') });
+      seen.push({ method: header('mcp-method'), name: header('mcp-name'), sessionId: header('mcp-session-id') });
       const message = body ? parse(body) : undefined;
       // Only a well-formed modern request is answered here; the SDK does the negotiation for the rest.
       if (message && header('mcp-protocol-version') === MODERN_VERSION) {

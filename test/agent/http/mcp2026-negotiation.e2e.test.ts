@@ -77,6 +77,8 @@ describe('version negotiation is the server’s', () => {
     const { direct, agent: through } = await both(headers, MODERN_VERSION);
     expect(direct.status).toBe(200);
     expect(through).toEqual(direct);
+    // Ignored, and not passed on: it cannot reach a session the agent never admitted this caller to.
+    expect(server.seen.at(-1)).toEqual({ method: 'tools/list', name: undefined, sessionId: undefined });
   });
 });
 

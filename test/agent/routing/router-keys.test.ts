@@ -22,7 +22,7 @@ afterEach(() => {
   for (const close of closers.splice(0)) close();
 });
 
-function single(policy: { keyTtlCapMs?: number } = {}) {
+function single(policy: { taskOwnerTtlCapSeconds?: number } = {}) {
   const context = testContext({ instanceId: 'solo', policy: { affinity: { type: 'mcp-streamable-http' } } });
   closers.push(() => context.close());
   const coordinator = new LocalCoordinator(context);
@@ -71,7 +71,7 @@ describe('affinity keys in the routing core (single instance)', () => {
     now += 1;
     expect(keys.local('task', 'short')).toBeUndefined();
 
-    const { router, coordinator } = single({ keyTtlCapMs: 1_000 });
+    const { router, coordinator } = single({ taskOwnerTtlCapSeconds: 1 });
     await router.learnKey(task('capped'), alice, 86_400_000);
     await router.learnKey(task('unlimited'), alice, null);
     const [capped, unlimited] = coordinator.affinityKeys.list();
