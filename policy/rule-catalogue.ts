@@ -86,6 +86,9 @@ export const UNSET_MEANS: Readonly<Record<string, string>> = {
   sessionsPerTenant: 'no limit',
   instanceVcpu: 'unknown: the constructs fill it in from the container resources',
   collaborative: 'off: every session has one writer',
+  taskOwnerTtlCapSeconds: '86400 (one day)',
+  handleHeader: 'no handle affinity',
+  mcpMetricNameLimit: '20',
 };
 
 /** The rules that name `field` (a dotted path), in catalogue order. */

@@ -296,7 +296,7 @@ export const policyInputSchema = z
       taskOwnerTtlCapSeconds: wholeNumber(LIMITS.taskOwnerTtlCapSeconds.min, LIMITS.taskOwnerTtlCapSeconds.max)
         .optional()
         .describe(
-          'MCP 2026: the longest the fleet remembers which instance holds a task (its ttlMs, or an unlimited one, is capped to it) or a handle; past it the task is answered as unknown. Unset: 86400.',
+          'MCP 2026: the longest the fleet remembers which instance holds a task (its ttlMs, or an unlimited one, is capped to it) or a handle; past it the task is answered as unknown.',
         ),
       handleHeader: z
         .string({ error: typeRule('a string') })
@@ -306,12 +306,12 @@ export const policyInputSchema = z
         })
         .optional()
         .describe(
-          'MCP 2026: an Mcp-Param-* header whose value is an affinity key (a server-minted handle): requests carrying it go to the instance that first served it, for the principal that first used it. Unset: no handle affinity.',
+          'MCP 2026: an Mcp-Param-* header whose value is an affinity key (a server-minted handle): requests carrying it go to the instance that first served it, for the principal that first used it.',
         ),
       mcpMetricNameLimit: wholeNumber(LIMITS.mcpMetricNameLimit.min, LIMITS.mcpMetricNameLimit.max)
         .optional()
         .describe(
-          'MCP 2026 metrics: how many distinct Mcp-Name values (tool, prompt, resource names) get a label of their own, the first ones seen; later ones are counted as "other". Task ids are never labels. Unset: 20.',
+          'MCP 2026 metrics: how many distinct Mcp-Name values (tool, prompt, resource names) get a label of their own, the first ones seen; later ones are counted as "other". Task ids are never labels.',
         ),
     },
     { error: typeRule('a JSON object') },
