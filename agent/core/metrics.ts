@@ -4,7 +4,13 @@
  * the Kubernetes construct's HPA scales on `sessionfleet_session_utilization`.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import { PLACEMENT_DEMAND_METRIC, SESSION_UTILIZATION_METRIC } from '../../policy/agent-interface.js';
+import {
+  AFFINITY_KEY_DECISIONS_METRIC,
+  MCP_REQUEST_DURATION_METRIC,
+  MCP_REQUESTS_METRIC,
+  PLACEMENT_DEMAND_METRIC,
+  SESSION_UTILIZATION_METRIC,
+} from '../../policy/agent-interface.js';
 
 export interface AgentMetrics {
   readonly registry: Registry;
@@ -18,6 +24,9 @@ export interface AgentMetrics {
   readonly upstreamUp: Gauge;
   readonly draining: Gauge;
   readonly placementDemand: Gauge;
+  readonly mcpRequests: Counter<'method' | 'name' | 'result'>;
+  readonly mcpRequestDuration: Histogram<'method' | 'name'>;
+  readonly affinityKeyDecisions: Counter<'kind' | 'decision'>;
 }
 
 export function createMetrics(options: { instanceId: string; defaultMetrics?: boolean }): AgentMetrics {
@@ -76,6 +85,25 @@ export function createMetrics(options: { instanceId: string; defaultMetrics?: bo
     placementDemand: new Gauge({
       name: PLACEMENT_DEMAND_METRIC,
       help: 'New sessions waiting for capacity anywhere in the fleet (the autoscaler reads it).',
+      registers,
+    }),
+    mcpRequests: new Counter({
+      name: MCP_REQUESTS_METRIC,
+      help: 'MCP 2026 requests by Mcp-Method, Mcp-Name (the first mcpMetricNameLimit names, then "other"; never a task id) and result type.',
+      labelNames: ['method', 'name', 'result'] as const,
+      registers,
+    }),
+    mcpRequestDuration: new Histogram({
+      name: MCP_REQUEST_DURATION_METRIC,
+      help: 'Time from an MCP 2026 request to the end of its response, by Mcp-Method and bounded Mcp-Name.',
+      labelNames: ['method', 'name'] as const,
+      buckets: [0.005, 0.025, 0.1, 0.5, 1, 5, 30],
+      registers,
+    }),
+    affinityKeyDecisions: new Counter({
+      name: AFFINITY_KEY_DECISIONS_METRIC,
+      help: 'Requests naming a task or handle, by where the routing core sent them: local, forwarded, unknown, refused.',
+      labelNames: ['kind', 'decision'] as const,
       registers,
     }),
   };

@@ -26,6 +26,7 @@ import { Admission, type Reservation } from './admission.js';
 import type { Exchange, Outcome } from './exchange.js';
 import { PeerPools } from './fleet.js';
 import { Intake } from './intake.js';
+import { McpMetricLabels } from './mcp-metrics.js';
 import { type HttpFrontOptions, type HttpFrontSettings, normalizeHttpFrontOptions } from './options.js';
 import { RequestPath, type RequestPathHost } from './requests.js';
 import { OpenStreams } from './streams.js';
@@ -71,6 +72,7 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
   private readonly tunnels = new Set<WebSocketTunnel>();
   private readonly pendingDeletes = new Map<string, Promise<void>>();
   private readonly durations: Record<Outcome, Histogram.Internal<'front' | 'outcome'>>;
+  private readonly mcpLabels: McpMetricLabels;
   private active = 0;
   private drainWaiters: Array<() => void> = [];
   private stateless = false;
@@ -118,6 +120,7 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
       'upstream-error': histogram.labels('http', 'upstream-error'),
       aborted: histogram.labels('http', 'aborted'),
     };
+    this.mcpLabels = new McpMetricLabels(context.policy.mcpMetricNameLimit);
     this.server = createServer({ noDelay: true }, new RequestPath(this).onRequest);
     this.server.keepAliveTimeout = this.settings.clientKeepAliveTimeoutMs;
     this.server.on('upgrade', new UpgradePath(this).onUpgrade);
@@ -241,8 +244,21 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
     void deleteUpstreamSession(this.pool, this.settings, { id, path, protocolVersion: undefined }).catch(() => {});
   }
 
+  /** A request naming a task or handle went where the routing core said. */
+  keyDecided(kind: 'task' | 'handle', decision: 'local' | 'forwarded' | 'unknown' | 'refused'): void {
+    this.context.metrics.affinityKeyDecisions.inc({ kind, decision });
+  }
+
   finished(exchange: Exchange, outcome: Outcome, seconds: number): void {
     this.durations[outcome].observe(seconds);
+    const labels = this.mcpLabels.of(exchange.req.headers);
+    if (labels) {
+      const { metrics } = this.context;
+      const read = exchange.results?.tap.types[0];
+      const result = read ?? (outcome !== 'ok' || exchange.status >= 400 ? 'error' : 'none');
+      metrics.mcpRequests.inc({ method: labels.method, name: labels.name, result });
+      metrics.mcpRequestDuration.observe(labels, seconds);
+    }
     if (this.debug) {
       const url = exchange.req.url ?? '';
       this.logger.debug(

@@ -39,6 +39,7 @@ type Body = Readable | Buffer | null;
 type KeyedRoute = Extract<Route, { kind: 'keyed' }>;
 /** The largest modern JSON response read for its result (a task result is a few hundred bytes). */
 const RESULT_TAP_BYTES = 64 * 1024;
+const KEY_DECISION = { serve: 'local', forward: 'forwarded', 'unknown-key': 'unknown', refuse: 'refused' } as const;
 const STATELESS = Object.freeze({ kind: 'stateless' }) as Extract<Route, { kind: 'stateless' }>;
 
 /** What the request path needs from the front. */
@@ -54,6 +55,8 @@ export interface RequestPathHost extends ExchangeHost {
   /** The pool to another agent (by its advertised URL). */
   peer(advertise: string): { pool: Pool; host: string };
   requestStarted(): void;
+  /** A request naming a task or handle went where the routing core said (metrics). */
+  keyDecided(kind: 'task' | 'handle', decision: 'local' | 'forwarded' | 'unknown' | 'refused'): void;
   internalError(
     target: { requestId: string; ticket: Exchange['ticket']; reject(error: AgentError): void },
     error: unknown,
@@ -122,6 +125,7 @@ export class RequestPath {
   ): Promise<void> | undefined {
     if (decision instanceof Promise) return decision.then((d) => this.carryOutKey(exchange, route, caller, d));
     const { req } = exchange;
+    if (decision.kind !== 'left') this.host.keyDecided(route.ref.kind, KEY_DECISION[decision.kind]);
     switch (decision.kind) {
       case 'serve':
         this.readResults(exchange, caller);

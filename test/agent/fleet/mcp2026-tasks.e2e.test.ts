@@ -115,6 +115,30 @@ describe('MCP 2026 tasks in a two-agent fleet', () => {
     expect(found).toHaveLength(6);
     const cancelled = await tasks('b', 'alice', 'tasks/cancel', taskId);
     expect(cancelled).toEqual({ status: 200, body: { jsonrpc: '2.0', result: { resultType: 'complete' } } });
+
+    // What the metrics say: b forwarded the 7 calls, a served them and created the task.
+    const metric = async (agent: Id, line: string) => {
+      const text = await (await fetch(`${agents[agent].adminUrl}/metrics`)).text();
+      return Number(
+        text
+          .split('\n')
+          .find((l) => l.startsWith(line))
+          ?.split(' ')
+          .at(-1) ?? 0,
+      );
+    };
+    expect(
+      await metric('b', 'sessionfleet_affinity_key_decisions_total{kind="task",decision="forwarded"'),
+    ).toBeGreaterThanOrEqual(7);
+    expect(
+      await metric('a', 'sessionfleet_affinity_key_decisions_total{kind="task",decision="local"'),
+    ).toBeGreaterThanOrEqual(7);
+    expect(
+      await metric('a', 'sessionfleet_mcp_requests_total{method="tools/call",name="start_task",result="task"'),
+    ).toBeGreaterThanOrEqual(1);
+    expect(
+      await metric('a', 'sessionfleet_mcp_requests_total{method="tasks/get",name="",result="complete"'),
+    ).toBeGreaterThanOrEqual(6);
   });
 
   it("answers bob's calls on alice's task exactly as for a task that never existed, through either agent", async () => {
