@@ -43,6 +43,7 @@ async function call(
   method: string,
   params: Record<string, unknown>,
   name: string,
+  extra: Record<string, string> = {},
 ): Promise<{ status: number; body: Record<string, unknown> }> {
   const id = nextId++;
   const response = await fetch(`${agents[agent].url}/mcp`, {
@@ -54,6 +55,7 @@ async function call(
       'mcp-method': method,
       'mcp-name': name,
       'x-user': user,
+      ...extra,
     },
     body: JSON.stringify({ jsonrpc: '2.0', id, method, params: { ...params, _meta: META } }),
   });
@@ -82,7 +84,7 @@ beforeAll(async () => {
     servers[id] = await spawnListening('test/helpers/mcp2026-server.ts', [`server-${id}`, '60000']);
     const port = await freePort();
     agents[id] = await spawnAgent({
-      policy: { affinity: { type: 'mcp-streamable-http' }, maxInstances: 2 },
+      policy: { affinity: { type: 'mcp-streamable-http' }, maxInstances: 2, handleHeader: 'Mcp-Param-Workspace' },
       upstream: servers[id].url,
       args: [
         ['--listen', `127.0.0.1:${port}`],
@@ -153,6 +155,19 @@ describe('MCP 2026 tasks in a two-agent fleet', () => {
     // Alice still has it: bob's cancel did not reach it.
     const { body } = await tasks('b', 'alice', 'tasks/get', taskId);
     expect((body.result as { status: string }).status).not.toBe('cancelled');
+  });
+
+  it('routes a handle the policy names to the instance that first served it, for its first user only', async () => {
+    const whoami = (agent: Id, user: string) =>
+      call(agent, user, 'tools/call', { name: 'whoami', arguments: {} }, 'whoami', {
+        'mcp-param-workspace': 'ws-42',
+      });
+    const served = async (agent: Id, user: string) =>
+      ((await whoami(agent, user)).body.result as { content: Array<{ text: string }> }).content[0]!.text;
+    expect(await served('a', 'alice')).toBe('server-a');
+    for (let i = 0; i < 4; i++) expect(await served('b', 'alice')).toBe('server-a');
+    const refused = await whoami('b', 'bob');
+    expect(refused.body.error).toEqual({ code: -32602, message: 'Invalid params: unknown handle' });
   });
 
   it('answers the unknown-task answer once the owner is gone', async () => {
