@@ -31,11 +31,24 @@ export type KeyLocation =
   /** Never recorded, expired, or its owner's lease ran out (its state went with it). */
   | { readonly kind: 'unknown' };
 
-/** A live key of this instance, for the inventory. */
+/** A live key, for the inventory. */
 export interface LiveKey extends KeyHolder {
   readonly kind: KeyKind;
   readonly key: string;
+  /** ms since the epoch. */
   readonly expiresAt: number;
+}
+
+/** A live key of the fleet, with the instance that holds it. */
+export interface FleetKey extends LiveKey {
+  readonly owner: string;
+}
+
+export interface KeyFilter {
+  readonly principal?: string;
+  readonly tenant?: string;
+  /** @default 1000 */
+  readonly limit?: number;
 }
 
 export interface AffinityKeyStore {
@@ -47,6 +60,15 @@ export interface AffinityKeyStore {
   locate(kind: KeyKind, key: string): Promise<KeyLocation>;
   /** This instance's live keys. */
   list(): LiveKey[];
+  /** The fleet's live keys (this instance's without Redis), filtered, at most `limit`. */
+  listFleet(filter?: KeyFilter): Promise<{ keys: FleetKey[]; truncated: boolean }>;
+}
+
+function matches(key: KeyHolder, filter: KeyFilter): boolean {
+  return (
+    (filter.principal === undefined || key.principal === filter.principal) &&
+    (filter.tenant === undefined || key.tenant === filter.tenant)
+  );
 }
 
 /** Keys remembered in memory at most (oldest dropped first): bounds the agent's memory. */
@@ -63,7 +85,10 @@ declare module 'ioredis' {
 export class LocalAffinityKeys implements AffinityKeyStore {
   private readonly held = new Map<string, LiveKey>();
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly now: () => number = Date.now,
+    protected readonly owner = '',
+  ) {}
 
   local(kind: KeyKind, key: string): KeyHolder | undefined {
     const id = `${kind}\n${key}`;
@@ -105,6 +130,14 @@ export class LocalAffinityKeys implements AffinityKeyStore {
     const now = this.now();
     return [...this.held.values()].filter((k) => k.expiresAt > now);
   }
+
+  async listFleet(filter: KeyFilter = {}): Promise<{ keys: FleetKey[]; truncated: boolean }> {
+    const limit = filter.limit ?? 1000;
+    const all = this.list()
+      .filter((k) => matches(k, filter))
+      .map((k) => ({ ...k, owner: this.owner }));
+    return { keys: all.slice(0, limit), truncated: all.length > limit };
+  }
 }
 
 /** The fleet's keys in Redis, this instance's own also in memory. */
@@ -114,9 +147,9 @@ export class RedisAffinityKeys extends LocalAffinityKeys {
     private readonly keys: FleetKeys,
     private readonly instanceId: string,
   ) {
-    super();
+    super(Date.now, instanceId);
     if (typeof (redis as Partial<Redis>).sfKeyRecord !== 'function') {
-      redis.defineCommand('sfKeyRecord', { numberOfKeys: 1, lua: KEY_RECORD });
+      redis.defineCommand('sfKeyRecord', { numberOfKeys: 2, lua: KEY_RECORD });
       redis.defineCommand('sfKeyLocate', { numberOfKeys: 3, lua: KEY_LOCATE });
     }
   }
@@ -125,14 +158,47 @@ export class RedisAffinityKeys extends LocalAffinityKeys {
     return `${this.keys.prefix}${kind}:${key}`;
   }
 
+  private get index(): string {
+    return `${this.keys.prefix}index:keys`;
+  }
+
+  override async listFleet(filter: KeyFilter = {}): Promise<{ keys: FleetKey[]; truncated: boolean }> {
+    const limit = filter.limit ?? 1000;
+    // Live members by expiry; the hashes say who holds and created each (a filter reads them all).
+    const members = await this.redis.zrangebyscore(this.index, Date.now(), '+inf', 'WITHSCORES');
+    const pipeline = this.redis.pipeline();
+    const found: Array<{ kind: KeyKind; key: string; expiresAt: number }> = [];
+    for (let i = 0; i < members.length; i += 2) {
+      const [kind, ...rest] = members[i]!.split('\n');
+      if (kind !== 'task' && kind !== 'handle') continue;
+      const key = rest.join('\n');
+      found.push({ kind, key, expiresAt: Number(members[i + 1]) });
+      pipeline.hmget(this.keyOf(kind, key), 'owner', 'principal', 'tenant');
+    }
+    const replies = found.length > 0 ? ((await pipeline.exec()) ?? []) : [];
+    const keys: FleetKey[] = [];
+    let truncated = false;
+    found.forEach((k, i) => {
+      const [owner, principal, tenant] = (replies[i]?.[1] ?? []) as Array<string | null>;
+      if (!owner) return;
+      const entry = { ...k, owner, principal: principal || undefined, tenant: tenant || undefined };
+      if (!matches(entry, filter)) return;
+      if (keys.length >= limit) truncated = true;
+      else keys.push(entry);
+    });
+    return { keys, truncated };
+  }
+
   override async record(kind: KeyKind, key: string, holder: KeyHolder, ttlMs: number): Promise<void> {
     this.remember(kind, key, holder, ttlMs);
     await this.redis.sfKeyRecord(
       this.keyOf(kind, key),
+      this.index,
       this.instanceId,
       holder.principal ?? '',
       holder.tenant ?? '',
       Math.max(1, Math.round(ttlMs)),
+      `${kind}\n${key}`,
     );
   }
 

@@ -22,8 +22,10 @@ import type {
   Coordinator,
   FleetContext,
   FleetInstanceSummary,
+  FleetKey,
   FleetSessionInfo,
   HopRoute,
+  KeyFilter,
   NewSession,
   OpenOptions,
   Placement,
@@ -47,7 +49,7 @@ export class LocalCoordinator implements Coordinator {
   readonly lock: MemoryLock;
   readonly fence = new FenceGate();
   readonly hints = undefined;
-  readonly affinityKeys = new LocalAffinityKeys();
+  readonly affinityKeys: LocalAffinityKeys;
   private readonly tenants = new Map<string, string>();
   /** Placements not yet opened or cancelled, by reservation id: they hold quota places. */
   private readonly reservations = new Map<string, QuotaHolder & { expiresAt: number }>();
@@ -62,6 +64,7 @@ export class LocalCoordinator implements Coordinator {
     private readonly options: LocalCoordinatorOptions = {},
   ) {
     this.instanceId = context.config.instanceId;
+    this.affinityKeys = new LocalAffinityKeys(Date.now, this.instanceId);
     const collaborative = context.policy.collaborative;
     this.lock = new MemoryLock({
       ttlMs: (collaborative?.lockTtlSeconds ?? 30) * 1000,

@@ -20,7 +20,15 @@ import type { OwnerHints } from './owner-hint.js';
 import type { EndedReason, SessionRecord } from './registry.js';
 
 // The fleet's types a front or the routing core names, here so that they import this file only.
-export type { AffinityKeyStore, KeyHolder, KeyKind, KeyLocation, LiveKey } from './affinity-keys.js';
+export type {
+  AffinityKeyStore,
+  FleetKey,
+  KeyFilter,
+  KeyHolder,
+  KeyKind,
+  KeyLocation,
+  LiveKey,
+} from './affinity-keys.js';
 export type { FenceGate, LockLease, SessionLock } from './lock.js';
 export type { OwnerHints } from './owner-hint.js';
 export type { EndedReason } from './registry.js';
@@ -178,6 +186,8 @@ export interface FleetAdmin {
   inspect(sessionId: string): Promise<FleetSessionInfo | undefined>;
   terminate(sessionId: string): Promise<TerminateResult>;
   listInstances(): Promise<FleetInstanceSummary[]>;
+  /** MCP 2026 tasks and handles (the inventory lists the fleet's live ones). */
+  readonly affinityKeys?: AffinityKeyStore;
 }
 
 export interface Coordinator extends FleetAdmin {

@@ -5,20 +5,25 @@
  */
 
 /**
- * Records a key as held by this instance. KEYS: the key's hash. ARGV: owner, principal ('' for
- * none), tenant ('' for none), TTL ms. A key another live owner already holds is not taken over:
- * the first recording wins (a server mints its task ids, so two owners mean a collision).
- * Returns the owner recorded.
+ * Records a key as held by this instance. KEYS: the key's hash, the index of live keys (ZSET
+ * '<kind>\n<key>' -> expiry ms). ARGV: owner, principal ('' for none), tenant ('' for none), TTL
+ * ms, index member. A key another owner already holds is not taken over: the first recording wins
+ * (a server mints its task ids, so two owners mean a collision). Returns the owner recorded.
  */
 export const KEY_RECORD = `
-local key = KEYS[1]
-local owner, principal, tenant, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
--- 1. Held already (by us: a repeated answer; by another: keep the first), refresh nothing.
+local key, index = KEYS[1], KEYS[2]
+local owner, principal, tenant, ttl, member = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- 1. The index forgets keys whose TTL ran out (their hashes expired by themselves).
+redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
+-- 2. Held already (by us: a repeated answer; by another: keep the first), refresh nothing.
 local held = redis.call('HGET', key, 'owner')
 if held and held ~= owner then return held end
--- 2. Record it with its TTL in one step, so a key never lives without one.
+-- 3. Record it with its TTL in one step, so a key never lives without one; index it until then.
 redis.call('HSET', key, 'owner', owner, 'principal', principal, 'tenant', tenant)
 redis.call('PEXPIRE', key, ttl)
+redis.call('ZADD', index, now + ttl, member)
 return owner
 `;
 

@@ -23,6 +23,7 @@ import { freePort } from '../../helpers/redis-server.js';
 import { inspector, lapseLease, uniqueFleet } from './helpers.js';
 
 const IDS = ['a', 'b'] as const;
+const ADMIN_TOKEN = 'admin-token-mcp2026-tasks-19c4';
 type Id = (typeof IDS)[number];
 const fleet = uniqueFleet();
 const agents = {} as Record<Id, AgentProcess>;
@@ -93,6 +94,7 @@ beforeAll(async () => {
         ['--redis', inject('redisUrl')],
         ['--fleet', fleet],
         ['--principal-header', 'x-user'],
+        ['--admin-token', ADMIN_TOKEN],
       ].flat(),
     });
   }
@@ -152,6 +154,18 @@ describe('MCP 2026 tasks in a two-agent fleet', () => {
         expect(await tasks(agent, 'bob', method, taskId)).toEqual(never);
       }
     }
+    // The inventory, asked of either agent, lists it under alice, held by a; bob has none.
+    const inventory = async (agent: Id, principal: string) => {
+      const response = await fetch(`${agents[agent].adminUrl}/admin/fleet/tasks?principal=${principal}`, {
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      });
+      expect(response.status).toBe(200);
+      return ((await response.json()) as { tasks: Array<Record<string, unknown>> }).tasks;
+    };
+    expect(await inventory('b', 'alice')).toContainEqual(
+      expect.objectContaining({ kind: 'task', id: taskId, owner: 'a', principal: 'alice', tenant: null }),
+    );
+    expect(await inventory('a', 'bob')).toEqual([]);
     // Alice still has it: bob's cancel did not reach it.
     const { body } = await tasks('b', 'alice', 'tasks/get', taskId);
     expect((body.result as { status: string }).status).not.toBe('cancelled');
