@@ -155,6 +155,8 @@ export class RequestPath {
 
   /** A modern request served here: its results are read as they pass, its tasks learned. */
   private readResults(exchange: Exchange, caller: Caller): void {
+    // A listen stream carries notifications, never a result worth reading.
+    if (exchange.req.headers['mcp-method'] === 'subscriptions/listen') return;
     const router = this.host.router;
     exchange.results = {
       tap: new ResultTap(RESULT_TAP_BYTES),

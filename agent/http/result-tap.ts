@@ -131,9 +131,13 @@ export class ResultTap {
       if (!read) continue;
       this.types.push(read.type);
       task ??= read.task;
+      // The response ends the request's stream: nothing after it is read.
+      this.mode = 'off';
+      this.pending = '';
+      break;
     }
     // An event larger than the cap is not a task result: stop reading this stream.
-    if (this.pending.length > this.capBytes) {
+    if (this.mode === 'sse' && this.pending.length > this.capBytes) {
       this.mode = 'off';
       this.pending = '';
     }

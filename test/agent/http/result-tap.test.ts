@@ -35,6 +35,9 @@ describe('ResultTap', () => {
     expect(first.write?.toString()).toBe(result.slice(0, 30));
     expect(tap.push(Buffer.from(result.slice(30))).task).toEqual({ taskId: 't-1', ttlMs: 5000 });
     expect(tap.types).toEqual(['task']);
+    // Nothing after the response is read (a later chunk passes as it is).
+    expect(tap.push(Buffer.from(result))).toEqual({ write: Buffer.from(result), task: undefined });
+    expect(tap.types).toEqual(['task']);
   });
 
   it('reads result types: complete by default, input_required, error; unlimited ttlMs is null', () => {
