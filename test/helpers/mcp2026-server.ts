@@ -6,6 +6,7 @@
  * `start_task` answers `resultType: "task"`, and `tasks/get|update|cancel` are answered here from
  * this process's memory — a task lives on the instance that created it, as a real server's would.
  *
+ * `start_task` with `{"stream": true}` answers over SSE (a progress event, then the result).
  * Other tools: `whoami` (this instance's name) and `echo`. Everything but the three task methods
  * and a `start_task` call goes to the SDK's handler unchanged.
  *
@@ -73,6 +74,21 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
+}
+
+/**
+ * The answer as an SSE stream, as a server that emits a related message before its result does:
+ * a progress notification, then the result, each event written on its own.
+ */
+function sendSse(res: ServerResponse, id: unknown, answer: Record<string, unknown>): void {
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  const progress = {
+    jsonrpc: '2.0',
+    method: 'notifications/progress',
+    params: { progressToken: String(id), progress: 1 },
+  };
+  res.write(`event: message\ndata: ${JSON.stringify(progress)}\n\n`);
+  setTimeout(() => res.end(`event: message\ndata: ${JSON.stringify(answer)}\n\n`), 20);
 }
 
 function parse(body: Buffer): Record<string, unknown> | undefined {
@@ -177,6 +193,8 @@ export async function startMcp2026Server(options: Mcp2026Options = {}): Promise<
           });
         }
         const answer = tasksAnswer(message);
+        const args = (params.arguments ?? {}) as { stream?: unknown };
+        if (answer && method === 'tools/call' && args.stream === true) return sendSse(res, message.id, answer);
         if (answer) return sendJson(res, 200, answer);
       }
       const headers = new Headers();

@@ -145,6 +145,38 @@ describe('MCP 2026 tasks in a two-agent fleet', () => {
     ).toBeGreaterThanOrEqual(6);
   });
 
+  it('learns a task answered over SSE before the client can read it, and polls it through agent b', async () => {
+    const response = await fetch(`${agents.a.url}/mcp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': MODERN_VERSION,
+        'mcp-method': 'tools/call',
+        'mcp-name': 'start_task',
+        'x-user': 'alice',
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 'sse-1',
+        method: 'tools/call',
+        params: { name: 'start_task', arguments: { stream: true }, _meta: META },
+      }),
+    });
+    expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const text = await response.text();
+    const result = text
+      .split('\n')
+      .filter((l) => l.startsWith('data: '))
+      .map((l) => JSON.parse(l.slice(6)) as { id?: unknown; result?: { taskId: string } })
+      .find((m) => m.id === 'sse-1');
+    const taskId = result!.result!.taskId;
+    for (let i = 0; i < 3; i++) {
+      const { body } = await tasks('b', 'alice', 'tasks/get', taskId);
+      expect((body.result as { taskId: string }).taskId).toBe(taskId);
+    }
+  });
+
   it("answers bob's calls on alice's task exactly as for a task that never existed, through either agent", async () => {
     const taskId = await startTask('a', 'alice');
     const never = await tasks('b', 'bob', 'tasks/get', 'no-such-task-7f3a');
