@@ -31,7 +31,7 @@ import { type HttpFrontOptions, type HttpFrontSettings, normalizeHttpFrontOption
 import { RequestPath, type RequestPathHost } from './requests.js';
 import { OpenStreams } from './streams.js';
 import { UpgradePath, type UpgradePathHost } from './upgrades.js';
-import { createUpstreamPool, deleteUpstreamSession } from './upstream.js';
+import { cancelUpstreamTask, createUpstreamPool, deleteUpstreamSession } from './upstream.js';
 import type { WebSocketTunnel } from './websocket.js';
 
 /** Session ends after which the MCP server still holds the session's state: the agent deletes it there. */
@@ -73,6 +73,8 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
   private readonly pendingDeletes = new Map<string, Promise<void>>();
   private readonly durations: Record<Outcome, Histogram.Internal<'front' | 'outcome'>>;
   private readonly mcpLabels: McpMetricLabels;
+  /** The MCP path each live task was created at (bounded; the kill switch cancels it there). */
+  private readonly taskPaths = new Map<string, string>();
   private active = 0;
   private drainWaiters: Array<() => void> = [];
   private stateless = false;
@@ -242,6 +244,35 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
 
   orphaned(id: string, path: string): void {
     void deleteUpstreamSession(this.pool, this.settings, { id, path, protocolVersion: undefined }).catch(() => {});
+  }
+
+  taskCreated(taskId: string, path: string): void {
+    if (this.taskPaths.size >= 10_000) this.taskPaths.delete(this.taskPaths.keys().next().value!);
+    this.taskPaths.set(taskId, path);
+  }
+
+  async cancelTasks(filter: {
+    principal: string;
+    tenant?: string;
+  }): Promise<{ cancelled: string[]; failed: string[] }> {
+    const owned = this.router.coordinator.affinityKeys
+      .list()
+      .filter(
+        (k) =>
+          k.kind === 'task' &&
+          k.principal === filter.principal &&
+          (filter.tenant === undefined || k.tenant === filter.tenant),
+      );
+    const cancelled: string[] = [];
+    const failed: string[] = [];
+    await Promise.all(
+      owned.map(async ({ key }) => {
+        const path = this.taskPaths.get(key) ?? '/mcp';
+        const ok = await cancelUpstreamTask(this.pool, this.settings, { id: key, path }).catch(() => false);
+        (ok ? cancelled : failed).push(key);
+      }),
+    );
+    return { cancelled, failed };
   }
 
   /** A request naming a task or handle went where the routing core said. */

@@ -55,6 +55,8 @@ export interface RequestPathHost extends ExchangeHost {
   /** The pool to another agent (by its advertised URL). */
   peer(advertise: string): { pool: Pool; host: string };
   requestStarted(): void;
+  /** A task was created upstream at `path` (the kill switch cancels it there). */
+  taskCreated(taskId: string, path: string): void;
   /** A request naming a task or handle went where the routing core said (metrics). */
   keyDecided(kind: 'task' | 'handle', decision: 'local' | 'forwarded' | 'unknown' | 'refused'): void;
   internalError(
@@ -160,7 +162,10 @@ export class RequestPath {
     const router = this.host.router;
     exchange.results = {
       tap: new ResultTap(RESULT_TAP_BYTES),
-      learn: (task) => router.learnKey({ kind: 'task', key: task.taskId }, caller, task.ttlMs),
+      learn: (task) => {
+        this.host.taskCreated(task.taskId, exchange.path);
+        return router.learnKey({ kind: 'task', key: task.taskId }, caller, task.ttlMs);
+      },
     };
   }
 

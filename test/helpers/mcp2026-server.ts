@@ -151,13 +151,16 @@ export async function startMcp2026Server(options: Mcp2026Options = {}): Promise<
         pollIntervalMs: 100,
       };
       tasks.set(task.taskId, task);
-      // Completes shortly after, as a long computation would.
-      setTimeout(() => {
-        if (task.status !== 'working') return;
-        task.status = 'completed';
-        task.lastUpdatedAt = now();
-        task.result = { content: [{ type: 'text', text: `done on ${name}` }], isError: false };
-      }, 300).unref();
+      // Completes shortly after, as a long computation would; `{"hold": true}` keeps it working
+      // until cancelled (tests of cancellation must not race its completion).
+      const hold = (params.arguments as { hold?: unknown } | undefined)?.hold === true;
+      if (!hold)
+        setTimeout(() => {
+          if (task.status !== 'working') return;
+          task.status = 'completed';
+          task.lastUpdatedAt = now();
+          task.result = { content: [{ type: 'text', text: `done on ${name}` }], isError: false };
+        }, 300).unref();
       return { jsonrpc: '2.0', id, result: { resultType: 'task', ...view(task) } };
     }
     if (method !== 'tasks/get' && method !== 'tasks/update' && method !== 'tasks/cancel') return undefined;

@@ -67,8 +67,8 @@ async function call(
   return { status: response.status, body };
 }
 
-async function startTask(agent: Id, user: string): Promise<string> {
-  const { status, body } = await call(agent, user, 'tools/call', { name: 'start_task', arguments: {} }, 'start_task');
+async function startTask(agent: Id, user: string, args: Record<string, unknown> = {}): Promise<string> {
+  const { status, body } = await call(agent, user, 'tools/call', { name: 'start_task', arguments: args }, 'start_task');
   expect(status).toBe(200);
   const result = body.result as { resultType: string; taskId: string };
   expect(result.resultType).toBe('task');
@@ -178,7 +178,7 @@ describe('MCP 2026 tasks in a two-agent fleet', () => {
   });
 
   it("answers bob's calls on alice's task exactly as for a task that never existed, through either agent", async () => {
-    const taskId = await startTask('a', 'alice');
+    const taskId = await startTask('a', 'alice', { hold: true });
     const never = await tasks('b', 'bob', 'tasks/get', 'no-such-task-7f3a');
     expect(never).toEqual({ status: 200, body: UNKNOWN });
     for (const agent of IDS) {
@@ -200,7 +200,26 @@ describe('MCP 2026 tasks in a two-agent fleet', () => {
     expect(await inventory('a', 'bob')).toEqual([]);
     // Alice still has it: bob's cancel did not reach it.
     const { body } = await tasks('b', 'alice', 'tasks/get', taskId);
-    expect((body.result as { status: string }).status).not.toBe('cancelled');
+    expect((body.result as { status: string }).status).toBe('working');
+  });
+
+  it("the kill switch cancels a principal's tasks upstream on the instance that holds them", async () => {
+    const carols = [await startTask('a', 'carol', { hold: true }), await startTask('a', 'carol', { hold: true })];
+    const daves = await startTask('a', 'dave', { hold: true });
+    const response = await fetch(`${agents.a.adminUrl}/admin/tasks?principal=carol`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    expect(response.status).toBe(200);
+    const result = (await response.json()) as { cancelled: string[]; failed: string[] };
+    expect(result.cancelled.sort()).toEqual([...carols].sort());
+    expect(result.failed).toEqual([]);
+    for (const taskId of carols) {
+      const { body } = await tasks('b', 'carol', 'tasks/get', taskId);
+      expect((body.result as { status: string }).status).toBe('cancelled');
+    }
+    const { body } = await tasks('b', 'dave', 'tasks/get', daves);
+    expect((body.result as { status: string }).status).toBe('working');
   });
 
   it('routes a handle the policy names to the instance that first served it, for its first user only', async () => {
