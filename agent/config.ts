@@ -137,10 +137,6 @@ export function parseAgentConfig(
   if (redis) {
     const parsed = parseRedisUrl(redis.value);
     if ('problem' in parsed) problems.push(`${redis.source} ${parsed.problem}`);
-    else if (parsed.endpoint.kind === 'cluster')
-      problems.push(
-        `${redis.source}: Redis Cluster is not supported by this agent yet; use a single server or Sentinel`,
-      );
   }
   const fleet = get('fleet');
   if (fleet && !/^[A-Za-z0-9._-]{1,64}$/.test(fleet.value)) {

@@ -10,6 +10,7 @@ import closeWithGrace from 'close-with-grace';
 import type { FastifyInstance } from 'fastify';
 import { type Policy, validatePolicyText } from '../policy/index.js';
 import { buildAdminApp } from './admin.js';
+import { packageVersion } from './cli-usage.js';
 import { checkConfigAgainstPolicy, formatHostPort, resolveAgentConfig } from './config.js';
 import type { AgentConfig } from './core/config.js';
 import type { AgentContext, Front, ListenAddress } from './core/context.js';
@@ -20,6 +21,7 @@ import { Principals } from './core/principals.js';
 import { httpCheck, type ProbeCheck, tcpCheck, UpstreamProbe } from './core/probe.js';
 import { deleteOwnPod, inClusterPod } from './core/recycle.js';
 import { type EndReason, type Session, SessionTable } from './core/sessions.js';
+import { createTracing } from './core/tracing.js';
 import { createCoordinator } from './fleet/create.js';
 
 export class StartupError extends Error {
@@ -139,10 +141,13 @@ export async function startAgent(given: AgentConfig, options: { logger?: Logger 
   };
   // With --redis the agents of the fleet coordinate; without it the same contract runs locally.
   const coordinator = createCoordinator(base);
+  const tracing = await createTracing({ env: process.env, instanceId: config.instanceId, version: packageVersion() });
+  if (tracing) logger.info('traces are exported over OTLP/HTTP (OTEL_* environment)');
   const context: AgentContext = {
     ...base,
     principals,
     coordinator,
+    ...(tracing ? { tracing } : {}),
     get draining() {
       return draining;
     },
@@ -238,6 +243,7 @@ export async function startAgent(given: AgentConfig, options: { logger?: Logger 
       await coordinator.stop().catch((error: unknown) => logger.warn({ err: error }, 'fleet stop failed'));
       await front.close();
       await adminApp.close();
+      await tracing?.shutdown().catch((error: unknown) => logger.warn({ err: error }, 'trace export failed'));
       logger.info('agent stopped');
     })().finally(markStopped);
     return shuttingDown;

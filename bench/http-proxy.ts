@@ -29,11 +29,12 @@
  * Then memory: agents in one process started with --expose-gc report the heap after creating
  * idle sessions, and after `--streams` concurrent SSE streams are opened through one of them.
  */
-import { execFileSync, fork } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFileSync, fork, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -49,8 +50,14 @@ const BODY = JSON.stringify({
   method: 'tools/call',
   params: { name: 'echo', arguments: { text: 'hello' } },
 });
-const SESSIONS = 20;
-const sessionHeader = (n: number) => ({ 'content-type': 'application/json', 'x-session': `session-${n % SESSIONS}` });
+const SESSIONS = 200;
+/** Principals naming themselves in a trusted header, each holding SESSIONS / PRINCIPALS sessions. */
+const PRINCIPALS = 50;
+const sessionHeader = (n: number) => ({
+  'content-type': 'application/json',
+  'x-session': `session-${n % SESSIONS}`,
+  'x-authenticated-user': `user-${n % PRINCIPALS}`,
+});
 
 // Roles: the same file runs the upstream, the baseline proxy and the memory probe.
 
@@ -95,6 +102,73 @@ async function runTcpRelay(upstream: string): Promise<void> {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   process.stdout.write(`${JSON.stringify({ listening: { port: (server.address() as AddressInfo).port } })}\n`);
+}
+
+/**
+ * HAProxy (Debian's `haproxy`, when installed) as a plain HTTP reverse proxy with keep-alive to the
+ * upstream and one thread, the proxy the agent is measured against: a C proxy with no rules.
+ */
+async function startHaproxy(
+  upstream: string,
+): Promise<{ url: string; pid: number | undefined; stop(): void } | undefined> {
+  let binary: string;
+  try {
+    binary = execFileSync('sh', ['-c', 'command -v haproxy'], { encoding: 'utf8' }).trim();
+  } catch {
+    console.log('haproxy not installed (apt-get install -y haproxy): its row is left out');
+    return undefined;
+  }
+  const { createServer: createTcpServer, connect } = await import('node:net');
+  const port = await new Promise<number>((resolve) => {
+    const probe = createTcpServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+  const { hostname, port: upstreamPort } = new URL(upstream);
+  const dir = mkdtempSync(join(tmpdir(), 'sessionfleet-haproxy-'));
+  const config = join(dir, 'haproxy.cfg');
+  writeFileSync(
+    config,
+    [
+      'global',
+      '  nbthread 1',
+      '  maxconn 4096',
+      'defaults',
+      '  mode http',
+      '  option http-keep-alive',
+      '  http-reuse always',
+      '  timeout connect 5s',
+      '  timeout client 60s',
+      '  timeout server 60s',
+      'frontend clients',
+      `  bind 127.0.0.1:${port}`,
+      '  default_backend upstream',
+      'backend upstream',
+      `  server upstream ${hostname}:${upstreamPort}`,
+      '',
+    ].join('\n'),
+  );
+  const child = spawn(binary, ['-db', '-f', config], { stdio: ['ignore', 'ignore', 'inherit'] });
+  for (let i = 0; ; i++) {
+    const up = await new Promise<boolean>((resolve) => {
+      const socket = connect({ host: '127.0.0.1', port }, () => {
+        socket.destroy();
+        resolve(true);
+      }).on('error', () => resolve(false));
+    });
+    if (up) break;
+    if (i > 100) throw new Error('haproxy did not start listening');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    url: `http://127.0.0.1:${port}`,
+    pid: child.pid,
+    stop: () => {
+      child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 async function runFastifyProxy(upstream: string): Promise<void> {
@@ -361,9 +435,11 @@ async function compare(
       policy: {
         affinity: { type: 'header', headerName: 'x-session' },
         sessionsPerInstance: SESSIONS,
+        sessionsPerPrincipal: SESSIONS / PRINCIPALS,
         concurrencyPerInstance: 200,
       },
       upstream,
+      args: ['--principal-header', 'x-authenticated-user', '--trusted-proxies', '127.0.0.1/32'],
       compiled: true,
       env: { NODE_OPTIONS: nodeOptions },
       nodeArgs,
@@ -384,12 +460,16 @@ async function compare(
   const fastifyTuned = await fastifyWith(TUNED, [NO_PRETENURING]);
   const relayProcess = spawnNode([SELF, '--role', 'tcp-relay', '--upstream', upstream]);
   const relay = { url: await listening(relayProcess), pid: relayProcess.child.pid };
+  const haproxy = await startHaproxy(upstream);
+  process.once('exit', () => haproxy?.stop());
   const proxies = [
-    { name: `agent (header affinity, ${SESSIONS} sessions)`, url: agent.url, pid: agent.child.pid },
+    { name: `agent (every rule, ${SESSIONS} sessions)`, url: agent.url, pid: agent.child.pid },
     { name: `  same, NODE_OPTIONS=${TUNED}`, url: agentTuned.url, pid: agentTuned.child.pid },
     { name: '@fastify/http-proxy', url: fastify.url, pid: fastify.pid },
     { name: `  same, ${NO_PRETENURING}, NODE_OPTIONS=${TUNED}`, url: fastifyTuned.url, pid: fastifyTuned.pid },
     ...variants.map((v, i) => ({ name: `agent, node ${options.variants[i]}`, url: v.url, pid: v.child.pid })),
+    ...(haproxy ? [{ name: 'HAProxy (one thread, keep-alive)', url: haproxy.url, pid: haproxy.pid }] : []),
+    // Last: the added-p99 comparison below reads it from the end.
     { name: 'TCP relay (no HTTP: one more process)', url: relay.url, pid: relay.pid },
   ];
   if (proxyCpu) for (const proxy of proxies) pin(proxy.pid, proxyCpu);
@@ -504,6 +584,14 @@ async function compare(
     `\nagent / @fastify/http-proxy, each as it starts (the agent sets ${NO_PRETENURING} itself): ${ratio(a, f)}`,
   );
   console.log(`agent / @fastify/http-proxy, both with ${NO_PRETENURING} and ${TUNED}: ${ratio(aTuned, fTuned)}`);
+  const haproxyTarget = targets.find((t) => t.name.startsWith('HAProxy'));
+  const addedOverDirect = (target: Target) => median(target.fixed.map((r, i) => r.p99 - direct[i]!.p99));
+  const relayAdded = addedOverDirect(relayTarget);
+  console.log(
+    `hot path: agent throughput / HAProxy = ${haproxyTarget ? fmt(median(a.full.map((r, i) => r.rps / haproxyTarget.full[i]!.rps))) : 'n/a'} (aim >= 0.8), ` +
+      `agent added p99 / TCP relay added p99 = ${fmt(addedOverDirect(a) / relayAdded)} (aim <= 1.3)`,
+  );
+  haproxy?.stop();
 }
 
 /** Opens `count` SSE streams through `port`, spread over 20 existing sessions; resolves once all answered. */

@@ -9,6 +9,7 @@ import {
   type ContainerAppSecret,
   type ContainerAppTemplateContainer,
   type ContainerAppTemplateContainerEnv,
+  type ContainerAppTemplateCustomScaleRule,
 } from '@cdktf/provider-azurerm/lib/container-app/index.js';
 import { ContainerAppEnvironment } from '@cdktf/provider-azurerm/lib/container-app-environment/index.js';
 import { ContainerAppEnvironmentStorage } from '@cdktf/provider-azurerm/lib/container-app-environment-storage/index.js';
@@ -26,6 +27,8 @@ import {
   AGENT_EXECUTABLE,
   AGENT_HEALTH_PATH,
   AGENT_READY_PATH,
+  FLEET_SCALE_LIST_SUFFIX,
+  fleetKeyPrefix,
   POLICY_FILE_NAME,
   POLICY_MOUNT_PATH,
   PRINCIPALS_FILE_NAME,
@@ -104,6 +107,8 @@ const SECRETS_VOLUME = 'sessionfleet-secrets';
 const POLICY_SECRET = 'policy';
 const PRINCIPALS_SECRET = 'principals';
 const REGISTRY_SECRET = 'registry-password';
+/** The Redis access key alone, for the KEDA scale rule's authentication. */
+const SCALE_REDIS_SECRET = 'scale-redis-key';
 /** Not read by the agent: it only changes the template when the policy changes. */
 const POLICY_DIGEST_ENV = 'POLICY_SHA256';
 
@@ -127,6 +132,11 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
   public readonly policyFile: string;
   /** Fewest and most replicas: the policy's `minInstances` and `maxInstances`. */
   public readonly minReplicas: number;
+  /**
+   * What Container Apps scales on: `sessions` (a KEDA Redis rule on the agents' scale list) when the
+   * fleet creates its Redis, `requests` (open requests or connections per replica) with `redisUrl`.
+   */
+  public readonly scaleOn: 'sessions' | 'requests';
   public readonly maxReplicas: number;
   /** Reference to the resource group's name. */
   public readonly resourceGroupName: string;
@@ -346,11 +356,35 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
       ],
     };
 
-    // Scale out when replicas average more open requests (TCP: connections) than the sessions one
-    // replica holds: an MCP session keeps a stream open, a Copilot client keeps one connection.
-    const scaleRule = [
-      { name: 'sessions-per-replica', concurrentRequests: numberText(this.policy.sessionsPerInstance) },
-    ];
+    // With the fleet's own Redis, scale on sessions: KEDA's Redis scaler reads the scale list the
+    // agents keep at one entry per session (plus reservations and waiters), aiming at
+    // sessionsPerInstance entries per replica, so replicas holding idle sessions are not scaled in.
+    // With an existing Redis (`redisUrl`, a secret the construct cannot take apart) it falls back to
+    // open requests (TCP: connections) per replica: an MCP session keeps a stream open, a Copilot
+    // client keeps one connection.
+    const redis = foundation.redis;
+    this.scaleOn = redis !== undefined ? 'sessions' : 'requests';
+    if (redis !== undefined) secrets.push({ name: SCALE_REDIS_SECRET, value: redis.accessKey });
+    const sessionRule: ContainerAppTemplateCustomScaleRule[] | undefined =
+      redis === undefined
+        ? undefined
+        : [
+            {
+              name: 'sessions',
+              customRuleType: 'redis',
+              metadata: {
+                address: redis.address,
+                listName: `${fleetKeyPrefix(this.settings.fleetName)}${FLEET_SCALE_LIST_SUFFIX}`,
+                listLength: numberText(this.policy.sessionsPerInstance),
+                enableTLS: 'true',
+              },
+              authentication: [{ secretName: SCALE_REDIS_SECRET, triggerParameter: 'password' }],
+            },
+          ];
+    const scaleRule =
+      sessionRule === undefined
+        ? [{ name: 'sessions-per-replica', concurrentRequests: numberText(this.policy.sessionsPerInstance) }]
+        : undefined;
     this.containerApp = new ContainerApp(this, 'App', {
       name: this.name,
       resourceGroupName: this.resourceGroupName,
@@ -385,6 +419,7 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
         minReplicas: this.minReplicas,
         maxReplicas: this.maxReplicas,
         terminationGracePeriodSeconds: terminationGracePeriodSeconds(this.policy),
+        customScaleRule: sessionRule,
         httpScaleRule: tcp ? undefined : scaleRule,
         tcpScaleRule: tcp ? scaleRule : undefined,
         volume: [

@@ -62,6 +62,8 @@ export abstract class AzureSessionFleetBase extends Construct {
   public readonly redisSkuName: RedisSku;
   public readonly redisCapacity: number;
   public readonly redisCacheName: string;
+  /** The agents' `--fleet`: the Redis key prefix that keeps this fleet apart from others sharing the Redis. */
+  public readonly fleetName: string;
 
   /** The same values, for the subclass's own use. */
   protected readonly settings: AzureFleetSettings;
@@ -71,6 +73,7 @@ export abstract class AzureSessionFleetBase extends Construct {
     const settings = resolveAzureFleetSettings(this, props);
     this.settings = settings;
     this.name = settings.name;
+    this.fleetName = settings.fleetName;
     this.cpuCores = settings.cpuCores;
     this.memoryGiB = settings.memoryGiB;
     this.agentImage = settings.agentImage;

@@ -60,6 +60,10 @@ export class AzureFleetRedis extends Construct {
    * Terraform at apply time (access keys may hold `/`, `+` and `=`) and never appears in the JSON.
    */
   public readonly url: string;
+  /** `<host>:<TLS port>`, for clients that take the address apart from the key (KEDA's Redis scaler). */
+  public readonly address: string;
+  /** The primary access key (sensitive; a Terraform expression). */
+  public readonly accessKey: string;
 
   constructor(scope: Construct, id: string, props: AzureFleetRedisProps) {
     super(scope, id);
@@ -80,7 +84,9 @@ export class AzureFleetRedis extends Construct {
       this.cache = cache;
       this.resourceId = cache.id;
       this.privateLinkGroup = 'redisCache';
-      this.url = `rediss://:${Fn.urlencode(cache.primaryAccessKey)}@${cache.hostname}:${Token.asString(cache.sslPort)}`;
+      this.address = `${cache.hostname}:${Token.asString(cache.sslPort)}`;
+      this.accessKey = cache.primaryAccessKey;
+      this.url = `rediss://:${Fn.urlencode(cache.primaryAccessKey)}@${this.address}`;
       return;
     }
     const redis = new ManagedRedis(this, 'ManagedRedis', {
@@ -104,6 +110,8 @@ export class AzureFleetRedis extends Construct {
     this.resourceId = redis.id;
     this.privateLinkGroup = 'redisEnterprise';
     const database = redis.defaultDatabase;
-    this.url = `rediss://:${Fn.urlencode(database.primaryAccessKey)}@${redis.hostname}:${Token.asString(database.port)}`;
+    this.address = `${redis.hostname}:${Token.asString(database.port)}`;
+    this.accessKey = database.primaryAccessKey;
+    this.url = `rediss://:${Fn.urlencode(database.primaryAccessKey)}@${this.address}`;
   }
 }

@@ -61,7 +61,7 @@ export const AGENT_FLAGS = {
   redis: {
     type: 'string',
     description:
-      'fleet coordination: redis:// or rediss:// (one server), redis-sentinel://host:port[,host:port…]/<primary name> (Sentinel), rediss-sentinel://…; without it an embedded in-memory store serves one instance',
+      'fleet coordination: redis:// or rediss:// (one server), redis-sentinel://host:port[,host:port…]/<primary name> (Sentinel), rediss-sentinel://…, redis-cluster://host:port[,host:port…] (Cluster), rediss-cluster://…; without it an embedded in-memory store serves one instance',
   },
   fleet: {
     type: 'string',
@@ -183,6 +183,22 @@ export const MCP_REQUESTS_METRIC = 'sessionfleet_mcp_requests_total';
 export const MCP_REQUEST_DURATION_METRIC = 'sessionfleet_mcp_request_duration_seconds';
 /** Routing decisions for requests naming a task or handle: local, forwarded, unknown, refused. */
 export const AFFINITY_KEY_DECISIONS_METRIC = 'sessionfleet_affinity_key_decisions_total';
+
+/**
+ * The Redis key prefix of a fleet's state: `sessionfleet:{<fleet>}:`. The braces are a Redis Cluster
+ * hash tag, so one fleet's keys share a slot. The constructs name keys with it too (the scale list).
+ */
+export function fleetKeyPrefix(fleet: string): string {
+  return `sessionfleet:{${fleet}}:`;
+}
+
+/**
+ * A Redis list whose length is the fleet's session demand: sessions registered, slots reserved for
+ * sessions being created, and new sessions waiting for capacity. The janitor leader keeps it current;
+ * a KEDA `redis` scale rule (Azure Container Apps) reads its length, since KEDA's Redis scaler counts
+ * list entries only. Key: `fleetKeyPrefix(fleet) + FLEET_SCALE_LIST_SUFFIX`.
+ */
+export const FLEET_SCALE_LIST_SUFFIX = 'scale:demand';
 
 /** Where the policy file is mounted in the agent container. */
 export const POLICY_MOUNT_PATH = '/etc/sessionfleet';

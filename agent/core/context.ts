@@ -12,6 +12,8 @@ import type { Principals } from './principals.js';
 import type { ProbeCheck } from './probe.js';
 import type { EndReason, Session, SessionTable } from './sessions.js';
 
+import type { Tracing } from './tracing.js';
+
 export interface AgentContext {
   readonly config: AgentConfig;
   readonly policy: Policy;
@@ -25,6 +27,8 @@ export interface AgentContext {
   onSessionEnd(listener: (session: Session, reason: EndReason) => void): void;
   /** True while the agent drains: no new sessions, in-flight work finishes. */
   readonly draining: boolean;
+  /** Traces, when the `OTEL_*` environment turns them on (`tracing.ts`); undefined otherwise. */
+  readonly tracing?: Tracing;
   // `coordinator` is declared by agent/fleet/types.ts, which adds it to this interface: core sits
   // below the fleet layer and must not import it.
 }

@@ -120,11 +120,12 @@ export class InstanceLease {
         draining: this.s.isDraining(),
         saturated: this.s.saturated(),
       },
+      known: this.s.membership,
     });
     this.confirmedAt = Date.now();
     this.s.clockOffset = result.now - Date.now();
-    this.s.view = new Map(result.instances.map((i) => [i.id, i]));
-    this.s.metrics.instances.set(result.instances.length);
+    this.s.applyMembership(result);
+    this.s.metrics.instances.set(result.running);
     context.metrics.placementDemand.set(result.demand);
     const lapsed = result.previousDeadline === undefined || result.previousDeadline <= result.now;
     return { lapsed };
@@ -290,6 +291,6 @@ export class InstanceLease {
    */
   async leave(): Promise<void> {
     if (this.s.redis.status !== 'ready') return;
-    await this.s.redis.zadd(this.keys.leases, 'XX', 0, this.s.instanceId).catch(() => {});
+    await this.s.registry.leave(this.s.instanceId).catch(() => {});
   }
 }

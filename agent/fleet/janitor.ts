@@ -35,6 +35,8 @@ export class FleetJanitor {
     });
     if (swept.expired + swept.handedOff + swept.dropped + swept.instancesRemoved > 0)
       s.context.logger.info(swept, 'fleet registry swept');
+    // The scale list outlives a few missed sweeps, as the janitor lead does.
+    await s.registry.syncScaleGauge(Math.max(4 * s.o.sweepIntervalMs, 60_000));
     const cleanup = this.stateCleanup;
     if (cleanup && Date.now() - this.lastCleanupAt >= (cleanup.intervalMs ?? 60_000)) {
       this.lastCleanupAt = Date.now();

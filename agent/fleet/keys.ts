@@ -14,6 +14,8 @@
  * never occurs in a session id, and counting both together is exactly "slots in use".
  */
 
+import { FLEET_SCALE_LIST_SUFFIX, fleetKeyPrefix } from '../../policy/agent-interface.js';
+
 export interface FleetKeys {
   readonly prefix: string;
   /** ZSET instance id → lease deadline (ms, Redis clock). Alive while the deadline is ahead. */
@@ -52,6 +54,25 @@ export interface FleetKeys {
   readonly reservationExpiries: string;
   /** ZSET waiter id → deadline: new sessions waiting for capacity (the autoscaler's demand). */
   readonly demand: string;
+  /**
+   * LIST whose length is the fleet's session demand (sessions + reservations + waiters), kept by the
+   * janitor leader for autoscalers that count list entries (KEDA's Redis scaler on Container Apps).
+   */
+  readonly scaleDemand: string;
+  /**
+   * Protocol 2 (ADR 0021), written beside the keys above, which agents of every version read.
+   * ZSET instance id → minus its free slots (capacity minus slots in use), for live instances with
+   * a free slot only: the instance with the most free slots (ties: the smallest id) comes first.
+   */
+  readonly free: string;
+  /** ZSET instance id → lease deadline, written by protocol-2 agents only: how a mixed fleet is told. */
+  readonly memberLeases: string;
+  /** HASH instance id → '1' (a live member) or '0' (gone): the membership agents mirror. */
+  readonly members: string;
+  /** ZSET instance id → the membership version of its last change: what an agent asks deltas of. */
+  readonly memberChanges: string;
+  /** HASH epoch, version, checked (lapses recorded up to), floor (oldest version deltas start from). */
+  readonly memberMeta: string;
   /** STRING counter: fencing tokens for every lock of the fleet. */
   readonly fence: string;
   /** STRING counter: places in lock queues, so the oldest waiter goes first. */
@@ -74,7 +95,7 @@ export const DEFAULT_FLEET = 'default';
 const FLEET_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 
 export function defaultPrefix(fleet: string): string {
-  return `sessionfleet:{${fleet}}:`;
+  return fleetKeyPrefix(fleet);
 }
 
 /**
@@ -106,6 +127,12 @@ export function fleetKeys(options: { fleet?: string; prefix?: string } = {}): Fl
     reservations: `${p}reservations`,
     reservationExpiries: `${p}reservations:expiry`,
     demand: `${p}demand`,
+    scaleDemand: `${p}${FLEET_SCALE_LIST_SUFFIX}`,
+    free: `${p}v2:instances:free`,
+    memberLeases: `${p}v2:instances:lease`,
+    members: `${p}v2:members`,
+    memberChanges: `${p}v2:members:changed`,
+    memberMeta: `${p}v2:members:meta`,
     fence: `${p}lock:fence`,
     ticket: `${p}lock:ticket`,
     hintKey: `${p}hint-key`,

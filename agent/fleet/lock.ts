@@ -23,7 +23,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { AgentError } from '../core/errors.js';
 import type { FleetKeys } from './keys.js';
-import type { ChannelHub } from './redis.js';
+import { type ChannelHub, replicaAcks } from './redis.js';
 import { decodeLockAcquire, decodeLockExtend, decodeLockLeave, decodeLockRelease } from './replies.js';
 import { defineFleetCommands } from './scripts.js';
 
@@ -156,7 +156,12 @@ export class RedisLock implements SessionLock {
     let acked = 0;
     let cause = 'no replica acknowledged the grant in time';
     try {
-      acked = await this.options.redis.wait(replicas, this.options.replicationTimeoutMs ?? 250);
+      acked = await replicaAcks(
+        this.options.redis,
+        this.options.keys.fence,
+        replicas,
+        this.options.replicationTimeoutMs ?? 250,
+      );
     } catch (error) {
       cause = error instanceof Error ? error.message : String(error);
     }

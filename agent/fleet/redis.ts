@@ -7,8 +7,8 @@
  * Plus `ChannelHub`: one subscriber connection shared by every pub/sub listener of an agent
  * (lock wake-ups, admin requests to this instance).
  */
-import { Redis, type RedisOptions } from 'ioredis';
-import { parseRedisUrl, redactRedisUrl } from '../../policy/redis-url.js';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { parseRedisUrl } from '../../policy/redis-url.js';
 
 export interface FleetRedisOptions {
   /** Shown in CLIENT LIST, which helps when reading a busy Redis. */
@@ -59,9 +59,34 @@ export function createFleetRedis(url: string, options: FleetRedisOptions): Redis
   } else if (endpoint.kind === 'single') {
     redis = new Redis(url, redisOptions);
   } else {
-    throw new Error(
-      `--redis (${redactRedisUrl(url)}): Redis Cluster is not supported by this agent yet; use a single server or Sentinel`,
+    const { lazyConnect: _lazy, enableOfflineQueue: _queue, retryStrategy: _retry, ...nodeOptions } = redisOptions;
+    const cluster = new Cluster(
+      endpoint.nodes.map(({ host, port }) => ({ host, port })),
+      {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        // Keep asking the seed nodes while none answers, as for a single server.
+        clusterRetryStrategy: backOff,
+        // A moved slot or a failover is retried briefly by ioredis; a command still failing after
+        // that fails to the caller like any other store error.
+        retryDelayOnFailover: 100,
+        retryDelayOnClusterDown: 100,
+        maxRedirections: 8,
+        slotsRefreshTimeout: options.connectTimeoutMs ?? 2000,
+        // Every fleet key sits in one slot (the {fleet} hash tag): reads and writes go to its primary.
+        scaleReads: 'master',
+        redisOptions: {
+          ...nodeOptions,
+          ...(endpoint.username === undefined ? {} : { username: endpoint.username }),
+          ...(endpoint.password === undefined ? {} : { password: endpoint.password }),
+          ...(endpoint.tls ? { tls: {} } : {}),
+        },
+      },
     );
+    // The fleet uses only what a Cluster shares with a single connection (commands, scripts,
+    // pub/sub, `status` and its events); the one keyless command it needs, WAIT, goes through
+    // `replicaAcks`, which sends it to the primary of the fleet's slot.
+    redis = cluster as unknown as Redis;
   }
   // Connection errors are expected during an outage and reported through `status`; without a
   // listener ioredis would print each one.
@@ -69,10 +94,45 @@ export function createFleetRedis(url: string, options: FleetRedisOptions): Redis
   return redis;
 }
 
-/** True when the URL names a replicated store whose failover promotes a replica (Sentinel). */
+/**
+ * True when the URL names a replicated store whose failover promotes a replica (Sentinel, Cluster):
+ * a lock grant is then confirmed by a replica before it is handed out (`lock.ts`).
+ */
 export function isReplicated(url: string): boolean {
   const parsed = parseRedisUrl(url);
-  return 'endpoint' in parsed && parsed.endpoint.kind === 'sentinel';
+  return 'endpoint' in parsed && parsed.endpoint.kind !== 'single';
+}
+
+/** Slot numbers asked of the cluster once per key (CLUSTER KEYSLOT): a fleet's keys share one. */
+const slots = new Map<string, number>();
+async function slotOf(cluster: Cluster, key: string): Promise<number> {
+  let slot = slots.get(key);
+  if (slot === undefined) {
+    slot = Number(await cluster.call('CLUSTER', 'KEYSLOT', key));
+    slots.set(key, slot);
+  }
+  return slot;
+}
+
+/**
+ * WAIT for `replicas` replicas to hold this connection's writes so far; the count that did.
+ * On a Cluster, WAIT has no key to route by: it goes to the primary serving `slotKey`'s slot (the
+ * node connection the writes went through), and asks for no more replicas than that primary has
+ * attached (ROLE). A primary with no replica cannot be failed over to one, so there is nothing to
+ * wait for; a replica that is attached but stalled still counts, and its silence refuses the grant.
+ */
+export async function replicaAcks(redis: Redis, slotKey: string, replicas: number, timeoutMs: number): Promise<number> {
+  const cluster = redis as unknown as Cluster | Redis;
+  if (!(cluster instanceof Cluster)) return redis.wait(replicas, timeoutMs);
+  const owner = cluster.slots[await slotOf(cluster, slotKey)]?.[0];
+  const primary = cluster.nodes('master').find((node) => `${node.options.host}:${node.options.port}` === owner);
+  if (primary === undefined) throw new Error(`the primary of the slot of ${slotKey} is not connected yet`);
+  const role = (await primary.call('ROLE')) as [string, number, unknown[]?];
+  const attached = role[0] === 'master' && Array.isArray(role[2]) ? role[2].length : 0;
+  const wanted = Math.min(replicas, attached);
+  if (wanted <= 0) return replicas;
+  const acked = await primary.wait(wanted, timeoutMs);
+  return acked >= wanted ? replicas : acked;
 }
 
 /** Connects, but gives up after `timeoutMs` and leaves ioredis reconnecting in the background. */

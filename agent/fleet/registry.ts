@@ -10,11 +10,13 @@ import {
   decodeCancel,
   decodeEnd,
   decodeHeartbeat,
+  decodeLeave,
   decodeOpen,
   decodePlace,
   decodeRecord,
   decodeResolve,
   decodeResync,
+  decodeScaleGauge,
   decodeSweep,
   type EndedReason,
   type EndResult,
@@ -34,6 +36,7 @@ import { defineFleetCommands, registryKeys } from './scripts.js';
 export type {
   EndedReason,
   EndResult,
+  FleetMember,
   HeartbeatResult,
   InstanceView,
   OpenResult,
@@ -96,6 +99,8 @@ export class FleetRegistry {
     capacity: number;
     address: string;
     info: Record<string, unknown>;
+    /** The membership this agent mirrors (epoch and version of the last reply); none: the whole of it. */
+    known?: { epoch: string; version: number } | undefined;
   }): Promise<HeartbeatResult> {
     const reply = await this.redis.sfHeartbeat(
       ...this.keyList,
@@ -104,8 +109,15 @@ export class FleetRegistry {
       args.capacity,
       args.address,
       JSON.stringify(args.info),
+      args.known?.epoch ?? '',
+      args.known?.version ?? 0,
     );
     return decodeHeartbeat(reply);
+  }
+
+  /** Ends this instance's lease now; returns false if it was not registered. */
+  async leave(instanceId: string): Promise<boolean> {
+    return decodeLeave(await this.redis.sfLeave(...this.keyList, instanceId));
   }
 
   async place(args: {
@@ -233,6 +245,17 @@ export class FleetRegistry {
       this.memory.cap,
     );
     return decodeSweep(reply);
+  }
+
+  /**
+   * Makes the scale list's length the fleet's session demand (see `SCALE_GAUGE`); the list expires
+   * after `expiryMs` unless refreshed, so a fleet with no leader does not pin the autoscaler.
+   */
+  async syncScaleGauge(expiryMs: number): Promise<{ demand: number; previous: number }> {
+    const k = this.keys;
+    return decodeScaleGauge(
+      await this.redis.sfScaleGauge(k.sessions, k.reservations, k.demand, k.scaleDemand, Math.ceil(expiryMs)),
+    );
   }
 
   /**

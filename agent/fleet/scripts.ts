@@ -17,14 +17,15 @@
  */
 import type { Redis, Result } from 'ioredis';
 import type { FleetKeys } from './keys.js';
-import { RESYNC, SWEEP } from './lua/housekeeping.js';
+import { RESYNC, SCALE_GAUGE, SWEEP } from './lua/housekeeping.js';
 import { LOCK_ACQUIRE, LOCK_EXTEND, LOCK_LEAVE, LOCK_RELEASE } from './lua/lock.js';
-import { CANCEL, END, HEARTBEAT, OPEN, PLACE, RESOLVE } from './lua/sessions.js';
+import { CANCEL, END, HEARTBEAT, LEAVE, OPEN, PLACE, RESOLVE } from './lua/sessions.js';
 
 // Replies are typed `unknown` (or arrays of it) on purpose: only their decoder in `replies.ts` reads them.
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     sfHeartbeat(...args: Array<string | number>): Result<unknown[], Context>;
+    sfLeave(...args: Array<string | number>): Result<unknown, Context>;
     sfPlace(...args: Array<string | number>): Result<unknown[], Context>;
     sfCancel(...args: Array<string | number>): Result<unknown, Context>;
     sfOpen(...args: Array<string | number>): Result<unknown[], Context>;
@@ -32,6 +33,7 @@ declare module 'ioredis' {
     sfResolve(...args: Array<string | number>): Result<unknown[], Context>;
     sfResync(...args: Array<string | number>): Result<unknown[], Context>;
     sfSweep(...args: Array<string | number>): Result<unknown[], Context>;
+    sfScaleGauge(...args: Array<string | number>): Result<unknown[], Context>;
     sfLockAcquire(...args: Array<string | number>): Result<unknown[], Context>;
     sfLockRelease(...args: Array<string | number>): Result<unknown, Context>;
     sfLockExtend(...args: Array<string | number>): Result<unknown, Context>;
@@ -57,16 +59,22 @@ export function registryKeys(keys: FleetKeys): string[] {
     keys.demand,
     keys.ended,
     keys.endedReasons,
+    keys.free,
+    keys.memberLeases,
+    keys.members,
+    keys.memberChanges,
+    keys.memberMeta,
   ];
 }
 
-const REGISTRY_KEY_COUNT = 15;
+const REGISTRY_KEY_COUNT = 20;
 
 /** Registers every script on a connection (idempotent). */
 export function defineFleetCommands(redis: Redis): void {
   if (typeof (redis as Partial<Redis>).sfPlace === 'function') return;
   const registry: Array<[string, string]> = [
     ['sfHeartbeat', HEARTBEAT],
+    ['sfLeave', LEAVE],
     ['sfPlace', PLACE],
     ['sfCancel', CANCEL],
     ['sfOpen', OPEN],
@@ -76,6 +84,7 @@ export function defineFleetCommands(redis: Redis): void {
     ['sfSweep', SWEEP],
   ];
   for (const [name, lua] of registry) redis.defineCommand(name, { numberOfKeys: REGISTRY_KEY_COUNT, lua });
+  redis.defineCommand('sfScaleGauge', { numberOfKeys: 4, lua: SCALE_GAUGE });
   redis.defineCommand('sfLockAcquire', { numberOfKeys: 5, lua: LOCK_ACQUIRE });
   redis.defineCommand('sfLockRelease', { numberOfKeys: 3, lua: LOCK_RELEASE });
   redis.defineCommand('sfLockExtend', { numberOfKeys: 1, lua: LOCK_EXTEND });

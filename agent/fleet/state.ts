@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis';
 import { AgentError } from '../core/errors.js';
 import type { FleetMetrics, FleetOutcome, StoreState } from './metrics.js';
 import type { ResolvedFleetOptions } from './options.js';
-import type { FleetRegistry, InstanceView, SelfMode } from './registry.js';
+import type { FleetMember, FleetRegistry, HeartbeatResult, SelfMode } from './registry.js';
 import type { FleetContext } from './types.js';
 
 /** Fleet facts about a session held here that the session table does not keep. */
@@ -30,7 +30,15 @@ export class FleetState {
   /** Set by `startDraining()` (the session table may also drain on its own). */
   draining = false;
   stopped = false;
-  view = new Map<string, InstanceView>();
+  /**
+   * The live members of the fleet, mirrored from the membership log: each heartbeat brings what
+   * changed since the version held here (ADR 0021), not the whole fleet.
+   */
+  readonly view = new Map<string, FleetMember>();
+  /** The membership epoch and version `view` mirrors; undefined: none yet (the next heartbeat sends all). */
+  membership: { epoch: string; version: number } | undefined;
+  /** The Redis clock at the heartbeat that last brought `view` up to date. */
+  private viewAt = 0;
   /** Redis clock minus ours, from the last heartbeat. */
   clockOffset = 0;
   readonly remote = new Map<string, RemoteOwner>();
@@ -111,9 +119,23 @@ export class FleetState {
     return Date.now() + this.clockOffset;
   }
 
+  /** Applies a heartbeat's membership: the whole of it, or what changed. */
+  applyMembership(result: HeartbeatResult): void {
+    if (result.mode === 'full') this.view.clear();
+    for (const member of result.members) {
+      if (member.gone) this.view.delete(member.id);
+      else this.view.set(member.id, { id: member.id, address: member.address });
+    }
+    this.membership = { epoch: result.epoch, version: result.version };
+    this.viewAt = result.now;
+  }
+
+  /**
+   * A member, as of a heartbeat no older than one lease: a member's death is heard of at the first
+   * heartbeat (of any agent) after its lease ran out, and reaches this mirror at this agent's next.
+   */
   instanceAlive(id: string): boolean {
-    const view = this.view.get(id);
-    return view !== undefined && view.leaseDeadline > this.redisNow();
+    return this.view.has(id) && this.redisNow() < this.viewAt + this.o.leaseMs;
   }
 
   isResumable(sessionId: string): boolean {

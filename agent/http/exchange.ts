@@ -15,6 +15,7 @@ import type { Dispatcher, Pool } from 'undici';
 import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Session } from '../core/sessions.js';
+import type { RequestSpan } from '../core/tracing.js';
 import type { LockLease } from '../fleet/types.js';
 import { isValidSessionId, sessionIdFromEndpoint } from './affinity.js';
 import { NOT_OWNER_HEADER } from './fleet.js';
@@ -107,6 +108,8 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
   dropSessionId = false;
   /** Writes held back until a task was recorded, in order. */
   private held: Promise<void> | undefined;
+  /** This request's span, when tracing is on (`agent/core/tracing.ts`). */
+  trace: RequestSpan | undefined;
   private controller: Dispatcher.DispatchController | undefined;
   private scanner: EndpointScanner | undefined;
   private upstreamEnded = false;
@@ -189,6 +192,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
   reject(error: AgentError, setCookie?: string): void {
     if (this.done) return;
     this.outcome = 'rejected';
+    this.trace?.refused(error.code);
     this.host.rejected(error, this.requestId, this.sessionId);
     const { settings } = this.host;
     sendError(
@@ -212,6 +216,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
         requestId: this.requestId,
         ...(this.upstreamExtra ? { extra: this.upstreamExtra } : {}),
         ...(this.dropSessionId ? { drop: 'mcp-session-id' } : {}),
+        ...(this.trace ? { trace: this.trace.context } : {}),
       });
       host.pool.dispatch({ path: req.url ?? '/', method: req.method ?? 'GET', headers, body }, this);
     } catch (error) {
@@ -255,6 +260,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
         requestId: this.requestId,
         extra: target.headers,
         ...(this.dropSessionId ? { drop: 'mcp-session-id' } : {}),
+        ...(this.trace ? { trace: this.trace.context } : {}),
       });
       target.pool.dispatch({ path: req.url ?? '/', method: req.method ?? 'GET', headers, body }, handler);
     } catch (error) {
@@ -525,6 +531,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
       this.host.sessions.end(session.id, this.upstreamEnded && !this.selfAborted ? 'upstream-closed' : 'deleted');
     }
     if (this.clientGone && this.outcome === 'ok' && !this.ticket.isStream) this.outcome = 'aborted';
+    this.trace?.end(this.res.statusCode, this.outcome);
     this.host.finished(this, this.outcome, (performance.now() - this.started) / 1000);
   }
 }

@@ -21,6 +21,7 @@ import type { AgentContext, Front, ListenAddress } from '../core/context.js';
 import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { EndReason, Session, SessionTable } from '../core/sessions.js';
+import type { Tracing } from '../core/tracing.js';
 import { Router } from '../routing/index.js';
 import { Admission, type Reservation } from './admission.js';
 import type { Exchange, Outcome } from './exchange.js';
@@ -67,6 +68,7 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
   readonly router: Router;
   readonly intake: Intake;
   readonly collaborative: boolean;
+  readonly tracing: Tracing | undefined;
   private readonly server: Server;
   private readonly peers: PeerPools;
   private readonly tunnels = new Set<WebSocketTunnel>();
@@ -102,6 +104,7 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
       draining: () => this.isDraining,
     });
     this.collaborative = context.policy.collaborative?.enabled === true;
+    this.tracing = context.tracing;
     this.intake = new Intake(this, context);
     this.peers = new PeerPools(this.settings.upstreamConnectTimeoutMs);
     this.admission = new Admission({

@@ -59,6 +59,8 @@ export interface ForwardedHeaderOptions {
   extra?: readonly string[];
   /** A request header not to pass on (lower case): a stray `mcp-session-id` on an MCP 2026 request. */
   drop?: string | undefined;
+  /** With tracing on: the agent's span context, sent instead of the client's `traceparent`/`tracestate`. */
+  trace?: { readonly traceparent: string; readonly tracestate?: string };
 }
 
 /**
@@ -69,11 +71,17 @@ export function forwardedRequestHeaders(req: IncomingMessage, options: Forwarded
   const raw = req.rawHeaders;
   const dropped = connectionTokens(req.headers.connection);
   const out: string[] = [];
+  const trace = options.trace;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower) || dropped?.has(lower) || lower === options.drop) continue;
+    if (trace && (lower === 'traceparent' || lower === 'tracestate')) continue;
     out.push(name, raw[i + 1]!);
+  }
+  if (trace) {
+    out.push('traceparent', trace.traceparent);
+    if (trace.tracestate) out.push('tracestate', trace.tracestate);
   }
   const headers = req.headers;
   const remote = req.socket.remoteAddress ?? '';

@@ -12,6 +12,7 @@ import { AgentError, sessionBusy, sessionNotFound } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Session, SessionTable } from '../core/sessions.js';
 import type { Caller } from '../core/tenancy.js';
+import { hashedPrincipal, type RequestSpan, type Tracing } from '../core/tracing.js';
 import { FLEET_HEADERS, type PlacementTicket } from '../fleet/types.js';
 import {
   type Decision,
@@ -31,6 +32,28 @@ import { type Admitted, bodyOf, checkTarget, type Intake, type SessionRoute } fr
 import { hasModernEnvelope, isModernRequest, jsonRpcIdOf, unknownKeyBody } from './mcp2026.js';
 import type { HttpFrontSettings } from './options.js';
 import { ResultTap } from './result-tap.js';
+
+/** The request's server span: method and path (never the query, which may carry ids or tokens). */
+function startSpan(tracing: Tracing, req: IncomingMessage, instanceId: string): RequestSpan {
+  const method = req.method ?? 'GET';
+  const url = req.url ?? '/';
+  const query = url.indexOf('?');
+  return tracing.startRequest(method, req.headers, {
+    'http.request.method': method,
+    'url.path': query < 0 ? url : url.slice(0, query),
+    'sessionfleet.front': 'http',
+    'sessionfleet.instance': instanceId,
+  });
+}
+
+/** Who asked (hashed) and whether another agent forwarded the request. */
+function traceCaller(span: RequestSpan, caller: Caller, hop: Hop | undefined): void {
+  span.set({
+    'sessionfleet.hop': hop !== undefined,
+    ...(caller.principal ? { 'enduser.id': hashedPrincipal(caller.principal) } : {}),
+    ...(caller.tenant ? { 'sessionfleet.tenant': caller.tenant } : {}),
+  });
+}
 
 /** Requests that change a collaborative session, serialized by its lock; GET/HEAD/OPTIONS are reads. */
 const WRITE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -52,6 +75,8 @@ export interface RequestPathHost extends ExchangeHost {
   readonly intake: Intake;
   /** With `policy.collaborative.enabled`: writes are serialized by the session's lock. */
   readonly collaborative: boolean;
+  /** Traces, when the `OTEL_*` environment turns them on. */
+  readonly tracing: Tracing | undefined;
   /** The pool to another agent (by its advertised URL). */
   peer(advertise: string): { pool: Pool; host: string };
   requestStarted(): void;
@@ -72,6 +97,7 @@ export class RequestPath {
     const host = this.host;
     host.requestStarted();
     const exchange = new Exchange(host, req, res, host.intake.requestIdOf(req));
+    if (host.tracing) exchange.trace = startSpan(host.tracing, req, host.router.instanceId);
     try {
       const pending = this.route(exchange);
       if (pending) pending.catch((error: unknown) => host.internalError(exchange, error));
@@ -89,6 +115,7 @@ export class RequestPath {
     if (target instanceof AgentError) return void exchange.reject(target);
     const caller = intake.callerOf(req);
     if (caller instanceof AgentError) return void exchange.reject(caller);
+    if (exchange.trace) traceCaller(exchange.trace, caller, hop);
     exchange.path = target.path;
     const route = intake.classify(req, target, false);
     if ((route.kind === 'keyed' || route.kind === 'stateless') && req.headers['mcp-session-id'] !== undefined) {
@@ -178,6 +205,10 @@ export class RequestPath {
     body: Body,
   ): Promise<void> | undefined {
     if (decision instanceof Promise) return decision.then((d) => this.carryOut(exchange, route, caller, d, body));
+    exchange.trace?.set({
+      'sessionfleet.decision': decision.kind,
+      ...(decision.kind === 'forward' ? { 'sessionfleet.owner': decision.to.instanceId } : {}),
+    });
     switch (decision.kind) {
       case 'serve': {
         const admitted = this.host.intake.admitSession(exchange.ticket, route as SessionRoute, caller, exchange.req);

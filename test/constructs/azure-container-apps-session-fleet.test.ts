@@ -54,6 +54,12 @@ interface App {
     termination_grace_period_seconds: number;
     http_scale_rule?: { name: string; concurrent_requests: string }[];
     tcp_scale_rule?: { name: string; concurrent_requests: string }[];
+    custom_scale_rule?: {
+      name: string;
+      custom_rule_type: string;
+      metadata: Record<string, string>;
+      authentication: { secret_name: string; trigger_parameter: string }[];
+    }[];
     volume: { name: string; storage_type: string; storage_name?: string }[];
     container: Container[];
   };
@@ -200,7 +206,21 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
       min_replicas: 1,
       max_replicas: 20,
       termination_grace_period_seconds: 45,
-      http_scale_rule: [{ name: 'sessions-per-replica', concurrent_requests: '20' }],
+      // KEDA's Redis scaler on the list the agents keep at one entry per session (scale-gauge e2e test).
+      custom_scale_rule: [
+        {
+          name: 'sessions',
+          custom_rule_type: 'redis',
+          metadata: {
+            address:
+              '${azurerm_managed_redis.Fleet_Redis_ManagedRedis_3D7ABAB9.hostname}:${azurerm_managed_redis.Fleet_Redis_ManagedRedis_3D7ABAB9.default_database[0].port}',
+            listName: `sessionfleet:{${fleet.fleetName}}:scale:demand`,
+            listLength: '20',
+            enableTLS: 'true',
+          },
+          authentication: [{ secret_name: 'scale-redis-key', trigger_parameter: 'password' }],
+        },
+      ],
       volume: [
         {
           name: 'session-state',
@@ -211,6 +231,8 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
       ],
     });
     expect(ca.template.tcp_scale_rule).toBeUndefined();
+    expect(ca.template.http_scale_rule).toBeUndefined();
+    expect(fleet.scaleOn).toBe('sessions');
     expect([fleet.minReplicas, fleet.maxReplicas]).toEqual([1, 20]);
     expect(stack.output).toEqual({
       Fleet_Address_45AD850D: {
@@ -228,6 +250,10 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
         name: 'redis-url',
         value:
           'rediss://:${urlencode(azurerm_managed_redis.Fleet_Redis_ManagedRedis_3D7ABAB9.default_database[0].primary_access_key)}@${azurerm_managed_redis.Fleet_Redis_ManagedRedis_3D7ABAB9.hostname}:${azurerm_managed_redis.Fleet_Redis_ManagedRedis_3D7ABAB9.default_database[0].port}',
+      },
+      {
+        name: 'scale-redis-key',
+        value: '${azurerm_managed_redis.Fleet_Redis_ManagedRedis_3D7ABAB9.default_database[0].primary_access_key}',
       },
     ]);
     const policy = JSON.parse(fleet.policyFile);
@@ -336,7 +362,21 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
   it('runs session isolation on 2-vCPU replicas, scaling out per session', () => {
     const { stack, fleet } = synth(() => ({ policy: SESSION_POLICY, cpuCores: 2 }));
     expect(containers(stack).app).toMatchObject({ cpu: 2, memory: '4Gi' });
-    expect(app(stack).template.http_scale_rule).toEqual([{ name: 'sessions-per-replica', concurrent_requests: '1' }]);
+    expect(app(stack).template.custom_scale_rule).toEqual([
+      {
+        name: 'sessions',
+        custom_rule_type: 'redis',
+        metadata: {
+          address:
+            '${azurerm_managed_redis.Fleet_Redis_ManagedRedis_3D7ABAB9.hostname}:${azurerm_managed_redis.Fleet_Redis_ManagedRedis_3D7ABAB9.default_database[0].port}',
+          listName: `sessionfleet:{${fleet.fleetName}}:scale:demand`,
+          listLength: '1',
+          enableTLS: 'true',
+        },
+        authentication: [{ secret_name: 'scale-redis-key', trigger_parameter: 'password' }],
+      },
+    ]);
+    expect(app(stack).template.http_scale_rule).toBeUndefined();
     expect(fleet.policy).toMatchObject({ isolation: 'session', sessionsPerInstance: 1, instanceVcpu: 2 });
   });
 
@@ -356,11 +396,34 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
       exposed_port: 8080,
       external_enabled: true,
     });
-    expect(ca.template.tcp_scale_rule).toEqual([{ name: 'sessions-per-replica', concurrent_requests: '20' }]);
+    expect(ca.template.custom_scale_rule).toEqual([
+      {
+        name: 'sessions',
+        custom_rule_type: 'redis',
+        metadata: {
+          address:
+            '${azurerm_managed_redis.Fleet_Redis_ManagedRedis_3D7ABAB9.hostname}:${azurerm_managed_redis.Fleet_Redis_ManagedRedis_3D7ABAB9.default_database[0].port}',
+          listName: `sessionfleet:{${fleet.fleetName}}:scale:demand`,
+          listLength: '20',
+          enableTLS: 'true',
+        },
+        authentication: [{ secret_name: 'scale-redis-key', trigger_parameter: 'password' }],
+      },
+    ]);
+    expect(ca.template.tcp_scale_rule).toBeUndefined();
     expect(ca.template.http_scale_rule).toBeUndefined();
     expect(containers(stack).agent.command).toContain('tcp://127.0.0.1:4321');
     expect(Object.values(stack.output!).map((o) => o.value)).toEqual([`tcp://${APP_ID}.ingress[0].fqdn}:8080`]);
     expect(Object.keys(stack.output!)).toEqual([fleet.addressOutput.friendlyUniqueId]);
+  });
+
+  it('scales on open requests with an existing Redis, whose address it cannot take apart from the URL secret', () => {
+    const { stack, fleet } = synth((scope) => ({ redisUrl: sensitive(scope, 'redis_url') }));
+    const ca = app(stack);
+    expect(ca.template.custom_scale_rule).toBeUndefined();
+    expect(ca.template.http_scale_rule).toEqual([{ name: 'sessions-per-replica', concurrent_requests: '20' }]);
+    expect(ca.secret.map((s) => s.name)).not.toContain('scale-redis-key');
+    expect(fleet.scaleOn).toBe('requests');
   });
 
   it('allows internal TCP ingress without a VNet', () => {
@@ -406,6 +469,10 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
       { name: 'principals', value: '${data.azurerm_key_vault_secret.Principals.value}' },
       { name: 'registry-password', value: '${var.registry_password}' },
       { name: 'app-openai-api-key', value: '${data.azurerm_key_vault_secret.OpenAiKey.value}' },
+      {
+        name: 'scale-redis-key',
+        value: '${azurerm_managed_redis.Fleet_Redis_ManagedRedis_3D7ABAB9.default_database[0].primary_access_key}',
+      },
     ]);
     expect(ca.registry).toEqual([
       { server: 'example.azurecr.io', username: 'puller', password_secret_name: 'registry-password' },
@@ -453,6 +520,10 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
         name: 'app-openai-api-key',
         key_vault_secret_id: '${data.azurerm_key_vault_secret.OpenAiKey.versionless_id}',
         identity,
+      },
+      {
+        name: 'scale-redis-key',
+        value: '${azurerm_managed_redis.Fleet_Redis_ManagedRedis_3D7ABAB9.default_database[0].primary_access_key}',
       },
     ]);
     expect(ca.registry).toEqual([{ server: 'example.azurecr.io', identity }]);
@@ -535,7 +606,7 @@ describe('AzureContainerAppsSessionFleet: secrets never reach the synthesized JS
     }));
     const reference = /^(\$\{[^}]+\}|rediss:\/\/:\$\{urlencode\([^)]+\)\}@\$\{[^}]+\}:\$\{[^}]+\})$/;
     const secrets = app(stack).secret.filter((s) => s.name !== 'policy');
-    expect(secrets).toHaveLength(5);
+    expect(secrets).toHaveLength(6);
     for (const secret of secrets) {
       // A Key Vault secret goes by reference: its URL, read by the fleet's identity at run time.
       if (secret.key_vault_secret_id !== undefined) expect(secret.key_vault_secret_id).toMatch(reference);

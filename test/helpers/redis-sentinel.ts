@@ -18,6 +18,8 @@ export interface SentinelSet {
   readonly dataPorts: readonly number[];
   /** The data port the sentinels name as primary now. */
   primaryPort(): Promise<number>;
+  /** A replica of the primary on `primaryPort`. */
+  replicaPort(primaryPort: number): Promise<number>;
   /** Sends a signal to the data server on `port` (SIGKILL: a crash; SIGSTOP: a stall). */
   signal(port: number, signal: NodeJS.Signals): void;
   /**
@@ -117,6 +119,7 @@ export async function startSentinelSet(options: { downAfterMs?: number } = {}): 
     url,
     dataPorts: [primary, replica],
     primaryPort,
+    replicaPort: async (primaryPort) => [primary, replica].find((port) => port !== primaryPort)!,
     signal(port, signal) {
       children.get(port)?.kill(signal);
     },

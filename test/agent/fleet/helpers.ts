@@ -217,6 +217,8 @@ export async function spawnMembers<Id extends string>(options: {
   adminToken: string;
   extraArgs?: readonly string[];
   inOrder?: boolean;
+  /** Environment of every member (added to the test's own). */
+  env?: NodeJS.ProcessEnv;
 }): Promise<{ fleet: string; agents: Record<Id, AgentProcess>; respawn(id: Id): Promise<AgentProcess> }> {
   const { ids, redisUrl, adminToken } = options;
   const fleet = uniqueFleet();
@@ -227,6 +229,7 @@ export async function spawnMembers<Id extends string>(options: {
       policy: options.policy,
       upstream: options.upstream(id),
       args: [...memberArgs({ id, port: portOf[id], redisUrl, fleet, adminToken }), ...(options.extraArgs ?? [])],
+      ...(options.env ? { env: options.env } : {}),
     });
   if (options.inOrder) for (const id of ids) agents[id] = await spawn(id);
   else await Promise.all(ids.map(async (id) => (agents[id] = await spawn(id))));

@@ -1,0 +1,168 @@
+/**
+ * OpenTelemetry traces across a fleet, with real processes: an OTLP/HTTP receiver in this test
+ * (it decodes the exporter's JSON), two agents with the run's Redis, each in front of its own
+ * recording service, and a client request that carries its own `traceparent`. The request for a
+ * session placed on agent a is sent to agent b: b forwards it to a, a to its service. One trace:
+ * the client's span → b's span → a's span → the service's `traceparent`, with each agent's
+ * routing decision on its span. And with no OTEL_* variables the client's `traceparent` reaches
+ * the service untouched and nothing is exported.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { stopAll } from '../../helpers/http-agent-process.js';
+import { spawnMembers, waitFor } from '../fleet/helpers.js';
+import { startUpstream, type Upstream } from './fixtures/upstream.js';
+
+interface ExportedSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  name: string;
+  attributes: Record<string, unknown>;
+  instance: string;
+}
+
+const spans: ExportedSpan[] = [];
+let receiver: Server;
+let receiverUrl: string;
+const services = {} as Record<'a' | 'b', Upstream>;
+let agents: Awaited<ReturnType<typeof spawnMembers<'a' | 'b'>>>['agents'];
+
+/** OTLP JSON carries ids as hex (or base64 in some encoders): hex either way. */
+function hex(id: unknown): string {
+  const text = String(id ?? '');
+  return /^[0-9a-f]*$/i.test(text) ? text.toLowerCase() : Buffer.from(text, 'base64').toString('hex');
+}
+
+function value(v: Record<string, unknown>): unknown {
+  return v.stringValue ?? v.boolValue ?? (v.intValue !== undefined ? Number(v.intValue) : v.doubleValue);
+}
+
+beforeAll(async () => {
+  receiver = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as {
+        resourceSpans?: Array<{
+          resource: { attributes: Array<{ key: string; value: Record<string, unknown> }> };
+          scopeSpans: Array<{ spans: Array<Record<string, unknown>> }>;
+        }>;
+      };
+      for (const rs of body.resourceSpans ?? []) {
+        const instance = String(
+          value(rs.resource.attributes.find((a) => a.key === 'service.instance.id')?.value ?? {}),
+        );
+        for (const ss of rs.scopeSpans)
+          for (const span of ss.spans)
+            spans.push({
+              traceId: hex(span.traceId),
+              spanId: hex(span.spanId),
+              ...(span.parentSpanId ? { parentSpanId: hex(span.parentSpanId) } : {}),
+              name: String(span.name),
+              attributes: Object.fromEntries(
+                (span.attributes as Array<{ key: string; value: Record<string, unknown> }>).map((a) => [
+                  a.key,
+                  value(a.value),
+                ]),
+              ),
+              instance,
+            });
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+  services.a = await startUpstream();
+  services.b = await startUpstream();
+  ({ agents } = await spawnMembers({
+    ids: ['a', 'b'] as const,
+    policy: { affinity: { type: 'header', headerName: 'x-session' }, sessionsPerInstance: 5, maxInstances: 2 },
+    upstream: (id) => services[id].url,
+    redisUrl: inject('redisUrl'),
+    adminToken: 'admin-token-tracing-7f3a',
+    inOrder: true,
+    env: {
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiverUrl,
+      OTEL_BSP_SCHEDULE_DELAY: '50',
+      OTEL_SERVICE_NAME: 'sessionfleet-agent-under-test',
+    },
+  }));
+}, 60_000);
+
+afterAll(async () => {
+  await stopAll();
+  await Promise.all(Object.values(services).map((s) => s.close()));
+  await new Promise<void>((resolve) => receiver.close(() => resolve()));
+});
+
+const traceparent = (traceId: string, spanId: string) => `00-${traceId}-${spanId}-01`;
+
+describe('traces across two agents', () => {
+  it('makes one trace of a request that agent b forwards to the owner a, and hands it on to the service', async () => {
+    // Placed on a (a fills itself first): created through a.
+    const created = await fetch(`${agents.a.url}/echo`, { headers: { 'x-session': 'traced-1' } });
+    expect(created.status).toBe(200);
+    const before = services.a.received.length;
+
+    const clientTrace = randomBytes(16).toString('hex');
+    const clientSpan = randomBytes(8).toString('hex');
+    const answer = await fetch(`${agents.b.url}/echo?token=secret-query`, {
+      headers: {
+        'x-session': 'traced-1',
+        traceparent: traceparent(clientTrace, clientSpan),
+        authorization: 'Bearer never-in-a-span',
+      },
+    });
+    expect(answer.status).toBe(200);
+    // The owner's service got it, not b's.
+    const reached = services.a.received.slice(before).find((r) => r.path === '/echo')!;
+    expect(reached).toBeDefined();
+
+    const ofTrace = await waitFor('the two agents spans', () => {
+      const found = spans.filter((s) => s.traceId === clientTrace);
+      return found.length >= 2 ? found : undefined;
+    });
+    const onB = ofTrace.find((s) => s.instance === 'b')!;
+    const onA = ofTrace.find((s) => s.instance === 'a')!;
+    // b's span continues the client's; a's continues b's; the service got a's.
+    expect(onB.parentSpanId).toBe(clientSpan);
+    expect(onA.parentSpanId).toBe(onB.spanId);
+    expect(reached.headers.traceparent).toBe(traceparent(clientTrace, onA.spanId));
+    expect(onB.attributes).toMatchObject({
+      'sessionfleet.front': 'http',
+      'sessionfleet.decision': 'forward',
+      'sessionfleet.owner': 'a',
+      'sessionfleet.hop': false,
+      'http.response.status_code': 200,
+      'url.path': '/echo',
+    });
+    expect(onA.attributes).toMatchObject({ 'sessionfleet.decision': 'serve', 'sessionfleet.hop': true });
+    // Never the query, the token or any other header value.
+    expect(JSON.stringify(ofTrace)).not.toMatch(/secret-query|never-in-a-span/);
+  });
+
+  it('records a refusal with its catalogue code', async () => {
+    const clientTrace = randomBytes(16).toString('hex');
+    const answer = await fetch(`${agents.b.url}/echo`, {
+      headers: {
+        'x-session': 'bad id with spaces',
+        traceparent: traceparent(clientTrace, randomBytes(8).toString('hex')),
+      },
+    });
+    expect(answer.status).toBe(400);
+    const [span] = await waitFor('the refused request span', () => {
+      const found = spans.filter((s) => s.traceId === clientTrace);
+      return found.length >= 1 ? found : undefined;
+    });
+    expect(span!.attributes).toMatchObject({
+      'sessionfleet.error_code': 'INVALID_SESSION_ID',
+      'sessionfleet.outcome': 'rejected',
+      'http.response.status_code': 400,
+    });
+  });
+});
