@@ -29,7 +29,7 @@ import { Exchange, type ExchangeHost } from './exchange.js';
 import { FORWARDED_BY_HEADER, NOT_OWNER_HEADER } from './fleet.js';
 import { clearedCookie, isSecure } from './headers.js';
 import { type Admitted, bodyOf, checkTarget, type Intake, type SessionRoute } from './intake.js';
-import { hasModernEnvelope, isModernRequest, jsonRpcIdOf, unknownKeyBody } from './mcp2026.js';
+import { hasModernEnvelope, isModernRequest, isWellFormedTaskRequest, jsonRpcIdOf, unknownKeyBody } from './mcp2026.js';
 import type { HttpFrontSettings } from './options.js';
 import { ResultTap } from './result-tap.js';
 
@@ -174,12 +174,20 @@ export class RequestPath {
     }
   }
 
-  /** The spec's unknown-task answer, with the request's JSON-RPC id. */
+  /**
+   * The spec's unknown-task answer, with the request's JSON-RPC id — for a well-formed task request
+   * only: one the server would reject before looking for the task (headers that disagree with the
+   * body, a client without the Tasks extension) gets the local server's own answer.
+   */
   private async unknownKey(exchange: Exchange, route: KeyedRoute): Promise<void> {
     const peeked = await readBodyUpTo(exchange.req, this.host.settings.initializePeekBytes);
     if (!peeked || exchange.isDone) return;
-    const id = peeked.complete ? jsonRpcIdOf(peeked.bytes.toString('utf8')) : null;
-    exchange.answerJson(200, unknownKeyBody(route.ref.kind, id));
+    const text = peeked.complete ? peeked.bytes.toString('utf8') : '';
+    if (route.ref.kind === 'task' && !isWellFormedTaskRequest(text, exchange.req.headers)) {
+      const admitted = this.host.intake.admitWithoutSession(exchange.ticket, STATELESS, exchange.req);
+      return this.serve(exchange, admitted, peeked.bytes);
+    }
+    exchange.answerJson(200, unknownKeyBody(route.ref.kind, jsonRpcIdOf(text)));
   }
 
   /** A modern request served here: its results are read as they pass, its tasks learned. */

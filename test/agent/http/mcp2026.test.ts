@@ -13,12 +13,16 @@ const post = (headers: Record<string, string>) =>
   classify({ method: 'POST', path: '/mcp', query: '', headers, upgrade: false }, streamable);
 
 describe('MCP 2026 requests as the agent classifies them', () => {
-  it('takes a request for modern by its headers: Mcp-Method, or a version that is not a 2025 date', () => {
+  it('takes a request for modern by its headers: a version that is not a 2025 date, or Mcp-Method without one', () => {
     expect(isModernRequest({ 'mcp-method': 'tools/list' })).toBe(true);
     expect(isModernRequest({ 'mcp-protocol-version': '2026-07-28' })).toBe(true);
     expect(isModernRequest({ 'mcp-protocol-version': 'v999.0.0' })).toBe(true);
     expect(isModernRequest({ 'mcp-protocol-version': '2025-11-25' })).toBe(false);
     expect(isModernRequest({ 'mcp-protocol-version': '2025-06-18', 'mcp-session-id': 's' })).toBe(false);
+    // A dual-era client sends Mcp-Method on its 2025 requests too: the version header decides.
+    expect(isModernRequest({ 'mcp-protocol-version': '2025-11-25', 'mcp-method': 'notifications/initialized' })).toBe(
+      false,
+    );
     expect(isModernRequest({})).toBe(false);
   });
 
