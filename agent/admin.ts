@@ -158,6 +158,28 @@ export function buildAdminApp(options: AdminOptions): FastifyInstance {
 
     if (options.fleet) admin.register(fleetAdminRoutes, { fleet: options.fleet });
 
+    // The kill switch for a principal's MCP 2026 tasks held by this instance: tasks/cancel upstream.
+    admin.delete(`${AGENT_PATHS.admin}/tasks`, async (request, reply) => {
+      const { principal, tenant } = request.query as { principal?: unknown; tenant?: unknown };
+      const name = (v: unknown) => typeof v === 'string' && v.length > 0 && v.length <= 256;
+      if (!name(principal) || (tenant !== undefined && !name(tenant))) {
+        return reply.code(400).send({
+          error: {
+            code: 'BAD_REQUEST',
+            message: 'principal (and tenant, if given) must be non-empty strings of at most 256 characters',
+          },
+        });
+      }
+      if (!front.cancelTasks) {
+        return reply.code(404).send({ error: { code: 'NOT_FOUND', message: 'this front holds no MCP tasks' } });
+      }
+      const result = await front.cancelTasks({
+        principal: principal as string,
+        ...(tenant !== undefined ? { tenant: tenant as string } : {}),
+      });
+      return { instanceId: context.config.instanceId, ...result };
+    });
+
     admin.delete<{ Params: { id: string } }>(`${AGENT_PATHS.admin}/sessions/:id`, async (request, reply) => {
       const { id } = request.params;
       const ended = front.terminate ? await front.terminate(id) : sessions.end(id, 'terminated');

@@ -277,6 +277,13 @@ export const SESSION_UTILIZATION_METRIC = 'sessionfleet_session_utilization';
 /** New sessions waiting for capacity anywhere in the fleet: the demand a scale-out would serve. */
 export const PLACEMENT_DEMAND_METRIC = 'sessionfleet_placement_demand';
 
+/** MCP 2026 requests by `Mcp-Method`, bounded `Mcp-Name` and result type (complete, input_required, task, error, none). */
+export const MCP_REQUESTS_METRIC = 'sessionfleet_mcp_requests_total';
+/** MCP 2026 request durations by `Mcp-Method` and bounded `Mcp-Name`. */
+export const MCP_REQUEST_DURATION_METRIC = 'sessionfleet_mcp_request_duration_seconds';
+/** Routing decisions for requests naming a task or handle: local, forwarded, unknown, refused. */
+export const AFFINITY_KEY_DECISIONS_METRIC = 'sessionfleet_affinity_key_decisions_total';
+
 /**
  * The Redis key prefix of a fleet's state: `sessionfleet:{<fleet>}:`. The braces are a Redis Cluster
  * hash tag, so one fleet's keys share a slot. The constructs name keys with it too (the scale list).

@@ -336,4 +336,25 @@ export interface PolicyInput {
    * @default {}
    */
   readonly limits?: LimitsInput;
+  /**
+   * MCP 2026: the longest the fleet remembers which instance holds a task (its ttlMs, or an unlimited one, is capped to it) or a handle; past it the task is answered as unknown.
+   *
+   * Range: 1–2592000, whole number.
+   * @default - 86400 (one day)
+   */
+  readonly taskOwnerTtlCapSeconds?: number;
+  /**
+   * MCP 2026: an Mcp-Param-* header whose value is an affinity key (a server-minted handle): requests carrying it go to the instance that first served it, for the principal that first used it.
+   *
+   * Range: at most 128 characters, matching /^mcp-param-[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.
+   * @default - no handle affinity
+   */
+  readonly handleHeader?: string;
+  /**
+   * MCP 2026 metrics: how many distinct Mcp-Name values (tool, prompt, resource names) get a label of their own, the first ones seen; later ones are counted as "other". Task ids are never labels.
+   *
+   * Range: 0–1000, whole number.
+   * @default - 20
+   */
+  readonly mcpMetricNameLimit?: number;
 }

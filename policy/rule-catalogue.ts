@@ -93,6 +93,9 @@ export const UNSET_MEANS: Readonly<Record<string, string>> = {
   'limits.streamsPerPrincipal': 'no limit',
   'limits.streamsPerTenant': 'no limit',
   'limits.toolConcurrency': 'no per-tool limit',
+  taskOwnerTtlCapSeconds: '86400 (one day)',
+  handleHeader: 'no handle affinity',
+  mcpMetricNameLimit: '20',
 };
 
 /** The rules that name `field` (a dotted path), in catalogue order. */

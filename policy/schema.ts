@@ -45,6 +45,8 @@ export const DEFAULTS = {
   lockTtlSeconds: 30,
   lockWaitSeconds: 10,
   placementWaitSeconds: 5,
+  taskOwnerTtlCapSeconds: 86_400,
+  mcpMetricNameLimit: 20,
 } as const;
 
 /** Upper bounds that more than one rule refers to. */
@@ -60,6 +62,8 @@ export const LIMITS = {
   placementWaitSeconds: { min: 0, max: 300 },
   perPrincipalSessions: { min: 1, max: 1_000_000 },
   instanceVcpu: { min: 0.001, max: 1024 },
+  taskOwnerTtlCapSeconds: { min: 1, max: 2_592_000 },
+  mcpMetricNameLimit: { min: 0, max: 1000 },
 } as const;
 
 /** The status codes a client may be sent for an expired or unknown session. */
@@ -283,6 +287,26 @@ export const policyInputSchema = z
         ),
       collaborative: collaborativeSchema.optional(),
       limits: limitsSchema,
+      taskOwnerTtlCapSeconds: wholeNumber(LIMITS.taskOwnerTtlCapSeconds.min, LIMITS.taskOwnerTtlCapSeconds.max)
+        .optional()
+        .describe(
+          'MCP 2026: the longest the fleet remembers which instance holds a task (its ttlMs, or an unlimited one, is capped to it) or a handle; past it the task is answered as unknown.',
+        ),
+      handleHeader: z
+        .string({ error: typeRule('a string') })
+        .max(128, { error: 'must be at most 128 characters', abort: true })
+        .regex(/^mcp-param-[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/i, {
+          error: 'must be an Mcp-Param-* header name such as "Mcp-Param-Workspace"',
+        })
+        .optional()
+        .describe(
+          'MCP 2026: an Mcp-Param-* header whose value is an affinity key (a server-minted handle): requests carrying it go to the instance that first served it, for the principal that first used it.',
+        ),
+      mcpMetricNameLimit: wholeNumber(LIMITS.mcpMetricNameLimit.min, LIMITS.mcpMetricNameLimit.max)
+        .optional()
+        .describe(
+          'MCP 2026 metrics: how many distinct Mcp-Name values (tool, prompt, resource names) get a label of their own, the first ones seen; later ones are counted as "other". Task ids are never labels.',
+        ),
     },
     { error: typeRule('a JSON object') },
   )

@@ -53,6 +53,11 @@ export interface Front {
   /** Ends one session properly (upstream delete or detach) and frees its slot. */
   terminate?(sessionId: string): Promise<boolean>;
   /**
+   * The kill switch for MCP 2026 tasks: sends `tasks/cancel` upstream for the live tasks this
+   * instance holds for `principal` (in `tenant`, if given).
+   */
+  cancelTasks?(filter: { principal: string; tenant?: string }): Promise<{ cancelled: string[]; failed: string[] }>;
+  /**
    * Stops taking new sessions and connections' new work, and resolves once nothing is in flight.
    * The server bounds the wait by `policy.drainTimeoutSeconds`.
    */

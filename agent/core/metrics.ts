@@ -5,8 +5,11 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import {
+  AFFINITY_KEY_DECISIONS_METRIC,
   CONNECTION_BUFFERED_BYTES_METRIC,
   CONNECTIONS_REFUSED_METRIC,
+  MCP_REQUEST_DURATION_METRIC,
+  MCP_REQUESTS_METRIC,
   PLACEMENT_DEMAND_METRIC,
   SESSION_UTILIZATION_METRIC,
   UNAUTHENTICATED_CONNECTIONS_METRIC,
@@ -30,6 +33,9 @@ export interface AgentMetrics {
   /** Read at each scrape from the sources the Copilot front registers (one per open connection set). */
   readonly bufferedBytes: Gauge;
   readonly bufferedBytesSources: Set<() => number>;
+  readonly mcpRequests: Counter<'method' | 'name' | 'result'>;
+  readonly mcpRequestDuration: Histogram<'method' | 'name'>;
+  readonly affinityKeyDecisions: Counter<'kind' | 'decision'>;
 }
 
 export function createMetrics(options: { instanceId: string; defaultMetrics?: boolean }): AgentMetrics {
@@ -113,5 +119,24 @@ export function createMetrics(options: { instanceId: string; defaultMetrics?: bo
       },
     }),
     bufferedBytesSources,
+    mcpRequests: new Counter({
+      name: MCP_REQUESTS_METRIC,
+      help: 'MCP 2026 requests by Mcp-Method, Mcp-Name (the first mcpMetricNameLimit names, then "other"; never a task id) and result type.',
+      labelNames: ['method', 'name', 'result'] as const,
+      registers,
+    }),
+    mcpRequestDuration: new Histogram({
+      name: MCP_REQUEST_DURATION_METRIC,
+      help: 'Time from an MCP 2026 request to the end of its response, by Mcp-Method and bounded Mcp-Name.',
+      labelNames: ['method', 'name'] as const,
+      buckets: [0.005, 0.025, 0.1, 0.5, 1, 5, 30],
+      registers,
+    }),
+    affinityKeyDecisions: new Counter({
+      name: AFFINITY_KEY_DECISIONS_METRIC,
+      help: 'Requests naming a task or handle, by where the routing core sent them: local, forwarded, unknown, refused.',
+      labelNames: ['kind', 'decision'] as const,
+      registers,
+    }),
   };
 }

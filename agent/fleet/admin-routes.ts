@@ -8,6 +8,7 @@
  *   GET    /admin/fleet/sessions/:id
  *   DELETE /admin/fleet/sessions/:id     ends it properly on its owner (or in the registry if the owner is gone)
  *   POST   /admin/fleet/instances/:id/drain   the instance takes no new sessions; its sessions go on
+ *   GET    /admin/fleet/tasks?principal=&tenant=&limit=   live MCP 2026 tasks and handles, who holds and created each
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { AGENT_PATHS } from '../../policy/agent-interface.js';
@@ -87,6 +88,32 @@ export async function fleetAdminRoutes(app: FastifyInstance, options: FleetAdmin
     const filter = parseFilter(request.query as Record<string, unknown>);
     const { sessions, truncated } = await fleet.listSessions(filter);
     return { instanceId: fleet.instanceId, count: sessions.length, truncated, sessions };
+  });
+
+  app.get(`${AGENT_PATHS.admin}/fleet/tasks`, async (request) => {
+    const query = request.query as Record<string, unknown>;
+    const extra = Object.keys(query).filter((k) => k !== 'principal' && k !== 'tenant' && k !== 'limit');
+    if (extra.length > 0) throw new AgentError('BAD_REQUEST', `unknown filter ${JSON.stringify(extra[0])}`);
+    const { principal, tenant, limit } = parseFilter(query);
+    if (!fleet.affinityKeys) throw new AgentError('BAD_REQUEST', 'this agent keeps no task inventory');
+    const { keys, truncated } = await fleet.affinityKeys.listFleet({
+      ...(principal !== undefined ? { principal } : {}),
+      ...(tenant !== undefined ? { tenant } : {}),
+      ...(limit !== undefined ? { limit } : {}),
+    });
+    return {
+      instanceId: fleet.instanceId,
+      count: keys.length,
+      truncated,
+      tasks: keys.map((k) => ({
+        kind: k.kind,
+        id: k.key,
+        owner: k.owner,
+        principal: k.principal ?? null,
+        tenant: k.tenant ?? null,
+        expiresAt: new Date(k.expiresAt).toISOString(),
+      })),
+    };
   });
 
   app.get<{ Params: { id: string } }>(`${AGENT_PATHS.admin}/fleet/sessions/:id`, async (request, reply) => {

@@ -21,6 +21,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Session } from '../core/sessions.js';
+import { RedisAffinityKeys } from './affinity-keys.js';
 import { BudgetSync } from './budget-sync.js';
 import { InstanceLease } from './instance-lease.js';
 import { FleetInventory } from './inventory.js';
@@ -74,6 +75,7 @@ export class FleetCoordinator implements Coordinator {
   /** The fleet-wide budget counts (`policy.limits`). */
   readonly budgets: BudgetSync;
   readonly metrics: FleetMetrics;
+  readonly affinityKeys: RedisAffinityKeys;
 
   private readonly subscriber: Redis;
   private readonly hub: ChannelHub;
@@ -104,6 +106,7 @@ export class FleetCoordinator implements Coordinator {
     this.scheduler = options.scheduler ?? intervalScheduler;
     this.registry = new FleetRegistry(this.redis, this.keys);
     this.budgets = new BudgetSync(this.redis, this.keys, this.instanceId);
+    this.affinityKeys = new RedisAffinityKeys(this.redis, this.keys, this.instanceId);
     // An ended id is remembered as long as a single agent remembers it: one session lifetime.
     this.registry.memory = {
       ttlMs: context.policy.sessionLifetimeSeconds * 1000,

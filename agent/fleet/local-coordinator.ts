@@ -14,6 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { AgentError } from '../core/errors.js';
 import type { Session } from '../core/sessions.js';
+import { LocalAffinityKeys } from './affinity-keys.js';
 import { FenceGate, MemoryLock } from './lock.js';
 import { enforceQuotas, type QuotaHolder } from './quotas.js';
 import { cleanSessionState, type StateCleanupReport } from './state-cleanup.js';
@@ -49,6 +50,7 @@ export class LocalCoordinator implements Coordinator {
   readonly lock: MemoryLock;
   readonly fence = new FenceGate();
   readonly hints = undefined;
+  readonly affinityKeys: LocalAffinityKeys;
   private readonly tenants = new Map<string, string>();
   /** Placements not yet opened or cancelled, by reservation id: they hold quota places. */
   private readonly reservations = new Map<string, QuotaHolder & { expiresAt: number }>();
@@ -65,6 +67,7 @@ export class LocalCoordinator implements Coordinator {
     private readonly options: LocalCoordinatorOptions = {},
   ) {
     this.instanceId = context.config.instanceId;
+    this.affinityKeys = new LocalAffinityKeys(Date.now, this.instanceId);
     const collaborative = context.policy.collaborative;
     this.lock = new MemoryLock({
       ttlMs: (collaborative?.lockTtlSeconds ?? 30) * 1000,

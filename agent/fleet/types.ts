@@ -14,11 +14,21 @@
  */
 import type { AgentContext } from '../core/context.js';
 import type { Session } from '../core/sessions.js';
+import type { AffinityKeyStore } from './affinity-keys.js';
 import type { FenceGate, SessionLock } from './lock.js';
 import type { OwnerHints } from './owner-hint.js';
 import type { EndedReason, SessionRecord } from './registry.js';
 
 // The fleet's types a front or the routing core names, here so that they import this file only.
+export type {
+  AffinityKeyStore,
+  FleetKey,
+  KeyFilter,
+  KeyHolder,
+  KeyKind,
+  KeyLocation,
+  LiveKey,
+} from './affinity-keys.js';
 export type { FenceGate, LockLease, SessionLock } from './lock.js';
 export type { OwnerHints } from './owner-hint.js';
 export type { EndedReason } from './registry.js';
@@ -201,6 +211,8 @@ export interface FleetAdmin {
   inspect(sessionId: string): Promise<FleetSessionInfo | undefined>;
   terminate(sessionId: string): Promise<TerminateResult>;
   listInstances(): Promise<FleetInstanceSummary[]>;
+  /** MCP 2026 tasks and handles (the inventory lists the fleet's live ones). */
+  readonly affinityKeys?: AffinityKeyStore;
   /** `admin drain`: a part of its own, so the coordinator does not grow another pair of methods. */
   readonly drains: InstanceDrains;
 }
@@ -233,6 +245,8 @@ export interface Coordinator extends FleetAdmin {
   readonly fence: FenceGate;
   /** Owner-hint codec, once a key is known. */
   readonly hints: OwnerHints | undefined;
+  /** MCP 2026 task ids and handles: which instance holds each, for which principal. */
+  readonly affinityKeys: AffinityKeyStore;
   start(): Promise<void>;
   stop(): Promise<void>;
   /** Takes no new sessions from now on; resumable idle sessions are handed off. */

@@ -6,6 +6,8 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { AgentError } from '../core/errors.js';
 import { isValidSessionId } from '../core/session-id.js';
+import type { KeyRef } from '../routing/index.js';
+import { affinityKeyOf, isModernRequest } from './mcp2026.js';
 import type { HttpAffinity } from './options.js';
 
 export interface RequestFacts {
@@ -38,6 +40,8 @@ export type Route =
   | { readonly kind: 'mint-cookie' }
   /** mcp-streamable-http POST without `Mcp-Session-Id`: the body tells whether it is an `initialize`. */
   | { readonly kind: 'mcp-sessionless-post' }
+  /** MCP 2026: a stateless request naming an affinity key (a task id, a handle): routed to its holder. */
+  | { readonly kind: 'keyed'; readonly ref: KeyRef }
   /** mcp-sse: the stream that announces the session id in its `endpoint` event. */
   | { readonly kind: 'sse-open' }
   | { readonly kind: 'reject'; readonly error: AgentError; readonly clearCookie?: boolean };
@@ -46,6 +50,8 @@ export interface ClassifyContext {
   readonly affinity: HttpAffinity;
   /** The upstream answered an `initialize` without a session id: it keeps no sessions. */
   readonly statelessUpstream: boolean;
+  /** The policy's `Mcp-Param-*` header (lower case) whose value is an affinity key (a handle). */
+  readonly handleHeader?: string | undefined;
 }
 
 /** Visible ASCII, 1–128 characters: what an MCP server may announce in its SSE `endpoint` event. */
@@ -53,11 +59,9 @@ const ANNOUNCED_SESSION_ID = /^[\x21-\x7e]{1,128}$/;
 /** RFC 6265 cookie-octets (visible ASCII but `"` `,` `;` `\`), 1–128 of them. */
 const COOKIE_VALUE = /^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]{1,128}$/;
 
+export { STATELESS_MCP_REVISION } from './mcp2026.js';
 // The rule for ids a client names is the agent's one rule, shared with the Copilot front.
 export { isValidSessionId };
-
-/** MCP revisions from this date on have no `initialize` and no session id: every request stands alone. */
-export const STATELESS_MCP_REVISION = '2026-07-28';
 
 const STREAMABLE = 'MCP Streamable HTTP (affinity.type "mcp-streamable-http")';
 
@@ -118,6 +122,9 @@ function classifyStreamable(facts: RequestFacts, context: ClassifyContext): Rout
       new AgentError('WRONG_TRANSPORT', `this agent is configured for ${STREAMABLE}; WebSocket upgrades are refused`),
     );
   }
+  // The modern era has no sessions: a stray Mcp-Session-Id is ignored, version negotiation is the
+  // server's, and a task id or handle routes the request to the instance that holds it.
+  if (!facts.upgrade && isModernRequest(facts.headers)) return modernRoute(facts.headers, context);
   const id = headerValue(facts.headers, 'mcp-session-id');
   if (id !== undefined) {
     if (!isValidSessionId(id)) {
@@ -138,8 +145,8 @@ function classifyStreamable(facts: RequestFacts, context: ClassifyContext): Rout
       ),
     );
   }
-  // Stateless servers (and the revision without sessions) need no affinity; quotas still apply.
-  if (context.statelessUpstream || isStatelessRevision(facts.headers)) return { kind: 'stateless' };
+  // Stateless servers need no affinity; quotas still apply.
+  if (context.statelessUpstream) return { kind: 'stateless' };
   if (facts.method === 'POST') return { kind: 'mcp-sessionless-post' };
   if (facts.method === 'GET' && acceptsEventStream(facts.headers)) {
     return reject(
@@ -153,6 +160,12 @@ function classifyStreamable(facts: RequestFacts, context: ClassifyContext): Rout
   if (facts.method === 'DELETE') return missingMcpSessionId();
   // OPTIONS (CORS preflight), HEAD, plain GETs (discovery documents): no session involved.
   return { kind: 'stateless' };
+}
+
+/** A modern (2026) request: keyed when it names a task or a handle, else stateless. */
+function modernRoute(headers: IncomingHttpHeaders, context: ClassifyContext): Route {
+  const ref = affinityKeyOf(headers, context.handleHeader);
+  return ref ? { kind: 'keyed', ref } : { kind: 'stateless' };
 }
 
 export function missingMcpSessionId(): Route {
@@ -241,7 +254,7 @@ export function classify(facts: RequestFacts, context: ClassifyContext): Route {
     case 'cookie':
       return classifyCookie(facts, affinity.cookieName);
     case 'none':
-      return { kind: 'stateless' };
+      return isModernRequest(facts.headers) ? modernRoute(facts.headers, context) : { kind: 'stateless' };
   }
 }
 
@@ -261,12 +274,6 @@ export function containsInitialize(body: string): boolean {
   return messages.some(
     (m) => typeof m === 'object' && m !== null && (m as { method?: unknown }).method === 'initialize',
   );
-}
-
-/** Whether the client speaks an MCP revision without sessions (no `initialize`, no session id). */
-export function isStatelessRevision(headers: IncomingHttpHeaders): boolean {
-  const version = headerValue(headers, 'mcp-protocol-version');
-  return version !== undefined && /^\d{4}-\d{2}-\d{2}$/.test(version) && version >= STATELESS_MCP_REVISION;
 }
 
 /**

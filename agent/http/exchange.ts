@@ -25,6 +25,7 @@ import { appendSetCookie, forwardedRequestHeaders, forwardedResponseHeaders } fr
 import { BodyTooLargeError, bodyTooLarge, limitedBody } from './limits.js';
 import type { HttpFrontSettings } from './options.js';
 import { challengeFor, renderError, sendError } from './reject.js';
+import type { ResultTap, TaskCreated } from './result-tap.js';
 import { EndpointScanner } from './sse-scanner.js';
 import type { Closable } from './streams.js';
 import { TaskWatch } from './task-watch.js';
@@ -101,6 +102,18 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
   /** A `Set-Cookie` for the response (cookie affinity, new session). */
   setCookie: string | undefined;
   status = 0;
+  /**
+   * A modern (MCP 2026) request served here: its response's results are read as they pass
+   * (`result-tap.ts`), and a task it creates is recorded (`learn`) before the client can see it.
+   */
+  results: { readonly tap: ResultTap; learn(task: TaskCreated): Promise<void> } | undefined;
+  /**
+   * A modern request's stray `Mcp-Session-Id`: ignored (the spec says so) and not passed on, so
+   * it cannot reach a session the agent did not admit this caller to.
+   */
+  dropSessionId = false;
+  /** Writes held back until a task was recorded, in order. */
+  private held: Promise<void> | undefined;
   /** This request's span, when tracing is on (`agent/core/tracing.ts`). */
   trace: RequestSpan | undefined;
   /** Once the response is a stream: when it opened and last carried a byte (sessionless streams' bounds). */
@@ -252,6 +265,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
         requestId: this.requestId,
         dropAuthorization: host.settings.stripAuthorization,
         ...(this.upstreamExtra ? { extra: this.upstreamExtra } : {}),
+        ...(this.dropSessionId ? { drop: 'mcp-session-id' } : {}),
         ...(this.trace ? { trace: this.trace.context } : {}),
       });
       host.pool.dispatch({ path: req.url ?? '/', method: req.method ?? 'GET', headers, body }, this);
@@ -297,6 +311,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
         upstreamHost: target.host,
         requestId: this.requestId,
         extra: target.headers,
+        ...(this.dropSessionId ? { drop: 'mcp-session-id' } : {}),
         ...(this.trace ? { trace: this.trace.context } : {}),
       });
       target.pool.dispatch({ path: req.url ?? '/', method: req.method ?? 'GET', headers, body }, handler);
@@ -346,6 +361,8 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
     out['x-request-id'] = this.requestId;
     if (this.host.isDraining) out.connection = 'close';
     this.res.writeHead(statusCode, out);
+    if (this.results && this.peer) this.results = undefined;
+    this.results?.tap.start(statusCode, headers['content-type'] as string | undefined);
 
     if (statusCode === 200) {
       this.taskWatch = TaskWatch.of(this.host.admission.budgets, this.ticket.caller, this.req.headers);
@@ -378,6 +395,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
     if (this.scanner) this.scan(chunk);
     if (this.openedAt !== undefined) this.lastActiveAt = Date.now();
     this.taskWatch?.push(chunk);
+    if (this.results) return void this.tapped(controller, chunk);
     if (!this.res.write(chunk)) {
       controller.pause();
       this.res.once('drain', onResponseDrain);
@@ -392,7 +410,60 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
       this.scanner = undefined;
       this.ticket.cancelReservation();
     }
+    if (this.results) {
+      const { write, task } = this.results.tap.end();
+      this.after(task, write, true);
+      return;
+    }
     if (!this.done) this.res.end();
+  }
+
+  /** A chunk of a modern response: written now, or after the task it completes is recorded. */
+  private tapped(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    const { write, task } = this.results!.tap.push(chunk);
+    if (!task && !this.held) {
+      if (write && !this.res.write(write)) {
+        controller.pause();
+        this.res.once('drain', onResponseDrain);
+      }
+      return;
+    }
+    controller.pause();
+    this.after(task, write, false).then(() => controller.resume());
+  }
+
+  /** Records `task` (if any), then writes `write` (and ends the response), after what is held. */
+  private after(task: TaskCreated | undefined, write: Buffer | undefined, end: boolean): Promise<void> {
+    const learn = this.results?.learn;
+    const previous = this.held ?? Promise.resolve();
+    const next = previous
+      .then(() => (task && learn ? learn(task) : undefined))
+      .catch((error: unknown) =>
+        this.host.logger.warn(
+          { reqId: this.requestId, taskId: task?.taskId, err: error instanceof Error ? error.message : String(error) },
+          'could not record a new task in the fleet; it is routable on this instance only',
+        ),
+      )
+      .then(() => {
+        if (this.done || this.res.writableEnded) return;
+        if (write) this.res.write(write);
+        if (end) this.res.end();
+      });
+    this.held = next;
+    return next;
+  }
+
+  /** Answers the request here with a JSON body (a protocol answer the agent gives itself). */
+  answerJson(status: number, body: string): void {
+    if (this.done || this.res.headersSent) return;
+    this.outcome = 'rejected';
+    this.res.writeHead(status, {
+      'content-type': 'application/json',
+      'content-length': String(Buffer.byteLength(body)),
+      'cache-control': 'no-store',
+      'x-request-id': this.requestId,
+    });
+    this.res.end(body);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {

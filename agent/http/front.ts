@@ -29,11 +29,12 @@ import type { Exchange, Outcome } from './exchange.js';
 import { PeerPools } from './fleet.js';
 import { Intake } from './intake.js';
 import { installLimits, serverOptions } from './limits.js';
+import { McpMetricLabels } from './mcp-metrics.js';
 import { type HttpFrontOptions, type HttpFrontSettings, normalizeHttpFrontOptions } from './options.js';
 import { RequestPath, type RequestPathHost } from './requests.js';
 import { OpenStreams } from './streams.js';
 import { UpgradePath, type UpgradePathHost } from './upgrades.js';
-import { createUpstreamPool, deleteUpstreamSession } from './upstream.js';
+import { cancelUpstreamTask, createUpstreamPool, deleteUpstreamSession } from './upstream.js';
 import type { WebSocketTunnel } from './websocket.js';
 
 /** Session ends after which the MCP server still holds the session's state: the agent deletes it there. */
@@ -86,6 +87,9 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
   private readonly tunnels = new Set<WebSocketTunnel>();
   private readonly pendingDeletes = new Map<string, Promise<void>>();
   private readonly durations: Record<Outcome, Histogram.Internal<'front' | 'outcome'>>;
+  private readonly mcpLabels: McpMetricLabels;
+  /** The MCP path each live task was created at (bounded; the kill switch cancels it there). */
+  private readonly taskPaths = new Map<string, string>();
   private active = 0;
   private drainWaiters: Array<() => void> = [];
   private stateless = false;
@@ -147,6 +151,7 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
       aborted: histogram.labels('http', 'aborted'),
     };
     this.refusals = new Refusals('http', context.metrics, context.logger);
+    this.mcpLabels = new McpMetricLabels(context.policy.mcpMetricNameLimit);
     const limits = this.settings.limits;
     this.server = createServer({ noDelay: true, ...serverOptions(limits) }, new RequestPath(this).onRequest);
     this.server.keepAliveTimeout = this.settings.clientKeepAliveTimeoutMs;
@@ -327,8 +332,50 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
     void deleteUpstreamSession(this.pool, this.settings, { id, path, protocolVersion: undefined }).catch(() => {});
   }
 
+  taskCreated(taskId: string, path: string): void {
+    if (this.taskPaths.size >= 10_000) this.taskPaths.delete(this.taskPaths.keys().next().value!);
+    this.taskPaths.set(taskId, path);
+  }
+
+  async cancelTasks(filter: {
+    principal: string;
+    tenant?: string;
+  }): Promise<{ cancelled: string[]; failed: string[] }> {
+    const owned = this.router.coordinator.affinityKeys
+      .list()
+      .filter(
+        (k) =>
+          k.kind === 'task' &&
+          k.principal === filter.principal &&
+          (filter.tenant === undefined || k.tenant === filter.tenant),
+      );
+    const cancelled: string[] = [];
+    const failed: string[] = [];
+    await Promise.all(
+      owned.map(async ({ key }) => {
+        const path = this.taskPaths.get(key) ?? '/mcp';
+        const ok = await cancelUpstreamTask(this.pool, this.settings, { id: key, path }).catch(() => false);
+        (ok ? cancelled : failed).push(key);
+      }),
+    );
+    return { cancelled, failed };
+  }
+
+  /** A request naming a task or handle went where the routing core said. */
+  keyDecided(kind: 'task' | 'handle', decision: 'local' | 'forwarded' | 'unknown' | 'refused'): void {
+    this.context.metrics.affinityKeyDecisions.inc({ kind, decision });
+  }
+
   finished(exchange: Exchange, outcome: Outcome, seconds: number): void {
     this.durations[outcome].observe(seconds);
+    const labels = this.mcpLabels.of(exchange.req.headers);
+    if (labels) {
+      const { metrics } = this.context;
+      const read = exchange.results?.tap.types[0];
+      const result = read ?? (outcome !== 'ok' || exchange.status >= 400 ? 'error' : 'none');
+      metrics.mcpRequests.inc({ method: labels.method, name: labels.name, result });
+      metrics.mcpRequestDuration.observe(labels, seconds);
+    }
     if (this.debug) {
       const url = exchange.req.url ?? '';
       this.logger.debug(

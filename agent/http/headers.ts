@@ -59,6 +59,8 @@ export interface ForwardedHeaderOptions {
   extra?: readonly string[];
   /** Keep the client's `Authorization` from this hop (JWT mode, to the upstream). */
   dropAuthorization?: boolean;
+  /** A request header not to pass on (lower case): a stray `mcp-session-id` on an MCP 2026 request. */
+  drop?: string | undefined;
   /** With tracing on: the agent's span context, sent instead of the client's `traceparent`/`tracestate`. */
   trace?: { readonly traceparent: string; readonly tracestate?: string };
 }
@@ -76,7 +78,7 @@ export function forwardedRequestHeaders(req: IncomingMessage, options: Forwarded
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || dropped?.has(lower)) continue;
+    if (HOP_BY_HOP.has(lower) || dropped?.has(lower) || lower === options.drop) continue;
     if (dropAuthorization && lower === 'authorization') continue;
     if (trace && (lower === 'traceparent' || lower === 'tracestate')) continue;
     out.push(name, raw[i + 1]!);

@@ -28,10 +28,11 @@ import { principalSourceRefusal } from '../core/trusted-proxies.js';
 import type { PlacementTicket } from '../fleet/types.js';
 import { type Expired, type Hop, markFromHeader, principalPinId, type Router } from '../routing/index.js';
 import type { Admission, Reservation } from './admission.js';
-import { classify, isStatelessRevision, type Route } from './affinity.js';
+import { classify, type Route } from './affinity.js';
 import { FORWARDED_BY_HEADER } from './fleet.js';
 import { clearedCookie, isSecure, sessionCookie } from './headers.js';
 import { type HostRules, hostRefusal, hostRules } from './host-check.js';
+import { isModernRequest } from './mcp2026.js';
 import type { HttpFrontSettings } from './options.js';
 import type { Ticket } from './ticket.js';
 
@@ -96,7 +97,11 @@ export class Intake {
   classify(req: IncomingMessage, target: { path: string; query: string }, upgrade: boolean): Route {
     return classify(
       { method: req.method ?? 'GET', path: target.path, query: target.query, headers: req.headers, upgrade },
-      { affinity: this.host.settings.affinity, statelessUpstream: this.host.statelessUpstream },
+      {
+        affinity: this.host.settings.affinity,
+        statelessUpstream: this.host.statelessUpstream,
+        handleHeader: this.host.settings.handleHeader,
+      },
     );
   }
 
@@ -106,7 +111,7 @@ export class Intake {
    * is returned as it is.
    */
   pinned(route: Route, req: IncomingMessage, caller: Caller): Route {
-    if (!this.pinPrincipals || route.kind !== 'stateless' || !isStatelessRevision(req.headers)) return route;
+    if (!this.pinPrincipals || route.kind !== 'stateless' || !isModernRequest(req.headers)) return route;
     return { kind: 'session', id: principalPinId(caller), whenMissing: 'resume' };
   }
 

@@ -64,6 +64,8 @@ export interface HttpFrontSettings extends Required<HttpFrontOptions> {
    * Agent-to-agent hops keep it: the owner agent verifies the token again.
    */
   readonly stripAuthorization: boolean;
+  /** Lower-cased `Mcp-Param-*` header whose value is an affinity key (the policy's `handleHeader`). */
+  readonly handleHeader: string | undefined;
 }
 
 export function normalizeHttpFrontOptions(
@@ -99,6 +101,7 @@ export function normalizeHttpFrontOptions(
     limits: httpLimits(config.limits),
     jwt: config.jwt,
     stripAuthorization: config.jwt !== undefined && policy.forwardBearerToken !== true,
+    handleHeader: policy.handleHeader?.toLowerCase(),
   };
   for (const key of ['initializePeekBytes', 'endpointScanBytes', 'upstreamHeadersTimeoutMs'] as const) {
     if (!(settings[key] > 0)) throw new Error(`HTTP front option ${key} (${settings[key]}) must be above 0`);

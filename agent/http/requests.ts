@@ -14,7 +14,14 @@ import type { Session, SessionTable } from '../core/sessions.js';
 import type { Caller } from '../core/tenancy.js';
 import { hashedPrincipal, type RequestSpan, type Tracing } from '../core/tracing.js';
 import { FLEET_HEADERS, type PlacementTicket } from '../fleet/types.js';
-import { type Decision, type Forward, type Hop, markToHeader, type Router } from '../routing/index.js';
+import {
+  type Decision,
+  type Forward,
+  type Hop,
+  type KeyDecision,
+  markToHeader,
+  type Router,
+} from '../routing/index.js';
 import type { Admission } from './admission.js';
 import { containsInitialize, missingMcpSessionId, type Route } from './affinity.js';
 import { readBodyUpTo } from './body.js';
@@ -23,7 +30,9 @@ import { FORWARDED_BY_HEADER, NOT_OWNER_HEADER } from './fleet.js';
 import { clearedCookie, isSecure } from './headers.js';
 import { type Admitted, bodyOf, checkTarget, type Intake, type SessionRoute } from './intake.js';
 import { declaredTooLarge } from './limits.js';
+import { hasModernEnvelope, isModernRequest, isWellFormedTaskRequest, jsonRpcIdOf, unknownKeyBody } from './mcp2026.js';
 import type { HttpFrontSettings } from './options.js';
+import { ResultTap } from './result-tap.js';
 
 /** The request's server span: method and path (never the query, which may carry ids or tokens). */
 function startSpan(tracing: Tracing, req: IncomingMessage, instanceId: string): RequestSpan {
@@ -51,6 +60,11 @@ function traceCaller(span: RequestSpan, caller: Caller, hop: Hop | undefined): v
 const WRITE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 type Body = Readable | Buffer | null;
+type KeyedRoute = Extract<Route, { kind: 'keyed' }>;
+/** The largest modern JSON response read for its result (a task result is a few hundred bytes). */
+const RESULT_TAP_BYTES = 64 * 1024;
+const KEY_DECISION = { serve: 'local', forward: 'forwarded', 'unknown-key': 'unknown', refuse: 'refused' } as const;
+const STATELESS = Object.freeze({ kind: 'stateless' }) as Extract<Route, { kind: 'stateless' }>;
 
 /** What the request path needs from the front. */
 export interface RequestPathHost extends ExchangeHost {
@@ -69,6 +83,10 @@ export interface RequestPathHost extends ExchangeHost {
   requestStarted(): void;
   /** The request now in flight on `socket` (its timeout is answered through its response). */
   inFlightOn(socket: import('node:net').Socket, exchange: Exchange): void;
+  /** A task was created upstream at `path` (the kill switch cancels it there). */
+  taskCreated(taskId: string, path: string): void;
+  /** A request naming a task or handle went where the routing core said (metrics). */
+  keyDecided(kind: 'task' | 'handle', decision: 'local' | 'forwarded' | 'unknown' | 'refused'): void;
   internalError(
     target: { requestId: string; ticket: Exchange['ticket']; reject(error: AgentError): void },
     error: unknown,
@@ -129,7 +147,14 @@ export class RequestPath {
     if (exchange.trace) traceCaller(exchange.trace, caller, hop);
     exchange.ticket.caller = caller;
     exchange.path = target.path;
-    const route = intake.pinned(intake.classify(req, target, false), req, caller);
+    const classified = intake.classify(req, target, false);
+    if (
+      (classified.kind === 'keyed' || classified.kind === 'stateless') &&
+      req.headers['mcp-session-id'] !== undefined
+    ) {
+      exchange.dropSessionId = isModernRequest(req.headers);
+    }
+    const route = intake.pinned(classified, req, caller);
     switch (route.kind) {
       case 'session':
         return this.carryOut(exchange, route, caller, router.decide(route, caller, hop, exchange), bodyOf(req));
@@ -139,13 +164,78 @@ export class RequestPath {
         return this.carryOut(exchange, route, caller, router.place(caller, hop, exchange), null);
       case 'mint-cookie':
         return this.carryOut(exchange, route, caller, router.place(caller, hop, exchange), bodyOf(req));
+      case 'keyed':
+        return this.carryOutKey(exchange, route, caller, router.decideKey(route.ref, caller, hop, exchange));
       default:
+        if (route.kind === 'stateless' && isModernRequest(req.headers)) this.readResults(exchange, caller);
         return void this.serve(
           exchange,
           this.host.intake.admitWithoutSession(exchange.ticket, route, exchange.req),
           bodyOf(req),
         );
     }
+  }
+
+  /**
+   * A modern request naming a task or handle: served here (where the key lives), forwarded to the
+   * instance that holds it, or answered as the spec answers an unknown task.
+   */
+  private carryOutKey(
+    exchange: Exchange,
+    route: KeyedRoute,
+    caller: Caller,
+    decision: KeyDecision | Promise<KeyDecision>,
+  ): Promise<void> | undefined {
+    if (decision instanceof Promise) return decision.then((d) => this.carryOutKey(exchange, route, caller, d));
+    const { req } = exchange;
+    if (decision.kind !== 'left') this.host.keyDecided(route.ref.kind, KEY_DECISION[decision.kind]);
+    switch (decision.kind) {
+      case 'serve':
+        this.readResults(exchange, caller);
+        return void this.serve(
+          exchange,
+          this.host.intake.admitWithoutSession(exchange.ticket, STATELESS, req),
+          bodyOf(req),
+        );
+      case 'forward':
+        return this.forward(exchange, route, caller, decision, bodyOf(req));
+      case 'unknown-key':
+        return this.unknownKey(exchange, route);
+      case 'refuse':
+        return void exchange.reject(decision.error);
+      case 'left':
+        return undefined;
+    }
+  }
+
+  /**
+   * The spec's unknown-task answer, with the request's JSON-RPC id — for a well-formed task request
+   * only: one the server would reject before looking for the task (headers that disagree with the
+   * body, a client without the Tasks extension) gets the local server's own answer.
+   */
+  private async unknownKey(exchange: Exchange, route: KeyedRoute): Promise<void> {
+    const peeked = await readBodyUpTo(exchange.req, this.host.settings.initializePeekBytes);
+    if (!peeked || exchange.isDone) return;
+    const text = peeked.complete ? peeked.bytes.toString('utf8') : '';
+    if (route.ref.kind === 'task' && !isWellFormedTaskRequest(text, exchange.req.headers)) {
+      const admitted = this.host.intake.admitWithoutSession(exchange.ticket, STATELESS, exchange.req);
+      return this.serve(exchange, admitted, peeked.bytes);
+    }
+    exchange.answerJson(200, unknownKeyBody(route.ref.kind, jsonRpcIdOf(text)));
+  }
+
+  /** A modern request served here: its results are read as they pass, its tasks learned. */
+  private readResults(exchange: Exchange, caller: Caller): void {
+    // A listen stream carries notifications, never a result worth reading.
+    if (exchange.req.headers['mcp-method'] === 'subscriptions/listen') return;
+    const router = this.host.router;
+    exchange.results = {
+      tap: new ResultTap(RESULT_TAP_BYTES),
+      learn: (task) => {
+        this.host.taskCreated(task.taskId, exchange.path);
+        return router.learnKey({ kind: 'task', key: task.taskId }, caller, task.ttlMs);
+      },
+    };
   }
 
   /** Carries out the routing core's decision for a request (waiting for it first if need be). */
@@ -219,7 +309,17 @@ export class RequestPath {
   private async sessionlessPost(exchange: Exchange, caller: Caller, hop: Hop | undefined): Promise<void> {
     const peeked = await readBodyUpTo(exchange.req, this.host.settings.initializePeekBytes);
     if (!peeked || exchange.isDone) return;
-    if (!peeked.complete || !containsInitialize(peeked.bytes.toString('utf8'))) {
+    const text = peeked.complete ? peeked.bytes.toString('utf8') : '';
+    // A modern body under a legacy (or no) version header: the server negotiates, not the agent.
+    if (hasModernEnvelope(text)) {
+      this.readResults(exchange, caller);
+      return this.serve(
+        exchange,
+        this.host.intake.admitWithoutSession(exchange.ticket, STATELESS, exchange.req),
+        peeked.bytes,
+      );
+    }
+    if (!peeked.complete || !containsInitialize(text)) {
       const route = missingMcpSessionId() as Extract<Route, { kind: 'reject' }>;
       return exchange.reject(route.error);
     }

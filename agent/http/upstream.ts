@@ -75,3 +75,45 @@ export async function deleteUpstreamSession(
   await response.body.dump();
   return response.statusCode;
 }
+
+/**
+ * Cancels an MCP 2026 task on the server (`tasks/cancel`, Tasks extension), as the agent itself:
+ * the admin kill switch for a principal's tasks. True when the server acknowledged it (HTTP 200
+ * and a JSON-RPC result).
+ */
+export async function cancelUpstreamTask(
+  pool: Pool,
+  settings: HttpFrontSettings,
+  task: { id: string; path: string },
+): Promise<boolean> {
+  const body = JSON.stringify({
+    jsonrpc: '2.0',
+    id: `sessionfleet-cancel-${task.id}`,
+    method: 'tasks/cancel',
+    params: {
+      taskId: task.id,
+      _meta: {
+        'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+        'io.modelcontextprotocol/clientInfo': { name: 'sessionfleet-agent', version: '1' },
+        'io.modelcontextprotocol/clientCapabilities': { extensions: { 'io.modelcontextprotocol/tasks': {} } },
+      },
+    },
+  });
+  const response = await pool.request({
+    method: 'POST',
+    path: task.path,
+    headers: {
+      host: settings.upstreamHost,
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': '2026-07-28',
+      'mcp-method': 'tasks/cancel',
+      'mcp-name': task.id,
+      'user-agent': 'sessionfleet-agent',
+    },
+    body,
+    signal: AbortSignal.timeout(settings.upstreamDeleteTimeoutMs),
+  });
+  const text = await response.body.text();
+  return response.statusCode === 200 && text.includes('"result"');
+}

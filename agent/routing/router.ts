@@ -23,6 +23,8 @@ import type { Caller } from '../core/tenancy.js';
 import type {
   Coordinator,
   EndedReason,
+  KeyHolder,
+  KeyLocation,
   LockLease,
   OpenOptions,
   Placement,
@@ -35,6 +37,8 @@ import type {
   Expired,
   Forward,
   Hop,
+  KeyDecision,
+  KeyRef,
   Left,
   NewSessionCaller,
   Peer,
@@ -53,6 +57,8 @@ export interface RouterOptions {
   readonly policy: {
     readonly expiredSessionStatus: number;
     readonly sharedSessionState: boolean;
+    /** The longest an affinity key's owner is remembered (a task's `ttlMs`, null included, is capped to it). */
+    readonly taskOwnerTtlCapSeconds?: number | undefined;
   };
   /** The front's mark form on the wire: `http-forward` (HTTP) or `copilot-hop` (Copilot). */
   readonly purpose: MarkPurpose;
@@ -65,6 +71,11 @@ const ADOPTED: Serve = Object.freeze({ kind: 'serve', adopted: true });
 const LEFT: Left = Object.freeze({ kind: 'left' });
 const LOCK_LEFT: WriteLock = Object.freeze({ kind: 'left' });
 const LOCK_ENDED: WriteLock = Object.freeze({ kind: 'ended' });
+const UNKNOWN_KEY: KeyDecision = Object.freeze({ kind: 'unknown-key' });
+/** A task's owner is remembered at most a day unless the policy says otherwise. */
+export const DEFAULT_KEY_TTL_CAP_MS = 86_400_000;
+/** A handle's owner is remembered for an hour after its first use (at most the policy's cap). */
+export const HANDLE_TTL_MS = 3_600_000;
 /** Minted ids without a fleet key: 144 random bits, base64url (24 characters). */
 const MINTED_ID_BYTES = 18;
 
@@ -77,6 +88,8 @@ export class Router {
   private readonly sharedState: boolean;
   private readonly purpose: MarkPurpose;
   private readonly draining: () => boolean;
+  private readonly keyTtlCapMs: number;
+  private readonly handleTtlMs: number;
 
   constructor(options: RouterOptions) {
     this.coordinator = options.coordinator;
@@ -86,6 +99,86 @@ export class Router {
     this.sharedState = options.policy.sharedSessionState;
     this.purpose = options.purpose;
     this.draining = options.draining;
+    const cap = options.policy.taskOwnerTtlCapSeconds;
+    this.keyTtlCapMs = cap === undefined ? DEFAULT_KEY_TTL_CAP_MS : cap * 1000;
+    this.handleTtlMs = Math.min(HANDLE_TTL_MS, this.keyTtlCapMs);
+  }
+
+  /**
+   * Where a stateless (MCP 2026) request naming an affinity key goes: to the instance that holds
+   * the key, for the principal and tenant that created it only. Synchronous, no Redis command,
+   * for a key held here (the hot path). A task nobody holds for this caller is `unknown-key`; a
+   * handle first seen is served here (and `learnKey` records it once served). A request another
+   * agent forwarded here is served if the key is held here, else `unknown-key`: never forwarded
+   * again.
+   */
+  decideKey(
+    ref: KeyRef,
+    caller: Caller,
+    hop: Hop | undefined,
+    requester: Requester,
+  ): KeyDecision | Promise<KeyDecision> {
+    const here = this.coordinator.affinityKeys.local(ref.kind, ref.key);
+    if (here) return sameHolder(here, caller) ? SERVE : UNKNOWN_KEY;
+    if (hop) return ref.kind === 'handle' ? this.holdHandle(ref, caller) : UNKNOWN_KEY;
+    return this.locateKey(ref, caller, requester);
+  }
+
+  /**
+   * Records that this instance holds `ref` for `caller`: a task its upstream just created (for
+   * `ttlMs`, capped by the policy; null = the cap), or a handle first used here. Resolves once
+   * the fleet knows, so a client polling another agent right after finds it; rejects when Redis
+   * is unreachable (the key stays routable on this instance).
+   */
+  learnKey(ref: KeyRef, caller: Caller, ttlMs?: number | null): Promise<void> {
+    const ttl =
+      ref.kind === 'handle'
+        ? this.handleTtlMs
+        : typeof ttlMs === 'number' && ttlMs > 0
+          ? Math.min(ttlMs, this.keyTtlCapMs)
+          : this.keyTtlCapMs;
+    return this.coordinator.affinityKeys.record(
+      ref.kind,
+      ref.key,
+      { principal: caller.principal, tenant: caller.tenant },
+      ttl,
+    );
+  }
+
+  private async locateKey(ref: KeyRef, caller: Caller, requester: Requester): Promise<KeyDecision> {
+    let where: KeyLocation;
+    try {
+      where = await this.coordinator.affinityKeys.locate(ref.kind, ref.key);
+    } catch (error) {
+      if (error instanceof AgentError) return refuse(error);
+      return refuse(
+        new AgentError('STORE_UNAVAILABLE', 'the fleet store (Redis) cannot say which instance holds this task', {
+          retryAfterSeconds: 1,
+        }),
+      );
+    }
+    if (requester.signal.aborted) return LEFT;
+    switch (where.kind) {
+      case 'local':
+        return sameHolder(where.holder, caller) ? SERVE : UNKNOWN_KEY;
+      case 'remote':
+        if (!sameHolder(where.holder, caller)) return UNKNOWN_KEY;
+        // Forwarded once; the owner's agent serves it or answers unknown (it restarted meanwhile).
+        return this.forward(where, undefined, () => {}, undefined);
+      case 'unknown':
+        // A first-seen handle starts here; an unknown task is answered as the spec answers it.
+        return ref.kind === 'handle' ? this.holdHandle(ref, caller) : UNKNOWN_KEY;
+    }
+  }
+
+  /** A handle first used here: held here for its first user before the request goes upstream. */
+  private async holdHandle(ref: KeyRef, caller: Caller): Promise<KeyDecision> {
+    try {
+      await this.learnKey(ref, caller);
+    } catch {
+      // Redis unreachable: the handle still routes here, from this agent's memory.
+    }
+    return SERVE;
   }
 
   /**
@@ -405,6 +498,11 @@ export class Router {
       error: reason === 'unknown' ? sessionNotFound() : sessionEndedError(reason),
     };
   }
+}
+
+/** The same principal in the same tenant (both undefined without authentication). */
+function sameHolder(holder: KeyHolder, caller: Caller): boolean {
+  return holder.principal === caller.principal && holder.tenant === caller.tenant;
 }
 
 function refuse(error: AgentError): Refuse {

@@ -6,7 +6,7 @@
  */
 import type { AgentError } from '../core/errors.js';
 import type { Caller } from '../core/tenancy.js';
-import type { EndedReason, LockLease, PlacementTicket } from '../fleet/types.js';
+import type { EndedReason, KeyKind, LockLease, PlacementTicket } from '../fleet/types.js';
 import type { AgentMark, VerifiedMark } from './mark.js';
 
 export type { Caller } from '../core/tenancy.js';
@@ -159,3 +159,25 @@ export type WriteLock =
 export interface NewSessionCaller extends Caller {
   readonly sessionId?: string;
 }
+
+/**
+ * An affinity key a stateless (MCP 2026-07-28) request names instead of a session: a task id
+ * (`tasks/get|update|cancel`, the id in `Mcp-Name`) or a handle in the `Mcp-Param-*` header the
+ * policy names.
+ */
+export interface KeyRef {
+  readonly kind: KeyKind;
+  readonly key: string;
+}
+
+/**
+ * The key is unknown to this caller: never recorded, expired, its owner gone, or created by
+ * another principal or tenant — one answer for all, so a caller cannot tell another's key from a
+ * missing one. The front answers as the spec answers an unknown task (JSON-RPC -32602, HTTP 200).
+ */
+export interface UnknownKey {
+  readonly kind: 'unknown-key';
+}
+
+/** The routing core's answer for a request that names an affinity key. */
+export type KeyDecision = Serve | Forward | Refuse | Left | UnknownKey;
