@@ -172,7 +172,7 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
     this.externalIngress = props.externalIngress ?? true;
 
     const problems = checkAzureFleetProps(props, settings, NAME_MAX_LENGTH);
-    problems.push(...checkReplicaResources(this, props.app.memoryMiB !== undefined));
+    problems.push(...checkReplicaResources(this, props.app?.memoryMiB !== undefined));
     const resolved = resolveAzurePolicy(this, props.policy, settings.app.cpu);
     problems.push(...resolved.problems);
     const tcp = resolved.policy?.affinity.type === 'copilot-jsonrpc';
@@ -473,7 +473,9 @@ function checkReplicaResources(fleet: AzureContainerAppsSessionFleet, memoryGive
     'agent.cpu': fleet.agent.cpu,
     'agent.memoryMiB': fleet.agent.memoryMiB,
   };
+  // A value that is no positive number (or no whole MiB) is reported by its own check already.
   if (Object.values(values).some((v) => Token.isUnresolved(v) || !Number.isFinite(v) || v <= 0)) return problems;
+  if (!Number.isInteger(values['app.memoryMiB']) || !Number.isInteger(values['agent.memoryMiB'])) return problems;
   for (const prop of ['app.cpu', 'agent.cpu'] as const) {
     if (!isMultipleOf(values[prop], 0.25))
       problems.push(`'${prop}' (${describeValue(values[prop])}) must be a multiple of 0.25 on Azure Container Apps`);

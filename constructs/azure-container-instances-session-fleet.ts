@@ -166,7 +166,7 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
     const instanceCount = props.instanceCount ?? resolved.policy?.minInstances;
     if (resolved.policy !== undefined) problems.push(...checkInstanceCount(instanceCount, resolved.policy));
     problems.push(...checkNetworkProps(props, instanceCount));
-    if (props.app.args !== undefined && props.app.command === undefined) {
+    if (this.app.args !== undefined && this.app.command === undefined) {
       problems.push(
         `'app.args' needs 'app.command' on Azure Container Instances: a container group's command line replaces the image's entrypoint and command`,
       );

@@ -12,7 +12,7 @@ import { describeValue } from '../policy/format.js';
 import type { Policy, PolicyInput } from '../policy/index.js';
 import { DEFAULT_AGENT_IMAGE, FLEET_NAME_PATTERN, FLEET_NAME_RULE, fleetNameFromPath } from './agent-container.js';
 import { warnAboutAgentImage } from './agent-image.js';
-import type { AzureSessionFleetBaseProps } from './azure-fleet-props.js';
+import type { AzureAppContainer, AzureSessionFleetBaseProps } from './azure-fleet-props.js';
 import {
   AzureFleetRedis,
   DEFAULT_MANAGED_REDIS_SKU,
@@ -145,11 +145,12 @@ export const AZURE_FLEET_DEFAULTS = {
 export const SHARE_QUOTA_GIB = { min: 1, max: 5120 } as const;
 
 export function resolveAzureFleetSettings(scope: Construct, props: AzureSessionFleetBaseProps): AzureFleetSettings {
-  const given = props.app;
+  // Checked by checkAzureFleetProps; a JavaScript caller may still leave it out.
+  const given: Partial<AzureAppContainer> = props.app ?? {};
   const cpu = given.cpu ?? AZURE_FLEET_DEFAULTS.appCpu;
   const app: ResolvedAzureAppContainer = {
-    image: given.image,
-    port: given.port,
+    image: given.image as string,
+    port: given.port as number,
     ...(given.command !== undefined ? { command: given.command } : {}),
     ...(given.args !== undefined ? { args: given.args } : {}),
     env: given.env ?? {},
@@ -193,6 +194,21 @@ function times(value: number, factor: number): number {
   return Token.isUnresolved(value) ? Token.asNumber(Op.mul(value, factor)) : value * factor;
 }
 
+/** The flat props of 0.x and their names since docs/adr/0100. */
+const RENAMED_PROPS: Readonly<Record<string, string>> = {
+  image: "'app.image'",
+  appPort: "'app.port'",
+  command: "'app.command'",
+  environment: "'app.env'",
+  secretEnvironment: "'app.secretEnv'",
+  appHealthPath: "'app.healthPath'",
+  cpuCores: "'app.cpu'",
+  memoryGiB: "'app.memoryMiB' (whole MiB: GiB × 1024)",
+  agentImage: "'agent.image'",
+  agentCpuCores: "'agent.cpu'",
+  agentMemoryGiB: "'agent.memoryMiB' (whole MiB: GiB × 1024)",
+};
+
 const LOG_LEVELS: readonly string[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -235,6 +251,16 @@ export function checkAzureFleetProps(
     problems.push(`'location' is required when no 'resourceGroupName' is given (a new resource group is created)`);
   }
   const { app, agent } = settings;
+  // Renamed props are refused, never read: a JavaScript caller (no type check) learns the new name.
+  for (const [old, now] of Object.entries(RENAMED_PROPS)) {
+    if (old in props) problems.push(`'${old}' is no longer a prop: use ${now} (docs/adr/0100-construct-vocabulary.md)`);
+  }
+  if (props.app === undefined) {
+    problems.push(`'app' is required: the app container ({ image, port, ... })`);
+  } else {
+    if (app.image === undefined) problems.push(`'app.image' is required`);
+    if (app.port === undefined) problems.push(`'app.port' is required`);
+  }
   if (known(app.image) && app.image.trim() === '') {
     problems.push(`'app.image' (${describeValue(app.image)}) must not be empty`);
   }
@@ -250,7 +276,7 @@ export function checkAzureFleetProps(
   }
   problems.push(checkPositive('app.cpu', app.cpu, 'a number of vCPUs'));
   // A derived memory is only wrong when app.cpu is, which is reported already.
-  if (props.app.memoryMiB !== undefined) problems.push(checkMiB('app.memoryMiB', props.app.memoryMiB));
+  if (props.app?.memoryMiB !== undefined) problems.push(checkMiB('app.memoryMiB', props.app.memoryMiB));
   if (known(agent.image) && agent.image.trim() === '') {
     problems.push(`'agent.image' (${describeValue(agent.image)}) must not be empty`);
   }

@@ -98,9 +98,10 @@ export function resolveDrainWrapper(
   props: AzureSessionFleetBaseProps,
   policy: Policy | undefined,
 ): { wrap: boolean; problems: string[]; warning?: string } {
-  const wrap = props.drainWrapper ?? props.app.command !== undefined;
+  const command = props.app?.command;
+  const wrap = props.drainWrapper ?? command !== undefined;
   const problems: string[] = [];
-  if (wrap && props.app.command === undefined) {
+  if (wrap && command === undefined) {
     problems.push(
       `'drainWrapper' needs 'app.command': the wrapper starts the app itself, and the image's own entrypoint is not known at synth time`,
     );
