@@ -473,21 +473,22 @@ function checkReplicaResources(fleet: AzureContainerAppsSessionFleet, memoryGive
     'agent.cpu': fleet.agent.cpu,
     'agent.memoryMiB': fleet.agent.memoryMiB,
   };
-  // A value that is no positive number (or no whole MiB) is reported by its own check already.
   if (Object.values(values).some((v) => Token.isUnresolved(v) || !Number.isFinite(v) || v <= 0)) return problems;
-  if (!Number.isInteger(values['app.memoryMiB']) || !Number.isInteger(values['agent.memoryMiB'])) return problems;
   for (const prop of ['app.cpu', 'agent.cpu'] as const) {
     if (!isMultipleOf(values[prop], 0.25))
       problems.push(`'${prop}' (${describeValue(values[prop])}) must be a multiple of 0.25 on Azure Container Apps`);
   }
   // A memory derived from app.cpu (2048 MiB per vCPU) is on a step whenever app.cpu is.
+  let notWhole = false;
   for (const prop of memoryGiven ? (['app.memoryMiB', 'agent.memoryMiB'] as const) : (['agent.memoryMiB'] as const)) {
-    if (!isMultipleOf(values[prop], MEMORY_STEP_MIB))
+    // A memory that is no whole number of MiB is reported by its own check already.
+    if (!Number.isInteger(values[prop])) notWhole = true;
+    else if (!isMultipleOf(values[prop], MEMORY_STEP_MIB))
       problems.push(
         `'${prop}' (${describeValue(values[prop])}) must be a multiple of ${MEMORY_STEP_MIB} (0.5 GiB) on Azure Container Apps`,
       );
   }
-  if (problems.length > 0) return problems;
+  if (problems.length > 0 || notWhole) return problems;
   const cpu = values['app.cpu'] + values['agent.cpu'];
   const memory = values['app.memoryMiB'] + values['agent.memoryMiB'];
   if (cpu > MAX_REPLICA_CPU) {
