@@ -6,13 +6,14 @@
  *   admin sessions [filters]    the fleet's sessions (--principal, --tenant, --instance, --limit)
  *   admin session <id>          one session
  *   admin kill <id>             ends a session properly on its owner
+ *   admin drain <instance>      the instance takes no new sessions (its sessions go on)
  *
  * Tables for people, `--json` for scripts. Exit codes: 0 done; 1 the agent refused (not found,
  * bad filter); 2 usage; 3 the agent could not be reached; 4 not authorised.
  */
-import { parseArgs } from 'node:util';
 import { AGENT_PATHS, DEFAULT_ADMIN_LISTEN } from '../policy/agent-interface.js';
-import type { FleetInstanceSummary, FleetSessionInfo } from './fleet/types.js';
+import { parseCommandLine, UsageError, unknownCommandMessage } from './cli-args.js';
+import type { DrainResult, FleetInstanceSummary, FleetSessionInfo } from './fleet/types.js';
 
 export interface AdminIo {
   stdout: (text: string) => void;
@@ -21,7 +22,7 @@ export interface AdminIo {
 
 export const ADMIN_EXIT = { ok: 0, refused: 1, usage: 2, unreachable: 3, unauthorised: 4 } as const;
 
-const COMMANDS = ['fleet', 'sessions', 'session', 'kill'] as const;
+const COMMANDS = ['fleet', 'sessions', 'session', 'kill', 'drain'] as const;
 type Command = (typeof COMMANDS)[number];
 
 export const ADMIN_USAGE = `usage: sessionfleet-agent admin <command> [options]
@@ -31,6 +32,7 @@ commands:
   sessions              the fleet's sessions  [--principal P] [--tenant T] [--instance I] [--limit N]
   session <id>          one session's details
   kill <id>             end a session properly on the instance that holds it
+  drain <instance>      stop placing new sessions on an instance; its sessions go on (see 'admin fleet')
 
 options:
   --admin-url <url>     the agent's admin port (env SESSIONFLEET_ADMIN_URL; default http://${DEFAULT_ADMIN_LISTEN})
@@ -54,7 +56,7 @@ interface Target {
   token: string | undefined;
 }
 
-async function call(target: Target, method: 'GET' | 'DELETE', path: string): Promise<unknown> {
+async function call(target: Target, method: 'GET' | 'DELETE' | 'POST', path: string): Promise<unknown> {
   let response: Response;
   try {
     response = await fetch(new URL(path, target.base), {
@@ -169,6 +171,22 @@ async function run(
       );
       return;
     }
+    case 'drain': {
+      const [instance, ...extra] = args;
+      if (instance === undefined || extra.length > 0)
+        throw new AdminFailure('admin drain takes one instance id (see admin fleet)', ADMIN_EXIT.usage);
+      const answer = (await call(
+        target,
+        'POST',
+        `${AGENT_PATHS.admin}/fleet/instances/${encodeURIComponent(instance)}/drain`,
+      )) as DrainResult & { draining: boolean };
+      print(
+        answer,
+        () =>
+          `draining ${instance}: it takes no new sessions; its sessions go on until it stops${answer.via === 'peer' ? ' (confirmed by the instance)' : ''}`,
+      );
+      return;
+    }
     case 'session':
     case 'kill': {
       const [id, ...extra] = args;
@@ -223,21 +241,25 @@ export async function adminCommand(
     io.stderr(`sessionfleet-agent admin: ${message}; see 'sessionfleet-agent admin --help'\n`);
     return ADMIN_EXIT.usage;
   };
-  let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>;
+  let parsed: ReturnType<typeof parseCommandLine>;
   try {
-    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+    // The agent's own parser: an unknown option gets a "did you mean" among these options.
+    parsed = parseCommandLine(argv, OPTIONS, { positionals: Number.POSITIVE_INFINITY });
   } catch (error) {
-    return usage((error as Error).message.split('\n')[0]!);
+    if (!(error instanceof UsageError)) throw error;
+    return usage(error.message);
   }
-  const { values, positionals } = parsed;
+  const values = parsed.values as {
+    [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string;
+  };
+  const positionals = parsed.positionals;
   if (values.help === true) {
     io.stdout(`${ADMIN_USAGE}\n`);
     return ADMIN_EXIT.ok;
   }
   const [command, ...args] = positionals;
   if (command === undefined) return usage(`a command is required (${COMMANDS.join(', ')})`);
-  if (!(COMMANDS as readonly string[]).includes(command))
-    return usage(`unknown command ${JSON.stringify(command)} (${COMMANDS.join(', ')})`);
+  if (!(COMMANDS as readonly string[]).includes(command)) return usage(unknownCommandMessage(command, COMMANDS));
   const filters: Record<string, string> = {};
   for (const name of FILTERS) {
     const value = values[name];

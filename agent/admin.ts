@@ -18,8 +18,12 @@ export interface AdminOptions {
   fleet?: FleetAdmin;
 }
 
-/** Why the instance is not ready for new sessions; empty when it is. */
-export function notReadyReasons({ context, probe }: Pick<AdminOptions, 'context' | 'probe'>): string[] {
+/**
+ * Why this instance would not take a new session itself right now; empty when it would. This is
+ * `/readyz/new-sessions`: a signal for an operator, an autoscaler or a load balancer that can
+ * steer only new sessions — never for taking the instance out of a Service (see `notReadyReasons`).
+ */
+export function newSessionReasons({ context, probe }: Pick<AdminOptions, 'context' | 'probe'>): string[] {
   const reasons: string[] = [];
   if (!probe.isUp) reasons.push('upstream is not answering');
   // Without the fleet store new sessions get 503 (unless failOpen places them here anyway).
@@ -28,6 +32,25 @@ export function notReadyReasons({ context, probe }: Pick<AdminOptions, 'context'
     reasons.push('fleet store (Redis) is unreachable');
   if (context.draining) reasons.push('draining');
   if (!context.draining && !context.sessions.canAccept()) reasons.push('no free session slot');
+  return reasons;
+}
+
+/**
+ * Why the instance should leave the load balancer's rotation (`/readyz`, the Service's readiness);
+ * empty while it should stay. Readiness takes every request of the instance out of the Service —
+ * those of the sessions it holds too — so it fails only when staying could not help any client:
+ * - draining: clients must move on (its sessions are handed off or end);
+ * - without a fleet, the upstream not answering: nothing here can serve, and nothing can be
+ *   placed elsewhere.
+ * Not for a full instance, a fleet store that does not answer, or (in a fleet) its own upstream
+ * down: it still serves or forwards what it holds and places new sessions on peers, and taking
+ * it out would only cut its clients off — during a Redis outage, every agent's at once.
+ */
+export function notReadyReasons({ context, probe }: Pick<AdminOptions, 'context' | 'probe'>): string[] {
+  const reasons: string[] = [];
+  if (context.draining) reasons.push('draining');
+  const fleet = context.coordinator?.mode === 'redis';
+  if (!fleet && !probe.isUp) reasons.push('upstream is not answering');
   return reasons;
 }
 
@@ -68,8 +91,21 @@ export function buildAdminApp(options: AdminOptions): FastifyInstance {
 
   app.get(AGENT_PATHS.ready, async (_request, reply) => {
     const reasons = notReadyReasons({ context, probe });
+    const refusing = newSessionReasons({ context, probe });
     return reply.code(reasons.length === 0 ? 200 : 503).send({
       status: reasons.length === 0 ? 'ready' : 'not ready',
+      reasons,
+      sessions: sessions.size,
+      capacity: sessions.capacity,
+      newSessions: { accepting: refusing.length === 0, reasons: refusing },
+    });
+  });
+
+  // Whether this instance would take a new session itself (the readiness of old, kept apart).
+  app.get(AGENT_PATHS.readyNewSessions, async (_request, reply) => {
+    const reasons = newSessionReasons({ context, probe });
+    return reply.code(reasons.length === 0 ? 200 : 503).send({
+      status: reasons.length === 0 ? 'accepting' : 'not accepting',
       reasons,
       sessions: sessions.size,
       capacity: sessions.capacity,

@@ -23,7 +23,8 @@ export const CLI_COMMANDS = {
   'print-schema': { usage: `${PROGRAM} print-schema`, summary: 'print the JSON Schema of the policy file' },
   admin: {
     usage: `${PROGRAM} admin <command> [options]`,
-    summary: "a fleet's instances and sessions, and ending a session, through an agent's admin API",
+    summary:
+      "a fleet's instances and sessions, ending a session and draining an instance, through an agent's admin API",
   },
   help: { usage: `${PROGRAM} help [command]`, summary: 'print this help, or the help of one command' },
 } as const satisfies Record<string, CliCommand>;

@@ -6,9 +6,11 @@
 
 import { createServer } from 'node:net';
 import type { NetworkInterfaceInfo } from 'node:os';
+import { resolve as resolvePath } from 'node:path';
 import {
   AGENT_EXECUTABLE,
   AGENT_FLAGS,
+  AGENT_LIMIT_DEFAULTS,
   type AgentFlag,
   DEFAULT_ADMIN_LISTEN,
   DEFAULT_LISTEN,
@@ -18,7 +20,7 @@ import { HEADER_NAME_RULE, isHeaderName, sameHeaderName } from '../policy/header
 import type { Policy } from '../policy/index.js';
 import { parseRedisUrl } from '../policy/redis-url.js';
 import { parseCommandLine } from './cli-args.js';
-import type { AgentConfig, HostPort } from './core/config.js';
+import type { AgentConfig, ConnectionLimits, HostPort, JwtConfig } from './core/config.js';
 import { deepFrozen } from './core/frozen.js';
 import { isName, NAME_RULE } from './core/tenancy.js';
 import { parseTrustedProxies, TRUSTED_PROXIES_RULE } from './core/trusted-proxies.js';
@@ -104,6 +106,52 @@ export function parseAgentConfig(
     return n;
   };
 
+  /** A whole number in [min, max]; the rule is named in the problem. */
+  const boundedInt = (flag: AgentFlag, fallback: number, min: number, max: number): number => {
+    const v = get(flag);
+    if (!v) return fallback;
+    const n = Number(v.value);
+    if (!/^\d+$/.test(v.value.trim()) || n < min || n > max) {
+      problems.push(`${v.source} (${JSON.stringify(v.value)}) must be a whole number from ${min} to ${max}`);
+      return fallback;
+    }
+    return n;
+  };
+  const C = AGENT_LIMIT_DEFAULTS.copilot;
+  const H = AGENT_LIMIT_DEFAULTS.http;
+  const GiB = 1024 * 1024 * 1024;
+  const limits: {
+    copilot: ConnectionLimits['copilot'];
+    http: { -readonly [K in keyof ConnectionLimits['http']]: number };
+  } = {
+    copilot: {
+      handshakeTimeoutMs: boundedInt('copilot-handshake-timeout-ms', C.handshakeTimeoutMs, 100, 600_000),
+      maxUnauthenticated: boundedInt('copilot-max-unauthenticated', C.maxUnauthenticated, 1, 1_000_000),
+      handshakeFrameBytes: boundedInt('copilot-handshake-frame-bytes', C.handshakeFrameBytes, 1024, GiB),
+      maxFrameBytes: boundedInt('copilot-max-frame-bytes', C.maxFrameBytes, 1024, GiB),
+    },
+    http: {
+      headersTimeoutMs: boundedInt('http-headers-timeout-ms', H.headersTimeoutMs, 100, 3_600_000),
+      requestTimeoutMs: boundedInt('http-request-timeout-ms', H.requestTimeoutMs, 100, 86_400_000),
+      maxHeaderBytes: boundedInt('http-max-header-bytes', H.maxHeaderBytes, 1024, 1024 * 1024),
+      maxBodyBytes: boundedInt('http-max-body-bytes', H.maxBodyBytes, 1, 64 * GiB),
+      maxConnections: boundedInt('http-max-connections', H.maxConnections, 1, 1_000_000),
+    },
+  };
+  if (limits.copilot.handshakeFrameBytes > limits.copilot.maxFrameBytes) {
+    problems.push(
+      `--copilot-handshake-frame-bytes (${limits.copilot.handshakeFrameBytes}) must not exceed --copilot-max-frame-bytes (${limits.copilot.maxFrameBytes})`,
+    );
+  }
+  if (limits.http.headersTimeoutMs > limits.http.requestTimeoutMs && !get('http-headers-timeout-ms')) {
+    // Only the request timeout was lowered: the headers' default follows it down.
+    limits.http.headersTimeoutMs = limits.http.requestTimeoutMs;
+  } else if (limits.http.headersTimeoutMs > limits.http.requestTimeoutMs) {
+    problems.push(
+      `--http-headers-timeout-ms (${limits.http.headersTimeoutMs}) must not exceed --http-request-timeout-ms (${limits.http.requestTimeoutMs}): the headers are part of the request`,
+    );
+  }
+
   const policy = required('policy');
   const upstreamText = required('upstream');
   let upstream = new URL('http://127.0.0.1:1');
@@ -172,6 +220,12 @@ export function parseAgentConfig(
         );
     }
   }
+  const appStateFlag = get('app-state-dir');
+  if (appStateFlag && upstreamText && upstream.protocol !== 'tcp:') {
+    warnings.push(
+      `${appStateFlag.source} has no effect with an http:// upstream: the agent stages the session state of the Copilot CLI (tcp://) only`,
+    );
+  }
   const instanceId = get('instance-id')?.value ?? defaults.hostname ?? AGENT_EXECUTABLE;
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(instanceId)) {
     problems.push(`--instance-id (${JSON.stringify(instanceId)}) must be 1–128 letters, digits, '.', '_' or '-'`);
@@ -231,6 +285,7 @@ export function parseAgentConfig(
     probeIntervalMs: positiveInt('probe-interval-ms', 2000),
     unhealthyAfterMs: positiveInt('unhealthy-after-ms', 30000),
     logLevel: logLevel?.value ?? 'info',
+    limits,
   };
   if (redis) config.redisUrl = redis.value;
   if (fleet) config.fleet = fleet.value;
@@ -239,6 +294,18 @@ export function parseAgentConfig(
   if (warnings.length > 0) config.warnings = warnings;
   const sessionStateDir = get('session-state-dir');
   if (sessionStateDir) config.sessionStateDir = sessionStateDir.value;
+  const appStateDir = appStateFlag;
+  if (appStateDir) {
+    if (!sessionStateDir)
+      problems.push(
+        `${appStateDir.source} needs --session-state-dir: the agent stages session state from the shared directory into the app's`,
+      );
+    else if (resolvePath(appStateDir.value) === resolvePath(sessionStateDir.value))
+      problems.push(
+        `${appStateDir.source} (${JSON.stringify(appStateDir.value)}) must not be --session-state-dir: the app's directory is private, the shared one is the agent's`,
+      );
+    else config.appStateDir = appStateDir.value;
+  }
   const principals = get('principals');
   if (principals) config.principalsFile = principals.value;
   if (principalHeader) config.principalHeader = principalHeader.value.toLowerCase();
@@ -251,6 +318,8 @@ export function parseAgentConfig(
       problems.push(`${trustedProxies.source} needs --principal-header: it says where that header may come from`);
     else config.trustedProxies = cidrs;
   }
+  const jwt = parseJwtFlags(get, problems);
+  if (jwt) config.jwt = jwt;
   const list = (flag: 'allowed-hosts' | 'allowed-origins') =>
     get(flag)
       ?.value.split(',')
@@ -269,6 +338,81 @@ export function parseAgentConfig(
 
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFrozen(config);
+}
+
+const JWT_FLAGS = ['jwt-audience', 'jwks-url', 'jwt-principal-claim', 'jwt-tenant-claim'] as const;
+/** The trusted-header mode's flags: a principal is a verified token's or a proxy's word, never both. */
+const HEADER_MODE_FLAGS = ['principal-header', 'tenant-header', 'trusted-proxies'] as const;
+const LOOPBACK_HOST = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/;
+const URL_RULE = 'must be an https:// URL (http:// only on a loopback host), without a fragment';
+
+/** An issuer, audience or JWKS URL, or why not. Keys fetched over plain HTTP could be anyone's. */
+function webUrl(text: string): URL | undefined {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return undefined;
+  }
+  if (url.hash !== '' || text.includes('#')) return undefined;
+  if (url.protocol === 'https:') return url;
+  return url.protocol === 'http:' && LOOPBACK_HOST.test(url.hostname) ? url : undefined;
+}
+
+/** `--jwt-*` and `--jwks-url`: JWT mode, checked as a whole (ADR 0020). */
+function parseJwtFlags(
+  get: (flag: AgentFlag) => { value: string; source: string } | undefined,
+  problems: string[],
+): JwtConfig | undefined {
+  const issuer = get('jwt-issuer');
+  if (!issuer) {
+    for (const flag of JWT_FLAGS) {
+      const given = get(flag);
+      if (given)
+        problems.push(`${given.source} needs --jwt-issuer (or ${envName('jwt-issuer')}): it configures JWT mode`);
+    }
+    return undefined;
+  }
+  for (const flag of HEADER_MODE_FLAGS) {
+    const given = get(flag);
+    if (given)
+      problems.push(
+        `${given.source} cannot be used with ${issuer.source}: the principal comes either from a verified bearer token (JWT mode) or from a trusted proxy's header, not both`,
+      );
+  }
+  const issuerUrl = webUrl(issuer.value);
+  if (issuerUrl?.search !== '')
+    problems.push(`${issuer.source} (${JSON.stringify(issuer.value)}) ${URL_RULE} or query`);
+  const audience = get('jwt-audience');
+  if (!audience)
+    problems.push(
+      `--jwt-audience is required with ${issuer.source} (or set ${envName('jwt-audience')}): the URL clients reach this resource at, which every token's aud must name`,
+    );
+  else if (!webUrl(audience.value)) problems.push(`${audience.source} (${JSON.stringify(audience.value)}) ${URL_RULE}`);
+  const jwksUrl = get('jwks-url');
+  if (jwksUrl && !webUrl(jwksUrl.value))
+    problems.push(`${jwksUrl.source} (${JSON.stringify(jwksUrl.value)}) ${URL_RULE}`);
+  const claims: Record<string, string | undefined> = {};
+  for (const flag of ['jwt-principal-claim', 'jwt-tenant-claim'] as const) {
+    const given = get(flag);
+    if (given && !isName(given.value))
+      problems.push(`${given.source} (${JSON.stringify(given.value)}) must be ${NAME_RULE}`);
+    claims[flag] = given?.value;
+  }
+  if (
+    claims['jwt-tenant-claim'] !== undefined &&
+    claims['jwt-tenant-claim'] === (claims['jwt-principal-claim'] ?? 'sub')
+  )
+    problems.push(
+      `--jwt-tenant-claim (${JSON.stringify(claims['jwt-tenant-claim'])}) must not be the claim naming the principal`,
+    );
+  return {
+    issuer: issuer.value,
+    audience: audience?.value ?? '',
+    ...(jwksUrl ? { jwksUrl: jwksUrl.value } : {}),
+    principalClaim: claims['jwt-principal-claim'] ?? 'sub',
+    ...(claims['jwt-tenant-claim'] !== undefined ? { tenantClaim: claims['jwt-tenant-claim'] } : {}),
+  };
 }
 
 /**

@@ -14,6 +14,7 @@ import { packageVersion } from './cli-usage.js';
 import { checkConfigAgainstPolicy, formatHostPort, resolveAgentConfig } from './config.js';
 import type { AgentConfig } from './core/config.js';
 import type { AgentContext, Front, ListenAddress } from './core/context.js';
+import { type JwtTunables, JwtVerifier } from './core/jwt.js';
 import { InstanceLoad } from './core/load.js';
 import { createLogger, type Logger } from './core/logger.js';
 import { createMetrics } from './core/metrics.js';
@@ -22,6 +23,7 @@ import { httpCheck, type ProbeCheck, tcpCheck, UpstreamProbe } from './core/prob
 import { deleteOwnPod, inClusterPod } from './core/recycle.js';
 import { type EndReason, type Session, SessionTable } from './core/sessions.js';
 import { createTracing } from './core/tracing.js';
+import { UpstreamHealth } from './core/upstream-health.js';
 import { createCoordinator } from './fleet/create.js';
 
 export class StartupError extends Error {
@@ -88,7 +90,10 @@ function addressOf(app: FastifyInstance): ListenAddress {
 }
 
 /** Starts an agent in this process. Used by `runAgent` and by tests that need a handle. */
-export async function startAgent(given: AgentConfig, options: { logger?: Logger } = {}): Promise<RunningAgent> {
+export async function startAgent(
+  given: AgentConfig,
+  options: { logger?: Logger; jwt?: JwtTunables } = {},
+): Promise<RunningAgent> {
   let config: AgentConfig;
   try {
     config = await resolveAgentConfig(given);
@@ -128,6 +133,7 @@ export async function startAgent(given: AgentConfig, options: { logger?: Logger 
     },
   });
   let draining = false;
+  const upstreamHealth = new UpstreamHealth();
   const base = {
     config,
     policy,
@@ -135,6 +141,7 @@ export async function startAgent(given: AgentConfig, options: { logger?: Logger 
     metrics,
     sessions,
     load: new InstanceLoad(policy.concurrencyPerInstance),
+    upstreamHealth,
     onSessionEnd: (listener: (session: Session, reason: EndReason) => void) => {
       endListeners.push(listener);
     },
@@ -146,6 +153,7 @@ export async function startAgent(given: AgentConfig, options: { logger?: Logger 
   const context: AgentContext = {
     ...base,
     principals,
+    jwt: config.jwt ? new JwtVerifier(config.jwt, config, options.jwt) : undefined,
     coordinator,
     ...(tracing ? { tracing } : {}),
     get draining() {
@@ -164,6 +172,8 @@ export async function startAgent(given: AgentConfig, options: { logger?: Logger 
     unhealthyAfterMs: config.unhealthyAfterMs,
     onChange: (up, error) => {
       metrics.upstreamUp.set(up ? 1 : 0);
+      // In a fleet, new sessions go to healthy peers while this instance's app does not answer.
+      upstreamHealth.set(up);
       if (up) logger.info({ upstream: config.upstream.href }, 'upstream is up');
       else logger.warn({ upstream: config.upstream.href, err: error?.message }, 'upstream is not answering');
     },
@@ -173,6 +183,17 @@ export async function startAgent(given: AgentConfig, options: { logger?: Logger 
   coordinator.onTerminate((id) =>
     front.terminate ? front.terminate(id) : Promise.resolve(sessions.end(id, 'terminated')),
   );
+  // `admin drain`: no new sessions here from now on; the sessions go on until the instance stops.
+  coordinator.drains.onDrain(async () => {
+    if (draining) return;
+    draining = true;
+    metrics.draining.set(1);
+    logger.warn(
+      { sessions: sessions.size },
+      'drained by an operator: no new sessions; stop the instance when its sessions are done',
+    );
+    await coordinator.startDraining();
+  });
   const adminApp = buildAdminApp({ context, probe, front, fleet: coordinator });
   let client: ListenAddress;
   let admin: ListenAddress;

@@ -16,6 +16,7 @@ import {
   PRINCIPALS_MOUNT_PATH,
 } from '../policy/agent-interface.js';
 import type { Policy } from '../policy/index.js';
+import { type FleetJwt, jwtArgs } from './fleet-jwt.js';
 
 /** The agent image the constructs use unless told otherwise (built from agent/Dockerfile). */
 export const DEFAULT_AGENT_IMAGE = 'ghcr.io/sessionfleet/agent:0.1.0';
@@ -32,6 +33,8 @@ export interface AgentCommandOptions {
   readonly principalHeader?: string;
   /** HTTP fronts: a trusted header naming the principal's tenant. */
   readonly tenantHeader?: string;
+  /** JWT mode: principals from verified bearer tokens (exclusive with the headers). */
+  readonly jwt?: FleetJwt;
   /** HTTP path the agent probes on the app. @default - a TCP connect */
   readonly appHealthPath?: string;
   /** The fleet's name (`--fleet`): agents with the same Redis and fleet name coordinate as one fleet. */
@@ -40,6 +43,25 @@ export interface AgentCommandOptions {
   readonly trustedProxies?: readonly string[];
   /** Shared session state: the directory whose stale sessions the agent removes (`--session-state-dir`). */
   readonly sessionStateDir?: string;
+  /**
+   * The app's private session-state directory as the agent sees it (`--app-state-dir`): the agent
+   * stages each session's state between it and `sessionStateDir` (ADR 0019).
+   */
+  readonly appStateDir?: string;
+}
+
+/** Where the agent container mounts the shared session-state volume when it stages state (ADR 0019). */
+export const AGENT_SHARED_STATE_PATH = '/var/lib/sessionfleet/shared-state';
+/** Where the agent container mounts the app's private session-state volume (ADR 0019). */
+export const AGENT_APP_STATE_PATH = '/var/lib/sessionfleet/app-state';
+
+/**
+ * Whether the agent stages session state for this policy: shared state in front of the Copilot
+ * CLI, whose state layout (`<dir>/<sessionId>/`) the agent knows. Other apps keep their own layout,
+ * so the shared volume stays mounted into them.
+ */
+export function stagesSessionState(policy: Policy, sharedState: boolean): boolean {
+  return sharedState && policy.affinity.type === 'copilot-jsonrpc';
 }
 
 /** What the agent accepts as `--fleet`: 1–64 letters, digits, '.', '_' or '-'. */
@@ -86,11 +108,13 @@ export function agentArgs(options: AgentCommandOptions): string[] {
   if (options.principals) args.push(flagArg('principals'), `${PRINCIPALS_MOUNT_PATH}/${PRINCIPALS_FILE_NAME}`);
   if (options.principalHeader) args.push(flagArg('principal-header'), options.principalHeader);
   if (options.tenantHeader) args.push(flagArg('tenant-header'), options.tenantHeader);
+  args.push(...jwtArgs(options.jwt));
   if (options.appHealthPath) args.push(flagArg('health-path'), options.appHealthPath);
   if (options.trustedProxies !== undefined && options.trustedProxies.length > 0) {
     args.push(flagArg('trusted-proxies'), options.trustedProxies.join(','));
   }
   if (options.sessionStateDir !== undefined) args.push(flagArg('session-state-dir'), options.sessionStateDir);
+  if (options.appStateDir !== undefined) args.push(flagArg('app-state-dir'), options.appStateDir);
   return args;
 }
 

@@ -37,7 +37,14 @@ import {
 } from '../policy/agent-interface.js';
 import { describeValue } from '../policy/format.js';
 import type { Policy } from '../policy/index.js';
-import { agentArgs, policyFileContent, terminationGracePeriodSeconds } from './agent-container.js';
+import {
+  AGENT_APP_STATE_PATH,
+  AGENT_SHARED_STATE_PATH,
+  agentArgs,
+  policyFileContent,
+  stagesSessionState,
+  terminationGracePeriodSeconds,
+} from './agent-container.js';
 import {
   AGENT_CONTAINER_NAME,
   APP_CONTAINER_NAME,
@@ -103,6 +110,8 @@ const MAX_REPLICA_CPU = 4;
 const MEMORY_STEP_MIB = 512;
 const MIB_PER_CPU = 2048;
 const SESSION_STATE_VOLUME = 'session-state';
+/** The app's private session state when the agent stages it (ADR 0019): replica-local. */
+const APP_STATE_VOLUME = 'app-session-state';
 const SECRETS_VOLUME = 'sessionfleet-secrets';
 /**
  * Container Apps mounts each secret as a file named after the secret, and secret names allow no
@@ -292,6 +301,9 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
     ];
     // The two containers' scripts meet on this replica-local volume.
     const runMounts = wrapper.wrap ? [{ name: RUN_VOLUME, path: RUN_DIR }] : [];
+    // In front of the Copilot CLI the share is the agent's alone; the app gets a replica-local
+    // directory into which the agent stages the sessions it serves (ADR 0019).
+    const staged = stagesSessionState(this.policy, true);
     const app: ContainerAppTemplateContainer = {
       name: APP_CONTAINER_NAME,
       image: this.app.image,
@@ -304,7 +316,10 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
           : this.app.command && [...this.app.command],
       args: wrapper.wrap || this.app.args === undefined ? undefined : [...this.app.args],
       env: appEnv.length > 0 ? appEnv : undefined,
-      volumeMounts: [{ name: SESSION_STATE_VOLUME, path: this.sessionStatePath }, ...runMounts],
+      volumeMounts: [
+        { name: staged ? APP_STATE_VOLUME : SESSION_STATE_VOLUME, path: this.sessionStatePath },
+        ...runMounts,
+      ],
       // The agent's /healthz fails when the app stops answering; probing it from the app container
       // restarts the app, not only the agent (replicas share one network, so 9090 is reachable).
       livenessProbe: [
@@ -325,8 +340,10 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
       principals: props.principals !== undefined,
       principalHeader: props.principalHeader,
       tenantHeader: props.tenantHeader,
+      jwt: props.jwt,
       appHealthPath: this.app.healthPath,
       fleetName: this.settings.fleetName,
+      ...(staged ? { sessionStateDir: AGENT_SHARED_STATE_PATH, appStateDir: AGENT_APP_STATE_PATH } : {}),
     }).map((arg) => SECRET_FILE_PATHS[arg] ?? arg);
     const agent: ContainerAppTemplateContainer = {
       name: AGENT_CONTAINER_NAME,
@@ -341,7 +358,16 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
         ...agentSecrets.map((s) => ({ name: s.env, secretName: s.secretName })),
         ...(props.agent?.logLevel !== undefined ? [{ name: AGENT_ENV.logLevel, value: this.agent.logLevel }] : []),
       ],
-      volumeMounts: [{ name: SECRETS_VOLUME, path: POLICY_MOUNT_PATH }, ...runMounts],
+      volumeMounts: [
+        { name: SECRETS_VOLUME, path: POLICY_MOUNT_PATH },
+        ...(staged
+          ? [
+              { name: SESSION_STATE_VOLUME, path: AGENT_SHARED_STATE_PATH },
+              { name: APP_STATE_VOLUME, path: AGENT_APP_STATE_PATH },
+            ]
+          : []),
+        ...runMounts,
+      ],
       livenessProbe: [
         {
           transport: 'HTTP',
@@ -435,6 +461,7 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
         volume: [
           { name: SESSION_STATE_VOLUME, storageType: 'AzureFile', storageName: this.environmentStorage.name },
           { name: SECRETS_VOLUME, storageType: 'Secret' },
+          ...(stagesSessionState(this.policy, true) ? [{ name: APP_STATE_VOLUME, storageType: 'EmptyDir' }] : []),
           ...(wrapper.wrap ? [{ name: RUN_VOLUME, storageType: 'EmptyDir' }] : []),
         ],
         container: [app, agent],

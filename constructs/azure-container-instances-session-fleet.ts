@@ -30,7 +30,13 @@ import {
 } from '../policy/agent-interface.js';
 import { describeValue } from '../policy/format.js';
 import type { Policy } from '../policy/index.js';
-import { agentArgs, policyFileContent } from './agent-container.js';
+import {
+  AGENT_APP_STATE_PATH,
+  AGENT_SHARED_STATE_PATH,
+  agentArgs,
+  policyFileContent,
+  stagesSessionState,
+} from './agent-container.js';
 import {
   AGENT_CONTAINER_NAME,
   APP_CONTAINER_NAME,
@@ -111,6 +117,8 @@ export interface AzurePublicDnsZone {
 /** `<name>-<index>` must stay within the 63 characters of a container group name and DNS label. */
 const NAME_MAX_LENGTH = 59;
 const SESSION_STATE_VOLUME = 'session-state';
+/** The app's private session state when the agent stages it (ADR 0019): local to the group. */
+const APP_STATE_VOLUME = 'app-session-state';
 const POLICY_VOLUME = 'sessionfleet-policy';
 const PRINCIPALS_VOLUME = 'sessionfleet-principals';
 const DEFAULT_RECORD_TTL_SECONDS = 60;
@@ -206,6 +214,16 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
     const runVolume: ContainerGroupContainerVolume[] = wrapper.wrap
       ? [{ name: RUN_VOLUME, mountPath: RUN_DIR, emptyDir: true }]
       : [];
+    // In front of the Copilot CLI the share is the agent's alone; the app gets a directory local to
+    // the group, into which the agent stages the sessions it serves (ADR 0019).
+    const staged = stagesSessionState(this.policy, true);
+    const sharedVolume = (mountPath: string): ContainerGroupContainerVolume => ({
+      name: SESSION_STATE_VOLUME,
+      mountPath,
+      shareName: foundation.storage.shareName,
+      storageAccountName: foundation.storage.accountName,
+      storageAccountKey: foundation.storage.accessKey,
+    });
     const app: ContainerGroupContainer = {
       name: APP_CONTAINER_NAME,
       image: this.app.image,
@@ -218,13 +236,9 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
       environmentVariables: nonEmpty({ ...this.app.env }),
       secureEnvironmentVariables: nonEmpty(Object.fromEntries(appSecretEnvs(props).map((s) => [s.env, s.value]))),
       volume: [
-        {
-          name: SESSION_STATE_VOLUME,
-          mountPath: this.sessionStatePath,
-          shareName: foundation.storage.shareName,
-          storageAccountName: foundation.storage.accountName,
-          storageAccountKey: foundation.storage.accessKey,
-        },
+        staged
+          ? { name: APP_STATE_VOLUME, mountPath: this.sessionStatePath, emptyDir: true }
+          : sharedVolume(this.sessionStatePath),
         ...runVolume,
       ],
       // The agent's /healthz fails when the app stops answering; probing it from the app container
@@ -248,6 +262,13 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
         secret: { [POLICY_FILE_NAME]: policyFileBase64(this.policy, this.policyFile) },
       },
     ];
+    if (staged) {
+      agentVolumes.push(sharedVolume(AGENT_SHARED_STATE_PATH), {
+        name: APP_STATE_VOLUME,
+        mountPath: AGENT_APP_STATE_PATH,
+        emptyDir: true,
+      });
+    }
     agentVolumes.push(...runVolume);
     if (props.principals !== undefined) {
       agentVolumes.push({
@@ -263,8 +284,10 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
       principals: props.principals !== undefined,
       principalHeader: props.principalHeader,
       tenantHeader: props.tenantHeader,
+      jwt: props.jwt,
       appHealthPath: this.app.healthPath,
       fleetName: this.settings.fleetName,
+      ...(staged ? { sessionStateDir: AGENT_SHARED_STATE_PATH, appStateDir: AGENT_APP_STATE_PATH } : {}),
     });
     const agentSecrets = Object.fromEntries(agentSecretEnvs(props, foundation.redisUrl).map((s) => [s.env, s.value]));
     if (props.containerRegistryId !== undefined) {

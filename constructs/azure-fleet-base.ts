@@ -35,6 +35,7 @@ import {
 import { AzureFleetPrivateEndpoints } from './azure-private-endpoints.js';
 import { type AzureSecretSource, checkSecretSource, secretValue } from './azure-secrets.js';
 import { AzureSessionStateStorage } from './azure-session-state-storage.js';
+import { fleetJwtProblems } from './fleet-jwt.js';
 import { resolveFleetPolicy, SessionFleetValidationError } from './fleet-policy.js';
 import { identityHeaderProblems } from './identity-headers.js';
 
@@ -289,6 +290,7 @@ export function checkAzureFleetProps(
     problems.push(`'app.healthPath' (${describeValue(app.healthPath)}) must start with /`);
   }
   problems.push(...identityHeaderProblems(props));
+  problems.push(...fleetJwtProblems(props));
   problems.push(checkSecretSource('principals', props.principals));
   problems.push(checkSecretSource('upstreamToken', props.upstreamToken));
   problems.push(checkSecretSource('adminToken', props.adminToken));

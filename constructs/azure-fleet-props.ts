@@ -7,6 +7,7 @@ import type { RedisSku } from './azure-fleet-redis.js';
 import type { AzurePrivateEndpointsOptions } from './azure-private-endpoints.js';
 import type { AzureSecretSource } from './azure-secrets.js';
 import type { AzureTrustedProxies } from './azure-trusted-proxies.js';
+import type { FleetJwt } from './fleet-jwt.js';
 
 /**
  * The app container of an Azure fleet: the session-holding server the agent fronts. The names,
@@ -146,6 +147,15 @@ export interface AzureSessionFleetBaseProps {
    * @default - a principal has no tenant of its own, and no tenant quota applies to it
    */
   readonly tenantHeader?: string;
+
+  /**
+   * JWT mode (ADR 0020): the agents verify `Authorization: Bearer <JWT>` on every request against
+   * the issuer's keys and take the principal from it (`--jwt-issuer` and friends), answer 401 with
+   * `WWW-Authenticate` otherwise, and serve the Protected Resource Metadata. Not with
+   * `principalHeader` or `tenantHeader`; needs no `trustedProxies`.
+   * @default - no token is verified (principals from `principalHeader` or `principals`)
+   */
+  readonly jwt?: FleetJwt;
 
   /**
    * The principals file (JSON mapping each client token to a principal, e.g. `{"tok-a": "alice"}`),

@@ -39,5 +39,6 @@ export {
   validatePolicyText,
 } from '../policy/index.js';
 export { DEFAULT_AGENT_IMAGE } from './agent-container.js';
+export type { FleetJwt } from './fleet-jwt.js';
 export { type ResolvedFleetPolicy, resolveFleetPolicy, SessionFleetValidationError } from './fleet-policy.js';
 export { type FleetSummary, printFleetSummary, summarizeFleets } from './fleet-summary.js';

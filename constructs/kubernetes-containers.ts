@@ -26,7 +26,14 @@ import {
   PRINCIPALS_MOUNT_PATH,
 } from '../policy/agent-interface.js';
 import type { Policy } from '../policy/index.js';
-import { agentArgs, terminationGracePeriodSeconds } from './agent-container.js';
+import {
+  AGENT_APP_STATE_PATH,
+  AGENT_SHARED_STATE_PATH,
+  agentArgs,
+  stagesSessionState,
+  terminationGracePeriodSeconds,
+} from './agent-container.js';
+import type { FleetJwt } from './fleet-jwt.js';
 import type { KubernetesSessionStorage } from './kubernetes-session-storage.js';
 import { type KubernetesSecretKey, mebibytes } from './kubernetes-validation.js';
 
@@ -269,6 +276,7 @@ export interface FleetPodOptions {
   readonly principals?: KubernetesSecretKey;
   readonly principalHeader?: string;
   readonly tenantHeader?: string;
+  readonly jwt?: FleetJwt;
   /** Under tenant isolation: the tenant these instances serve (the agent's `--tenant`). */
   readonly tenantId?: string;
   readonly preStopDelaySeconds: number;
@@ -279,6 +287,8 @@ export interface FleetPodOptions {
 export const APP_CONTAINER_NAME = 'app';
 export const AGENT_CONTAINER_NAME = 'agent';
 export const SESSION_STATE_VOLUME = 'session-state';
+/** The app's private session state when the agent stages it (ADR 0019): an emptyDir of the pod. */
+export const APP_STATE_VOLUME = 'app-session-state';
 
 /** The uid and gid of the `node` user of the official Node.js images the agent image is built on. */
 export const AGENT_UID = 1000;
@@ -330,7 +340,21 @@ export function fleetPodSpec(options: FleetPodOptions): DeploymentV1SpecTemplate
   // per-instance-volume: the StatefulSet's volumeClaimTemplate provides the volume.
   // Shared state: the agent removes sessions past their TTL from the same volume (--session-state-dir).
   const sharedState = storage.kind === 'shared-volume' || storage.kind === 'existing-claim';
-  if (sharedState) agentMounts.push({ name: SESSION_STATE_VOLUME, mountPath: storage.mountPath });
+  // In front of the Copilot CLI the shared volume is the agent's alone: the app gets a private
+  // volume, into which the agent stages the sessions it serves (ADR 0019).
+  const staged = stagesSessionState(policy, sharedState);
+  const appMounts: DeploymentV1SpecTemplateSpecContainerVolumeMount[] = [];
+  if (staged) {
+    volumes.push({ name: APP_STATE_VOLUME, emptyDir: {} });
+    agentMounts.push(
+      { name: SESSION_STATE_VOLUME, mountPath: AGENT_SHARED_STATE_PATH },
+      { name: APP_STATE_VOLUME, mountPath: AGENT_APP_STATE_PATH },
+    );
+    appMounts.push({ name: APP_STATE_VOLUME, mountPath: storage.mountPath });
+  } else {
+    if (sharedState) agentMounts.push({ name: SESSION_STATE_VOLUME, mountPath: storage.mountPath });
+    appMounts.push({ name: SESSION_STATE_VOLUME, mountPath: storage.mountPath });
+  }
 
   if (options.principals) {
     volumes.push({
@@ -372,7 +396,7 @@ export function fleetPodSpec(options: FleetPodOptions): DeploymentV1SpecTemplate
     ...(app.args ? { args: [...app.args] } : {}),
     env: appEnv(options),
     resources: resources(app),
-    volumeMount: [{ name: SESSION_STATE_VOLUME, mountPath: storage.mountPath }],
+    volumeMount: appMounts,
     // The app listens on loopback, where the kubelet cannot reach it: its probes ask the agent.
     // /startupz fails until the app has answered once, so startupTimeoutSeconds is the whole
     // start-up budget; /healthz fails once the started app stops answering, and restarts the app
@@ -395,11 +419,19 @@ export function fleetPodSpec(options: FleetPodOptions): DeploymentV1SpecTemplate
       principals: options.principals !== undefined,
       ...(options.principalHeader !== undefined ? { principalHeader: options.principalHeader } : {}),
       ...(options.tenantHeader !== undefined ? { tenantHeader: options.tenantHeader } : {}),
+      ...(options.jwt !== undefined ? { jwt: options.jwt } : {}),
       ...(app.healthPath !== undefined ? { appHealthPath: app.healthPath } : {}),
       // --fleet names the agents' share of Redis; without Redis it means nothing.
       ...(options.redis.kind !== 'none' ? { fleetName: options.fleetName } : {}),
-      ...(options.trustedProxyCidrs !== undefined ? { trustedProxies: options.trustedProxyCidrs } : {}),
-      ...(sharedState ? { sessionStateDir: storage.mountPath } : {}),
+      // In JWT mode the token names the caller: the CIDRs stay the NetworkPolicy's, not the agent's.
+      ...(options.trustedProxyCidrs !== undefined && options.jwt === undefined
+        ? { trustedProxies: options.trustedProxyCidrs }
+        : {}),
+      ...(staged
+        ? { sessionStateDir: AGENT_SHARED_STATE_PATH, appStateDir: AGENT_APP_STATE_PATH }
+        : sharedState
+          ? { sessionStateDir: storage.mountPath }
+          : {}),
     }),
     port: [
       { name: 'agent', containerPort: AGENT_CLIENT_PORT, protocol: 'TCP' },
@@ -411,6 +443,9 @@ export function fleetPodSpec(options: FleetPodOptions): DeploymentV1SpecTemplate
     // The agent's own liveness: a slow or hung app never restarts the agent.
     startupProbe: agentHttpProbe(AGENT_PATHS.live, STARTUP_PROBE_PERIOD_SECONDS, 15),
     livenessProbe: agentHttpProbe(AGENT_PATHS.live, PROBE_PERIOD_SECONDS, 3),
+    // The Service's readiness: fails only while the agent drains (ADR 0018). A full instance, a
+    // Redis outage or a dead app (the agent places new sessions on peers) keep the pod in the
+    // Service, so the sessions it holds stay reachable; `/readyz/new-sessions` reports those.
     readinessProbe: agentHttpProbe(AGENT_READY_PATH, 5, 2),
     // Endpoints are removed from the Service asynchronously; keep taking requests for a moment
     // before SIGTERM starts the drain (`sleep` is in the agent image).
@@ -438,7 +473,8 @@ export function fleetPodSpec(options: FleetPodOptions): DeploymentV1SpecTemplate
     securityContext: {
       seccompProfile: { type: 'RuntimeDefault' },
       // Shared session state: files the app writes get the agent's group, so the agent can clean up
-      // stale sessions; OnRootMismatch spares a large volume a recursive chown on every mount.
+      // stale sessions (and, staged, read and remove the app's copies); OnRootMismatch spares a
+      // large volume a recursive chown on every mount.
       ...(sharedState ? { fsGroup: String(AGENT_UID), fsGroupChangePolicy: 'OnRootMismatch' } : {}),
     },
     container: [appContainer, agentContainer],

@@ -33,6 +33,7 @@ import {
   SESSION_UTILIZATION_METRIC,
 } from '../policy/agent-interface.js';
 import type { Policy } from '../policy/index.js';
+import type { FleetJwt } from './fleet-jwt.js';
 import {
   type AgentRedisConnection,
   APP_CONTAINER_NAME,
@@ -90,6 +91,7 @@ export interface KubernetesFleetInstancesProps {
   readonly principals?: KubernetesSecretKey;
   readonly principalHeader?: string;
   readonly tenantHeader?: string;
+  readonly jwt?: FleetJwt;
   readonly scaleOn: KubernetesScaleMetric;
   readonly targetSessionUtilization: number;
   readonly targetCpuUtilizationPercent: number;
@@ -206,6 +208,7 @@ export class KubernetesFleetInstances extends Construct {
       ...(props.principals ? { principals: props.principals } : {}),
       ...(props.principalHeader !== undefined ? { principalHeader: props.principalHeader } : {}),
       ...(props.tenantHeader !== undefined ? { tenantHeader: props.tenantHeader } : {}),
+      ...(props.jwt !== undefined ? { jwt: props.jwt } : {}),
       ...(props.tenantId !== undefined ? { tenantId: props.tenantId } : {}),
       preStopDelaySeconds: props.preStopDelaySeconds,
       ...(recyclerServiceAccountName ? { recyclerServiceAccountName } : {}),

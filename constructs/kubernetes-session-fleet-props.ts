@@ -3,6 +3,7 @@
  * file stays readable; `kubernetes-session-fleet.ts` re-exports them.
  */
 import type { PolicyInput } from '../policy/index.js';
+import type { FleetJwt } from './fleet-jwt.js';
 import type { KubernetesAgentContainer, KubernetesAppContainer } from './kubernetes-containers.js';
 import type { KubernetesScaleMetric, KubernetesServiceType } from './kubernetes-fleet-instances.js';
 import type { KubernetesFleetRedis } from './kubernetes-redis.js';
@@ -141,6 +142,14 @@ export interface KubernetesSessionFleetProps {
    * @default - a principal has no tenant of its own (under tenant isolation: its tenant's `tenantId`)
    */
   readonly tenantHeader?: string;
+  /**
+   * JWT mode (ADR 0020): the agents verify `Authorization: Bearer <JWT>` on every request against
+   * the issuer's keys and take the principal from it (`--jwt-issuer` and friends), answer 401 with
+   * `WWW-Authenticate` otherwise, and serve the Protected Resource Metadata. Not with
+   * `principalHeader` or `tenantHeader`; needs no `trustedProxies`.
+   * @default - no token is verified (principals from `principalHeader` or `principals`)
+   */
+  readonly jwt?: FleetJwt;
   /**
    * Session isolation only: end each pod after its one session ends, so the next session starts
    * on a fresh pod with nothing left behind. Sets the policy's `recycleAfterSession`.

@@ -21,6 +21,7 @@ import {
   policyFileContent,
 } from './agent-container.js';
 import { warnAboutAgentImage } from './agent-image.js';
+import { fleetJwtProblems } from './fleet-jwt.js';
 import { resolveFleetPolicy, SessionFleetValidationError } from './fleet-policy.js';
 import { identityHeaderProblems } from './identity-headers.js';
 import {
@@ -406,6 +407,7 @@ export class KubernetesSessionFleet extends Construct {
       ...(principals ? { principals } : {}),
       ...(this.props.principalHeader !== undefined ? { principalHeader: this.props.principalHeader } : {}),
       ...(this.props.tenantHeader !== undefined ? { tenantHeader: this.props.tenantHeader } : {}),
+      ...(this.props.jwt !== undefined ? { jwt: this.props.jwt } : {}),
       scaleOn: this.scaleOn,
       targetSessionUtilization: this.targetSessionUtilization,
       targetCpuUtilizationPercent: this.targetCpuUtilizationPercent,
@@ -529,6 +531,7 @@ export class KubernetesSessionFleet extends Construct {
     if (props.adminToken) checkSecretKey(problems, 'adminToken', props.adminToken);
     if (props.principals) checkSecretKey(problems, 'principals', props.principals);
     for (const problem of identityHeaderProblems(props)) problems.addSentence(problem);
+    for (const problem of fleetJwtProblems(props)) problems.addSentence(problem);
     checkTrustedProxies(problems, props);
     if (props.app.securityContext) checkSecurityContext(problems, 'app.securityContext', props.app.securityContext);
 

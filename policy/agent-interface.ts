@@ -31,8 +31,13 @@ export const AGENT_PATHS = {
   live: '/livez',
   /** The app's start-up: the app answered the agent's last probe (no grace period). */
   startup: '/startupz',
-  /** Readiness: the instance takes new sessions. */
+  /**
+   * Readiness (the Service's): the instance should stay in rotation — false only while it drains,
+   * or, without a fleet, while its upstream does not answer (docs/adr/0018).
+   */
   ready: '/readyz',
+  /** Whether the instance would take a new session itself (upstream, store, slots, draining). */
+  readyNewSessions: '/readyz/new-sessions',
   /** Prometheus text format. */
   metrics: '/metrics',
   /** The session admin API (behind `--admin-token`): `/admin/sessions`, `/admin/fleet/...`. */
@@ -42,6 +47,37 @@ export const AGENT_PATHS = {
 export const AGENT_HEALTH_PATH = AGENT_PATHS.health;
 export const AGENT_READY_PATH = AGENT_PATHS.ready;
 export const AGENT_METRICS_PATH = AGENT_PATHS.metrics;
+
+/**
+ * What one connection may cost the agent before and after it authenticates: the defaults of the
+ * `--copilot-*` and `--http-*` limit flags. Sized for the construct's default agent memory limit
+ * (256 MiB): the worst case before authentication is `maxUnauthenticated` x `handshakeFrameBytes`
+ * (8 MiB), and no silent connection outlives its timeout (ADR 0017, docs/copilot.md, docs/http-front.md).
+ */
+export const AGENT_LIMIT_DEFAULTS = {
+  copilot: {
+    /** Largest frame a Copilot client may send until its `connect` succeeds (`connect` itself is < 1 KiB). */
+    handshakeFrameBytes: 64 * 1024,
+    /** Largest frame after `connect` (a `session.send` with attachments). */
+    maxFrameBytes: 16 * 1024 * 1024,
+    /** From the TCP accept to a successful `connect`. */
+    handshakeTimeoutMs: 10_000,
+    /** Connections open at once that have not completed `connect`. */
+    maxUnauthenticated: 128,
+  },
+  http: {
+    /** From the first byte of a request to the end of its header block (node:http `headersTimeout`). */
+    headersTimeoutMs: 10_000,
+    /** From the first byte of a request to the end of its body (node:http `requestTimeout`). */
+    requestTimeoutMs: 60_000,
+    /** Largest header block (node:http `maxHeaderSize`). */
+    maxHeaderBytes: 16 * 1024,
+    /** Largest request body. */
+    maxBodyBytes: 16 * 1024 * 1024,
+    /** Client connections open at once (node:net `maxConnections`); more are dropped at accept. */
+    maxConnections: 4096,
+  },
+} as const;
 
 /**
  * Each flag of `sessionfleet-agent` (SPEC.md §8): its type and a one-line description for `--help`
@@ -80,7 +116,12 @@ export const AGENT_FLAGS = {
   'session-state-dir': {
     type: 'string',
     description:
-      'shared session-state directory (e.g. ~/.copilot/session-state) whose stale session directories the agent cleans up',
+      'shared session-state directory (e.g. ~/.copilot/session-state) whose stale session directories the agent cleans up; with --app-state-dir it is mounted into the agent only',
+  },
+  'app-state-dir': {
+    type: 'string',
+    description:
+      "the app's private session-state directory (shared by agent and app only); with --session-state-dir the agent stages each session's state in when it is created or resumed here and writes it back, under the session's lock, when a turn ends and when it leaves (Copilot front; ADR 0019)",
   },
   'instance-id': { type: 'string', description: "this instance's id (default: the host name)" },
   advertise: {
@@ -95,6 +136,29 @@ export const AGENT_FLAGS = {
   'principal-header': {
     type: 'string',
     description: 'HTTP fronts: a trusted header, set by an authenticating proxy, that names the principal',
+  },
+  'jwt-issuer': {
+    type: 'string',
+    description:
+      'HTTP and Copilot fronts: take the principal from a bearer JWT issued by this issuer (its exact iss URL); exclusive with --principal-header',
+  },
+  'jwt-audience': {
+    type: 'string',
+    description:
+      "with --jwt-issuer (required): the aud every token must carry, this resource's own URL as clients reach it, e.g. https://mcp.example.com/mcp",
+  },
+  'jwks-url': {
+    type: 'string',
+    description:
+      "with --jwt-issuer: the issuer's JWKS (default: jwks_uri from the issuer's /.well-known/oauth-authorization-server or openid-configuration)",
+  },
+  'jwt-principal-claim': {
+    type: 'string',
+    description: 'with --jwt-issuer: the claim naming the principal, qualified as <issuer>#<claim> (default sub)',
+  },
+  'jwt-tenant-claim': {
+    type: 'string',
+    description: "with --jwt-issuer: the claim naming the principal's tenant (default: --tenant)",
   },
   'trusted-proxies': {
     type: 'string',
@@ -128,6 +192,42 @@ export const AGENT_FLAGS = {
     type: 'string',
     description:
       'HTTP fronts: browser origins allowed to call, comma-separated (scheme://host[:port], *); default: loopback origins when --listen is loopback, else any',
+  },
+  'copilot-handshake-timeout-ms': {
+    type: 'string',
+    description: `Copilot front: a client connection must complete connect within this many ms of opening, else it is closed (default ${AGENT_LIMIT_DEFAULTS.copilot.handshakeTimeoutMs})`,
+  },
+  'copilot-max-unauthenticated': {
+    type: 'string',
+    description: `Copilot front: connections open at once that have not completed connect; more are refused at once (default ${AGENT_LIMIT_DEFAULTS.copilot.maxUnauthenticated})`,
+  },
+  'copilot-handshake-frame-bytes': {
+    type: 'string',
+    description: `Copilot front: the largest frame a client may send before its connect succeeds (default ${AGENT_LIMIT_DEFAULTS.copilot.handshakeFrameBytes})`,
+  },
+  'copilot-max-frame-bytes': {
+    type: 'string',
+    description: `Copilot front: the largest frame an authenticated client may send (default ${AGENT_LIMIT_DEFAULTS.copilot.maxFrameBytes})`,
+  },
+  'http-headers-timeout-ms': {
+    type: 'string',
+    description: `HTTP fronts: a request's headers must arrive within this many ms, else 408 (default ${AGENT_LIMIT_DEFAULTS.http.headersTimeoutMs})`,
+  },
+  'http-request-timeout-ms': {
+    type: 'string',
+    description: `HTTP fronts: a request's headers and body must arrive within this many ms, else 408 (default ${AGENT_LIMIT_DEFAULTS.http.requestTimeoutMs})`,
+  },
+  'http-max-header-bytes': {
+    type: 'string',
+    description: `HTTP fronts: the largest request header block, else 431 (default ${AGENT_LIMIT_DEFAULTS.http.maxHeaderBytes})`,
+  },
+  'http-max-body-bytes': {
+    type: 'string',
+    description: `HTTP fronts: the largest request body, else 413 (default ${AGENT_LIMIT_DEFAULTS.http.maxBodyBytes})`,
+  },
+  'http-max-connections': {
+    type: 'string',
+    description: `HTTP fronts: client connections open at once; more are closed at accept (default ${AGENT_LIMIT_DEFAULTS.http.maxConnections})`,
   },
   'health-path': { type: 'string', description: 'HTTP path the agent probes on the upstream (default: a TCP connect)' },
   'probe-interval-ms': { type: 'string', description: 'how often the upstream is probed (default 2000)' },
@@ -192,6 +292,13 @@ export function fleetKeyPrefix(fleet: string): string {
  * list entries only. Key: `fleetKeyPrefix(fleet) + FLEET_SCALE_LIST_SUFFIX`.
  */
 export const FLEET_SCALE_LIST_SUFFIX = 'scale:demand';
+
+/** Connections and requests the agent refused for a limit of ADR 0017, by front and reason. */
+export const CONNECTIONS_REFUSED_METRIC = 'sessionfleet_connections_refused_total';
+/** Copilot client connections open now that have not completed `connect`. */
+export const UNAUTHENTICATED_CONNECTIONS_METRIC = 'sessionfleet_copilot_unauthenticated_connections';
+/** Bytes the Copilot front holds for its client connections now (partial frames and unsent output). */
+export const CONNECTION_BUFFERED_BYTES_METRIC = 'sessionfleet_copilot_buffered_bytes';
 
 /** Where the policy file is mounted in the agent container. */
 export const POLICY_MOUNT_PATH = '/etc/sessionfleet';

@@ -24,6 +24,8 @@ export {
 export { parseCpuQuantity } from './cpu.js';
 export { FUNCTION_COMPUTE_KEYS, translateFunctionCompute } from './fc-compat.js';
 export { policyJsonSchema } from './json-schema.js';
+export type { LimitsSettings } from './limits.js';
+export { LIMIT_DEFAULTS, LIMIT_RANGES, toolKey } from './limits.js';
 export { defaultExpiredSessionStatus, ISOLATION_MIN_VCPU } from './rules.js';
 export type {
   Affinity,

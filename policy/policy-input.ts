@@ -99,6 +99,73 @@ export interface CollaborativeInput {
 }
 
 /**
+ * Limits per principal, tenant, tool and instance beyond sessions: requests, MCP tasks, streams.
+ */
+export interface LimitsInput {
+  /**
+   * How many long-lived streams (an MCP 2026 subscriptions/listen, a 2025 GET stream, a legacy SSE stream) one instance keeps open at once. Once streaming they hold no concurrencyPerInstance slot: they carry no work.
+   *
+   * Range: 1–10000, whole number.
+   * @default 100
+   */
+  readonly streamsPerInstance?: number;
+  /**
+   * The most requests one principal may have in flight at once, sessions and stateless requests together (fleet-wide with --redis). Unset: no limit.
+   *
+   * Range: 1–1000000, whole number.
+   * @default - no limit
+   */
+  readonly requestsPerPrincipal?: number;
+  /**
+   * The most requests one tenant may have in flight at once (fleet-wide with --redis). Unset: no limit.
+   *
+   * Range: 1–1000000, whole number.
+   * @default - no limit
+   */
+  readonly requestsPerTenant?: number;
+  /**
+   * The most live MCP tasks one principal may hold: counted when a tools/call returns a task, released at a terminal status or its ttlMs. Unset: no limit.
+   *
+   * Range: 1–1000000, whole number.
+   * @default - no limit (tasks are not counted)
+   */
+  readonly tasksPerPrincipal?: number;
+  /**
+   * The most live MCP tasks one tenant may hold. Unset: no limit.
+   *
+   * Range: 1–1000000, whole number.
+   * @default - no limit (tasks are not counted)
+   */
+  readonly tasksPerTenant?: number;
+  /**
+   * The most open streams (subscriptions/listen, GET streams) one principal may hold. Unset: no limit.
+   *
+   * Range: 1–1000000, whole number.
+   * @default - no limit
+   */
+  readonly streamsPerPrincipal?: number;
+  /**
+   * The most open streams one tenant may hold. Unset: no limit.
+   *
+   * Range: 1–1000000, whole number.
+   * @default - no limit
+   */
+  readonly streamsPerTenant?: number;
+  /**
+   * Per-tool concurrency on one instance, keyed "<Mcp-Method> <Mcp-Name>" (the MCP 2026 request headers), e.g. {"tools/call search": 2}. Unset: no per-tool limit.
+   * @default - no per-tool limit
+   */
+  readonly toolConcurrency?: Readonly<Record<string, number>>;
+  /**
+   * When an instance is full, a new session evicts the least recently used session that has had no request and no open stream for at least this long (a client that never ended it); its upstream state is deleted. 0: never (a full instance answers 429 until idle expiry). evictionPolicy "lru" evicts any idle session.
+   *
+   * Range: 0–2592000, whole number.
+   * @default 120
+   */
+  readonly evictIdleAfterSeconds?: number;
+}
+
+/**
  * sessionfleet policy: isolation, affinity, quotas and lifecycle of a fleet of session-holding servers.
  *
  * The policy file as users write it (JSON), and the `policy` prop of the constructs. Every field but
@@ -218,6 +285,11 @@ export interface PolicyInput {
    */
   readonly copilotHostAccess?: boolean;
   /**
+   * HTTP fronts in JWT mode (--jwt-issuer): pass the client's verified Authorization: Bearer token on to the upstream. Unset: the agent removes it, as MCP forbids token passthrough; set true only for an upstream that is itself a resource server for the same audience.
+   * @default - not used
+   */
+  readonly forwardBearerToken?: boolean;
+  /**
    * When Redis is unreachable: false rejects new sessions with 503; true places them on this instance.
    * @default false
    */
@@ -259,4 +331,9 @@ export interface PolicyInput {
    * @default - off: every session has one writer
    */
   readonly collaborative?: CollaborativeInput;
+  /**
+   * Limits per principal, tenant, tool and instance beyond sessions: requests, MCP tasks, streams.
+   * @default {}
+   */
+  readonly limits?: LimitsInput;
 }

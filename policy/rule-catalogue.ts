@@ -86,6 +86,13 @@ export const UNSET_MEANS: Readonly<Record<string, string>> = {
   sessionsPerTenant: 'no limit',
   instanceVcpu: 'unknown: the constructs fill it in from the container resources',
   collaborative: 'off: every session has one writer',
+  'limits.requestsPerPrincipal': 'no limit',
+  'limits.requestsPerTenant': 'no limit',
+  'limits.tasksPerPrincipal': 'no limit (tasks are not counted)',
+  'limits.tasksPerTenant': 'no limit (tasks are not counted)',
+  'limits.streamsPerPrincipal': 'no limit',
+  'limits.streamsPerTenant': 'no limit',
+  'limits.toolConcurrency': 'no per-tool limit',
 };
 
 /** The rules that name `field` (a dotted path), in catalogue order. */

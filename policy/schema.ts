@@ -9,7 +9,9 @@
  * `sessionsPerInstance (300) must be between 1 and 200`.
  */
 import { z } from 'zod';
+import { typeRule, wholeNumber } from './fields.js';
 import { HEADER_NAME_PATTERN, HEADER_NAME_RULE } from './header-name.js';
+import { limitsSchema } from './limits.js';
 
 export const ISOLATION_MODES = ['shared', 'session', 'request', 'tenant'] as const;
 export type IsolationMode = (typeof ISOLATION_MODES)[number];
@@ -83,20 +85,6 @@ export const RESERVED_HEADER_NAMES = [
 
 // RFC 9110 §5.6.2 token: what a header field name is, and a cookie name too (RFC 6265 §4.1.1).
 const HTTP_TOKEN = HEADER_NAME_PATTERN;
-
-function typeRule(expected: string) {
-  return (issue: { input?: unknown }) => (issue.input === undefined ? 'is required' : `must be ${expected}`);
-}
-
-/** A whole number between `min` and `max`, with the range in every message. */
-function wholeNumber(min: number, max: number) {
-  const range = `must be between ${min} and ${max}`;
-  return z
-    .number({ error: typeRule('a number') })
-    .int({ error: 'must be a whole number' })
-    .min(min, { error: range })
-    .max(max, { error: range });
-}
 
 function aNumber(min: number, max: number) {
   const range = `must be between ${min} and ${max}`;
@@ -269,6 +257,11 @@ export const policyInputSchema = z
         .describe(
           "Copilot front: forward the methods that reach the host the CLI runs on (shell, files, plugins, extensions, MCP servers, logs) even where that host holds other users' session state. Unset: only under session isolation with recycleAfterSession and no sharedSessionState. See docs/copilot-methods.md.",
         ),
+      forwardBearerToken: aBoolean()
+        .optional()
+        .describe(
+          "HTTP fronts in JWT mode (--jwt-issuer): pass the client's verified Authorization: Bearer token on to the upstream. Unset: the agent removes it, as MCP forbids token passthrough; set true only for an upstream that is itself a resource server for the same audience.",
+        ),
       failOpen: aBoolean()
         .default(false)
         .describe('When Redis is unreachable: false rejects new sessions with 503; true places them on this instance.'),
@@ -289,17 +282,19 @@ export const policyInputSchema = z
           'vCPUs of one instance. The constructs fill it in from the container resources; session and request isolation need at least 2.',
         ),
       collaborative: collaborativeSchema.optional(),
+      limits: limitsSchema,
     },
     { error: typeRule('a JSON object') },
   )
   .describe('sessionfleet policy: isolation, affinity, quotas and lifecycle of a fleet of session-holding servers.');
 
+export type { LimitsSettings } from './limits.js';
 /**
  * The policy as users write it, and its affinity: the TSDoc'd interfaces generated from this schema
  * (`policy-input.ts`, `npm run docs`), so editors show each field's description, default, range and
  * rules on hover; test/policy/policy-input.test.ts checks they equal the zod-inferred input types.
  */
-export type { AffinityInput, CollaborativeInput, PolicyInput } from './policy-input.js';
+export type { AffinityInput, CollaborativeInput, LimitsInput, PolicyInput } from './policy-input.js';
 
 type ParsedPolicy = z.output<typeof policyInputSchema>;
 export type Affinity = z.output<typeof affinitySchema>;

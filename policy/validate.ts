@@ -6,6 +6,7 @@
 import type { z } from 'zod';
 import { translateFunctionCompute, usesFunctionComputeNames } from './fc-compat.js';
 import { closestName, describeValue } from './format.js';
+import { limitsSchema } from './limits.js';
 import { type CheckedFields, checkRules, defaultExpiredSessionStatus, type PolicyIssue } from './rules.js';
 import { AFFINITY_TYPES, type Policy, type PolicyInput, policyInputSchema } from './schema.js';
 
@@ -171,7 +172,9 @@ function describeIssue(issue: z.core.$ZodIssue, origins: Map<string, string>): P
           ? TOP_LEVEL_KEYS
           : ourPath === 'collaborative'
             ? ['enabled', 'lockTtlSeconds', 'lockWaitSeconds']
-            : [];
+            : ourPath === 'limits'
+              ? Object.keys(limitsSchema.unwrap().shape)
+              : [];
       return { path: keyPath, message: `${keyPath} is not a known field${hint(key, known)}` };
     });
   }

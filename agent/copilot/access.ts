@@ -64,6 +64,8 @@ export class SessionAccess {
    * risk replacing a session.
    */
   private async savedWithHistory(sessionId: string): Promise<boolean> {
+    // With staging the CLI sees only the sessions loaded here: the shared volume holds the others.
+    if (await this.c.options.state.staging?.sharedWithHistory(sessionId)) return true;
     let result: unknown;
     try {
       result = await this.c.options.control.call('sessions.getMetadata', { sessionId });

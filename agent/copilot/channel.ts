@@ -14,6 +14,7 @@ import type { Session } from '../core/sessions.js';
 import type { Router } from '../routing/index.js';
 import type { ControlChannel } from './control.js';
 import type { FrameDecoderOptions } from './framing.js';
+import type { HandshakeGate } from './gate.js';
 import type { JsonRpcId, JsonRpcRequest, JsonRpcResponse } from './jsonrpc.js';
 import type { RouteOptions } from './methods.js';
 import type { Owner } from './owners.js';
@@ -35,7 +36,10 @@ export interface ChannelOptions {
   control: ControlChannel;
   logger: Logger;
   upstream: { host: string; port: number; token: string | undefined };
+  /** Framing limits of the connections to the CLI (the client's own come from `gate`). */
   frame: FrameDecoderOptions;
+  /** The limits before and after `connect` (ADR 0017). */
+  gate: HandshakeGate;
 }
 
 export interface ForwardOptions {
@@ -86,7 +90,30 @@ export class ClientChannel implements Attachment {
     handlers: PeerHandlers,
   ) {
     this.log = options.logger.child({ connection: this.connectionId });
-    this.peer = new RpcPeer(socket, handlers, options.frame);
+    // A stranger's frames are small until its connect succeeds (`authenticated`).
+    this.peer = new RpcPeer(socket, handlers, { maxFrameBytes: options.gate.limits.handshakeFrameBytes });
+    socket.on('drain', () => this.updateFlow());
+  }
+
+  /** `connect` succeeded: the connection may send frames up to the authenticated limit. */
+  authenticated(): void {
+    this.peer.frameLimit = this.options.gate.limits.maxFrameBytes;
+  }
+
+  /**
+   * Backpressure both ways, so a connection never makes the agent hold more than a socket's
+   * buffer of output for it: while the client is not taking what is written to it, neither its
+   * own requests (whose answers would pile up) nor the CLI's output are read; while the CLI is
+   * not taking what is written to it, the client's requests are not read.
+   */
+  updateFlow(): void {
+    const client = this.peer.socket;
+    const clientFull = client.writableNeedDrain;
+    const upstreamFull = this.upstream?.socket.writableNeedDrain ?? false;
+    if (clientFull || upstreamFull) client.pause();
+    else if (!this.peer.isHalted && this.phase !== 'closing' && this.phase !== 'closed') client.resume();
+    if (clientFull) this.upstream?.socket.pause();
+    else this.upstream?.socket.resume();
   }
 
   get principal(): string | undefined {
@@ -179,6 +206,17 @@ export class ClientChannel implements Attachment {
     if (this.upstream?.socket.writableNeedDrain) this.peer.socket.pause();
   }
 
+  /** Answers the connection once with `error` (id null), not counted as a request rejection, and closes it. */
+  refuseAndClose(error: AgentError): void {
+    this.phase = 'closing';
+    this.peer.sendAndEnd({
+      jsonrpc: '2.0',
+      id: null,
+      error: error.toJsonRpcError(this.options.context.policy.expiredSessionStatus),
+    });
+    this.upstream?.destroy();
+  }
+
   errorMessage(id: JsonRpcId | null, error: AgentError): object {
     this.options.context.metrics.rejections.inc({ code: error.code });
     return {
@@ -222,8 +260,8 @@ export class ClientChannel implements Attachment {
   private write(out: Outgoing): void {
     if (Buffer.isBuffer(out)) this.peer.sendBody(out);
     else this.peer.send(out);
-    // A client that does not read must not make the agent buffer the CLI's output without bound.
-    if (this.peer.socket.writableNeedDrain) this.upstream?.socket.pause();
+    // A client that does not read must not make the agent buffer output for it without bound.
+    if (this.peer.socket.writableNeedDrain) this.updateFlow();
   }
 }
 

@@ -15,7 +15,7 @@ import {
   paramsOf,
 } from './jsonrpc.js';
 import { endsTurn } from './methods.js';
-import type { Ownership } from './owners.js';
+import { type Ownership, ownershipOf } from './owners.js';
 import type { ProtocolProblem } from './peer.js';
 
 export class CliEvents {
@@ -34,7 +34,7 @@ export class CliEvents {
     this.c.throttleClientIfUpstreamFull();
   }
 
-  async filterList(result: unknown): Promise<unknown> {
+  async filterList(result: unknown, filter?: unknown): Promise<unknown> {
     const sessions = (result as { sessions?: unknown } | undefined)?.sessions;
     if (!Array.isArray(sessions)) {
       this.c.log.warn('session.list answered in an unknown shape: returning no sessions');
@@ -54,7 +54,43 @@ export class CliEvents {
       const ownership = read.get(id);
       return ownership?.state === 'owned' && sameUser(ownership.owner, user);
     };
-    return { ...(result as object), sessions: sessions.filter((entry) => visible(idOf(entry))) };
+    const own = sessions.filter((entry) => visible(idOf(entry)));
+    return { ...(result as object), sessions: [...own, ...(await this.savedElsewhere(own.map(idOf), filter))] };
+  }
+
+  /**
+   * With staging (ADR 0019) the CLI sees only the sessions loaded on this instance: the caller's
+   * other saved sessions are on the shared volume, listed from their files as the CLI lists them.
+   * A filter on something the files do not record (repository, branch) lists none of them.
+   */
+  private async savedElsewhere(listed: unknown[], filter: unknown): Promise<object[]> {
+    const staging = this.c.options.state.staging;
+    if (!staging) return [];
+    const { cwd, ...others } = (filter ?? {}) as { cwd?: unknown };
+    if (Object.values(others).some((v) => v !== undefined)) return [];
+    const user = this.c.user;
+    const tenant = this.c.options.context.config.tenant;
+    const seen = new Set(listed);
+    const entries: object[] = [];
+    for (const saved of await staging.sharedSessions()) {
+      if (seen.has(saved.sessionId)) continue;
+      const ownership = ownershipOf(saved.metadata, tenant);
+      if (ownership.state !== 'owned' || !sameUser(ownership.owner, user)) continue;
+      const w = saved.workspace;
+      if (cwd !== undefined && w.cwd !== cwd) continue;
+      const modified = new Date(w.updated_at ?? saved.modifiedMs);
+      entries.push({
+        sessionId: saved.sessionId,
+        startTime: w.created_at ?? modified.toISOString(),
+        modifiedTime: Number.isNaN(modified.getTime())
+          ? new Date(saved.modifiedMs).toISOString()
+          : modified.toISOString(),
+        ...(w.summary || w.name ? { summary: w.summary || w.name } : {}),
+        isRemote: false,
+        ...(w.cwd ? { context: { cwd: w.cwd } } : {}),
+      });
+    }
+    return entries;
   }
 
   /** `session.getLastId` / `getForeground`: another user's session id becomes "none". */

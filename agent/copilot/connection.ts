@@ -14,7 +14,9 @@
  */
 import type { Socket } from 'node:net';
 import { AgentError } from '../core/errors.js';
-import { tenantOf, tenantRefusal } from '../core/tenancy.js';
+import { looksLikeJwt } from '../core/jwt.js';
+import type { Identity } from '../core/principals.js';
+import { type Caller, tenantOf, tenantRefusal } from '../core/tenancy.js';
 import { markFromObject } from '../routing/index.js';
 import { SessionAccess } from './access.js';
 import { ANONYMOUS_PRINCIPAL, type ChannelOptions, ClientChannel, errorText, ok } from './channel.js';
@@ -41,7 +43,7 @@ export interface ConnectionOptions extends ChannelOptions {
   onClosed(connection: ClientConnection): void;
 }
 
-/** Requests a client may pipeline behind its `connect` before the answer. */
+/** Requests a client may pipeline behind its `connect` before the answer (and their bytes: one handshake frame). */
 const MAX_QUEUED_BEFORE_CONNECT = 64;
 
 export class ClientConnection {
@@ -50,6 +52,9 @@ export class ClientConnection {
   private readonly remote: RemoteHops;
   private readonly sessions: SessionRequests;
   private queued: JsonRpcRequest[] = [];
+  private queuedBytes = 0;
+  /** Until `connect` succeeds: closes the connection at the handshake timeout. */
+  private handshakeTimer: NodeJS.Timeout | undefined;
   private upstreamGone = false;
   /** The agent is closing this connection (shutdown): the upstream closing is expected. */
   private closing = false;
@@ -75,6 +80,9 @@ export class ClientConnection {
     this.remote = new RemoteHops(this.c);
     const access = new SessionAccess(this.c);
     this.sessions = new SessionRequests(this.c, access, new SessionRouting(this.c, access, this.remote));
+    options.gate.enter(this);
+    this.handshakeTimer = setTimeout(() => this.onHandshakeTimeout(), options.gate.limits.handshakeTimeoutMs);
+    this.handshakeTimer.unref();
     this.c.log.debug({ remote: `${socket.remoteAddress}:${socket.remotePort}` }, 'Copilot client connected');
   }
 
@@ -84,6 +92,11 @@ export class ClientConnection {
 
   get principal(): string | undefined {
     return this.c.principal;
+  }
+
+  /** Bytes held for this client now (a partial frame, output not yet sent). */
+  get bufferedBytes(): number {
+    return this.c.peer.bufferedBytes;
   }
 
   /** Resolves once the client's socket has closed. */
@@ -104,21 +117,29 @@ export class ClientConnection {
 
   private onClientMessage(message: ValidMessage, body: Buffer): void {
     if (this.c.phase === 'closing' || this.c.phase === 'closed') return;
-    if (message.kind === 'request') this.onRequest(message.message);
+    if (message.kind === 'request') this.onRequest(message.message, body.length);
     else if (message.kind === 'response') this.onClientResponse(message.message, body);
     else this.onClientNotification(message.message);
   }
 
-  private onRequest(request: JsonRpcRequest): void {
+  private onRequest(request: JsonRpcRequest, bytes: number): void {
     if (request.method === 'connect') {
       void this.onConnect(request).catch((error: unknown) => this.c.internalError(request, error));
       return;
     }
     if (this.c.phase === 'connecting') {
-      if (this.queued.length >= MAX_QUEUED_BEFORE_CONNECT) {
-        this.c.reject(request.id, new AgentError('BAD_REQUEST', 'too many requests sent before connect was answered'));
+      const limit = this.options.gate.limits.handshakeFrameBytes;
+      if (this.queued.length >= MAX_QUEUED_BEFORE_CONNECT || this.queuedBytes + bytes > limit) {
+        this.c.reject(
+          request.id,
+          new AgentError(
+            'BAD_REQUEST',
+            `too many requests sent before connect was answered (at most ${MAX_QUEUED_BEFORE_CONNECT}, ${limit} bytes)`,
+          ),
+        );
       } else {
         this.queued.push(request);
+        this.queuedBytes += bytes;
       }
       return;
     }
@@ -156,7 +177,9 @@ export class ClientConnection {
         this.c.forward(request, slot);
         return;
       case 'session-list':
-        this.c.forward(request, slot, { transform: (result) => this.events.filterList(result) });
+        this.c.forward(request, slot, {
+          transform: (result) => this.events.filterList(result, paramsOf(request).filter),
+        });
         return;
       case 'session-pointer':
         this.c.forward(request, slot, { transform: (result) => this.events.filterPointer(result) });
@@ -183,12 +206,41 @@ export class ClientConnection {
     }
   }
 
+  /**
+   * Who a `connect` token names: an entry of `--principals`, else (JWT mode) the caller a
+   * verified bearer JWT names, else nobody. Without either, every client is anonymous.
+   */
+  private identify(token: unknown): Identity | AgentError | undefined | Promise<Identity | AgentError> {
+    const { principals, jwt } = this.c.options.context;
+    if (!principals && !jwt) return { principal: ANONYMOUS_PRINCIPAL, tenant: undefined };
+    const listed = principals?.identify(token);
+    if (listed || !jwt || typeof token !== 'string' || !looksLikeJwt(token)) return listed;
+    const named = (caller: Caller | AgentError): Identity | AgentError =>
+      caller instanceof AgentError ? caller : { principal: caller.principal ?? '', tenant: caller.tenant };
+    const hit = jwt.cached(token);
+    return hit ? named(hit) : jwt.verify(token).then(named);
+  }
+
   private async onConnect(request: JsonRpcRequest): Promise<void> {
     const { context, upstream: target } = this.c.options;
     const params = paramsOf(request);
-    const identity = context.principals
-      ? context.principals.identify(params.token)
-      : { principal: ANONYMOUS_PRINCIPAL, tenant: undefined };
+    const wasNew = this.c.phase === 'new';
+    if (!wasNew && this.c.phase === 'connecting' && this.c.principalName === undefined) {
+      this.c.reject(request.id, new AgentError('BAD_REQUEST', 'connect is already in progress'));
+      return;
+    }
+    // Requests pipelined behind this connect wait in the queue while its token is checked.
+    if (wasNew) this.c.phase = 'connecting';
+    const found = this.identify(params.token);
+    const identity = found instanceof Promise ? await found : found;
+    if (identity instanceof AgentError) {
+      this.c.log.warn(
+        { remote: this.c.peer.socket.remoteAddress, code: identity.code, reason: identity.details.reason },
+        'refused a Copilot client: its connect token did not verify',
+      );
+      this.c.rejectAndClose(request.id, identity);
+      return;
+    }
     if (identity === undefined) {
       const reason = params.token === undefined ? 'no token' : 'an unknown token';
       this.c.log.warn(
@@ -209,7 +261,7 @@ export class ClientConnection {
       this.c.rejectAndClose(request.id, forbidden);
       return;
     }
-    if (this.c.phase === 'new' && params[HOP_PARAM] !== undefined) {
+    if (wasNew && params[HOP_PARAM] !== undefined) {
       // Only another agent of the fleet can sign the mark; a client that sends one is refused.
       const mark = this.options.router.acceptMark(markFromObject(params[HOP_PARAM]));
       if (!mark.ok) {
@@ -225,7 +277,7 @@ export class ClientConnection {
       }
       this.c.hopFrom = mark.mark.from;
     }
-    if (this.c.phase !== 'new') {
+    if (!wasNew) {
       if (principal !== this.c.principal || tenant !== this.c.tenant) {
         this.c.rejectAndClose(request.id, new AgentError('UNAUTHENTICATED', 'a connection cannot change its user'));
       } else if (this.c.phase === 'connecting') {
@@ -263,8 +315,7 @@ export class ClientConnection {
       this.c.upstream.destroy();
       return;
     }
-    this.c.upstream.socket.on('drain', () => this.c.peer.socket.resume());
-    this.c.peer.socket.on('drain', () => this.c.upstream?.socket.resume());
+    this.c.upstream.socket.on('drain', () => this.c.updateFlow());
     this.forwardConnect(request, params);
   }
 
@@ -293,9 +344,12 @@ export class ClientConnection {
         response.error ? { jsonrpc: '2.0', id: request.id, error: response.error } : ok(request.id, response.result),
       );
       if (first) {
+        this.endHandshake();
+        this.c.authenticated();
         this.c.log.info({ principal: this.c.principal }, 'Copilot client authenticated');
         const queued = this.queued;
         this.queued = [];
+        this.queuedBytes = 0;
         for (const next of queued) this.dispatch(next);
       }
     });
@@ -311,10 +365,59 @@ export class ClientConnection {
 
   // ---- the client's side -----------------------------------------------------------------
 
+  /** The connection is no stranger any more (or is gone): its timer and its place among the strangers go. */
+  private endHandshake(): void {
+    clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = undefined;
+    this.options.gate.leave(this);
+  }
+
+  private onHandshakeTimeout(): void {
+    this.handshakeTimer = undefined;
+    if (this.c.phase === 'ready' || this.c.phase === 'closing' || this.c.phase === 'closed') return;
+    const timeoutMs = this.options.gate.limits.handshakeTimeoutMs;
+    this.options.gate.refusals.refuse(
+      'handshake-timeout',
+      { remote: this.c.peer.socket.remoteAddress, phase: this.c.phase, timeoutMs },
+      'closing a Copilot client connection: no successful connect in time',
+    );
+    this.c.refuseAndClose(
+      new AgentError('HANDSHAKE_TIMEOUT', `no successful connect within ${timeoutMs} ms of opening the connection`, {
+        details: { timeoutMs },
+      }),
+    );
+  }
+
   private onClientProblem(problem: ProtocolProblem): void {
     if (problem.fatal) {
-      this.c.log.warn(
-        { principal: this.principal, remote: this.c.peer.socket.remoteAddress, reason: problem.reason },
+      const fields = {
+        principal: this.principal,
+        remote: this.c.peer.socket.remoteAddress,
+        phase: this.c.phase,
+        reason: problem.reason,
+      };
+      if (problem.framing === 'frame-too-large' || problem.framing === 'header-too-large') {
+        const limit = this.c.peer.frameLimit;
+        this.options.gate.refusals.refuse(
+          'frame-too-large',
+          { ...fields, limit },
+          'closing a Copilot client connection: frame too large',
+        );
+        // The answer is best effort: a client still sending may never read it.
+        this.c.refuseAndClose(
+          new AgentError(
+            'PAYLOAD_TOO_LARGE',
+            `${problem.reason} (${this.c.phase === 'ready' ? 'after' : 'before'} connect)`,
+            {
+              details: { limit },
+            },
+          ),
+        );
+        return;
+      }
+      this.options.gate.refusals.refuse(
+        'malformed-frame',
+        fields,
         'closing a Copilot client connection: malformed frame',
       );
       this.c.peer.destroy();
@@ -324,6 +427,7 @@ export class ClientConnection {
   }
 
   private onClientClose(): void {
+    this.endHandshake();
     if (this.c.phase === 'closed') return;
     this.c.phase = 'closed';
     this.c.clientGone.abort(new Error('the Copilot client closed its connection'));
@@ -331,6 +435,7 @@ export class ClientConnection {
     for (const sessionId of [...this.c.held]) this.options.state.letGo(sessionId, this.c, reason);
     this.c.held.clear();
     this.queued = [];
+    this.queuedBytes = 0;
     this.remote.close();
     // Closing the upstream makes the CLI save and unload what only this connection held; its
     // unanswered requests give their slots back.

@@ -37,7 +37,7 @@ export interface FrameDecoderOptions {
 
 export class FrameDecoder {
   private readonly maxHeaderBytes: number;
-  private readonly maxFrameBytes: number;
+  private maxFrameBytes: number;
   /** Bytes not yet consumed. While a body is awaited they stay a list, so a large body is copied once. */
   private chunks: Buffer[] = [];
   private buffered = 0;
@@ -53,6 +53,22 @@ export class FrameDecoder {
   /** Bytes held waiting for the rest of a frame. */
   get bufferedBytes(): number {
     return this.buffered;
+  }
+
+  /** The largest body accepted from now on (a client's limit rises once it authenticated). */
+  get frameLimit(): number {
+    return this.maxFrameBytes;
+  }
+
+  set frameLimit(bytes: number) {
+    this.maxFrameBytes = bytes;
+  }
+
+  /** Drops whatever is buffered and refuses further input: the connection is over. */
+  release(): void {
+    this.chunks = [];
+    this.buffered = 0;
+    this.failed ??= new FramingError('malformed-header', 'the connection is closed');
   }
 
   /**

@@ -7,16 +7,25 @@
 import { createServer, type Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { AgentContext, Front, ListenAddress } from '../core/context.js';
-import { isName, tenantOf } from '../core/tenancy.js';
+import type { Logger } from '../core/logger.js';
+import { Refusals } from '../core/refusals.js';
+import { StateStaging } from '../core/state-staging.js';
 import { Router } from '../routing/index.js';
 import { ANONYMOUS_PRINCIPAL, ClientConnection } from './connection.js';
 import { ControlChannel } from './control.js';
+import { copilotLimits, HandshakeGate } from './gate.js';
 import { hostAccessAllowed, OWNER_METADATA_KEY, OWNER_TENANT_METADATA_KEY } from './methods.js';
-import { OwnerDirectory, type Ownership } from './owners.js';
+import { OwnerDirectory, type Ownership, ownershipOf } from './owners.js';
 import { CopilotState } from './state.js';
 
 /** How long shutdown waits for the CLI to answer the agent's `session.detach` calls, and for sockets to close. */
 const CLOSE_GRACE_MS = 3000;
+/**
+ * How long shutdown waits, beyond that, for the sessions' state to be written back to the shared
+ * volume (ADR 0019): a copy per session, slower on a network volume; within the pod's
+ * termination grace (the drain time plus 15 s).
+ */
+const STAGING_GRACE_MS = 10_000;
 
 export async function createCopilotFront(context: AgentContext): Promise<Front> {
   const { config } = context;
@@ -24,12 +33,24 @@ export async function createCopilotFront(context: AgentContext): Promise<Front> 
   const host = config.upstream.hostname.replace(/^\[|\]$/g, '');
   const port = Number(config.upstream.port);
   const control = new ControlChannel(host, port, config.upstreamToken, logger);
-  const owners = new OwnerDirectory((ids) => readOwners(control, ids, context.config.tenant));
-  const state = new CopilotState(context, owners);
   // The composition root (server.ts) creates it, Redis or in-process: the front has no say. It
   // places every new session and holds the quotas per principal and tenant, with and without Redis.
   const coordinator = context.coordinator;
   if (!coordinator) throw new Error('the Copilot front needs the agent context with its coordinator');
+  const staging =
+    config.appStateDir !== undefined && config.sessionStateDir !== undefined
+      ? new StateStaging({
+          sharedDir: config.sessionStateDir,
+          appDir: config.appStateDir,
+          lock: coordinator.lock,
+          fleetWideTokens: config.redisUrl !== undefined,
+        })
+      : undefined;
+  const owners = new OwnerDirectory(async (ids) => {
+    const found = await readOwners(control, ids, context.config.tenant);
+    return staging ? withSharedOwners(staging, found, context.config.tenant) : found;
+  });
+  const state = new CopilotState(context, owners, staging);
   const router = new Router({
     coordinator,
     sessions: context.sessions,
@@ -38,13 +59,13 @@ export async function createCopilotFront(context: AgentContext): Promise<Front> 
     purpose: 'copilot-hop',
     draining: () => context.draining,
   });
-  const methods = { hostAccess: hostAccessAllowed(context.policy) };
+  const methods = { hostAccess: hostAccessAllowed(context.policy, staging !== undefined) };
   if (methods.hostAccess && context.policy.isolation !== 'session') {
     logger.warn(
       "copilotHostAccess: Copilot clients may run shell commands and read files on a host that holds other users' session state",
     );
   }
-  if (!context.principals) {
+  if (!context.principals && !context.jwt) {
     logger.warn(
       `no --principals: every Copilot client is accepted as principal "${ANONYMOUS_PRINCIPAL}", so sessions are not isolated between users`,
     );
@@ -57,12 +78,27 @@ export async function createCopilotFront(context: AgentContext): Promise<Front> 
   }
 
   const connections = new Set<ClientConnection>();
+  const refusals = new Refusals('copilot', context.metrics, logger);
+  const gate = new HandshakeGate(
+    copilotLimits(config.limits),
+    context.metrics,
+    refusals,
+    context.policy.expiredSessionStatus,
+  );
+  // What the open connections hold, read at each scrape (a test checks it returns to 0).
+  const buffered = () => {
+    let total = 0;
+    for (const connection of connections) total += connection.bufferedBytes;
+    return total;
+  };
+  context.metrics.bufferedBytesSources.add(buffered);
   let accepting = true;
   const server = createServer((socket: Socket) => {
     if (!accepting) {
       socket.destroy();
       return;
     }
+    if (!gate.admit(socket)) return;
     const connection = new ClientConnection(socket, {
       context,
       state,
@@ -72,6 +108,7 @@ export async function createCopilotFront(context: AgentContext): Promise<Front> 
       logger,
       upstream: { host, port, token: config.upstreamToken },
       frame: {},
+      gate,
       onClosed: (c) => connections.delete(c),
     });
     connections.add(connection);
@@ -87,6 +124,7 @@ export async function createCopilotFront(context: AgentContext): Promise<Front> 
     kind: 'copilot',
 
     async listen(): Promise<ListenAddress> {
+      if (staging) await reclaimLeftovers(staging, logger);
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(config.listen.port, config.listen.host, () => {
@@ -119,13 +157,62 @@ export async function createCopilotFront(context: AgentContext): Promise<Front> 
     async close(): Promise<void> {
       stopAccepting();
       await Promise.race([state.detachesSettled(), delay(CLOSE_GRACE_MS)]);
+      if (staging) {
+        const timeout = new AbortController();
+        await Promise.race([
+          staging.settled(),
+          delay(STAGING_GRACE_MS, undefined, { signal: timeout.signal }).catch(() => {}),
+        ]);
+        timeout.abort();
+      }
       const open = [...connections];
       for (const connection of open) connection.close();
       await Promise.race([Promise.all(open.map((c) => c.closed)), delay(CLOSE_GRACE_MS)]);
       control.close();
+      context.metrics.bufferedBytesSources.delete(buffered);
       await Promise.race([serverClosed, delay(CLOSE_GRACE_MS)]);
     },
   };
+}
+
+/**
+ * With staging the CLI knows only the sessions loaded on this instance: for the others, the owner
+ * is read from the metadata the CLI saved with the state on the shared volume — by the agent,
+ * without copying anything into the app's directory before the caller is authorized.
+ */
+async function withSharedOwners(
+  staging: StateStaging,
+  found: Map<string, Ownership>,
+  defaultTenant: string | undefined,
+): Promise<Map<string, Ownership>> {
+  for (const [id, ownership] of found) {
+    if (ownership.state !== 'absent') continue;
+    const metadata = await staging.sharedMetadata(id);
+    if (metadata !== undefined) found.set(id, ownershipOf(metadata, defaultTenant));
+  }
+  return found;
+}
+
+/**
+ * Session state left in the app's directory by an earlier run of the agent (killed before it could
+ * write it back): written back (fenced, so never over a newer copy) and removed before any client is
+ * served, so the app holds no session it is not serving.
+ */
+async function reclaimLeftovers(staging: StateStaging, logger: Logger): Promise<void> {
+  for (const id of await staging.appSessions()) {
+    try {
+      await staging.release(id, 'save');
+      logger.warn(
+        { sessionId: id },
+        "session state left in the app's directory by an earlier run: written back and removed",
+      );
+    } catch (error) {
+      logger.error(
+        { sessionId: id, err: error instanceof Error ? error.message : String(error) },
+        "session state left in the app's directory by an earlier run could not be written back: removed",
+      );
+    }
+  }
 }
 
 /**
@@ -150,14 +237,8 @@ async function readOwners(
       metadata?: Record<string, unknown>;
     }>) {
       if (typeof entry?.sessionId !== 'string') continue;
-      const principal = entry.metadata?.[OWNER_METADATA_KEY];
-      const tenant = entry.metadata?.[OWNER_TENANT_METADATA_KEY];
       if (entry.status === 'notFound') found.set(entry.sessionId, { state: 'absent' });
-      else if (entry.status === 'ok' && typeof principal === 'string' && (tenant === undefined || isName(tenant)))
-        found.set(entry.sessionId, {
-          state: 'owned',
-          owner: { principal, tenant: tenantOf(tenant, { tenant: defaultTenant }) },
-        });
+      else if (entry.status === 'ok') found.set(entry.sessionId, ownershipOf(entry.metadata ?? {}, defaultTenant));
       else found.set(entry.sessionId, { state: 'unowned' });
     }
   }

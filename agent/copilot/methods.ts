@@ -31,13 +31,15 @@ export interface RouteOptions {
  * kept on the instance — unless the policy opts in with `copilotHostAccess`. Shared, tenant and
  * request isolation put several principals' sessions on one CLI; a shared state volume
  * (`sharedSessionState`) holds every user's state; an instance that is not recycled keeps the
- * previous session's state on its disk.
+ * previous session's state on its disk — unless the agent stages state (`staged`: the shared
+ * volume is the agent's alone and the app's directory holds only the session it serves, ADR 0019).
  */
 export function hostAccessAllowed(
   policy: Pick<Policy, 'isolation' | 'sharedSessionState' | 'recycleAfterSession' | 'copilotHostAccess'>,
+  staged = false,
 ): boolean {
   if (policy.copilotHostAccess === true) return true;
-  return policy.isolation === 'session' && !policy.sharedSessionState && policy.recycleAfterSession;
+  return policy.isolation === 'session' && (!policy.sharedSessionState || staged) && policy.recycleAfterSession;
 }
 
 /**

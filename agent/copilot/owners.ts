@@ -9,6 +9,8 @@
  * its owner and by nobody else. A session that exists with no recorded owner (created without the
  * agent) is reachable by nobody through the agent.
  */
+import { isName, tenantOf } from '../core/tenancy.js';
+import { OWNER_METADATA_KEY, OWNER_TENANT_METADATA_KEY } from './methods.js';
 
 /** A principal in its tenant (undefined: the principal has none): who a session belongs to. */
 export interface Owner {
@@ -88,4 +90,16 @@ export class OwnerDirectory {
     }
     return result;
   }
+}
+
+/**
+ * The ownership a session's client metadata records: `sessionfleet/owner` and `sessionfleet/tenant`;
+ * a record without a tenant belongs to `defaultTenant` (`--tenant`).
+ */
+export function ownershipOf(metadata: Record<string, unknown>, defaultTenant: string | undefined): Ownership {
+  const principal = metadata[OWNER_METADATA_KEY];
+  const tenant = metadata[OWNER_TENANT_METADATA_KEY];
+  if (typeof principal === 'string' && (tenant === undefined || isName(tenant)))
+    return { state: 'owned', owner: { principal, tenant: tenantOf(tenant, { tenant: defaultTenant }) } };
+  return { state: 'unowned' };
 }

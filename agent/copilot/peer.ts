@@ -4,14 +4,21 @@
  * nothing here can throw into the socket's event loop, so one bad peer never disturbs another.
  */
 import type { Socket } from 'node:net';
-import { encodeBody, encodeMessage, FrameDecoder, type FrameDecoderOptions, FramingError } from './framing.js';
+import {
+  encodeBody,
+  encodeMessage,
+  FrameDecoder,
+  type FrameDecoderOptions,
+  FramingError,
+  type FramingErrorReason,
+} from './framing.js';
 import { classify, type JsonRpcMessage } from './jsonrpc.js';
 
 export type ValidMessage = Exclude<JsonRpcMessage, { kind: 'invalid' }>;
 
 export type ProtocolProblem =
   /** The byte stream cannot be read any further: the connection must close. */
-  | { fatal: true; reason: string }
+  | { fatal: true; reason: string; framing?: FramingErrorReason }
   /** A frame that is valid JSON but not JSON-RPC: the stream is still in sync. */
   | { fatal: false; reason: string };
 
@@ -25,6 +32,8 @@ export interface PeerHandlers {
 export class RpcPeer {
   private readonly decoder: FrameDecoder;
   private closed = false;
+  /** A fatal problem was reported: nothing more is read from this socket. */
+  private halted = false;
   private corked = false;
   private closeError: Error | undefined;
 
@@ -41,12 +50,33 @@ export class RpcPeer {
     });
     socket.on('close', () => {
       this.closed = true;
+      // The partial frame goes now, not when the peer object is collected.
+      this.decoder.release();
       this.handlers.onClose(this.closeError);
     });
   }
 
   get isClosed(): boolean {
     return this.closed || this.socket.destroyed;
+  }
+
+  /** The largest frame accepted from the other side from now on. */
+  get frameLimit(): number {
+    return this.decoder.frameLimit;
+  }
+
+  set frameLimit(bytes: number) {
+    this.decoder.frameLimit = bytes;
+  }
+
+  /** Bytes held for this connection: a partial frame read, and output not yet taken by the socket. */
+  get bufferedBytes(): number {
+    return this.decoder.bufferedBytes + this.socket.writableLength;
+  }
+
+  /** True once a fatal problem stopped reading: the socket must not be resumed. */
+  get isHalted(): boolean {
+    return this.halted;
   }
 
   /** Sends a message; false when the socket's buffer is full (wait for `drain`). */
@@ -90,15 +120,23 @@ export class RpcPeer {
     return this.socket.write(frame);
   }
 
+  private halt(): void {
+    this.halted = true;
+    this.socket.pause();
+  }
+
   private onData(chunk: Buffer): void {
-    if (this.closed) return;
+    if (this.closed || this.halted) return;
     let bodies: Buffer[];
     try {
       bodies = this.decoder.push(chunk);
     } catch (error) {
-      this.socket.pause();
-      const reason = error instanceof FramingError ? error.message : `framing failed: ${String(error)}`;
-      this.handlers.onProblem({ fatal: true, reason });
+      this.halt();
+      if (error instanceof FramingError) {
+        this.handlers.onProblem({ fatal: true, reason: error.message, framing: error.reason });
+      } else {
+        this.handlers.onProblem({ fatal: true, reason: `framing failed: ${String(error)}` });
+      }
       return;
     }
     for (const body of bodies) {
@@ -107,7 +145,7 @@ export class RpcPeer {
       try {
         value = JSON.parse(body.toString('utf8'));
       } catch (error) {
-        this.socket.pause();
+        this.halt();
         this.handlers.onProblem({
           fatal: true,
           reason: `frame body is not JSON (${error instanceof Error ? error.message : String(error)})`,
@@ -123,7 +161,7 @@ export class RpcPeer {
         this.handlers.onMessage(message, body);
       } catch (error) {
         // A bug in handling one message closes that connection, never the agent.
-        this.socket.pause();
+        this.halt();
         this.handlers.onProblem({
           fatal: true,
           reason: `internal error handling a message: ${error instanceof Error ? error.message : String(error)}`,

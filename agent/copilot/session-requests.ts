@@ -61,13 +61,21 @@ export class SessionRequests {
         await this.load(request, sessionId, action, slot, owner, decision, reroute);
         return;
       case 'delete':
+        // With staging the CLI deletes only what it has: a saved session not loaded here is staged
+        // in first (the caller is its owner), and its shared copy goes with it.
+        await state.stageIn(sessionId);
         this.c.forward(request, slot, {
-          after: (response) => {
+          after: async (response) => {
             const result = response.result as { success?: unknown } | undefined;
-            if (response.error || result?.success === false) return;
+            if (response.error || result?.success === false) {
+              state.unstage(sessionId);
+              return;
+            }
             this.c.held.delete(sessionId);
             this.c.loadParams.delete(sessionId);
             context.sessions.end(sessionId, 'deleted');
+            // Answered once the shared copy is gone: a list or resume right after finds nothing.
+            await state.deleted(sessionId);
             this.c.log.info({ sessionId, principal: this.c.principal }, 'Copilot session deleted');
           },
         });
@@ -87,9 +95,14 @@ export class SessionRequests {
           },
         });
         return;
-      case 'unloaded-ok':
-        this.c.forward(request, slot);
+      case 'unloaded-ok': {
+        // A saved session not loaded here is on the shared volume only: staged in for the call
+        // (the caller is its owner) and removed again after it.
+        const staged = state.staging !== undefined && !state.isLoaded(sessionId);
+        if (staged) await state.stageIn(sessionId);
+        this.c.forward(request, slot, staged ? { after: () => state.unstage(sessionId) } : {});
         return;
+      }
       case 'send':
         await this.send(request, this.access.loadedSession(sessionId), slot);
         return;
@@ -146,7 +159,11 @@ export class SessionRequests {
     const previousOwner = state.owners.known(sessionId);
     // Bound now, so the CLI's lifecycle notifications about the new session already reach its owner.
     if (action === 'create') state.owners.bind(sessionId, bound);
+    const { staging } = state;
     const undo = () => {
+      // A resume that failed leaves nothing of the session in the app's directory.
+      if (staging && (reserved || adopted) && !state.isLoaded(sessionId))
+        void staging.clearApp(sessionId).catch(() => {});
       if (adopted) void router.abandon(sessionId);
       if (reserved) admitting?.undo();
       if (action === 'create' && reserved) {
@@ -154,6 +171,16 @@ export class SessionRequests {
         else state.owners.bind(sessionId, previousOwner);
       }
     };
+    // Staged in only now that the caller is authorized and the session placed (or re-homed) here,
+    // and only when it is not loaded here already (the app's copy is then the live one).
+    if (staging && action === 'resume') {
+      try {
+        await state.stageIn(sessionId);
+      } catch (error) {
+        undo();
+        throw error;
+      }
+    }
     context.sessions.beginRequest(session);
     this.c.forward(request, slot, {
       session,
@@ -169,6 +196,9 @@ export class SessionRequests {
         if (action === 'create') {
           context.metrics.sessionsCreated.inc({ front: 'copilot' });
           await this.persistOwner(sessionId, bound);
+          // The owner's record reaches the shared volume at once: another instance asked for this
+          // id finds it taken, not free to create.
+          if (staging) await this.writeBack(sessionId);
         }
         this.c.log.info(
           { sessionId, principal, ...(bound.principal !== principal ? { owner: bound.principal } : {}) },
@@ -178,6 +208,14 @@ export class SessionRequests {
         if (!context.sessions.get(sessionId)) void this.c.detachUpstream(sessionId);
       },
     });
+  }
+
+  private async writeBack(sessionId: string): Promise<void> {
+    try {
+      await this.c.options.state.staging?.writeBack(sessionId);
+    } catch (error) {
+      this.c.log.error({ sessionId, err: errorText(error) }, 'could not write the new session state back');
+    }
   }
 
   /**

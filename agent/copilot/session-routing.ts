@@ -102,6 +102,8 @@ export class SessionRouting {
       adoptUpstream: async () => {
         checked.owner = await this.access.authorize(sessionId, action);
         if (action === 'resume') return;
+        // Its saved state into the app's directory first (ADR 0019): the caller is its owner.
+        await this.c.options.state.stageIn(sessionId);
         const upstream = this.c.upstream;
         const params = this.c.loadParams.get(sessionId) ?? { sessionId };
         try {
@@ -109,6 +111,8 @@ export class SessionRouting {
           await upstream.call('session.resume', params, AbortSignal.timeout(30_000));
         } catch (error) {
           this.c.log.warn({ sessionId, err: errorText(error) }, 'could not resume a session whose owner died');
+          if (!this.c.options.state.isLoaded(sessionId))
+            void this.c.options.state.staging?.clearApp(sessionId).catch(() => {});
           throw new AgentError(
             'UPSTREAM_UNAVAILABLE',
             `the agent could not resume session ${JSON.stringify(sessionId)}`,

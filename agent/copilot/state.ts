@@ -5,10 +5,14 @@
  * lock, the coordinator's, until it ends), and who joined.
  * It also ends the agent's side of a session, whatever ended it: the table's expiry, eviction,
  * drain or the admin API call `onEnd`, which detaches the session on the CLI so its state is
- * saved and it unloads.
+ * saved and it unloads. With staging (`--app-state-dir`, ADR 0019) every session that leaves
+ * the instance is then written back to the shared volume and its private copy removed, and every
+ * turn's end writes the state back.
  */
 import type { AgentContext } from '../core/context.js';
+import { AgentError } from '../core/errors.js';
 import type { EndReason, Session } from '../core/sessions.js';
+import type { StateStaging } from '../core/state-staging.js';
 import { sameUser } from '../core/tenancy.js';
 import type { Owner, OwnerDirectory } from './owners.js';
 
@@ -52,6 +56,8 @@ export class CopilotState {
   constructor(
     private readonly context: AgentContext,
     readonly owners: OwnerDirectory,
+    /** Staging between the shared volume and the app's directory, when `--app-state-dir` is set. */
+    readonly staging?: StateStaging,
   ) {
     const collaborative = context.policy.collaborative;
     this.collaborative = collaborative?.enabled === true;
@@ -106,6 +112,46 @@ export class CopilotState {
     const live = this.live.get(sessionId);
     if (!live?.attached.delete(connection)) return;
     if (live.attached.size === 0) this.context.sessions.end(sessionId, reason);
+  }
+
+  /** Whether any connection holds the session on the CLI here (its app copy is then the live one). */
+  isLoaded(sessionId: string): boolean {
+    return (this.live.get(sessionId)?.attached.size ?? 0) > 0;
+  }
+
+  /**
+   * Copies the session's saved state from the shared volume into the app's directory before the
+   * CLI loads it here (ADR 0019) — unless a connection here holds it already. Call it only once the
+   * caller is authorized. No-op without staging.
+   */
+  async stageIn(sessionId: string): Promise<void> {
+    if (!this.staging || this.isLoaded(sessionId)) return;
+    try {
+      const found = await this.staging.stageIn(sessionId);
+      this.context.logger.debug({ sessionId, found }, "staged the session state into the app's directory");
+    } catch (error) {
+      if (error instanceof AgentError) throw error;
+      this.context.logger.error(
+        { sessionId, err: error instanceof Error ? error.message : String(error) },
+        'could not stage the session state in',
+      );
+      throw new AgentError(
+        'STATE_STAGING_FAILED',
+        `the agent could not copy the saved state of session ${JSON.stringify(sessionId)} from the shared volume into the Copilot CLI's directory`,
+        { details: { sessionId } },
+      );
+    }
+  }
+
+  /** The session was deleted on the CLI: its shared copy goes too (ADR 0019). No-op without staging. */
+  async deleted(sessionId: string): Promise<void> {
+    if (this.staging) await this.track(this.leave(sessionId, 'deleted'));
+  }
+
+  /** A copy staged in for a call that failed: removed unless a connection here holds the session. */
+  unstage(sessionId: string): void {
+    if (!this.staging || this.isLoaded(sessionId)) return;
+    this.track(this.staging.clearApp(sessionId).catch(() => {}));
   }
 
   isAttached(sessionId: string, connection: Attachment): boolean {
@@ -168,11 +214,18 @@ export class CopilotState {
       if (live.recentTurnEnds.length > 8) live.recentTurnEnds.shift();
     }
     for (const turn of [...live.turns]) turn.release();
+    // What the turn wrote reaches the shared volume now, not only when the session leaves: an
+    // instance that dies later loses at most the turn in flight.
+    if (this.staging) this.track(this.save(sessionId));
   }
 
-  /** Resolves when the `session.detach` calls sent for ended sessions have been answered. */
+  /**
+   * Resolves when the `session.detach` calls sent for ended sessions have been answered, and the
+   * state of every session that left has been written back.
+   */
   async detachesSettled(): Promise<void> {
     while (this.detaching.size > 0) await Promise.allSettled([...this.detaching]);
+    await this.staging?.settled();
   }
 
   get loadedCount(): number {
@@ -195,13 +248,45 @@ export class CopilotState {
     // Releasing the turns releases their collaborative lock: the sends waiting for it find the
     // session ended and are told so.
     for (const turn of [...live.turns]) turn.release();
-    if (ALREADY_UNLOADED.has(reason)) return;
-    // Expired, evicted, drained or terminated: every connection holding it detaches, the CLI saves
-    // and unloads it; the client's next call for it gets SESSION_EXPIRED until it resumes it.
-    for (const connection of live.attached) {
-      const detach = connection.detachUpstream(session.id);
-      this.detaching.add(detach);
-      void detach.finally(() => this.detaching.delete(detach));
+    const detaches: Promise<void>[] = [];
+    if (!ALREADY_UNLOADED.has(reason)) {
+      // Expired, evicted, drained or terminated: every connection holding it detaches, the CLI
+      // saves and unloads it; the client's next call for it gets SESSION_EXPIRED until it resumes it.
+      for (const connection of live.attached) detaches.push(this.track(connection.detachUpstream(session.id)));
+    }
+    // Once the CLI has let go (and saved), the state leaves the app's directory for the shared volume.
+    if (this.staging) this.track(Promise.all(detaches).then(() => this.leave(session.id, reason)));
+  }
+
+  private track(work: Promise<void>): Promise<void> {
+    this.detaching.add(work);
+    void work.finally(() => this.detaching.delete(work));
+    return work;
+  }
+
+  private async save(sessionId: string): Promise<void> {
+    try {
+      await this.staging?.writeBack(sessionId);
+    } catch (error) {
+      this.context.logger.error(
+        { sessionId, err: error instanceof Error ? error.message : String(error) },
+        'could not write the session state back to the shared volume after a turn',
+      );
+    }
+  }
+
+  private async leave(sessionId: string, reason: EndReason): Promise<void> {
+    try {
+      await this.staging?.release(sessionId, reason === 'deleted' ? 'delete' : 'save');
+      this.context.logger.debug(
+        { sessionId, reason },
+        "session state written back and removed from the app's directory",
+      );
+    } catch (error) {
+      this.context.logger.error(
+        { sessionId, reason, err: error instanceof Error ? error.message : String(error) },
+        "could not write the session state back to the shared volume (the app's copy is removed all the same)",
+      );
     }
   }
 }

@@ -5,14 +5,15 @@
  */
 import type { Policy } from '../../policy/index.js';
 import type { AgentConfig } from './config.js';
+import type { JwtVerifier } from './jwt.js';
 import type { InstanceLoad } from './load.js';
 import type { Logger } from './logger.js';
 import type { AgentMetrics } from './metrics.js';
 import type { Principals } from './principals.js';
 import type { ProbeCheck } from './probe.js';
 import type { EndReason, Session, SessionTable } from './sessions.js';
-
 import type { Tracing } from './tracing.js';
+import type { UpstreamHealth } from './upstream-health.js';
 
 export interface AgentContext {
   readonly config: AgentConfig;
@@ -21,8 +22,12 @@ export interface AgentContext {
   readonly metrics: AgentMetrics;
   readonly sessions: SessionTable;
   readonly load: InstanceLoad;
+  /** The upstream probe's verdict (absent in tests that run no probe: up). */
+  readonly upstreamHealth?: UpstreamHealth;
   /** Token → principal, when `--principals` is given. */
   readonly principals: Principals | undefined;
+  /** JWT mode (`--jwt-issuer`): verifies bearer tokens for both fronts. */
+  readonly jwt?: JwtVerifier | undefined;
   /** Registers a listener for every session that ends (expiry, delete, eviction, drain...). */
   onSessionEnd(listener: (session: Session, reason: EndReason) => void): void;
   /** True while the agent drains: no new sessions, in-flight work finishes. */

@@ -53,6 +53,13 @@ export const ERRORS = {
   WRONG_TRANSPORT: define('WRONG_TRANSPORT', 400, -32600, 'use the transport the agent is configured for'),
   /** No valid principal: a missing or malformed trusted header, or an unknown client token. */
   UNAUTHENTICATED: define('UNAUTHENTICATED', 401, -32001, 'present a valid token'),
+  /**
+   * JWT mode: the bearer token does not verify (signature, issuer, audience, expiry, algorithm,
+   * size); `reason` says which. HTTP answers carry `WWW-Authenticate: Bearer error="invalid_token"`.
+   */
+  INVALID_TOKEN: define('INVALID_TOKEN', 401, -31070, 'get a new token from the authorization server'),
+  /** JWT mode: the issuer's metadata or signing keys cannot be fetched, so no token can be verified. */
+  TOKEN_KEYS_UNAVAILABLE: define('TOKEN_KEYS_UNAVAILABLE', 503, -31071, 'retry shortly'),
   /** The session belongs to another principal or tenant. */
   SESSION_FORBIDDEN: define('SESSION_FORBIDDEN', 403, -31013, 'use a session you created'),
   /** Copilot front: a method the agent does not forward (server-wide, host access or unknown). */
@@ -70,18 +77,63 @@ export const ERRORS = {
   HOST_FORBIDDEN: define('HOST_FORBIDDEN', 403, -31024, 'use a host name this service is published under'),
   /** A browser's Origin is not one `--allowed-origins` allows (DNS-rebinding protection). */
   ORIGIN_FORBIDDEN: define('ORIGIN_FORBIDDEN', 403, -31025, 'call it from an allowed origin'),
+  /** The instance holds `limits.streamsPerInstance` open streams (listen, GET, SSE), or it drains. */
+  STREAM_LIMIT_REACHED: define('STREAM_LIMIT_REACHED', 429, -31040, 'close a stream you no longer need, or retry'),
+  /** The principal has its `limits.requestsPerPrincipal`, `tasksPerPrincipal` or `streamsPerPrincipal` in use. */
+  PRINCIPAL_LIMIT_REACHED: define(
+    'PRINCIPAL_LIMIT_REACHED',
+    429,
+    -31041,
+    'wait for one of your requests, tasks or streams to end',
+  ),
+  /** The tenant has its `limits.requestsPerTenant`, `tasksPerTenant` or `streamsPerTenant` in use. */
+  TENANT_LIMIT_REACHED: define(
+    'TENANT_LIMIT_REACHED',
+    429,
+    -31042,
+    "wait for one of your tenant's requests, tasks or streams to end",
+  ),
+  /** The instance serves `limits.toolConcurrency` calls of this tool (Mcp-Method + Mcp-Name) already. */
+  TOOL_CONCURRENCY_REACHED: define('TOOL_CONCURRENCY_REACHED', 429, -31043, 'back off and retry'),
   /** A collaborative session's write did not get the session's lock within `lockWaitSeconds`. */
   SESSION_BUSY: define('SESSION_BUSY', 409, -31015, 'retry after the current write finishes'),
   /** Copilot front: `session.create` for an id that already exists. */
   SESSION_EXISTS: define('SESSION_EXISTS', 409, -31022, 'resume it with session.resume'),
   /** The instance is shutting down and takes no new session. */
   DRAINING: define('DRAINING', 503, -31016, 'retry; another instance will take the session'),
+  /**
+   * Copilot front with `--app-state-dir`: the session's state could not be copied between the
+   * shared volume and the app's directory (ADR 0019); the CLI is not asked to load it without it.
+   */
+  STATE_STAGING_FAILED: define('STATE_STAGING_FAILED', 503, -31080, 'retry shortly'),
   /** The fleet store (Redis) cannot be reached and `failOpen` is false. */
   STORE_UNAVAILABLE: define('STORE_UNAVAILABLE', 503, -31017, 'retry shortly'),
   /** The upstream refused or dropped the connection. */
   UPSTREAM_UNAVAILABLE: define('UPSTREAM_UNAVAILABLE', 502, -31018, 'retry shortly'),
   /** The upstream sent no response headers in time. */
   UPSTREAM_TIMEOUT: define('UPSTREAM_TIMEOUT', 504, -31019, 'retry shortly'),
+  /** Copilot front: no successful `connect` within `--copilot-handshake-timeout-ms` of opening the connection. */
+  HANDSHAKE_TIMEOUT: define(
+    'HANDSHAKE_TIMEOUT',
+    408,
+    -31050,
+    'connect (with your token) right after opening the connection',
+  ),
+  /** Copilot front: `--copilot-max-unauthenticated` connections are already waiting for their `connect`. */
+  TOO_MANY_UNAUTHENTICATED: define('TOO_MANY_UNAUTHENTICATED', 503, -31051, 'retry shortly and connect at once'),
+  /** A Copilot frame, or an HTTP request body, larger than the agent accepts (the limit is in the message). */
+  PAYLOAD_TOO_LARGE: define('PAYLOAD_TOO_LARGE', 413, -31052, 'send less at once'),
+  /** HTTP front: the request's header block is larger than `--http-max-header-bytes`. */
+  HEADERS_TOO_LARGE: define('HEADERS_TOO_LARGE', 431, -31053, 'send fewer or shorter headers'),
+  /** HTTP front: the headers (`--http-headers-timeout-ms`) or the whole request (`--http-request-timeout-ms`) did not arrive in time. */
+  REQUEST_TIMEOUT: define('REQUEST_TIMEOUT', 408, -31054, 'send the whole request without pausing'),
+  /** HTTP front: `CONNECT` (the agent is a reverse proxy, not a tunnel). */
+  METHOD_NOT_ALLOWED: define(
+    'METHOD_NOT_ALLOWED',
+    405,
+    -31055,
+    'send the request to the service itself, not a CONNECT',
+  ),
   /** A request the agent cannot forward (request target or header). */
   BAD_REQUEST: define('BAD_REQUEST', 400, -32600, 'fix the request'),
   /** No such path on the admin API. */

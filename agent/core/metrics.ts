@@ -4,7 +4,13 @@
  * the Kubernetes construct's HPA scales on `sessionfleet_session_utilization`.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import { PLACEMENT_DEMAND_METRIC, SESSION_UTILIZATION_METRIC } from '../../policy/agent-interface.js';
+import {
+  CONNECTION_BUFFERED_BYTES_METRIC,
+  CONNECTIONS_REFUSED_METRIC,
+  PLACEMENT_DEMAND_METRIC,
+  SESSION_UTILIZATION_METRIC,
+  UNAUTHENTICATED_CONNECTIONS_METRIC,
+} from '../../policy/agent-interface.js';
 
 export interface AgentMetrics {
   readonly registry: Registry;
@@ -18,6 +24,12 @@ export interface AgentMetrics {
   readonly upstreamUp: Gauge;
   readonly draining: Gauge;
   readonly placementDemand: Gauge;
+  /** Connections and requests refused for a limit (ADR 0017), by front and reason. */
+  readonly connectionsRefused: Counter<'front' | 'reason'>;
+  readonly unauthenticatedConnections: Gauge;
+  /** Read at each scrape from the sources the Copilot front registers (one per open connection set). */
+  readonly bufferedBytes: Gauge;
+  readonly bufferedBytesSources: Set<() => number>;
 }
 
 export function createMetrics(options: { instanceId: string; defaultMetrics?: boolean }): AgentMetrics {
@@ -25,6 +37,7 @@ export function createMetrics(options: { instanceId: string; defaultMetrics?: bo
   registry.setDefaultLabels({ instance_id: options.instanceId });
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'sessionfleet_agent_' });
   const registers = [registry];
+  const bufferedBytesSources = new Set<() => number>();
   return {
     registry,
     activeSessions: new Gauge({
@@ -78,5 +91,27 @@ export function createMetrics(options: { instanceId: string; defaultMetrics?: bo
       help: 'New sessions waiting for capacity anywhere in the fleet (the autoscaler reads it).',
       registers,
     }),
+    connectionsRefused: new Counter({
+      name: CONNECTIONS_REFUSED_METRIC,
+      help: 'Connections and requests refused for a size, time or count limit (handshake-timeout, unauthenticated-limit, frame-too-large, malformed-frame, headers-timeout, request-timeout, headers-too-large, body-too-large, connection-limit, connect-method, bad-request).',
+      labelNames: ['front', 'reason'] as const,
+      registers,
+    }),
+    unauthenticatedConnections: new Gauge({
+      name: UNAUTHENTICATED_CONNECTIONS_METRIC,
+      help: 'Copilot client connections open now that have not completed connect.',
+      registers,
+    }),
+    bufferedBytes: new Gauge({
+      name: CONNECTION_BUFFERED_BYTES_METRIC,
+      help: 'Bytes the Copilot front holds for its client connections now: partial frames read and output not yet sent.',
+      registers,
+      collect() {
+        let total = 0;
+        for (const source of bufferedBytesSources) total += source();
+        this.set(total);
+      },
+    }),
+    bufferedBytesSources,
   };
 }

@@ -51,7 +51,7 @@ export interface SessionTableOptions {
   policy: Pick<
     Policy,
     'sessionsPerInstance' | 'sessionLifetimeSeconds' | 'sessionIdleTimeoutSeconds' | 'evictionPolicy'
-  >;
+  > & { readonly limits?: Pick<Policy['limits'], 'evictIdleAfterSeconds'> };
   /** Called once for every session that ends, whatever the reason, after it left the table. */
   onEnd?: (session: Session, reason: EndReason) => void;
   now?: () => number;
@@ -69,6 +69,8 @@ export class SessionTable {
   private readonly lifetimeMs: number;
   private readonly idleMs: number;
   private readonly lru: boolean;
+  /** Without LRU eviction, a full table still evicts a session idle this long (0: never). */
+  private readonly evictIdleMs: number;
   private readonly now: () => number;
   private readonly onEnd: (session: Session, reason: EndReason) => void;
   private readonly maxRemembered: number;
@@ -80,6 +82,7 @@ export class SessionTable {
     this.lifetimeMs = options.policy.sessionLifetimeSeconds * 1000;
     this.idleMs = options.policy.sessionIdleTimeoutSeconds * 1000;
     this.lru = options.policy.evictionPolicy === 'lru';
+    this.evictIdleMs = (options.policy.limits?.evictIdleAfterSeconds ?? 0) * 1000;
     this.now = options.now ?? Date.now;
     this.onEnd = options.onEnd ?? (() => {});
     this.maxRemembered = options.maxRemembered ?? 100_000;
@@ -99,7 +102,12 @@ export class SessionTable {
   /** Whether a new session could be placed here now (free slot, or an idle one to evict). */
   canAccept(): boolean {
     if (this.draining) return false;
-    return this.free > 0 || (this.lru && this.evictionCandidate() !== undefined);
+    return this.free > 0 || this.evictionCandidate() !== undefined;
+  }
+
+  /** Whether a full table would evict a session for a new one now (LRU, or one idle past `evictIdleAfterSeconds`). */
+  canEvict(): boolean {
+    return !this.draining && this.evictionCandidate() !== undefined;
   }
 
   get isDraining(): boolean {
@@ -131,7 +139,7 @@ export class SessionTable {
     if (this.sessions.has(id)) return { ok: false, reason: 'exists' };
     let evicted: Session | undefined;
     if (this.sessions.size >= this.capacity) {
-      const candidate = this.lru ? this.evictionCandidate() : undefined;
+      const candidate = this.evictionCandidate();
       if (!candidate) return { ok: false, reason: 'full' };
       this.end(candidate.id, 'evicted');
       evicted = candidate;
@@ -257,9 +265,18 @@ export class SessionTable {
     return undefined;
   }
 
+  /**
+   * The session a full table gives up for a new one: under LRU the least recently used idle one
+   * (no request, no open stream); otherwise, with `limits.evictIdleAfterSeconds`, the least
+   * recently used one idle at least that long — a client that never ended its session (a 2025
+   * client that never sends DELETE), not one that paused.
+   */
   private evictionCandidate(): Session | undefined {
+    if (!this.lru && this.evictIdleMs <= 0) return undefined;
+    const now = this.now();
     for (const session of this.sessions.values()) {
-      if (session.inFlight === 0 && session.openStreams === 0) return session;
+      if (session.inFlight !== 0 || session.openStreams !== 0) continue;
+      if (this.lru || now - session.lastActiveAt >= this.evictIdleMs) return session;
     }
     return undefined;
   }

@@ -7,6 +7,7 @@
  *   GET    /admin/fleet/sessions?principal=&tenant=&instance=&minAgeSeconds=&maxAgeSeconds=&limit=
  *   GET    /admin/fleet/sessions/:id
  *   DELETE /admin/fleet/sessions/:id     ends it properly on its owner (or in the registry if the owner is gone)
+ *   POST   /admin/fleet/instances/:id/drain   the instance takes no new sessions; its sessions go on
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { AGENT_PATHS } from '../../policy/agent-interface.js';
@@ -71,6 +72,16 @@ export async function fleetAdminRoutes(app: FastifyInstance, options: FleetAdmin
     instanceId: fleet.instanceId,
     instances: await fleet.listInstances(),
   }));
+
+  app.post<{ Params: { id: string } }>(`${AGENT_PATHS.admin}/fleet/instances/:id/drain`, async (request, reply) => {
+    const result = await fleet.drains.drain(request.params.id);
+    if (!result)
+      return sendError(
+        reply,
+        new AgentError('NOT_FOUND', `no live instance ${JSON.stringify(request.params.id)} in the fleet`),
+      );
+    return { draining: true, ...result };
+  });
 
   app.get(`${AGENT_PATHS.admin}/fleet/sessions`, async (request) => {
     const filter = parseFilter(request.query as Record<string, unknown>);

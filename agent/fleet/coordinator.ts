@@ -21,6 +21,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Session } from '../core/sessions.js';
+import { BudgetSync } from './budget-sync.js';
 import { InstanceLease } from './instance-lease.js';
 import { FleetInventory } from './inventory.js';
 import { FleetJanitor } from './janitor.js';
@@ -48,6 +49,7 @@ import type {
   FleetInstanceSummary,
   FleetSessionInfo,
   HopRoute,
+  InstanceDrains,
   NewSession,
   OpenOptions,
   Placement,
@@ -69,6 +71,8 @@ export class FleetCoordinator implements Coordinator {
   readonly lock: RedisLock;
   readonly fence = new FenceGate();
   readonly redis: Redis;
+  /** The fleet-wide budget counts (`policy.limits`). */
+  readonly budgets: BudgetSync;
   readonly metrics: FleetMetrics;
 
   private readonly subscriber: Redis;
@@ -80,6 +84,7 @@ export class FleetCoordinator implements Coordinator {
   private readonly locator: SessionLocator;
   private readonly janitor: FleetJanitor;
   private readonly inventory: FleetInventory;
+  readonly drains: InstanceDrains;
   private cancelTimers: Array<() => void> = [];
 
   constructor(
@@ -98,6 +103,7 @@ export class FleetCoordinator implements Coordinator {
     this.hub = new ChannelHub(this.subscriber);
     this.scheduler = options.scheduler ?? intervalScheduler;
     this.registry = new FleetRegistry(this.redis, this.keys);
+    this.budgets = new BudgetSync(this.redis, this.keys, this.instanceId);
     // An ended id is remembered as long as a single agent remembers it: one session lifetime.
     this.registry.memory = {
       ttlMs: context.policy.sessionLifetimeSeconds * 1000,
@@ -121,10 +127,22 @@ export class FleetCoordinator implements Coordinator {
     this.placement = new FleetPlacement(this.state, this.lease);
     this.janitor = new FleetJanitor(this.state, this.lock, options.stateCleanup);
     this.inventory = new FleetInventory(this.state, this.keys);
+    this.drains = this.inventory;
+    // Until the server says how it drains: as its own drain begins (no new sessions).
+    this.inventory.onDrain(() => this.startDraining());
 
     context.onSessionEnd((session, reason) => {
       this.fence.forget(session.id);
       this.lease.sessionEnded(session, reason);
+    });
+    // The app not answering: this instance offers no slot (FleetState.upstreamDown); peers learn
+    // it from a heartbeat sent now rather than at the next tick.
+    context.upstreamHealth?.onChange((up) => {
+      context.logger.info(
+        { upstreamUp: up },
+        up ? 'upstream answers: offering slots to the fleet again' : 'upstream down: new sessions go to peers',
+      );
+      this.lease.heartbeat().catch(() => {});
     });
     this.redis.on('ready', () => void this.lease.connected());
     this.redis.on('close', () => this.lease.disconnected());

@@ -67,6 +67,7 @@ export class InstanceLease {
         this.unsure = false;
         s.storeIs('up', 'registered with the fleet', { instances: s.view.size });
       } catch (error) {
+        s.doubt();
         // Logged once per interruption, not once per heartbeat while Redis stays away.
         s.storeIs('unreachable', 'fleet registration failed; retrying on the next heartbeat', {
           err: error instanceof Error ? error.message : String(error),
@@ -81,6 +82,7 @@ export class InstanceLease {
   disconnected(): void {
     this.s.registered = false;
     this.unsure = true;
+    this.s.doubt();
     this.s.storeIs('unreachable', 'fleet store (Redis) connection lost');
   }
 
@@ -93,6 +95,7 @@ export class InstanceLease {
    */
   private heartbeatFailed(error: unknown): void {
     this.unsure = true;
+    this.s.doubt();
     if (!this.s.registered || Date.now() - this.confirmedAt < 2 * this.s.o.heartbeatMs) return;
     this.s.registered = false;
     this.s.storeIs('unreachable', 'fleet store (Redis) not answering', {
@@ -101,9 +104,12 @@ export class InstanceLease {
     });
   }
 
-  /** Slots offered to placement: none while draining or while every request slot is taken (SPEC §4). */
+  /**
+   * Slots offered to placement: none while draining, while every request slot is taken (SPEC §4)
+   * or while this instance's own upstream is not answering (new sessions go to healthy peers).
+   */
   private capacityOffered(): number {
-    if (this.s.isDraining() || this.s.saturated()) return 0;
+    if (this.s.isDraining() || this.s.saturated() || this.s.upstreamDown) return 0;
     return this.s.context.sessions.capacity;
   }
 
@@ -120,11 +126,13 @@ export class InstanceLease {
         draining: this.s.isDraining(),
         saturated: this.s.saturated(),
       },
+      known: this.s.membership,
     });
     this.confirmedAt = Date.now();
+    this.s.confirmed();
     this.s.clockOffset = result.now - Date.now();
-    this.s.view = new Map(result.instances.map((i) => [i.id, i]));
-    this.s.metrics.instances.set(result.instances.length);
+    this.s.applyMembership(result);
+    this.s.metrics.instances.set(result.running);
     context.metrics.placementDemand.set(result.demand);
     const lapsed = result.previousDeadline === undefined || result.previousDeadline <= result.now;
     return { lapsed };
@@ -290,6 +298,6 @@ export class InstanceLease {
    */
   async leave(): Promise<void> {
     if (this.s.redis.status !== 'ready') return;
-    await this.s.redis.zadd(this.keys.leases, 'XX', 0, this.s.instanceId).catch(() => {});
+    await this.s.registry.leave(this.s.instanceId).catch(() => {});
   }
 }

@@ -5,14 +5,18 @@
  * is gone or silent. Every answer needs Redis; without it the caller gets STORE_UNAVAILABLE.
  */
 import { randomUUID } from 'node:crypto';
+import { AgentError } from '../core/errors.js';
 import type { FleetKeys } from './keys.js';
 import type { ChannelHub } from './redis.js';
 import type { SessionRecord } from './registry.js';
 import type { FleetState } from './state.js';
 import type {
+  DrainHandler,
+  DrainResult,
   FleetAdmin,
   FleetInstanceSummary,
   FleetSessionInfo,
+  InstanceDrains,
   SessionFilter,
   TerminateHandler,
   TerminateResult,
@@ -20,12 +24,15 @@ import type {
 
 type AdminMessage =
   | { op: 'terminate'; id: string; requestId: string; replyTo: string }
-  | { op: 'terminate-result'; requestId: string; ok: boolean };
+  | { op: 'terminate-result'; requestId: string; ok: boolean }
+  | { op: 'drain'; requestId: string; replyTo: string }
+  | { op: 'drain-result'; requestId: string; ok: boolean };
 
-export class FleetInventory implements FleetAdmin {
+export class FleetInventory implements Omit<FleetAdmin, 'drains'>, InstanceDrains {
   readonly instanceId: string;
   private readonly replies = new Map<string, (ok: boolean) => void>();
   private terminator: TerminateHandler;
+  private drainer: DrainHandler;
   private off: (() => void) | undefined;
 
   constructor(
@@ -34,6 +41,33 @@ export class FleetInventory implements FleetAdmin {
   ) {
     this.instanceId = s.instanceId;
     this.terminator = async (id) => s.context.sessions.end(id, 'terminated');
+    this.drainer = async () => s.context.sessions.startDraining();
+  }
+
+  /** The server's drain of this instance (admin drain, here or from a peer). */
+  onDrain(handler: DrainHandler): void {
+    this.drainer = handler;
+  }
+
+  /** `admin drain`: this instance at once; a live peer over its channel, confirmed. */
+  async drain(instanceId: string): Promise<DrainResult | undefined> {
+    if (instanceId === this.instanceId) {
+      await this.drainer();
+      return { instanceId, via: 'local' };
+    }
+    this.requireRedis();
+    const instances = await this.listInstances();
+    if (!instances.some((i) => i.id === instanceId && i.alive)) return undefined;
+    const requestId = randomUUID();
+    const message: AdminMessage = { op: 'drain', requestId, replyTo: this.instanceId };
+    const confirmed = await this.ask(instanceId, requestId, message);
+    if (!confirmed) {
+      throw new AgentError(
+        'UPSTREAM_TIMEOUT',
+        `instance ${JSON.stringify(instanceId)} did not confirm the drain in time`,
+      );
+    }
+    return { instanceId, via: 'peer' };
   }
 
   /** The front's proper end of a session (used for kill-switch requests held here). */
@@ -175,8 +209,14 @@ export class FleetInventory implements FleetAdmin {
   }
 
   /** True if the owner ended it; false if it answered that it does not hold it, or nobody answered. */
-  private async askOwner(owner: string, sessionId: string): Promise<boolean> {
+  private askOwner(owner: string, sessionId: string): Promise<boolean> {
     const requestId = randomUUID();
+    const message: AdminMessage = { op: 'terminate', id: sessionId, requestId, replyTo: this.instanceId };
+    return this.ask(owner, requestId, message);
+  }
+
+  /** Publishes a request on `instance`'s channel; true once it answers ok, false on a no or silence. */
+  private async ask(instance: string, requestId: string, message: AdminMessage): Promise<boolean> {
     const answer = new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => {
         this.replies.delete(requestId);
@@ -188,8 +228,7 @@ export class FleetInventory implements FleetAdmin {
         resolve(ok);
       });
     });
-    const message: AdminMessage = { op: 'terminate', id: sessionId, requestId, replyTo: this.instanceId };
-    const receivers = await this.s.redis.publish(this.keys.instanceChannel(owner), JSON.stringify(message));
+    const receivers = await this.s.redis.publish(this.keys.instanceChannel(instance), JSON.stringify(message));
     if (receivers === 0) {
       this.replies.get(requestId)?.(false);
       return false;
@@ -204,11 +243,22 @@ export class FleetInventory implements FleetAdmin {
     } catch {
       return;
     }
-    if (message.op === 'terminate-result') {
+    if (message.op === 'terminate-result' || message.op === 'drain-result') {
       this.replies.get(message.requestId)?.(message.ok === true);
       return;
     }
-    if (message.op !== 'terminate') return;
+    if (message.op === 'drain') {
+      let drained = false;
+      try {
+        await this.drainer();
+        drained = true;
+      } catch (error) {
+        this.s.context.logger.error({ err: error }, 'drain failed');
+      }
+      const reply: AdminMessage = { op: 'drain-result', requestId: message.requestId, ok: drained };
+      await this.s.redis.publish(this.keys.instanceChannel(message.replyTo), JSON.stringify(reply)).catch(() => {});
+      return;
+    }
     let ok = false;
     if (this.s.context.sessions.get(message.id)) {
       try {

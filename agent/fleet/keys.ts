@@ -59,6 +59,26 @@ export interface FleetKeys {
    * janitor leader for autoscalers that count list entries (KEDA's Redis scaler on Container Apps).
    */
   readonly scaleDemand: string;
+  /**
+   * Protocol 2 (ADR 0021), written beside the keys above, which agents of every version read.
+   * ZSET instance id → minus its free slots (capacity minus slots in use), for live instances with
+   * a free slot only: the instance with the most free slots (ties: the smallest id) comes first.
+   */
+  readonly free: string;
+  /** ZSET instance id → lease deadline, written by protocol-2 agents only: how a mixed fleet is told. */
+  readonly memberLeases: string;
+  /** HASH instance id → '1' (a live member) or '0' (gone): the membership agents mirror. */
+  readonly members: string;
+  /** ZSET instance id → the membership version of its last change: what an agent asks deltas of. */
+  readonly memberChanges: string;
+  /** HASH epoch, version, checked (lapses recorded up to), floor (oldest version deltas start from). */
+  readonly memberMeta: string;
+  /**
+   * HASH `<instance>\n<kind>\n<who>` → count: each agent's requests, streams and tasks per
+   * principal and tenant (`policy.limits`), rewritten by its budget sync; a dead agent's fields
+   * are dropped by the next sync of any agent.
+   */
+  readonly budgets: string;
   /** STRING counter: fencing tokens for every lock of the fleet. */
   readonly fence: string;
   /** STRING counter: places in lock queues, so the oldest waiter goes first. */
@@ -114,6 +134,12 @@ export function fleetKeys(options: { fleet?: string; prefix?: string } = {}): Fl
     reservationExpiries: `${p}reservations:expiry`,
     demand: `${p}demand`,
     scaleDemand: `${p}${FLEET_SCALE_LIST_SUFFIX}`,
+    free: `${p}v2:instances:free`,
+    memberLeases: `${p}v2:instances:lease`,
+    members: `${p}v2:members`,
+    memberChanges: `${p}v2:members:changed`,
+    memberMeta: `${p}v2:members:meta`,
+    budgets: `${p}budgets`,
     fence: `${p}lock:fence`,
     ticket: `${p}lock:ticket`,
     hintKey: `${p}hint-key`,

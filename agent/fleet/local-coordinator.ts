@@ -19,10 +19,13 @@ import { enforceQuotas, type QuotaHolder } from './quotas.js';
 import { cleanSessionState, type StateCleanupReport } from './state-cleanup.js';
 import type {
   Coordinator,
+  DrainHandler,
+  DrainResult,
   FleetContext,
   FleetInstanceSummary,
   FleetSessionInfo,
   HopRoute,
+  InstanceDrains,
   NewSession,
   OpenOptions,
   Placement,
@@ -51,6 +54,8 @@ export class LocalCoordinator implements Coordinator {
   private readonly reservations = new Map<string, QuotaHolder & { expiresAt: number }>();
   private reservationCount = 0;
   private terminator: TerminateHandler;
+  /** One instance: `admin drain` can only name this one. */
+  readonly drains: InstanceDrains;
   private timer: NodeJS.Timeout | undefined;
   private draining = false;
   lastCleanup: StateCleanupReport | undefined;
@@ -66,6 +71,17 @@ export class LocalCoordinator implements Coordinator {
       waitMs: (collaborative?.lockWaitSeconds ?? 10) * 1000,
     });
     this.terminator = async (id) => context.sessions.end(id, 'terminated');
+    let drainer: DrainHandler = () => this.startDraining();
+    this.drains = {
+      onDrain: (handler) => {
+        drainer = handler;
+      },
+      drain: async (instanceId): Promise<DrainResult | undefined> => {
+        if (instanceId !== this.instanceId) return undefined;
+        await drainer();
+        return { instanceId, via: 'local' };
+      },
+    };
     context.onSessionEnd((session) => {
       this.tenants.delete(session.id);
       this.fence.forget(session.id);

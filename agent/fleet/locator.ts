@@ -74,6 +74,12 @@ export class SessionLocator {
       return { kind: 'remote', instanceId: cached.instanceId, advertise: cached.address, via: 'cache' };
     }
     if (!s.available) return this.routeWithoutRedis(sessionId, cached);
+    // A store in doubt (a command just went unanswered): a request whose owner is known does not
+    // wait a command timeout on it; the owner answers "not the owner" if the route is stale.
+    if (s.doubtful) {
+      const known = this.knownOwner(sessionId, cached);
+      if (known) return known;
+    }
     let result: ResolveResult;
     try {
       result = await s.registry.resolve(sessionId, {
@@ -84,6 +90,8 @@ export class SessionLocator {
       });
     } catch (error) {
       s.context.logger.debug({ err: error, sessionId }, 'registry lookup failed');
+      s.count('lookup_failed');
+      s.doubt();
       return this.routeWithoutRedis(sessionId, cached, error);
     }
     switch (result.kind) {
@@ -99,11 +107,12 @@ export class SessionLocator {
       case 'gone':
         s.forget(sessionId);
         s.count('gone');
-        return { kind: 'gone', reason: result.reason };
+        if (result.reason !== 'owner-lost') return { kind: 'gone', reason: result.reason };
+        return this.goneButNamed(sessionId, 'owner-lost', cached);
       case 'unknown':
         s.forget(sessionId);
         s.count('gone');
-        return { kind: 'gone', reason: 'unknown' };
+        return this.goneButNamed(sessionId, 'unknown', cached);
       case 'full':
         s.count('rejected_full');
         throw s.fullError(result.canGrow, s.view.size);
@@ -117,12 +126,14 @@ export class SessionLocator {
     if (found.state === 'active') return { kind: 'local', session: found.session };
     // Only a session the registry gives to this instance is taken on here: one handed off, or
     // whose owner is alive or unknown to the registry, is left to the forwarding agent's routing.
-    if (!s.available || (found.state === 'ended' && FINAL_REASONS.has(found.reason))) return NOT_OWNER;
+    // Nor while the store is in doubt: the forwarding agent routes once more rather than wait on it.
+    if (!s.available || s.doubtful || (found.state === 'ended' && FINAL_REASONS.has(found.reason))) return NOT_OWNER;
     let record: SessionRecord | undefined;
     try {
       record = await s.registry.get(sessionId);
     } catch (error) {
       s.context.logger.debug({ err: error, sessionId }, 'registry lookup for a hop failed');
+      s.doubt();
       return NOT_OWNER;
     }
     if (record?.owner !== s.instanceId) return NOT_OWNER;
@@ -131,6 +142,39 @@ export class SessionLocator {
     s.forget(sessionId);
     const route = await this.route(sessionId);
     return route.kind === 'local' || route.kind === 'adopt' ? route : NOT_OWNER;
+  }
+
+  /** The cached owner (however old) or the id's hinted owner, if it is another live instance. */
+  private knownOwner(sessionId: string, cached: RemoteOwner | undefined): Route | undefined {
+    const s = this.s;
+    if (cached && cached.instanceId !== s.instanceId && s.view.has(cached.instanceId)) {
+      s.count('routed_remote');
+      return { kind: 'remote', instanceId: cached.instanceId, advertise: cached.address, via: 'cache' };
+    }
+    const hint = this.lease.hints?.read(sessionId);
+    const owner = hint && hint.instanceId !== s.instanceId ? s.view.get(hint.instanceId) : undefined;
+    if (!owner) return undefined;
+    s.count('routed_by_hint');
+    return { kind: 'remote', instanceId: owner.id, advertise: owner.address, via: 'hint' };
+  }
+
+  /**
+   * The registry has no live record (unknown, or ended as \`owner-lost\` by an agent that judged
+   * the owner's lapsed lease), yet the cached owner or the id's signed hint names an instance: if
+   * it is alive it may well hold the session — a stalled Redis lets every lease lapse at once —
+   * and it decides; while this agent is unsure whether it is alive, nobody may say "not found".
+   */
+  private goneButNamed(sessionId: string, reason: 'unknown' | 'owner-lost', cached: RemoteOwner | undefined): Route {
+    const s = this.s;
+    const named = [cached?.instanceId, this.lease.hints?.read(sessionId)?.instanceId].filter(
+      (id): id is string => id !== undefined && id !== s.instanceId,
+    );
+    const live = named.find((id) => s.instanceAlive(id));
+    if (live !== undefined) {
+      const address = s.view.get(live)?.address ?? cached?.address ?? '';
+      return { kind: 'gone', reason, owner: { instanceId: live, advertise: address } };
+    }
+    return named.length > 0 && s.unsure ? { kind: 'gone', reason, unsure: true } : { kind: 'gone', reason };
   }
 
   /**

@@ -19,6 +19,8 @@ export type FleetOutcome =
   | 'routed_remote'
   | 'routed_by_hint'
   | 'routed_unavailable'
+  /** A registry lookup on a request path that failed or timed out (the request then routed without it). */
+  | 'lookup_failed'
   | 'rehomed'
   | 'gone';
 

@@ -113,6 +113,14 @@ export class FleetPlacement {
       throw s.unavailableError(cause);
     }
     if (s.draining) throw new AgentError('DRAINING', 'this instance is draining', { retryAfterSeconds: 1 });
+    if (s.upstreamDown) {
+      s.count('rejected_unavailable');
+      throw new AgentError(
+        'UPSTREAM_UNAVAILABLE',
+        "this instance's upstream is not answering and, without the fleet store, no peer can be chosen",
+        { retryAfterSeconds: s.o.unavailableRetryAfterSeconds },
+      );
+    }
     // Without Redis only this instance's memory of ended ids counts (as the quotas, below).
     const found = request.sessionId !== undefined ? s.context.sessions.lookup(request.sessionId) : undefined;
     if (found?.state === 'ended') {

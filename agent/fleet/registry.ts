@@ -10,6 +10,7 @@ import {
   decodeCancel,
   decodeEnd,
   decodeHeartbeat,
+  decodeLeave,
   decodeOpen,
   decodePlace,
   decodeRecord,
@@ -35,6 +36,7 @@ import { defineFleetCommands, registryKeys } from './scripts.js';
 export type {
   EndedReason,
   EndResult,
+  FleetMember,
   HeartbeatResult,
   InstanceView,
   OpenResult,
@@ -97,6 +99,8 @@ export class FleetRegistry {
     capacity: number;
     address: string;
     info: Record<string, unknown>;
+    /** The membership this agent mirrors (epoch and version of the last reply); none: the whole of it. */
+    known?: { epoch: string; version: number } | undefined;
   }): Promise<HeartbeatResult> {
     const reply = await this.redis.sfHeartbeat(
       ...this.keyList,
@@ -105,8 +109,15 @@ export class FleetRegistry {
       args.capacity,
       args.address,
       JSON.stringify(args.info),
+      args.known?.epoch ?? '',
+      args.known?.version ?? 0,
     );
     return decodeHeartbeat(reply);
+  }
+
+  /** Ends this instance's lease now; returns false if it was not registered. */
+  async leave(instanceId: string): Promise<boolean> {
+    return decodeLeave(await this.redis.sfLeave(...this.keyList, instanceId));
   }
 
   async place(args: {

@@ -55,13 +55,29 @@ export interface InstanceView {
   readonly leaseDeadline: number;
 }
 
+/** An instance of the fleet as every agent mirrors it: where its peers reach it. */
+export interface FleetMember {
+  readonly id: string;
+  readonly address: string;
+}
+
 export interface HeartbeatResult {
   /** The lease deadline before this renewal; undefined if the instance was not registered. */
   readonly previousDeadline: number | undefined;
   /** The Redis clock. */
   readonly now: number;
   readonly demand: number;
-  readonly instances: InstanceView[];
+  /** Live instances (what counts against maxInstances). */
+  readonly running: number;
+  /** The membership log's epoch and version this reply brings the agent to. */
+  readonly epoch: string;
+  readonly version: number;
+  /**
+   * `full`: `members` is every live member (replace the mirror); `delta`: the members that joined,
+   * moved or left since the agent's version (`gone` ones leave the mirror).
+   */
+  readonly mode: 'full' | 'delta';
+  readonly members: Array<FleetMember & { readonly gone: boolean }>;
 }
 
 export type PlaceResult =
@@ -178,27 +194,27 @@ export function decodeRecord(id: string, raw: string): SessionRecord {
   };
 }
 
-/** sfHeartbeat: {previous deadline or -1, now, demand, then per live instance: id, address, capacity, used, deadline}. */
+/** sfHeartbeat: {previous deadline or -1, now, demand, running, epoch, version, mode, then per member: id, address, 1 live / 0 gone}. */
 export function decodeHeartbeat(reply: unknown): HeartbeatResult {
   const s = 'sfHeartbeat';
-  const out = array(s, reply, 3);
-  if ((out.length - 3) % 5 !== 0) throw new ScriptReplyError(s, 'instances come in fives', reply);
-  const instances: InstanceView[] = [];
-  for (let i = 3; i + 4 < out.length; i += 5) {
-    instances.push({
-      id: str(out[i]),
-      address: str(out[i + 1]),
-      capacity: number(s, out[i + 2]),
-      used: number(s, out[i + 3]),
-      leaseDeadline: number(s, out[i + 4]),
-    });
+  const out = array(s, reply, 7);
+  if ((out.length - 7) % 3 !== 0) throw new ScriptReplyError(s, 'members come in threes', reply);
+  const mode = str(out[6]);
+  if (mode !== 'full' && mode !== 'delta') throw new ScriptReplyError(s, 'unknown mode', reply);
+  const members: HeartbeatResult['members'] = [];
+  for (let i = 7; i + 2 < out.length; i += 3) {
+    members.push({ id: str(out[i]), address: str(out[i + 1]), gone: number(s, out[i + 2]) === 0 });
   }
   const previous = number(s, out[0]);
   return {
     previousDeadline: previous < 0 ? undefined : previous,
     now: number(s, out[1]),
     demand: number(s, out[2]),
-    instances,
+    running: number(s, out[3]),
+    epoch: str(out[4]),
+    version: number(s, out[5]),
+    mode,
+    members,
   };
 }
 
@@ -223,6 +239,11 @@ export function decodePlace(reply: unknown): PlaceResult {
     default:
       throw new ScriptReplyError(s, 'unknown outcome', reply);
   }
+}
+
+/** sfLeave: 1 if the instance was registered. */
+export function decodeLeave(reply: unknown): boolean {
+  return flag('sfLeave', reply);
 }
 
 /** sfCancel: 1 if the reservation was still there. */

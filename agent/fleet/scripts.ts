@@ -17,14 +17,16 @@
  */
 import type { Redis, Result } from 'ioredis';
 import type { FleetKeys } from './keys.js';
+import { BUDGET_SYNC } from './lua/budgets.js';
 import { RESYNC, SCALE_GAUGE, SWEEP } from './lua/housekeeping.js';
 import { LOCK_ACQUIRE, LOCK_EXTEND, LOCK_LEAVE, LOCK_RELEASE } from './lua/lock.js';
-import { CANCEL, END, HEARTBEAT, OPEN, PLACE, RESOLVE } from './lua/sessions.js';
+import { CANCEL, END, HEARTBEAT, LEAVE, OPEN, PLACE, RESOLVE } from './lua/sessions.js';
 
 // Replies are typed `unknown` (or arrays of it) on purpose: only their decoder in `replies.ts` reads them.
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     sfHeartbeat(...args: Array<string | number>): Result<unknown[], Context>;
+    sfLeave(...args: Array<string | number>): Result<unknown, Context>;
     sfPlace(...args: Array<string | number>): Result<unknown[], Context>;
     sfCancel(...args: Array<string | number>): Result<unknown, Context>;
     sfOpen(...args: Array<string | number>): Result<unknown[], Context>;
@@ -37,6 +39,7 @@ declare module 'ioredis' {
     sfLockRelease(...args: Array<string | number>): Result<unknown, Context>;
     sfLockExtend(...args: Array<string | number>): Result<unknown, Context>;
     sfLockLeave(...args: Array<string | number>): Result<unknown, Context>;
+    sfBudgetSync(...args: Array<string | number>): Result<unknown[], Context>;
   }
 }
 
@@ -58,16 +61,22 @@ export function registryKeys(keys: FleetKeys): string[] {
     keys.demand,
     keys.ended,
     keys.endedReasons,
+    keys.free,
+    keys.memberLeases,
+    keys.members,
+    keys.memberChanges,
+    keys.memberMeta,
   ];
 }
 
-const REGISTRY_KEY_COUNT = 15;
+const REGISTRY_KEY_COUNT = 20;
 
 /** Registers every script on a connection (idempotent). */
 export function defineFleetCommands(redis: Redis): void {
   if (typeof (redis as Partial<Redis>).sfPlace === 'function') return;
   const registry: Array<[string, string]> = [
     ['sfHeartbeat', HEARTBEAT],
+    ['sfLeave', LEAVE],
     ['sfPlace', PLACE],
     ['sfCancel', CANCEL],
     ['sfOpen', OPEN],
@@ -82,4 +91,5 @@ export function defineFleetCommands(redis: Redis): void {
   redis.defineCommand('sfLockRelease', { numberOfKeys: 3, lua: LOCK_RELEASE });
   redis.defineCommand('sfLockExtend', { numberOfKeys: 1, lua: LOCK_EXTEND });
   redis.defineCommand('sfLockLeave', { numberOfKeys: 3, lua: LOCK_LEAVE });
+  redis.defineCommand('sfBudgetSync', { numberOfKeys: 2, lua: BUDGET_SYNC });
 }

@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis';
 import { AgentError } from '../core/errors.js';
 import type { FleetMetrics, FleetOutcome, StoreState } from './metrics.js';
 import type { ResolvedFleetOptions } from './options.js';
-import type { FleetRegistry, InstanceView, SelfMode } from './registry.js';
+import type { FleetMember, FleetRegistry, HeartbeatResult, SelfMode } from './registry.js';
 import type { FleetContext } from './types.js';
 
 /** Fleet facts about a session held here that the session table does not keep. */
@@ -30,7 +30,15 @@ export class FleetState {
   /** Set by `startDraining()` (the session table may also drain on its own). */
   draining = false;
   stopped = false;
-  view = new Map<string, InstanceView>();
+  /**
+   * The live members of the fleet, mirrored from the membership log: each heartbeat brings what
+   * changed since the version held here (ADR 0021), not the whole fleet.
+   */
+  readonly view = new Map<string, FleetMember>();
+  /** The membership epoch and version `view` mirrors; undefined: none yet (the next heartbeat sends all). */
+  membership: { epoch: string; version: number } | undefined;
+  /** The Redis clock at the heartbeat that last brought `view` up to date. */
+  private viewAt = 0;
   /** Redis clock minus ours, from the last heartbeat. */
   clockOffset = 0;
   readonly remote = new Map<string, RemoteOwner>();
@@ -38,6 +46,10 @@ export class FleetState {
   /** The last active time written back per session held here. */
   readonly flushed = new Map<string, number>();
   private store: StoreState | undefined;
+  /** A heartbeat or a lookup went unanswered and no heartbeat has been answered since. */
+  private doubting = false;
+  /** Until when, after the store answered again, other instances' lapsed leases are not trusted. */
+  private doubtEndsAt = 0;
 
   constructor(
     readonly context: FleetContext,
@@ -70,6 +82,40 @@ export class FleetState {
     else this.context.logger.warn(fields, why);
   }
 
+  /**
+   * The store did not answer (a timed-out heartbeat or lookup, a closed connection). Until a
+   * heartbeat is answered, requests with a known owner stop asking Redis (they would each wait a
+   * command timeout); until one lease after that, a lapsed owner is not taken for a dead one.
+   */
+  doubt(): void {
+    this.doubting = true;
+  }
+
+  /**
+   * A heartbeat was answered: the doubt, if any, turns into caution for one lease — within which a
+   * live owner renews its lease, or it is dead by definition — plus two heartbeat periods for this
+   * agent's view of the fleet to show the renewal.
+   */
+  confirmed(): void {
+    if (!this.doubting) return;
+    this.doubting = false;
+    this.doubtEndsAt = Date.now() + this.o.leaseMs + 2 * this.o.heartbeatMs;
+  }
+
+  /** True from an unanswered command until a heartbeat is answered again. */
+  get doubtful(): boolean {
+    return this.doubting;
+  }
+
+  /**
+   * True while this agent cannot tell a dead instance from one cut off with it: from an unanswered
+   * command until one lease (and two heartbeat periods) after the store answered again. A stalled Redis lets every lease lapse
+   * at once, and the live owners renew theirs only as their next heartbeats land.
+   */
+  get unsure(): boolean {
+    return this.doubting || Date.now() < this.doubtEndsAt;
+  }
+
   count(outcome: FleetOutcome): void {
     this.metrics.outcomes.inc({ outcome });
   }
@@ -92,6 +138,14 @@ export class FleetState {
     });
   }
 
+  /**
+   * The upstream probe says this instance's app is not answering: it offers no slot and places
+   * every new session on a peer (its own sessions are still routed here; the front answers them).
+   */
+  get upstreamDown(): boolean {
+    return this.context.upstreamHealth?.isUp === false;
+  }
+
   saturated(): boolean {
     return this.context.load.inFlight >= this.context.load.limit;
   }
@@ -103,17 +157,32 @@ export class FleetState {
   /** What this instance can take right now (see `SelfMode`). */
   selfMode(): SelfMode {
     const sessions = this.context.sessions;
-    if (this.isDraining() || this.saturated()) return 'closed';
-    return this.context.policy.evictionPolicy === 'lru' && sessions.canAccept() ? 'evict' : 'open';
+    if (this.isDraining() || this.saturated() || this.upstreamDown) return 'closed';
+    // A full table that can give up an idle session (LRU, or one idle past evictIdleAfterSeconds).
+    return sessions.canEvict() ? 'evict' : 'open';
   }
 
   redisNow(): number {
     return Date.now() + this.clockOffset;
   }
 
+  /** Applies a heartbeat's membership: the whole of it, or what changed. */
+  applyMembership(result: HeartbeatResult): void {
+    if (result.mode === 'full') this.view.clear();
+    for (const member of result.members) {
+      if (member.gone) this.view.delete(member.id);
+      else this.view.set(member.id, { id: member.id, address: member.address });
+    }
+    this.membership = { epoch: result.epoch, version: result.version };
+    this.viewAt = result.now;
+  }
+
+  /**
+   * A member, as of a heartbeat no older than one lease: a member's death is heard of at the first
+   * heartbeat (of any agent) after its lease ran out, and reaches this mirror at this agent's next.
+   */
   instanceAlive(id: string): boolean {
-    const view = this.view.get(id);
-    return view !== undefined && view.leaseDeadline > this.redisNow();
+    return this.view.has(id) && this.redisNow() < this.viewAt + this.o.leaseMs;
   }
 
   isResumable(sessionId: string): boolean {

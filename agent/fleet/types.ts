@@ -37,7 +37,7 @@ declare module '../core/context.js' {
 /** What the fleet layer needs from the agent. */
 export type FleetContext = Pick<
   AgentContext,
-  'config' | 'policy' | 'logger' | 'metrics' | 'sessions' | 'load' | 'onSessionEnd'
+  'config' | 'policy' | 'logger' | 'metrics' | 'sessions' | 'load' | 'upstreamHealth' | 'onSessionEnd'
 >;
 
 /** Headers of the agent-to-agent hop (stage 2 sets and reads them). */
@@ -102,7 +102,22 @@ export type Route =
    * it ended, if it ended within the last session lifetime (this instance's memory or, with
    * Redis, the fleet's), so that every agent answers as the one that ended it; else `unknown`.
    */
-  | { kind: 'gone'; reason: 'unknown' | EndedReason };
+  | {
+      kind: 'gone';
+      reason: 'unknown' | EndedReason;
+      /**
+       * Only with `unknown` or `owner-lost`: an instance that may hold it all the same — the
+       * cached owner or the id's signed owner hint names it and it is alive. A lapsed lease is an
+       * inference; the live owner re-asserts what it holds (see docs/fleet.md, "A stalled Redis").
+       */
+      owner?: { instanceId: string; advertise: string };
+      /**
+       * Only with `unknown` or `owner-lost`, no live `owner`: an owner is named but this agent
+       * cannot tell yet whether it is dead or was cut off along with the store (an unanswered
+       * command, or less than one lease since the store answered again). Answer 503 + Retry-After.
+       */
+      unsure?: boolean;
+    };
 
 /**
  * What `routeHop()` answers for a session another agent forwarded here: held here, or adopted
@@ -169,6 +184,16 @@ export interface TerminateResult {
 /** Ends one session properly upstream (the front's `terminate`); resolves false if it was not here. */
 export type TerminateHandler = (sessionId: string) => Promise<boolean>;
 
+/** `admin drain`'s answer: the instance takes no new sessions from now on. */
+export interface DrainResult {
+  instanceId: string;
+  /** local: this instance; peer: another live instance of the fleet confirmed it. */
+  via: 'local' | 'peer';
+}
+
+/** Makes this instance stop taking new sessions (the server's; sessions in flight go on). */
+export type DrainHandler = () => Promise<void>;
+
 /** The admin API's view (inventory and kill switch). */
 export interface FleetAdmin {
   readonly instanceId: string;
@@ -176,6 +201,26 @@ export interface FleetAdmin {
   inspect(sessionId: string): Promise<FleetSessionInfo | undefined>;
   terminate(sessionId: string): Promise<TerminateResult>;
   listInstances(): Promise<FleetInstanceSummary[]>;
+  /** `admin drain`: a part of its own, so the coordinator does not grow another pair of methods. */
+  readonly drains: InstanceDrains;
+}
+
+/** Draining instances of the fleet on an operator's word (`admin drain`). */
+export interface InstanceDrains {
+  /**
+   * Drains an instance of the fleet (this one, or a live peer asked over its channel): no new
+   * sessions from now on, its sessions go on. Undefined: no live instance has that id. Throws
+   * AgentError UPSTREAM_TIMEOUT when the peer does not confirm in time.
+   */
+  drain(instanceId: string): Promise<DrainResult | undefined>;
+  /** The server's way to drain this instance; used for this instance and for its peers' requests. */
+  onDrain(handler: DrainHandler): void;
+}
+
+/** The fleet-wide budget counts (`policy.limits`, ADR 0015). */
+export interface BudgetShare {
+  /** Writes this agent's counts (`<kind>\n<who>` → count); returns the rest of the fleet's, summed. */
+  share(local: ReadonlyMap<string, number>): Promise<Map<string, number>>;
 }
 
 export interface Coordinator extends FleetAdmin {
@@ -200,6 +245,11 @@ export interface Coordinator extends FleetAdmin {
    * STORE_UNAVAILABLE (Redis away and not `failOpen`), DRAINING.
    */
   place(request?: NewSession, options?: { signal?: AbortSignal }): Promise<Placement>;
+  /**
+   * With Redis: shares this agent's budget counts (`policy.limits`) with the fleet. Absent on a
+   * single instance.
+   */
+  readonly budgets?: BudgetShare;
   /** Registers a session this instance has just created upstream. Throws like `place()`. */
   open(ticket: PlacementTicket, sessionId: string, options?: OpenOptions): Promise<Session>;
   /** Gives back a placement that was never opened. */

@@ -12,7 +12,9 @@
 import { AgentError, cookieEndedError, sessionEndedError, sessionNotFound } from '../core/errors.js';
 import type { InstanceLoad } from '../core/load.js';
 import type { CreateResult, Session, SessionTable } from '../core/sessions.js';
+import type { Caller } from '../core/tenancy.js';
 import type { PlacementTicket } from '../fleet/types.js';
+import { Budgets } from '../routing/index.js';
 import { HTTP_FRONT_DEFAULTS } from './options.js';
 
 export interface AdmissionOptions {
@@ -21,6 +23,8 @@ export interface AdmissionOptions {
   /** True while the agent drains: no new sessions. */
   draining: () => boolean;
   idleTimeoutSeconds: number;
+  /** `limits.evictIdleAfterSeconds`: a full table gives up a session idle this long (0: never). @default 0 */
+  evictIdleAfterSeconds?: number;
   now?: () => number;
   /**
    * Creates the session of a committed reservation: the front passes the coordinator's `open()`,
@@ -29,6 +33,10 @@ export interface AdmissionOptions {
   create?: (id: string, reservation: Reservation) => CreateResult;
   /** A reservation given back unused: the front passes the coordinator's `cancel()` of its placement. */
   cancelled?: (reservation: Reservation) => void;
+  /** `limits.streamsPerInstance`: open streams (and requests admitted as streams) at most. @default 100 */
+  streamsPerInstance?: number;
+  /** The budgets per principal, tenant and tool (`policy.limits`). @default none are limited */
+  budgets?: Budgets;
 }
 
 export interface Reservation {
@@ -51,11 +59,22 @@ export class Admission {
   private readonly load: InstanceLoad;
   private readonly now: () => number;
   private readonly pending = new Set<Reservation>();
+  readonly budgets: Budgets;
+  readonly streamsPerInstance: number;
+  /** Open streams, and requests admitted as streams that have not started streaming yet. */
+  private streamPlaces = 0;
 
   constructor(private readonly options: AdmissionOptions) {
     this.sessions = options.sessions;
     this.load = options.load;
     this.now = options.now ?? Date.now;
+    this.budgets = options.budgets ?? new Budgets({ streamsPerInstance: 100, evictIdleAfterSeconds: 0 });
+    this.streamsPerInstance = options.streamsPerInstance ?? 100;
+  }
+
+  /** Stream places taken: open streams plus requests admitted as streams. */
+  get streamCount(): number {
+    return this.streamPlaces;
   }
 
   /** Reservations not yet turned into sessions. */
@@ -73,7 +92,7 @@ export class Admission {
   existing(
     id: string,
     principal: string | undefined,
-    whenMissing: 'create' | 'reject' | 'reject-cookie',
+    whenMissing: 'create' | 'reject' | 'reject-cookie' | 'resume',
     join = false,
     tenant: string | undefined = undefined,
   ): ExistingResult {
@@ -102,8 +121,9 @@ export class Admission {
         }),
       };
     }
-    if (found.state === 'ended') return { ok: false, error: sessionEndedError(found.reason) };
-    if (whenMissing === 'create') return { ok: true, session: undefined };
+    if (found.state === 'ended' && whenMissing !== 'resume')
+      return { ok: false, error: sessionEndedError(found.reason) };
+    if (whenMissing === 'create' || whenMissing === 'resume') return { ok: true, session: undefined };
     return { ok: false, error: sessionNotFound() };
   }
 
@@ -189,6 +209,48 @@ export class Admission {
     this.load.release();
   }
 
+  /**
+   * Takes a stream place for a request that opens a long-lived stream (an MCP 2026
+   * `subscriptions/listen`, a GET stream): the instance's `streamsPerInstance`, then the caller's
+   * stream budget. `sessionless` streams carry no work and no session, so a draining instance
+   * refuses them (the client opens it on an instance that stays). Pair with `releaseStream`.
+   */
+  acquireStream(caller: Caller, sessionless: boolean): AgentError | undefined {
+    if (sessionless && this.options.draining()) {
+      return new AgentError('DRAINING', 'this instance is shutting down and opens no new streams', {
+        retryAfterSeconds: HTTP_FRONT_DEFAULTS.retryAfterSeconds,
+      });
+    }
+    if (this.streamPlaces >= this.streamsPerInstance) {
+      return new AgentError(
+        'STREAM_LIMIT_REACHED',
+        `this instance holds ${this.streamPlaces} open streams, its limit`,
+        {
+          retryAfterSeconds: HTTP_FRONT_DEFAULTS.retryAfterSeconds,
+          details: { limit: 'streamsPerInstance', value: this.streamsPerInstance },
+        },
+      );
+    }
+    const refused = this.budgets.acquire('streams', caller);
+    if (refused) return refused;
+    this.streamPlaces++;
+    return undefined;
+  }
+
+  /**
+   * A response that turned into a stream without being admitted as one (an unexpected event
+   * stream): it is counted, never refused — its headers are already on their way.
+   */
+  countStream(): void {
+    this.streamPlaces++;
+  }
+
+  /** `budgeted`: the place was taken with `acquireStream` (the caller's budget is given back too). */
+  releaseStream(caller: Caller | undefined, budgeted: boolean): void {
+    if (this.streamPlaces > 0) this.streamPlaces--;
+    if (budgeted && caller) this.budgets.release('streams', caller);
+  }
+
   private settle(reservation: Reservation): void {
     if (reservation.settled) return;
     reservation.settled = true;
@@ -205,11 +267,14 @@ export class Admission {
   private secondsToFreeSlot(): number {
     const now = this.now();
     const idleMs = this.options.idleTimeoutSeconds * 1000;
+    const evictMs = (this.options.evictIdleAfterSeconds ?? 0) * 1000;
     let soonest = Number.POSITIVE_INFINITY;
     for (const session of this.sessions.list()) {
       let at = session.expiresAt;
-      if (idleMs > 0 && session.inFlight === 0 && session.openStreams === 0) {
-        at = Math.min(at, session.lastActiveAt + idleMs);
+      if (session.inFlight === 0 && session.openStreams === 0) {
+        if (idleMs > 0) at = Math.min(at, session.lastActiveAt + idleMs);
+        // An idle session can be given up for a new one this soon (a client that never ended it).
+        if (evictMs > 0) at = Math.min(at, session.lastActiveAt + evictMs);
       }
       soonest = Math.min(soonest, at);
     }

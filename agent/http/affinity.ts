@@ -26,7 +26,9 @@ export type WhenMissing =
   /** MCP: only the server assigns ids; unknown or ended → the expired status */
   | 'reject'
   /** cookie affinity: only the agent mints ids; unknown or ended → 401, retry without it */
-  | 'reject-cookie';
+  | 'reject-cookie'
+  /** a principal's pin (MCP 2026 under session isolation): unknown or ended → placed anew */
+  | 'resume';
 
 export type Route =
   /** No session: quotas and concurrency still apply. */

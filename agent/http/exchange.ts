@@ -14,16 +14,20 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher, Pool } from 'undici';
 import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import type { Refusals } from '../core/refusals.js';
 import type { Session } from '../core/sessions.js';
 import type { RequestSpan } from '../core/tracing.js';
 import type { LockLease } from '../fleet/types.js';
+import { isPrincipalPin } from '../routing/index.js';
 import { isValidSessionId, sessionIdFromEndpoint } from './affinity.js';
 import { NOT_OWNER_HEADER } from './fleet.js';
 import { appendSetCookie, forwardedRequestHeaders, forwardedResponseHeaders } from './headers.js';
+import { BodyTooLargeError, bodyTooLarge, limitedBody } from './limits.js';
 import type { HttpFrontSettings } from './options.js';
-import { renderError, sendError } from './reject.js';
+import { challengeFor, renderError, sendError } from './reject.js';
 import { EndpointScanner } from './sse-scanner.js';
 import type { Closable } from './streams.js';
+import { TaskWatch } from './task-watch.js';
 import { Ticket, type TicketHost } from './ticket.js';
 import { upstreamError } from './upstream.js';
 
@@ -60,6 +64,8 @@ export interface ExchangeHost extends TicketHost {
   readonly pool: Pool;
   readonly logger: Logger;
   readonly isDraining: boolean;
+  /** Counts and logs the refusals for a limit (a body too large). */
+  readonly refusals: Refusals;
   sessionCreated(session: Session, requestId: string): void;
   /** The upstream answered an `initialize` without a session id: it keeps no sessions. */
   upstreamIsStateless(): void;
@@ -97,6 +103,9 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
   status = 0;
   /** This request's span, when tracing is on (`agent/core/tracing.ts`). */
   trace: RequestSpan | undefined;
+  /** Once the response is a stream: when it opened and last carried a byte (sessionless streams' bounds). */
+  openedAt: number | undefined;
+  lastActiveAt: number | undefined;
   private controller: Dispatcher.DispatchController | undefined;
   private scanner: EndpointScanner | undefined;
   private upstreamEnded = false;
@@ -111,6 +120,8 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
   private lease: LockLease | undefined;
   /** `name, value` pairs added to the upstream request (the fencing token). */
   private upstreamExtra: string[] | undefined;
+  /** Reads a tools/call or tasks/* response for the task budgets (only with a task limit). */
+  private taskWatch: TaskWatch | undefined;
   /** Aborted when the client goes away: ends a wait for the lock. Created only when needed. */
   private clientController: AbortController | undefined;
 
@@ -189,18 +200,57 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
         expiredSessionStatus: settings.expiredSessionStatus,
         requestId: this.requestId,
         ...(setCookie ? { setCookie } : {}),
+        ...(settings.jwt ? { challenge: challengeFor(settings.jwt) } : {}),
       }),
     );
   }
 
-  /** Sends the request upstream; `body` is the client's stream, bytes already read, or nothing. */
-  forward(body: Readable | Buffer | null): void {
+  /**
+   * The body held to `--http-max-body-bytes` on its way out; undefined (and the request refused)
+   * when what was already read is too large.
+   */
+  private limited(body: Readable | Buffer | null): Readable | Buffer | null | undefined {
+    const limited = limitedBody(body, this.req, this.host.settings.limits.maxBodyBytes);
+    if (!(limited instanceof AgentError)) return limited;
+    this.refuseBody(this.host.settings.limits.maxBodyBytes);
+    return undefined;
+  }
+
+  /** 413 for a body over the limit, counted and logged once; the connection closes (its rest is never read). */
+  refuseBody(limit: number, declared?: number): void {
+    this.host.refusals.refuse(
+      'body-too-large',
+      { reqId: this.requestId, remote: this.req.socket.remoteAddress, limit, ...(declared ? { declared } : {}) },
+      'refused an HTTP request: body too large',
+    );
+    if (!this.res.headersSent) this.res.setHeader('connection', 'close');
+    this.reject(bodyTooLarge(limit, declared));
+  }
+
+  /** Answers the request itself (the Protected Resource Metadata document): nothing goes upstream. */
+  answer(status: number, headers: Record<string, string>, body: string): void {
     if (this.done) return;
+    this.upstreamEnded = true;
+    this.status = status;
+    this.res.writeHead(status, {
+      ...headers,
+      'content-length': String(Buffer.byteLength(body)),
+      'x-request-id': this.requestId,
+    });
+    this.res.end(body);
+  }
+
+  /** Sends the request upstream; `body` is the client's stream, bytes already read, or nothing. */
+  forward(whole: Readable | Buffer | null): void {
+    if (this.done) return;
+    const body = this.limited(whole);
+    if (body === undefined) return;
     const { req, host } = this;
     try {
       const headers = forwardedRequestHeaders(req, {
         upstreamHost: host.settings.upstreamHost,
         requestId: this.requestId,
+        dropAuthorization: host.settings.stripAuthorization,
         ...(this.upstreamExtra ? { extra: this.upstreamExtra } : {}),
         ...(this.trace ? { trace: this.trace.context } : {}),
       });
@@ -214,8 +264,10 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
    * Sends the request to the agent that owns (or will own) its session. `body` must be bytes or
    * nothing when `target.retry` is given (a retry sends it again).
    */
-  forwardToPeer(body: Readable | Buffer | null, target: PeerTarget): void {
+  forwardToPeer(whole: Readable | Buffer | null, target: PeerTarget): void {
     if (this.done) return;
+    const body = this.limited(whole);
+    if (body === undefined) return;
     const { req } = this;
     this.peer = target;
     this.upstreamEnded = false;
@@ -283,7 +335,10 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
     if (this.peer && headers[NOT_OWNER_HEADER] !== undefined && this.retryPeer(controller)) return;
     this.status = statusCode;
     if (this.kind === 'mcp-initialize' && !this.onInitializeAnswer(statusCode, headers)) return;
-    const stream = isEventStream(headers) && this.req.method === 'GET';
+    // A GET stream, or a request admitted as one (an MCP 2026 `subscriptions/listen`): it carries
+    // no work once streaming. A POST answered with an event stream (a `tools/call` streaming its
+    // progress) is work in progress and keeps its slot (ADR 0015).
+    const stream = isEventStream(headers) && (this.req.method === 'GET' || this.ticket.claimedStream);
     if (this.kind === 'sse-open' && !(stream && statusCode === 200)) this.ticket.cancelReservation();
 
     const out = forwardedResponseHeaders(headers);
@@ -292,9 +347,13 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
     if (this.host.isDraining) out.connection = 'close';
     this.res.writeHead(statusCode, out);
 
+    if (statusCode === 200) {
+      this.taskWatch = TaskWatch.of(this.host.admission.budgets, this.ticket.caller, this.req.headers);
+    }
     if (stream) {
       // Send the headers now: an event stream may stay silent for a long time.
       this.res.flushHeaders();
+      this.openedAt = this.lastActiveAt = Date.now();
       this.ticket.toStream(this);
       if (this.kind === 'sse-open' && this.ticket.reservation) {
         this.scanner = new EndpointScanner(this.host.settings.endpointScanBytes);
@@ -305,6 +364,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
       statusCode === 404 &&
       session &&
       this.kind === 'plain' &&
+      !isPrincipalPin(session.id) &&
       this.host.settings.affinity.type === 'mcp-streamable-http'
     ) {
       // The server no longer knows the session (it restarted): free the slot, the client re-initializes.
@@ -316,6 +376,8 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
     // Nothing more once the response is over (a refused initialize, a stream the agent ended).
     if (this.done || this.res.writableEnded) return;
     if (this.scanner) this.scan(chunk);
+    if (this.openedAt !== undefined) this.lastActiveAt = Date.now();
+    this.taskWatch?.push(chunk);
     if (!this.res.write(chunk)) {
       controller.pause();
       this.res.once('drain', onResponseDrain);
@@ -324,6 +386,8 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
 
   onResponseEnd(): void {
     this.upstreamEnded = true;
+    this.taskWatch?.end();
+    this.taskWatch = undefined;
     if (this.scanner) {
       this.scanner = undefined;
       this.ticket.cancelReservation();
@@ -334,6 +398,14 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
   onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
     this.upstreamEnded = true;
     if (this.selfAborted || this.done) return;
+    const tooLarge = error instanceof BodyTooLargeError ? error : error.cause;
+    if (tooLarge instanceof BodyTooLargeError) {
+      // The client's fault, not the upstream's: nothing to retry, no placement to give back first.
+      this.peer?.failed?.();
+      if (this.res.headersSent) this.res.destroy();
+      else this.refuseBody(tooLarge.limit);
+      return;
+    }
     if (this.peer && this.retryPeer(_controller)) return;
     this.peer?.failed?.();
     this.outcome = 'upstream-error';

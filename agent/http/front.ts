@@ -14,19 +14,21 @@
  * routing core's decisions over HTTP.
  */
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Histogram } from 'prom-client';
 import type { Pool } from 'undici';
 import type { AgentContext, Front, ListenAddress } from '../core/context.js';
 import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { Refusals } from '../core/refusals.js';
 import type { EndReason, Session, SessionTable } from '../core/sessions.js';
 import type { Tracing } from '../core/tracing.js';
-import { Router } from '../routing/index.js';
+import { Budgets, isPrincipalPin, Router } from '../routing/index.js';
 import { Admission, type Reservation } from './admission.js';
 import type { Exchange, Outcome } from './exchange.js';
 import { PeerPools } from './fleet.js';
 import { Intake } from './intake.js';
+import { installLimits, serverOptions } from './limits.js';
 import { type HttpFrontOptions, type HttpFrontSettings, normalizeHttpFrontOptions } from './options.js';
 import { RequestPath, type RequestPathHost } from './requests.js';
 import { OpenStreams } from './streams.js';
@@ -42,10 +44,18 @@ const DELETE_UPSTREAM_AFTER: ReadonlySet<EndReason> = new Set([
   'terminated',
 ]);
 
+/** How often streams no session holds are checked against the lifetime and idle bounds. */
+const STREAM_SWEEP_MS = 1000;
+
+/** How often this agent's budget counts are shared with the fleet (with Redis and a per-caller limit). */
+const BUDGET_SYNC_MS = 1000;
+
 /** Counts for tests and diagnostics: everything here returns to 0 when the agent is idle. */
 export interface HttpFrontStats {
   activeRequests: number;
   openStreams: number;
+  /** Stream places taken (`limits.streamsPerInstance`): open streams plus requests admitted as streams. */
+  streamPlaces: number;
   sessionsWithStreams: number;
   pendingReservations: number;
   tunnels: number;
@@ -67,6 +77,9 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
   readonly router: Router;
   readonly intake: Intake;
   readonly collaborative: boolean;
+  readonly refusals: Refusals;
+  /** The request in flight on each client socket (one at a time on HTTP/1.1). */
+  private readonly inFlight = new WeakMap<Socket, Exchange>();
   readonly tracing: Tracing | undefined;
   private readonly server: Server;
   private readonly peers: PeerPools;
@@ -79,6 +92,9 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
   private draining = false;
   private closed = false;
   private readonly debug: boolean;
+  private readonly streamSweep: NodeJS.Timeout;
+  private budgetSync: NodeJS.Timeout | undefined;
+  private syncing = false;
 
   constructor(
     private readonly context: AgentContext,
@@ -108,11 +124,20 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
       load: context.load,
       draining: () => this.isDraining,
       idleTimeoutSeconds: context.policy.sessionIdleTimeoutSeconds,
+      evictIdleAfterSeconds: context.policy.limits.evictIdleAfterSeconds,
       create: (id: string, reservation: Reservation) => this.intake.openPlaced(id, reservation),
       cancelled: (reservation: Reservation) => {
         if (reservation.fleet) this.router.cancel(reservation.fleet);
       },
+      streamsPerInstance: context.policy.limits.streamsPerInstance,
+      budgets: new Budgets(context.policy.limits),
     });
+    this.streamSweep = setInterval(() => this.sweepStreams(), STREAM_SWEEP_MS);
+    this.streamSweep.unref();
+    if (coordinator.budgets && this.admission.budgets.shared) {
+      this.budgetSync = setInterval(() => this.syncBudgets(), BUDGET_SYNC_MS);
+      this.budgetSync.unref();
+    }
     this.pool = createUpstreamPool(this.settings);
     const histogram = context.metrics.requestDuration;
     this.durations = {
@@ -121,13 +146,21 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
       'upstream-error': histogram.labels('http', 'upstream-error'),
       aborted: histogram.labels('http', 'aborted'),
     };
-    this.server = createServer({ noDelay: true }, new RequestPath(this).onRequest);
+    this.refusals = new Refusals('http', context.metrics, context.logger);
+    const limits = this.settings.limits;
+    this.server = createServer({ noDelay: true, ...serverOptions(limits) }, new RequestPath(this).onRequest);
     this.server.keepAliveTimeout = this.settings.clientKeepAliveTimeoutMs;
+    installLimits(this.server, limits, {
+      refusals: this.refusals,
+      jsonRpc: this.settings.jsonRpcErrors,
+      expiredSessionStatus: this.settings.expiredSessionStatus,
+      inFlight: (socket) => this.inFlight.get(socket),
+    });
     this.server.on('upgrade', new UpgradePath(this).onUpgrade);
     context.onSessionEnd((session, reason) => this.onSessionEnd(session, reason));
     if (context.principals && !this.settings.principalHeader) {
       this.logger.warn(
-        '--principals is read by the Copilot front; the HTTP front takes the principal from --principal-header',
+        '--principals is read by the Copilot front; the HTTP front takes the principal from --principal-header or a bearer JWT (--jwt-issuer)',
       );
     }
   }
@@ -144,6 +177,7 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
     return {
       activeRequests: this.active,
       openStreams: this.streams.size,
+      streamPlaces: this.admission.streamCount,
       sessionsWithStreams: this.streams.sessionCount,
       pendingReservations: this.admission.pendingCount,
       tunnels: this.tunnels.size,
@@ -170,8 +204,19 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
     return true;
   }
 
+  /**
+   * The budgets per principal, tenant and tool (`policy.limits`); `taskStarted` / `taskEnded` are
+   * the hook for the code that sees MCP tasks created and ended.
+   */
+  get budgets(): Budgets {
+    return this.admission.budgets;
+  }
+
   drain(): Promise<void> {
     this.draining = true;
+    // Streams no session holds carry no work: they go first, so their clients listen again on an
+    // instance that stays and the drain never waits on them.
+    this.streams.closeSessionless();
     // Idle keep-alive connections go now, so their clients reconnect to an instance that stays.
     this.server.closeIdleConnections();
     if (this.active === 0) return Promise.resolve();
@@ -182,6 +227,8 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
     if (this.closed) return;
     this.closed = true;
     this.draining = true;
+    clearInterval(this.streamSweep);
+    clearInterval(this.budgetSync);
     this.streams.closeAll();
     for (const tunnel of [...this.tunnels]) tunnel.close();
     await new Promise<void>((resolve) => {
@@ -193,10 +240,46 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
     for (const resolve of this.drainWaiters.splice(0)) resolve();
   }
 
+  /**
+   * Fleet-wide budgets: this agent's counts out, the rest of the fleet's in, every second. A
+   * limit is checked against this agent's live count plus the fleet's as of the last sync; with
+   * Redis away the last known counts stay (ADR 0015).
+   */
+  private syncBudgets(): void {
+    const fleet = this.context.coordinator?.budgets;
+    if (!fleet || this.syncing || this.closed) return;
+    this.syncing = true;
+    const budgets = this.admission.budgets;
+    fleet
+      .share(budgets.snapshot())
+      .then((remote) => budgets.setRemote(remote))
+      .catch((error: unknown) =>
+        this.logger.debug({ err: error instanceof Error ? error.message : String(error) }, 'budget sync failed'),
+      )
+      .finally(() => {
+        this.syncing = false;
+      });
+  }
+
+  /** Bounds the streams no session holds by the session lifetime and idle timeout (SPEC.md §4). */
+  private sweepStreams(): void {
+    const { policy } = this.context;
+    const closed = this.streams.sweepSessionless(
+      Date.now(),
+      policy.sessionLifetimeSeconds * 1000,
+      policy.sessionIdleTimeoutSeconds * 1000,
+    );
+    if (closed > 0) this.logger.debug({ closed }, 'closed streams past their lifetime or idle time');
+  }
+
   // RequestPathHost / UpgradePathHost
 
   requestStarted(): void {
     this.active++;
+  }
+
+  inFlightOn(socket: Socket, exchange: Exchange): void {
+    this.inFlight.set(socket, exchange);
   }
 
   tunnelStarted(tunnel: WebSocketTunnel): void {
@@ -278,6 +361,8 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
 
   private onSessionEnd(session: Session, reason: EndReason): void {
     this.streams.closeSession(session.id);
+    // A principal's pin is the agent's own: the upstream never saw its id.
+    if (isPrincipalPin(session.id)) return;
     if (this.settings.affinity.type !== 'mcp-streamable-http' || !DELETE_UPSTREAM_AFTER.has(reason) || this.closed) {
       return;
     }

@@ -57,6 +57,8 @@ export interface ForwardedHeaderOptions {
   requestId: string;
   /** Extra `name, value` pairs (the WebSocket handshake's `connection`/`upgrade`). */
   extra?: readonly string[];
+  /** Keep the client's `Authorization` from this hop (JWT mode, to the upstream). */
+  dropAuthorization?: boolean;
   /** With tracing on: the agent's span context, sent instead of the client's `traceparent`/`tracestate`. */
   trace?: { readonly traceparent: string; readonly tracestate?: string };
 }
@@ -68,12 +70,14 @@ export interface ForwardedHeaderOptions {
 export function forwardedRequestHeaders(req: IncomingMessage, options: ForwardedHeaderOptions): string[] {
   const raw = req.rawHeaders;
   const dropped = connectionTokens(req.headers.connection);
+  const dropAuthorization = options.dropAuthorization === true;
   const out: string[] = [];
   const trace = options.trace;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower) || dropped?.has(lower)) continue;
+    if (dropAuthorization && lower === 'authorization') continue;
     if (trace && (lower === 'traceparent' || lower === 'tracestate')) continue;
     out.push(name, raw[i + 1]!);
   }

@@ -11,16 +11,24 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
+import { toolKey } from '../../policy/index.js';
 import type { AgentContext } from '../core/context.js';
 import { AgentError, cookieEndedError } from '../core/errors.js';
+import {
+  bearerToken,
+  invalidToken,
+  type JwtVerifier,
+  protectedResourceMetadata,
+  resourceMetadataPaths,
+} from '../core/jwt.js';
 import type { Logger } from '../core/logger.js';
 import type { CreateResult, SessionTable } from '../core/sessions.js';
 import { type Caller, isName, tenantOf, tenantRefusal } from '../core/tenancy.js';
 import { principalSourceRefusal } from '../core/trusted-proxies.js';
 import type { PlacementTicket } from '../fleet/types.js';
-import { type Expired, type Hop, markFromHeader, type Router } from '../routing/index.js';
+import { type Expired, type Hop, markFromHeader, principalPinId, type Router } from '../routing/index.js';
 import type { Admission, Reservation } from './admission.js';
-import { classify, type Route } from './affinity.js';
+import { classify, isStatelessRevision, type Route } from './affinity.js';
 import { FORWARDED_BY_HEADER } from './fleet.js';
 import { clearedCookie, isSecure, sessionCookie } from './headers.js';
 import { type HostRules, hostRefusal, hostRules } from './host-check.js';
@@ -28,6 +36,8 @@ import type { HttpFrontSettings } from './options.js';
 import type { Ticket } from './ticket.js';
 
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+/** MCP 2026-07-28: the long-lived POST on whose response server notifications arrive. */
+const LISTEN_METHOD = 'subscriptions/listen';
 /** What undici accepts in a request target (it refuses controls and anything above U+00FF). */
 const INVALID_TARGET = /[^\u0021-\u00ff]/;
 
@@ -52,13 +62,26 @@ export class Intake {
   private readonly requestIdPrefix = randomBytes(4).toString('hex');
   private requestCounter = 0;
   private readonly collaborative: boolean;
+  /** Session isolation over MCP Streamable HTTP: 2026 requests are pinned to their principal's instance. */
+  private readonly pinPrincipals: boolean;
   private readonly hostRules: HostRules;
+  /** JWT mode: the verifier, and the paths the Protected Resource Metadata is served at. */
+  private readonly jwt: JwtVerifier | undefined;
+  private readonly metadata: { paths: Set<string>; body: string } | undefined;
 
   constructor(
     private readonly host: IntakeHost,
-    private readonly context: Pick<AgentContext, 'config' | 'policy'>,
+    private readonly context: Pick<AgentContext, 'config' | 'policy' | 'jwt'>,
   ) {
     this.collaborative = context.policy.collaborative?.enabled === true;
+    this.pinPrincipals =
+      context.policy.isolation === 'session' && context.policy.affinity.type === 'mcp-streamable-http';
+    this.jwt = context.jwt;
+    const jwt = context.config.jwt;
+    this.metadata = jwt && {
+      paths: resourceMetadataPaths(jwt),
+      body: JSON.stringify(protectedResourceMetadata(jwt)),
+    };
     const { listen, allowedHosts, allowedOrigins } = context.config;
     this.hostRules = hostRules({ listenHost: listen.host, allowedHosts, allowedOrigins });
   }
@@ -75,6 +98,16 @@ export class Intake {
       { method: req.method ?? 'GET', path: target.path, query: target.query, headers: req.headers, upgrade },
       { affinity: this.host.settings.affinity, statelessUpstream: this.host.statelessUpstream },
     );
+  }
+
+  /**
+   * Under session isolation, an MCP 2026 request (no session of its own) is routed as its
+   * principal's pinned session: one instance serves one principal (ADR 0015). Any other route
+   * is returned as it is.
+   */
+  pinned(route: Route, req: IncomingMessage, caller: Caller): Route {
+    if (!this.pinPrincipals || route.kind !== 'stateless' || !isStatelessRevision(req.headers)) return route;
+    return { kind: 'session', id: principalPinId(caller), whenMissing: 'resume' };
   }
 
   /** A valid forwarding mark on the request, if any (an invalid one is ignored: never forwarded upstream). */
@@ -94,9 +127,10 @@ export class Intake {
    * isolation (TENANT_FORBIDDEN). Before any of that, a Host or browser Origin the agent does not
    * serve (HOST_FORBIDDEN, ORIGIN_FORBIDDEN: DNS-rebinding protection, see host-check.ts).
    */
-  callerOf(req: IncomingMessage): Caller | AgentError {
+  callerOf(req: IncomingMessage): Caller | AgentError | Promise<Caller | AgentError> {
     const misdirected = hostRefusal(this.hostRules, req.headers.host, req.headers.origin);
     if (misdirected) return misdirected;
+    if (this.jwt) return this.tokenCaller(this.jwt, req);
     const { principalHeader, tenantHeader } = this.host.settings;
     let principal: string | undefined;
     if (principalHeader) {
@@ -134,6 +168,56 @@ export class Intake {
     return tenantRefusal(this.context.policy, this.context.config, caller) ?? caller;
   }
 
+  /**
+   * A request's claims under `policy.limits` beyond the concurrency slot: the caller's request
+   * budget, the tool's call slot (`Mcp-Method` + `Mcp-Name`), no new `tools/call` while the
+   * caller holds its task limit, and a stream place for a request that opens a stream.
+   */
+  private takeSlots(ticket: Ticket, req: IncomingMessage, sessionless: boolean): AgentError | undefined {
+    const { budgets } = this.host.admission;
+    const method = req.headers['mcp-method'];
+    const name = req.headers['mcp-name'];
+    if (method === 'tools/call' && ticket.caller) {
+      const refused = budgets.mayStartTask(ticket.caller);
+      if (refused) return refused;
+    }
+    const tool =
+      typeof method === 'string' && typeof name === 'string' && budgets.toolLimit(toolKey(method, name)) !== undefined
+        ? toolKey(method, name)
+        : undefined;
+    const error = ticket.takeSlot(tool);
+    if (error) return error;
+    // Its slot and budgets go back when the refused exchange finishes.
+    return opensStream(req) ? ticket.claimStream(sessionless) : undefined;
+  }
+
+  /**
+   * JWT mode: the caller a verified bearer token names (ADR 0020). Missing: UNAUTHENTICATED;
+   * not a verifiable JWT: INVALID_TOKEN; both answered with `WWW-Authenticate` (reject.ts). A
+   * token verified moments ago is answered at once, so the hot path stays synchronous.
+   */
+  private tokenCaller(jwt: JwtVerifier, req: IncomingMessage): Caller | AgentError | Promise<Caller | AgentError> {
+    const token = bearerToken(req.headers.authorization);
+    if (token === undefined) {
+      return new AgentError('UNAUTHENTICATED', 'the request carries no bearer token (Authorization: Bearer <JWT>)');
+    }
+    if (token === 'malformed') return invalidToken('malformed');
+    const admit = (caller: Caller | AgentError) =>
+      caller instanceof AgentError
+        ? caller
+        : (tenantRefusal(this.context.policy, this.context.config, caller) ?? caller);
+    const hit = jwt.cached(token);
+    return hit ? admit(hit) : jwt.verify(token).then(admit);
+  }
+
+  /** JWT mode: the Protected Resource Metadata document (RFC 9728) when the request asks for it. */
+  resourceMetadata(req: IncomingMessage, path: string): string | undefined {
+    if (!this.metadata || (req.method !== 'GET' && req.method !== 'HEAD') || !this.metadata.paths.has(path)) {
+      return undefined;
+    }
+    return hostRefusal(this.hostRules, req.headers.host, req.headers.origin) ? undefined : this.metadata.body;
+  }
+
   /** Admission of a route that names no session (refused, stateless, the wrong transport). */
   admitWithoutSession(ticket: Ticket, route: Exclude<Route, SessionRoute>, req: IncomingMessage): Admitted {
     switch (route.kind) {
@@ -142,7 +226,7 @@ export class Intake {
           ? { ok: false, error: route.error, clearCookie: true }
           : { ok: false, error: route.error };
       case 'stateless': {
-        const error = ticket.takeSlot();
+        const error = this.takeSlots(ticket, req, true);
         return error ? { ok: false, error } : { ok: true };
       }
       default:
@@ -169,7 +253,7 @@ export class Intake {
     const found = this.host.admission.existing(route.id, caller.principal, route.whenMissing, join, caller.tenant);
     if (!found.ok) return { ok: false, error: found.error, clearCookie: route.whenMissing === 'reject-cookie' };
     if (!found.session) return 'missing';
-    const error = ticket.takeSlot();
+    const error = this.takeSlots(ticket, req, false);
     if (error) return { ok: false, error };
     ticket.attach(found.session);
     return { ok: true };
@@ -279,6 +363,17 @@ export class Intake {
     if (admitted.ok || !admitted.clearCookie || this.host.settings.affinity.type !== 'cookie') return undefined;
     return clearedCookie(this.host.settings.affinity.cookieName, { secure: isSecure(req) });
   }
+}
+
+/**
+ * Whether a request opens a long-lived stream: an MCP 2026 `subscriptions/listen` (named by its
+ * `Mcp-Method` header, which the server checks against the body), or a GET asking for an event
+ * stream (MCP 2025 GET streams).
+ */
+export function opensStream(req: IncomingMessage): boolean {
+  if (req.headers['mcp-method'] === LISTEN_METHOD) return true;
+  const accept = req.headers.accept;
+  return req.method === 'GET' && typeof accept === 'string' && accept.includes('text/event-stream');
 }
 
 /** The request target as path and query, or why it cannot be proxied. */

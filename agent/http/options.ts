@@ -3,7 +3,8 @@
  * policy and the command line, and the combinations the front cannot serve rejected up front.
  */
 import type { Policy } from '../../policy/index.js';
-import type { AgentConfig } from '../core/config.js';
+import type { AgentConfig, JwtConfig } from '../core/config.js';
+import { type HttpLimits, httpLimits } from './limits.js';
 
 export const HTTP_FRONT_DEFAULTS = {
   /**
@@ -53,11 +54,21 @@ export interface HttpFrontSettings extends Required<HttpFrontOptions> {
   /** Lower-cased header naming the principal's tenant, set by the same proxy. */
   readonly tenantHeader: string | undefined;
   readonly cookieMaxAgeSeconds: number;
+  /** Time, size and count limits of client requests (`--http-*`, ADR 0017). */
+  readonly limits: HttpLimits;
+  /** JWT mode (ADR 0020): the issuer and audience tokens are verified against. */
+  readonly jwt: JwtConfig | undefined;
+  /**
+   * Whether `Authorization` is kept from the upstream: in JWT mode unless the policy's
+   * `forwardBearerToken` says otherwise (MCP forbids passing a token through by default).
+   * Agent-to-agent hops keep it: the owner agent verifies the token again.
+   */
+  readonly stripAuthorization: boolean;
 }
 
 export function normalizeHttpFrontOptions(
   policy: Policy,
-  config: Pick<AgentConfig, 'upstream' | 'principalHeader' | 'tenantHeader'>,
+  config: Pick<AgentConfig, 'upstream' | 'principalHeader' | 'tenantHeader' | 'limits' | 'jwt'>,
   options: HttpFrontOptions = {},
 ): HttpFrontSettings {
   const affinity = policy.affinity;
@@ -85,6 +96,9 @@ export function normalizeHttpFrontOptions(
     principalHeader: config.principalHeader?.toLowerCase(),
     tenantHeader: config.tenantHeader?.toLowerCase(),
     cookieMaxAgeSeconds: policy.sessionLifetimeSeconds,
+    limits: httpLimits(config.limits),
+    jwt: config.jwt,
+    stripAuthorization: config.jwt !== undefined && policy.forwardBearerToken !== true,
   };
   for (const key of ['initializePeekBytes', 'endpointScanBytes', 'upstreamHeadersTimeoutMs'] as const) {
     if (!(settings[key] > 0)) throw new Error(`HTTP front option ${key} (${settings[key]}) must be above 0`);

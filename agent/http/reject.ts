@@ -5,7 +5,9 @@
  */
 import { type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { JwtConfig } from '../core/config.js';
 import type { AgentError } from '../core/errors.js';
+import { wwwAuthenticate } from '../core/jwt.js';
 
 export interface RenderOptions {
   jsonRpc: boolean;
@@ -13,6 +15,8 @@ export interface RenderOptions {
   requestId: string;
   /** `Set-Cookie` values to send with the rejection (clearing a dead session cookie). */
   setCookie?: string;
+  /** JWT mode: what a 401 for a missing or invalid token says in `WWW-Authenticate`. */
+  challenge?: (error: AgentError) => string | undefined;
 }
 
 export interface RenderedError {
@@ -35,6 +39,8 @@ export function renderError(error: AgentError, options: RenderOptions): Rendered
   };
   if (error.retryAfterSeconds !== undefined) headers['retry-after'] = String(error.retryAfterSeconds);
   if (options.setCookie) headers['set-cookie'] = options.setCookie;
+  const challenge = status === 401 ? options.challenge?.(error) : undefined;
+  if (challenge) headers['www-authenticate'] = challenge;
   return { status, headers, body: text };
 }
 
@@ -56,4 +62,13 @@ export function sendErrorOnSocket(socket: Duplex, rendered: RenderedError): void
   for (const [name, value] of Object.entries(rendered.headers)) lines.push(`${name}: ${value}`);
   lines.push('connection: close', '', rendered.body);
   socket.end(lines.join('\r\n'));
+}
+
+/**
+ * JWT mode: the `WWW-Authenticate` of a 401 that is about the bearer token (RFC 6750, RFC 9728),
+ * so a real MCP client finds the authorization server; other 401s (a session cookie) carry none.
+ */
+export function challengeFor(jwt: JwtConfig): (error: AgentError) => string | undefined {
+  return (error) =>
+    error.code === 'UNAUTHENTICATED' || error.code === 'INVALID_TOKEN' ? wwwAuthenticate(jwt, error) : undefined;
 }

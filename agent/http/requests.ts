@@ -22,6 +22,7 @@ import { Exchange, type ExchangeHost } from './exchange.js';
 import { FORWARDED_BY_HEADER, NOT_OWNER_HEADER } from './fleet.js';
 import { clearedCookie, isSecure } from './headers.js';
 import { type Admitted, bodyOf, checkTarget, type Intake, type SessionRoute } from './intake.js';
+import { declaredTooLarge } from './limits.js';
 import type { HttpFrontSettings } from './options.js';
 
 /** The request's server span: method and path (never the query, which may carry ids or tokens). */
@@ -66,6 +67,8 @@ export interface RequestPathHost extends ExchangeHost {
   /** The pool to another agent (by its advertised URL). */
   peer(advertise: string): { pool: Pool; host: string };
   requestStarted(): void;
+  /** The request now in flight on `socket` (its timeout is answered through its response). */
+  inFlightOn(socket: import('node:net').Socket, exchange: Exchange): void;
   internalError(
     target: { requestId: string; ticket: Exchange['ticket']; reject(error: AgentError): void },
     error: unknown,
@@ -79,6 +82,7 @@ export class RequestPath {
     const host = this.host;
     host.requestStarted();
     const exchange = new Exchange(host, req, res, host.intake.requestIdOf(req));
+    host.inFlightOn(req.socket, exchange);
     if (host.tracing) exchange.trace = startSpan(host.tracing, req, host.router.instanceId);
     try {
       const pending = this.route(exchange);
@@ -91,15 +95,41 @@ export class RequestPath {
   /** Routes one request; returns a promise only when it has to wait (the fleet, the body). */
   private route(exchange: Exchange): Promise<void> | undefined {
     const { req } = exchange;
-    const { intake, router } = this.host;
+    const { intake } = this.host;
+    const limit = this.host.settings.limits.maxBodyBytes;
+    const declared = declaredTooLarge(req, limit);
+    if (declared !== undefined) return void exchange.refuseBody(limit, declared);
     const hop = intake.hopOf(req, exchange.requestId);
     const target = checkTarget(req.url);
     if (target instanceof AgentError) return void exchange.reject(target);
+    const metadata = intake.resourceMetadata(req, target.path);
+    if (metadata !== undefined) {
+      return void exchange.answer(
+        200,
+        { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'max-age=300' },
+        metadata,
+      );
+    }
     const caller = intake.callerOf(req);
+    if (caller instanceof Promise) return caller.then((c) => this.routeAs(exchange, target, hop, c));
+    return this.routeAs(exchange, target, hop, caller);
+  }
+
+  /** Routes a request once its caller is known (at once, or after its token was verified). */
+  private routeAs(
+    exchange: Exchange,
+    target: { path: string; query: string },
+    hop: Hop | undefined,
+    caller: Caller | AgentError,
+  ): Promise<void> | undefined {
+    const { req } = exchange;
+    const { intake, router } = this.host;
     if (caller instanceof AgentError) return void exchange.reject(caller);
+    if (exchange.isDone) return undefined;
     if (exchange.trace) traceCaller(exchange.trace, caller, hop);
+    exchange.ticket.caller = caller;
     exchange.path = target.path;
-    const route = intake.classify(req, target, false);
+    const route = intake.pinned(intake.classify(req, target, false), req, caller);
     switch (route.kind) {
       case 'session':
         return this.carryOut(exchange, route, caller, router.decide(route, caller, hop, exchange), bodyOf(req));
@@ -172,7 +202,9 @@ export class RequestPath {
         return;
       default: {
         // MCP `initialize` (the body already read) or a legacy SSE stream: the upstream names the id.
-        const error = intake.reserve(exchange.ticket, caller, ticket);
+        const error =
+          intake.reserve(exchange.ticket, caller, ticket) ??
+          (route.kind === 'sse-open' ? exchange.ticket.claimStream(false) : undefined);
         if (error) {
           exchange.reject(error);
           return;

@@ -7,6 +7,9 @@
 export interface Closable {
   /** Ends the stream from the agent's side (idempotent). */
   close(): void;
+  /** When the stream opened and last carried a byte (ms since the epoch), for streams no session bounds. */
+  readonly openedAt?: number;
+  readonly lastActiveAt?: number;
 }
 
 const NO_SESSION = '';
@@ -49,6 +52,32 @@ export class OpenStreams {
     const set = this.bySession.get(sessionId);
     if (!set) return;
     for (const stream of [...set]) stream.close();
+  }
+
+  /**
+   * Streams no session holds (MCP 2026 `subscriptions/listen`, a stateless upstream's GET stream)
+   * are bounded by the session rules as if they were one: closed `lifetimeMs` after they opened,
+   * or after `idleMs` without a byte (0: no idle bound). Returns how many were closed.
+   */
+  sweepSessionless(now: number, lifetimeMs: number, idleMs: number): number {
+    const set = this.bySession.get(NO_SESSION);
+    if (!set) return 0;
+    let closed = 0;
+    for (const stream of [...set]) {
+      const opened = stream.openedAt ?? now;
+      const active = stream.lastActiveAt ?? opened;
+      if (now - opened >= lifetimeMs || (idleMs > 0 && now - active >= idleMs)) {
+        stream.close();
+        closed++;
+      }
+    }
+    return closed;
+  }
+
+  /** Closes the streams no session holds: they carry no work, so a drain ends them first. */
+  closeSessionless(): void {
+    const set = this.bySession.get(NO_SESSION);
+    if (set) for (const stream of [...set]) stream.close();
   }
 
   closeAll(): void {

@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import { AgentError, sessionNotFound } from '../core/errors.js';
 import type { Caller } from '../core/tenancy.js';
 import type { PlacementTicket } from '../fleet/types.js';
-import { type Decision, type Forward, markToHeader, type Router } from '../routing/index.js';
+import { type Decision, type Forward, type Hop, markToHeader, type Router } from '../routing/index.js';
 import type { Route } from './affinity.js';
 import { FORWARDED_BY_HEADER, NOT_OWNER_HEADER } from './fleet.js';
 import { type Admitted, checkTarget, type Intake, type SessionRoute } from './intake.js';
@@ -41,11 +41,25 @@ export class UpgradePath {
 
   private route(tunnel: WebSocketTunnel, head: Buffer): Promise<void> | undefined {
     const { req } = tunnel;
-    const { intake, router } = this.host;
+    const { intake } = this.host;
     const hop = intake.hopOf(req, tunnel.requestId);
     const target = checkTarget(req.url);
     if (target instanceof AgentError) return void tunnel.reject(target);
     const caller = intake.callerOf(req);
+    if (caller instanceof Promise) return caller.then((c) => this.routeAs(tunnel, target, hop, c, head));
+    return this.routeAs(tunnel, target, hop, caller, head);
+  }
+
+  /** Routes an upgrade once its caller is known (at once, or after its token was verified). */
+  private routeAs(
+    tunnel: WebSocketTunnel,
+    target: { path: string; query: string },
+    hop: Hop | undefined,
+    caller: Caller | AgentError,
+    head: Buffer,
+  ): Promise<void> | undefined {
+    const { req } = tunnel;
+    const { intake, router } = this.host;
     if (caller instanceof AgentError) return void tunnel.reject(caller);
     const route = intake.classify(req, target, true);
     switch (route.kind) {

@@ -15,7 +15,7 @@ import type { Outcome } from './exchange.js';
 import { NOT_OWNER_HEADER } from './fleet.js';
 import { forwardedRequestHeaders } from './headers.js';
 import type { HttpFrontSettings } from './options.js';
-import { renderError, sendErrorOnSocket } from './reject.js';
+import { challengeFor, renderError, sendErrorOnSocket } from './reject.js';
 import type { Closable } from './streams.js';
 import { Ticket, type TicketHost } from './ticket.js';
 import { upstreamError } from './upstream.js';
@@ -106,6 +106,7 @@ export class WebSocketTunnel implements Closable {
       expiredSessionStatus: settings.expiredSessionStatus,
       requestId: this.requestId,
       ...(setCookie ? { setCookie } : {}),
+      ...(settings.jwt ? { challenge: challengeFor(settings.jwt) } : {}),
     });
     if (headers) Object.assign(rendered.headers, headers);
     sendErrorOnSocket(this.socket, rendered);
@@ -127,6 +128,7 @@ export class WebSocketTunnel implements Closable {
       upstreamHost: peer ? peer.host : settings.upstreamHost,
       requestId: this.requestId,
       extra: peer ? [...upgradeHeaders, ...peer.headers] : upgradeHeaders,
+      dropAuthorization: !peer && settings.stripAuthorization,
     });
     const upstreamReq = (peer?.secure ? httpsRequest : httpRequest)({
       host: peer ? peer.hostname : settings.upstreamHostname,
@@ -226,7 +228,7 @@ export class WebSocketTunnel implements Closable {
       upstreamSocket.once('close', () => socket.destroy());
       socket.pipe(upstreamSocket);
       upstreamSocket.pipe(socket);
-      this.ticket.toStream(this);
+      this.ticket.toStream(this, false);
     });
     upstreamReq.end();
   }

@@ -20,7 +20,15 @@ import { randomBytes } from 'node:crypto';
 import { AgentError, sessionBusy, sessionEndedError, sessionNotFound } from '../core/errors.js';
 import type { Session, SessionTable } from '../core/sessions.js';
 import type { Caller } from '../core/tenancy.js';
-import type { Coordinator, EndedReason, LockLease, OpenOptions, Placement, PlacementTicket } from '../fleet/types.js';
+import type {
+  Coordinator,
+  EndedReason,
+  LockLease,
+  OpenOptions,
+  Placement,
+  PlacementTicket,
+  Route,
+} from '../fleet/types.js';
 import { type AgentMark, type MarkCheck, type MarkPurpose, signMark, type VerifiedMark, verifyMark } from './mark.js';
 import type {
   Decision,
@@ -257,7 +265,7 @@ export class Router {
             : undefined,
         );
       case 'gone':
-        return this.gone(ref, caller, requester, routed.reason);
+        return this.gone(ref, caller, requester, routed);
     }
   }
 
@@ -272,9 +280,10 @@ export class Router {
     ref: SessionRef,
     caller: Caller,
     requester: Requester,
-    reason: 'unknown' | EndedReason,
+    routed: Extract<Route, { kind: 'gone' }>,
   ): Decision | Promise<Decision> {
     const id = ref.id!;
+    const reason = routed.reason;
     // A saved session nobody holds any more (detached, handed off, ended here): placed anew.
     if (ref.whenMissing === 'resume') return this.place(caller, undefined, requester);
     if (ref.whenMissing === 'serve') return SERVE;
@@ -284,6 +293,21 @@ export class Router {
     // The fleet remembers how it ended (on another agent, or in the registry): the answer the
     // agent that ended it gives. A session lost with its owner is answered as an unknown id.
     if (reason !== 'unknown' && reason !== 'owner-lost') return this.expired(reason, true, false);
+    // A live instance the id names may hold it all the same (its lease lapsed while the store
+    // stalled; it re-asserts the session shortly): it answers — serving, or "not the owner",
+    // which the client then gets. While that instance's fate is unclear: 503, never "not found".
+    if (routed.owner) return this.forward(routed.owner, undefined, () => this.coordinator.forget(id), undefined);
+    if (routed.unsure) {
+      return refuse(
+        new AgentError(
+          'STORE_UNAVAILABLE',
+          "the session's owner could not be confirmed yet after a fleet store interruption",
+          {
+            retryAfterSeconds: 1,
+          },
+        ),
+      );
+    }
     // A client-chosen id starts a session (the placement script checks the memory of ended ids
     // again, atomically); any other id is unknown.
     if (ref.whenMissing === 'create') return this.place({ ...caller, sessionId: id }, undefined, requester);

@@ -23,6 +23,7 @@ interface JsonSchema {
   properties?: Record<string, JsonSchema>;
   required?: readonly string[];
   oneOf?: readonly JsonSchema[];
+  additionalProperties?: JsonSchema | boolean;
 }
 
 /** One documented field, whichever output it goes to. */
@@ -44,6 +45,8 @@ function tsType(schema: JsonSchema): string {
   if (schema.enum) return schema.enum.map((v) => JSON.stringify(v)).join(' | ');
   if (schema.type === 'integer' || schema.type === 'number') return 'number';
   if (schema.type === 'string' || schema.type === 'boolean') return schema.type;
+  if (schema.type === 'object' && typeof schema.additionalProperties === 'object')
+    return `Readonly<Record<string, ${tsType(schema.additionalProperties)}>>`;
   throw new Error(`gen-docs: no TypeScript type for schema ${JSON.stringify(schema)}`);
 }
 
@@ -178,6 +181,12 @@ export function policyPage(sections: ReadonlyMap<string, string>): string {
   );
 }
 
+/** The policy's nested objects and the interface each one is generated as. */
+const NESTED_INTERFACES: Readonly<Record<string, string>> = {
+  collaborative: 'CollaborativeInput',
+  limits: 'LimitsInput',
+};
+
 /** A TSDoc block at `indent`, one line per paragraph part. */
 function tsdoc(lines: readonly string[], indent: string): string {
   const body = lines.flatMap((l) => l.split('\n')).map((l) => (l === '' ? `${indent} *` : `${indent} * ${l}`));
@@ -239,18 +248,20 @@ export function policyInputSource(): string {
     `export type AffinityInput = ${variants.join(' | ')};`,
     '',
   );
-  const collaborative = schema.properties?.collaborative;
-  const collaborativeMembers = Object.keys(collaborative?.properties ?? {}).map((key) => {
-    const field = byPath.get(`collaborative.${key}`)!;
-    return member(key, field, tsType(field.schema));
-  });
-  out.push(
-    tsdoc([collaborative?.description ?? ''], ''),
-    'export interface CollaborativeInput {',
-    collaborativeMembers.join('\n'),
-    '}',
-    '',
-  );
+  for (const [name, typeName] of Object.entries(NESTED_INTERFACES)) {
+    const nested = schema.properties?.[name];
+    const nestedMembers = Object.keys(nested?.properties ?? {}).map((key) => {
+      const field = byPath.get(`${name}.${key}`)!;
+      return member(key, field, tsType(field.schema));
+    });
+    out.push(
+      tsdoc([nested?.description ?? ''], ''),
+      `export interface ${typeName} {`,
+      nestedMembers.join('\n'),
+      '}',
+      '',
+    );
+  }
   const members: string[] = [];
   for (const [name, prop] of Object.entries(schema.properties ?? {})) {
     if (name === '$schema') {
@@ -258,7 +269,7 @@ export function policyInputSource(): string {
       continue;
     }
     const field = byPath.get(prop.oneOf ? `${name}.type` : name)!;
-    const type = prop.oneOf ? 'AffinityInput' : name === 'collaborative' ? 'CollaborativeInput' : tsType(prop);
+    const type = prop.oneOf ? 'AffinityInput' : (NESTED_INTERFACES[name] ?? tsType(prop));
     const doc = prop.oneOf ? { ...field, schema: { description: prop.description ?? '' } } : field;
     members.push(member(name, doc, type));
   }

@@ -118,7 +118,10 @@ describe('sessionfleet-agent admin', () => {
     );
 
     for (const [args, message] of [
-      [['frobnicate'], 'unknown command "frobnicate" (fleet, sessions, session, kill)'],
+      [['frobnicate'], 'unknown command "frobnicate" (the commands are fleet, sessions, session, kill, drain)'],
+      [['dran', 'a'], 'unknown command "dran" (did you mean drain?)'],
+      [['sessions', '--princpal', 'x'], 'unknown flag --princpal (did you mean --principal?)'],
+      [['drain'], 'admin drain takes one instance id (see admin fleet)'],
       [['kill'], 'admin kill takes one session id'],
       [['fleet', '--principal', 'x'], "--principal is a filter of 'admin sessions', not of 'admin fleet'"],
       [['fleet', '--admin-url', 'not a url'], '--admin-url ("not a url") must be a URL such as http://127.0.0.1:9090'],
@@ -128,5 +131,44 @@ describe('sessionfleet-agent admin', () => {
       expect(result.stderr.split('\n').length, result.stderr).toBe(2);
       expect(result.stderr).toContain(message);
     }
+  });
+
+  // Last: it leaves b draining.
+  it('drain: an instance drained through another agent takes no new session, keeps its own; an unknown one is exit 1', async () => {
+    const drained = await admin(['drain', 'b', ...via('a')]);
+    expect(drained.stderr).toBe('');
+    expect(drained.code).toBe(0);
+    expect(drained.stdout).toBe(
+      'draining b: it takes no new sessions; its sessions go on until it stops (confirmed by the instance)\n',
+    );
+
+    const fleet = await admin(['fleet', '--json', ...via('a')]);
+    const body = JSON.parse(fleet.stdout) as { instances: Array<{ id: string; draining: boolean }> };
+    expect(body.instances.find((i) => i.id === 'b')?.draining).toBe(true);
+    expect(body.instances.find((i) => i.id === 'a')?.draining).toBe(false);
+    const ready = await fetch(`${agents.b.adminUrl}/readyz`);
+    expect(ready.status).toBe(503);
+
+    // bob's session on b goes on; a new one is refused there (the balancer, told by /readyz, sends
+    // it elsewhere) and placed on a.
+    const post = (agent: Id, session: string, user: string) =>
+      fetch(`${agents[agent].url}/echo`, {
+        method: 'POST',
+        headers: { 'x-session': session, 'x-user': user, 'content-type': 'application/json' },
+        body: '{}',
+      });
+    expect((await post('b', 'cli-session-bob', 'bob')).status).toBe(200);
+    const refused = await post('b', 'cli-session-carol', 'carol');
+    expect(refused.status).toBe(503);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('DRAINING');
+    expect((await post('a', 'cli-session-carol', 'carol')).status).toBe(200);
+    const carol = await admin(['session', 'cli-session-carol', '--json', ...via('b')]);
+    expect(JSON.parse(carol.stdout)).toMatchObject({ owner: 'a' });
+
+    const unknown = await admin(['drain', 'nope', ...via('a')]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toBe(
+      'sessionfleet-agent admin: the agent refused: NOT_FOUND: no live instance "nope" in the fleet: check the path\n',
+    );
   });
 });

@@ -43,6 +43,7 @@ describe('sessionfleet-agent check-policy', () => {
       recycleAfterSession: false,
       failOpen: false,
       placementWaitSeconds: 5,
+      limits: { streamsPerInstance: 100, evictIdleAfterSeconds: 120 },
     });
   });
 

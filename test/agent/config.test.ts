@@ -218,6 +218,82 @@ describe('agent flags', () => {
     ]);
   });
 
+  it('takes --app-state-dir only beside a different --session-state-dir (ADR 0019)', () => {
+    const copilot = ['--policy', 'p', '--upstream', 'tcp://127.0.0.1:4321'];
+    const staged = parseAgentConfig([...copilot, '--session-state-dir', '/shared', '--app-state-dir', '/app'], {});
+    expect(staged).toMatchObject({ sessionStateDir: '/shared', appStateDir: '/app' });
+    expect(staged.warnings).toBeUndefined();
+    const problems = (argv: string[]) => {
+      try {
+        parseAgentConfig(argv, {});
+        return [];
+      } catch (error) {
+        return (error as ConfigError).problems;
+      }
+    };
+    expect(problems([...copilot, '--app-state-dir', '/app'])).toEqual([
+      "--app-state-dir needs --session-state-dir: the agent stages session state from the shared directory into the app's",
+    ]);
+    expect(problems([...copilot, '--session-state-dir', '/shared/', '--app-state-dir', '/shared'])).toEqual([
+      '--app-state-dir ("/shared") must not be --session-state-dir: the app\'s directory is private, the shared one is the agent\'s',
+    ]);
+    const http = parseAgentConfig(
+      ['--policy', 'p', '--upstream', 'http://127.0.0.1:3000', '--session-state-dir', '/s'],
+      { SESSIONFLEET_APP_STATE_DIR: '/a' },
+    );
+    expect(http.warnings).toEqual([
+      'SESSIONFLEET_APP_STATE_DIR has no effect with an http:// upstream: the agent stages the session state of the Copilot CLI (tcp://) only',
+    ]);
+  });
+
+  it('JWT mode: --jwt-* flags and env, exclusive with the trusted-header mode, URLs and claims checked', () => {
+    const base = ['--policy', 'p', '--upstream', 'http://127.0.0.1:1'];
+    const jwt = [...base, '--jwt-issuer', 'https://idp.example.com', '--jwt-audience', 'https://mcp.example.com/mcp'];
+    expect(parseAgentConfig(jwt, {}).jwt).toEqual({
+      issuer: 'https://idp.example.com',
+      audience: 'https://mcp.example.com/mcp',
+      principalClaim: 'sub',
+    });
+    expect(
+      parseAgentConfig(base, {
+        SESSIONFLEET_JWT_ISSUER: 'https://idp.example.com/realms/a',
+        SESSIONFLEET_JWT_AUDIENCE: 'https://mcp.example.com/',
+        SESSIONFLEET_JWKS_URL: 'https://idp.example.com/keys',
+        SESSIONFLEET_JWT_PRINCIPAL_CLAIM: 'email',
+        SESSIONFLEET_JWT_TENANT_CLAIM: 'org',
+      }).jwt,
+    ).toEqual({
+      issuer: 'https://idp.example.com/realms/a',
+      audience: 'https://mcp.example.com/',
+      jwksUrl: 'https://idp.example.com/keys',
+      principalClaim: 'email',
+      tenantClaim: 'org',
+    });
+    const problems = (argv: string[]) => {
+      try {
+        parseAgentConfig(argv, {});
+        return [];
+      } catch (error) {
+        return (error as ConfigError).problems;
+      }
+    };
+    expect(problems([...jwt, '--principal-header', 'x-user', '--trusted-proxies', '10.0.0.0/8'])).toEqual([
+      "--principal-header cannot be used with --jwt-issuer: the principal comes either from a verified bearer token (JWT mode) or from a trusted proxy's header, not both",
+      "--trusted-proxies cannot be used with --jwt-issuer: the principal comes either from a verified bearer token (JWT mode) or from a trusted proxy's header, not both",
+    ]);
+    expect(problems([...base, '--jwt-issuer', 'http://idp.example.com'])).toEqual([
+      '--jwt-issuer ("http://idp.example.com") must be an https:// URL (http:// only on a loopback host), without a fragment or query',
+      "--jwt-audience is required with --jwt-issuer (or set SESSIONFLEET_JWT_AUDIENCE): the URL clients reach this resource at, which every token's aud must name",
+    ]);
+    expect(problems([...jwt, '--jwt-tenant-claim', 'sub', '--jwks-url', 'ftp://x'])).toEqual([
+      '--jwks-url ("ftp://x") must be an https:// URL (http:// only on a loopback host), without a fragment',
+      '--jwt-tenant-claim ("sub") must not be the claim naming the principal',
+    ]);
+    expect(problems([...base, '--jwt-audience', 'https://mcp.example.com/'])).toEqual([
+      '--jwt-audience needs --jwt-issuer (or SESSIONFLEET_JWT_ISSUER): it configures JWT mode',
+    ]);
+  });
+
   it('rejects unknown flags clearly', () => {
     expect(() => parseAgentConfig(['--polcy', 'x'], {})).toThrowError(ConfigError);
   });

@@ -96,6 +96,27 @@ describe('the agent accepts what KubernetesSessionFleet gives it', () => {
     expect(config.fleet).toMatch(/^web-[0-9a-f]{8}$/);
   });
 
+  it('an HTTP fleet in JWT mode: the issuer, audience and claims, and no --trusted-proxies for the agent', () => {
+    const jwt = {
+      issuer: 'https://idp.example.com/realms/main',
+      audience: 'https://mcp.example.com/mcp',
+      tenantClaim: 'org',
+    };
+    const s = synth((scope: Construct) => {
+      new KubernetesSessionFleet(scope, 'Web', {
+        policy: { affinity: { type: 'mcp-streamable-http' }, maxInstances: 4, forwardBearerToken: false },
+        app: HTTP_APP,
+        jwt,
+        // Still a NetworkPolicy for the client port; the agent itself trusts the token, not addresses.
+        trustedProxies: KubernetesTrustedProxies.from({ cidrs: ['10.0.0.0/8'] }),
+      });
+    });
+    const config = kubernetesAgent(s, 'web', 'web-policy');
+    expect(config.jwt).toEqual({ ...jwt, principalClaim: 'sub' });
+    expect(config.principalHeader).toBeUndefined();
+    expect(config.trustedProxies).toBeUndefined();
+  });
+
   it("each tenant's agents under tenant isolation: the tenant they serve and the proxy's header", () => {
     const s = synth((scope: Construct) => {
       new KubernetesSessionFleet(scope, 'Web', {
@@ -170,5 +191,24 @@ describe('the agent accepts what the Azure fleets give it', () => {
     const config = startAgent(argv, env, policyFile);
     expect(config.tenantHeader).toBe('x-tenant');
     expect(config.principalHeader).toBe('x-user');
+  });
+
+  it('both Azure fleets in JWT mode', () => {
+    const { principalHeader: _p, tenantHeader: _t, trustedProxies: _x, ...rest } = AZURE;
+    const jwt = { issuer: 'https://login.example.com/tenant/v2.0', audience: 'https://mcp.example.com/' };
+    const json = JSON.parse(
+      Testing.synthScope((scope) => {
+        new AzureContainerAppsSessionFleet(scope, 'Apps', { ...rest, jwt });
+        new AzureContainerInstancesSessionFleet(scope, 'Groups', { ...rest, jwt, instanceCount: 1 });
+      }),
+    );
+    const app = Object.values(json.resource.azurerm_container_app)[0] as Json;
+    const appAgent = app.template.container.find((c: Json) => c.name === 'sessionfleet-agent');
+    const group = Object.values(json.resource.azurerm_container_group)[0] as Json;
+    const groupAgent = group.container.find((c: Json) => c.name === 'sessionfleet-agent');
+    for (const argv of [appAgent.command, groupAgent.commands] as string[][]) {
+      const config = parseAgentConfig(argv.slice(1), {}, { hostname: 'instance-0' });
+      expect(config.jwt).toEqual({ ...jwt, principalClaim: 'sub' });
+    }
   });
 });

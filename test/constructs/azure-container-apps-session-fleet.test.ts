@@ -434,6 +434,27 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
     expect(fleet.scaleOn).toBe('requests');
   });
 
+  it("mounts the share into the agent only in front of the Copilot CLI: the app's state is a replica-local directory the agent stages into (ADR 0019)", () => {
+    const { stack } = synth(() => ({ policy: { affinity: { type: 'copilot-jsonrpc' } }, externalIngress: false }));
+    const { app: appContainer, agent } = containers(stack);
+    // (No drain wrapper without a command of the app's own: no run volume.)
+    expect(appContainer.volume_mounts).toEqual([{ name: 'app-session-state', path: '/root/.copilot/session-state' }]);
+    expect(agent.volume_mounts).toEqual([
+      { name: 'sessionfleet-secrets', path: '/etc/sessionfleet' },
+      { name: 'session-state', path: '/var/lib/sessionfleet/shared-state' },
+      { name: 'app-session-state', path: '/var/lib/sessionfleet/app-state' },
+    ]);
+    expect(agent.command).toEqual(
+      expect.arrayContaining([
+        '--session-state-dir',
+        '/var/lib/sessionfleet/shared-state',
+        '--app-state-dir',
+        '/var/lib/sessionfleet/app-state',
+      ]),
+    );
+    expect(app(stack).template.volume).toContainEqual({ name: 'app-session-state', storage_type: 'EmptyDir' });
+  });
+
   it('allows internal TCP ingress without a VNet', () => {
     const { stack } = synth(() => ({ policy: { affinity: { type: 'copilot-jsonrpc' } }, externalIngress: false }));
     expect(app(stack).ingress).toMatchObject({ transport: 'tcp', external_enabled: false });

@@ -228,7 +228,7 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
     expect(agent.ports).toEqual([{ port: 8080, protocol: 'TCP' }]);
   });
 
-  it('runs the app with its command and resources and mounts the share at the session-state path', () => {
+  it('runs the app with its command and resources, its session state on a volume of its group (not the share)', () => {
     const { stack, fleet } = synth();
     const { app } = containers(one<Group>(stack, 'azurerm_container_group'));
     expect(app).toEqual({
@@ -238,14 +238,10 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
       memory: 2,
       // The drain wrapper runs the command (docs/adr/0101): SIGTERM reaches it after the agent drained.
       commands: ['/bin/sh', '-c', appWrapperScript(fleet.policy), 'copilot', '--headless', '--port', '4321'],
+      // Issue 14 §1 (ADR 0019): the share is the agent's alone; it stages the sessions this
+      // instance serves into the app's directory.
       volume: [
-        {
-          name: 'session-state',
-          mount_path: '/root/.copilot/session-state',
-          share_name: '${azurerm_storage_share.Fleet_SessionState_Share_65433F5B.name}',
-          storage_account_name: '${azurerm_storage_account.Fleet_SessionState_Account_8C46F708.name}',
-          storage_account_key: '${azurerm_storage_account.Fleet_SessionState_Account_8C46F708.primary_access_key}',
-        },
+        { name: 'app-session-state', mount_path: '/root/.copilot/session-state', empty_dir: true },
         { name: 'sessionfleet-run', mount_path: '/run/sessionfleet', empty_dir: true },
       ],
       // Restarts the app when the agent reports it unresponsive.
@@ -268,7 +264,16 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
     expect(agent.memory).toBe(1);
     const fleetName = agent.commands![agent.commands!.indexOf('--fleet') + 1]!;
     expect(agent.commands).toEqual(
-      wrapAgentCommand(['sessionfleet-agent', ...agentArgs({ policy: fleet.policy, appPort: 4321, fleetName })]),
+      wrapAgentCommand([
+        'sessionfleet-agent',
+        ...agentArgs({
+          policy: fleet.policy,
+          appPort: 4321,
+          fleetName,
+          sessionStateDir: '/var/lib/sessionfleet/shared-state',
+          appStateDir: '/var/lib/sessionfleet/app-state',
+        }),
+      ]),
     );
     expect(agent.commands).toEqual([
       '/bin/sh',
@@ -286,6 +291,11 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
       // Issue 16: two fleets on one Redis stay two fleets.
       '--fleet',
       expect.stringMatching(/^[a-z0-9-]+-[0-9a-f]{8}$/),
+      // ADR 0019: the share (and its cleanup) is the agent's; the app's directory is staged into.
+      '--session-state-dir',
+      '/var/lib/sessionfleet/shared-state',
+      '--app-state-dir',
+      '/var/lib/sessionfleet/app-state',
     ]);
     // A single public instance has no peers: nothing to advertise.
     expect(agent.environment_variables).toEqual({ SESSIONFLEET_INSTANCE_ID: name });
@@ -313,8 +323,20 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
     expect(all(stack, 'azurerm_container_group')).toHaveLength(2);
     for (const group of all<Group>(stack, 'azurerm_container_group')) {
       const { agent } = containers(group);
-      expect(agent.volume).toHaveLength(2);
-      expect(agent.volume![1]).toEqual({ name: 'sessionfleet-run', mount_path: '/run/sessionfleet', empty_dir: true });
+      expect(agent.volume).toHaveLength(4);
+      expect(agent.volume![1]).toEqual({
+        name: 'session-state',
+        mount_path: '/var/lib/sessionfleet/shared-state',
+        share_name: '${azurerm_storage_share.Fleet_SessionState_Share_65433F5B.name}',
+        storage_account_name: '${azurerm_storage_account.Fleet_SessionState_Account_8C46F708.name}',
+        storage_account_key: '${azurerm_storage_account.Fleet_SessionState_Account_8C46F708.primary_access_key}',
+      });
+      expect(agent.volume![2]).toEqual({
+        name: 'app-session-state',
+        mount_path: '/var/lib/sessionfleet/app-state',
+        empty_dir: true,
+      });
+      expect(agent.volume![3]).toEqual({ name: 'sessionfleet-run', mount_path: '/run/sessionfleet', empty_dir: true });
       const volume = agent.volume![0]!;
       expect(volume).toMatchObject({ name: 'sessionfleet-policy', mount_path: '/etc/sessionfleet', read_only: true });
       expect(Object.keys(volume.secret!)).toEqual(['policy.json']);
@@ -501,8 +523,12 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
       SESSIONFLEET_UPSTREAM_TOKEN: '${data.azurerm_key_vault_secret.ConnectionToken.value}',
       SESSIONFLEET_ADMIN_TOKEN: '${data.azurerm_key_vault_secret.AdminToken.value}',
     });
-    expect(agent.commands!.slice(-2)).toEqual(['--principals', '/etc/sessionfleet-principals/principals.json']);
-    expect(agent.volume![2]).toEqual({
+    const principals = agent.commands!.indexOf('--principals');
+    expect(agent.commands!.slice(principals, principals + 2)).toEqual([
+      '--principals',
+      '/etc/sessionfleet-principals/principals.json',
+    ]);
+    expect(agent.volume!.find((v) => v.name === 'sessionfleet-principals')).toEqual({
       name: 'sessionfleet-principals',
       mount_path: '/etc/sessionfleet-principals',
       read_only: true,
@@ -642,7 +668,7 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
     }));
     const { agent } = containers(one<Group>(stack, 'azurerm_container_group'));
     expect(agent.volume![0]!.secret!['policy.json']).toBe(
-      '${base64encode(jsonencode({"isolation" = "shared", "affinity" = {"type" = "copilot-jsonrpc"}, "sessionsPerInstance" = 20, "concurrencyPerInstance" = 200, "sessionLifetimeSeconds" = 21600, "sessionIdleTimeoutSeconds" = var.idle_seconds, "minInstances" = 1, "maxInstances" = 1, "expiredSessionStatus" = 404, "evictionPolicy" = "reject", "drainTimeoutSeconds" = 30, "asyncInvocation" = false, "sharedSessionState" = true, "recycleAfterSession" = false, "failOpen" = false, "placementWaitSeconds" = 5, "instanceVcpu" = 1}))}',
+      '${base64encode(jsonencode({"isolation" = "shared", "affinity" = {"type" = "copilot-jsonrpc"}, "sessionsPerInstance" = 20, "concurrencyPerInstance" = 200, "sessionLifetimeSeconds" = 21600, "sessionIdleTimeoutSeconds" = var.idle_seconds, "minInstances" = 1, "maxInstances" = 1, "expiredSessionStatus" = 404, "evictionPolicy" = "reject", "drainTimeoutSeconds" = 30, "asyncInvocation" = false, "sharedSessionState" = true, "recycleAfterSession" = false, "failOpen" = false, "placementWaitSeconds" = 5, "instanceVcpu" = 1, "limits" = {"streamsPerInstance" = 100, "evictIdleAfterSeconds" = 120}}))}',
     );
   });
 

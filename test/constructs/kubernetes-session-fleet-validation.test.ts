@@ -199,6 +199,20 @@ describe('KubernetesSessionFleet validation: the policy and the props around it'
       `stack/Fleet: 'app.env' ("COPILOT_CONNECTION_TOKEN") is set from 'upstreamToken', so that the Copilot CLI accepts the agent alone: remove it here`,
     ],
     [
+      'JWT mode beside a trusted principal header',
+      {
+        jwt: { issuer: 'https://idp.example.com', audience: 'https://mcp.example.com/' },
+        principalHeader: 'x-user',
+        trustedProxies: KubernetesTrustedProxies.anySource(),
+      },
+      `stack/Fleet: 'principalHeader' cannot be used with 'jwt': the principal comes either from a verified bearer token or from a trusted proxy's header, not both`,
+    ],
+    [
+      'a JWT issuer over plain HTTP',
+      { jwt: { issuer: 'http://idp.example.com', audience: 'https://mcp.example.com/' } },
+      `stack/Fleet: 'jwt.issuer' ("http://idp.example.com") must be an https:// URL without a fragment`,
+    ],
+    [
       'an invalid principal header',
       { principalHeader: 'bad header' },
       `stack/Fleet: 'principalHeader' ("bad header") must be a valid HTTP header name (letters, digits and !#$%&'*+-.^_\`|~)`,

@@ -112,7 +112,8 @@ describe('KubernetesSessionFleet: the Copilot CLI fleet of the seed', () => {
         appPort: 4321,
         principals: true,
         fleetName: fleet.fleetName,
-        sessionStateDir: '/root/.copilot/session-state',
+        sessionStateDir: '/var/lib/sessionfleet/shared-state',
+        appStateDir: '/var/lib/sessionfleet/app-state',
       }),
     );
     expect(agent.args).toEqual([
@@ -129,7 +130,9 @@ describe('KubernetesSessionFleet: the Copilot CLI fleet of the seed', () => {
       '--principals',
       '/etc/sessionfleet-principals/principals.json',
       '--session-state-dir',
-      '/root/.copilot/session-state',
+      '/var/lib/sessionfleet/shared-state',
+      '--app-state-dir',
+      '/var/lib/sessionfleet/app-state',
     ]);
     expect(fleet.fleetName).toMatch(/^copilot-cli-[0-9a-f]{8}$/);
   });
@@ -225,9 +228,18 @@ describe('KubernetesSessionFleet: the Copilot CLI fleet of the seed', () => {
         claim_name: nameRef(s, 'kubernetes_persistent_volume_claim_v1', 'copilot-cli-session-state'),
       },
     });
-    expect(app.volume_mount).toEqual([{ mount_path: '/root/.copilot/session-state', name: 'session-state' }]);
-    // The agent cleans up sessions past their TTL on the same volume (--session-state-dir).
-    expect(agent.volume_mount).toContainEqual({ mount_path: '/root/.copilot/session-state', name: 'session-state' });
+    // Issue 14 §1 (ADR 0019): the shared volume is the agent's alone — it stages each session the
+    // instance serves into the app's private volume, and cleans up sessions past their TTL.
+    expect(podSpec(deployment).volume).toContainEqual({ name: 'app-session-state', empty_dir: {} });
+    expect(app.volume_mount).toEqual([{ mount_path: '/root/.copilot/session-state', name: 'app-session-state' }]);
+    expect(agent.volume_mount).toContainEqual({
+      mount_path: '/var/lib/sessionfleet/shared-state',
+      name: 'session-state',
+    });
+    expect(agent.volume_mount).toContainEqual({
+      mount_path: '/var/lib/sessionfleet/app-state',
+      name: 'app-session-state',
+    });
     expect(podSpec(deployment).security_context).toMatchObject({
       fs_group: '1000',
       fs_group_change_policy: 'OnRootMismatch',
@@ -247,7 +259,10 @@ describe('KubernetesSessionFleet: the Copilot CLI fleet of the seed', () => {
     });
     // A hung app fails /healthz and restarts the app container, never the agent and its connections.
     expect(agent.liveness_probe).toEqual(probe('/livez', 10, 3));
+    // The Service's readiness, which stays up while the agent serves what it holds (ADR 0018);
+    // never the new-session signal, which would take held sessions out of the Service.
     expect(agent.readiness_probe).toEqual(probe('/readyz', 5, 2));
+    expect(JSON.stringify(agent)).not.toContain('/readyz/new-sessions');
     expect(agent.startup_probe).toEqual(probe('/livez', 2, 15));
     expect(app.liveness_probe).toEqual(probe('/healthz', 10, 3));
     // /startupz has no grace period: 60 failures × 2 s is the whole startupTimeoutSeconds (120).

@@ -5,6 +5,11 @@
  *
  * Every completion answers with a fixed reply, streamed when the request asks for it. A test can
  * hold replies back (`hold()`), to keep turns in flight for as long as it needs, then `release()`.
+ *
+ * With `toolCalls`, the model uses the CLI's own tools the way a model steered by a hostile prompt
+ * would: a turn's first completion calls those tools (`bash`, `view`, `grep`…, as the CLI offers
+ * them), and the completion after their results answers with the reply. Every request body is kept
+ * (`requests`), so a test can read what the tools returned to the model.
  */
 import { createServer, type ServerResponse } from 'node:http';
 
@@ -15,6 +20,8 @@ export interface FakeModel {
   readonly completions: number;
   /** The `authorization` headers received (to prove the provider key travels upstream, not to logs). */
   readonly authorizations: readonly string[];
+  /** The completion request bodies received, as sent (tool results included). */
+  readonly requests: readonly string[];
   /** Replies wait until `release()`; requests already waiting stay waiting. */
   hold(): void;
   /** Lets every held reply (and every later one) go. */
@@ -32,31 +39,58 @@ export function fakeModelSessionOptions(model: FakeModel) {
   };
 }
 
-export async function startFakeModel(options: { reply?: string } = {}): Promise<FakeModel> {
+/** A tool call the fake model makes: the CLI tool's name and its arguments. */
+export interface FakeToolCall {
+  name: string;
+  arguments: Record<string, unknown>;
+}
+
+export async function startFakeModel(
+  options: { reply?: string; toolCalls?: readonly FakeToolCall[] | (() => readonly FakeToolCall[]) } = {},
+): Promise<FakeModel> {
   const reply = options.reply ?? FAKE_MODEL_REPLY;
   let completions = 0;
   const authorizations: string[] = [];
+  const requests: string[] = [];
   let held = false;
   let waiting: Array<() => void> = [];
 
   const answer = (response: ServerResponse, body: string) => {
     let stream = false;
+    let messages: Array<{ role?: string }> = [];
     try {
-      stream = (JSON.parse(body) as { stream?: boolean }).stream === true;
+      const parsed = JSON.parse(body) as { stream?: boolean; messages?: Array<{ role?: string }> };
+      stream = parsed.stream === true;
+      messages = Array.isArray(parsed.messages) ? parsed.messages : [];
     } catch {
       response.writeHead(400, { 'content-type': 'application/json' }).end('{"error":{"message":"bad json"}}');
       return;
     }
     const created = Math.floor(Date.now() / 1000);
     const id = `chatcmpl-fake-${completions}`;
+    // Tools are called once per turn: until their results follow the turn's last user message.
+    const lastUser = messages.map((m) => m.role).lastIndexOf('user');
+    const calls = typeof options.toolCalls === 'function' ? options.toolCalls() : options.toolCalls;
+    const toolCalls =
+      calls && !messages.slice(lastUser + 1).some((m) => m.role === 'tool')
+        ? calls.map((call, index) => ({
+            index,
+            id: `call_${completions}_${index}`,
+            type: 'function',
+            function: { name: call.name, arguments: JSON.stringify(call.arguments) },
+          }))
+        : undefined;
     if (!stream) {
+      const message = toolCalls
+        ? { role: 'assistant', content: null, tool_calls: toolCalls.map(({ index: _, ...call }) => call) }
+        : { role: 'assistant', content: reply };
       response.writeHead(200, { 'content-type': 'application/json' }).end(
         JSON.stringify({
           id,
           object: 'chat.completion',
           created,
           model: 'fake-model',
-          choices: [{ index: 0, message: { role: 'assistant', content: reply }, finish_reason: 'stop' }],
+          choices: [{ index: 0, message, finish_reason: toolCalls ? 'tool_calls' : 'stop' }],
           usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 },
         }),
       );
@@ -73,6 +107,12 @@ export async function startFakeModel(options: { reply?: string } = {}): Promise<
         ...(usage ? { usage } : {}),
       })}\n\n`;
     response.write(chunk({ role: 'assistant', content: '' }, null));
+    if (toolCalls) {
+      response.write(chunk({ tool_calls: toolCalls }, null));
+      response.write(chunk({}, 'tool_calls', { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 }));
+      response.end('data: [DONE]\n\n');
+      return;
+    }
     response.write(chunk({ content: reply }, null));
     response.write(chunk({}, 'stop', { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 }));
     response.end('data: [DONE]\n\n');
@@ -96,6 +136,7 @@ export async function startFakeModel(options: { reply?: string } = {}): Promise<
       completions++;
       authorizations.push(String(request.headers.authorization ?? ''));
       const body = Buffer.concat(chunks).toString('utf8');
+      requests.push(body);
       if (held) waiting.push(() => answer(response, body));
       else answer(response, body);
     });
@@ -110,6 +151,7 @@ export async function startFakeModel(options: { reply?: string } = {}): Promise<
       return completions;
     },
     authorizations,
+    requests,
     hold() {
       held = true;
     },

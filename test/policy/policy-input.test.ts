@@ -1,7 +1,8 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import type { z } from 'zod';
 import { validatePolicy } from '../../policy/index.js';
-import type { AffinityInput, CollaborativeInput, PolicyInput } from '../../policy/policy-input.js';
+import type { limitsSchema } from '../../policy/limits.js';
+import type { AffinityInput, CollaborativeInput, LimitsInput, PolicyInput } from '../../policy/policy-input.js';
 import { CROSS_FIELD_RULES, rulesFor } from '../../policy/rule-catalogue.js';
 import type { affinitySchema, collaborativeSchema, policyInputSchema } from '../../policy/schema.js';
 
@@ -14,6 +15,8 @@ describe('the generated, documented PolicyInput', () => {
     expectTypeOf<z.input<typeof affinitySchema>>().toExtend<AffinityInput>();
     expectTypeOf<CollaborativeInput>().toExtend<z.input<typeof collaborativeSchema>>();
     expectTypeOf<z.input<typeof collaborativeSchema>>().toExtend<CollaborativeInput>();
+    expectTypeOf<LimitsInput>().toExtend<z.input<typeof limitsSchema>>();
+    expectTypeOf<NonNullable<z.input<typeof limitsSchema>>>().toExtend<LimitsInput>();
     expectTypeOf<keyof PolicyInput>().toEqualTypeOf<keyof z.input<typeof policyInputSchema>>();
   });
 });

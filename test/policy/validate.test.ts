@@ -43,6 +43,7 @@ describe('defaults (SPEC.md §4)', () => {
         recycleAfterSession: false,
         failOpen: false,
         placementWaitSeconds: 5,
+        limits: { streamsPerInstance: 100, evictIdleAfterSeconds: 120 },
       } satisfies Policy,
     });
   });

@@ -185,6 +185,21 @@ export function ruleProblems(manifests: readonly ConvertedManifest[], stack: Jso
       else if (flagOf(args, '--session-state-dir') !== mount.mountPath)
         say('agent has no --session-state-dir for its mount');
     }
+    // Issue 14 §1: in front of the Copilot CLI no app container mounts the shared state; the agent
+    // stages each session into a volume it shares with the app alone (--app-state-dir).
+    if (claimVolumes.length > 0 && String(flagOf(args, '--upstream')).startsWith('tcp://')) {
+      for (const volume of claimVolumes) {
+        if ((app.volumeMounts ?? []).some((m: Json) => m.name === volume.name))
+          say(`app mounts the shared state volume ${volume.name}: every user's sessions are readable from the app`);
+      }
+      const appDir = flagOf(args, '--app-state-dir');
+      const staged = (agent.volumeMounts ?? []).find((m: Json) => m.mountPath === appDir);
+      const privateVolume = (template.spec.volumes ?? []).find((v: Json) => v.name === staged?.name);
+      if (!staged || !privateVolume || privateVolume.persistentVolumeClaim)
+        say('agent stages no session state: no --app-state-dir on a private volume of the pod');
+      else if (!(app.volumeMounts ?? []).some((m: Json) => m.name === staged.name))
+        say(`app does not mount the volume ${staged.name} the agent stages session state into`);
+    }
     // Item 19: a recycler may delete only the fleet's pods.
     const account = template.spec.serviceAccountName;
     if (account) {

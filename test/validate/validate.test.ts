@@ -167,4 +167,60 @@ describe('the validator itself', () => {
       'kubernetes_deployment_v1.Bad: claim state is named literally, not by reference',
     ]);
   });
+
+  /** A Terraform reference, as the constructs name a claim (the validator's own rule). */
+  const TERRAFORM_REFERENCE = ['$', '{kubernetes_persistent_volume_claim_v1.Claim.metadata[0].name}'].join('');
+
+  it('finds a Copilot fleet whose app mounts the shared session state (issue 14 §1: the layout before staging)', () => {
+    const stack = {
+      resource: {
+        kubernetes_persistent_volume_claim_v1: { Claim: { metadata: { name: 'state' }, spec: {} } },
+        kubernetes_deployment_v1: {
+          Copilot: {
+            metadata: { name: 'copilot', namespace: 'default' },
+            spec: {
+              selector: { match_labels: { app: 'copilot' } },
+              template: {
+                metadata: { labels: { app: 'copilot' } },
+                spec: {
+                  container: [
+                    {
+                      name: 'app',
+                      image: 'app',
+                      startup_probe: { http_get: { path: '/startupz', port: '9090' } },
+                      volume_mount: [{ name: 'state', mount_path: '/root/.copilot/session-state' }],
+                    },
+                    {
+                      name: 'agent',
+                      image: 'agent',
+                      args: [
+                        '--upstream',
+                        'tcp://127.0.0.1:4321',
+                        '--session-state-dir',
+                        '/root/.copilot/session-state',
+                      ],
+                      liveness_probe: { http_get: { path: '/livez', port: '9090' } },
+                      volume_mount: [{ name: 'state', mount_path: '/root/.copilot/session-state' }],
+                    },
+                  ],
+                  volume: [
+                    {
+                      name: 'state',
+                      persistent_volume_claim: {
+                        claim_name: TERRAFORM_REFERENCE,
+                      },
+                    },
+                  ],
+                },
+              },
+            },
+          },
+        },
+      },
+    };
+    expect(ruleProblems(manifestsOf(stack), stack)).toEqual([
+      "kubernetes_deployment_v1.Copilot: app mounts the shared state volume state: every user's sessions are readable from the app",
+      'kubernetes_deployment_v1.Copilot: agent stages no session state: no --app-state-dir on a private volume of the pod',
+    ]);
+  });
 });

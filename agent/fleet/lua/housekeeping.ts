@@ -72,6 +72,7 @@ for _, member in ipairs(members) do
     released = released + 1
   end
 end
+refresh_free(self, now)
 local out = { registered, kept, released }
 for _, v in ipairs(conflicts) do out[#out + 1] = v end
 return out
@@ -124,7 +125,7 @@ for _, instance in ipairs(redis.call('ZRANGEBYSCORE', K.leases, '-inf', now - gr
   for _, member in ipairs(members) do
     local id = string.sub(member, #instance + 2)
     if string.sub(id, 1, 1) == ' ' then
-      drop_reservation(string.sub(id, 2))
+      drop_reservation(string.sub(id, 2), now)
       redis.call('ZREM', K.by_instance, member)
     else
       local raw = redis.call('HGET', K.sessions, id)
@@ -142,11 +143,28 @@ for _, instance in ipairs(redis.call('ZRANGEBYSCORE', K.leases, '-inf', now - gr
       end
     end
   end
+  redis.call('ZREM', K.free, instance)
   if used(instance) == 0 then
     redis.call('ZREM', K.leases, instance)
+    redis.call('ZREM', K.member_leases, instance)
     redis.call('HDEL', K.capacity, instance)
     redis.call('HDEL', K.address, instance)
     redis.call('HDEL', K.info, instance)
+    -- Its place in the membership log goes too. Members whose version is older than its last
+    -- change are sent the whole membership once (the floor); a member still marked live here
+    -- (no heartbeat recorded its lapse) moves the floor to now, so no agent keeps it.
+    local changed = redis.call('ZSCORE', K.member_changes, instance)
+    if changed then
+      local floor = tonumber(changed)
+      if redis.call('HGET', K.members, instance) == '1' then
+        floor = tonumber(redis.call('HINCRBY', K.member_meta, 'version', 1))
+      end
+      if floor > tonumber(redis.call('HGET', K.member_meta, 'floor') or '0') then
+        redis.call('HSET', K.member_meta, 'floor', floor)
+      end
+      redis.call('ZREM', K.member_changes, instance)
+      redis.call('HDEL', K.members, instance)
+    end
     removed = removed + 1
   end
 end

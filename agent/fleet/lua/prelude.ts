@@ -12,6 +12,8 @@ local K = {
   by_instance = KEYS[8], by_principal = KEYS[9], by_tenant = KEYS[10],
   reservations = KEYS[11], reservation_expiries = KEYS[12], demand = KEYS[13],
   ended = KEYS[14], ended_reasons = KEYS[15],
+  free = KEYS[16], member_leases = KEYS[17], members = KEYS[18], member_changes = KEYS[19],
+  member_meta = KEYS[20],
 }
 
 -- The Redis server's clock in milliseconds: the one clock all agents share.
@@ -35,6 +37,30 @@ local function alive(instance, now)
   if instance == '' then return false end
   local deadline = redis.call('ZSCORE', K.leases, instance)
   return deadline ~= false and tonumber(deadline) > now
+end
+
+-- Keeps an instance's entry in the free-capacity index true: minus its free slots while it is
+-- alive and has one, no entry otherwise. Called after every change to its capacity or to its slots
+-- in use (sessions and reservations), so placement reads the best instance in O(log N) instead of
+-- reading every instance. Agents of an earlier version do not call it: see pick().
+local function refresh_free(instance, now)
+  if instance == nil or instance == '' then return end
+  local free = tonumber(redis.call('HGET', K.capacity, instance) or '0') - used(instance)
+  if free > 0 and alive(instance, now) then
+    redis.call('ZADD', K.free, -free, instance)
+  else
+    redis.call('ZREM', K.free, instance)
+  end
+end
+
+-- The membership log agents mirror instead of reading the whole fleet at every heartbeat: each
+-- change of an instance (joined, moved to another address, gone) takes the next version, and an
+-- agent asks for what changed since the version it has.
+local function mark_member(id, state)
+  local version = redis.call('HINCRBY', K.member_meta, 'version', 1)
+  redis.call('ZADD', K.member_changes, version, id)
+  redis.call('HSET', K.members, id, state)
+  return version
 end
 
 -- A principal is its name within its tenant: its slice of the per-principal index is named
@@ -92,13 +118,14 @@ end
 
 -- Forgets a reservation and gives back what it held (its slot and its quota places).
 -- Reservation members carry a leading space, which no session id contains.
-local function drop_reservation(rid)
+local function drop_reservation(rid, now)
   local raw = redis.call('HGET', K.reservations, rid)
   redis.call('HDEL', K.reservations, rid)
   redis.call('ZREM', K.reservation_expiries, rid)
   if not raw then return end
   local r = cjson.decode(raw)
   redis.call('ZREM', K.by_instance, r.i .. '\\n ' .. rid)
+  refresh_free(r.i, now)
   unindex_owners(r.p, r.t, ' ' .. rid)
 end
 
@@ -106,16 +133,19 @@ end
 -- reclaiming them here, a bounded number per call, keeps abandoned slots from leaking.
 local function reclaim_reservations(now, budget)
   local expired = redis.call('ZRANGEBYSCORE', K.reservation_expiries, '-inf', now, 'LIMIT', 0, budget)
-  for _, rid in ipairs(expired) do drop_reservation(rid) end
+  for _, rid in ipairs(expired) do drop_reservation(rid, now) end
   return #expired
 end
 
 -- Removes a session from the registry and every index, freeing its slot and quota places.
-local function drop_session(id, rec)
+local function drop_session(id, rec, now)
   redis.call('HDEL', K.sessions, id)
   redis.call('ZREM', K.expiries, id)
   redis.call('ZREM', K.activity, id)
-  if rec.o ~= '' then redis.call('ZREM', K.by_instance, rec.o .. '\\n' .. id) end
+  if rec.o ~= '' then
+    redis.call('ZREM', K.by_instance, rec.o .. '\\n' .. id)
+    refresh_free(rec.o, now)
+  end
   unindex_owners(rec.p, rec.t, id)
 end
 
@@ -174,20 +204,25 @@ end
 
 -- drop_session for a session that ended (rather than one never opened): its id is remembered.
 local function end_session(id, rec, reason, now, memory)
-  drop_session(id, rec)
+  drop_session(id, rec, now)
   remember_ended(id, reason, now, memory)
 end
 
 -- Where a new or re-homed session goes. This instance if it has a free slot; else the live
 -- instance with the most free slots (ties: the smallest id, so the choice is deterministic);
--- else, as a last resort, this instance if it may evict an idle session (evictionPolicy lru),
+-- else, as a last resort, this instance if it may evict an idle session (evictionPolicy lru, or
+-- one idle past limits.evictIdleAfterSeconds),
 -- because a free slot elsewhere costs a hop while an eviction costs someone their connection.
 -- Instances offer capacity 0 while draining or while their concurrency is exhausted (as of their
 -- last heartbeat), so they are never chosen. This instance knows its own state better than its
 -- last heartbeat: self_mode is 'open', 'evict' (full but may evict) or 'closed' (take nothing).
 -- Returns the chosen instance (or nil) and how many instances are alive: that, not how many
 -- take sessions right now, is what counts against maxInstances.
-local function pick(self, self_mode, now)
+--
+-- pick_scan reads every live instance: O(N). It is what agents of an earlier version do, and
+-- what this version does while one of them is alive (a mixed fleet during a rolling upgrade):
+-- those agents change slots in use without keeping the free-capacity index true.
+local function pick_scan(self, self_mode, now)
   local live = redis.call('ZRANGEBYSCORE', K.leases, '(' .. now, '+inf')
   local best, best_free = nil, 0
   local self_free = nil
@@ -209,5 +244,45 @@ local function pick(self, self_mode, now)
   if best ~= nil then return best, #live end
   if self_free ~= nil and self_mode == 'evict' then return self, #live end
   return nil, #live
+end
+
+-- The first entry of the free-capacity index other than self, checked against the truth (alive,
+-- capacity minus slots in use) before it is trusted: an entry found wrong (its instance died, or
+-- an earlier version's agent changed its slots) is corrected and the next one is read. Each
+-- correction fixes one entry for good, so the loop is short and its cost amortized.
+local function best_other(self, now)
+  while true do
+    local top = redis.call('ZRANGE', K.free, 0, 1, 'WITHSCORES')
+    local id, score = top[1], top[2]
+    if id == self then id, score = top[3], top[4] end
+    if id == nil then return nil end
+    local free = tonumber(redis.call('HGET', K.capacity, id) or '0') - used(id)
+    if free > 0 and free == -tonumber(score) and alive(id, now) then return id end
+    refresh_free(id, now)
+  end
+end
+
+-- Live instances, and whether every one of them keeps the free-capacity index (protocol 2):
+-- each writes its lease to both lease sets, an earlier version's agent only to the first.
+local function fleet_size(now)
+  local running = redis.call('ZCOUNT', K.leases, '(' .. now, '+inf')
+  return running, running ~= redis.call('ZCOUNT', K.member_leases, '(' .. now, '+inf')
+end
+
+-- The same rules as pick_scan in O(log N): this instance from its own counters, the others from
+-- the free-capacity index.
+local function pick(self, self_mode, now)
+  local running, mixed = fleet_size(now)
+  if mixed then return pick_scan(self, self_mode, now) end
+  local self_free = nil
+  if self_mode ~= 'closed' and alive(self, now) then
+    local cap = tonumber(redis.call('HGET', K.capacity, self) or '0')
+    if cap > 0 then self_free = cap - used(self) end
+  end
+  if self_free ~= nil and self_free > 0 then return self, running end
+  local best = best_other(self, now)
+  if best ~= nil then return best, running end
+  if self_free ~= nil and self_mode == 'evict' then return self, running end
+  return nil, running
 end
 `;

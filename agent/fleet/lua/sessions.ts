@@ -7,35 +7,96 @@ import { PRELUDE } from './prelude.js';
 
 /**
  * Renews this instance's lease and publishes what it offers. KEYS: registry.
- * ARGV: self, lease ms, capacity (0 while draining or saturated), advertised URL, info JSON.
- * Returns {previous deadline or -1, now, demand, then per live instance: id, address, capacity,
- * used, deadline}.
+ * ARGV: self, lease ms, capacity (0 while draining or saturated), advertised URL, info JSON, the
+ * membership epoch and version this agent mirrors ('' and 0: none yet).
+ * Costs O(log N) plus what changed, never a walk of the fleet (but in a mixed fleet, below).
+ * Returns {previous deadline or -1, now, demand, live instances, epoch, version, mode, then per
+ * member: id, address, 1 (live) or 0 (gone)}. Mode 'delta': the members that changed since the
+ * agent's version; 'full': every live member (the agent had none, or too old a version, or an
+ * earlier version's agent is alive and keeps no membership log: then the live fleet is read).
  */
 export const HEARTBEAT = `${PRELUDE}
-local self, lease_ms = ARGV[1], tonumber(ARGV[2])
+local self, lease_ms, address = ARGV[1], tonumber(ARGV[2]), ARGV[4]
+local known_epoch, known_version = ARGV[6] or '', tonumber(ARGV[7] or '0') or 0
 local now = now_ms()
 -- 1. Read the old deadline first: if it had already passed, other agents may have treated this
 --    instance as dead (re-homed its sessions), and the agent must re-check what it holds.
 local previous = redis.call('ZSCORE', K.leases, self)
--- 2. Renew the lease and publish capacity, address and load in one step.
+local moved = redis.call('HGET', K.address, self) ~= address
+-- 2. Renew the lease (in both lease sets: see fleet_size) and publish capacity, address and load.
 redis.call('ZADD', K.leases, now + lease_ms, self)
+redis.call('ZADD', K.member_leases, now + lease_ms, self)
 redis.call('HSET', K.capacity, self, ARGV[3])
-redis.call('HSET', K.address, self, ARGV[4])
+redis.call('HSET', K.address, self, address)
 redis.call('HSET', K.info, self, ARGV[5])
--- 3. Fleet-wide demand: new sessions still waiting for capacity (the autoscaler's signal).
+refresh_free(self, now)
+-- 3. Membership. A new member, one back after its lease lapsed, or one at a new address is a
+--    change every agent hears of at its next heartbeat.
+redis.call('HSETNX', K.member_meta, 'epoch', now)
+if moved or redis.call('HGET', K.members, self) ~= '1' then mark_member(self, '1') end
+-- 4. Leases that ran out since the last heartbeat of any agent are members gone: the first
+--    heartbeat after a lapse records it, once. So are leases ended by a leave (deadline 0: the
+--    earlier version records nothing else), until the sweep forgets them. Usually there are none:
+--    this costs O(log N).
+local checked = tonumber(redis.call('HGET', K.member_meta, 'checked') or '0')
+-- (From the last check inclusive: a deadline set to exactly that moment afterwards is not missed;
+-- one recorded already is skipped below.)
+local lapsed = redis.call('ZRANGEBYSCORE', K.leases, math.min(checked, now), now)
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.leases, 0, 0)) do lapsed[#lapsed + 1] = id end
+for _, id in ipairs(lapsed) do
+  redis.call('ZREM', K.free, id)
+  if redis.call('HGET', K.members, id) ~= '0' then mark_member(id, '0') end
+end
+redis.call('HSET', K.member_meta, 'checked', now)
+-- 5. Fleet-wide demand: new sessions still waiting for capacity (the autoscaler's signal).
 local demand = redis.call('ZCOUNT', K.demand, '(' .. now, '+inf')
--- 4. The live fleet as this agent will cache it (routing by owner hint while Redis is away).
-local out = { previous and tonumber(previous) or -1, now, demand }
-local live = redis.call('ZRANGEBYSCORE', K.leases, '(' .. now, '+inf', 'WITHSCORES')
-for i = 1, #live, 2 do
-  local id = live[i]
-  out[#out + 1] = id
-  out[#out + 1] = redis.call('HGET', K.address, id) or ''
-  out[#out + 1] = tonumber(redis.call('HGET', K.capacity, id) or '0')
-  out[#out + 1] = used(id)
-  out[#out + 1] = tonumber(live[i + 1])
+-- 6. What changed since the agent's version, or the whole membership when it has none to start from.
+local running, mixed = fleet_size(now)
+local meta = redis.call('HMGET', K.member_meta, 'epoch', 'version', 'floor')
+local epoch, version, floor = meta[1], tonumber(meta[2] or '0'), tonumber(meta[3] or '0')
+local out = { previous and tonumber(previous) or -1, now, demand, running, epoch, version }
+if mixed then
+  out[7] = 'full'
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.leases, '(' .. now, '+inf')) do
+    out[#out + 1] = id
+    out[#out + 1] = redis.call('HGET', K.address, id) or ''
+    out[#out + 1] = 1
+  end
+elseif known_epoch ~= epoch or known_version < floor or known_version > version or known_version == 0 then
+  out[7] = 'full'
+  local all = redis.call('HGETALL', K.members)
+  for i = 1, #all, 2 do
+    if all[i + 1] == '1' then
+      out[#out + 1] = all[i]
+      out[#out + 1] = redis.call('HGET', K.address, all[i]) or ''
+      out[#out + 1] = 1
+    end
+  end
+else
+  out[7] = 'delta'
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.member_changes, '(' .. known_version, '+inf')) do
+    local up = redis.call('HGET', K.members, id) == '1'
+    out[#out + 1] = id
+    out[#out + 1] = up and (redis.call('HGET', K.address, id) or '') or ''
+    out[#out + 1] = up and 1 or 0
+  end
 end
 return out
+`;
+
+/**
+ * Leaves the fleet at once rather than when the lease runs out: the deadline goes to 0 (as the
+ * earlier version sets it, so the sweep forgets the instance at its next run), and the members
+ * hear of it at their next heartbeat. KEYS: registry. ARGV: self. Returns 1 if it was registered.
+ */
+export const LEAVE = `${PRELUDE}
+local self = ARGV[1]
+if not redis.call('ZSCORE', K.leases, self) then return 0 end
+redis.call('ZADD', K.leases, 'XX', 0, self)
+redis.call('ZADD', K.member_leases, 'XX', 0, self)
+redis.call('ZREM', K.free, self)
+if redis.call('HGET', K.members, self) ~= '0' then mark_member(self, '0') end
+return 1
 `;
 
 /**
@@ -89,6 +150,7 @@ end
 redis.call('HSET', K.reservations, rid, cjson.encode({ i = target, p = principal, t = tenant, x = sid ~= '' and sid or nil }))
 redis.call('ZADD', K.reservation_expiries, now + rid_ttl, rid)
 redis.call('ZADD', K.by_instance, 0, target .. '\\n ' .. rid)
+refresh_free(target, now)
 index_owners('ZADD', principal, tenant, ' ' .. rid)
 if waiter ~= '' then redis.call('ZREM', K.demand, waiter) end
 return { 'placed', target, redis.call('HGET', K.address, target) or '' }
@@ -97,7 +159,7 @@ return { 'placed', target, redis.call('HGET', K.address, target) or '' }
 /** Gives a reservation back (the session was never opened). KEYS: registry. ARGV: reservation id. */
 export const CANCEL = `${PRELUDE}
 local existed = redis.call('HEXISTS', K.reservations, ARGV[1])
-drop_reservation(ARGV[1])
+drop_reservation(ARGV[1], now_ms())
 return existed
 `;
 
@@ -125,7 +187,7 @@ if rid ~= '' then
   if raw and cjson.decode(raw).x == id then
     local why = ended_reason(id, now)
     if why then
-      drop_reservation(rid)
+      drop_reservation(rid, now)
       return { 'ended', why }
     end
   end
@@ -133,13 +195,14 @@ end
 -- 2. The reservation's places pass to the session. If it had expired (and been reclaimed), the
 --    session is registered anyway: it already exists upstream, and refusing it now would only
 --    leave it unaccounted for.
-if rid ~= '' then drop_reservation(rid) end
+if rid ~= '' then drop_reservation(rid, now) end
 -- 3. The record and every index.
 local rec = { o = owner, p = principal, t = tenant, c = tonumber(ARGV[6]), e = tonumber(ARGV[7]), r = tonumber(ARGV[8]) }
 redis.call('HSET', K.sessions, id, cjson.encode(rec))
 redis.call('ZADD', K.expiries, rec.e, id)
 redis.call('ZADD', K.activity, rec.c, id)
 redis.call('ZADD', K.by_instance, 0, owner .. '\\n' .. id)
+refresh_free(owner, now)
 index_owners('ZADD', principal, tenant, id)
 -- A live session is not an ended one (an id the front may reuse, such as a resumed Copilot session).
 forget_ended(id)
@@ -165,7 +228,10 @@ local rec = cjson.decode(raw)
 if expected ~= '' and rec.o ~= expected then return { 'not-owner', rec.o } end
 -- 2. Hand-off: free the owner's slot, keep the session and its quota places.
 if mode == 'handoff' and tonumber(rec.r) == 1 then
-  if rec.o ~= '' then redis.call('ZREM', K.by_instance, rec.o .. '\\n' .. id) end
+  if rec.o ~= '' then
+    redis.call('ZREM', K.by_instance, rec.o .. '\\n' .. id)
+    refresh_free(rec.o, now_ms())
+  end
   rec.o = ''
   redis.call('HSET', K.sessions, id, cjson.encode(rec))
   return { 'handed-off' }
@@ -217,7 +283,10 @@ end
 -- 3. Resumable: free the old owner's slot first (so staying on the caller is possible), then
 --    choose a live instance exactly as for a new session, and move ownership in the same step.
 --    Two agents racing here are serialized by Redis: the second sees the first one's live owner.
-if rec.o ~= '' then redis.call('ZREM', K.by_instance, rec.o .. '\\n' .. id) end
+if rec.o ~= '' then
+  redis.call('ZREM', K.by_instance, rec.o .. '\\n' .. id)
+  refresh_free(rec.o, now)
+end
 local target, running = pick(self, self_mode, now)
 if target == nil then
   rec.o = ''
@@ -228,5 +297,6 @@ rec.o = target
 raw = cjson.encode(rec)
 redis.call('HSET', K.sessions, id, raw)
 redis.call('ZADD', K.by_instance, 0, target .. '\\n' .. id)
+refresh_free(target, now)
 return { 'moved', target, redis.call('HGET', K.address, target) or '', raw }
 `;

@@ -149,4 +149,17 @@ describe('FrameDecoder', () => {
       { numRuns: 1000 },
     );
   });
+
+  it('raises its frame limit when told (a client that authenticated), and drops what it held on release', () => {
+    const decoder = new FrameDecoder({ maxFrameBytes: 16 });
+    const frame = encodeMessage({ jsonrpc: '2.0', method: 'm', params: { x: 'y'.repeat(40) } });
+    expect(() => new FrameDecoder({ maxFrameBytes: 16 }).push(frame)).toThrow(/exceeds the limit of 16 bytes/);
+    decoder.frameLimit = 1024;
+    expect(decoder.push(frame)).toHaveLength(1);
+    decoder.push(frame.subarray(0, 30));
+    expect(decoder.bufferedBytes).toBeGreaterThan(0);
+    decoder.release();
+    expect(decoder.bufferedBytes).toBe(0);
+    expect(() => decoder.push(frame)).toThrow();
+  });
 });

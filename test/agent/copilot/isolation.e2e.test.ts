@@ -184,7 +184,14 @@ describe('Copilot front: sessions through the agent', () => {
     const next = await alice.createSession({ onPermissionRequest: approveAll });
     expect(next.sessionId).toMatch(/^[0-9a-f-]{36}$/);
     const readyz = await fetch(`${agent.adminUrl}/readyz`).then((r) => r.json());
-    expect(readyz).toEqual({ status: 'not ready', reasons: ['no free session slot'], sessions: 3, capacity: 3 });
+    // Full: still in the Service's rotation (its three sessions are served), refusing new sessions.
+    expect(readyz).toEqual({
+      status: 'ready',
+      reasons: [],
+      sessions: 3,
+      capacity: 3,
+      newSessions: { accepting: false, reasons: ['no free session slot'] },
+    });
   });
 
   it('user B can neither resume, delete, use nor see user A’s session', async () => {

@@ -94,6 +94,16 @@ describe('the Copilot method table', () => {
     expect(hostAccessAllowed({ ...base, isolation: 'shared', copilotHostAccess: true })).toBe(true);
   });
 
+  it('allows host access under recycled session isolation with shared state once the agent stages it (ADR 0019)', () => {
+    const base = { sharedSessionState: true, recycleAfterSession: true, copilotHostAccess: undefined };
+    expect(hostAccessAllowed({ ...base, isolation: 'session' }, true)).toBe(true);
+    expect(hostAccessAllowed({ ...base, isolation: 'session' }, false)).toBe(false);
+    // Staging empties the app's directory, not the CLI's own database of what it served: only a
+    // recycled instance holds nothing of an earlier session.
+    expect(hostAccessAllowed({ ...base, isolation: 'session', recycleAfterSession: false }, true)).toBe(false);
+    expect(hostAccessAllowed({ ...base, isolation: 'shared' }, true)).toBe(false);
+  });
+
   it('check-policy warns what copilotHostAccess gives up', () => {
     const result = validatePolicy({
       isolation: 'shared',

@@ -121,6 +121,32 @@ describe('SessionTable', () => {
     expect(t.list().map((s) => s.id)).toEqual(['c', 'a', 'd']);
   });
 
+  it('without LRU, a full table evicts the least recently used session idle past evictIdleAfterSeconds, and only such a one', () => {
+    // Idle timeout 1800 s, as by default: a client that never ends its session would hold the slot that long.
+    const { t, clock, ended } = table({
+      sessionLifetimeSeconds: 21600,
+      sessionIdleTimeoutSeconds: 1800,
+      ...{ limits: { evictIdleAfterSeconds: 120 } },
+    });
+    const a = t.create('a');
+    t.create('b');
+    const c = t.create('c');
+    if (!a.ok || !c.ok) throw new Error('not created');
+    t.openStream(c.session);
+    clock.t += 119_000;
+    // Nobody has been idle 120 s yet: the instance is full.
+    expect(t.create('d')).toEqual({ ok: false, reason: 'full' });
+    expect(t.canAccept()).toBe(false);
+    t.touch(a.session);
+    clock.t += 1_000;
+    // b is idle 120 s; a was used a second ago; c holds an open stream.
+    expect(t.canAccept()).toBe(true);
+    const d = t.create('d');
+    expect(d.ok && d.evicted?.id).toBe('b');
+    expect(ended).toEqual([['b', 'evicted']]);
+    expect(t.create('e')).toEqual({ ok: false, reason: 'full' });
+  });
+
   it('never evicts a session that is busy', () => {
     const { t } = table({ evictionPolicy: 'lru' });
     for (const id of ['a', 'b', 'c']) {

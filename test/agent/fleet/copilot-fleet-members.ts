@@ -37,8 +37,13 @@ export async function startCopilotFleet<Id extends string>(options: {
   policy: Record<string, unknown>;
   principals: Record<string, PrincipalEntry>;
   adminToken: string;
-  /** Every CLI's `~/.copilot/session-state` is a link to this directory: the fleet's shared volume. */
+  /**
+   * The fleet's shared volume. Every CLI's `~/.copilot/session-state` is a link to it — or, with
+   * `stageState`, the CLI's own directory, and the agents stage state between the two
+   * (`--session-state-dir`, `--app-state-dir`: ADR 0019), as the constructs deploy a Copilot fleet.
+   */
   sharedState?: string;
+  stageState?: boolean;
   /** Flags every agent gets after the member flags (e.g. `--tenant`). */
   extraArgs?: readonly string[];
 }): Promise<CopilotFleet<Id>> {
@@ -60,7 +65,7 @@ export async function startCopilotFleet<Id extends string>(options: {
       ids.map(async (id) => {
         const home = mkdtempSync(join(tmpdir(), `sessionfleet-copilot-${id}-`));
         homes.push(home);
-        if (options.sharedState) {
+        if (options.sharedState && !options.stageState) {
           mkdirSync(join(home, '.copilot'), { recursive: true });
           symlinkSync(options.sharedState, join(home, '.copilot', 'session-state'));
         }
@@ -79,6 +84,9 @@ export async function startCopilotFleet<Id extends string>(options: {
           principals: options.principals,
           extraArgs: [
             ...memberArgs({ id, port: portOf[id], redisUrl, fleet, adminToken }),
+            ...(options.sharedState && options.stageState
+              ? ['--session-state-dir', options.sharedState, '--app-state-dir', clis[id].sessionStateDir]
+              : []),
             ...(options.extraArgs ?? []),
           ],
         });

@@ -1,7 +1,7 @@
 /**
- * The Copilot front in a fleet, end to end: three real Copilot CLIs sharing one session-state
- * directory (their "shared volume": each HOME's `~/.copilot/session-state` is a link to it),
- * three agent processes with `--redis` in front of them, and SDK clients connected to different
+ * The Copilot front in a fleet, end to end: three real Copilot CLIs and one shared session-state
+ * directory (their "shared volume", which the agents stage each CLI's sessions in and out of, as
+ * the constructs deploy it: ADR 0019), three agent processes with `--redis` in front of them, and SDK clients connected to different
  * agents. The tests run in order on one fleet (each leaves the state the next one builds on):
  * placement fills the free slots, calls land on the owner, quotas, the fleet full, the kill
  * switch through a non-owner, the owner dying (its saved session continues elsewhere), and the
@@ -56,6 +56,7 @@ beforeAll(async () => {
     principals: { [TOKENS.alice]: 'alice', [TOKENS.bob]: 'bob', [TOKENS.carol]: 'carol' },
     adminToken: ADMIN_TOKEN,
     sharedState: shared,
+    stageState: true,
     extraArgs: ['--fleet-key', FLEET_KEY],
   });
   ({ clis, agents } = members);

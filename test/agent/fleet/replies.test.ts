@@ -17,11 +17,18 @@ import {
 // layouts and show that a reply of the wrong shape is refused, naming the script, not misread.
 describe('script reply decoders', () => {
   it('read each documented layout', () => {
-    expect(decodeHeartbeat([-1, 1000, 2, 'a', 'http://a', 20, 3, 5000])).toEqual({
+    expect(decodeHeartbeat([-1, 1000, 2, 3, '99', 7, 'delta', 'a', 'http://a', 1, 'b', '', 0])).toEqual({
       previousDeadline: undefined,
       now: 1000,
       demand: 2,
-      instances: [{ id: 'a', address: 'http://a', capacity: 20, used: 3, leaseDeadline: 5000 }],
+      running: 3,
+      epoch: '99',
+      version: 7,
+      mode: 'delta',
+      members: [
+        { id: 'a', address: 'http://a', gone: false },
+        { id: 'b', address: '', gone: true },
+      ],
     });
     expect(decodePlace(['placed', 'b', 'http://b'])).toEqual({ kind: 'placed', instanceId: 'b', address: 'http://b' });
     expect(decodePlace(['quota', 'tenant', 4])).toEqual({ kind: 'quota', quota: 'tenant', held: 4 });
@@ -51,7 +58,8 @@ describe('script reply decoders', () => {
   it('refuse a reply of the wrong shape with the script named', () => {
     expect(() => decodePlace(['maybe'])).toThrow(ScriptReplyError);
     expect(() => decodePlace(['maybe'])).toThrow(/^unexpected reply from sfPlace: unknown outcome/);
-    expect(() => decodeHeartbeat([-1, 1000, 2, 'a'])).toThrow(/sfHeartbeat: instances come in fives/);
+    expect(() => decodeHeartbeat([-1, 1000, 2, 1, '9', 1, 'full', 'a'])).toThrow(/sfHeartbeat: members come in threes/);
+    expect(() => decodeHeartbeat([-1, 1000, 2, 1, '9', 1, 'some'])).toThrow(/sfHeartbeat: unknown mode/);
     expect(() => decodeResync([1, 2])).toThrow(/sfResync: expected an array of at least 3/);
     expect(() => decodeSweep([1, 2, 3, 4, 5, 6, 'x'])).toThrow(/sfSweep: expected a number/);
     expect(() => decodeEnd(['ok'])).toThrow(/sfEnd: unknown outcome/);

@@ -9,7 +9,15 @@ afterEach(() => {
   tables = [];
 });
 
-function setup(options: { sessions?: number; concurrency?: number; eviction?: 'reject' | 'lru'; idle?: number } = {}) {
+function setup(
+  options: {
+    sessions?: number;
+    concurrency?: number;
+    eviction?: 'reject' | 'lru';
+    idle?: number;
+    evictIdle?: number;
+  } = {},
+) {
   const clock = { t: 1_000_000 };
   const sessions = new SessionTable({
     policy: {
@@ -17,6 +25,7 @@ function setup(options: { sessions?: number; concurrency?: number; eviction?: 'r
       sessionLifetimeSeconds: 100,
       sessionIdleTimeoutSeconds: options.idle ?? 10,
       evictionPolicy: options.eviction ?? 'reject',
+      limits: { evictIdleAfterSeconds: options.evictIdle ?? 0 },
     },
     now: () => clock.t,
     sweepIntervalMs: 60_000,
@@ -29,6 +38,7 @@ function setup(options: { sessions?: number; concurrency?: number; eviction?: 'r
     load,
     draining: () => state.draining,
     idleTimeoutSeconds: options.idle ?? 10,
+    evictIdleAfterSeconds: options.evictIdle ?? 0,
     now: () => clock.t,
   });
   return { sessions, load, admission, clock, state };
@@ -63,6 +73,18 @@ describe('Admission', () => {
     });
     sessions.end('a', 'deleted');
     expect(admission.reserve(undefined).ok).toBe(true);
+  });
+
+  it('with evictIdleAfterSeconds, a full instance answers Retry-After to the soonest idle eviction, then takes the session', () => {
+    const { admission, clock } = setup({ idle: 90, evictIdle: 40 });
+    create(admission, 'a');
+    clock.t += 30_000;
+    create(admission, 'b');
+    const refused = admission.reserve(undefined);
+    // 'a' may be given up 40 s after its last activity, 10 s from now (its idle expiry is 60 s away).
+    expect(refused.ok || refused.error.retryAfterSeconds).toBe(10);
+    clock.t += 10_000;
+    expect(create(admission, 'c').id).toBe('c');
   });
 
   it('counts reservations, so two initializes in flight cannot both take the last slot', () => {

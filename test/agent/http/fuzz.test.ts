@@ -296,6 +296,7 @@ describe.each(['header', 'cookie', 'mcp-streamable-http'] as const)('fuzzing %s 
     expect(agent.front.stats()).toMatchObject({
       activeRequests: 0,
       openStreams: 0,
+      streamPlaces: 0,
       pendingReservations: 0,
       tunnels: 0,
     });

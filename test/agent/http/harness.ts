@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAgentConfig } from '../../../agent/config.js';
 import type { AgentContext } from '../../../agent/core/context.js';
+import type { JwtTunables } from '../../../agent/core/jwt.js';
 import { InstanceLoad } from '../../../agent/core/load.js';
 import { createLogger } from '../../../agent/core/logger.js';
 import { createMetrics } from '../../../agent/core/metrics.js';
@@ -31,7 +32,7 @@ export async function startTestAgent(
   policy: Record<string, unknown>,
   upstream: string,
   args: readonly string[] = [],
-  options: { logLevel?: string } = {},
+  options: { logLevel?: string; jwt?: JwtTunables } = {},
 ): Promise<TestAgent> {
   const dir = mkdtempSync(join(tmpdir(), 'sessionfleet-http-'));
   const file = join(dir, 'policy.json');
@@ -57,7 +58,7 @@ export async function startTestAgent(
     instanceId: 'test',
     destination: { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) },
   });
-  const agent = await startAgent(config, { logger });
+  const agent = await startAgent(config, { logger, ...(options.jwt ? { jwt: options.jwt } : {}) });
   return {
     agent,
     front: agent.front as HttpFront,

@@ -163,7 +163,7 @@ describe('WebSocket', () => {
 });
 
 describe('health, readiness and metrics', () => {
-  it('is not ready while no session slot is free or the upstream is down, and unhealthy past the threshold', async () => {
+  it('stays ready while full (only new sessions are refused), is not ready with the upstream down, and unhealthy past the threshold', async () => {
     const own = await spawnListening(FIXTURE);
     const a = await spawnAgent({
       policy: { affinity: { type: 'header', headerName: 'x-aff' }, sessionsPerInstance: 1 },
@@ -174,9 +174,19 @@ describe('health, readiness and metrics', () => {
       const r = await call(`${a.adminUrl}/readyz`);
       return { status: r.status, reasons: (r.body as { reasons: string[] }).reasons };
     };
+    const accepting = async () => {
+      const r = await call(`${a.adminUrl}/readyz/new-sessions`);
+      return { status: r.status, reasons: (r.body as { reasons: string[] }).reasons };
+    };
     expect(await ready()).toEqual({ status: 200, reasons: [] });
+    expect(await accepting()).toEqual({ status: 200, reasons: [] });
     expect((await call(`${a.url}/echo`, { 'x-aff': 'only' })).status).toBe(200);
-    expect(await ready()).toEqual({ status: 503, reasons: ['no free session slot'] });
+    // Full: the session it holds keeps its Service endpoint; only new sessions are refused.
+    expect(await ready()).toEqual({ status: 200, reasons: [] });
+    expect(await accepting()).toEqual({ status: 503, reasons: ['no free session slot'] });
+    expect((await call(`${a.adminUrl}/readyz`)).body).toMatchObject({
+      newSessions: { accepting: false, reasons: ['no free session slot'] },
+    });
     const refused = await call(`${a.url}/echo`, { 'x-aff': 'second' });
     expect(refused.status).toBe(429);
     expect(refused.headers['retry-after']).toBe('60');

@@ -77,6 +77,7 @@ function expectIdle(a: TestAgent) {
   expect(a.front.stats()).toEqual({
     activeRequests: 0,
     openStreams: 0,
+    streamPlaces: 0,
     sessionsWithStreams: 0,
     pendingReservations: 0,
     tunnels: 0,

@@ -1,0 +1,107 @@
+/**
+ * A real MCP 2026-07-28 server for tests: the official SDK v2 (`@modelcontextprotocol/server`
+ * 2.4.0, `createMcpHandler`, both eras) on a loopback `node:http` port, in this process. The
+ * handler is web-standard (Request → Response); the bridge below streams the response body to
+ * the socket as the SDK produces it (a `subscriptions/listen` stays open) and aborts the request
+ * when the client side closes.
+ *
+ * Tools: `echo` answers at once; `hold` answers when the test calls `release()`, so a test can
+ * keep a request in flight without timing anything.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createMcpHandler, McpServer } from '@modelcontextprotocol/server';
+
+export interface McpV2Upstream {
+  readonly url: string;
+  /** Requests with `Mcp-Method` seen so far, in order. */
+  readonly methods: string[];
+  /** The `x-user` header of every request seen (the principal the agent let through), in order. */
+  readonly users: string[];
+  /** Ends every `hold` call waiting now. */
+  release(): void;
+  /** `hold` calls waiting now. */
+  readonly holding: number;
+  close(): Promise<void>;
+}
+
+export async function startMcpV2Upstream(): Promise<McpV2Upstream> {
+  let waiting: Array<() => void> = [];
+  const methods: string[] = [];
+  const users: string[] = [];
+  const handler = createMcpHandler(() => {
+    const server = new McpServer({ name: 'sessionfleet-v2-upstream', version: '1.0.0' });
+    server.registerTool('echo', { description: 'answers at once' }, async () => ({
+      content: [{ type: 'text', text: 'echo' }],
+    }));
+    server.registerTool('hold', { description: 'answers when the test releases it' }, async () => {
+      await new Promise<void>((resolve) => waiting.push(resolve));
+      return { content: [{ type: 'text', text: 'held' }] };
+    });
+    return server;
+  });
+
+  async function bridge(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = req.headers['mcp-method'];
+    if (typeof method === 'string') methods.push(method);
+    const user = req.headers['x-user'];
+    if (typeof user === 'string') users.push(user);
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const headers = new Headers();
+    for (let i = 0; i < req.rawHeaders.length; i += 2) headers.append(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
+    const aborted = new AbortController();
+    res.on('close', () => aborted.abort());
+    const hasBody = req.method !== 'GET' && req.method !== 'HEAD' && chunks.length > 0;
+    const request = new Request(`http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`, {
+      method: req.method ?? 'GET',
+      headers,
+      signal: aborted.signal,
+      ...(hasBody ? { body: Buffer.concat(chunks) } : {}),
+    });
+    const response = await handler.fetch(request);
+    const out: Record<string, string> = {};
+    response.headers.forEach((value, key) => {
+      out[key] = value;
+    });
+    res.writeHead(response.status, out);
+    res.flushHeaders();
+    if (!response.body) return void res.end();
+    const reader = response.body.getReader();
+    aborted.signal.addEventListener('abort', () => void reader.cancel().catch(() => {}), { once: true });
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        res.write(value);
+      }
+    } catch {
+      // The client went away: the stream was cancelled.
+    }
+    res.end();
+  }
+
+  const server = createServer((req, res) => {
+    bridge(req, res).catch(() => res.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    methods,
+    users,
+    release() {
+      for (const resolve of waiting.splice(0)) resolve();
+    },
+    get holding() {
+      return waiting.length;
+    },
+    async close() {
+      for (const resolve of waiting.splice(0)) resolve();
+      waiting = [];
+      await handler.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
