@@ -24,6 +24,7 @@ import type { Construct } from 'constructs';
 import {
   AGENT_ADMIN_PORT,
   AGENT_CLIENT_PORT,
+  AGENT_ENV,
   AGENT_EXECUTABLE,
   AGENT_HEALTH_PATH,
   AGENT_READY_PATH,
@@ -105,6 +106,9 @@ const NAME_MAX_LENGTH = 32;
 const MAX_GRACE_SECONDS = 600;
 /** The consumption plan's largest replica. */
 const MAX_REPLICA_CPU = 4;
+/** The consumption plan's memory: 0.5 GiB steps, 2 GiB per vCPU of the replica. */
+const MEMORY_STEP_MIB = 512;
+const MIB_PER_CPU = 2048;
 const SESSION_STATE_VOLUME = 'session-state';
 /** The app's private session state when the agent stages it (ADR 0019): replica-local. */
 const APP_STATE_VOLUME = 'app-session-state';
@@ -177,8 +181,8 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
     this.externalIngress = props.externalIngress ?? true;
 
     const problems = checkAzureFleetProps(props, settings, NAME_MAX_LENGTH);
-    problems.push(...checkReplicaResources(this, props.memoryGiB !== undefined));
-    const resolved = resolveAzurePolicy(this, props.policy, settings.cpuCores);
+    problems.push(...checkReplicaResources(this, props.app?.memoryMiB !== undefined));
+    const resolved = resolveAzurePolicy(this, props.policy, settings.app.cpu);
     problems.push(...resolved.problems);
     const tcp = resolved.policy?.affinity.type === 'copilot-jsonrpc';
     problems.push(...checkEnvironmentProps(props, this.externalIngress, tcp));
@@ -292,7 +296,7 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
     ];
 
     const appEnv: ContainerAppTemplateContainerEnv[] = [
-      ...Object.entries(props.environment ?? {}).map(([name, value]) => ({ name, value })),
+      ...Object.entries(this.app.env).map(([name, value]) => ({ name, value })),
       ...appSecrets.map((s) => ({ name: s.env, secretName: s.secretName })),
     ];
     // The two containers' scripts meet on this replica-local volume.
@@ -302,10 +306,15 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
     const staged = stagesSessionState(this.policy, true);
     const app: ContainerAppTemplateContainer = {
       name: APP_CONTAINER_NAME,
-      image: props.image,
-      cpu: this.cpuCores,
-      memory: `${this.memoryGiB}Gi`,
-      command: wrapper.wrap && props.command !== undefined ? wrapAppCommand(this.policy, props.command) : props.command,
+      image: this.app.image,
+      cpu: this.app.cpu,
+      memory: `${settings.appMemoryGiB}Gi`,
+      // The wrapper starts the whole command line itself; without it the args stay apart.
+      command:
+        wrapper.wrap && settings.appCommandLine !== undefined
+          ? wrapAppCommand(this.policy, settings.appCommandLine)
+          : this.app.command && [...this.app.command],
+      args: wrapper.wrap || this.app.args === undefined ? undefined : [...this.app.args],
       env: appEnv.length > 0 ? appEnv : undefined,
       volumeMounts: [
         { name: staged ? APP_STATE_VOLUME : SESSION_STATE_VOLUME, path: this.sessionStatePath },
@@ -327,26 +336,27 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
     };
     const args = agentArgs({
       policy: this.policy,
-      appPort: props.appPort,
+      appPort: this.app.port,
       principals: props.principals !== undefined,
       principalHeader: props.principalHeader,
       tenantHeader: props.tenantHeader,
       jwt: props.jwt,
-      appHealthPath: props.appHealthPath,
+      appHealthPath: this.app.healthPath,
       fleetName: this.settings.fleetName,
       ...(staged ? { sessionStateDir: AGENT_SHARED_STATE_PATH, appStateDir: AGENT_APP_STATE_PATH } : {}),
     }).map((arg) => SECRET_FILE_PATHS[arg] ?? arg);
     const agent: ContainerAppTemplateContainer = {
       name: AGENT_CONTAINER_NAME,
-      image: this.agentImage,
-      cpu: this.agentCpuCores,
-      memory: `${this.agentMemoryGiB}Gi`,
+      image: this.agent.image,
+      cpu: this.agent.cpu,
+      memory: `${settings.agentMemoryGiB}Gi`,
       command: wrapper.wrap ? wrapAgentCommand([AGENT_EXECUTABLE, ...args]) : [AGENT_EXECUTABLE, ...args],
       env: [
         // Container Apps starts no new revision when only a secret changes, so running replicas
         // would keep an old policy; a digest in the template makes a policy change roll them.
         { name: POLICY_DIGEST_ENV, value: createHash('sha256').update(this.policyFile).digest('hex') },
         ...agentSecrets.map((s) => ({ name: s.env, secretName: s.secretName })),
+        ...(props.agent?.logLevel !== undefined ? [{ name: AGENT_ENV.logLevel, value: this.agent.logLevel }] : []),
       ],
       volumeMounts: [
         { name: SECRETS_VOLUME, path: POLICY_MOUNT_PATH },
@@ -479,37 +489,42 @@ function numberText(value: number): string {
 
 /**
  * The consumption plan's rule: each container's vCPUs in steps of 0.25 and memory in steps of
- * 0.5 GiB, the replica's memory twice its vCPUs, at most 4 vCPUs.
+ * 0.5 GiB, the replica's memory 2 GiB per vCPU, at most 4 vCPUs.
  * https://learn.microsoft.com/azure/container-apps/containers#allocations
  */
 function checkReplicaResources(fleet: AzureContainerAppsSessionFleet, memoryGiven: boolean): string[] {
   const problems: string[] = [];
   const values = {
-    cpuCores: fleet.cpuCores,
-    memoryGiB: fleet.memoryGiB,
-    agentCpuCores: fleet.agentCpuCores,
-    agentMemoryGiB: fleet.agentMemoryGiB,
+    'app.cpu': fleet.app.cpu,
+    'app.memoryMiB': fleet.app.memoryMiB,
+    'agent.cpu': fleet.agent.cpu,
+    'agent.memoryMiB': fleet.agent.memoryMiB,
   };
   if (Object.values(values).some((v) => Token.isUnresolved(v) || !Number.isFinite(v) || v <= 0)) return problems;
-  for (const prop of ['cpuCores', 'agentCpuCores'] as const) {
+  for (const prop of ['app.cpu', 'agent.cpu'] as const) {
     if (!isMultipleOf(values[prop], 0.25))
       problems.push(`'${prop}' (${describeValue(values[prop])}) must be a multiple of 0.25 on Azure Container Apps`);
   }
-  // A memory derived from cpuCores (twice it) is on a step whenever cpuCores is.
-  for (const prop of memoryGiven ? (['memoryGiB', 'agentMemoryGiB'] as const) : (['agentMemoryGiB'] as const)) {
-    if (!isMultipleOf(values[prop], 0.5))
-      problems.push(`'${prop}' (${describeValue(values[prop])}) must be a multiple of 0.5 on Azure Container Apps`);
+  // A memory derived from app.cpu (2048 MiB per vCPU) is on a step whenever app.cpu is.
+  let notWhole = false;
+  for (const prop of memoryGiven ? (['app.memoryMiB', 'agent.memoryMiB'] as const) : (['agent.memoryMiB'] as const)) {
+    // A memory that is no whole number of MiB is reported by its own check already.
+    if (!Number.isInteger(values[prop])) notWhole = true;
+    else if (!isMultipleOf(values[prop], MEMORY_STEP_MIB))
+      problems.push(
+        `'${prop}' (${describeValue(values[prop])}) must be a multiple of ${MEMORY_STEP_MIB} (0.5 GiB) on Azure Container Apps`,
+      );
   }
-  if (problems.length > 0) return problems;
-  const cpu = values.cpuCores + values.agentCpuCores;
-  const memory = values.memoryGiB + values.agentMemoryGiB;
+  if (problems.length > 0 || notWhole) return problems;
+  const cpu = values['app.cpu'] + values['agent.cpu'];
+  const memory = values['app.memoryMiB'] + values['agent.memoryMiB'];
   if (cpu > MAX_REPLICA_CPU) {
     problems.push(
-      `'cpuCores' + 'agentCpuCores' (${cpu}) must be at most ${MAX_REPLICA_CPU} vCPUs per replica on Azure Container Apps`,
+      `'app.cpu' + 'agent.cpu' (${cpu}) must be at most ${MAX_REPLICA_CPU} vCPUs per replica on Azure Container Apps`,
     );
-  } else if (memory !== cpu * 2) {
+  } else if (memory !== cpu * MIB_PER_CPU) {
     problems.push(
-      `'memoryGiB' + 'agentMemoryGiB' (${memory}) must be twice 'cpuCores' + 'agentCpuCores' (${cpu}) on Azure Container Apps: ${cpu * 2}`,
+      `'app.memoryMiB' + 'agent.memoryMiB' (${memory}) must be ${MIB_PER_CPU} MiB per vCPU of 'app.cpu' + 'agent.cpu' (${cpu}) on Azure Container Apps: ${cpu * MIB_PER_CPU}`,
     );
   }
   return problems;
@@ -555,7 +570,7 @@ function checkSecretNames(names: readonly string[]): string[] {
   for (const name of names) {
     if (seen.has(name))
       problems.push(
-        `'secretEnvironment' has two variables that map to the container app secret ${describeValue(name)}: rename one`,
+        `'app.secretEnv' has two variables that map to the container app secret ${describeValue(name)}: rename one`,
       );
     seen.add(name);
   }

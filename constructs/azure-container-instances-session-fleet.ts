@@ -53,7 +53,13 @@ import { trustedProxiesProblems } from './azure-trusted-proxies.js';
 import { SessionFleetValidationError } from './fleet-policy.js';
 
 // The types both Azure fleets' props use, public with the first of them.
-export type { AzureSessionFleetBaseProps } from './azure-fleet-base.js';
+export type {
+  AzureAgentContainer,
+  AzureAppContainer,
+  AzureSessionFleetBaseProps,
+  ResolvedAzureAgentContainer,
+  ResolvedAzureAppContainer,
+} from './azure-fleet-base.js';
 export type { RedisSku } from './azure-fleet-redis.js';
 export type { AzureSecretSource } from './azure-secrets.js';
 export { AzureTrustedProxies } from './azure-trusted-proxies.js';
@@ -163,11 +169,16 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
     const settings = this.settings;
 
     const problems = checkAzureFleetProps(props, settings, NAME_MAX_LENGTH);
-    const resolved = resolveAzurePolicy(this, props.policy, settings.cpuCores);
+    const resolved = resolveAzurePolicy(this, props.policy, settings.app.cpu);
     problems.push(...resolved.problems);
     const instanceCount = props.instanceCount ?? resolved.policy?.minInstances;
     if (resolved.policy !== undefined) problems.push(...checkInstanceCount(instanceCount, resolved.policy));
     problems.push(...checkNetworkProps(props, instanceCount));
+    if (this.app.args !== undefined && this.app.command === undefined) {
+      problems.push(
+        `'app.args' needs 'app.command' on Azure Container Instances: a container group's command line replaces the image's entrypoint and command`,
+      );
+    }
     problems.push(
       ...trustedProxiesProblems(props.principalHeader, props.trustedProxies, {
         cidrsEnforced: false,
@@ -215,12 +226,14 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
     });
     const app: ContainerGroupContainer = {
       name: APP_CONTAINER_NAME,
-      image: props.image,
-      cpu: this.cpuCores,
-      memory: this.memoryGiB,
+      image: this.app.image,
+      cpu: this.app.cpu,
+      memory: settings.appMemoryGiB,
       commands:
-        wrapper.wrap && props.command !== undefined ? wrapAppCommand(this.policy, props.command) : props.command,
-      environmentVariables: nonEmpty(props.environment ?? {}),
+        wrapper.wrap && settings.appCommandLine !== undefined
+          ? wrapAppCommand(this.policy, settings.appCommandLine)
+          : settings.appCommandLine,
+      environmentVariables: nonEmpty({ ...this.app.env }),
       secureEnvironmentVariables: nonEmpty(Object.fromEntries(appSecretEnvs(props).map((s) => [s.env, s.value]))),
       volume: [
         staged
@@ -267,12 +280,12 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
     }
     const args = agentArgs({
       policy: this.policy,
-      appPort: props.appPort,
+      appPort: this.app.port,
       principals: props.principals !== undefined,
       principalHeader: props.principalHeader,
       tenantHeader: props.tenantHeader,
       jwt: props.jwt,
-      appHealthPath: props.appHealthPath,
+      appHealthPath: this.app.healthPath,
       fleetName: this.settings.fleetName,
       ...(staged ? { sessionStateDir: AGENT_SHARED_STATE_PATH, appStateDir: AGENT_APP_STATE_PATH } : {}),
     });
@@ -317,12 +330,13 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
       const advertised =
         privateNetwork || zone === undefined ? undefined : `http://${groupName}.${zone.zoneName}:${AGENT_CLIENT_PORT}`;
       const agentEnv: Record<string, string> = { [AGENT_ENV.instanceId]: groupName };
+      if (props.agent?.logLevel !== undefined) agentEnv[AGENT_ENV.logLevel] = this.agent.logLevel;
       if (advertised !== undefined) agentEnv[AGENT_ENV.advertise] = advertised;
       const agent: ContainerGroupContainer = {
         name: AGENT_CONTAINER_NAME,
-        image: this.agentImage,
-        cpu: this.agentCpuCores,
-        memory: this.agentMemoryGiB,
+        image: this.agent.image,
+        cpu: this.agent.cpu,
+        memory: settings.agentMemoryGiB,
         commands: wrapper.wrap ? wrapAgentCommand([AGENT_EXECUTABLE, ...args]) : [AGENT_EXECUTABLE, ...args],
         ports: [{ port: AGENT_CLIENT_PORT, protocol: 'TCP' }],
         environmentVariables: agentEnv,

@@ -5,14 +5,14 @@
  */
 import { DataAzurermResourceGroup } from '@cdktf/provider-azurerm/lib/data-azurerm-resource-group/index.js';
 import { ResourceGroup } from '@cdktf/provider-azurerm/lib/resource-group/index.js';
-import { Token } from 'cdktf';
+import { Op, Token } from 'cdktf';
 import { Construct } from 'constructs';
 import { AGENT_ADMIN_PORT, AGENT_CLIENT_PORT, DEFAULT_SESSION_STATE_PATH } from '../policy/agent-interface.js';
 import { describeValue } from '../policy/format.js';
 import type { Policy, PolicyInput } from '../policy/index.js';
 import { DEFAULT_AGENT_IMAGE, FLEET_NAME_PATTERN, FLEET_NAME_RULE, fleetNameFromPath } from './agent-container.js';
 import { warnAboutAgentImage } from './agent-image.js';
-import type { AzureSessionFleetBaseProps } from './azure-fleet-props.js';
+import type { AzureAppContainer, AzureSessionFleetBaseProps } from './azure-fleet-props.js';
 import {
   AzureFleetRedis,
   DEFAULT_MANAGED_REDIS_SKU,
@@ -33,7 +33,7 @@ import {
   defaultStorageAccountName,
 } from './azure-naming.js';
 import { AzureFleetPrivateEndpoints } from './azure-private-endpoints.js';
-import { checkSecretSource, secretValue } from './azure-secrets.js';
+import { type AzureSecretSource, checkSecretSource, secretValue } from './azure-secrets.js';
 import { AzureSessionStateStorage } from './azure-session-state-storage.js';
 import { fleetJwtProblems } from './fleet-jwt.js';
 import { resolveFleetPolicy, SessionFleetValidationError } from './fleet-policy.js';
@@ -43,7 +43,28 @@ import { identityHeaderProblems } from './identity-headers.js';
 export const APP_CONTAINER_NAME = 'app';
 export const AGENT_CONTAINER_NAME = 'sessionfleet-agent';
 
-export type { AzureSessionFleetBaseProps } from './azure-fleet-props.js';
+export type { AzureAgentContainer, AzureAppContainer, AzureSessionFleetBaseProps } from './azure-fleet-props.js';
+
+/** The app container with its defaults resolved. */
+export interface ResolvedAzureAppContainer {
+  readonly image: string;
+  readonly port: number;
+  readonly command?: readonly string[];
+  readonly args?: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly secretEnv: Readonly<Record<string, AzureSecretSource>>;
+  readonly healthPath?: string;
+  readonly cpu: number;
+  readonly memoryMiB: number;
+}
+
+/** The agent container with its defaults resolved. */
+export interface ResolvedAzureAgentContainer {
+  readonly image: string;
+  readonly cpu: number;
+  readonly memoryMiB: number;
+  readonly logLevel: string;
+}
 
 /**
  * What both Azure fleets expose of their shared props, defaults resolved once (`settings`), so
@@ -51,11 +72,10 @@ export type { AzureSessionFleetBaseProps } from './azure-fleet-props.js';
  */
 export abstract class AzureSessionFleetBase extends Construct {
   public readonly name: string;
-  public readonly cpuCores: number;
-  public readonly memoryGiB: number;
-  public readonly agentImage: string;
-  public readonly agentCpuCores: number;
-  public readonly agentMemoryGiB: number;
+  /** The app container, defaults resolved. */
+  public readonly app: ResolvedAzureAppContainer;
+  /** The agent container, defaults resolved. */
+  public readonly agent: ResolvedAzureAgentContainer;
   public readonly storageAccountName: string;
   public readonly shareName: string;
   public readonly shareQuotaGiB: number;
@@ -75,11 +95,8 @@ export abstract class AzureSessionFleetBase extends Construct {
     this.settings = settings;
     this.name = settings.name;
     this.fleetName = settings.fleetName;
-    this.cpuCores = settings.cpuCores;
-    this.memoryGiB = settings.memoryGiB;
-    this.agentImage = settings.agentImage;
-    this.agentCpuCores = settings.agentCpuCores;
-    this.agentMemoryGiB = settings.agentMemoryGiB;
+    this.app = settings.app;
+    this.agent = settings.agent;
     this.storageAccountName = settings.storageAccountName;
     this.shareName = settings.shareName;
     this.shareQuotaGiB = settings.shareQuotaGiB;
@@ -87,7 +104,7 @@ export abstract class AzureSessionFleetBase extends Construct {
     this.redisSkuName = settings.redisSkuName;
     this.redisCapacity = settings.redisCapacity;
     this.redisCacheName = settings.redisCacheName;
-    warnAboutAgentImage(this, this.agentImage);
+    warnAboutAgentImage(this, this.agent.image);
   }
 }
 
@@ -96,11 +113,14 @@ export interface AzureFleetSettings {
   readonly name: string;
   /** The agents' `--fleet`. */
   readonly fleetName: string;
-  readonly cpuCores: number;
-  readonly memoryGiB: number;
-  readonly agentImage: string;
-  readonly agentCpuCores: number;
+  readonly app: ResolvedAzureAppContainer;
+  readonly agent: ResolvedAzureAgentContainer;
+  /** `app.memoryMiB` in GiB, as the provider takes it. */
+  readonly appMemoryGiB: number;
+  /** `agent.memoryMiB` in GiB, as the provider takes it. */
   readonly agentMemoryGiB: number;
+  /** `app.command` and `app.args` as one command line (Container Instances has no separate args). */
+  readonly appCommandLine?: string[];
   readonly storageAccountName: string;
   readonly shareName: string;
   readonly shareQuotaGiB: number;
@@ -111,9 +131,12 @@ export interface AzureFleetSettings {
 }
 
 export const AZURE_FLEET_DEFAULTS = {
-  cpuCores: 1,
-  agentCpuCores: 0.5,
-  agentMemoryGiB: 1,
+  appCpu: 1,
+  /** Per vCPU of `app.cpu` when `app.memoryMiB` is not given. */
+  appMemoryMiBPerCpu: 2048,
+  agentCpu: 0.5,
+  agentMemoryMiB: 1024,
+  agentLogLevel: 'info',
   shareName: 'session-state',
   shareQuotaGiB: 100,
   redisSkuName: DEFAULT_MANAGED_REDIS_SKU,
@@ -123,15 +146,36 @@ export const AZURE_FLEET_DEFAULTS = {
 export const SHARE_QUOTA_GIB = { min: 1, max: 5120 } as const;
 
 export function resolveAzureFleetSettings(scope: Construct, props: AzureSessionFleetBaseProps): AzureFleetSettings {
-  const cpuCores = props.cpuCores ?? AZURE_FLEET_DEFAULTS.cpuCores;
+  // Checked by checkAzureFleetProps; a JavaScript caller may still leave it out.
+  const given: Partial<AzureAppContainer> = props.app ?? {};
+  const cpu = given.cpu ?? AZURE_FLEET_DEFAULTS.appCpu;
+  const app: ResolvedAzureAppContainer = {
+    image: given.image as string,
+    port: given.port as number,
+    ...(given.command !== undefined ? { command: given.command } : {}),
+    ...(given.args !== undefined ? { args: given.args } : {}),
+    env: given.env ?? {},
+    secretEnv: given.secretEnv ?? {},
+    ...(given.healthPath !== undefined ? { healthPath: given.healthPath } : {}),
+    cpu,
+    memoryMiB: given.memoryMiB ?? times(cpu, AZURE_FLEET_DEFAULTS.appMemoryMiBPerCpu),
+  };
+  const agentMemoryMiB = props.agent?.memoryMiB ?? AZURE_FLEET_DEFAULTS.agentMemoryMiB;
+  const agent: ResolvedAzureAgentContainer = {
+    image: props.agent?.image ?? DEFAULT_AGENT_IMAGE,
+    cpu: props.agent?.cpu ?? AZURE_FLEET_DEFAULTS.agentCpu,
+    memoryMiB: agentMemoryMiB,
+    logLevel: props.agent?.logLevel ?? AZURE_FLEET_DEFAULTS.agentLogLevel,
+  };
   return {
     name: props.name ?? defaultFleetName(scope),
     fleetName: props.fleetName ?? fleetNameFromPath(scope),
-    cpuCores,
-    memoryGiB: props.memoryGiB ?? cpuCores * 2,
-    agentImage: props.agentImage ?? DEFAULT_AGENT_IMAGE,
-    agentCpuCores: props.agentCpuCores ?? AZURE_FLEET_DEFAULTS.agentCpuCores,
-    agentMemoryGiB: props.agentMemoryGiB ?? AZURE_FLEET_DEFAULTS.agentMemoryGiB,
+    app,
+    agent,
+    // A memory derived from cpu is computed in GiB directly (cpu × 2), so no rounding creeps in.
+    appMemoryGiB: given.memoryMiB !== undefined ? gibibytes(given.memoryMiB) : times(cpu, 2),
+    agentMemoryGiB: gibibytes(agentMemoryMiB),
+    ...(given.command !== undefined ? { appCommandLine: [...given.command, ...(given.args ?? [])] } : {}),
     storageAccountName: props.storageAccountName ?? defaultStorageAccountName(scope),
     shareName: props.shareName ?? AZURE_FLEET_DEFAULTS.shareName,
     shareQuotaGiB: props.shareQuotaGiB ?? AZURE_FLEET_DEFAULTS.shareQuotaGiB,
@@ -141,6 +185,32 @@ export function resolveAzureFleetSettings(scope: Construct, props: AzureSessionF
     redisCacheName: props.redisCacheName ?? defaultRedisCacheName(scope),
   };
 }
+
+/** MiB to the GiB the azurerm provider takes (Terraform divides when the value is a token). */
+export function gibibytes(mib: number): number {
+  return Token.isUnresolved(mib) ? Token.asNumber(Op.div(mib, 1024)) : mib / 1024;
+}
+
+function times(value: number, factor: number): number {
+  return Token.isUnresolved(value) ? Token.asNumber(Op.mul(value, factor)) : value * factor;
+}
+
+/** The flat props of 0.x and their names since docs/adr/0100. */
+const RENAMED_PROPS: Readonly<Record<string, string>> = {
+  image: "'app.image'",
+  appPort: "'app.port'",
+  command: "'app.command'",
+  environment: "'app.env'",
+  secretEnvironment: "'app.secretEnv'",
+  appHealthPath: "'app.healthPath'",
+  cpuCores: "'app.cpu'",
+  memoryGiB: "'app.memoryMiB' (whole MiB: GiB × 1024)",
+  agentImage: "'agent.image'",
+  agentCpuCores: "'agent.cpu'",
+  agentMemoryGiB: "'agent.memoryMiB' (whole MiB: GiB × 1024)",
+};
+
+const LOG_LEVELS: readonly string[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -154,6 +224,14 @@ function checkPositive(prop: string, value: number, what: string): string | unde
   return Number.isFinite(value) && value > 0
     ? undefined
     : `'${prop}' (${describeValue(value)}) must be ${what} above 0`;
+}
+
+/** `'prop' (value) must be ...` for a memory that must be a whole number of MiB above 0. */
+function checkMiB(prop: string, value: number): string | undefined {
+  if (!known(value)) return undefined;
+  return Number.isInteger(value) && value > 0
+    ? undefined
+    : `'${prop}' (${describeValue(value)}) must be a whole number of MiB above 0`;
 }
 
 /**
@@ -173,23 +251,43 @@ export function checkAzureFleetProps(
   if (props.resourceGroupName === undefined && props.location === undefined) {
     problems.push(`'location' is required when no 'resourceGroupName' is given (a new resource group is created)`);
   }
-  if (known(props.appPort)) {
-    const port = props.appPort;
+  const { app, agent } = settings;
+  // Renamed props are refused, never read: a JavaScript caller (no type check) learns the new name.
+  for (const [old, now] of Object.entries(RENAMED_PROPS)) {
+    if (old in props) problems.push(`'${old}' is no longer a prop: use ${now} (docs/adr/0100-construct-vocabulary.md)`);
+  }
+  if (props.app === undefined) {
+    problems.push(`'app' is required: the app container ({ image, port, ... })`);
+  } else {
+    if (app.image === undefined) problems.push(`'app.image' is required`);
+    if (app.port === undefined) problems.push(`'app.port' is required`);
+  }
+  if (known(app.image) && app.image.trim() === '') {
+    problems.push(`'app.image' (${describeValue(app.image)}) must not be empty`);
+  }
+  if (known(app.port)) {
+    const port = app.port;
     if (!Number.isInteger(port) || port < 1 || port > 65535) {
-      problems.push(`'appPort' (${describeValue(port)}) must be a whole number between 1 and 65535`);
+      problems.push(`'app.port' (${describeValue(port)}) must be a whole number between 1 and 65535`);
     } else if (port === AGENT_CLIENT_PORT || port === AGENT_ADMIN_PORT) {
       problems.push(
-        `'appPort' (${port}) must not be ${AGENT_CLIENT_PORT} or ${AGENT_ADMIN_PORT}: the agent listens on those ports in the same instance`,
+        `'app.port' (${port}) must not be ${AGENT_CLIENT_PORT} or ${AGENT_ADMIN_PORT}: the agent listens on those ports in the same instance`,
       );
     }
   }
-  problems.push(checkPositive('cpuCores', settings.cpuCores, 'a number of vCPUs'));
-  // A derived memory is only wrong when cpuCores is, which is reported already.
-  if (props.memoryGiB !== undefined) problems.push(checkPositive('memoryGiB', props.memoryGiB, 'a number of GiB'));
-  problems.push(checkPositive('agentCpuCores', settings.agentCpuCores, 'a number of vCPUs'));
-  problems.push(checkPositive('agentMemoryGiB', settings.agentMemoryGiB, 'a number of GiB'));
-  if (known(props.appHealthPath) && !props.appHealthPath!.startsWith('/')) {
-    problems.push(`'appHealthPath' (${describeValue(props.appHealthPath)}) must start with /`);
+  problems.push(checkPositive('app.cpu', app.cpu, 'a number of vCPUs'));
+  // A derived memory is only wrong when app.cpu is, which is reported already.
+  if (props.app?.memoryMiB !== undefined) problems.push(checkMiB('app.memoryMiB', props.app.memoryMiB));
+  if (known(agent.image) && agent.image.trim() === '') {
+    problems.push(`'agent.image' (${describeValue(agent.image)}) must not be empty`);
+  }
+  problems.push(checkPositive('agent.cpu', agent.cpu, 'a number of vCPUs'));
+  problems.push(checkMiB('agent.memoryMiB', agent.memoryMiB));
+  if (known(agent.logLevel) && !LOG_LEVELS.includes(agent.logLevel)) {
+    problems.push(`'agent.logLevel' (${describeValue(agent.logLevel)}) must be one of ${LOG_LEVELS.join(', ')}`);
+  }
+  if (known(app.healthPath) && !app.healthPath!.startsWith('/')) {
+    problems.push(`'app.healthPath' (${describeValue(app.healthPath)}) must start with /`);
   }
   problems.push(...identityHeaderProblems(props));
   problems.push(...fleetJwtProblems(props));
@@ -241,20 +339,23 @@ export function checkAzureFleetProps(
     problems.push(`'sessionStatePath' (${describeValue(settings.sessionStatePath)}) must be an absolute path`);
   }
 
-  const plain = Object.keys(props.environment ?? {});
-  const secret = Object.keys(props.secretEnvironment ?? {});
-  for (const name of [...plain, ...secret]) {
-    if (!ENV_NAME.test(name)) {
+  const plain = Object.keys(app.env);
+  const secret = Object.keys(app.secretEnv);
+  for (const [prop, names] of [
+    ['app.env', plain],
+    ['app.secretEnv', secret],
+  ] as const) {
+    for (const name of names.filter((n) => !ENV_NAME.test(n))) {
       problems.push(
-        `environment variable name ${describeValue(name)} must be letters, digits and underscores, not starting with a digit`,
+        `'${prop}' has the variable name ${describeValue(name)}: names must be letters, digits and underscores, not starting with a digit`,
       );
     }
   }
   for (const name of secret.filter((n) => plain.includes(n))) {
-    problems.push(`environment variable ${describeValue(name)} is set in both 'environment' and 'secretEnvironment'`);
+    problems.push(`environment variable ${describeValue(name)} is set in both 'app.env' and 'app.secretEnv'`);
   }
-  for (const [name, source] of Object.entries(props.secretEnvironment ?? {})) {
-    problems.push(checkSecretSource(`secretEnvironment.${name}`, source));
+  for (const [name, source] of Object.entries(app.secretEnv)) {
+    problems.push(checkSecretSource(`app.secretEnv.${name}`, source));
   }
 
   if (props.containerRegistryId !== undefined) {
@@ -281,7 +382,7 @@ export function checkAzureFleetProps(
 }
 
 /**
- * The policy through the shared model, with `instanceVcpu` from `cpuCores`. A fleet on Azure
+ * The policy through the shared model, with `instanceVcpu` from `app.cpu`. A fleet on Azure
  * mounts one share in every instance, so `sharedSessionState` defaults to true here (an explicit
  * value in the policy wins). Problems are returned, not thrown, so the fleet reports them together
  * with its own.
@@ -289,15 +390,15 @@ export function checkAzureFleetProps(
 export function resolveAzurePolicy(
   scope: Construct,
   input: PolicyInput,
-  cpuCores: number,
+  cpu: number,
 ): { policy?: Policy; warnings: readonly string[]; problems: readonly string[] } {
   try {
-    const cpuKnownAndValid = !known(cpuCores) || (Number.isFinite(cpuCores) && cpuCores > 0);
+    const cpuKnownAndValid = !known(cpu) || (Number.isFinite(cpu) && cpu > 0);
     const { policy, warnings } = resolveFleetPolicy(
       scope,
       { sharedSessionState: true, ...input },
-      // A bad cpuCores is reported once, by its own check, not again by the policy model.
-      cpuKnownAndValid ? { instanceCpu: cpuCores } : {},
+      // A bad app.cpu is reported once, by its own check, not again by the policy model.
+      cpuKnownAndValid ? { instanceCpu: cpu } : {},
     );
     if (policy.isolation === 'tenant') {
       // The agent refuses to start under tenant isolation without the tenant it serves.

@@ -9,11 +9,93 @@ import type { AzureSecretSource } from './azure-secrets.js';
 import type { AzureTrustedProxies } from './azure-trusted-proxies.js';
 import type { FleetJwt } from './fleet-jwt.js';
 
+/**
+ * The app container of an Azure fleet: the session-holding server the agent fronts. The names,
+ * types and units are those of `KubernetesAppContainer` (docs/adr/0100); Azure allocates `cpu`
+ * and `memoryMiB` where Kubernetes has requests and limits.
+ */
+export interface AzureAppContainer {
+  /** Image of the app, e.g. a Copilot CLI image or an MCP server. */
+  readonly image: string;
+  /**
+   * Port the app listens on inside the instance. The agent reaches it over loopback (containers of
+   * one instance share their network), so the app may listen on 127.0.0.1 only; 8080 and 9090
+   * belong to the agent.
+   */
+  readonly port: number;
+  /**
+   * Entrypoint of the app container (it replaces the image's entrypoint and command). Needed by
+   * the drain wrapper (`drainWrapper`), which starts the app itself.
+   * @default - the image's own entrypoint and command
+   */
+  readonly command?: readonly string[];
+  /**
+   * Arguments of the app container, after `command`, e.g. `['--headless', '--port', '4321']` for
+   * the Copilot CLI. On Container Instances a command line replaces the image's entrypoint and
+   * command, so `args` needs `command` there.
+   * @default - none
+   */
+  readonly args?: readonly string[];
+  /**
+   * Plain environment variables. Never put a secret here: use `secretEnv`.
+   * @default - none
+   */
+  readonly env?: Readonly<Record<string, string>>;
+  /**
+   * Environment variables from secret references (e.g. `COPILOT_GITHUB_TOKEN`,
+   * `COPILOT_CONNECTION_TOKEN`): see `AzureSecretSource`. The values never appear in the
+   * synthesized configuration.
+   * @default - none
+   */
+  readonly secretEnv?: Readonly<Record<string, AzureSecretSource>>;
+  /**
+   * HTTP path the agent probes on the app (`--health-path`).
+   * @default - the agent probes with a TCP connect
+   */
+  readonly healthPath?: string;
+  /**
+   * vCPUs Azure allocates to the app container (e.g. `0.5`); also the fleet's `instanceVcpu`
+   * (session and request isolation need 2).
+   * @default 1
+   */
+  readonly cpu?: number;
+  /**
+   * Memory Azure allocates to the app container, in whole MiB (e.g. `1024`); converted to GiB for
+   * the provider.
+   * @default - 2048 MiB per vCPU of `cpu`
+   */
+  readonly memoryMiB?: number;
+}
+
+/** The sessionfleet agent sidecar of an Azure fleet (names as `KubernetesAgentContainer`'s). */
+export interface AzureAgentContainer {
+  /**
+   * Agent image, built from `agent/Dockerfile`; `sessionfleet-agent` must be on its PATH.
+   * @default 'ghcr.io/sessionfleet/agent:0.1.0' (`DEFAULT_AGENT_IMAGE`)
+   */
+  readonly image?: string;
+  /**
+   * vCPUs Azure allocates to the agent container.
+   * @default 0.5
+   */
+  readonly cpu?: number;
+  /**
+   * Memory Azure allocates to the agent container, in whole MiB.
+   * @default 1024
+   */
+  readonly memoryMiB?: number;
+  /**
+   * The agent's log level (`--log-level`).
+   * @default 'info'
+   */
+  readonly logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
 /** Props both Azure fleets take. */
 export interface AzureSessionFleetBaseProps {
   /**
    * The fleet's policy (SPEC.md §8): isolation, affinity, quotas, lifecycle. Validated at synth time
-   * with the same model the agent uses; `instanceVcpu` is filled in from `cpuCores` so the 2-vCPU
+   * with the same model the agent uses; `instanceVcpu` is filled in from `app.cpu` so the 2-vCPU
    * rule of session and request isolation is checked.
    *
    * On Azure Container Instances a change of the policy replaces every container group at once:
@@ -22,83 +104,27 @@ export interface AzureSessionFleetBaseProps {
    */
   readonly policy: PolicyInput;
 
-  /** Image of the session-holding server: a Copilot CLI, an MCP server, any HTTP/WebSocket service. */
-  readonly image: string;
+  /** The app container: the session-holding server (Copilot CLI, MCP server, HTTP service). */
+  readonly app: AzureAppContainer;
 
   /**
-   * Port the app listens on inside the instance. The agent reaches it over loopback (containers of
-   * one instance share their network), so the app may listen on 127.0.0.1 only. Must not be the
-   * agent's ports 8080 and 9090.
+   * The agent sidecar's image and resources.
+   * @default - `DEFAULT_AGENT_IMAGE` with 0.5 vCPU and 1024 MiB
    */
-  readonly appPort: number;
-
-  /**
-   * The app's whole command line (it replaces the image's entrypoint and command).
-   * @default - the image's own entrypoint and command
-   */
-  readonly command?: string[];
+  readonly agent?: AzureAgentContainer;
 
   /**
    * Wrap the app's and the agent's command lines in small `sh` scripts that give the two
    * containers one fate: on SIGTERM the app keeps running until the agent has drained (then it gets
    * the signal), and when the agent recycles after its session (`policy.recycleAfterSession`) the
    * app is stopped too, so the platform restarts both and the next session meets a new app
-   * process. Needs `/bin/sh` and `sleep` in the app's image, and `command` (the wrapper starts the
+   * process. Needs `/bin/sh` and `sleep` in the app's image, and `app.command` (the wrapper starts the
    * app itself; an image's own entrypoint is not known at synth time). Without it, the app receives
    * SIGTERM together with the agent, and `policy.recycleAfterSession` is refused.
    * @see docs/adr/0101-azure-recycling-drain-and-network.md
-   * @default - true when `command` is given
+   * @default - true when `app.command` is given
    */
   readonly drainWrapper?: boolean;
-
-  /**
-   * Plain environment variables of the app container. Never put secrets here: use `secretEnvironment`.
-   * @default - none
-   */
-  readonly environment?: Record<string, string>;
-
-  /**
-   * Secret environment variables of the app container (e.g. `COPILOT_GITHUB_TOKEN`,
-   * `COPILOT_CONNECTION_TOKEN`), each a reference: see `AzureSecretSource`.
-   * @default - none
-   */
-  readonly secretEnvironment?: Record<string, AzureSecretSource>;
-
-  /**
-   * vCPUs of the app container; also the fleet's `instanceVcpu` (session and request isolation need 2).
-   * @default 1
-   */
-  readonly cpuCores?: number;
-
-  /**
-   * Memory of the app container in GiB.
-   * @default - twice `cpuCores`
-   */
-  readonly memoryGiB?: number;
-
-  /**
-   * Image of the sessionfleet agent; `sessionfleet-agent` must be on its PATH.
-   * @default DEFAULT_AGENT_IMAGE
-   */
-  readonly agentImage?: string;
-
-  /**
-   * vCPUs of the agent container.
-   * @default 0.5
-   */
-  readonly agentCpuCores?: number;
-
-  /**
-   * Memory of the agent container in GiB.
-   * @default 1
-   */
-  readonly agentMemoryGiB?: number;
-
-  /**
-   * HTTP path the agent probes on the app to decide it is healthy.
-   * @default - a TCP connect to `appPort`
-   */
-  readonly appHealthPath?: string;
 
   /**
    * HTTP fronts: a trusted header, set by an authenticating proxy in front, that names the principal.
@@ -140,7 +166,7 @@ export interface AzureSessionFleetBaseProps {
 
   /**
    * The token the agent presents to a Copilot CLI started with `COPILOT_CONNECTION_TOKEN`; give the
-   * CLI the same secret through `secretEnvironment`.
+   * CLI the same secret through `app.secretEnv`.
    * @default - none
    */
   readonly upstreamToken?: AzureSecretSource;
@@ -243,7 +269,7 @@ export interface AzureSessionFleetBaseProps {
   readonly sessionStatePath?: string;
 
   /**
-   * Server of a private registry holding `image` (e.g. `myregistry.azurecr.io`); needs
+   * Server of a private registry holding `app.image` (e.g. `myregistry.azurecr.io`); needs
    * `registryUsername` and `registryPassword`.
    * @default - images are pulled anonymously
    */
@@ -251,7 +277,7 @@ export interface AzureSessionFleetBaseProps {
 
   /**
    * Resource ID of the Azure Container Registry at `registryServer`: the fleet creates a
-   * user-assigned identity, grants it AcrPull on this registry and pulls `image` with it (no
+   * user-assigned identity, grants it AcrPull on this registry and pulls `app.image` with it (no
    * password). Creating the role assignment needs the right to assign roles on the registry.
    * @see https://learn.microsoft.com/azure/container-apps/managed-identity-image-pull
    * @default - pulled with `registryUsername` and `registryPassword`, or anonymously

@@ -20,7 +20,7 @@ export type AzureSecretSource = TerraformDataSource | TerraformVariable | string
 
 /** The props of a fleet that carry secrets (a part of `AzureSessionFleetBaseProps`, named here so this file needs nothing from the fleet). */
 export interface AzureSecretProps {
-  readonly secretEnvironment?: Record<string, AzureSecretSource>;
+  readonly app?: { readonly secretEnv?: Readonly<Record<string, AzureSecretSource>> };
   readonly upstreamToken?: AzureSecretSource;
   readonly adminToken?: AzureSecretSource;
   readonly redisUrl?: AzureSecretSource;
@@ -105,7 +105,7 @@ export function agentSecretEnvs(props: AzureSecretProps, redisUrl: string): Secr
 
 /** The app's secret environment variables in name order, each with a Container Apps secret name. */
 export function appSecretEnvs(props: AzureSecretProps): SecretEnv[] {
-  return Object.entries(props.secretEnvironment ?? {})
+  return Object.entries(props.app?.secretEnv ?? {})
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([env, source]) => {
       const slug = env

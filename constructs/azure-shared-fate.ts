@@ -98,22 +98,23 @@ export function resolveDrainWrapper(
   props: AzureSessionFleetBaseProps,
   policy: Policy | undefined,
 ): { wrap: boolean; problems: string[]; warning?: string } {
-  const wrap = props.drainWrapper ?? props.command !== undefined;
+  const command = props.app?.command;
+  const wrap = props.drainWrapper ?? command !== undefined;
   const problems: string[] = [];
-  if (wrap && props.command === undefined) {
+  if (wrap && command === undefined) {
     problems.push(
-      `'drainWrapper' needs 'command': the wrapper starts the app itself, and the image's own entrypoint is not known at synth time`,
+      `'drainWrapper' needs 'app.command': the wrapper starts the app itself, and the image's own entrypoint is not known at synth time`,
     );
   }
   const recycle = policy?.recycleAfterSession;
   if (!wrap && recycle === true) {
     problems.push(
-      `'policy.recycleAfterSession' needs the drain wrapper on Azure (give 'command' and leave 'drainWrapper' on): Container Apps and Container Instances restart an exited agent in place, so the app process, with the ended session in memory, would serve the next session`,
+      `'policy.recycleAfterSession' needs the drain wrapper on Azure (give 'app.command' and leave 'drainWrapper' on): Container Apps and Container Instances restart an exited agent in place, so the app process, with the ended session in memory, would serve the next session`,
     );
   }
   return {
     wrap,
     problems,
-    warning: wrap ? undefined : `'drainWrapper' is off (no 'command', or set to false): ${NO_WRAPPER_DRAIN}`,
+    warning: wrap ? undefined : `'drainWrapper' is off (no 'app.command', or set to false): ${NO_WRAPPER_DRAIN}`,
   };
 }

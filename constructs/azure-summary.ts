@@ -15,7 +15,7 @@ function azureFleetWarnings(fleet: AzureSessionFleetBase, types: ReadonlyMap<str
         'through redisUrl',
     );
   }
-  const image = agentImageWarning(fleet.agentImage);
+  const image = agentImageWarning(fleet.agent.image);
   if (image !== undefined) warnings.push(image);
   return warnings;
 }

@@ -1,6 +1,9 @@
-// What every platform's constructs share: the policy model, the agent's ports, paths and image,
-// and the policy resolution with construct paths. Needs neither provider. The agent's command
-// line, mount paths and environment names are the constructs' own business and stay unexported.
+// What every platform's constructs share, as users compose it (docs/adr/0100 "Public surface"):
+// the policy model's types and parsers, the agent's ports and paths, the default agent image, the
+// policy resolution with construct paths and its error, and the fleet summary. Needs neither
+// provider. The agent's command line (flags, environment names, executable), mount paths and the
+// summary's registry are the constructs' own business and stay unexported; the whole policy module,
+// agent interface included, is `sessionfleet/policy`.
 
 export {
   AGENT_ADMIN_PORT,
@@ -10,9 +13,32 @@ export {
   AGENT_READY_PATH,
   DEFAULT_SESSION_STATE_PATH,
 } from '../policy/agent-interface.js';
-export * from '../policy/index.js';
+export type {
+  Affinity,
+  AffinityInput,
+  AffinityType,
+  CollaborativeInput,
+  CollaborativeSettings,
+  EvictionPolicy,
+  IsolationMode,
+  Policy,
+  PolicyInput,
+  PolicyIssue,
+  PolicyValidation,
+} from '../policy/index.js';
+export {
+  AFFINITY_TYPES,
+  DEFAULTS,
+  EVICTION_POLICIES,
+  ISOLATION_MODES,
+  LIMITS,
+  PolicyError,
+  parsePolicy,
+  policyJsonSchema,
+  validatePolicy,
+  validatePolicyText,
+} from '../policy/index.js';
 export { DEFAULT_AGENT_IMAGE } from './agent-container.js';
-export { DEFAULT_AGENT_IMAGE_PUBLISHED } from './agent-image.js';
 export type { FleetJwt } from './fleet-jwt.js';
 export { type ResolvedFleetPolicy, resolveFleetPolicy, SessionFleetValidationError } from './fleet-policy.js';
-export * from './fleet-summary.js';
+export { type FleetSummary, printFleetSummary, summarizeFleets } from './fleet-summary.js';

@@ -24,17 +24,19 @@ export function mcpServerOnContainerApps(scope: Construct, location: string): Az
   return new AzureContainerAppsSessionFleet(scope, 'McpFleet', {
     // No resourceGroupName: the fleet creates its own group in this region.
     location,
-    image: `${registry.loginServer}/mcp-server:1.0.0`,
     registryServer: registry.loginServer,
     containerRegistryId: registry.id,
-    appPort: 3000,
-    // Given explicitly so the construct can wrap it: the server gets SIGTERM only once its agent
-    // has drained, and is restarted with the agent when the replica recycles after its session.
-    command: ['node', '/app/server.js'],
+    app: {
+      image: `${registry.loginServer}/mcp-server:1.0.0`,
+      port: 3000,
+      // Given explicitly so the construct can wrap it: the server gets SIGTERM only once its agent
+      // has drained, and is restarted with the agent when the replica recycles after its session.
+      command: ['node', '/app/server.js'],
+      // Session isolation needs an instance with at least 2 vCPU (checked at synth time).
+      cpu: 2,
+    },
     // Where this server persists its sessions; on the Azure Files share, any replica can read them.
     sessionStatePath: '/var/lib/mcp-server/sessions',
-    // Session isolation needs an instance with at least 2 vCPU (checked at synth time).
-    cpuCores: 2,
     policy: {
       isolation: 'session',
       affinity: { type: 'mcp-streamable-http' },

@@ -65,22 +65,24 @@ export function copilotOnContainerInstances(
   return new AzureContainerInstancesSessionFleet(scope, 'CopilotFleet', {
     resourceGroupName: resourceGroup.name,
     location,
-    // Built and pushed as in the guide ("your-registry/copilot-cli"); pulled with a password given at apply time.
-    image: 'myregistry.azurecr.io/copilot-cli:1.0.102',
+    app: {
+      // Built and pushed as in the guide ("your-registry/copilot-cli"); pulled with a password given at apply time.
+      image: 'myregistry.azurecr.io/copilot-cli:1.0.102',
+      // The CLI listens on loopback; the agent in the same container group reaches it there.
+      command: ['copilot', '--headless', '--port', String(COPILOT_PORT)],
+      port: COPILOT_PORT,
+      // The CLI keeps sessions in $HOME/.copilot/session-state; a HOME of its own keeps the share's
+      // mount apart from the rest of the image (the guide mounts /root/.copilot/session-state).
+      env: { HOME: '/copilot' },
+      secretEnv: {
+        GH_TOKEN: fromKeyVault('CopilotGitHubToken', 'copilot-github-token'),
+        COPILOT_CONNECTION_TOKEN: connectionToken,
+      },
+    },
     registryServer: 'myregistry.azurecr.io',
     registryUsername: 'sessionfleet-pull',
     registryPassword: new TerraformVariable(scope, 'registry_password', { type: 'string', sensitive: true }),
-    // The CLI listens on loopback; the agent in the same container group reaches it there.
-    command: ['copilot', '--headless', '--port', String(COPILOT_PORT)],
-    appPort: COPILOT_PORT,
-    // The CLI keeps sessions in $HOME/.copilot/session-state; a HOME of its own keeps the share's
-    // mount apart from the rest of the image (the guide mounts /root/.copilot/session-state).
-    environment: { HOME: '/copilot' },
     sessionStatePath: '/copilot/.copilot/session-state',
-    secretEnvironment: {
-      GH_TOKEN: fromKeyVault('CopilotGitHubToken', 'copilot-github-token'),
-      COPILOT_CONNECTION_TOKEN: connectionToken,
-    },
     upstreamToken: connectionToken,
     // Client token -> principal: each user resumes only their own sessions.
     principals: fromKeyVault('Principals', 'sessionfleet-principals'),

@@ -140,9 +140,7 @@ describe('the agent accepts what KubernetesSessionFleet gives it', () => {
 describe('the agent accepts what the Azure fleets give it', () => {
   const AZURE = {
     policy: { affinity: { type: 'header', headerName: 'x-session' }, maxInstances: 2, sessionsPerTenant: 10 },
-    image: 'example.azurecr.io/web-app:1.0.0',
-    appPort: 3000,
-    appHealthPath: '/health',
+    app: { image: 'example.azurecr.io/web-app:1.0.0', port: 3000, healthPath: '/health' },
     location: 'westeurope',
     principalHeader: 'x-user',
     trustedProxies: AzureTrustedProxies.from({ cidrs: ['203.0.113.0/24'] }),

@@ -9,6 +9,7 @@ import {
   AzureContainerAppsSessionFleet,
   type AzureContainerAppsSessionFleetProps,
 } from '../../constructs/azure-container-apps-session-fleet.js';
+import type { AzureAppContainer } from '../../constructs/azure-fleet-props.js';
 import { appWrapperScript } from '../../constructs/azure-shared-fate.js';
 import { AzureTrustedProxies, DEFAULT_AGENT_IMAGE, parsePolicy } from '../../constructs/index.js';
 
@@ -76,17 +77,24 @@ interface Stack {
 const IMAGE = 'example.azurecr.io/mcp-server:1.4.0';
 const BASE: AzureContainerAppsSessionFleetProps = {
   policy: { affinity: { type: 'mcp-streamable-http' }, maxInstances: 20 },
-  image: IMAGE,
-  appPort: 3000,
+  app: { image: IMAGE, port: 3000 },
   location: 'westeurope',
 };
 const APP_ID = '${azurerm_container_app.Fleet_App_F0A8CC51';
 const RG_NAME = '${azurerm_resource_group.Fleet_ResourceGroup_F7F4825D.name}';
 
-function synth(extra: (scope: Construct) => Partial<AzureContainerAppsSessionFleetProps> = () => ({})) {
+/** Props on top of BASE; `app` is merged with BASE's, so a test names only what it changes. */
+type Extra = Omit<Partial<AzureContainerAppsSessionFleetProps>, 'app'> & { app?: Partial<AzureAppContainer> };
+
+function synth(extra: (scope: Construct) => Extra = () => ({})) {
   let fleet: AzureContainerAppsSessionFleet | undefined;
   const json = Testing.synthScope((scope) => {
-    fleet = new AzureContainerAppsSessionFleet(scope, 'Fleet', { ...BASE, ...extra(scope) });
+    const props = extra(scope);
+    fleet = new AzureContainerAppsSessionFleet(scope, 'Fleet', {
+      ...BASE,
+      ...props,
+      app: { ...BASE.app, ...props.app },
+    });
   });
   return { json, stack: JSON.parse(json) as Stack, fleet: fleet! };
 }
@@ -111,7 +119,7 @@ function containers(stack: Stack): { app: Container; agent: Container } {
   return { app: list[0]!, agent: list[1]! };
 }
 
-function errorOf(extra: (scope: Construct) => Partial<AzureContainerAppsSessionFleetProps>): string {
+function errorOf(extra: (scope: Construct) => Extra): string {
   try {
     synth(extra);
   } catch (error) {
@@ -272,7 +280,7 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
   });
 
   it('runs the app with the share mounted and a liveness probe on the agent', () => {
-    const { stack, fleet } = synth(() => ({ command: ['node', 'server.js'], environment: { PORT: '3000' } }));
+    const { stack, fleet } = synth(() => ({ app: { command: ['node', 'server.js'], env: { PORT: '3000' } } }));
     expect(containers(stack).app).toEqual({
       name: 'app',
       image: IMAGE,
@@ -360,7 +368,7 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
   });
 
   it('runs session isolation on 2-vCPU replicas, scaling out per session', () => {
-    const { stack, fleet } = synth(() => ({ policy: SESSION_POLICY, cpuCores: 2 }));
+    const { stack, fleet } = synth(() => ({ policy: SESSION_POLICY, app: { cpu: 2 } }));
     expect(containers(stack).app).toMatchObject({ cpu: 2, memory: '4Gi' });
     expect(app(stack).template.custom_scale_rule).toEqual([
       {
@@ -385,7 +393,7 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
       '/subscriptions/0000/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/vnet/subnets/aca';
     const { stack, fleet } = synth(() => ({
       policy: { affinity: { type: 'copilot-jsonrpc' } },
-      appPort: 4321,
+      app: { port: 4321 },
       infrastructureSubnetId: subnet,
     }));
     expect(one(stack, 'azurerm_container_app_environment')).toMatchObject({ infrastructure_subnet_id: subnet });
@@ -477,7 +485,7 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
       upstreamToken: keyVaultSecret(scope, 'UpstreamToken', 'upstream-token'),
       adminToken: sensitive(scope, 'admin_token'),
       principals: keyVaultSecret(scope, 'Principals', 'sessionfleet-principals'),
-      secretEnvironment: { OPENAI_API_KEY: keyVaultSecret(scope, 'OpenAiKey', 'openai-api-key') },
+      app: { secretEnv: { OPENAI_API_KEY: keyVaultSecret(scope, 'OpenAiKey', 'openai-api-key') } },
       registryServer: 'example.azurecr.io',
       registryUsername: 'puller',
       registryPassword: sensitive(scope, 'registry_password'),
@@ -513,7 +521,7 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
       upstreamToken: keyVaultSecret(scope, 'UpstreamToken', 'upstream-token'),
       adminToken: sensitive(scope, 'admin_token'),
       principals: keyVaultSecret(scope, 'Principals', 'sessionfleet-principals'),
-      secretEnvironment: { OPENAI_API_KEY: keyVaultSecret(scope, 'OpenAiKey', 'openai-api-key') },
+      app: { secretEnv: { OPENAI_API_KEY: keyVaultSecret(scope, 'OpenAiKey', 'openai-api-key') } },
       registryServer: 'example.azurecr.io',
       containerRegistryId:
         '/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/example',
@@ -623,7 +631,7 @@ describe('AzureContainerAppsSessionFleet: secrets never reach the synthesized JS
       upstreamToken: sensitive(scope, 'upstream_token'),
       adminToken: keyVaultSecret(scope, 'AdminToken', 'admin-token'),
       principals: sensitive(scope, 'principals'),
-      secretEnvironment: { GITHUB_TOKEN: keyVaultSecret(scope, 'GitHubToken', 'github-token') },
+      app: { secretEnv: { GITHUB_TOKEN: keyVaultSecret(scope, 'GitHubToken', 'github-token') } },
     }));
     const reference = /^(\$\{[^}]+\}|rediss:\/\/:\$\{urlencode\([^)]+\)\}@\$\{[^}]+\}:\$\{[^}]+\})$/;
     const secrets = app(stack).secret.filter((s) => s.name !== 'policy');
@@ -643,9 +651,9 @@ describe('AzureContainerAppsSessionFleet: secrets never reach the synthesized JS
   });
 
   it('refuses a plain string secret without repeating it', () => {
-    const message = errorOf(() => ({ secretEnvironment: { GITHUB_TOKEN: 'ghp-plain-3c1e' } }));
+    const message = errorOf(() => ({ app: { secretEnv: { GITHUB_TOKEN: 'ghp-plain-3c1e' } } }));
     expect(message).toBe(
-      "stack/Fleet: 'secretEnvironment.GITHUB_TOKEN' is a plain string: pass a reference (a Key Vault secret data source, a sensitive TerraformVariable or a resource attribute) so the secret is not written into the synthesized JSON",
+      "stack/Fleet: 'app.secretEnv.GITHUB_TOKEN' is a plain string: pass a reference (a Key Vault secret data source, a sensitive TerraformVariable or a resource attribute) so the secret is not written into the synthesized JSON",
     );
     expect(message).not.toContain('ghp-plain-3c1e');
   });
@@ -679,29 +687,28 @@ describe('AzureContainerAppsSessionFleet: validation', () => {
   it('refuses recycling it could not make real: without the drain wrapper an exited agent restarts beside the same app', () => {
     expect(
       errorOf(() => ({
-        cpuCores: 2,
+        app: { cpu: 2 },
         policy: { isolation: 'session', affinity: { type: 'mcp-streamable-http' }, recycleAfterSession: true },
       })),
     ).toBe(
-      `stack/Fleet: 'policy.recycleAfterSession' needs the drain wrapper on Azure (give 'command' and leave 'drainWrapper' on): Container Apps and Container Instances restart an exited agent in place, so the app process, with the ended session in memory, would serve the next session`,
+      `stack/Fleet: 'policy.recycleAfterSession' needs the drain wrapper on Azure (give 'app.command' and leave 'drainWrapper' on): Container Apps and Container Instances restart an exited agent in place, so the app process, with the ended session in memory, would serve the next session`,
     );
     expect(
       errorOf(() => ({
-        command: ['node', 'server.js'],
+        app: { command: ['node', 'server.js'], cpu: 2 },
         drainWrapper: false,
-        cpuCores: 2,
         policy: { isolation: 'session', affinity: { type: 'mcp-streamable-http' }, recycleAfterSession: true },
       })),
     ).toContain(`'policy.recycleAfterSession' needs the drain wrapper on Azure`);
     expect(errorOf(() => ({ drainWrapper: true }))).toBe(
-      `stack/Fleet: 'drainWrapper' needs 'command': the wrapper starts the app itself, and the image's own entrypoint is not known at synth time`,
+      `stack/Fleet: 'drainWrapper' needs 'app.command': the wrapper starts the app itself, and the image's own entrypoint is not known at synth time`,
     );
   });
 
   it('says what a fleet without the drain wrapper gets', () => {
-    const { fleet } = synth(() => ({ command: ['node', 'server.js'], drainWrapper: false }));
+    const { fleet } = synth(() => ({ app: { command: ['node', 'server.js'] }, drainWrapper: false }));
     expect(fleet.node.metadata.filter((m) => m.type === '@cdktf/warn').map((m) => m.data)).toContain(
-      `'drainWrapper' is off (no 'command', or set to false): the app receives SIGTERM together with the agent, so sessions still in flight when the instance stops may end before the agent has drained them`,
+      `'drainWrapper' is off (no 'app.command', or set to false): the app receives SIGTERM together with the agent, so sessions still in flight when the instance stops may end before the agent has drained them`,
     );
   });
 
@@ -757,19 +764,21 @@ describe('AzureContainerAppsSessionFleet: validation', () => {
   });
 
   it('checks the consumption plan CPU and memory steps', () => {
-    expect(errorOf(() => ({ cpuCores: 1.1 }))).toBe(
-      "stack/Fleet: 'cpuCores' (1.1) must be a multiple of 0.25 on Azure Container Apps",
+    expect(errorOf(() => ({ app: { cpu: 1.1 } }))).toBe(
+      "stack/Fleet: 'app.cpu' (1.1) must be a multiple of 0.25 on Azure Container Apps",
     );
-    expect(errorOf(() => ({ agentMemoryGiB: 0.75 }))).toBe(
-      "stack/Fleet: 'agentMemoryGiB' (0.75) must be a multiple of 0.5 on Azure Container Apps",
+    expect(errorOf(() => ({ agent: { memoryMiB: 768 } }))).toBe(
+      "stack/Fleet: 'agent.memoryMiB' (768) must be a multiple of 512 (0.5 GiB) on Azure Container Apps",
     );
-    expect(errorOf(() => ({ memoryGiB: 3 }))).toBe(
-      "stack/Fleet: 'memoryGiB' + 'agentMemoryGiB' (4) must be twice 'cpuCores' + 'agentCpuCores' (1.5) on Azure Container Apps: 3",
+    expect(errorOf(() => ({ app: { memoryMiB: 3072 } }))).toBe(
+      "stack/Fleet: 'app.memoryMiB' + 'agent.memoryMiB' (4096) must be 2048 MiB per vCPU of 'app.cpu' + 'agent.cpu' (1.5) on Azure Container Apps: 3072",
     );
-    expect(errorOf(() => ({ cpuCores: 4 }))).toBe(
-      "stack/Fleet: 'cpuCores' + 'agentCpuCores' (4.5) must be at most 4 vCPUs per replica on Azure Container Apps",
+    expect(errorOf(() => ({ app: { cpu: 4 } }))).toBe(
+      "stack/Fleet: 'app.cpu' + 'agent.cpu' (4.5) must be at most 4 vCPUs per replica on Azure Container Apps",
     );
-    expect(synth(() => ({ cpuCores: 3.5 })).fleet.memoryGiB).toBe(7);
+    const { stack, fleet } = synth(() => ({ app: { cpu: 3.5 } }));
+    expect(fleet.app.memoryMiB).toBe(7168);
+    expect(containers(stack).app).toMatchObject({ cpu: 3.5, memory: '7Gi' });
   });
 
   it('keeps the drain time within the grace period Container Apps allows', () => {
@@ -808,10 +817,10 @@ describe('AzureContainerAppsSessionFleet: validation', () => {
   it('refuses two app secrets that map to one container app secret name', () => {
     expect(
       errorOf((scope) => ({
-        secretEnvironment: { API_KEY: sensitive(scope, 'a'), API__KEY: sensitive(scope, 'b') },
+        app: { secretEnv: { API_KEY: sensitive(scope, 'a'), API__KEY: sensitive(scope, 'b') } },
       })),
     ).toBe(
-      `stack/Fleet: 'secretEnvironment' has two variables that map to the container app secret "app-api-key": rename one`,
+      `stack/Fleet: 'app.secretEnv' has two variables that map to the container app secret "app-api-key": rename one`,
     );
   });
 });
@@ -830,9 +839,8 @@ describe('AzureContainerAppsSessionFleet: output', () => {
     const { json } = synth((scope) => ({
       name: 'mcp',
       policy: SESSION_POLICY,
-      cpuCores: 2,
+      app: { cpu: 2, secretEnv: { OPENAI_API_KEY: keyVaultSecret(scope, 'OpenAiKey', 'openai-api-key') } },
       adminToken: sensitive(scope, 'admin_token'),
-      secretEnvironment: { OPENAI_API_KEY: keyVaultSecret(scope, 'OpenAiKey', 'openai-api-key') },
     }));
     expect(json).toMatchSnapshot();
   });

@@ -7,6 +7,7 @@ import type { Construct } from 'constructs';
 import { describe, expect, it } from 'vitest';
 import { agentArgs } from '../../constructs/agent-container.js';
 import {
+  type AzureAppContainer,
   AzureContainerInstancesSessionFleet,
   type AzureContainerInstancesSessionFleetProps,
 } from '../../constructs/azure-container-instances-session-fleet.js';
@@ -69,16 +70,22 @@ const IMAGE = 'example.azurecr.io/copilot-cli:1.0.102';
 const SUBNET = '/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet/subnets/aci';
 const BASE: AzureContainerInstancesSessionFleetProps = {
   policy: { affinity: { type: 'copilot-jsonrpc' }, maxInstances: 3 },
-  image: IMAGE,
-  appPort: 4321,
-  command: ['copilot', '--headless', '--port', '4321'],
+  app: { image: IMAGE, port: 4321, command: ['copilot', '--headless', '--port', '4321'] },
   location: 'westeurope',
 };
 
-function synth(extra: (scope: Construct) => Partial<AzureContainerInstancesSessionFleetProps> = () => ({})) {
+/** Props on top of BASE; `app` is merged with BASE's, so a test names only what it changes. */
+type Extra = Omit<Partial<AzureContainerInstancesSessionFleetProps>, 'app'> & { app?: Partial<AzureAppContainer> };
+
+function synth(extra: (scope: Construct) => Extra = () => ({})) {
   let fleet: AzureContainerInstancesSessionFleet | undefined;
   const json = Testing.synthScope((scope) => {
-    fleet = new AzureContainerInstancesSessionFleet(scope, 'Fleet', { ...BASE, ...extra(scope) });
+    const props = extra(scope);
+    fleet = new AzureContainerInstancesSessionFleet(scope, 'Fleet', {
+      ...BASE,
+      ...props,
+      app: { ...BASE.app, ...props.app },
+    });
   });
   return { json, stack: JSON.parse(json) as Stack, fleet: fleet! };
 }
@@ -100,7 +107,7 @@ function containers(group: Group): { app: Container; agent: Container } {
   return { app: app!, agent: agent! };
 }
 
-function errorOf(extra: (scope: Construct) => Partial<AzureContainerInstancesSessionFleetProps>): string {
+function errorOf(extra: (scope: Construct) => Extra): string {
   try {
     synth(extra);
   } catch (error) {
@@ -497,11 +504,13 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
         upstreamToken: token,
         adminToken: keyVaultSecret(scope, 'AdminToken', 'sessionfleet-admin-token'),
         principals: keyVaultSecret(scope, 'Principals', 'sessionfleet-principals'),
-        secretEnvironment: {
-          COPILOT_GITHUB_TOKEN: keyVaultSecret(scope, 'GitHubToken', 'copilot-github-token'),
-          COPILOT_CONNECTION_TOKEN: token,
+        app: {
+          secretEnv: {
+            COPILOT_GITHUB_TOKEN: keyVaultSecret(scope, 'GitHubToken', 'copilot-github-token'),
+            COPILOT_CONNECTION_TOKEN: token,
+          },
+          env: { COPILOT_LOG_LEVEL: 'info' },
         },
-        environment: { COPILOT_LOG_LEVEL: 'info' },
       };
     });
     const { app, agent } = containers(one<Group>(stack, 'azurerm_container_group'));
@@ -532,7 +541,7 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
       policy: { affinity: { type: 'mcp-streamable-http' }, maxInstances: 3 },
       principalHeader: 'x-user',
       trustedProxies: AzureTrustedProxies.anySource('the tests stand for a proxy-only network'),
-      appHealthPath: '/health',
+      app: { healthPath: '/health' },
     }));
     const { agent } = containers(one<Group>(stack, 'azurerm_container_group'));
     expect(agent.commands!.slice(-4)).toEqual(['--principal-header', 'x-user', '--health-path', '/health']);
@@ -619,11 +628,8 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
       shareName: 'copilot-sessions',
       shareQuotaGiB: 512,
       sessionStatePath: '/home/app/.copilot/session-state',
-      cpuCores: 2,
-      memoryGiB: 3.5,
-      agentImage: 'example.azurecr.io/sessionfleet-agent:0.1.0',
-      agentCpuCores: 0.25,
-      agentMemoryGiB: 0.5,
+      app: { cpu: 2, memoryMiB: 3584 },
+      agent: { image: 'example.azurecr.io/sessionfleet-agent:0.1.0', cpu: 0.25, memoryMiB: 512 },
       tags: { team: 'platform' },
     }));
     expect(one(stack, 'azurerm_storage_account')).toMatchObject({
@@ -668,7 +674,7 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
 
   it('turns policy warnings into construct warnings', () => {
     const { fleet } = synth(() => ({
-      cpuCores: 2,
+      app: { cpu: 2 },
       policy: { isolation: 'request', affinity: { type: 'none' }, concurrencyPerInstance: 50 },
       subnetIds: ['${var.subnet_id}'],
     }));
@@ -685,7 +691,7 @@ describe('AzureContainerInstancesSessionFleet: secrets never reach the synthesiz
       upstreamToken: sensitive(scope, 'connection_token'),
       adminToken: keyVaultSecret(scope, 'AdminToken', 'sessionfleet-admin-token'),
       principals: sensitive(scope, 'principals'),
-      secretEnvironment: { COPILOT_GITHUB_TOKEN: keyVaultSecret(scope, 'GitHubToken', 'copilot-github-token') },
+      app: { secretEnv: { COPILOT_GITHUB_TOKEN: keyVaultSecret(scope, 'GitHubToken', 'copilot-github-token') } },
       instanceCount: 2,
       subnetIds: [SUBNET],
     }));
@@ -736,12 +742,14 @@ describe('AzureContainerInstancesSessionFleet: secrets never reach the synthesiz
   it('refuses a data source that is not a Key Vault secret', () => {
     expect(
       errorOf((scope) => ({
-        secretEnvironment: {
-          COPILOT_GITHUB_TOKEN: new DataAzurermKeyVault(scope, 'Vault', { name: 'kv', resourceGroupName: 'rg' }),
+        app: {
+          secretEnv: {
+            COPILOT_GITHUB_TOKEN: new DataAzurermKeyVault(scope, 'Vault', { name: 'kv', resourceGroupName: 'rg' }),
+          },
         },
       })),
     ).toBe(
-      `stack/Fleet: 'secretEnvironment.COPILOT_GITHUB_TOKEN' is a data source of type "azurerm_key_vault": only "azurerm_key_vault_secret" data sources hold a secret value`,
+      `stack/Fleet: 'app.secretEnv.COPILOT_GITHUB_TOKEN' is a data source of type "azurerm_key_vault": only "azurerm_key_vault_secret" data sources hold a secret value`,
     );
   });
 });
@@ -750,30 +758,28 @@ describe('AzureContainerInstancesSessionFleet: validation', () => {
   it('refuses recycling it could not make real: without the drain wrapper an exited agent restarts beside the same app', () => {
     expect(
       errorOf(() => ({
-        command: undefined,
-        cpuCores: 2,
+        app: { command: undefined, cpu: 2 },
         policy: { isolation: 'session', affinity: { type: 'mcp-streamable-http' }, recycleAfterSession: true },
       })),
     ).toBe(
-      `stack/Fleet: 'policy.recycleAfterSession' needs the drain wrapper on Azure (give 'command' and leave 'drainWrapper' on): Container Apps and Container Instances restart an exited agent in place, so the app process, with the ended session in memory, would serve the next session`,
+      `stack/Fleet: 'policy.recycleAfterSession' needs the drain wrapper on Azure (give 'app.command' and leave 'drainWrapper' on): Container Apps and Container Instances restart an exited agent in place, so the app process, with the ended session in memory, would serve the next session`,
     );
     expect(
       errorOf(() => ({
-        command: ['node', 'server.js'],
+        app: { command: ['node', 'server.js'], cpu: 2 },
         drainWrapper: false,
-        cpuCores: 2,
         policy: { isolation: 'session', affinity: { type: 'mcp-streamable-http' }, recycleAfterSession: true },
       })),
     ).toContain(`'policy.recycleAfterSession' needs the drain wrapper on Azure`);
-    expect(errorOf(() => ({ command: undefined, drainWrapper: true }))).toBe(
-      `stack/Fleet: 'drainWrapper' needs 'command': the wrapper starts the app itself, and the image's own entrypoint is not known at synth time`,
+    expect(errorOf(() => ({ app: { command: undefined }, drainWrapper: true }))).toBe(
+      `stack/Fleet: 'drainWrapper' needs 'app.command': the wrapper starts the app itself, and the image's own entrypoint is not known at synth time`,
     );
   });
 
   it('says what a fleet without the drain wrapper gets', () => {
-    const { fleet } = synth(() => ({ command: ['node', 'server.js'], drainWrapper: false }));
+    const { fleet } = synth(() => ({ app: { command: ['node', 'server.js'] }, drainWrapper: false }));
     expect(fleet.node.metadata.filter((m) => m.type === '@cdktf/warn').map((m) => m.data)).toContain(
-      `'drainWrapper' is off (no 'command', or set to false): the app receives SIGTERM together with the agent, so sessions still in flight when the instance stops may end before the agent has drained them`,
+      `'drainWrapper' is off (no 'app.command', or set to false): the app receives SIGTERM together with the agent, so sessions still in flight when the instance stops may end before the agent has drained them`,
     );
   });
 
@@ -804,14 +810,14 @@ describe('AzureContainerInstancesSessionFleet: validation', () => {
     expect(errorOf(() => ({ policy }))).toBe(
       "stack/Fleet: 'policy.instanceVcpu': session isolation requires an instance with at least 2 vCPU (instanceVcpu is 1)",
     );
-    expect(synth(() => ({ policy, cpuCores: 2 })).fleet.policy).toMatchObject({
+    expect(synth(() => ({ policy, app: { cpu: 2 } })).fleet.policy).toMatchObject({
       sessionsPerInstance: 1,
       instanceVcpu: 2,
     });
   });
 
   it('checks the 2-vCPU rule of request isolation', () => {
-    expect(errorOf(() => ({ policy: { isolation: 'request', affinity: { type: 'none' } }, cpuCores: 1.5 }))).toBe(
+    expect(errorOf(() => ({ policy: { isolation: 'request', affinity: { type: 'none' } }, app: { cpu: 1.5 } }))).toBe(
       "stack/Fleet: 'policy.instanceVcpu': request isolation requires an instance with at least 2 vCPU (instanceVcpu is 1.5)",
     );
   });
@@ -867,11 +873,11 @@ describe('AzureContainerInstancesSessionFleet: validation', () => {
   });
 
   it('keeps the app off the agent ports', () => {
-    expect(errorOf(() => ({ appPort: 8080 }))).toBe(
-      "stack/Fleet: 'appPort' (8080) must not be 8080 or 9090: the agent listens on those ports in the same instance",
+    expect(errorOf(() => ({ app: { port: 8080 } }))).toBe(
+      "stack/Fleet: 'app.port' (8080) must not be 8080 or 9090: the agent listens on those ports in the same instance",
     );
-    expect(errorOf(() => ({ appPort: 70000 }))).toBe(
-      "stack/Fleet: 'appPort' (70000) must be a whole number between 1 and 65535",
+    expect(errorOf(() => ({ app: { port: 70000 } }))).toBe(
+      "stack/Fleet: 'app.port' (70000) must be a whole number between 1 and 65535",
     );
   });
 
@@ -882,9 +888,9 @@ describe('AzureContainerInstancesSessionFleet: validation', () => {
   });
 
   it('checks sizes, the share and paths', () => {
-    expect(errorOf(() => ({ cpuCores: 0 }))).toBe("stack/Fleet: 'cpuCores' (0) must be a number of vCPUs above 0");
-    expect(errorOf(() => ({ agentMemoryGiB: -1 }))).toBe(
-      "stack/Fleet: 'agentMemoryGiB' (-1) must be a number of GiB above 0",
+    expect(errorOf(() => ({ app: { cpu: 0 } }))).toBe("stack/Fleet: 'app.cpu' (0) must be a number of vCPUs above 0");
+    expect(errorOf(() => ({ agent: { memoryMiB: -1 } }))).toBe(
+      "stack/Fleet: 'agent.memoryMiB' (-1) must be a whole number of MiB above 0",
     );
     expect(errorOf(() => ({ shareQuotaGiB: 6000 }))).toBe(
       "stack/Fleet: 'shareQuotaGiB' (6000) must be a whole number between 1 and 5120",
@@ -895,8 +901,8 @@ describe('AzureContainerInstancesSessionFleet: validation', () => {
     expect(errorOf(() => ({ sessionStatePath: 'state' }))).toBe(
       `stack/Fleet: 'sessionStatePath' ("state") must be an absolute path`,
     );
-    expect(errorOf(() => ({ appHealthPath: 'health' }))).toBe(
-      `stack/Fleet: 'appHealthPath' ("health") must start with /`,
+    expect(errorOf(() => ({ app: { healthPath: 'health' } }))).toBe(
+      `stack/Fleet: 'app.healthPath' ("health") must start with /`,
     );
     expect(
       errorOf(() => ({
@@ -970,12 +976,11 @@ describe('AzureContainerInstancesSessionFleet: validation', () => {
   it('checks environment variables and registry credentials', () => {
     expect(
       errorOf((scope) => ({
-        environment: { TOKEN: 'x' },
-        secretEnvironment: { TOKEN: sensitive(scope, 'token') },
+        app: { env: { TOKEN: 'x' }, secretEnv: { TOKEN: sensitive(scope, 'token') } },
       })),
-    ).toBe(`stack/Fleet: environment variable "TOKEN" is set in both 'environment' and 'secretEnvironment'`);
-    expect(errorOf(() => ({ environment: { '1X': 'x' } }))).toBe(
-      `stack/Fleet: environment variable name "1X" must be letters, digits and underscores, not starting with a digit`,
+    ).toBe(`stack/Fleet: environment variable "TOKEN" is set in both 'app.env' and 'app.secretEnv'`);
+    expect(errorOf(() => ({ app: { env: { '1X': 'x' } } }))).toBe(
+      `stack/Fleet: 'app.env' has the variable name "1X": names must be letters, digits and underscores, not starting with a digit`,
     );
     expect(errorOf(() => ({ registryServer: 'example.azurecr.io' }))).toBe(
       "stack/Fleet: 'registryServer', 'registryUsername' and 'registryPassword' must be given together (or 'registryServer' with 'containerRegistryId')",
@@ -1024,9 +1029,12 @@ describe('AzureContainerInstancesSessionFleet: output', () => {
         subnetIds: [SUBNET],
         upstreamToken: token,
         principals: keyVaultSecret(scope, 'Principals', 'sessionfleet-principals'),
-        secretEnvironment: {
-          COPILOT_GITHUB_TOKEN: keyVaultSecret(scope, 'GitHubToken', 'copilot-github-token'),
-          COPILOT_CONNECTION_TOKEN: token,
+        app: {
+          ...BASE.app,
+          secretEnv: {
+            COPILOT_GITHUB_TOKEN: keyVaultSecret(scope, 'GitHubToken', 'copilot-github-token'),
+            COPILOT_CONNECTION_TOKEN: token,
+          },
         },
       };
     });

@@ -96,7 +96,7 @@ async function waitUntil(check: () => boolean, timeoutMs = 90_000): Promise<void
 }
 
 /** Synthesizes a fleet around the app script and starts both wrapped containers as processes. */
-async function startReplica(policy: PolicyInput, cpuCores = 1) {
+async function startReplica(policy: PolicyInput, cpu = 1) {
   dir = mkdtempSync(join(tmpdir(), 'sessionfleet-fate-'));
   const appFile = join(dir, 'app.mjs');
   writeFileSync(appFile, APP_SCRIPT);
@@ -106,10 +106,7 @@ async function startReplica(policy: PolicyInput, cpuCores = 1) {
     Testing.synthScope((scope) => {
       fleet = new AzureContainerAppsSessionFleet(scope, 'Fleet', {
         policy,
-        image: 'example.azurecr.io/app:1',
-        appPort,
-        command: ['node', appFile],
-        cpuCores,
+        app: { image: 'example.azurecr.io/app:1', port: appPort, command: ['node', appFile], cpu },
         location: 'westeurope',
       });
     }),

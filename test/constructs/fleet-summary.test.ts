@@ -32,10 +32,9 @@ function twoFleets(agentImage?: string) {
   });
   new AzureContainerInstancesSessionFleet(stack, 'Aci', {
     location: 'westeurope',
-    image: 'example/app:1',
-    appPort: 3000,
+    app: { image: 'example/app:1', port: 3000 },
     policy: { affinity: { type: 'cookie' } },
-    ...(agentImage !== undefined ? { agentImage } : {}),
+    ...(agentImage !== undefined ? { agent: { image: agentImage } } : {}),
   });
   return { app, stack };
 }

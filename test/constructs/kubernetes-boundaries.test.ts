@@ -72,8 +72,7 @@ describe('fleet names (--fleet)', () => {
       Testing.synthScope((scope) => {
         new AzureContainerInstancesSessionFleet(scope, 'Fleet', {
           policy: { affinity: { type: 'header', headerName: 'x-session' }, maxInstances: 2 },
-          image: 'example.azurecr.io/web-app:1.0.0',
-          appPort: 3000,
+          app: { image: 'example.azurecr.io/web-app:1.0.0', port: 3000 },
           location: 'westeurope',
         });
       }),

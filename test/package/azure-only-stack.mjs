@@ -11,11 +11,13 @@ const token = new TerraformVariable(stack, 'ConnectionToken', { type: 'string', 
 new AzureContainerInstancesSessionFleet(stack, 'CopilotFleet', {
   location: 'westeurope',
   name: 'user-copilot',
-  image: 'example/copilot-cli:1.0.102',
-  command: ['copilot', '--headless', '--port', '4321'],
-  appPort: 4321,
+  app: {
+    image: 'example/copilot-cli:1.0.102',
+    command: ['copilot', '--headless', '--port', '4321'],
+    port: 4321,
+    secretEnv: { COPILOT_CONNECTION_TOKEN: token },
+  },
   upstreamToken: token,
-  secretEnvironment: { COPILOT_CONNECTION_TOKEN: token },
   policy: { affinity: { type: 'copilot-jsonrpc' }, maxInstances: 2 },
   instanceCount: 2,
   // The recommended mode: groups in a virtual network, reached by their private IPs.
