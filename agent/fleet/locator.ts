@@ -166,6 +166,10 @@ export class SessionLocator {
    */
   private goneButNamed(sessionId: string, reason: 'unknown' | 'owner-lost', cached: RemoteOwner | undefined): Route {
     const s = this.s;
+    // With no store interruption in the window, the registry's verdict stands: the script that gave
+    // it read the owner's lease just now (an owner that died is not asked again; its forward just
+    // failed, or its lease lapsed for real).
+    if (!s.unsure) return { kind: 'gone', reason };
     const named = [cached?.instanceId, this.lease.hints?.read(sessionId)?.instanceId].filter(
       (id): id is string => id !== undefined && id !== s.instanceId,
     );
@@ -174,7 +178,7 @@ export class SessionLocator {
       const address = s.view.get(live)?.address ?? cached?.address ?? '';
       return { kind: 'gone', reason, owner: { instanceId: live, advertise: address } };
     }
-    return named.length > 0 && s.unsure ? { kind: 'gone', reason, unsure: true } : { kind: 'gone', reason };
+    return named.length > 0 ? { kind: 'gone', reason, unsure: true } : { kind: 'gone', reason };
   }
 
   /**
