@@ -20,8 +20,8 @@ export interface AdminOptions {
 
 /**
  * Why this instance would not take a new session itself right now; empty when it would. This is
- * `/readyz/new-sessions`: a signal for an operator, an autoscaler or a load balancer that can
- * steer only new sessions — never for taking the instance out of a Service (see `notReadyReasons`).
+ * `/readyz` (SPEC §8): a signal for an operator, an autoscaler or a load balancer that can steer
+ * only new sessions — never for taking the instance out of a Service (see `notServingReasons`).
  */
 export function newSessionReasons({ context, probe }: Pick<AdminOptions, 'context' | 'probe'>): string[] {
   const reasons: string[] = [];
@@ -36,7 +36,7 @@ export function newSessionReasons({ context, probe }: Pick<AdminOptions, 'contex
 }
 
 /**
- * Why the instance should leave the load balancer's rotation (`/readyz`, the Service's readiness);
+ * Why the instance should leave the load balancer's rotation (`/readyz/serving`, the Service's readiness);
  * empty while it should stay. Readiness takes every request of the instance out of the Service —
  * those of the sessions it holds too — so it fails only when staying could not help any client:
  * - draining: clients must move on (its sessions are handed off or end);
@@ -46,7 +46,7 @@ export function newSessionReasons({ context, probe }: Pick<AdminOptions, 'contex
  * down: it still serves or forwards what it holds and places new sessions on peers, and taking
  * it out would only cut its clients off — during a Redis outage, every agent's at once.
  */
-export function notReadyReasons({ context, probe }: Pick<AdminOptions, 'context' | 'probe'>): string[] {
+export function notServingReasons({ context, probe }: Pick<AdminOptions, 'context' | 'probe'>): string[] {
   const reasons: string[] = [];
   if (context.draining) reasons.push('draining');
   const fleet = context.coordinator?.mode === 'redis';
@@ -89,23 +89,24 @@ export function buildAdminApp(options: AdminOptions): FastifyInstance {
     });
   });
 
+  // Ready for new sessions (SPEC §8): what a balancer that steers only new sessions reads.
   app.get(AGENT_PATHS.ready, async (_request, reply) => {
-    const reasons = notReadyReasons({ context, probe });
-    const refusing = newSessionReasons({ context, probe });
+    const reasons = newSessionReasons({ context, probe });
+    const leaving = notServingReasons({ context, probe });
     return reply.code(reasons.length === 0 ? 200 : 503).send({
       status: reasons.length === 0 ? 'ready' : 'not ready',
       reasons,
       sessions: sessions.size,
       capacity: sessions.capacity,
-      newSessions: { accepting: refusing.length === 0, reasons: refusing },
+      serving: { inRotation: leaving.length === 0, reasons: leaving },
     });
   });
 
-  // Whether this instance would take a new session itself (the readiness of old, kept apart).
-  app.get(AGENT_PATHS.readyNewSessions, async (_request, reply) => {
-    const reasons = newSessionReasons({ context, probe });
+  // The Service's readiness (ADR 0018): in rotation while the sessions held here can be served.
+  app.get(AGENT_PATHS.serving, async (_request, reply) => {
+    const reasons = notServingReasons({ context, probe });
     return reply.code(reasons.length === 0 ? 200 : 503).send({
-      status: reasons.length === 0 ? 'accepting' : 'not accepting',
+      status: reasons.length === 0 ? 'serving' : 'not serving',
       reasons,
       sessions: sessions.size,
       capacity: sessions.capacity,

@@ -27,7 +27,7 @@ import {
   AGENT_ENV,
   AGENT_EXECUTABLE,
   AGENT_HEALTH_PATH,
-  AGENT_READY_PATH,
+  AGENT_SERVING_PATH,
   FLEET_SCALE_LIST_SUFFIX,
   fleetKeyPrefix,
   POLICY_FILE_NAME,
@@ -383,7 +383,7 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
         {
           transport: 'HTTP',
           port: AGENT_ADMIN_PORT,
-          path: AGENT_READY_PATH,
+          path: AGENT_SERVING_PATH,
           intervalSeconds: 5,
           failureCountThreshold: 3,
           successCountThreshold: 1,

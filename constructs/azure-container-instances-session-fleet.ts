@@ -22,7 +22,7 @@ import {
   AGENT_ENV,
   AGENT_EXECUTABLE,
   AGENT_HEALTH_PATH,
-  AGENT_READY_PATH,
+  AGENT_SERVING_PATH,
   POLICY_FILE_NAME,
   POLICY_MOUNT_PATH,
   PRINCIPALS_FILE_NAME,
@@ -350,7 +350,7 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
           timeoutSeconds: 5,
         },
         readinessProbe: {
-          httpGet: [{ path: AGENT_READY_PATH, port: AGENT_ADMIN_PORT, scheme: 'Http' }],
+          httpGet: [{ path: AGENT_SERVING_PATH, port: AGENT_ADMIN_PORT, scheme: 'Http' }],
           periodSeconds: 5,
           failureThreshold: 3,
           timeoutSeconds: 5,

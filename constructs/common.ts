@@ -11,6 +11,7 @@ export {
   AGENT_HEALTH_PATH,
   AGENT_METRICS_PATH,
   AGENT_READY_PATH,
+  AGENT_SERVING_PATH,
   DEFAULT_SESSION_STATE_PATH,
 } from '../policy/agent-interface.js';
 export type {

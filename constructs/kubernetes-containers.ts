@@ -19,7 +19,7 @@ import {
   AGENT_HEALTH_PATH,
   AGENT_METRICS_PATH,
   AGENT_PATHS,
-  AGENT_READY_PATH,
+  AGENT_SERVING_PATH,
   POLICY_FILE_NAME,
   POLICY_MOUNT_PATH,
   PRINCIPALS_FILE_NAME,
@@ -445,8 +445,8 @@ export function fleetPodSpec(options: FleetPodOptions): DeploymentV1SpecTemplate
     livenessProbe: agentHttpProbe(AGENT_PATHS.live, PROBE_PERIOD_SECONDS, 3),
     // The Service's readiness: fails only while the agent drains (ADR 0018). A full instance, a
     // Redis outage or a dead app (the agent places new sessions on peers) keep the pod in the
-    // Service, so the sessions it holds stay reachable; `/readyz/new-sessions` reports those.
-    readinessProbe: agentHttpProbe(AGENT_READY_PATH, 5, 2),
+    // Service, so the sessions it holds stay reachable; `/readyz` reports those (new sessions).
+    readinessProbe: agentHttpProbe(AGENT_SERVING_PATH, 5, 2),
     // Endpoints are removed from the Service asynchronously; keep taking requests for a moment
     // before SIGTERM starts the drain (`sleep` is in the agent image).
     ...sleepBeforeStop(options.preStopDelaySeconds),

@@ -31,13 +31,14 @@ export const AGENT_PATHS = {
   live: '/livez',
   /** The app's start-up: the app answered the agent's last probe (no grace period). */
   startup: '/startupz',
-  /**
-   * Readiness (the Service's): the instance should stay in rotation — false only while it drains,
-   * or, without a fleet, while its upstream does not answer (docs/adr/0018).
-   */
+  /** Readiness for new sessions (SPEC §8): upstream answering, store reachable, a free slot, not draining. */
   ready: '/readyz',
-  /** Whether the instance would take a new session itself (upstream, store, slots, draining). */
-  readyNewSessions: '/readyz/new-sessions',
+  /**
+   * The Service's readiness: the instance stays in rotation while it can serve or forward the
+   * sessions it holds — false only while it drains, or, without a fleet, while its upstream does
+   * not answer (docs/adr/0018). The constructs' readiness probes use it, never `/readyz`.
+   */
+  serving: '/readyz/serving',
   /** Prometheus text format. */
   metrics: '/metrics',
   /** The session admin API (behind `--admin-token`): `/admin/sessions`, `/admin/fleet/...`. */
@@ -46,6 +47,7 @@ export const AGENT_PATHS = {
 
 export const AGENT_HEALTH_PATH = AGENT_PATHS.health;
 export const AGENT_READY_PATH = AGENT_PATHS.ready;
+export const AGENT_SERVING_PATH = AGENT_PATHS.serving;
 export const AGENT_METRICS_PATH = AGENT_PATHS.metrics;
 
 /**

@@ -349,7 +349,7 @@ describe('AzureContainerAppsSessionFleet: what it synthesizes', () => {
         {
           transport: 'HTTP',
           port: 9090,
-          path: '/readyz',
+          path: '/readyz/serving',
           interval_seconds: 5,
           failure_count_threshold: 3,
           success_count_threshold: 1,

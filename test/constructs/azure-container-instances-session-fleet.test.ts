@@ -311,7 +311,7 @@ describe('AzureContainerInstancesSessionFleet: what it synthesizes', () => {
       timeout_seconds: 5,
     });
     expect(agent.readiness_probe).toEqual({
-      http_get: [{ path: '/readyz', port: 9090, scheme: 'Http' }],
+      http_get: [{ path: '/readyz/serving', port: 9090, scheme: 'Http' }],
       period_seconds: 5,
       failure_threshold: 3,
       timeout_seconds: 5,

@@ -261,8 +261,8 @@ describe('KubernetesSessionFleet: the Copilot CLI fleet of the seed', () => {
     expect(agent.liveness_probe).toEqual(probe('/livez', 10, 3));
     // The Service's readiness, which stays up while the agent serves what it holds (ADR 0018);
     // never the new-session signal, which would take held sessions out of the Service.
-    expect(agent.readiness_probe).toEqual(probe('/readyz', 5, 2));
-    expect(JSON.stringify(agent)).not.toContain('/readyz/new-sessions');
+    expect(agent.readiness_probe).toEqual(probe('/readyz/serving', 5, 2));
+    expect(JSON.stringify(agent)).not.toContain('"/readyz"');
     expect(agent.startup_probe).toEqual(probe('/livez', 2, 15));
     expect(app.liveness_probe).toEqual(probe('/healthz', 10, 3));
     // /startupz has no grace period: 60 failures × 2 s is the whole startupTimeoutSeconds (120).

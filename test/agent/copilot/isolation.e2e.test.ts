@@ -184,13 +184,13 @@ describe('Copilot front: sessions through the agent', () => {
     const next = await alice.createSession({ onPermissionRequest: approveAll });
     expect(next.sessionId).toMatch(/^[0-9a-f-]{36}$/);
     const readyz = await fetch(`${agent.adminUrl}/readyz`).then((r) => r.json());
-    // Full: still in the Service's rotation (its three sessions are served), refusing new sessions.
+    // Full: not ready for new sessions, yet still in the Service's rotation (its three sessions are served).
     expect(readyz).toEqual({
-      status: 'ready',
-      reasons: [],
+      status: 'not ready',
+      reasons: ['no free session slot'],
       sessions: 3,
       capacity: 3,
-      newSessions: { accepting: false, reasons: ['no free session slot'] },
+      serving: { inRotation: true, reasons: [] },
     });
   });
 

@@ -5,7 +5,7 @@
  * same policy with `failOpen: true`. While SDK clients call `echo` in a loop on sessions held by
  * the agent they talk to, and new sessions are tried every few milliseconds, redis-server is
  * stopped: local sessions must not notice, new sessions get 503 STORE_UNAVAILABLE (or, on c, are
- * placed there), `/readyz` stays 200 (their sessions are served) while `/readyz/new-sessions` says why new ones are refused. Then redis-server comes back empty on the same port and the
+ * placed there), `/readyz/serving` stays 200 (their sessions are served) while `/readyz` says why new ones are refused. Then redis-server comes back empty on the same port and the
  * fleet recovers with no restart: new sessions are placed again and routed through another agent.
  * The tests run in order on one fleet; the outcome counts are printed.
  */
@@ -130,8 +130,8 @@ async function readyz(via: Id, path = '/readyz') {
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
-/** Whether the agent would take a new session itself (`/readyz/new-sessions`). */
-const accepting = (via: Id) => readyz(via, '/readyz/new-sessions');
+/** Whether the agent stays in the Service's rotation (`/readyz/serving`). */
+const serving = (via: Id) => readyz(via, '/readyz/serving');
 
 const outcomes = {
   localCallOk: 0,
@@ -196,7 +196,7 @@ describe('the HTTP front through a Redis outage (3 agents, a private redis-serve
       // Both agents notice the lost connection (they stop accepting new sessions), then every new
       // session is tried.
       for (const via of ['a', 'b'] as const)
-        await eventually(async () => (await accepting(via)).status === 503, 10_000, `${via} not accepting`);
+        await eventually(async () => (await readyz(via)).status === 503, 10_000, `${via} not accepting`);
       startNewSessionLoop();
       // Keep the load on for a while with Redis away (by count, not by time).
       const okAtOutage = outcomes.localCallOk;
@@ -215,18 +215,18 @@ describe('the HTTP front through a Redis outage (3 agents, a private redis-serve
     // take no new session.
     for (const via of ['a', 'b'] as const) {
       expect(await readyz(via)).toEqual({
-        status: 200,
+        status: 503,
         body: {
-          status: 'ready',
-          reasons: [],
+          status: 'not ready',
+          reasons: ['fleet store (Redis) is unreachable'],
           sessions: 2,
           capacity: 50,
-          newSessions: { accepting: false, reasons: ['fleet store (Redis) is unreachable'] },
+          serving: { inRotation: true, reasons: [] },
         },
       });
-      expect(await accepting(via)).toEqual({
-        status: 503,
-        body: { status: 'not accepting', reasons: ['fleet store (Redis) is unreachable'], sessions: 2, capacity: 50 },
+      expect(await serving(via)).toEqual({
+        status: 200,
+        body: { status: 'serving', reasons: [], sessions: 2, capacity: 50 },
       });
     }
   });
@@ -245,7 +245,7 @@ describe('the HTTP front through a Redis outage (3 agents, a private redis-serve
     // failOpen keeps c ready: it still takes new sessions.
     expect(await readyz('c')).toEqual({
       status: 200,
-      body: { status: 'ready', reasons: [], sessions: 2, capacity: 50, newSessions: { accepting: true, reasons: [] } },
+      body: { status: 'ready', reasons: [], sessions: 2, capacity: 50, serving: { inRotation: true, reasons: [] } },
     });
   });
 
@@ -261,7 +261,7 @@ describe('the HTTP front through a Redis outage (3 agents, a private redis-serve
       'a new session accepted on a',
     );
     for (const via of IDS) {
-      await eventually(async () => (await accepting(via)).status === 200, 15_000, `${via} accepting`);
+      await eventually(async () => (await readyz(via)).status === 200, 15_000, `${via} accepting`);
     }
     // Every instance registered again in the empty Redis.
     await eventually(async () => (await liveInstances('b')) === 3, 15_000, 'three live again');

@@ -171,11 +171,11 @@ describe('health, readiness and metrics', () => {
       args: ['--probe-interval-ms', '100', '--unhealthy-after-ms', '1500'],
     });
     const ready = async () => {
-      const r = await call(`${a.adminUrl}/readyz`);
+      const r = await call(`${a.adminUrl}/readyz/serving`);
       return { status: r.status, reasons: (r.body as { reasons: string[] }).reasons };
     };
     const accepting = async () => {
-      const r = await call(`${a.adminUrl}/readyz/new-sessions`);
+      const r = await call(`${a.adminUrl}/readyz`);
       return { status: r.status, reasons: (r.body as { reasons: string[] }).reasons };
     };
     expect(await ready()).toEqual({ status: 200, reasons: [] });
@@ -185,7 +185,7 @@ describe('health, readiness and metrics', () => {
     expect(await ready()).toEqual({ status: 200, reasons: [] });
     expect(await accepting()).toEqual({ status: 503, reasons: ['no free session slot'] });
     expect((await call(`${a.adminUrl}/readyz`)).body).toMatchObject({
-      newSessions: { accepting: false, reasons: ['no free session slot'] },
+      serving: { inRotation: true, reasons: [] },
     });
     const refused = await call(`${a.url}/echo`, { 'x-aff': 'second' });
     expect(refused.status).toBe(429);
