@@ -11,6 +11,7 @@ import type { AgentContext } from '../core/context.js';
 import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Session } from '../core/sessions.js';
+import { type CallSpan, hashedPrincipal } from '../core/tracing.js';
 import type { Router } from '../routing/index.js';
 import type { ControlChannel } from './control.js';
 import type { FrameDecoderOptions } from './framing.js';
@@ -82,6 +83,8 @@ export class ClientChannel implements Attachment {
   readonly held = new Set<string>();
   /** Aborted when the client's connection closes: ends what waits on its behalf (the lock queue). */
   readonly clientGone = new AbortController();
+  /** Spans of the calls in flight, by the client's id, when tracing is on. */
+  private readonly spans = new Map<JsonRpcId, CallSpan>();
   private outTail: Promise<void> | undefined;
 
   constructor(
@@ -232,7 +235,9 @@ export class ClientChannel implements Attachment {
 
   rejectAndClose(id: JsonRpcId, error: AgentError): void {
     this.phase = 'closing';
-    this.peer.sendAndEnd(this.errorMessage(id, error));
+    const message = this.errorMessage(id, error);
+    if (this.spans.size > 0) this.endSpan(message);
+    this.peer.sendAndEnd(message);
     this.upstream?.destroy();
   }
 
@@ -257,7 +262,46 @@ export class ClientChannel implements Attachment {
     }
   }
 
+  /** Ends the spans of calls the connection closed on before they were answered. */
+  abandonSpans(): void {
+    for (const span of this.spans.values()) span.end({ 'sessionfleet.outcome': 'aborted' });
+    this.spans.clear();
+  }
+
+  /** A span for a client request (tracing on): ended when its answer is written. */
+  traceCall(request: JsonRpcRequest): void {
+    const tracing = this.options.context.tracing;
+    if (!tracing) return;
+    this.spans.get(request.id)?.end({ 'sessionfleet.outcome': 'superseded' });
+    this.spans.set(
+      request.id,
+      tracing.startCall(request.method, {
+        'rpc.system': 'jsonrpc',
+        'rpc.method': request.method,
+        'sessionfleet.front': 'copilot',
+        'sessionfleet.instance': this.options.context.config.instanceId,
+        'sessionfleet.connection': this.connectionId,
+      }),
+    );
+  }
+
+  private endSpan(out: { id?: unknown; error?: { code?: unknown; data?: { code?: unknown } } }): void {
+    const span = this.spans.get(out.id as JsonRpcId);
+    if (!span) return;
+    this.spans.delete(out.id as JsonRpcId);
+    const principal = this.principal;
+    const error = out.error;
+    span.end(
+      {
+        'sessionfleet.outcome': error ? 'error' : 'ok',
+        ...(principal ? { 'enduser.id': hashedPrincipal(principal) } : {}),
+      },
+      error ? String(error.data?.code ?? error.code) : undefined,
+    );
+  }
+
   private write(out: Outgoing): void {
+    if (this.spans.size > 0 && !Buffer.isBuffer(out) && !('method' in out)) this.endSpan(out);
     if (Buffer.isBuffer(out)) this.peer.sendBody(out);
     else this.peer.send(out);
     // A client that does not read must not make the agent buffer output for it without bound.

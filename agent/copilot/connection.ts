@@ -123,6 +123,7 @@ export class ClientConnection {
   }
 
   private onRequest(request: JsonRpcRequest, bytes: number): void {
+    this.c.traceCall(request);
     if (request.method === 'connect') {
       void this.onConnect(request).catch((error: unknown) => this.c.internalError(request, error));
       return;
@@ -431,6 +432,7 @@ export class ClientConnection {
     if (this.c.phase === 'closed') return;
     this.c.phase = 'closed';
     this.c.clientGone.abort(new Error('the Copilot client closed its connection'));
+    this.c.abandonSpans();
     const reason = this.upstreamGone ? 'upstream-closed' : 'detached';
     for (const sessionId of [...this.c.held]) this.options.state.letGo(sessionId, this.c, reason);
     this.c.held.clear();

@@ -1,5 +1,6 @@
 /**
- * OpenTelemetry traces of the agent: one server span per request the HTTP front takes, whose
+ * OpenTelemetry traces of the agent: one server span per request the HTTP front takes (and per
+ * JSON-RPC call on a Copilot connection, `startCall`), whose
  * W3C `traceparent` goes on to the upstream and to the agent a request is forwarded to, so one
  * client request is one trace across the fleet. Off unless the standard environment asks for it
  * (`OTEL_TRACES_EXPORTER=otlp`, or an `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`, and not
@@ -26,9 +27,17 @@ export interface RequestSpan {
   end(status: number, outcome: string): void;
 }
 
+/** A Copilot JSON-RPC call's span: ended when its response goes to the client. */
+export interface CallSpan {
+  /** `error`: the agent's catalogue code, or the JSON-RPC code the CLI answered with. */
+  end(attributes: SpanAttributes, error?: string): void;
+}
+
 export interface Tracing {
   /** A server span for a request, continuing the caller's trace when its headers carry one. */
   startRequest(name: string, headers: IncomingHttpHeaders, attributes: SpanAttributes): RequestSpan;
+  /** A server span for one JSON-RPC call on a Copilot connection (a root span: the protocol carries no trace context). */
+  startCall(name: string, attributes: SpanAttributes): CallSpan;
   /** Exports what is still buffered. */
   shutdown(): Promise<void>;
 }
@@ -88,6 +97,19 @@ export async function createTracing(options: {
         end: (status, outcome) => {
           span.setAttributes({ 'http.response.status_code': status, 'sessionfleet.outcome': outcome });
           if (status >= 500 || outcome === 'upstream-error') span.setStatus({ code: api.SpanStatusCode.ERROR });
+          span.end();
+        },
+      };
+    },
+    startCall(name, attributes) {
+      const span = tracer.startSpan(name, { kind: api.SpanKind.SERVER, attributes }, api.ROOT_CONTEXT);
+      return {
+        end: (more, error) => {
+          span.setAttributes(more);
+          if (error !== undefined) {
+            span.setAttribute('sessionfleet.error_code', error);
+            span.setStatus({ code: api.SpanStatusCode.ERROR, message: error });
+          }
           span.end();
         },
       };

@@ -11,6 +11,9 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { startCopilotAgent } from '../../helpers/copilot-agent.js';
+import { startCopilotCli } from '../../helpers/copilot-cli.js';
+import { openRawClient } from '../../helpers/copilot-rpc.js';
 import { stopAll } from '../../helpers/http-agent-process.js';
 import { spawnMembers, waitFor } from '../fleet/helpers.js';
 import { startUpstream, type Upstream } from './fixtures/upstream.js';
@@ -165,4 +168,44 @@ describe('traces across two agents', () => {
       'http.response.status_code': 400,
     });
   });
+});
+
+describe('traces of the Copilot front', () => {
+  it('makes a span of each JSON-RPC call, with its method, outcome, refusal code and hashed principal', async () => {
+    const cli = await startCopilotCli();
+    const agent = await startCopilotAgent({
+      policy: { affinity: { type: 'copilot-jsonrpc' } },
+      upstreamPort: cli.port,
+      upstreamToken: cli.token,
+      principals: { 'alice-token-tracing-41f2': 'alice' },
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiverUrl, OTEL_BSP_SCHEDULE_DELAY: '50' },
+    });
+    const client = await openRawClient(agent.clientPort);
+    try {
+      expect((await client.call('connect', { token: 'alice-token-tracing-41f2' })).error).toBeUndefined();
+      expect((await client.call('ping', {})).error).toBeUndefined();
+      // Not in the agent's method table: refused by the agent, never forwarded.
+      expect((await client.call('no.such.method', {})).error).toBeDefined();
+      const ofAgent = await waitFor('the three calls', () => {
+        const found = spans.filter((s) => s.attributes['sessionfleet.front'] === 'copilot');
+        return found.length >= 3 ? found : undefined;
+      });
+      const byName = Object.fromEntries(ofAgent.map((s) => [s.name, s]));
+      expect(byName.connect?.attributes).toMatchObject({ 'sessionfleet.outcome': 'ok', 'rpc.method': 'connect' });
+      expect(byName.ping?.attributes).toMatchObject({
+        'sessionfleet.outcome': 'ok',
+        'enduser.id': expect.stringMatching(/^[0-9a-f]{16}$/),
+      });
+      expect(byName['no.such.method']?.attributes).toMatchObject({
+        'sessionfleet.outcome': 'error',
+        'sessionfleet.error_code': 'METHOD_FORBIDDEN',
+      });
+      expect(JSON.stringify(ofAgent)).not.toContain('alice-token-tracing-41f2');
+      expect(JSON.stringify(ofAgent)).not.toContain('"alice"');
+    } finally {
+      await client.close();
+      await agent.dispose();
+      await cli.dispose();
+    }
+  }, 60_000);
 });
