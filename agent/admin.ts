@@ -117,6 +117,7 @@ export function buildAdminApp(options: AdminOptions): FastifyInstance {
     metrics.activeSessions.set(sessions.size);
     metrics.sessionUtilization.set(sessions.size / policy.sessionsPerInstance);
     metrics.inFlight.set(context.load.inFlight);
+    metrics.openStreams.set(front.openStreams?.() ?? 0);
     metrics.upstreamUp.set(probe.isUp ? 1 : 0);
     metrics.draining.set(context.draining ? 1 : 0);
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
@@ -156,6 +157,12 @@ export function buildAdminApp(options: AdminOptions): FastifyInstance {
         })),
       };
     });
+
+    // What each principal and tenant holds here under policy.limits: requests, streams, live tasks.
+    admin.get(`${AGENT_PATHS.admin}/usage`, async () => ({
+      instanceId: context.config.instanceId,
+      usage: (front.usage?.() ?? []).map((u) => ({ ...u, principal: u.principal ?? null, tenant: u.tenant ?? null })),
+    }));
 
     if (options.fleet) admin.register(fleetAdminRoutes, { fleet: options.fleet });
 

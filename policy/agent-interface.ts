@@ -304,6 +304,8 @@ export const FLEET_SCALE_LIST_SUFFIX = 'scale:demand';
 
 /** Connections and requests the agent refused for a limit of ADR 0017, by front and reason. */
 export const CONNECTIONS_REFUSED_METRIC = 'sessionfleet_connections_refused_total';
+/** Open streams (MCP 2026 `subscriptions/listen`, SSE GETs) an HTTP front holds now. */
+export const OPEN_STREAMS_METRIC = 'sessionfleet_open_streams';
 /** Copilot client connections open now that have not completed `connect`. */
 export const UNAUTHENTICATED_CONNECTIONS_METRIC = 'sessionfleet_copilot_unauthenticated_connections';
 /** Bytes the Copilot front holds for its client connections now (partial frames and unsent output). */

@@ -64,4 +64,14 @@ export interface Front {
   drain(): Promise<void>;
   /** Closes every connection and the listener. */
   close(): Promise<void>;
+  /** Open streams held now (MCP 2026 listens, SSE GETs): `sessionfleet_open_streams`. */
+  openStreams?(): number;
+  /** What each principal and tenant holds now under `policy.limits` (the admin usage inventory). */
+  usage?(): ReadonlyArray<{
+    principal: string | undefined;
+    tenant: string | undefined;
+    requests: number;
+    streams: number;
+    tasks: number;
+  }>;
 }

@@ -10,6 +10,7 @@ import {
   CONNECTIONS_REFUSED_METRIC,
   MCP_REQUEST_DURATION_METRIC,
   MCP_REQUESTS_METRIC,
+  OPEN_STREAMS_METRIC,
   PLACEMENT_DEMAND_METRIC,
   SESSION_UTILIZATION_METRIC,
   UNAUTHENTICATED_CONNECTIONS_METRIC,
@@ -22,6 +23,8 @@ export interface AgentMetrics {
   readonly sessionsCreated: Counter<'front'>;
   readonly sessionsEnded: Counter<'reason'>;
   readonly inFlight: Gauge;
+  /** Open streams the HTTP front holds (set at each scrape). */
+  readonly openStreams: Gauge;
   readonly requestDuration: Histogram<'front' | 'outcome'>;
   readonly rejections: Counter<'code'>;
   readonly upstreamUp: Gauge;
@@ -71,6 +74,11 @@ export function createMetrics(options: { instanceId: string; defaultMetrics?: bo
     inFlight: new Gauge({
       name: 'sessionfleet_inflight_requests',
       help: 'Requests in flight through the agent.',
+      registers,
+    }),
+    openStreams: new Gauge({
+      name: OPEN_STREAMS_METRIC,
+      help: 'Open streams the HTTP front holds now (MCP 2026 subscriptions/listen, SSE GETs): each has a stream place, not a concurrency slot.',
       registers,
     }),
     requestDuration: new Histogram({

@@ -213,6 +213,14 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
    * The budgets per principal, tenant and tool (`policy.limits`); `taskStarted` / `taskEnded` are
    * the hook for the code that sees MCP tasks created and ended.
    */
+  openStreams(): number {
+    return this.admission.streamCount;
+  }
+
+  usage(): ReturnType<Budgets['use']> {
+    return this.admission.budgets.use();
+  }
+
   get budgets(): Budgets {
     return this.admission.budgets;
   }

@@ -6,12 +6,12 @@
  * "primary" here is the one serving `slotKey`'s slot (a fleet's keys all share one).
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
-import type { SentinelSet } from './redis-sentinel.js';
+import { type SentinelSet, stopAll, waitFor } from './redis-sentinel.js';
 import { freePort, redisServerBinary } from './redis-server.js';
 
 const run = promisify(execFile);
@@ -115,20 +115,7 @@ export async function startRedisCluster(options: { slotKey: string; nodeTimeoutM
       );
       return promoted;
     },
-    async stop() {
-      await Promise.all(
-        [...children.values()].map(
-          (child) =>
-            new Promise<void>((resolve) => {
-              if (child.exitCode !== null || child.signalCode !== null) return resolve();
-              child.once('exit', () => resolve());
-              child.kill('SIGCONT');
-              child.kill('SIGKILL');
-            }),
-        ),
-      );
-      rmSync(dir, { recursive: true, force: true });
-    },
+    stop: () => stopAll(children, dir),
   };
   process.once('exit', () => {
     for (const child of children.values()) child.kill('SIGKILL');
@@ -152,12 +139,4 @@ async function askRaw(port: number, ...command: string[]): Promise<unknown> {
 async function ask(port: number, ...command: string[]): Promise<string> {
   const reply = await askRaw(port, ...command);
   return reply === undefined || reply === null ? '' : String(reply);
-}
-
-async function waitFor(probe: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }

@@ -138,20 +138,7 @@ export async function startSentinelSet(options: { downAfterMs?: number } = {}): 
       );
       return promoted;
     },
-    async stop() {
-      await Promise.all(
-        [...children.values()].map(
-          (child) =>
-            new Promise<void>((resolve) => {
-              if (child.exitCode !== null || child.signalCode !== null) return resolve();
-              child.once('exit', () => resolve());
-              child.kill('SIGCONT');
-              child.kill('SIGKILL');
-            }),
-        ),
-      );
-      rmSync(dir, { recursive: true, force: true });
-    },
+    stop: () => stopAll(children, dir),
   };
   process.once('exit', () => {
     for (const child of children.values()) child.kill('SIGKILL');
@@ -181,7 +168,23 @@ async function waitForPing(port: number): Promise<void> {
   await waitFor(async () => (await info(port, 'server')).includes('redis_version'), 10_000, `redis on ${port}`);
 }
 
-async function waitFor(probe: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+/** Stops every process of a set (woken first if stopped by SIGSTOP) and removes its folder. */
+export async function stopAll(children: ReadonlyMap<number, ChildProcess>, dir: string): Promise<void> {
+  await Promise.all(
+    [...children.values()].map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          child.once('exit', () => resolve());
+          child.kill('SIGCONT');
+          child.kill('SIGKILL');
+        }),
+    ),
+  );
+  rmSync(dir, { recursive: true, force: true });
+}
+
+export async function waitFor(probe: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await probe().catch(() => false))) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);

@@ -84,6 +84,32 @@ describe('subscriptions/listen through the agent', () => {
     await until(() => a.front.stats().streamPlaces === 0, 5000, 'the stream places given back');
   });
 
+  it('counts open listens in sessionfleet_open_streams and per principal in the admin usage inventory', async () => {
+    const a = await agentWith({ limits: { streamsPerPrincipal: 5 } }, [
+      '--principal-header',
+      'x-user',
+      '--admin-token',
+      'usage-token-5d1c',
+    ]);
+    const client = await modernClient(a, { 'x-user': 'alice' });
+    const first = await client.listen({ toolsListChanged: true });
+    const second = await client.listen({ toolsListChanged: true });
+    const metrics = await (await fetch(`${a.adminUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^sessionfleet_open_streams\{[^}]*\} 2$/m);
+    const usage = await fetch(`${a.adminUrl}/admin/usage`, {
+      headers: { authorization: 'Bearer usage-token-5d1c' },
+    }).then((r) => r.json());
+    expect(usage).toMatchObject({ usage: [{ principal: 'alice', tenant: null, streams: 2, tasks: 0 }] });
+    // Behind the admin token, like the rest of the admin API.
+    expect((await fetch(`${a.adminUrl}/admin/usage`)).status).toBe(401);
+
+    await first.close();
+    await second.close();
+    await until(() => a.front.stats().streamPlaces === 0, 5000, 'the stream places given back');
+    const after = await (await fetch(`${a.adminUrl}/metrics`)).text();
+    expect(after).toMatch(/^sessionfleet_open_streams\{[^}]*\} 0$/m);
+  });
+
   it('refuses a listen past limits.streamsPerInstance with the catalogue error, before the upstream sees it', async () => {
     const a = await agentWith({ limits: { streamsPerInstance: 1 } });
     const client = await modernClient(a);
