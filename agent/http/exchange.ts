@@ -20,6 +20,7 @@ import type { RequestSpan } from '../core/tracing.js';
 import type { LockLease } from '../fleet/types.js';
 import { isPrincipalPin } from '../routing/index.js';
 import { isValidSessionId, sessionIdFromEndpoint } from './affinity.js';
+import type { ExchangeKind, Outcome, PeerTarget } from './exchange-types.js';
 import { NOT_OWNER_HEADER } from './fleet.js';
 import { appendSetCookie, forwardedRequestHeaders, forwardedResponseHeaders } from './headers.js';
 import { BodyTooLargeError, bodyTooLarge, limitedBody } from './limits.js';
@@ -32,33 +33,7 @@ import { TaskWatch } from './task-watch.js';
 import { Ticket, type TicketHost } from './ticket.js';
 import { upstreamError } from './upstream.js';
 
-export type ExchangeKind =
-  /** any request, session or not */
-  | 'plain'
-  /** mcp-streamable-http `initialize`: the response names the new session */
-  | 'mcp-initialize'
-  /** mcp-streamable-http DELETE: the session ends whatever the upstream answers */
-  | 'mcp-delete'
-  /** mcp-sse stream: its `endpoint` event names the new session; its end ends the session */
-  | 'sse-open';
-
-export type Outcome = 'ok' | 'rejected' | 'upstream-error' | 'aborted';
-
-/** Where a forward to another agent of the fleet goes (instead of this agent's upstream). */
-export interface PeerTarget {
-  readonly pool: Pool;
-  /** The owner agent's `host[:port]`. */
-  readonly host: string;
-  /** Extra `name, value` pairs: the signed forwarding mark. */
-  readonly headers: readonly string[];
-  /**
-   * Called at most once when the owner could not be reached, or said it does not hold the
-   * session, before anything reached the client; true if the host took over (routing again).
-   */
-  readonly retry?: () => boolean;
-  /** Called when the forward failed for good (a placement to give back). */
-  readonly failed?: () => void;
-}
+export type { ExchangeKind, Outcome, PeerTarget } from './exchange-types.js';
 
 export interface ExchangeHost extends TicketHost {
   readonly settings: HttpFrontSettings;
