@@ -115,7 +115,9 @@ beforeAll(async () => {
           name: 'grep',
           arguments: {
             pattern: `${PATTERN}[0-9a-f-]{36}`,
-            paths: [join(targetHome, '.copilot', 'session-state')],
+            // Her directory only: the whole state directory also holds bob's own events, whose
+            // earlier tool results repeat her lines and push the output past the CLI's 20 KB preview.
+            paths: [join(targetHome, '.copilot', 'session-state', alicesId)],
             output_mode: 'content',
           },
         },
