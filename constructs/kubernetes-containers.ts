@@ -250,12 +250,8 @@ export interface ResolvedAgentContainer extends ResolvedContainerResources {
 /** How the agents reach Redis: a URL from a Secret, or an in-cluster Redis and its password Secret. */
 export type AgentRedisConnection =
   | { readonly kind: 'url'; readonly urlSecret: KubernetesSecretKey }
-  | {
-      readonly kind: 'password';
-      readonly host: string;
-      readonly port: number;
-      readonly passwordSecret: KubernetesSecretKey;
-    }
+  /** A connection string that may name `$(REDIS_PASSWORD)`, which the pod takes from the Secret. */
+  | { readonly kind: 'template'; readonly url: string; readonly passwordSecret?: KubernetesSecretKey }
   | { readonly kind: 'none' };
 
 export interface FleetPodOptions {
@@ -505,9 +501,9 @@ function agentEnv(options: FleetPodOptions): DeploymentV1SpecTemplateSpecContain
   const redis = options.redis;
   if (redis.kind === 'url') {
     env.push(secretEnv(AGENT_ENV.redis, redis.urlSecret));
-  } else if (redis.kind === 'password') {
-    env.push(secretEnv('REDIS_PASSWORD', redis.passwordSecret));
-    env.push({ name: AGENT_ENV.redis, value: `redis://:$(REDIS_PASSWORD)@${redis.host}:${redis.port}` });
+  } else if (redis.kind === 'template') {
+    if (redis.passwordSecret) env.push(secretEnv('REDIS_PASSWORD', redis.passwordSecret));
+    env.push({ name: AGENT_ENV.redis, value: redis.url });
   }
   if (options.upstreamToken) env.push(secretEnv(AGENT_ENV.upstreamToken, options.upstreamToken));
   if (options.adminToken) env.push(secretEnv(AGENT_ENV.adminToken, options.adminToken));

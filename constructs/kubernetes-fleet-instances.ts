@@ -43,7 +43,12 @@ import {
   type ResolvedAppContainer,
   SESSION_STATE_VOLUME,
 } from './kubernetes-containers.js';
-import { type KubernetesFleetRedis, KubernetesRedis } from './kubernetes-redis.js';
+import {
+  haRedisUrl,
+  type KubernetesFleetRedis,
+  KubernetesRedis,
+  REDIS_PASSWORD_REFERENCE,
+} from './kubernetes-redis.js';
 import type { KubernetesSessionStorage } from './kubernetes-session-storage.js';
 import { type KubernetesTrustedProxies, trustedProxyPeers } from './kubernetes-trusted-proxies.js';
 import { fractionQuantity, type KubernetesSecretKey } from './kubernetes-validation.js';
@@ -145,10 +150,15 @@ export class KubernetesFleetInstances extends Construct {
         ...(props.redis.authSecret ? { authSecret: props.redis.authSecret } : {}),
       });
       redisConnection = {
-        kind: 'password',
-        host: this.redis.host,
-        port: this.redis.port,
+        kind: 'template',
+        url: `redis://:${REDIS_PASSWORD_REFERENCE}@${this.redis.host}:${this.redis.port}`,
         passwordSecret: this.redis.authSecretKey,
+      };
+    } else if (props.redis.kind === 'sentinel' || props.redis.kind === 'cluster') {
+      redisConnection = {
+        kind: 'template',
+        url: haRedisUrl(props.redis),
+        ...(props.redis.passwordSecret ? { passwordSecret: props.redis.passwordSecret } : {}),
       };
     }
 

@@ -5,6 +5,7 @@
  */
 import { isIP } from 'node:net';
 import { parseCpuQuantity } from '../policy/index.js';
+import { parseHostPort } from '../policy/redis-url.js';
 import type { KubernetesSecurityContext } from './kubernetes-containers.js';
 import type { KubernetesFleetRedis } from './kubernetes-redis.js';
 import { KUBERNETES_ACCESS_MODES, type KubernetesSessionStorage } from './kubernetes-session-storage.js';
@@ -254,6 +255,21 @@ export function checkRedis(
     );
   }
   if (redis.kind === 'external') checkSecretKey(problems, `${prop}.urlSecret`, redis.urlSecret);
+  if (redis.kind === 'sentinel' || redis.kind === 'cluster') {
+    const list = redis.kind === 'sentinel' ? 'sentinels' : 'nodes';
+    const endpoints = redis.kind === 'sentinel' ? redis.sentinels : redis.nodes;
+    if (endpoints.length === 0) problems.addShown(`${prop}.${list}`, '[]', 'must name at least one host:port');
+    endpoints.forEach((endpoint, index) => {
+      if (isToken(endpoint)) return;
+      // The connection string's own rule (policy/redis-url.ts), applied to each endpoint.
+      const parsed = parseHostPort(endpoint);
+      if (typeof parsed === 'string')
+        problems.add(`${prop}.${list}[${index}]`, endpoint, 'must be host:port (port 1–65535)');
+    });
+    if (redis.kind === 'sentinel' && !isToken(redis.primaryName) && !/^[A-Za-z0-9._-]{1,64}$/.test(redis.primaryName))
+      problems.add(`${prop}.primaryName`, redis.primaryName, "must be 1–64 letters, digits, '.', '_' or '-'");
+    if (redis.passwordSecret) checkSecretKey(problems, `${prop}.passwordSecret`, redis.passwordSecret);
+  }
   if (redis.kind === 'in-cluster') {
     if (!isToken(redis.image) && redis.image.trim() === '')
       problems.add(`${prop}.image`, redis.image, 'must not be empty');

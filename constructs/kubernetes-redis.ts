@@ -40,9 +40,63 @@ export interface KubernetesInClusterRedisOptions {
   readonly authSecret?: KubernetesSecretKey;
 }
 
+/** A highly available Redis you run (a chart or an operator) or a managed one. */
+interface KubernetesHaRedisOptions {
+  /**
+   * The Secret key that holds the Redis password, e.g. the Bitnami chart's
+   * `{ secretName: '<release>-redis', key: 'redis-password' }`. It must be URL-safe (letters,
+   * digits, `-._~`): it becomes part of the agents' connection string.
+   * @default - no password
+   */
+  readonly passwordSecret?: KubernetesSecretKey;
+  /**
+   * TLS to Redis (and to the sentinels).
+   * @default false
+   */
+  readonly tls?: boolean;
+}
+
+export interface KubernetesRedisSentinelOptions extends KubernetesHaRedisOptions {
+  /**
+   * The sentinels as `host:port`, e.g. `['my-redis:26379']` (the Bitnami chart's Service, which
+   * spreads over every sentinel) or one entry per sentinel pod. At least one.
+   */
+  readonly sentinels: readonly string[];
+  /**
+   * The name the sentinels monitor the primary under.
+   * @default 'mymaster' (the Bitnami chart's and the Redis operator's default)
+   */
+  readonly primaryName?: string;
+  /**
+   * Whether the sentinels ask for the same password as Redis (the Bitnami chart's
+   * `auth.sentinel`, on by default).
+   * @default - true when `passwordSecret` is given
+   */
+  readonly sentinelsUsePassword?: boolean;
+}
+
+export interface KubernetesRedisClusterOptions extends KubernetesHaRedisOptions {
+  /** Seed nodes of the Redis Cluster as `host:port`, e.g. `['my-redis-cluster:6379']`. At least one. */
+  readonly nodes: readonly string[];
+}
+
 /** How a fleet's agents reach Redis; create one with the `KubernetesFleetRedis` functions. */
 export type KubernetesFleetRedis =
   | { readonly kind: 'external'; readonly urlSecret: KubernetesSecretKey }
+  | {
+      readonly kind: 'sentinel';
+      readonly sentinels: readonly string[];
+      readonly primaryName: string;
+      readonly passwordSecret?: KubernetesSecretKey;
+      readonly sentinelsUsePassword: boolean;
+      readonly tls: boolean;
+    }
+  | {
+      readonly kind: 'cluster';
+      readonly nodes: readonly string[];
+      readonly passwordSecret?: KubernetesSecretKey;
+      readonly tls: boolean;
+    }
   | {
       readonly kind: 'in-cluster';
       readonly image: string;
@@ -58,6 +112,30 @@ export const KubernetesFleetRedis = {
    */
   external(urlSecret: KubernetesSecretKey): KubernetesFleetRedis {
     return { kind: 'external', urlSecret };
+  },
+  /**
+   * A Sentinel-managed primary with replicas that you run, e.g. the Bitnami `redis` chart with
+   * `sentinel.enabled=true` or the Redis operator's RedisReplication + RedisSentinel: the agents
+   * ask the sentinels where the primary is and follow a failover (docs/kubernetes.md).
+   */
+  sentinel(options: KubernetesRedisSentinelOptions): KubernetesFleetRedis {
+    return {
+      kind: 'sentinel',
+      sentinels: [...options.sentinels],
+      primaryName: options.primaryName ?? 'mymaster',
+      ...(options.passwordSecret !== undefined ? { passwordSecret: options.passwordSecret } : {}),
+      sentinelsUsePassword: options.sentinelsUsePassword ?? options.passwordSecret !== undefined,
+      tls: options.tls ?? false,
+    };
+  },
+  /** A Redis Cluster you run (e.g. the Bitnami `redis-cluster` chart) or a managed cluster endpoint. */
+  cluster(options: KubernetesRedisClusterOptions): KubernetesFleetRedis {
+    return {
+      kind: 'cluster',
+      nodes: [...options.nodes],
+      ...(options.passwordSecret !== undefined ? { passwordSecret: options.passwordSecret } : {}),
+      tls: options.tls ?? false,
+    };
   },
   /** A single small Redis in the fleet's namespace, with AUTH, reachable only from the fleet's pods. */
   inCluster(options: KubernetesInClusterRedisOptions = {}): KubernetesFleetRedis {
@@ -219,4 +297,20 @@ export class KubernetesRedis extends Construct {
       },
     });
   }
+}
+
+/** Where the agents' connection string takes the password from: `$(REDIS_PASSWORD)`, set from the Secret. */
+export const REDIS_PASSWORD_REFERENCE = '$(REDIS_PASSWORD)';
+
+/**
+ * The agents' `--redis` for a Sentinel or Cluster Redis: a connection string (policy/redis-url.ts
+ * reads it) whose password, if any, Kubernetes fills in from the Secret when the pod starts.
+ */
+export function haRedisUrl(redis: Extract<KubernetesFleetRedis, { kind: 'sentinel' | 'cluster' }>): string {
+  const auth = redis.passwordSecret ? `:${REDIS_PASSWORD_REFERENCE}@` : '';
+  const tls = redis.tls ? 's' : '';
+  if (redis.kind === 'cluster') return `redis${tls}-cluster://${auth}${redis.nodes.join(',')}`;
+  const query =
+    redis.passwordSecret && redis.sentinelsUsePassword ? `?sentinelPassword=${REDIS_PASSWORD_REFERENCE}` : '';
+  return `redis${tls}-sentinel://${auth}${redis.sentinels.join(',')}/${encodeURIComponent(redis.primaryName)}${query}`;
 }

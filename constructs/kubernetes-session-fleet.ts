@@ -78,6 +78,8 @@ export {
   KubernetesFleetRedis,
   type KubernetesInClusterRedisOptions,
   KubernetesRedis,
+  type KubernetesRedisClusterOptions,
+  type KubernetesRedisSentinelOptions,
 } from './kubernetes-redis.js';
 export type {
   KubernetesSessionFleetProps,
@@ -329,10 +331,13 @@ export class KubernetesSessionFleet extends Construct {
       );
     }
     const redis = options.redis ?? this.redis;
-    if (options.redis === undefined && redis.kind === 'external') {
+    if (
+      options.redis === undefined &&
+      (redis.kind === 'external' || redis.kind === 'sentinel' || redis.kind === 'cluster')
+    ) {
       problems.addShown(
         'redis',
-        'external',
+        redis.kind,
         `would be shared by every tenant, whose agents would then coordinate as one fleet: give tenant ${JSON.stringify(tenantId)} its own '${prefix}redis'`,
       );
     } else if (options.redis) {

@@ -25,8 +25,8 @@ function kubernetesFleetWarnings(fleet: KubernetesSessionFleet, types: ReadonlyM
   }
   if (fleet.redis.kind === 'in-cluster') {
     warnings.push(
-      'an in-cluster Redis of its own (one replica, no persistence); fleets can share one Redis you run with ' +
-        'KubernetesFleetRedis.external(...)',
+      'an in-cluster Redis of its own (one replica, no persistence): for availability point it at a Redis with ' +
+        'replicas, KubernetesFleetRedis.sentinel(...), .cluster(...) or .external(...)',
     );
   }
   const image = agentImageWarning(fleet.agent.image);

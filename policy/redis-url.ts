@@ -127,7 +127,8 @@ export function parseRedisUrl(text: string): { endpoint: RedisEndpoint } | { pro
   };
 }
 
-function parseHostPort(text: string): RedisHostPort | string {
+/** One `host:port` of a Sentinel or Cluster connection string, or the problem with it. */
+export function parseHostPort(text: string): RedisHostPort | string {
   const match = /^(\[[0-9a-f:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$/i.exec(text);
   if (!match) return `${JSON.stringify(text)} must be host:port`;
   const port = Number(match[2]);
