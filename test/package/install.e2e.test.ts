@@ -224,7 +224,7 @@ function writeCdktfInitProject(project: string, tarball: string, target: Target)
   writeFileSync(join(project, 'cdktf.json'), cdktfJson);
 }
 
-/** An ESM project from the README's own package.json, tsconfig.json and cdktf.json. */
+/** An ESM project from the getting-started package.json, tsconfig.json and cdktf.json (docs/constructs.md). */
 function writeEsmProject(project: string, tarball: string, target: Target): void {
   const manifest = JSON.parse(exampleFile(target, 'package.json'));
   expect(manifest.dependencies.sessionfleet).toBe(`^${pkg.version}`);
