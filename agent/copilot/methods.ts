@@ -11,6 +11,7 @@ import type { Policy } from '../../policy/index.js';
 import { AgentError } from '../core/errors.js';
 import { sessionIdProblem } from '../core/session-id.js';
 import { COPILOT_METHODS, methodClass } from './method-table.js';
+import { sessionStoreRefusal } from './session-store.js';
 
 /** Global methods that read nothing private and change nothing shared. */
 export const GLOBAL_METHODS: ReadonlySet<string> = new Set(
@@ -151,6 +152,9 @@ export function routeRequest(
       }),
     };
   }
+  // The CLI's cross-session store records every session it serves (ADR 0024).
+  const storeRefusal = sessionStoreRefusal(method, params);
+  if (storeRefusal) return { kind: 'refused', error: storeRefusal };
   if (method === 'session.metadata.updateClientMetadata') {
     const problem = reservedMetadataProblem(params);
     if (problem) {
