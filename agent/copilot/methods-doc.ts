@@ -3,7 +3,7 @@
  * page cannot drift from what the front does: `npm run docs:copilot-methods` writes it, a test
  * checks it is current.
  */
-import { COPILOT_METHODS, type HostResource, type MethodClass } from './method-table.js';
+import { COPILOT_METHODS, type HostResource, type MethodClass, SESSION_STORE_RULES } from './method-table.js';
 
 const HOST_LABELS: Record<HostResource, string> = {
   shell: 'shell (runs commands as the CLI)',
@@ -29,9 +29,21 @@ function verdict(c: MethodClass): string {
   }
 }
 
+/** What a method's params may not ask for: the CLI's cross-session store (ADR 0024). */
+function storeRule(method: string): string {
+  switch (SESSION_STORE_RULES[method]) {
+    case 'off':
+      return '; sent with `enableSessionStore: false`, refused if it asks for the session store';
+    case 'checked':
+      return '; refused if it asks for the session store';
+    default:
+      return '';
+  }
+}
+
 function section(title: string, methods: Array<[string, MethodClass]>): string[] {
   const lines = [`## ${title} (${methods.length})`, '', '| method | what the agent does |', '| --- | --- |'];
-  for (const [method, c] of methods) lines.push(`| \`${method}\` | ${verdict(c)} |`);
+  for (const [method, c] of methods) lines.push(`| \`${method}\` | ${verdict(c)}${storeRule(method)} |`);
   lines.push('');
   return lines;
 }
@@ -46,7 +58,7 @@ export function renderCopilotMethodsDoc(): string {
     '',
     'The Copilot CLI isolates nothing between its clients, so the agent classifies every method it',
     'forwards by what it touches (SPEC.md §7). A method that is not in this table is refused with',
-    '`METHOD_FORBIDDEN` (JSON-RPC -32014): a new CLI release cannot open a hole silently.',
+    '`METHOD_FORBIDDEN` (JSON-RPC -31014): a new CLI release cannot open a hole silently.',
     '',
     '- **conversation**: the session’s turns, messages and events, and the answers to what the CLI',
     '  asked this session’s client (tool calls, permission prompts, elicitations);',
@@ -77,6 +89,16 @@ export function renderCopilotMethodsDoc(): string {
     'with the same rights, so they reach whatever the host holds — which is why the file system is',
     'isolated too where the agent stages state (see [isolation](isolation.md#what-each-isolation-mode-isolates)).',
     'Limit the tools further with the session’s permission settings or a per-user instance.',
+    '',
+    '## The CLI’s session store',
+    '',
+    'The CLI records every session it tracks in one SQLite file per process,',
+    '`~/.copilot/session-store.db`, which the model’s `session_store_sql` tool and its shell read',
+    'whatever session they run in. So `session.create` and `session.resume` are always sent with',
+    '`enableSessionStore: false` (unset, the CLI tracks), and a load or `session.options.update` that',
+    'asks for the store (`enableSessionStore: true`, capability `session-store`) is refused with',
+    '`SESSION_STORE_FORBIDDEN` (JSON-RPC -31081), in every isolation mode',
+    '([ADR 0024](adr/0024-copilot-session-store-off.md)).',
     '',
     '## Host resources',
     '',
