@@ -81,7 +81,7 @@ export function renderCopilotMethodsDoc(): string {
     '| --- | --- | --- |',
     '| `shared`, `tenant`, `request` | refused | several principals’ sessions live on one CLI |',
     '| `session` with `sharedSessionState`, the shared volume mounted into the app | refused | the shared volume holds every user’s state |',
-    '| `session` without `recycleAfterSession` | refused | the instance keeps the previous session’s state on its disk (and the CLI’s own `~/.copilot/session-store.db`) |',
+    '| `session` without `recycleAfterSession` | refused | the instance keeps what earlier sessions left on its disk: their state unless the agent stages it, files their tools wrote |',
     '| `session` with `recycleAfterSession`, state on the instance | allowed | the instance only ever holds its one session |',
     '| `session` with `recycleAfterSession` and `sharedSessionState`, state staged by the agent (`--app-state-dir`) | allowed | the shared volume is the agent’s alone; the app’s directory holds only the session it serves ([ADR 0019](adr/0019-session-state-staged-by-the-agent.md)) |',
     '',
