@@ -422,7 +422,9 @@ export function methodClass(method: string): MethodClass | undefined {
 
 /**
  * Methods whose params can switch the CLI's cross-session store on (ADR 0024, `session-store.ts`):
- * `off` — the agent sends them with `enableSessionStore: false`, whatever the client sent;
+ * `off` — session loads: the agent sends them with `enableSessionStore: false`, whatever the
+ *   client sent, and refuses a `configDir` of the session's own (`CONFIG_DIR_FORBIDDEN`: the
+ *   session's state would live outside the directory the agent stages);
  * `checked` — passed as sent, unless they ask for the store (then refused).
  * Either way a request asking for the store (`enableSessionStore: true`, capability
  * `session-store`) is refused with `SESSION_STORE_FORBIDDEN`.

@@ -33,7 +33,7 @@ function verdict(c: MethodClass): string {
 function storeRule(method: string): string {
   switch (SESSION_STORE_RULES[method]) {
     case 'off':
-      return '; sent with `enableSessionStore: false`, refused if it asks for the session store';
+      return '; sent with `enableSessionStore: false`, refused if it asks for the session store or sets `configDir`';
     case 'checked':
       return '; refused if it asks for the session store';
     default:
@@ -98,7 +98,9 @@ export function renderCopilotMethodsDoc(): string {
     '`enableSessionStore: false` (unset, the CLI tracks), and a load or `session.options.update` that',
     'asks for the store (`enableSessionStore: true`, capability `session-store`) is refused with',
     '`SESSION_STORE_FORBIDDEN` (JSON-RPC -31081), in every isolation mode',
-    '([ADR 0024](adr/0024-copilot-session-store-off.md)).',
+    '([ADR 0024](adr/0024-copilot-session-store-off.md)). A load that sets its own `configDir` is',
+    'refused with `CONFIG_DIR_FORBIDDEN` (-31082): the CLI would keep that session’s state, and a',
+    'store, under it, outside the directory the agent stages and clears between users.',
     '',
     '## Host resources',
     '',

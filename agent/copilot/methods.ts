@@ -11,7 +11,7 @@ import type { Policy } from '../../policy/index.js';
 import { AgentError } from '../core/errors.js';
 import { sessionIdProblem } from '../core/session-id.js';
 import { COPILOT_METHODS, methodClass } from './method-table.js';
-import { sessionStoreRefusal } from './session-store.js';
+import { configDirRefusal, sessionStoreRefusal } from './session-store.js';
 
 /** Global methods that read nothing private and change nothing shared. */
 export const GLOBAL_METHODS: ReadonlySet<string> = new Set(
@@ -153,8 +153,9 @@ export function routeRequest(
     };
   }
   // The CLI's cross-session store records every session it serves (ADR 0024).
-  const storeRefusal = sessionStoreRefusal(method, params);
-  if (storeRefusal) return { kind: 'refused', error: storeRefusal };
+  // A session's own configDir keeps its state out of the staged directory (ADR 0024).
+  const paramRefusal = sessionStoreRefusal(method, params) ?? configDirRefusal(method, params);
+  if (paramRefusal) return { kind: 'refused', error: paramRefusal };
   if (method === 'session.metadata.updateClientMetadata') {
     const problem = reservedMetadataProblem(params);
     if (problem) {

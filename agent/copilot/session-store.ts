@@ -37,6 +37,24 @@ export function sessionStoreRefusal(method: string, params: Record<string, unkno
 }
 
 /**
+ * Why a session load may not pass: it names its own `configDir`. The CLI then keeps that session's
+ * whole state (and its session store) under that directory instead of `~/.copilot`, out of the
+ * directory the agent stages and clears (ADR 0019): the state would stay on the instance for its
+ * next user, and never reach the shared volume. The CLI's directories are the instance's, set by
+ * whoever deploys it, not by a client.
+ */
+export function configDirRefusal(method: string, params: Record<string, unknown>): AgentError | undefined {
+  if (SESSION_STORE_RULES[method] !== 'off' || params.configDir === undefined || params.configDir === null) {
+    return undefined;
+  }
+  return new AgentError(
+    'CONFIG_DIR_FORBIDDEN',
+    `${method} sets params.configDir (${JSON.stringify(params.configDir)}): the CLI would keep the session's state there, outside the directory the agent stages and clears between users, so it would stay on the instance for the next user`,
+    { details: { method, field: 'configDir' } },
+  );
+}
+
+/**
  * What the agent sends to the CLI (or to a peer agent) for `params` of `method`: a session load
  * (`session.create`, `session.resume`) always with the session store off. Other methods unchanged.
  */

@@ -199,7 +199,7 @@ describe("Copilot front: the CLI's cross-session store holds no earlier user's p
     expect(grep.stdout).toBe('');
   });
 
-  it('bob, next on instance A, cannot load a session with the store on, nor switch it on: refused, naming the field', async () => {
+  it('bob, next on instance A, cannot load a session with the store on, switch it on, or move its state out: refused, naming the field', async () => {
     const bob = await openRawClient(a.agent.clientPort);
     raws.push(bob);
     expect((await bob.call('connect', { token: TOKENS.bob })).error).toBeUndefined();
@@ -229,6 +229,12 @@ describe("Copilot front: the CLI's cross-session store holds no earlier user's p
       }),
     );
     expect(JSON.stringify(viaSdk)).toContain('SESSION_STORE_FORBIDDEN');
+    // A config directory of the session's own would keep its state (and a store) out of the
+    // directory the agent stages and clears: measured, the CLI writes both under it.
+    const configDir = join(work, 'bobs-config');
+    const ownDir = await bob.call('session.create', { sessionId: randomUUID(), configDir });
+    expect(ownDir.error).toMatchObject({ code: -31082, data: { code: 'CONFIG_DIR_FORBIDDEN', field: 'configDir' } });
+    expect(existsSync(configDir)).toBe(false);
   });
 
   it('bob on instance A reads 0 bytes of her prompts by any path: store SQL, sql, bash, grep, view, shell, session RPCs', async () => {

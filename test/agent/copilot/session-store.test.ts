@@ -68,3 +68,18 @@ describe("the Copilot CLI's cross-session store (ADR 0024)", () => {
     expect(withSessionStoreOff('ping', undefined)).toBeUndefined();
   });
 });
+
+describe("a session's own configDir (ADR 0024)", () => {
+  it.each(['session.create', 'session.resume'])('refuses %s naming a configDir, quoting it', (method) => {
+    expect(rpcError(routeRequest(method, { sessionId: id, configDir: '/tmp/mine' }))).toEqual({
+      code: -31082,
+      message: `${method} sets params.configDir ("/tmp/mine"): the CLI would keep the session's state there, outside the directory the agent stages and clears between users, so it would stay on the instance for the next user: leave configDirectory unset (the CLI's directories are the instance's)`,
+      data: { code: 'CONFIG_DIR_FORBIDDEN', status: 403, method, field: 'configDir' },
+    });
+  });
+
+  it('passes loads without one (the SDK omits it unless configDirectory is set)', () => {
+    expect(routeRequest('session.create', { sessionId: id, configDir: null }).kind).toBe('session');
+    expect(routeRequest('session.resume', { sessionId: id }).kind).toBe('session');
+  });
+});
