@@ -152,8 +152,8 @@ export function routeRequest(
       }),
     };
   }
-  // The CLI's cross-session store records every session it serves (ADR 0024).
-  // A session's own configDir keeps its state out of the staged directory (ADR 0024).
+  // Params that would leave a session's prompts on the instance: the CLI's cross-session store, a
+  // session's own configDir (ADR 0024).
   const paramRefusal = sessionStoreRefusal(method, params) ?? configDirRefusal(method, params);
   if (paramRefusal) return { kind: 'refused', error: paramRefusal };
   if (method === 'session.metadata.updateClientMetadata') {

@@ -49,9 +49,15 @@ export function configDirRefusal(method: string, params: Record<string, unknown>
   }
   return new AgentError(
     'CONFIG_DIR_FORBIDDEN',
-    `${method} sets params.configDir (${JSON.stringify(params.configDir)}): the CLI would keep the session's state there, outside the directory the agent stages and clears between users, so it would stay on the instance for the next user`,
+    `${method} sets params.configDir (${quoted(params.configDir)}): the CLI would keep the session's state there, outside the directory the agent stages and clears between users, so it would stay on the instance for the next user`,
     { details: { method, field: 'configDir' } },
   );
+}
+
+/** A client's value in a message: JSON, at most 200 characters of it. */
+function quoted(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }
 
 /**
