@@ -82,10 +82,10 @@ describe("a session's own configDir (ADR 0024)", () => {
     expect(routeRequest('session.create', { sessionId: id, configDir: null }).kind).toBe('session');
     expect(routeRequest('session.resume', { sessionId: id }).kind).toBe('session');
   });
-});
 
-it('quotes at most 200 characters of a long configDir', () => {
-  const route = routeRequest('session.create', { sessionId: id, configDir: `/${'x'.repeat(5000)}` });
-  expect(rpcError(route).message).toContain(`("/${'x'.repeat(198)}…)`);
-  expect(rpcError(route).message.length).toBeLessThan(600);
+  it('quotes at most 200 characters of a long configDir', () => {
+    const route = routeRequest('session.create', { sessionId: id, configDir: `/${'x'.repeat(5000)}` });
+    expect(rpcError(route).message).toContain(`("/${'x'.repeat(198)}…)`);
+    expect(rpcError(route).message.length).toBeLessThan(600);
+  });
 });
