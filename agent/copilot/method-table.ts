@@ -419,3 +419,18 @@ export const COPILOT_METHODS: Readonly<Record<string, MethodClass>> = Object.fre
 export function methodClass(method: string): MethodClass | undefined {
   return Object.hasOwn(COPILOT_METHODS, method) ? COPILOT_METHODS[method] : undefined;
 }
+
+/**
+ * Methods whose params can switch the CLI's cross-session store on (ADR 0024, `session-store.ts`):
+ * `off` — session loads: the agent sends them with `enableSessionStore: false`, whatever the
+ *   client sent, and refuses a `configDir` of the session's own (`CONFIG_DIR_FORBIDDEN`: the
+ *   session's state would live outside the directory the agent stages);
+ * `checked` — passed as sent, unless they ask for the store (then refused).
+ * Either way a request asking for the store (`enableSessionStore: true`, capability
+ * `session-store`) is refused with `SESSION_STORE_FORBIDDEN`.
+ */
+export const SESSION_STORE_RULES: Readonly<Record<string, 'off' | 'checked'>> = Object.freeze({
+  'session.create': 'off',
+  'session.options.update': 'checked',
+  'session.resume': 'off',
+});

@@ -3,7 +3,7 @@
  * page cannot drift from what the front does: `npm run docs:copilot-methods` writes it, a test
  * checks it is current.
  */
-import { COPILOT_METHODS, type HostResource, type MethodClass } from './method-table.js';
+import { COPILOT_METHODS, type HostResource, type MethodClass, SESSION_STORE_RULES } from './method-table.js';
 
 const HOST_LABELS: Record<HostResource, string> = {
   shell: 'shell (runs commands as the CLI)',
@@ -29,9 +29,21 @@ function verdict(c: MethodClass): string {
   }
 }
 
+/** What a method's params may not ask for: the CLI's cross-session store (ADR 0024). */
+function storeRule(method: string): string {
+  switch (SESSION_STORE_RULES[method]) {
+    case 'off':
+      return '; sent with `enableSessionStore: false`, refused if it asks for the session store or sets `configDir`';
+    case 'checked':
+      return '; refused if it asks for the session store';
+    default:
+      return '';
+  }
+}
+
 function section(title: string, methods: Array<[string, MethodClass]>): string[] {
   const lines = [`## ${title} (${methods.length})`, '', '| method | what the agent does |', '| --- | --- |'];
-  for (const [method, c] of methods) lines.push(`| \`${method}\` | ${verdict(c)} |`);
+  for (const [method, c] of methods) lines.push(`| \`${method}\` | ${verdict(c)}${storeRule(method)} |`);
   lines.push('');
   return lines;
 }
@@ -46,7 +58,7 @@ export function renderCopilotMethodsDoc(): string {
     '',
     'The Copilot CLI isolates nothing between its clients, so the agent classifies every method it',
     'forwards by what it touches (SPEC.md §7). A method that is not in this table is refused with',
-    '`METHOD_FORBIDDEN` (JSON-RPC -32014): a new CLI release cannot open a hole silently.',
+    '`METHOD_FORBIDDEN` (JSON-RPC -31014): a new CLI release cannot open a hole silently.',
     '',
     '- **conversation**: the session’s turns, messages and events, and the answers to what the CLI',
     '  asked this session’s client (tool calls, permission prompts, elicitations);',
@@ -69,7 +81,7 @@ export function renderCopilotMethodsDoc(): string {
     '| --- | --- | --- |',
     '| `shared`, `tenant`, `request` | refused | several principals’ sessions live on one CLI |',
     '| `session` with `sharedSessionState`, the shared volume mounted into the app | refused | the shared volume holds every user’s state |',
-    '| `session` without `recycleAfterSession` | refused | the instance keeps the previous session’s state on its disk (and the CLI’s own `~/.copilot/session-store.db`) |',
+    '| `session` without `recycleAfterSession` | refused | the instance keeps what earlier sessions left on its disk: their state unless the agent stages it, files their tools wrote |',
     '| `session` with `recycleAfterSession`, state on the instance | allowed | the instance only ever holds its one session |',
     '| `session` with `recycleAfterSession` and `sharedSessionState`, state staged by the agent (`--app-state-dir`) | allowed | the shared volume is the agent’s alone; the app’s directory holds only the session it serves ([ADR 0019](adr/0019-session-state-staged-by-the-agent.md)) |',
     '',
@@ -77,6 +89,18 @@ export function renderCopilotMethodsDoc(): string {
     'with the same rights, so they reach whatever the host holds — which is why the file system is',
     'isolated too where the agent stages state (see [isolation](isolation.md#what-each-isolation-mode-isolates)).',
     'Limit the tools further with the session’s permission settings or a per-user instance.',
+    '',
+    '## The CLI’s session store',
+    '',
+    'The CLI records every session it tracks in one SQLite file per process,',
+    '`~/.copilot/session-store.db`, which the model’s `session_store_sql` tool and its shell read',
+    'whatever session they run in. So `session.create` and `session.resume` are always sent with',
+    '`enableSessionStore: false` (unset, the CLI tracks), and a load or `session.options.update` that',
+    'asks for the store (`enableSessionStore: true`, capability `session-store`) is refused with',
+    '`SESSION_STORE_FORBIDDEN` (JSON-RPC -31081), in every isolation mode',
+    '([ADR 0024](adr/0024-copilot-session-store-off.md)). A load that sets its own `configDir` is',
+    'refused with `CONFIG_DIR_FORBIDDEN` (-31082): the CLI would keep that session’s state, and a',
+    'store, under it, outside the directory the agent stages and clears between users.',
     '',
     '## Host resources',
     '',

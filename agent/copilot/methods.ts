@@ -11,6 +11,7 @@ import type { Policy } from '../../policy/index.js';
 import { AgentError } from '../core/errors.js';
 import { sessionIdProblem } from '../core/session-id.js';
 import { COPILOT_METHODS, methodClass } from './method-table.js';
+import { configDirRefusal, sessionStoreRefusal } from './session-store.js';
 
 /** Global methods that read nothing private and change nothing shared. */
 export const GLOBAL_METHODS: ReadonlySet<string> = new Set(
@@ -151,6 +152,10 @@ export function routeRequest(
       }),
     };
   }
+  // Params that would leave a session's prompts on the instance: the CLI's cross-session store, a
+  // session's own configDir (ADR 0024).
+  const paramRefusal = sessionStoreRefusal(method, params) ?? configDirRefusal(method, params);
+  if (paramRefusal) return { kind: 'refused', error: paramRefusal };
   if (method === 'session.metadata.updateClientMetadata') {
     const problem = reservedMetadataProblem(params);
     if (problem) {

@@ -15,6 +15,7 @@ import {
   type JsonRpcResponse,
 } from './jsonrpc.js';
 import { type ProtocolProblem, RpcPeer } from './peer.js';
+import { withSessionStoreOff } from './session-store.js';
 
 export interface UpstreamHandlers {
   /** A request from the CLI (to be answered by the client). */
@@ -118,7 +119,10 @@ export class Upstream {
     const id = this.nextId++;
     this.pending.set(id, settle);
     const message: JsonRpcRequest = { jsonrpc: '2.0', id, method };
-    if (params !== undefined) message.params = params;
+    // Every session load leaves here with the CLI's cross-session store off — the client's, the
+    // agent's own resumes and hops alike (ADR 0024).
+    const sent = withSessionStoreOff(method, params);
+    if (sent !== undefined) message.params = sent;
     // Agent-to-agent hops carry their own fields beside params; the CLI never sees them.
     if (envelope !== undefined) (message as JsonRpcRequest & { sessionfleet?: unknown }).sessionfleet = envelope;
     this.peer.send(message);

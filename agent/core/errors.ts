@@ -106,6 +106,26 @@ export const ERRORS = {
    * shared volume and the app's directory (ADR 0019); the CLI is not asked to load it without it.
    */
   STATE_STAGING_FAILED: define('STATE_STAGING_FAILED', 503, -31080, 'retry shortly'),
+  /**
+   * Copilot front: a session load or options update asks for the CLI's cross-session store, which
+   * would show the sessions of every user the CLI served (ADR 0024).
+   */
+  SESSION_STORE_FORBIDDEN: define(
+    'SESSION_STORE_FORBIDDEN',
+    403,
+    -31081,
+    'leave enableSessionStore unset or false and do not request the session-store capability',
+  ),
+  /**
+   * Copilot front: a session load names its own `configDir`, which would keep the session's state
+   * outside the directory the agent stages and clears between users (ADR 0024).
+   */
+  CONFIG_DIR_FORBIDDEN: define(
+    'CONFIG_DIR_FORBIDDEN',
+    403,
+    -31082,
+    "leave configDirectory unset (the CLI's directories are the instance's)",
+  ),
   /** The fleet store (Redis) cannot be reached and `failOpen` is false. */
   STORE_UNAVAILABLE: define('STORE_UNAVAILABLE', 503, -31017, 'retry shortly'),
   /** The upstream refused or dropped the connection. */
