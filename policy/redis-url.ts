@@ -127,6 +127,16 @@ export function parseRedisUrl(text: string): { endpoint: RedisEndpoint } | { pro
   };
 }
 
+/**
+ * The endpoint of a connection string the caller vouches for (a test's or a benchmark's own
+ * server); a problem throws, naming `source` as the agent's start-up does.
+ */
+export function redisEndpoint(text: string, source = '--redis'): RedisEndpoint {
+  const parsed = parseRedisUrl(text);
+  if ('problem' in parsed) throw new Error(`${source} ${parsed.problem}`);
+  return parsed.endpoint;
+}
+
 function parseHostPort(text: string): RedisHostPort | string {
   const match = /^(\[[0-9a-f:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$/i.exec(text);
   if (!match) return `${JSON.stringify(text)} must be host:port`;
