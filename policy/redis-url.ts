@@ -49,9 +49,18 @@ const SCHEMES: Record<string, { kind: RedisEndpoint['kind']; tls: boolean }> = {
   'rediss-cluster': { kind: 'cluster', tls: true },
 };
 
-/** The URL with its password replaced, for messages and logs. */
+/**
+ * The URL with its password replaced, for messages and logs: everything between the user name (or
+ * the scheme, when there is no colon: `redis://secret@host` is a password too) and the last `@`,
+ * so that a password with an unencoded `/`, `?` or `@`, in a URL too broken to parse, is hidden too.
+ */
 export function redactRedisUrl(text: string): string {
-  return text.replace(/^([a-z-]+:\/\/[^:@/]*:)[^@/]*@/i, '$1***@').replace(/([?&]sentinelPassword=)[^&]*/i, '$1***');
+  return text
+    .replace(
+      /^(\s*[a-z-]+:\/\/)(?:([^:@/]*):)?.*@/i,
+      (_match, scheme: string, user: string | undefined) => `${scheme}${user === undefined ? '' : `${user}:`}***@`,
+    )
+    .replace(/([?&]sentinelPassword=)[^&]*/i, '$1***');
 }
 
 /** Parses a connection string; a problem is one sentence that names the part, its value and the rule. */
@@ -81,6 +90,10 @@ export function parseRedisUrl(text: string): { endpoint: RedisEndpoint } | { pro
     return { endpoint: { kind: 'single', tls: scheme.tls, url: text.trim(), ...credentials } };
   }
 
+  // The user info ends at the first '@': another one is the password's, and naming the host part
+  // that holds it would show the password.
+  if (hostList.includes('@'))
+    return { problem: `(${shown}) must have an '@' in its user name or password encoded as %40` };
   const hosts: RedisHostPort[] = [];
   for (const part of hostList.split(',')) {
     const hostPort = parseHostPort(part.trim());
