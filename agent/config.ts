@@ -18,7 +18,7 @@ import {
 } from '../policy/agent-interface.js';
 import { HEADER_NAME_RULE, isHeaderName, sameHeaderName } from '../policy/header-name.js';
 import type { Policy } from '../policy/index.js';
-import { parseRedisUrl } from '../policy/redis-url.js';
+import { parseRedisUrl, type RedisEndpoint } from '../policy/redis-url.js';
 import { parseCommandLine } from './cli-args.js';
 import type { AgentConfig, ConnectionLimits, HostPort, JwtConfig } from './core/config.js';
 import { deepFrozen } from './core/frozen.js';
@@ -182,9 +182,11 @@ export function parseAgentConfig(
   }
 
   const redis = get('redis');
+  let fleetStore: RedisEndpoint | undefined;
   if (redis) {
     const parsed = parseRedisUrl(redis.value);
     if ('problem' in parsed) problems.push(`${redis.source} ${parsed.problem}`);
+    else fleetStore = parsed.endpoint;
   }
   const fleet = get('fleet');
   if (fleet && !/^[A-Za-z0-9._-]{1,64}$/.test(fleet.value)) {
@@ -287,7 +289,7 @@ export function parseAgentConfig(
     logLevel: logLevel?.value ?? 'info',
     limits,
   };
-  if (redis) config.redisUrl = redis.value;
+  if (fleetStore) config.redis = fleetStore;
   if (fleet) config.fleet = fleet.value;
   if (fleetKey) config.fleetKey = fleetKey.value;
   if (fleetLeaseMs !== undefined) config.fleetLeaseMs = fleetLeaseMs;

@@ -11,12 +11,13 @@ import { cpus } from 'node:os';
 import { fleetKeys } from '../agent/fleet/keys.js';
 import { RedisLock } from '../agent/fleet/lock.js';
 import { ChannelHub, createFleetRedis } from '../agent/fleet/redis.js';
+import { redisEndpoint } from '../policy/redis-url.js';
 import { startRedisServer } from '../test/helpers/redis-server.js';
 
 const seconds = Number(process.argv[2] ?? 2);
 const server = await startRedisServer();
-const redis = createFleetRedis(server.url, { name: 'bench-lock', commandTimeoutMs: 5000 });
-const subscriber = createFleetRedis(server.url, { name: 'bench-lock:sub', commandTimeoutMs: 5000 });
+const redis = createFleetRedis(redisEndpoint(server.url), { name: 'bench-lock', commandTimeoutMs: 5000 });
+const subscriber = createFleetRedis(redisEndpoint(server.url), { name: 'bench-lock:sub', commandTimeoutMs: 5000 });
 await Promise.all([redis.connect(), subscriber.connect()]);
 const keys = fleetKeys({ fleet: 'bench' });
 const lock = new RedisLock({ redis, keys, hub: new ChannelHub(subscriber), ttlMs: 30_000, waitMs: 60_000 });

@@ -40,7 +40,6 @@ import type { Policy } from '../policy/index.js';
 import {
   AGENT_APP_STATE_PATH,
   AGENT_SHARED_STATE_PATH,
-  agentArgs,
   policyFileContent,
   stagesSessionState,
   terminationGracePeriodSeconds,
@@ -334,17 +333,7 @@ export class AzureContainerAppsSessionFleet extends AzureSessionFleetBase {
         },
       ],
     };
-    const args = agentArgs({
-      policy: this.policy,
-      appPort: this.app.port,
-      principals: props.principals !== undefined,
-      principalHeader: props.principalHeader,
-      tenantHeader: props.tenantHeader,
-      jwt: props.jwt,
-      appHealthPath: this.app.healthPath,
-      fleetName: this.settings.fleetName,
-      ...(staged ? { sessionStateDir: AGENT_SHARED_STATE_PATH, appStateDir: AGENT_APP_STATE_PATH } : {}),
-    }).map((arg) => SECRET_FILE_PATHS[arg] ?? arg);
+    const args = this.agentCommandArgs(props, this.policy).map((arg) => SECRET_FILE_PATHS[arg] ?? arg);
     const agent: ContainerAppTemplateContainer = {
       name: AGENT_CONTAINER_NAME,
       image: this.agent.image,

@@ -33,7 +33,6 @@ import type { Policy } from '../policy/index.js';
 import {
   AGENT_APP_STATE_PATH,
   AGENT_SHARED_STATE_PATH,
-  agentArgs,
   policyFileContent,
   stagesSessionState,
 } from './agent-container.js';
@@ -278,17 +277,7 @@ export class AzureContainerInstancesSessionFleet extends AzureSessionFleetBase {
         secret: { [PRINCIPALS_FILE_NAME]: Fn.base64encode(secretValue(props.principals)) },
       });
     }
-    const args = agentArgs({
-      policy: this.policy,
-      appPort: this.app.port,
-      principals: props.principals !== undefined,
-      principalHeader: props.principalHeader,
-      tenantHeader: props.tenantHeader,
-      jwt: props.jwt,
-      appHealthPath: this.app.healthPath,
-      fleetName: this.settings.fleetName,
-      ...(staged ? { sessionStateDir: AGENT_SHARED_STATE_PATH, appStateDir: AGENT_APP_STATE_PATH } : {}),
-    });
+    const args = this.agentCommandArgs(props, this.policy);
     const agentSecrets = Object.fromEntries(agentSecretEnvs(props, foundation.redisUrl).map((s) => [s.env, s.value]));
     if (props.containerRegistryId !== undefined) {
       this.identity = new AzureFleetIdentity(this, 'Identity', {

@@ -10,7 +10,16 @@ import { Construct } from 'constructs';
 import { AGENT_ADMIN_PORT, AGENT_CLIENT_PORT, DEFAULT_SESSION_STATE_PATH } from '../policy/agent-interface.js';
 import { describeValue } from '../policy/format.js';
 import type { Policy, PolicyInput } from '../policy/index.js';
-import { DEFAULT_AGENT_IMAGE, FLEET_NAME_PATTERN, FLEET_NAME_RULE, fleetNameFromPath } from './agent-container.js';
+import {
+  AGENT_APP_STATE_PATH,
+  AGENT_SHARED_STATE_PATH,
+  agentArgs,
+  DEFAULT_AGENT_IMAGE,
+  FLEET_NAME_PATTERN,
+  FLEET_NAME_RULE,
+  fleetNameFromPath,
+  stagesSessionState,
+} from './agent-container.js';
 import { warnAboutAgentImage } from './agent-image.js';
 import type { AzureAppContainer, AzureSessionFleetBaseProps } from './azure-fleet-props.js';
 import {
@@ -105,6 +114,23 @@ export abstract class AzureSessionFleetBase extends Construct {
     this.redisCapacity = settings.redisCapacity;
     this.redisCacheName = settings.redisCacheName;
     warnAboutAgentImage(this, this.agent.image);
+  }
+
+  /** The agent's command-line flags, the same in both Azure fleets (secret paths are the caller's). */
+  protected agentCommandArgs(props: AzureSessionFleetBaseProps, policy: Policy): string[] {
+    return agentArgs({
+      policy,
+      appPort: this.app.port,
+      principals: props.principals !== undefined,
+      principalHeader: props.principalHeader,
+      tenantHeader: props.tenantHeader,
+      jwt: props.jwt,
+      appHealthPath: this.app.healthPath,
+      fleetName: this.settings.fleetName,
+      ...(stagesSessionState(policy, true)
+        ? { sessionStateDir: AGENT_SHARED_STATE_PATH, appStateDir: AGENT_APP_STATE_PATH }
+        : {}),
+    });
   }
 }
 

@@ -11,7 +11,8 @@
  *   Cluster, reached through any of the seed nodes. One fleet's keys share a hash tag, so they sit
  *   in one slot and many fleets spread over the cluster.
  *
- * Pure: no ioredis here, so the constructs can check a literal URL at synth time.
+ * Pure: no ioredis here, so the constructs check the Sentinel and Cluster endpoints they are given
+ * (`KubernetesFleetRedis.sentinel()`, `.cluster()`) by the same rule at synth time.
  */
 
 export interface RedisHostPort {
@@ -49,9 +50,18 @@ const SCHEMES: Record<string, { kind: RedisEndpoint['kind']; tls: boolean }> = {
   'rediss-cluster': { kind: 'cluster', tls: true },
 };
 
-/** The URL with its password replaced, for messages and logs. */
+/**
+ * The URL with its password replaced, for messages and logs: everything between the user name (or
+ * the scheme, when there is no colon: `redis://secret@host` is a password too) and the last `@`,
+ * so that a password with an unencoded `/`, `?` or `@`, in a URL too broken to parse, is hidden too.
+ */
 export function redactRedisUrl(text: string): string {
-  return text.replace(/^([a-z-]+:\/\/[^:@/]*:)[^@/]*@/i, '$1***@').replace(/([?&]sentinelPassword=)[^&]*/i, '$1***');
+  return text
+    .replace(
+      /^(\s*[a-z-]+:\/\/)(?:([^:@/]*):)?.*@/i,
+      (_match, scheme: string, user: string | undefined) => `${scheme}${user === undefined ? '' : `${user}:`}***@`,
+    )
+    .replace(/([?&]sentinelPassword=)[^&]*/i, '$1***');
 }
 
 /** Parses a connection string; a problem is one sentence that names the part, its value and the rule. */
@@ -81,6 +91,10 @@ export function parseRedisUrl(text: string): { endpoint: RedisEndpoint } | { pro
     return { endpoint: { kind: 'single', tls: scheme.tls, url: text.trim(), ...credentials } };
   }
 
+  // The user info ends at the first '@': another one is the password's, and naming the host part
+  // that holds it would show the password.
+  if (hostList.includes('@'))
+    return { problem: `(${shown}) must have an '@' in its user name or password encoded as %40` };
   const hosts: RedisHostPort[] = [];
   for (const part of hostList.split(',')) {
     const hostPort = parseHostPort(part.trim());
@@ -125,6 +139,16 @@ export function parseRedisUrl(text: string): { endpoint: RedisEndpoint } | { pro
       ...sentinelCredentials,
     },
   };
+}
+
+/**
+ * The endpoint of a connection string the caller vouches for (a test's or a benchmark's own
+ * server); a problem throws, naming `source` as the agent's start-up does.
+ */
+export function redisEndpoint(text: string, source = '--redis'): RedisEndpoint {
+  const parsed = parseRedisUrl(text);
+  if ('problem' in parsed) throw new Error(`${source} ${parsed.problem}`);
+  return parsed.endpoint;
 }
 
 /** One `host:port` of a Sentinel or Cluster connection string, or the problem with it. */

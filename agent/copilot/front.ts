@@ -43,7 +43,7 @@ export async function createCopilotFront(context: AgentContext): Promise<Front> 
           sharedDir: config.sessionStateDir,
           appDir: config.appStateDir,
           lock: coordinator.lock,
-          fleetWideTokens: config.redisUrl !== undefined,
+          fleetWideTokens: config.redis !== undefined,
         })
       : undefined;
   const owners = new OwnerDirectory(async (ids) => {

@@ -7,6 +7,8 @@
  * Every field is readonly, and the object the agent runs with is deep-frozen (URLs included): a
  * part that wants another value derives its own, so no reader sees the configuration change.
  */
+import type { RedisEndpoint } from '../../policy/redis-url.js';
+
 export interface HostPort {
   readonly host: string;
   readonly port: number;
@@ -48,7 +50,8 @@ export interface AgentConfig {
   readonly upstream: URL;
   readonly listen: HostPort;
   readonly adminListen: HostPort;
-  readonly redisUrl?: string;
+  /** The fleet store (`--redis`), parsed once at start-up; unset: the in-process coordinator. */
+  readonly redis?: RedisEndpoint;
   /** The fleet's name (Redis key prefix `sessionfleet:{<fleet>}:`); unset means `default`. */
   readonly fleet?: string;
   /** Owner-hint keys, comma-separated (`SESSIONFLEET_FLEET_KEY`). */

@@ -93,12 +93,12 @@ export class FleetCoordinator implements Coordinator {
     private readonly context: FleetContext,
     options: FleetCoordinatorOptions = {},
   ) {
-    const url = options.redisUrl ?? context.config.redisUrl;
-    if (!url && !options.connect) throw new Error('FleetCoordinator needs a Redis URL (--redis)');
+    const endpoint = options.redis ?? context.config.redis;
+    if (!endpoint && !options.connect) throw new Error('FleetCoordinator needs a Redis URL (--redis)');
     this.instanceId = context.config.instanceId;
     const o = resolveFleetOptions(context, options);
     this.keys = fleetKeys({ fleet: options.fleet, prefix: options.prefix });
-    const connect = options.connect ?? redisConnect(url!, o.commandTimeoutMs);
+    const connect = options.connect ?? redisConnect(endpoint!, o.commandTimeoutMs);
     const name = `sessionfleet:${this.instanceId}`;
     this.redis = connect('commands', name);
     this.subscriber = connect('subscriber', `${name}:sub`);
@@ -121,7 +121,7 @@ export class FleetCoordinator implements Coordinator {
       waitMs: (collaborative?.lockWaitSeconds ?? 10) * 1000,
       waiterTtlMs: o.lockWaiterTtlMs,
       // Behind Sentinel a failover promotes a replica: a grant counts once one replica has it.
-      replicasToAck: url && isReplicated(url) ? 1 : 0,
+      replicasToAck: endpoint && isReplicated(endpoint) ? 1 : 0,
     });
     this.metrics = createFleetMetrics(context.metrics.registry);
     this.state = new FleetState(context, o, this.redis, this.registry, this.metrics);

@@ -11,11 +11,11 @@ import type { Coordinator, FleetContext } from './types.js';
 /** Builds the coordinator for an agent's configuration; call `start()` before the fronts listen. */
 export function createCoordinator(
   context: FleetContext,
-  options: Omit<FleetCoordinatorOptions, 'redisUrl'> = {},
+  options: Omit<FleetCoordinatorOptions, 'redis'> = {},
 ): Coordinator {
   const { config } = context;
   const stateCleanup = options.stateCleanup ?? (config.sessionStateDir ? { dir: config.sessionStateDir } : undefined);
-  if (!config.redisUrl) return new LocalCoordinator(context, stateCleanup ? { stateCleanup } : {});
+  if (!config.redis) return new LocalCoordinator(context, stateCleanup ? { stateCleanup } : {});
   return new FleetCoordinator(context, {
     ...options,
     fleet: options.fleet ?? config.fleet,

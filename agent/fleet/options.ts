@@ -5,6 +5,7 @@
  * fault would, without hooks inside the production classes.
  */
 import type { Redis } from 'ioredis';
+import type { RedisEndpoint } from '../../policy/redis-url.js';
 import { createFleetRedis } from './redis.js';
 import type { FleetContext } from './types.js';
 
@@ -30,8 +31,8 @@ export const intervalScheduler: FleetScheduler = {
 export type FleetConnect = (role: 'commands' | 'subscriber', name: string) => Redis;
 
 export interface FleetCoordinatorOptions {
-  /** @default context.config.redisUrl */
-  redisUrl?: string;
+  /** The fleet store. @default context.config.redis */
+  redis?: RedisEndpoint;
   /** The fleet's name, part of the key prefix. @default 'default' */
   fleet?: string;
   /** Overrides the whole key prefix. */
@@ -81,7 +82,7 @@ export interface FleetCoordinatorOptions {
    * its end), so that a client-chosen id that ended is not taken for a new session. @default 100000
    */
   endedIdsCap?: number;
-  /** The Redis connections. @default createFleetRedis(redisUrl) with `commandTimeoutMs` */
+  /** The Redis connections. @default createFleetRedis(redis) with `commandTimeoutMs` */
   connect?: FleetConnect;
   /** The timers of the periodic tasks. @default intervalScheduler */
   scheduler?: FleetScheduler;
@@ -89,7 +90,7 @@ export interface FleetCoordinatorOptions {
 
 /** The options every part of the coordinator reads, with their defaults filled in. */
 export type ResolvedFleetOptions = Required<
-  Omit<FleetCoordinatorOptions, 'redisUrl' | 'fleet' | 'prefix' | 'hintKeys' | 'stateCleanup' | 'connect' | 'scheduler'>
+  Omit<FleetCoordinatorOptions, 'redis' | 'fleet' | 'prefix' | 'hintKeys' | 'stateCleanup' | 'connect' | 'scheduler'>
 >;
 
 export function resolveFleetOptions(context: FleetContext, options: FleetCoordinatorOptions): ResolvedFleetOptions {
@@ -119,6 +120,6 @@ export function resolveFleetOptions(context: FleetContext, options: FleetCoordin
 }
 
 /** The default transport: ioredis connections that fail fast rather than queue (`redis.ts`). */
-export function redisConnect(url: string, commandTimeoutMs: number): FleetConnect {
-  return (_role, name) => createFleetRedis(url, { name, commandTimeoutMs });
+export function redisConnect(endpoint: RedisEndpoint, commandTimeoutMs: number): FleetConnect {
+  return (_role, name) => createFleetRedis(endpoint, { name, commandTimeoutMs });
 }

@@ -8,7 +8,7 @@
  * (lock wake-ups, admin requests to this instance).
  */
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import { parseRedisUrl } from '../../policy/redis-url.js';
+import type { RedisEndpoint } from '../../policy/redis-url.js';
 
 export interface FleetRedisOptions {
   /** Shown in CLIENT LIST, which helps when reading a busy Redis. */
@@ -21,10 +21,8 @@ export interface FleetRedisOptions {
   maxReconnectDelayMs?: number;
 }
 
-export function createFleetRedis(url: string, options: FleetRedisOptions): Redis {
-  const parsed = parseRedisUrl(url);
-  if ('problem' in parsed) throw new Error(`--redis ${parsed.problem}`);
-  const endpoint = parsed.endpoint;
+/** A connection to the fleet store; `endpoint` was parsed once, at start-up (`parseRedisUrl`). */
+export function createFleetRedis(endpoint: RedisEndpoint, options: FleetRedisOptions): Redis {
   const maxDelay = options.maxReconnectDelayMs ?? 1000;
   const backOff = (attempt: number) => Math.min(25 * 2 ** Math.min(attempt, 10), maxDelay);
   const redisOptions: RedisOptions = {
@@ -57,7 +55,7 @@ export function createFleetRedis(url: string, options: FleetRedisOptions): Redis
       failoverDetector: true,
     });
   } else if (endpoint.kind === 'single') {
-    redis = new Redis(url, redisOptions);
+    redis = new Redis(endpoint.url, redisOptions);
   } else {
     const { lazyConnect: _lazy, enableOfflineQueue: _queue, retryStrategy: _retry, ...nodeOptions } = redisOptions;
     const cluster = new Cluster(
@@ -95,12 +93,11 @@ export function createFleetRedis(url: string, options: FleetRedisOptions): Redis
 }
 
 /**
- * True when the URL names a replicated store whose failover promotes a replica (Sentinel, Cluster):
- * a lock grant is then confirmed by a replica before it is handed out (`lock.ts`).
+ * True for a replicated store whose failover promotes a replica (Sentinel, Cluster): a lock grant
+ * is then confirmed by a replica before it is handed out (`lock.ts`).
  */
-export function isReplicated(url: string): boolean {
-  const parsed = parseRedisUrl(url);
-  return 'endpoint' in parsed && parsed.endpoint.kind !== 'single';
+export function isReplicated(endpoint: RedisEndpoint): boolean {
+  return endpoint.kind !== 'single';
 }
 
 /** Slot numbers asked of the cluster once per key (CLUSTER KEYSLOT): a fleet's keys share one. */

@@ -52,11 +52,22 @@ function splitAuthority(authority: string): { name: string; port: string | undef
   return match ? { name: match[1]!, port: match[2] } : undefined;
 }
 
+/** A host entry's authority; `*.domain` stands as `wildcard.domain`, so it parses as a name. */
+function entryAuthority(entry: string): { name: string; port: string | undefined } | undefined {
+  return splitAuthority(entry.replace(/^\*\./, 'wildcard.'));
+}
+
+/** `scheme://authority` of an Origin header or an origin entry (http or https); undefined when it is not one. */
+function splitOrigin(origin: string): { scheme: string; authority: string } | undefined {
+  const match = /^(https?):\/\/([^/]+)$/.exec(origin.toLowerCase());
+  return match ? { scheme: match[1]!, authority: match[2]! } : undefined;
+}
+
 function hostAllowed(entries: readonly string[], host: string): boolean {
   const given = splitAuthority(host);
   if (!given) return false;
   return entries.some((entry) => {
-    const allowed = splitAuthority(entry.replace(/^\*\./, 'wildcard.'));
+    const allowed = entryAuthority(entry);
     if (!allowed) return false;
     if (allowed.port !== undefined && allowed.port !== given.port) return false;
     if (entry.startsWith('*.')) return given.name.endsWith(allowed.name.slice('wildcard'.length));
@@ -65,14 +76,13 @@ function hostAllowed(entries: readonly string[], host: string): boolean {
 }
 
 function originAllowed(entries: readonly string[], origin: string): boolean {
-  const match = /^(https?):\/\/([^/]+)$/.exec(origin.toLowerCase());
-  if (!match) return false;
-  const [, scheme, authority] = match as unknown as [string, string, string];
+  const given = splitOrigin(origin);
+  if (!given) return false;
   return entries.some((entry) => {
-    const allowed = /^(https?):\/\/([^/]+)$/.exec(entry);
-    if (!allowed || allowed[1] !== scheme) return false;
+    const allowed = splitOrigin(entry);
+    if (!allowed || allowed.scheme !== given.scheme) return false;
     // An entry without a port allows any port of that host, as the loopback default needs.
-    return hostAllowed([allowed[2]!], authority);
+    return hostAllowed([allowed.authority], given.authority);
   });
 }
 
@@ -104,8 +114,8 @@ export function hostListProblem(kind: 'hosts' | 'origins', value: string): strin
     if (entry === '*') continue;
     const ok =
       kind === 'hosts'
-        ? splitAuthority(entry.replace(/^\*\./, 'wildcard.')) !== undefined
-        : /^https?:\/\/(\[[0-9a-f:.]+\]|[a-z0-9._-]+)(:\d{1,5})?$/i.test(entry);
+        ? entryAuthority(entry) !== undefined
+        : splitAuthority(splitOrigin(entry)?.authority ?? '') !== undefined;
     if (!ok)
       return kind === 'hosts'
         ? `has ${JSON.stringify(entry)}: each entry must be a host name or address, optionally :port, *.domain, or *`

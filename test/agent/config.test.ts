@@ -23,7 +23,7 @@ describe('agent flags', () => {
       policyFile: 'p.json',
       listen: { host: '127.0.0.1', port: 8081 },
       adminListen: { host: '127.0.0.1', port: 9191 },
-      redisUrl: 'redis://r:6379',
+      redis: { kind: 'single', tls: false, url: 'redis://r:6379' },
       instanceId: 'pod-1',
     });
     expect(config.upstream.href).toBe('http://127.0.0.1:3000/');
@@ -74,6 +74,34 @@ describe('agent flags', () => {
       '--admin-listen (127.0.0.1:9090) must not be the client port (--listen 127.0.0.1:9090)',
       '--redis (http://r) must be one of redis://host:port, rediss://…, redis-sentinel://host:port[,host:port…]/<primary name>, rediss-sentinel://…, redis-cluster://host:port[,host:port…] or rediss-cluster://…',
       '--log-level ("loud") must be one of fatal, error, warn, info, debug, trace, silent',
+    ]);
+  });
+
+  it('--redis: parsed once into the endpoint the fleet connects with; a problem names the source, never the password', () => {
+    const base = ['--policy', 'p', '--upstream', 'http://127.0.0.1:1'];
+    expect(
+      parseAgentConfig([...base, '--redis', 'redis-sentinel://u:topsecret@s1:26379,s2:26379/mymaster/2'], {}).redis,
+    ).toEqual({
+      kind: 'sentinel',
+      tls: false,
+      sentinels: [
+        { host: 's1', port: 26379 },
+        { host: 's2', port: 26379 },
+      ],
+      primaryName: 'mymaster',
+      db: 2,
+      username: 'u',
+      password: 'topsecret',
+    });
+    expect(parseAgentConfig(base, {}).redis).toBeUndefined();
+    let error: unknown;
+    try {
+      parseAgentConfig(base, { SESSIONFLEET_REDIS: 'redis-sentinel://u:topsecret@s1/m?sentinelPassword=alsosecret' });
+    } catch (e) {
+      error = e;
+    }
+    expect((error as ConfigError).problems).toEqual([
+      'SESSIONFLEET_REDIS (redis-sentinel://u:***@s1/m?sentinelPassword=***): "s1" must be host:port',
     ]);
   });
 

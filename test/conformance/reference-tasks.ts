@@ -1,13 +1,16 @@
 /**
- * Tasks (SEP-2663, extension `io.modelcontextprotocol/tasks`) for the reference server: SDK v2
- * 2.4.0 ships none, so this is a small one of ours. A task lives in the memory of the instance that
- * created it, as in most real servers — which is why the spec asks load balancers to route
- * `tasks/*` by `Mcp-Name` to that instance, and what the fleet set-up of the proof exercises.
+ * Tasks (SEP-2663, extension `io.modelcontextprotocol/tasks`), the one implementation of the tests:
+ * SDK v2 2.4.0 ships none, so this is a small one of ours. A task lives in the memory of the
+ * instance that created it, as in most real servers — which is why the spec asks load balancers to
+ * route `tasks/*` by `Mcp-Name` to that instance, and what the fleet set-ups exercise.
  *
- * Fixtures the suite's tasks scenarios call by name: `greet` (never a task), `slow_compute`,
- * `failing_job` (a tool error: completed with `isError`), `protocol_error_job` (failed, with an
- * inlined JSON-RPC error). A task is created only for a request whose client capabilities declare
- * the extension; otherwise the tool runs synchronously.
+ * - `TaskStore`: the tasks of one process, their life and the answers to `tasks/get|update|cancel`;
+ *   the conformance reference server and `test/helpers/mcp2026-server.ts` both keep theirs in one.
+ * - `registerTasks`: the extension on an `McpServer` (SDK v2), and the fixtures the suite's tasks
+ *   scenarios call by name: `greet` (never a task), `slow_compute`, `failing_job` (a tool error:
+ *   completed with `isError`), `protocol_error_job` (failed, with an inlined JSON-RPC error). A
+ *   task is created only for a request whose client capabilities declare the extension; otherwise
+ *   the tool runs synchronously.
  */
 import { randomUUID } from 'node:crypto';
 import {
@@ -26,8 +29,8 @@ import {
 import * as z from 'zod';
 
 export const TASKS_EXTENSION = 'io.modelcontextprotocol/tasks';
-const TTL_MS = 300_000;
-const POLL_INTERVAL_MS = 200;
+/** A task's `delayMs` that keeps it working until cancelled (a test of cancellation must not race its end). */
+export const HELD = Number.POSITIVE_INFINITY;
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 
 interface TaskRecord {
@@ -47,13 +50,27 @@ interface TaskRecord {
 
 type InputRequest = InputRequests[string];
 
+export interface TaskStoreOptions {
+  /** How long a task is kept (and the `ttlMs` it reports). @default 300000 */
+  readonly ttlMs?: number;
+  /** The `pollIntervalMs` the tasks suggest. @default 200 */
+  readonly pollIntervalMs?: number;
+}
+
 /** The tasks of one server process, shared by the per-request server instances it creates. */
 export class TaskStore {
   private readonly tasks = new Map<string, TaskRecord>();
+  private readonly ttlMs: number;
+  private readonly pollIntervalMs: number;
+
+  constructor(options: TaskStoreOptions = {}) {
+    this.ttlMs = options.ttlMs ?? 300_000;
+    this.pollIntervalMs = options.pollIntervalMs ?? 200;
+  }
 
   /**
-   * Starts `work` as a task, after `delayMs`; with `inputRequests` the task first waits in
-   * `input_required` until `tasks/update` has answered every one. What `work` returns (or throws)
+   * Starts `work` as a task, after `delayMs` (`HELD`: never); with `inputRequests` the task first
+   * waits in `input_required` until `tasks/update` has answered every one. What `work` returns (or throws)
    * settles the task unless it was cancelled first.
    */
   create(
@@ -75,11 +92,12 @@ export class TaskStore {
     };
     this.tasks.set(task.taskId, task);
     if (!waiting) this.run(task);
-    setTimeout(() => this.tasks.delete(task.taskId), TTL_MS).unref();
+    setTimeout(() => this.tasks.delete(task.taskId), this.ttlMs).unref();
     return { resultType: 'task', ...this.info(task) };
   }
 
   private run(task: TaskRecord): void {
+    if (task.delayMs === HELD) return;
     task.timer = setTimeout(() => {
       if (task.status !== 'working') return;
       try {
@@ -100,22 +118,24 @@ export class TaskStore {
       status: task.status,
       createdAt: task.createdAt,
       lastUpdatedAt: task.lastUpdatedAt,
-      ttlMs: TTL_MS,
-      pollIntervalMs: POLL_INTERVAL_MS,
+      ttlMs: this.ttlMs,
+      pollIntervalMs: this.pollIntervalMs,
     };
   }
 
   private find(taskId: string): TaskRecord {
     const task = this.tasks.get(taskId);
-    if (!task) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Task not found: ${taskId}`);
+    // The spec's answer for an invalid or nonexistent id, word for word: the agent gives the same
+    // one for a task of another principal, so the two cannot be told apart.
+    if (!task) throw new ProtocolError(ProtocolErrorCode.InvalidParams, 'Failed to retrieve task: Task not found');
     return task;
   }
 
   get(taskId: string): Record<string, unknown> {
     const task = this.find(taskId);
     return {
-      ...this.info(task),
       resultType: 'complete',
+      ...this.info(task),
       ...(task.status === 'input_required' ? { inputRequests: task.pending } : {}),
       ...(task.result ? { result: task.result } : {}),
       ...(task.error ? { error: task.error } : {}),

@@ -85,11 +85,16 @@ describe('the agent accepts what KubernetesSessionFleet gives it', () => {
     expect(config.tenantHeader).toBe('x-authenticated-tenant');
     expect(config.tenant).toBeUndefined();
     expect(config.upstream.href).toBe('http://127.0.0.1:3000/');
-    expect(config.redisUrl).toMatch(
-      new RegExp(
-        `^redis://:${SECRET}@\\$\\{kubernetes_service_v1\\.Web_Instances_Redis_Service_[0-9A-F]+\\.metadata\\[0\\]\\.name\\}:6379$`,
+    expect(config.redis).toEqual({
+      kind: 'single',
+      tls: false,
+      password: SECRET,
+      url: expect.stringMatching(
+        new RegExp(
+          `^redis://:${SECRET}@\\$\\{kubernetes_service_v1\\.Web_Instances_Redis_Service_[0-9A-F]+\\.metadata\\[0\\]\\.name\\}:6379$`,
+        ),
       ),
-    );
+    });
     expect(config.advertise.href).toBe('http://10.1.2.3:8080/');
     expect(config.instanceId).toBe(POD_FIELDS['metadata.name']);
     expect(config.trustedProxies).toEqual(['10.0.0.0/8', 'fd00::/8']);

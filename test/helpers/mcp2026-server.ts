@@ -5,6 +5,8 @@
  * (`io.modelcontextprotocol/tasks`, SEP-2663), which SDK 2.4.0 does not ship: the tool
  * `start_task` answers `resultType: "task"`, and `tasks/get|update|cancel` are answered here from
  * this process's memory — a task lives on the instance that created it, as a real server's would.
+ * The tasks themselves are the tests' one Tasks implementation (`TaskStore`, shared with the
+ * conformance reference server); this file answers them on the wire before the SDK sees them.
  *
  * `start_task` with `{"stream": true}` answers over SSE (a progress event, then the result).
  * Other tools: `whoami` (this instance's name) and `echo`. Everything but the three task methods
@@ -13,33 +15,19 @@
  * Run it as a child process (`node --import tsx test/helpers/mcp2026-server.ts [name] [ttlMs]`): it
  * prints `{"listening": {"port"}}` (see `spawnListening`), or in-process with `startMcp2026Server`.
  */
-import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
-import { createMcpHandler, McpServer } from '@modelcontextprotocol/server';
+import { createMcpHandler, McpServer, ProtocolError } from '@modelcontextprotocol/server';
 import { z } from 'zod';
+import { HELD, TASKS_EXTENSION, TaskStore } from '../conformance/reference-tasks.js';
 
-export const TASKS_EXTENSION = 'io.modelcontextprotocol/tasks';
+export { TASKS_EXTENSION };
 export const MODERN_VERSION = '2026-07-28';
-
-type TaskStatus = 'working' | 'input_required' | 'completed' | 'cancelled' | 'failed';
-
-interface StoredTask {
-  taskId: string;
-  status: TaskStatus;
-  createdAt: string;
-  lastUpdatedAt: string;
-  ttlMs: number;
-  pollIntervalMs: number;
-  result?: Record<string, unknown>;
-}
 
 export interface Mcp2026Server {
   readonly url: string;
   readonly name: string;
-  /** Task ids this instance holds. */
-  readonly tasks: ReadonlyMap<string, unknown>;
   /** Every request that reached this server: its `Mcp-Method`, `Mcp-Name` and `Mcp-Session-Id` headers. */
   readonly seen: Array<{ method: string | undefined; name: string | undefined; sessionId: string | undefined }>;
   close(): Promise<void>;
@@ -50,15 +38,6 @@ export interface Mcp2026Options {
   readonly name?: string;
   /** The `ttlMs` of the tasks it creates. @default 60000 */
   readonly ttlMs?: number;
-}
-
-/** The spec's answer for an invalid or nonexistent task id (SEP-2663, Protocol Errors). */
-export function taskNotFound(id: unknown): Record<string, unknown> {
-  return {
-    jsonrpc: '2.0',
-    id: id ?? null,
-    error: { code: -32602, message: 'Failed to retrieve task: Task not found' },
-  };
 }
 
 function readBody(req: IncomingMessage): Promise<Buffer> {
@@ -104,8 +83,7 @@ function parse(body: Buffer): Record<string, unknown> | undefined {
 
 export async function startMcp2026Server(options: Mcp2026Options = {}): Promise<Mcp2026Server> {
   const name = options.name ?? 'mcp2026';
-  const ttlMs = options.ttlMs ?? 60_000;
-  const tasks = new Map<string, StoredTask>();
+  const tasks = new TaskStore({ ttlMs: options.ttlMs ?? 60_000, pollIntervalMs: 100 });
   const seen: Mcp2026Server['seen'] = [];
 
   const handler = createMcpHandler(() => {
@@ -124,54 +102,38 @@ export async function startMcp2026Server(options: Mcp2026Options = {}): Promise<
     return server;
   });
 
-  const now = () => new Date().toISOString();
-  const view = (task: StoredTask) => {
-    const { result, ...rest } = task;
-    return task.status === 'completed' ? { ...rest, result } : rest;
-  };
-
   /** The Tasks extension's part, for a modern request; undefined: the SDK answers. */
   const tasksAnswer = (message: Record<string, unknown>): Record<string, unknown> | undefined => {
     const method = message.method;
     const params = (message.params ?? {}) as Record<string, unknown>;
     const id = message.id;
-    if (method === 'tools/call' && params.name === 'start_task') {
-      const meta = (params._meta ?? {}) as Record<string, unknown>;
-      const caps = (meta['io.modelcontextprotocol/clientCapabilities'] ?? {}) as {
-        extensions?: Record<string, unknown>;
-      };
-      if (!caps.extensions?.[TASKS_EXTENSION]) return undefined;
-      const at = now();
-      const task: StoredTask = {
-        taskId: randomUUID(),
-        status: 'working',
-        createdAt: at,
-        lastUpdatedAt: at,
-        ttlMs,
-        pollIntervalMs: 100,
-      };
-      tasks.set(task.taskId, task);
-      // Completes shortly after, as a long computation would; `{"hold": true}` keeps it working
-      // until cancelled (tests of cancellation must not race its completion).
-      const hold = (params.arguments as { hold?: unknown } | undefined)?.hold === true;
-      if (!hold)
-        setTimeout(() => {
-          if (task.status !== 'working') return;
-          task.status = 'completed';
-          task.lastUpdatedAt = now();
-          task.result = { content: [{ type: 'text', text: `done on ${name}` }], isError: false };
-        }, 300).unref();
-      return { jsonrpc: '2.0', id, result: { resultType: 'task', ...view(task) } };
+    const taskId = params.taskId as string;
+    try {
+      if (method === 'tools/call' && params.name === 'start_task') {
+        const meta = (params._meta ?? {}) as Record<string, unknown>;
+        const caps = (meta['io.modelcontextprotocol/clientCapabilities'] ?? {}) as {
+          extensions?: Record<string, unknown>;
+        };
+        if (!caps.extensions?.[TASKS_EXTENSION]) return undefined;
+        // Completes shortly after, as a long computation would; `{"hold": true}` keeps it working
+        // until cancelled.
+        const hold = (params.arguments as { hold?: unknown } | undefined)?.hold === true;
+        const done = () => ({ content: [{ type: 'text' as const, text: `done on ${name}` }], isError: false });
+        return { jsonrpc: '2.0', id, result: tasks.create(hold ? HELD : 300, done) };
+      }
+      if (method === 'tasks/get') return { jsonrpc: '2.0', id, result: tasks.get(taskId) };
+      if (method === 'tasks/update')
+        return {
+          jsonrpc: '2.0',
+          id,
+          result: tasks.update(taskId, (params.inputResponses ?? {}) as Record<string, unknown>),
+        };
+      if (method === 'tasks/cancel') return { jsonrpc: '2.0', id, result: tasks.cancel(taskId) };
+      return undefined;
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      return { jsonrpc: '2.0', id: id ?? null, error: { code: error.code, message: error.message } };
     }
-    if (method !== 'tasks/get' && method !== 'tasks/update' && method !== 'tasks/cancel') return undefined;
-    const task = typeof params.taskId === 'string' ? tasks.get(params.taskId) : undefined;
-    if (!task) return taskNotFound(id);
-    if (method === 'tasks/get') return { jsonrpc: '2.0', id, result: { resultType: 'complete', ...view(task) } };
-    if (method === 'tasks/cancel' && task.status === 'working') {
-      task.status = 'cancelled';
-      task.lastUpdatedAt = now();
-    }
-    return { jsonrpc: '2.0', id, result: { resultType: 'complete' } };
   };
 
   const http: Server = createServer((req, res) => {
@@ -235,7 +197,6 @@ export async function startMcp2026Server(options: Mcp2026Options = {}): Promise<
   return {
     url: `http://127.0.0.1:${port}`,
     name,
-    tasks,
     seen,
     close: async () => {
       http.closeAllConnections();

@@ -2,39 +2,26 @@
  * A real Redis Cluster on loopback for failover tests: three primaries with one replica each, six
  * redis-server processes on free ports, keeping nothing on disk (the cluster's own node files live
  * in a temporary folder). A primary silent for `nodeTimeoutMs` is failed over to its replica by
- * the cluster itself. Shaped like `redis-sentinel.ts`'s set, so one failover test drives both; the
- * "primary" here is the one serving `slotKey`'s slot (a fleet's keys all share one).
+ * the cluster itself. A `FailoverSet` like `redis-sentinel.ts`'s, so one failover test drives both;
+ * the "primary" here is the one serving `slotKey`'s slot (a fleet's keys all share one).
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { Redis } from 'ioredis';
-import { type SentinelSet, stopAll, waitFor } from './redis-sentinel.js';
+import { ask, askRaw, type FailoverSet, failoverSet, redisProcesses, waitFor } from './redis-process-set.js';
 import { freePort, redisServerBinary } from './redis-server.js';
 
 const run = promisify(execFile);
 
-export type ClusterSet = SentinelSet;
-
-export async function startRedisCluster(options: { slotKey: string; nodeTimeoutMs?: number }): Promise<ClusterSet> {
-  const binary = redisServerBinary();
-  const cli = join(binary, '..', 'redis-cli');
-  const dir = mkdtempSync(join(tmpdir(), 'sessionfleet-cluster-'));
-  const children = new Map<number, ChildProcess>();
-  const commands = new Map<number, string[]>();
-  const launch = (port: number, args: string[]) => {
-    const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    children.set(port, child);
-    commands.set(port, args);
-    return waitFor(async () => (await ask(port, 'PING')) === 'PONG', 10_000, `redis on ${port}`);
-  };
+export async function startRedisCluster(options: { slotKey: string; nodeTimeoutMs?: number }): Promise<FailoverSet> {
+  const cli = join(redisServerBinary(), '..', 'redis-cli');
+  const processes = redisProcesses('sessionfleet-cluster-');
+  const { dir } = processes;
 
   const ports: number[] = [];
   for (let i = 0; i < 6; i++) ports.push(await freePort());
   for (const port of ports)
-    await launch(port, [
+    await processes.launch(port, [
       '--port',
       String(port),
       '--bind',
@@ -88,7 +75,7 @@ export async function startRedisCluster(options: { slotKey: string; nodeTimeoutM
     'the slot primary to have an online replica',
   );
 
-  const set: ClusterSet = {
+  return failoverSet(processes, {
     url: `redis-cluster://${ports.map((p) => `127.0.0.1:${p}`).join(',')}`,
     dataPorts: ports,
     primaryPort,
@@ -97,46 +84,6 @@ export async function startRedisCluster(options: { slotKey: string; nodeTimeoutM
       if (!replicas) throw new Error(`the primary on ${primaryPort} has no replica`);
       return Number(replicas[1]);
     },
-    signal(port, signal) {
-      children.get(port)?.kill(signal);
-    },
-    restart(port) {
-      return launch(port, commands.get(port)!);
-    },
-    async waitForPromotion(fromPort, timeoutMs = 20_000) {
-      let promoted = fromPort;
-      await waitFor(
-        async () => {
-          promoted = await primaryPort();
-          return promoted !== fromPort && (await ask(promoted, 'INFO', 'replication')).includes('role:master');
-        },
-        timeoutMs,
-        'the replica of the slot to be promoted',
-      );
-      return promoted;
-    },
-    stop: () => stopAll(children, dir),
-  };
-  process.once('exit', () => {
-    for (const child of children.values()) child.kill('SIGKILL');
+    promotion: 'the replica of the slot to be promoted',
   });
-  return set;
-}
-
-async function askRaw(port: number, ...command: string[]): Promise<unknown> {
-  const redis = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 500 });
-  redis.on('error', () => {});
-  try {
-    await redis.connect();
-    return await redis.call(command[0]!, ...command.slice(1));
-  } catch {
-    return undefined;
-  } finally {
-    redis.disconnect();
-  }
-}
-
-async function ask(port: number, ...command: string[]): Promise<string> {
-  const reply = await askRaw(port, ...command);
-  return reply === undefined || reply === null ? '' : String(reply);
 }

@@ -64,6 +64,10 @@ describe('parseRedisUrl', () => {
     ['redis-sentinel://s1:26379/mymaster/x', /the database \(x\) must be 0–99$/],
     ['redis-sentinel://s1:26379/m?password=x', /unknown parameter "password" \(sentinelUsername, sentinelPassword\)$/],
     ['redis-cluster://a:7000/1', /must have no path: a Redis Cluster has one database/],
+    [
+      'redis-cluster://u:p@ss@a:7000',
+      /^\(redis-cluster:\/\/u:\*\*\*@a:7000\) must have an '@' in its user name or password encoded as %40$/,
+    ],
   ])('refuses %s naming the part and the rule', (url, message) => {
     const result = parseRedisUrl(url);
     expect('problem' in result && result.problem).toMatch(message);
@@ -73,5 +77,21 @@ describe('parseRedisUrl', () => {
     const result = parseRedisUrl('redis-sentinel://u:topsecret@s1/m?sentinelPassword=alsosecret');
     expect('problem' in result && result.problem).not.toMatch(/secret/);
     expect(redactRedisUrl('rediss://u:topsecret@r:1')).toBe('rediss://u:***@r:1');
+  });
+
+  it.each([
+    // A user name with no colon is taken as the password (as redis://:secret@ is).
+    ['redis://topsecret@a:1,b:2', 'redis://***@a:1,b:2'],
+    ['redis://:topsecret@a:1,b:2', 'redis://:***@a:1,b:2'],
+    // Unencoded, so the URL does not parse: hidden all the same.
+    ['redis-sentinel://u:top/secret@s1/m', 'redis-sentinel://u:***@s1/m'],
+    ['redis-cluster://u:top@secret@a:1/x', 'redis-cluster://u:***@a:1/x'],
+    ['redis://u:top?secret@a:1,b:2', 'redis://u:***@a:1,b:2'],
+    ['  redis://u:topsecret@a:1,b:2', '  redis://u:***@a:1,b:2'],
+  ])('hides the password of %s in the problem', (url, shown) => {
+    expect(redactRedisUrl(url)).toBe(shown);
+    const result = parseRedisUrl(url);
+    expect('problem' in result && result.problem).toContain(`(${shown})`);
+    expect('problem' in result && result.problem).not.toMatch(/secret/);
   });
 });

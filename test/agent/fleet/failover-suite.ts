@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentError } from '../../../agent/core/errors.js';
 import { fleetKeys } from '../../../agent/fleet/keys.js';
 import type { LockLease } from '../../../agent/fleet/lock.js';
-import { connectedReplicas, type SentinelSet } from '../../helpers/redis-sentinel.js';
+import { connectedReplicas, type FailoverSet } from '../../helpers/redis-process-set.js';
 import { sleep, startAgents, type TestAgent, uniqueFleet } from './helpers.js';
 
 /** What docs/fleet.md promises: placement works again this long after the primary dies. */
@@ -22,8 +22,8 @@ const PLACEMENT_RECOVERY_BOUND_MS = 10_000;
  * The failover tests against one kind of replicated store. `start` gets the fleet's name, whose
  * hash-tagged keys decide (on a cluster) which primary is "the" primary.
  */
-export function describeFailover(store: string, start: (fleet: string) => Promise<SentinelSet>): void {
-  let set: SentinelSet;
+export function describeFailover(store: string, start: (fleet: string) => Promise<FailoverSet>): void {
+  let set: FailoverSet;
   let fleet: Awaited<ReturnType<typeof startAgents>>;
 
   beforeAll(async () => {

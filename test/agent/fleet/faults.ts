@@ -8,6 +8,7 @@
 import type { Redis } from 'ioredis';
 import type { FleetConnect, FleetScheduler, FleetTask } from '../../../agent/fleet/options.js';
 import { createFleetRedis } from '../../../agent/fleet/redis.js';
+import { redisEndpoint } from '../../../policy/redis-url.js';
 
 export interface FleetFaults {
   /** Pass as `FleetCoordinatorOptions.connect`. */
@@ -24,7 +25,7 @@ export function fleetFaults(url: string, commandTimeoutMs = 1000): FleetFaults {
   const pausedUntil = new Map<FleetTask, number>();
   return {
     connect: (_role, name) => {
-      const redis = createFleetRedis(url, { name, commandTimeoutMs });
+      const redis = createFleetRedis(redisEndpoint(url), { name, commandTimeoutMs });
       connections.push(redis);
       return redis;
     },

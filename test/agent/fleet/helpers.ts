@@ -13,6 +13,7 @@ import { type EndReason, type Session, SessionTable } from '../../../agent/core/
 import { fleetKeys } from '../../../agent/fleet/keys.js';
 import type { FleetContext } from '../../../agent/fleet/types.js';
 import { type PolicyInput, validatePolicy } from '../../../policy/index.js';
+import { redisEndpoint } from '../../../policy/redis-url.js';
 import { type AgentProcess, spawnAgent } from '../../helpers/http-agent-process.js';
 import { freePort } from '../../helpers/redis-server.js';
 
@@ -56,7 +57,7 @@ export function testContext(options: {
     probeIntervalMs: 1000,
     unhealthyAfterMs: 10_000,
     logLevel: 'silent',
-    ...(options.redisUrl ? { redisUrl: options.redisUrl } : {}),
+    ...(options.redisUrl ? { redis: redisEndpoint(options.redisUrl) } : {}),
   };
   return {
     config,

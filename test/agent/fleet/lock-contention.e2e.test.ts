@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { fleetKeys } from '../../../agent/fleet/keys.js';
 import { RedisLock } from '../../../agent/fleet/lock.js';
 import { createFleetRedis } from '../../../agent/fleet/redis.js';
+import { redisEndpoint } from '../../../policy/redis-url.js';
 import { REPO_ROOT } from '../../helpers/run.js';
 import { inspector, uniqueFleet } from './helpers.js';
 
@@ -108,7 +109,7 @@ describe('the lock across processes', () => {
     });
     // Let the holder renew a few times, so a release by TTL is not a first-TTL accident.
     await new Promise((r) => setTimeout(r, 1500));
-    const redis = createFleetRedis(url, { name: 'after-kill' });
+    const redis = createFleetRedis(redisEndpoint(url), { name: 'after-kill' });
     await redis.connect();
     const lock = new RedisLock({ redis, keys: fleetKeys({ fleet }), ttlMs: ttl, waitMs: 5000 });
     await expect(lock.acquire('killed-session', { waitMs: 0 })).rejects.toMatchObject({ code: 'SESSION_BUSY' });

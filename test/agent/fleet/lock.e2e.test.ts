@@ -4,6 +4,7 @@ import { AgentError } from '../../../agent/core/errors.js';
 import { type FleetKeys, fleetKeys } from '../../../agent/fleet/keys.js';
 import { FenceGate, LockLostError, MemoryLock, RedisLock, withLock } from '../../../agent/fleet/lock.js';
 import { ChannelHub, createFleetRedis } from '../../../agent/fleet/redis.js';
+import { redisEndpoint } from '../../../policy/redis-url.js';
 import { inspector, sleep, uniqueFleet, waitFor } from './helpers.js';
 
 const url = inject('redisUrl');
@@ -15,8 +16,8 @@ let keys: FleetKeys;
 let lock: RedisLock;
 
 beforeAll(async () => {
-  redis = createFleetRedis(url, { name: 'lock-test' });
-  subscriber = createFleetRedis(url, { name: 'lock-test:sub' });
+  redis = createFleetRedis(redisEndpoint(url), { name: 'lock-test' });
+  subscriber = createFleetRedis(redisEndpoint(url), { name: 'lock-test:sub' });
   await Promise.all([redis.connect(), subscriber.connect()]);
   hub = new ChannelHub(subscriber);
   plain = await inspector(url);
@@ -159,7 +160,7 @@ describe('the collaborative-session lock (Redis)', () => {
   });
 
   it('fails fast with STORE_UNAVAILABLE when Redis cannot be reached', async () => {
-    const dead = createFleetRedis('redis://127.0.0.1:1', { name: 'dead' });
+    const dead = createFleetRedis(redisEndpoint('redis://127.0.0.1:1'), { name: 'dead' });
     const offline = new RedisLock({ redis: dead, keys, ttlMs: 1000, waitMs: 1000 });
     const started = Date.now();
     await expect(offline.acquire('s8')).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE', retryAfterSeconds: 2 });

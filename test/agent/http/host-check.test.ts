@@ -66,4 +66,19 @@ describe('DNS-rebinding protection (Host and Origin)', () => {
       'SESSIONFLEET_ALLOWED_ORIGINS has "app.example.com": each entry must be scheme://host[:port] (http or https), or *',
     );
   });
+
+  it('reads an origin one way in the flag and in the request: scheme://host[:port], any case, nothing after', () => {
+    const base = ['--policy', 'p', '--upstream', 'http://127.0.0.1:1', '--allowed-origins'];
+    const given = 'HTTPS://App.Example.com:8443, http://[::1]';
+    const config = parseAgentConfig([...base, given], {});
+    const rules = hostRules({ listenHost: '0.0.0.0', allowedOrigins: config.allowedOrigins });
+    for (const origin of ['https://app.example.com:8443', 'https://APP.example.com:8443', 'http://[::1]:3000'])
+      expect(hostRefusal(rules, 'x', origin), origin).toBeUndefined();
+    for (const origin of ['https://app.example.com', 'http://app.example.com:8443', 'https://app.example.com:8443/'])
+      expect(hostRefusal(rules, 'x', origin)?.code, origin).toBe('ORIGIN_FORBIDDEN');
+    for (const bad of ['https://app.example.com/', 'ftp://app.example.com', 'https://a b', 'https://a:123456'])
+      expect(() => parseAgentConfig([...base, bad], {}), bad).toThrow(
+        `--allowed-origins has ${JSON.stringify(bad)}: each entry must be scheme://host[:port] (http or https), or *`,
+      );
+  });
 });
