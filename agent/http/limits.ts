@@ -218,6 +218,11 @@ export function refuseSlowBody(
   received: number,
 ): void {
   const socket = req.socket;
+  if (live.isDone) {
+    // Answered and over (refused early, say): the rest of its body is not waited for.
+    socket.destroy();
+    return;
+  }
   refusals.refuse(
     'body-too-slow',
     {
@@ -229,8 +234,8 @@ export function refuseSlowBody(
     },
     'closing an HTTP connection: request body stalled or too slow',
   );
-  if (live.isDone) return;
   if (live.res.headersSent) {
+    // Its response had begun (the upstream answered before the body ended): cut it short.
     socket.destroy();
     return;
   }

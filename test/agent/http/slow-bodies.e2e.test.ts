@@ -193,6 +193,14 @@ describe('HTTP front: bodies beyond the gate', () => {
     chunks.push(body.subarray(64 * 49_153));
     const chunked = await post(agent, '/digest', Readable.from(chunks));
     expect(chunked).toEqual({ status: 200, json: { bytes: body.length, sha256 } });
+    // A chunked body within the gate goes upstream as bytes (with a Content-Length of its own).
+    const small = body.subarray(0, 300);
+    const smallSha = createHash('sha256').update(small).digest('hex');
+    const parts = [small.subarray(0, 100), small.subarray(100, 200), small.subarray(200)];
+    expect(await post(agent, '/digest', Readable.from(parts))).toEqual({
+      status: 200,
+      json: { bytes: 300, sha256: smallSha },
+    });
     await agent.stop();
   });
 
