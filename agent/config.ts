@@ -136,6 +136,9 @@ export function parseAgentConfig(
       maxHeaderBytes: boundedInt('http-max-header-bytes', H.maxHeaderBytes, 1024, 1024 * 1024),
       maxBodyBytes: boundedInt('http-max-body-bytes', H.maxBodyBytes, 1, 64 * GiB),
       maxConnections: boundedInt('http-max-connections', H.maxConnections, 1, 1_000_000),
+      bodyGateBytes: boundedInt('http-body-gate-bytes', H.bodyGateBytes, 0, 64 * 1024 * 1024),
+      bodyIdleTimeoutMs: boundedInt('http-body-idle-timeout-ms', H.bodyIdleTimeoutMs, 100, 3_600_000),
+      bodyMinBytesPerSecond: boundedInt('http-body-min-bytes-per-second', H.bodyMinBytesPerSecond, 1, GiB),
     },
   };
   if (limits.copilot.handshakeFrameBytes > limits.copilot.maxFrameBytes) {

@@ -10,8 +10,11 @@
  *   1 MiB body and sending one byte a second. The witness is a `GET`.
  *
  * The agents run with their default limits (so the same script measures an agent from before
- * them). One run, about a minute: `npx tsx bench/hostile-connections.ts`. Timings are medians
- * and 99th percentiles of BENCH_WITNESSES sequential requests; nothing here asserts.
+ * them). The HTTP front runs twice: with `--http-body-gate-bytes 0` (bodies stream from their first
+ * byte and hold a slot while they trickle, as before ADR 0023) and with the body gate (the
+ * default): the same attack before and after, in one run. One run, about a minute:
+ * `npx tsx bench/hostile-connections.ts` (`BENCH_SKIP_COPILOT=1`: the HTTP front only). Timings are
+ * medians and 99th percentiles of BENCH_WITNESSES sequential requests; nothing here asserts.
  */
 import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
@@ -167,12 +170,12 @@ async function copilotRun(cli: CopilotCli): Promise<Result> {
   }
 }
 
-async function httpRun(): Promise<Result> {
+async function httpRun(extraArgs: string[] = []): Promise<Result> {
   const upstream = await spawnListening('test/agent/http/fixtures/upstream.ts');
   const agent = await spawnAgent({
     policy: { affinity: { type: 'none' } },
     upstream: upstream.url,
-    args: HTTP_ARGS,
+    args: [...HTTP_ARGS, ...extraArgs],
   });
   const pid = agent.child.pid!;
   const port = Number(new URL(agent.url).port);
@@ -247,13 +250,20 @@ async function main(): Promise<void> {
       .map((l) => l.toFixed(2))
       .join(' ')}`,
   );
-  const cli = await startCopilotCli();
-  try {
-    report('Copilot front (strangers: 6 x 63 MiB frames, the rest silent)', await copilotRun(cli));
-  } finally {
-    await cli.dispose();
+  if (!process.env.BENCH_SKIP_COPILOT) {
+    const cli = await startCopilotCli();
+    try {
+      report('Copilot front (strangers: 6 x 63 MiB frames, the rest silent)', await copilotRun(cli));
+    } finally {
+      await cli.dispose();
+    }
   }
-  report(`HTTP front (slow bodies: 1 MiB declared, 1 byte/s) ${HTTP_ARGS.join(' ')}`, await httpRun());
+  const gateOff = ['--http-body-gate-bytes', '0'];
+  report(
+    `HTTP front (slow bodies: 1 MiB declared, 1 byte/s) ${[...HTTP_ARGS, ...gateOff].join(' ')} (as before ADR 0023)`,
+    await httpRun(gateOff),
+  );
+  report(`HTTP front (slow bodies: 1 MiB declared, 1 byte/s) ${HTTP_ARGS.join(' ')} (body gate)`, await httpRun());
 }
 
 main().then(

@@ -3,7 +3,7 @@
  *
  *   npx tsx bench/http-proxy.ts [--duration 10] [--rounds 3] [--connections 50] [--rate 2000]
  *                               [--streams 5000] [--no-pin] [--memory-only] [--no-memory]
- *                               [--variant='<node flags>' ...]
+ *                               [--variant='<node flags>' ...] [--agent-variant='<agent flags>' ...]
  *
  * Three targets get the same small JSON POST load: the upstream directly, through the agent (the
  * compiled `sessionfleet-agent`, as deployed: header affinity, 20 sessions, every rule on), and
@@ -11,7 +11,9 @@
  * recommended young-generation size (and the baseline also with V8's allocation-site pretenuring
  * off, which the agent does to itself at start-up), and each `--variant` adds an agent started with
  * those Node
- * flags (flags that NODE_OPTIONS refuses, such as --min-semi-space-size, work here). Two
+ * flags (flags that NODE_OPTIONS refuses, such as --min-semi-space-size, work here), each
+ * `--agent-variant` an agent started with those agent flags (`--http-body-gate-bytes 0`: the body
+ * streamed from its first byte, as before ADR 0023 — a before/after ratio from one run). Two
  * measurements each:
  *
  * - full speed: autocannon, `--connections` connections, `--duration` seconds: requests/s, p50, p99;
@@ -427,10 +429,12 @@ async function compare(
     proxyCpu: string | undefined;
     /** Extra agents to compare, each started with these Node/V8 flags (`--variant`). */
     variants: string[];
+    /** Extra agents to compare, each started with these agent flags (`--agent-variant`). */
+    agentVariants: string[];
   },
 ): Promise<void> {
   const { duration, rounds, connections, rate, proxyCpu } = options;
-  const agentWith = (nodeOptions: string, nodeArgs: string[] = []) =>
+  const agentWith = (nodeOptions: string, nodeArgs: string[] = [], agentArgs: string[] = []) =>
     spawnAgent({
       policy: {
         affinity: { type: 'header', headerName: 'x-session' },
@@ -439,7 +443,7 @@ async function compare(
         concurrencyPerInstance: 200,
       },
       upstream,
-      args: ['--principal-header', 'x-authenticated-user', '--trusted-proxies', '127.0.0.1/32'],
+      args: ['--principal-header', 'x-authenticated-user', '--trusted-proxies', '127.0.0.1/32', ...agentArgs],
       compiled: true,
       env: { NODE_OPTIONS: nodeOptions },
       nodeArgs,
@@ -453,9 +457,15 @@ async function compare(
   };
   const agent = await agentWith('');
   const agentTuned = await agentWith(TUNED);
-  const variants = await Promise.all(
-    options.variants.map((flags) => agentWith('', flags.split(/\s+/).filter(Boolean))),
-  );
+  const words = (flags: string) => flags.split(/\s+/).filter(Boolean);
+  const variants = await Promise.all([
+    ...options.variants.map((flags) => agentWith('', words(flags))),
+    ...options.agentVariants.map((flags) => agentWith('', [], words(flags))),
+  ]);
+  const variantNames = [
+    ...options.variants.map((flags) => `agent, node ${flags}`),
+    ...options.agentVariants.map((flags) => `agent ${flags}`),
+  ];
   const fastify = await fastifyWith('');
   const fastifyTuned = await fastifyWith(TUNED, [NO_PRETENURING]);
   const relayProcess = spawnNode([SELF, '--role', 'tcp-relay', '--upstream', upstream]);
@@ -467,7 +477,7 @@ async function compare(
     { name: `  same, NODE_OPTIONS=${TUNED}`, url: agentTuned.url, pid: agentTuned.child.pid },
     { name: '@fastify/http-proxy', url: fastify.url, pid: fastify.pid },
     { name: `  same, ${NO_PRETENURING}, NODE_OPTIONS=${TUNED}`, url: fastifyTuned.url, pid: fastifyTuned.pid },
-    ...variants.map((v, i) => ({ name: `agent, node ${options.variants[i]}`, url: v.url, pid: v.child.pid })),
+    ...variants.map((v, i) => ({ name: variantNames[i]!, url: v.url, pid: v.child.pid })),
     ...(haproxy ? [{ name: 'HAProxy (one thread, keep-alive)', url: haproxy.url, pid: haproxy.pid }] : []),
     // Last: the added-p99 comparison below reads it from the end.
     { name: 'TCP relay (no HTTP: one more process)', url: relay.url, pid: relay.pid },
@@ -700,6 +710,7 @@ async function main(): Promise<void> {
       'memory-only': { type: 'boolean', default: false },
       'no-memory': { type: 'boolean', default: false },
       variant: { type: 'string', multiple: true, default: [] },
+      'agent-variant': { type: 'string', multiple: true, default: [] },
     },
   });
   const cpus = availableParallelism();
@@ -725,6 +736,7 @@ async function main(): Promise<void> {
         cpus,
         proxyCpu: canPin ? String(cpus - 1) : undefined,
         variants: values.variant,
+        agentVariants: values['agent-variant'],
       });
     }
     if (!values['no-memory']) await measureMemory(upstream, Number(values.streams));

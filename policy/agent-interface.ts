@@ -78,6 +78,17 @@ export const AGENT_LIMIT_DEFAULTS = {
     maxBodyBytes: 16 * 1024 * 1024,
     /** Client connections open at once (node:net `maxConnections`); more are dropped at accept. */
     maxConnections: 4096,
+    /**
+     * A request body is read up to this many bytes before the request is admitted (takes a
+     * concurrency slot and request budgets); a longer one is admitted there and streams the rest.
+     * 0: bodies stream from the first byte, as before ADR 0023 (for request bodies that wait for
+     * the response, duplex streaming).
+     */
+    bodyGateBytes: 32 * 1024,
+    /** A body being received may stall at most this long, and its pace earns at most this much slack. */
+    bodyIdleTimeoutMs: 10_000,
+    /** A body being received must keep up this average rate (after `bodyIdleTimeoutMs` of slack). */
+    bodyMinBytesPerSecond: 1024,
   },
 } as const;
 
@@ -230,6 +241,18 @@ export const AGENT_FLAGS = {
   'http-max-connections': {
     type: 'string',
     description: `HTTP fronts: client connections open at once; more are closed at accept (default ${AGENT_LIMIT_DEFAULTS.http.maxConnections})`,
+  },
+  'http-body-gate-bytes': {
+    type: 'string',
+    description: `HTTP fronts: read a request body up to this many bytes before it takes a concurrency slot; 0 streams bodies at once (default ${AGENT_LIMIT_DEFAULTS.http.bodyGateBytes})`,
+  },
+  'http-body-idle-timeout-ms': {
+    type: 'string',
+    description: `HTTP fronts: a request body may stall at most this many ms, else 408 (default ${AGENT_LIMIT_DEFAULTS.http.bodyIdleTimeoutMs})`,
+  },
+  'http-body-min-bytes-per-second': {
+    type: 'string',
+    description: `HTTP fronts: a request body must arrive at least this fast on average, after the idle timeout's slack, else 408 (default ${AGENT_LIMIT_DEFAULTS.http.bodyMinBytesPerSecond})`,
   },
   'health-path': { type: 'string', description: 'HTTP path the agent probes on the upstream (default: a TCP connect)' },
   'probe-interval-ms': { type: 'string', description: 'how often the upstream is probed (default 2000)' },

@@ -28,6 +28,9 @@ export interface ConnectionLimits {
     readonly maxHeaderBytes: number;
     readonly maxBodyBytes: number;
     readonly maxConnections: number;
+    readonly bodyGateBytes: number;
+    readonly bodyIdleTimeoutMs: number;
+    readonly bodyMinBytesPerSecond: number;
   };
 }
 

@@ -23,6 +23,8 @@ export type RefusalReason =
   | 'request-timeout'
   | 'headers-too-large'
   | 'body-too-large'
+  /** HTTP: a body that stalled or fell behind `--http-body-min-bytes-per-second` (ADR 0023). */
+  | 'body-too-slow'
   /** HTTP: dropped at accept, `--http-max-connections` open already. */
   | 'connection-limit'
   /** HTTP: a `CONNECT` request. */

@@ -1,6 +1,7 @@
 /**
- * Reading the start of a request body, for the one decision that needs it: whether a session-less
- * MCP POST is an `initialize`. Bounded; everything else streams through unread.
+ * Reading the start of a request body, for the decisions that need it (whether a session-less MCP
+ * POST is an `initialize`, a task request, a retryable forward) when the body gate is off
+ * (`--http-body-gate-bytes 0`); with the gate, `body-gate.ts` answers the same peeks. Bounded.
  */
 import type { IncomingMessage } from 'node:http';
 

@@ -20,6 +20,7 @@ import type { RequestSpan } from '../core/tracing.js';
 import type { LockLease } from '../fleet/types.js';
 import { isPrincipalPin } from '../routing/index.js';
 import { isValidSessionId, sessionIdFromEndpoint } from './affinity.js';
+import type { GatedBody } from './body-gate.js';
 import type { ExchangeKind, Outcome, PeerTarget } from './exchange-types.js';
 import { NOT_OWNER_HEADER } from './fleet.js';
 import { appendSetCookie, forwardedRequestHeaders, forwardedResponseHeaders } from './headers.js';
@@ -89,6 +90,8 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
   dropSessionId = false;
   /** Writes held back until a task was recorded, in order. */
   private held: Promise<void> | undefined;
+  /** The body, read under the body rule before admission (`body-gate.ts`); unset without a gate. */
+  body: GatedBody | undefined;
   /** This request's span, when tracing is on (`agent/core/tracing.ts`). */
   trace: RequestSpan | undefined;
   /** Once the response is a stream: when it opened and last carried a byte (sessionless streams' bounds). */

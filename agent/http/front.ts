@@ -25,6 +25,7 @@ import type { EndReason, Session, SessionTable } from '../core/sessions.js';
 import type { Tracing } from '../core/tracing.js';
 import { Budgets, isPrincipalPin, Router } from '../routing/index.js';
 import { Admission, type Reservation } from './admission.js';
+import { BodyWatch } from './body-gate.js';
 import type { Exchange, Outcome } from './exchange.js';
 import { PeerPools } from './fleet.js';
 import { Intake } from './intake.js';
@@ -79,6 +80,8 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
   readonly intake: Intake;
   readonly collaborative: boolean;
   readonly refusals: Refusals;
+  /** Deadlines of the request bodies being received (ADR 0023); none with `--http-body-gate-bytes 0`. */
+  readonly bodyWatch: BodyWatch | undefined;
   /** The request in flight on each client socket (one at a time on HTTP/1.1). */
   private readonly inFlight = new WeakMap<Socket, Exchange>();
   readonly tracing: Tracing | undefined;
@@ -153,6 +156,10 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
     this.refusals = new Refusals('http', context.metrics, context.logger);
     this.mcpLabels = new McpMetricLabels(context.policy.mcpMetricNameLimit);
     const limits = this.settings.limits;
+    this.bodyWatch =
+      limits.bodyGateBytes > 0
+        ? new BodyWatch({ idleMs: limits.bodyIdleTimeoutMs, minBytesPerSecond: limits.bodyMinBytesPerSecond })
+        : undefined;
     this.server = createServer({ noDelay: true, ...serverOptions(limits) }, new RequestPath(this).onRequest);
     this.server.keepAliveTimeout = this.settings.clientKeepAliveTimeoutMs;
     installLimits(this.server, limits, {
@@ -242,6 +249,7 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
     this.draining = true;
     clearInterval(this.streamSweep);
     clearInterval(this.budgetSync);
+    this.bodyWatch?.close();
     this.streams.closeAll();
     for (const tunnel of [...this.tunnels]) tunnel.close();
     await new Promise<void>((resolve) => {

@@ -204,3 +204,49 @@ export function installLimits(server: Server, limits: HttpLimits, host: LimitsHo
     setTimeout(() => socket.destroy(), 2000).unref();
   });
 }
+
+/**
+ * 408 for a body that broke the body rule (ADR 0023, `body-gate.ts`): counted and logged once,
+ * answered through its own response (so its exchange ends, slot and upstream request with it) and
+ * its connection closed; cut short if its response had begun.
+ */
+export function refuseSlowBody(
+  live: InFlight,
+  req: IncomingMessage,
+  refusals: Refusals,
+  pace: { idleMs: number; minBytesPerSecond: number },
+  received: number,
+): void {
+  const socket = req.socket;
+  if (live.isDone) {
+    // Answered and over (refused early, say): the rest of its body is not waited for.
+    socket.destroy();
+    return;
+  }
+  refusals.refuse(
+    'body-too-slow',
+    {
+      reqId: live.requestId,
+      remote: socket.remoteAddress,
+      received,
+      idleMs: pace.idleMs,
+      minBytesPerSecond: pace.minBytesPerSecond,
+    },
+    'closing an HTTP connection: request body stalled or too slow',
+  );
+  if (live.res.headersSent) {
+    // Its response had begun (the upstream answered before the body ended): cut it short.
+    socket.destroy();
+    return;
+  }
+  live.res.setHeader('connection', 'close');
+  live.reject(
+    new AgentError(
+      'REQUEST_TIMEOUT',
+      `the request body stalled for ${pace.idleMs} ms or arrived slower than ${pace.minBytesPerSecond} bytes/s (${received} bytes received)`,
+      { details: { timeoutMs: pace.idleMs, minBytesPerSecond: pace.minBytesPerSecond, receivedBytes: received } },
+    ),
+  );
+  live.res.once('finish', () => socket.destroySoon());
+  setTimeout(() => socket.destroy(), 2000).unref();
+}

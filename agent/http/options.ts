@@ -9,7 +9,8 @@ import { type HttpLimits, httpLimits } from './limits.js';
 export const HTTP_FRONT_DEFAULTS = {
   /**
    * A session-less POST under `mcp-streamable-http` is read up to this many bytes to tell an
-   * `initialize` (a new session) from anything else. It is the only body the front ever reads.
+   * `initialize` (a new session) from anything else. Other bodies are read only up to the body
+   * gate (`--http-body-gate-bytes`, ADR 0023) before they stream on.
    */
   initializePeekBytes: 1024 * 1024,
   /** Give up looking for the `endpoint` event after this many bytes of an SSE stream. */

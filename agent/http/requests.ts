@@ -24,12 +24,13 @@ import {
 } from '../routing/index.js';
 import type { Admission } from './admission.js';
 import { containsInitialize, missingMcpSessionId, type Route } from './affinity.js';
-import { readBodyUpTo } from './body.js';
+import { type Peeked, readBodyUpTo } from './body.js';
+import { type BodyWatch, GatedBody } from './body-gate.js';
 import { Exchange, type ExchangeHost } from './exchange.js';
 import { FORWARDED_BY_HEADER, NOT_OWNER_HEADER } from './fleet.js';
 import { clearedCookie, isSecure } from './headers.js';
 import { type Admitted, bodyOf, checkTarget, type Intake, type SessionRoute } from './intake.js';
-import { declaredTooLarge } from './limits.js';
+import { declaredTooLarge, refuseSlowBody } from './limits.js';
 import { hasModernEnvelope, isModernRequest, isWellFormedTaskRequest, jsonRpcIdOf, unknownKeyBody } from './mcp2026.js';
 import type { HttpFrontSettings } from './options.js';
 import { ResultTap } from './result-tap.js';
@@ -78,6 +79,8 @@ export interface RequestPathHost extends ExchangeHost {
   readonly collaborative: boolean;
   /** Traces, when the `OTEL_*` environment turns them on. */
   readonly tracing: Tracing | undefined;
+  /** The body rule's deadlines (ADR 0023); undefined with `--http-body-gate-bytes 0`. */
+  readonly bodyWatch: BodyWatch | undefined;
   /** The pool to another agent (by its advertised URL). */
   peer(advertise: string): { pool: Pool; host: string };
   requestStarted(): void;
@@ -133,17 +136,55 @@ export class RequestPath {
     return this.routeAs(exchange, target, hop, caller);
   }
 
-  /** Routes a request once its caller is known (at once, or after its token was verified). */
+  /**
+   * Routes a request once its caller is known (at once, or after its token was verified) and
+   * its body is in, up to the gate's bound (ADR 0023): nothing is admitted before that.
+   */
   private routeAs(
     exchange: Exchange,
     target: { path: string; query: string },
     hop: Hop | undefined,
     caller: Caller | AgentError,
   ): Promise<void> | undefined {
-    const { req } = exchange;
-    const { intake, router } = this.host;
     if (caller instanceof AgentError) return void exchange.reject(caller);
     if (exchange.isDone) return undefined;
+    const gated = this.gate(exchange);
+    if (gated === true) return this.routeWithBody(exchange, target, hop, caller);
+    return gated.then((ok) => (ok && !exchange.isDone ? this.routeWithBody(exchange, target, hop, caller) : undefined));
+  }
+
+  /** Reads a request's body up to the gate's bound under the body rule; true at once without a body. */
+  private gate(exchange: Exchange): true | Promise<boolean> {
+    const watch = this.host.bodyWatch;
+    const { req } = exchange;
+    if (watch === undefined || bodyOf(req) === null) return true;
+    const { refusals } = this.host;
+    const body = new GatedBody(req, watch, (slow) =>
+      refuseSlowBody(exchange, req, refusals, watch.pace, slow.received),
+    );
+    exchange.body = body;
+    const filled = body.fill(this.host.settings.limits.bodyGateBytes);
+    return filled === true ? true : Promise.resolve(filled);
+  }
+
+  /** The request's body to forward: the gated one, or the client's stream. */
+  private bodyOf(exchange: Exchange): Body {
+    return exchange.body ? exchange.body.forwardable() : bodyOf(exchange.req);
+  }
+
+  /** The start of the body, from the gated body when there is one (a body has one reader). */
+  private peek(exchange: Exchange, limit: number): Promise<Peeked | undefined> {
+    return exchange.body ? exchange.body.peek(limit) : readBodyUpTo(exchange.req, limit);
+  }
+
+  private routeWithBody(
+    exchange: Exchange,
+    target: { path: string; query: string },
+    hop: Hop | undefined,
+    caller: Caller,
+  ): Promise<void> | undefined {
+    const { req } = exchange;
+    const { intake, router } = this.host;
     if (exchange.trace) traceCaller(exchange.trace, caller, hop);
     exchange.ticket.caller = caller;
     exchange.path = target.path;
@@ -157,13 +198,19 @@ export class RequestPath {
     const route = intake.pinned(classified, req, caller);
     switch (route.kind) {
       case 'session':
-        return this.carryOut(exchange, route, caller, router.decide(route, caller, hop, exchange), bodyOf(req));
+        return this.carryOut(
+          exchange,
+          route,
+          caller,
+          router.decide(route, caller, hop, exchange),
+          this.bodyOf(exchange),
+        );
       case 'mcp-sessionless-post':
         return this.sessionlessPost(exchange, caller, hop);
       case 'sse-open':
         return this.carryOut(exchange, route, caller, router.place(caller, hop, exchange), null);
       case 'mint-cookie':
-        return this.carryOut(exchange, route, caller, router.place(caller, hop, exchange), bodyOf(req));
+        return this.carryOut(exchange, route, caller, router.place(caller, hop, exchange), this.bodyOf(exchange));
       case 'keyed':
         return this.carryOutKey(exchange, route, caller, router.decideKey(route.ref, caller, hop, exchange));
       default:
@@ -171,7 +218,7 @@ export class RequestPath {
         return void this.serve(
           exchange,
           this.host.intake.admitWithoutSession(exchange.ticket, route, exchange.req),
-          bodyOf(req),
+          this.bodyOf(exchange),
         );
     }
   }
@@ -195,10 +242,10 @@ export class RequestPath {
         return void this.serve(
           exchange,
           this.host.intake.admitWithoutSession(exchange.ticket, STATELESS, req),
-          bodyOf(req),
+          this.bodyOf(exchange),
         );
       case 'forward':
-        return this.forward(exchange, route, caller, decision, bodyOf(req));
+        return this.forward(exchange, route, caller, decision, this.bodyOf(exchange));
       case 'unknown-key':
         return this.unknownKey(exchange, route);
       case 'refuse':
@@ -214,12 +261,12 @@ export class RequestPath {
    * body, a client without the Tasks extension) gets the local server's own answer.
    */
   private async unknownKey(exchange: Exchange, route: KeyedRoute): Promise<void> {
-    const peeked = await readBodyUpTo(exchange.req, this.host.settings.initializePeekBytes);
+    const peeked = await this.peek(exchange, this.host.settings.initializePeekBytes);
     if (!peeked || exchange.isDone) return;
     const text = peeked.complete ? peeked.bytes.toString('utf8') : '';
     if (route.ref.kind === 'task' && !isWellFormedTaskRequest(text, exchange.req.headers)) {
       const admitted = this.host.intake.admitWithoutSession(exchange.ticket, STATELESS, exchange.req);
-      return this.serve(exchange, admitted, peeked.bytes);
+      return this.serve(exchange, admitted, exchange.body ? exchange.body.forwardable() : peeked.bytes);
     }
     exchange.answerJson(200, unknownKeyBody(route.ref.kind, jsonRpcIdOf(text)));
   }
@@ -307,7 +354,7 @@ export class RequestPath {
 
   /** A session-less MCP POST: an `initialize` starts a session, anything else needs one. */
   private async sessionlessPost(exchange: Exchange, caller: Caller, hop: Hop | undefined): Promise<void> {
-    const peeked = await readBodyUpTo(exchange.req, this.host.settings.initializePeekBytes);
+    const peeked = await this.peek(exchange, this.host.settings.initializePeekBytes);
     if (!peeked || exchange.isDone) return;
     const text = peeked.complete ? peeked.bytes.toString('utf8') : '';
     // A modern body under a legacy (or no) version header: the server negotiates, not the agent.
@@ -434,9 +481,11 @@ export class RequestPath {
    * messages are), else left streaming (no retry then). Undefined: the client went away.
    */
   private async retryableBody(exchange: Exchange, body: Readable): Promise<Body | undefined> {
-    const peeked = await readBodyUpTo(exchange.req, this.host.settings.initializePeekBytes);
+    const peeked = await this.peek(exchange, this.host.settings.initializePeekBytes);
     if (!peeked || exchange.isDone) return undefined;
     if (peeked.complete) return peeked.bytes;
+    // The gated body's stream is unread yet: it carries the whole body.
+    if (exchange.body) return body;
     const rest = body;
     return Readable.from(
       (async function* () {

@@ -53,4 +53,19 @@ describe('limit flags', () => {
       '--http-headers-timeout-ms (90000) must not exceed --http-request-timeout-ms (60000): the headers are part of the request',
     ]);
   });
+
+  it('take the body rule (ADR 0023): the gate may be 0 (off), the pace may not', () => {
+    const config = parseAgentConfig([...base, '--http-body-gate-bytes', '0', '--http-body-idle-timeout-ms', '2000'], {
+      SESSIONFLEET_HTTP_BODY_MIN_BYTES_PER_SECOND: '4096',
+    });
+    expect(config.limits?.http).toMatchObject({
+      bodyGateBytes: 0,
+      bodyIdleTimeoutMs: 2000,
+      bodyMinBytesPerSecond: 4096,
+    });
+    expect(problemsOf(['--http-body-min-bytes-per-second', '0', '--http-body-gate-bytes', '1.5'])).toEqual([
+      '--http-body-gate-bytes ("1.5") must be a whole number from 0 to 67108864',
+      '--http-body-min-bytes-per-second ("0") must be a whole number from 1 to 1073741824',
+    ]);
+  });
 });

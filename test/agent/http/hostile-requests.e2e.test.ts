@@ -105,7 +105,8 @@ async function refused(agent: AgentProcess, reason: string): Promise<number> {
 describe('HTTP front: time limits', () => {
   it('slow bodies get 408 REQUEST_TIMEOUT and give their concurrency slots back', async () => {
     const agent = await agentWith(['--http-request-timeout-ms', '1000', '--http-headers-timeout-ms', '500']);
-    // Both of the instance's two slots, held by bodies that never finish.
+    // Two bodies that never finish: they hold no slot (ADR 0023), and the request timeout, shorter
+    // here than the body idle timeout, answers them first.
     const slow = await Promise.all([open(portOf(agent)), open(portOf(agent))]);
     for (const raw of slow) {
       raw.socket.write('POST /echo HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 1000\r\n\r\n0123456789');

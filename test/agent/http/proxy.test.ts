@@ -209,8 +209,9 @@ describe('forwarding', () => {
     expectIdle(a);
   });
 
-  it('streams request and response bodies both ways: each request chunk is answered before the next is sent', async () => {
-    const a = await agentWith(headerPolicy);
+  it('with --http-body-gate-bytes 0, streams request and response bodies both ways: each request chunk is answered before the next is sent', async () => {
+    // Bodies that wait for the response (duplex streaming) need the gate off (ADR 0023).
+    const a = await agentWith(headerPolicy, ['--http-body-gate-bytes', '0']);
     const port = a.agent.client.port;
     const lines = await new Promise<string[]>((resolve, reject) => {
       const req = httpRequest({
@@ -241,6 +242,34 @@ describe('forwarding', () => {
       req.write('a');
     });
     expect(lines).toEqual(['got 1: 1', 'got 2: 2', 'got 3: 3', 'done']);
+    expectIdle(a);
+  });
+
+  it('with the body gate (default), a body waiting for its response is read, never admitted, and answered 408 once idle', async () => {
+    const a = await agentWith(headerPolicy, ['--http-body-idle-timeout-ms', '300']);
+    const before = upstream.received.length;
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpRequest({
+        host: '127.0.0.1',
+        port: a.agent.client.port,
+        method: 'POST',
+        path: '/pingpong',
+        headers: { 'x-affinity': 's1', 'transfer-encoding': 'chunked' },
+      });
+      req.on('response', (res) => {
+        let body = '';
+        res.on('data', (chunk: Buffer) => {
+          body += chunk.toString();
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.write('a');
+    });
+    expect(answer.status).toBe(408);
+    expect(JSON.parse(answer.body)).toMatchObject({ error: { code: 'REQUEST_TIMEOUT', timeoutMs: 300 } });
+    // Nothing reached the upstream: the request never took a slot.
+    expect(upstream.received.length).toBe(before);
     expectIdle(a);
   });
 });
