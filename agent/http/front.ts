@@ -17,7 +17,14 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Histogram } from 'prom-client';
 import type { Pool } from 'undici';
-import type { AgentContext, Front, ListenAddress } from '../core/context.js';
+import type {
+  AgentContext,
+  Front,
+  ListenAddress,
+  StreamFilter,
+  StreamInfo,
+  TaskCancelOutcome,
+} from '../core/context.js';
 import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { Refusals } from '../core/refusals.js';
@@ -28,6 +35,7 @@ import { Admission, type Reservation } from './admission.js';
 import type { Exchange, Outcome } from './exchange.js';
 import { PeerPools } from './fleet.js';
 import { Intake } from './intake.js';
+import { cancelHeldTask, closeHeldStreams, listHeldStreams } from './kill-switch.js';
 import { installLimits, serverOptions } from './limits.js';
 import { McpMetricLabels } from './mcp-metrics.js';
 import { type HttpFrontOptions, type HttpFrontSettings, normalizeHttpFrontOptions } from './options.js';
@@ -345,6 +353,27 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
       }),
     );
     return { cancelled, failed };
+  }
+
+  /** The fleet-wide task kill switch, here at the instance that holds the task (ADR 0025). */
+  cancelTask(taskId: string): Promise<TaskCancelOutcome> {
+    const path = this.taskPaths.get(taskId) ?? '/mcp';
+    return cancelHeldTask({ pool: this.pool, settings: this.settings, budgets: this.budgets }, { id: taskId, path });
+  }
+
+  listStreams(filter: StreamFilter): StreamInfo[] {
+    return listHeldStreams(this.streams, this.context.config.instanceId, filter);
+  }
+
+  closeStreams(filter: StreamFilter & { id?: string }): StreamInfo[] {
+    const closed = closeHeldStreams(this.streams, this.context.config.instanceId, filter);
+    if (closed.length > 0) {
+      this.logger.info(
+        { streams: closed.map((s) => s.id), principal: filter.principal },
+        'streams closed by an operator',
+      );
+    }
+    return closed;
   }
 
   /** A request naming a task or handle went where the routing core said. */
