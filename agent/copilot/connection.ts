@@ -189,8 +189,9 @@ export class ClientConnection {
 
   /**
    * A unit of the instance's concurrency and, under `policy.limits`, of the caller's request
-   * budget (all or nothing), released together — for a `session.send`, when its turn ends. A hop
-   * from another agent takes no budget: the agent the client is connected to counted the call.
+   * budget (all or nothing), released together — for a `session.send`, when its turn ends. A call
+   * forwarded to the owner agent gives its budget back here (`releaseBudget`): the owner's hop
+   * connection, authenticated as the same client, counts it there until it (or its turn) ends.
    */
   private takeSlot(): Slot | AgentError {
     const { state, context, budgets } = this.options;
@@ -205,21 +206,25 @@ export class ClientConnection {
         },
       );
     }
-    const caller = this.c.hopFrom === undefined ? this.budgetCaller() : undefined;
+    const caller = this.budgetCaller();
     if (!caller) return slot;
     const refused = budgets.acquire('requests', caller);
     if (refused) {
       slot.release();
       return refused;
     }
-    let held = true;
+    let budgeted = true;
+    const releaseBudget = () => {
+      if (!budgeted) return;
+      budgeted = false;
+      budgets.release('requests', caller);
+    };
     return {
       release: () => {
-        if (!held) return;
-        held = false;
-        budgets.release('requests', caller);
+        releaseBudget();
         slot.release();
       },
+      releaseBudget,
     };
   }
 

@@ -124,4 +124,25 @@ describe('policy.limits on the Copilot front, fleet-wide (2 agents, 2 CLIs, Redi
     await eventually(async () => (await list(aliceOnB)).error === undefined, 10_000, 'alice served on b again');
     expect((await members.admin('a', '/admin/usage')).body.usage).toEqual([]);
   }, 120_000);
+
+  it("a call forwarded to the owner agent counts there, turn included, and once: not on the client's agent", async () => {
+    const options = { onPermissionRequest: approveAll, ...fakeModelSessionOptions(model) };
+    const aliceOnB = await members.sdk('b', TOKENS.alice);
+    const held = await aliceOnB.createSession(options);
+    expect((await members.owners('a'))[held.sessionId]).toBe('b');
+    // Alice's client on a reaches it over a's hop to b.
+    const aliceOnA = await members.sdk('a', TOKENS.alice);
+    const viaA = await aliceOnA.resumeSession(held.sessionId, options);
+
+    model.hold();
+    const before = model.completions;
+    await viaA.send({ prompt: 'a turn of a session on b, sent through a' });
+    await eventually(() => model.completions >= before + 1, 20_000, 'the turn at the model');
+    const usage = async (agent: Id) => (await members.admin(agent, '/admin/usage')).body.usage as unknown[];
+    expect(await usage('b')).toEqual([{ principal: 'alice', tenant: null, requests: 1, streams: 0, tasks: 0 }]);
+    expect(await usage('a')).toEqual([]);
+
+    model.release();
+    await eventually(async () => (await usage('b')).length === 0, 20_000, "the turn's budget back on b");
+  }, 120_000);
 });
