@@ -7,9 +7,14 @@
  *   admin session <id>          one session
  *   admin kill <id>             ends a session properly on its owner
  *   admin drain <instance>      the instance takes no new sessions (its sessions go on)
+ *   admin tasks [filters]       the fleet's live MCP 2026 tasks (--principal, --tenant, --limit)
+ *   admin kill-task <id> | --principal P [--tenant T]     cancels tasks where they live
+ *   admin streams [filters]     the fleet's open listen/GET streams (--principal, --tenant)
+ *   admin kill-stream <id> | --principal P [--tenant T]   closes streams where they are open
  *
  * Tables for people, `--json` for scripts. Exit codes: 0 done; 1 the agent refused (not found,
- * bad filter); 2 usage; 3 the agent could not be reached; 4 not authorised.
+ * already finished, bad filter); 2 usage; 3 the agent could not be reached; 4 not authorised;
+ * 5 partly done (an instance did not answer, or a task could not be cancelled).
  */
 import { AGENT_PATHS, DEFAULT_ADMIN_LISTEN } from '../policy/agent-interface.js';
 import { parseCommandLine, UsageError, unknownCommandMessage } from './cli-args.js';
@@ -20,9 +25,19 @@ export interface AdminIo {
   stderr: (text: string) => void;
 }
 
-export const ADMIN_EXIT = { ok: 0, refused: 1, usage: 2, unreachable: 3, unauthorised: 4 } as const;
+export const ADMIN_EXIT = { ok: 0, refused: 1, usage: 2, unreachable: 3, unauthorised: 4, partial: 5 } as const;
 
-const COMMANDS = ['fleet', 'sessions', 'session', 'kill', 'drain'] as const;
+const COMMANDS = [
+  'fleet',
+  'sessions',
+  'session',
+  'kill',
+  'drain',
+  'tasks',
+  'kill-task',
+  'streams',
+  'kill-stream',
+] as const;
 type Command = (typeof COMMANDS)[number];
 
 export const ADMIN_USAGE = `usage: sessionfleet-agent admin <command> [options]
@@ -33,6 +48,12 @@ commands:
   session <id>          one session's details
   kill <id>             end a session properly on the instance that holds it
   drain <instance>      stop placing new sessions on an instance; its sessions go on (see 'admin fleet')
+  tasks                 the fleet's live MCP 2026 tasks  [--principal P] [--tenant T] [--limit N]
+  kill-task <id>        cancel a task on the instance that holds it
+  kill-task --principal P [--tenant T]     cancel all of a principal's live tasks, fleet-wide
+  streams               the fleet's open listen and GET streams  [--principal P] [--tenant T]
+  kill-stream <id>      close a stream on the instance where it is open (its client sees it end)
+  kill-stream --principal P [--tenant T]   close all of a principal's streams, fleet-wide
 
 options:
   --admin-url <url>     the agent's admin port (env SESSIONFLEET_ADMIN_URL; default http://${DEFAULT_ADMIN_LISTEN})
@@ -40,7 +61,8 @@ options:
   --json                print the agent's JSON answer instead of a table
   --help                this text
 
-exit codes: 0 done, 1 refused by the agent, 2 usage, 3 agent unreachable, 4 not authorised`;
+exit codes: 0 done, 1 refused by the agent (not found, already finished), 2 usage, 3 agent unreachable,
+            4 not authorised, 5 partly done (an instance did not answer, a task could not be cancelled)`;
 
 class AdminFailure extends Error {
   constructor(
@@ -114,6 +136,11 @@ async function run(
   const print = (value: unknown, render: () => string) =>
     io.stdout(`${json ? JSON.stringify(value, null, 2) : render()}\n`);
   switch (command) {
+    case 'tasks':
+    case 'kill-task':
+    case 'streams':
+    case 'kill-stream':
+      return runKillSwitch(command, args, filters, target, print);
     case 'fleet': {
       const answer = (await call(target, 'GET', `${AGENT_PATHS.admin}/fleet/instances`)) as {
         instanceId: string;
@@ -218,6 +245,129 @@ async function run(
   }
 }
 
+interface TaskRow {
+  kind: string;
+  id: string;
+  owner: string;
+  principal: string | null;
+  tenant: string | null;
+  expiresAt: string;
+}
+
+interface StreamRow {
+  id: string;
+  kind: string;
+  instanceId: string;
+  principal: string | null;
+  tenant: string | null;
+  openedAt: string;
+  idleSeconds: number;
+}
+
+const streamTable = (streams: readonly StreamRow[]) =>
+  table(
+    ['STREAM', 'KIND', 'INSTANCE', 'PRINCIPAL', 'TENANT', 'OPENED', 'IDLE'],
+    streams.map((s) => [
+      s.id,
+      s.kind,
+      s.instanceId,
+      text(s.principal),
+      text(s.tenant),
+      s.openedAt,
+      `${s.idleSeconds}s`,
+    ]),
+  );
+
+const silentNote = (unanswered: readonly string[]) =>
+  unanswered.length > 0 ? `\nnot answered (try again): ${unanswered.join(', ')}` : '';
+
+/** The MCP 2026 task and stream commands (ADR 0025). */
+async function runKillSwitch(
+  command: 'tasks' | 'kill-task' | 'streams' | 'kill-stream',
+  args: readonly string[],
+  filters: Record<string, string>,
+  target: Target,
+  print: (value: unknown, render: () => string) => void,
+): Promise<void> {
+  const [id, ...extra] = args;
+  const listing = command === 'tasks' || command === 'streams';
+  if (extra.length > 0 || (listing && id !== undefined))
+    throw new AdminFailure(
+      `admin ${command} takes ${listing ? 'no arguments, only filters' : 'one id'}`,
+      ADMIN_EXIT.usage,
+    );
+  if (!listing && (id === undefined) === (filters.principal === undefined))
+    throw new AdminFailure(`admin ${command} takes one id, or --principal (not both)`, ADMIN_EXIT.usage);
+  if (!listing && id !== undefined && filters.tenant !== undefined)
+    throw new AdminFailure(`--tenant goes with --principal, not with an id`, ADMIN_EXIT.usage);
+  const base = `${AGENT_PATHS.admin}/fleet/${command.endsWith('task') || command === 'tasks' ? 'tasks' : 'streams'}`;
+  const query = new URLSearchParams(filters);
+  const path = id !== undefined ? `${base}/${encodeURIComponent(id)}` : `${base}${query.size ? `?${query}` : ''}`;
+  const answer = (await call(target, listing ? 'GET' : 'DELETE', path)) as Record<string, unknown>;
+  switch (command) {
+    case 'tasks': {
+      const { tasks, count, truncated } = answer as { tasks: TaskRow[]; count: number; truncated: boolean };
+      print(answer, () =>
+        [
+          table(
+            ['TASK', 'KIND', 'OWNER', 'PRINCIPAL', 'TENANT', 'EXPIRES'],
+            tasks.map((t) => [t.id, t.kind, t.owner, text(t.principal), text(t.tenant), t.expiresAt]),
+          ),
+          '',
+          `${count} live${truncated ? ' (truncated: narrow the filter or raise --limit)' : ''}`,
+        ].join('\n'),
+      );
+      return;
+    }
+    case 'streams': {
+      const { streams, unanswered } = answer as { streams: StreamRow[]; unanswered: string[] };
+      print(
+        answer,
+        () =>
+          [streamTable(streams), '', `${streams.length} open stream${streams.length === 1 ? '' : 's'}`].join('\n') +
+          silentNote(unanswered),
+      );
+      if (unanswered.length > 0) throw new AdminFailure(`not answered: ${unanswered.join(', ')}`, ADMIN_EXIT.partial);
+      return;
+    }
+    case 'kill-stream': {
+      const { closed, unanswered } = answer as { closed: StreamRow[]; unanswered: string[] };
+      print(
+        answer,
+        () =>
+          `closed ${closed.length} stream${closed.length === 1 ? '' : 's'}${closed.length ? `: ${closed.map((s) => `${s.id} (on ${s.instanceId})`).join(', ')}` : ''}${silentNote(unanswered)}`,
+      );
+      if (unanswered.length > 0) throw new AdminFailure(`not answered: ${unanswered.join(', ')}`, ADMIN_EXIT.partial);
+      return;
+    }
+    case 'kill-task': {
+      if (id !== undefined) {
+        const { owner, status } = answer as { owner: string; status: string | null };
+        print(answer, () => `cancelled ${id} on ${owner}${status ? ` (now ${status})` : ''}`);
+        return;
+      }
+      const result = answer as {
+        cancelled: string[];
+        finished: string[];
+        unknown: string[];
+        failed: Array<{ id: string; owner: string; reason: string }>;
+        unanswered: Array<{ id: string; owner: string }>;
+      };
+      print(answer, () =>
+        [
+          `cancelled ${result.cancelled.length}: ${result.cancelled.join(', ') || '-'}`,
+          `already finished ${result.finished.length}, unknown to their server ${result.unknown.length}`,
+          ...result.failed.map((f) => `failed ${f.id} on ${f.owner}: ${f.reason}`),
+          ...result.unanswered.map((u) => `not answered: ${u.id} (on ${u.owner})`),
+        ].join('\n'),
+      );
+      if (result.failed.length > 0 || result.unanswered.length > 0)
+        throw new AdminFailure('some tasks were not cancelled', ADMIN_EXIT.partial);
+      return;
+    }
+  }
+}
+
 const OPTIONS = {
   'admin-url': { type: 'string' },
   'admin-token': { type: 'string' },
@@ -230,6 +380,14 @@ const OPTIONS = {
   limit: { type: 'string' },
 } as const;
 const FILTERS = ['principal', 'tenant', 'instance', 'limit'] as const;
+/** The filters each command takes. */
+const FILTERS_OF: Partial<Record<Command, readonly (typeof FILTERS)[number][]>> = {
+  sessions: FILTERS,
+  tasks: ['principal', 'tenant', 'limit'],
+  streams: ['principal', 'tenant'],
+  'kill-task': ['principal', 'tenant'],
+  'kill-stream': ['principal', 'tenant'],
+};
 
 /** Runs `admin …` (argv after `admin`); resolves to the exit code. */
 export async function adminCommand(
@@ -264,7 +422,12 @@ export async function adminCommand(
   for (const name of FILTERS) {
     const value = values[name];
     if (value === undefined) continue;
-    if (command !== 'sessions') return usage(`--${name} is a filter of 'admin sessions', not of 'admin ${command}'`);
+    if (!FILTERS_OF[command as Command]?.includes(name)) {
+      const takers = Object.entries(FILTERS_OF)
+        .filter(([, names]) => names.includes(name))
+        .map(([c]) => `'admin ${c}'`);
+      return usage(`--${name} is an option of ${takers.join(', ')}, not of 'admin ${command}'`);
+    }
     filters[name] = value;
   }
   // An empty variable is an unset one, as shells and Kubernetes env blocks leave them.

@@ -7,6 +7,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { AGENT_PATHS } from '../policy/agent-interface.js';
 import type { AgentContext, Front } from './core/context.js';
 import type { UpstreamProbe } from './core/probe.js';
+import { fleetKillRoutes } from './fleet/admin-kill-routes.js';
 import { fleetAdminRoutes } from './fleet/admin-routes.js';
 import type { FleetAdmin } from './fleet/types.js';
 
@@ -164,9 +165,13 @@ export function buildAdminApp(options: AdminOptions): FastifyInstance {
       usage: (front.usage?.() ?? []).map((u) => ({ ...u, principal: u.principal ?? null, tenant: u.tenant ?? null })),
     }));
 
-    if (options.fleet) admin.register(fleetAdminRoutes, { fleet: options.fleet });
+    if (options.fleet) {
+      admin.register(fleetAdminRoutes, { fleet: options.fleet });
+      admin.register(fleetKillRoutes, { fleet: options.fleet });
+    }
 
-    // The kill switch for a principal's MCP 2026 tasks held by this instance: tasks/cancel upstream.
+    // The kill switch for a principal's MCP 2026 tasks held by this instance only: tasks/cancel
+    // upstream. DELETE /admin/fleet/tasks (admin-kill-routes.ts) does it fleet-wide.
     admin.delete(`${AGENT_PATHS.admin}/tasks`, async (request, reply) => {
       const { principal, tenant } = request.query as { principal?: unknown; tenant?: unknown };
       const name = (v: unknown) => typeof v === 'string' && v.length > 0 && v.length <= 256;

@@ -24,7 +24,7 @@ export const CLI_COMMANDS = {
   admin: {
     usage: `${PROGRAM} admin <command> [options]`,
     summary:
-      "a fleet's instances and sessions, ending a session and draining an instance, through an agent's admin API",
+      "a fleet's instances, sessions, MCP 2026 tasks and open streams; ending a session, a task or a stream and draining an instance, through an agent's admin API",
   },
   help: { usage: `${PROGRAM} help [command]`, summary: 'print this help, or the help of one command' },
 } as const satisfies Record<string, CliCommand>;
@@ -48,6 +48,11 @@ export const EXIT_CODES = [
   },
   { code: 3, meaning: '`admin`: the agent could not be reached' },
   { code: 4, meaning: '`admin`: not authorised (a missing or wrong `--admin-token`)' },
+  {
+    code: 5,
+    meaning:
+      '`admin`: partly done (a `kill-task`, `kill-stream` or `streams` an instance did not answer, or a task that could not be cancelled)',
+  },
 ] as const;
 
 function flagLines(): string[] {

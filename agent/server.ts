@@ -183,6 +183,19 @@ export async function startAgent(
   coordinator.onTerminate((id) =>
     front.terminate ? front.terminate(id) : Promise.resolve(sessions.end(id, 'terminated')),
   );
+  // The fleet-wide task and stream kill switches reach this front from any agent (ADR 0025).
+  const named = (v: unknown) => (typeof v === 'string' && v.length > 0 ? v : undefined);
+  const streamFilter = (args: { principal?: unknown; tenant?: unknown; id?: unknown }) => ({
+    ...(named(args.principal) ? { principal: named(args.principal) } : {}),
+    ...(named(args.tenant) ? { tenant: named(args.tenant) } : {}),
+    ...(named(args.id) ? { id: named(args.id) } : {}),
+  });
+  coordinator.peers.handle('cancel-task', async ({ taskId }) => {
+    const id = named(taskId);
+    return id && front.cancelTask ? front.cancelTask(id) : { outcome: 'unknown' };
+  });
+  coordinator.peers.handle('list-streams', async (filter) => front.listStreams?.(streamFilter(filter)) ?? []);
+  coordinator.peers.handle('close-streams', async (filter) => front.closeStreams?.(streamFilter(filter)) ?? []);
   // `admin drain`: no new sessions here from now on; the sessions go on until the instance stops.
   coordinator.drains.onDrain(async () => {
     if (draining) return;

@@ -329,6 +329,8 @@ export const FLEET_SCALE_LIST_SUFFIX = 'scale:demand';
 export const CONNECTIONS_REFUSED_METRIC = 'sessionfleet_connections_refused_total';
 /** Open streams (MCP 2026 `subscriptions/listen`, SSE GETs) an HTTP front holds now. */
 export const OPEN_STREAMS_METRIC = 'sessionfleet_open_streams';
+/** Requests refused for a `policy.limits` budget, by front and the limit's field name (ADR 0025). */
+export const LIMIT_REFUSALS_METRIC = 'sessionfleet_limit_refusals_total';
 /** Copilot client connections open now that have not completed `connect`. */
 export const UNAUTHENTICATED_CONNECTIONS_METRIC = 'sessionfleet_copilot_unauthenticated_connections';
 /** Bytes the Copilot front holds for its client connections now (partial frames and unsent output). */

@@ -2,7 +2,8 @@
  * `limits`: what one principal, one tenant, one tool and one instance may hold at once beyond
  * sessions — requests in flight, live MCP tasks, open streams — so the rules mean something for
  * MCP 2026-07-28 traffic, which has no sessions (docs/isolation.md, ADR 0015). A session's
- * requests and a stateless request draw on the same budget. Every field but the two with a
+ * requests and a stateless request draw on the same budget. The Copilot front applies the
+ * request limits and eviction; streams, tasks and tools are HTTP-front limits (ADR 0025). Every field but the two with a
  * default is unset (no limit) unless the policy names it.
  */
 import { z } from 'zod';
@@ -34,22 +35,22 @@ export const limitsSchema = z
       streamsPerInstance: wholeNumber(LIMIT_RANGES.streamsPerInstance.min, LIMIT_RANGES.streamsPerInstance.max)
         .default(LIMIT_DEFAULTS.streamsPerInstance)
         .describe(
-          'How many long-lived streams (an MCP 2026 subscriptions/listen, a 2025 GET stream, a legacy SSE stream) one instance keeps open at once. Once streaming they hold no concurrencyPerInstance slot: they carry no work.',
+          'How many long-lived streams (an MCP 2026 subscriptions/listen, a 2025 GET stream, a legacy SSE stream) one instance keeps open at once. Once streaming they hold no concurrencyPerInstance slot: they carry no work. HTTP front only: a Copilot connection is not a stream.',
         ),
       requestsPerPrincipal: perCaller(
-        'The most requests one principal may have in flight at once, sessions and stateless requests together (fleet-wide with --redis).',
+        'The most requests one principal may have in flight at once, sessions and stateless requests together (fleet-wide with --redis). Copilot front: the JSON-RPC calls of all its connections, session and server-wide calls alike, a session.send counting until its turn ends.',
       ),
       requestsPerTenant: perCaller(
-        'The most requests one tenant may have in flight at once (fleet-wide with --redis).',
+        'The most requests one tenant may have in flight at once (fleet-wide with --redis), on both fronts.',
       ),
       tasksPerPrincipal: perCaller(
-        'The most live MCP tasks one principal may hold: counted when a tools/call returns a task, released at a terminal status or its ttlMs.',
+        'The most live MCP tasks one principal may hold: counted when a tools/call returns a task, released at a terminal status or its ttlMs. HTTP front only (the Copilot CLI has no MCP tasks).',
       ),
-      tasksPerTenant: perCaller('The most live MCP tasks one tenant may hold.'),
+      tasksPerTenant: perCaller('The most live MCP tasks one tenant may hold. HTTP front only.'),
       streamsPerPrincipal: perCaller(
-        'The most open streams (subscriptions/listen, GET streams) one principal may hold.',
+        'The most open streams (subscriptions/listen, GET streams) one principal may hold. HTTP front only.',
       ),
-      streamsPerTenant: perCaller('The most open streams one tenant may hold.'),
+      streamsPerTenant: perCaller('The most open streams one tenant may hold. HTTP front only.'),
       toolConcurrency: z
         .record(
           z.string().regex(TOOL_KEY, {
@@ -60,12 +61,12 @@ export const limitsSchema = z
         )
         .optional()
         .describe(
-          'Per-tool concurrency on one instance, keyed "<Mcp-Method> <Mcp-Name>" (the MCP 2026 request headers), e.g. {"tools/call search": 2}. Unset: no per-tool limit.',
+          'Per-tool concurrency on one instance, keyed "<Mcp-Method> <Mcp-Name>" (the MCP 2026 request headers), e.g. {"tools/call search": 2}. Unset: no per-tool limit. HTTP front only.',
         ),
       evictIdleAfterSeconds: wholeNumber(LIMIT_RANGES.evictIdleAfterSeconds.min, LIMIT_RANGES.evictIdleAfterSeconds.max)
         .default(LIMIT_DEFAULTS.evictIdleAfterSeconds)
         .describe(
-          'When an instance is full, a new session evicts the least recently used session that has had no request and no open stream for at least this long (a client that never ended it); its upstream state is deleted. 0: never (a full instance answers 429 until idle expiry). evictionPolicy "lru" evicts any idle session.',
+          'When an instance is full, a new session evicts the least recently used session that has had no request and no open stream for at least this long (a client that never ended it); its upstream state is deleted (Copilot: detached, its saved state stays resumable). 0: never (a full instance answers 429 until idle expiry). evictionPolicy "lru" evicts any idle session.',
         ),
     },
     { error: typeRule('an object') },

@@ -103,61 +103,61 @@ export interface CollaborativeInput {
  */
 export interface LimitsInput {
   /**
-   * How many long-lived streams (an MCP 2026 subscriptions/listen, a 2025 GET stream, a legacy SSE stream) one instance keeps open at once. Once streaming they hold no concurrencyPerInstance slot: they carry no work.
+   * How many long-lived streams (an MCP 2026 subscriptions/listen, a 2025 GET stream, a legacy SSE stream) one instance keeps open at once. Once streaming they hold no concurrencyPerInstance slot: they carry no work. HTTP front only: a Copilot connection is not a stream.
    *
    * Range: 1–10000, whole number.
    * @default 100
    */
   readonly streamsPerInstance?: number;
   /**
-   * The most requests one principal may have in flight at once, sessions and stateless requests together (fleet-wide with --redis). Unset: no limit.
+   * The most requests one principal may have in flight at once, sessions and stateless requests together (fleet-wide with --redis). Copilot front: the JSON-RPC calls of all its connections, session and server-wide calls alike, a session.send counting until its turn ends. Unset: no limit.
    *
    * Range: 1–1000000, whole number.
    * @default - no limit
    */
   readonly requestsPerPrincipal?: number;
   /**
-   * The most requests one tenant may have in flight at once (fleet-wide with --redis). Unset: no limit.
+   * The most requests one tenant may have in flight at once (fleet-wide with --redis), on both fronts. Unset: no limit.
    *
    * Range: 1–1000000, whole number.
    * @default - no limit
    */
   readonly requestsPerTenant?: number;
   /**
-   * The most live MCP tasks one principal may hold: counted when a tools/call returns a task, released at a terminal status or its ttlMs. Unset: no limit.
+   * The most live MCP tasks one principal may hold: counted when a tools/call returns a task, released at a terminal status or its ttlMs. HTTP front only (the Copilot CLI has no MCP tasks). Unset: no limit.
    *
    * Range: 1–1000000, whole number.
    * @default - no limit (tasks are not counted)
    */
   readonly tasksPerPrincipal?: number;
   /**
-   * The most live MCP tasks one tenant may hold. Unset: no limit.
+   * The most live MCP tasks one tenant may hold. HTTP front only. Unset: no limit.
    *
    * Range: 1–1000000, whole number.
    * @default - no limit (tasks are not counted)
    */
   readonly tasksPerTenant?: number;
   /**
-   * The most open streams (subscriptions/listen, GET streams) one principal may hold. Unset: no limit.
+   * The most open streams (subscriptions/listen, GET streams) one principal may hold. HTTP front only. Unset: no limit.
    *
    * Range: 1–1000000, whole number.
    * @default - no limit
    */
   readonly streamsPerPrincipal?: number;
   /**
-   * The most open streams one tenant may hold. Unset: no limit.
+   * The most open streams one tenant may hold. HTTP front only. Unset: no limit.
    *
    * Range: 1–1000000, whole number.
    * @default - no limit
    */
   readonly streamsPerTenant?: number;
   /**
-   * Per-tool concurrency on one instance, keyed "<Mcp-Method> <Mcp-Name>" (the MCP 2026 request headers), e.g. {"tools/call search": 2}. Unset: no per-tool limit.
+   * Per-tool concurrency on one instance, keyed "<Mcp-Method> <Mcp-Name>" (the MCP 2026 request headers), e.g. {"tools/call search": 2}. Unset: no per-tool limit. HTTP front only.
    * @default - no per-tool limit
    */
   readonly toolConcurrency?: Readonly<Record<string, number>>;
   /**
-   * When an instance is full, a new session evicts the least recently used session that has had no request and no open stream for at least this long (a client that never ended it); its upstream state is deleted. 0: never (a full instance answers 429 until idle expiry). evictionPolicy "lru" evicts any idle session.
+   * When an instance is full, a new session evicts the least recently used session that has had no request and no open stream for at least this long (a client that never ended it); its upstream state is deleted (Copilot: detached, its saved state stays resumable). 0: never (a full instance answers 429 until idle expiry). evictionPolicy "lru" evicts any idle session.
    *
    * Range: 0–2592000, whole number.
    * @default 120

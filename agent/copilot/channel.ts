@@ -12,7 +12,7 @@ import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Session } from '../core/sessions.js';
 import { type CallSpan, hashedPrincipal } from '../core/tracing.js';
-import type { Router } from '../routing/index.js';
+import type { Budgets, Router } from '../routing/index.js';
 import type { ControlChannel } from './control.js';
 import type { FrameDecoderOptions } from './framing.js';
 import type { HandshakeGate } from './gate.js';
@@ -41,6 +41,11 @@ export interface ChannelOptions {
   frame: FrameDecoderOptions;
   /** The limits before and after `connect` (ADR 0017). */
   gate: HandshakeGate;
+  /**
+   * `policy.limits` (the routing layer's budgets, fleet-wide with `--redis`, ADR 0025): a
+   * principal's and tenant's calls in flight, turns included.
+   */
+  budgets: Budgets;
 }
 
 export interface ForwardOptions {

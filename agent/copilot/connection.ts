@@ -35,6 +35,7 @@ import type { ProtocolProblem, ValidMessage } from './peer.js';
 import { RemoteHops } from './remote.js';
 import { SessionRequests } from './session-requests.js';
 import { SessionRouting } from './session-routing.js';
+import type { Slot } from './state.js';
 import { Upstream } from './upstream.js';
 
 export { ANONYMOUS_PRINCIPAL } from './channel.js';
@@ -162,17 +163,12 @@ export class ClientConnection {
       return;
     }
     if (route.kind === 'connect') return;
-    const slot = this.options.state.acquireSlot();
-    if (!slot) {
-      const limit = this.options.context.load.limit;
-      this.c.reject(
-        request.id,
-        new AgentError('CONCURRENCY_LIMIT_REACHED', `this instance already serves its limit of ${limit} requests`, {
-          details: { limit },
-        }),
-      );
+    const taken = this.takeSlot();
+    if (taken instanceof AgentError) {
+      this.c.reject(request.id, taken);
       return;
     }
+    const slot = taken;
     switch (route.kind) {
       case 'global':
         this.c.forward(request, slot);
@@ -189,6 +185,59 @@ export class ClientConnection {
         this.sessions.handle(request, route.sessionId, route.action, slot);
         return;
     }
+  }
+
+  /**
+   * A unit of the instance's concurrency and, under `policy.limits`, of the caller's request
+   * budget (all or nothing), released together — for a `session.send`, when its turn ends. A call
+   * forwarded to the owner agent gives its budget back here (`releaseBudget`): the owner's hop
+   * connection, authenticated as the same client, counts it there until it (or its turn) ends.
+   */
+  private takeSlot(): Slot | AgentError {
+    const { state, context, budgets } = this.options;
+    const slot = state.acquireSlot();
+    if (!slot) {
+      const limit = context.load.limit;
+      return new AgentError(
+        'CONCURRENCY_LIMIT_REACHED',
+        `this instance already serves its limit of ${limit} requests`,
+        {
+          details: { limit },
+        },
+      );
+    }
+    const caller = this.budgetCaller();
+    if (!caller) return slot;
+    const refused = budgets.acquire('requests', caller);
+    if (refused) {
+      slot.release();
+      return refused;
+    }
+    let budgeted = true;
+    const releaseBudget = () => {
+      if (!budgeted) return;
+      budgeted = false;
+      budgets.release('requests', caller);
+    };
+    return {
+      release: () => {
+        releaseBudget();
+        slot.release();
+      },
+      releaseBudget,
+    };
+  }
+
+  /**
+   * Who the budgets count: the connection's principal and tenant. Without `--principals` (and
+   * JWT) every client is the same anonymous placeholder, which is nobody's budget — as an HTTP
+   * request without a principal header — while the tenant (`--tenant`) still counts.
+   */
+  private budgetCaller(): Caller | undefined {
+    const { principals, jwt } = this.options.context;
+    const principal = principals || jwt ? this.c.principalName : undefined;
+    if (principal === undefined && this.c.tenant === undefined) return undefined;
+    return { principal, tenant: this.c.tenant };
   }
 
   private onClientResponse(response: JsonRpcResponse, body: Buffer): void {

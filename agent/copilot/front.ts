@@ -10,7 +10,7 @@ import type { AgentContext, Front, ListenAddress } from '../core/context.js';
 import type { Logger } from '../core/logger.js';
 import { Refusals } from '../core/refusals.js';
 import { StateStaging } from '../core/state-staging.js';
-import { Router } from '../routing/index.js';
+import { BudgetSharing, Router } from '../routing/index.js';
 import { ANONYMOUS_PRINCIPAL, ClientConnection } from './connection.js';
 import { ControlChannel } from './control.js';
 import { copilotLimits, HandshakeGate } from './gate.js';
@@ -77,6 +77,13 @@ export async function createCopilotFront(context: AgentContext): Promise<Front> 
     );
   }
 
+  // policy.limits: the same budgets as the HTTP front's, shared with the fleet the same way (ADR 0025).
+  const sharing = new BudgetSharing(context.policy.limits, {
+    front: 'copilot',
+    metrics: context.metrics,
+    logger,
+    fleet: coordinator.budgets,
+  });
   const connections = new Set<ClientConnection>();
   const refusals = new Refusals('copilot', context.metrics, logger);
   const gate = new HandshakeGate(
@@ -109,6 +116,7 @@ export async function createCopilotFront(context: AgentContext): Promise<Front> 
       upstream: { host, port, token: config.upstreamToken },
       frame: {},
       gate,
+      budgets: sharing.budgets,
       onClosed: (c) => connections.delete(c),
     });
     connections.add(connection);
@@ -154,8 +162,13 @@ export async function createCopilotFront(context: AgentContext): Promise<Front> 
       await state.whenIdle();
     },
 
+    usage() {
+      return sharing.budgets.use();
+    },
+
     async close(): Promise<void> {
       stopAccepting();
+      sharing.stop();
       await Promise.race([state.detachesSettled(), delay(CLOSE_GRACE_MS)]);
       if (staging) {
         const timeout = new AbortController();

@@ -76,6 +76,8 @@ export class SessionRouting {
       case 'create':
         return this.createHere(sessionId, action, decision.ticket, checked.owner);
       case 'forward':
+        // The owner's agent counts the call against the caller's budget (its turn too): not twice.
+        slot.releaseBudget?.();
         await this.remote.forward(request, sessionId, action, slot, decision, reroute);
         return { kind: 'done' };
       case 'expired':

@@ -25,6 +25,11 @@ export interface Attachment {
 /** One unit of the instance's concurrency (a request in flight, or a turn). Release is idempotent. */
 export interface Slot {
   release(): void;
+  /**
+   * Gives back only the caller's request budget (`policy.limits`), keeping the concurrency unit:
+   * the call is forwarded to the owner agent, whose hop counts it — turn included (ADR 0025).
+   */
+  releaseBudget?(): void;
 }
 
 /** A `session.send` turn: holds a concurrency slot and keeps the session busy until it ends. */

@@ -43,6 +43,35 @@ export interface ListenAddress {
   port: number;
 }
 
+/** How a task kill ended on the instance that holds the task. */
+export type TaskCancelOutcome =
+  /** `tasks/cancel` acknowledged by the server; `status` is what the task says now. */
+  | { outcome: 'cancelled'; status?: string }
+  /** The task had already reached a terminal status (completed, failed, cancelled): nothing to do. */
+  | { outcome: 'finished'; status: string }
+  /** The server does not know it (expired, or gone with a restart). */
+  | { outcome: 'unknown' }
+  /** The server did not answer as expected. */
+  | { outcome: 'failed'; reason: string };
+
+export interface StreamFilter {
+  principal?: string;
+  tenant?: string;
+}
+
+/** One open stream (an MCP 2026 `subscriptions/listen`, a GET event stream), for the admin API. */
+export interface StreamInfo {
+  /** Minted by the agent that holds it; unique in the fleet. */
+  id: string;
+  kind: 'listen' | 'get';
+  instanceId: string;
+  principal: string | null;
+  tenant: string | null;
+  sessionId: string | null;
+  openedAt: string;
+  idleSeconds: number;
+}
+
 /** A client-facing front: the HTTP proxy or the Copilot JSON-RPC proxy. */
 export interface Front {
   readonly kind: 'http' | 'copilot';
@@ -57,6 +86,15 @@ export interface Front {
    * instance holds for `principal` (in `tenant`, if given).
    */
   cancelTasks?(filter: { principal: string; tenant?: string }): Promise<{ cancelled: string[]; failed: string[] }>;
+  /**
+   * The fleet-wide task kill switch's part here (ADR 0025): cancels one task this instance holds
+   * upstream, saying whether it was live, finished already, or unknown to the server.
+   */
+  cancelTask?(taskId: string): Promise<TaskCancelOutcome>;
+  /** The open streams this front holds (listen and GET event streams), filtered. */
+  listStreams?(filter: StreamFilter): StreamInfo[];
+  /** Closes the streams that match (one by `id`, or a principal's): each ends cleanly for its client. */
+  closeStreams?(filter: StreamFilter & { id?: string }): StreamInfo[];
   /**
    * Stops taking new sessions and connections' new work, and resolves once nothing is in flight.
    * The server bounds the wait by `policy.drainTimeoutSeconds`.

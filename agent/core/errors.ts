@@ -95,6 +95,12 @@ export const ERRORS = {
   ),
   /** The instance serves `limits.toolConcurrency` calls of this tool (Mcp-Method + Mcp-Name) already. */
   TOOL_CONCURRENCY_REACHED: define('TOOL_CONCURRENCY_REACHED', 429, -31043, 'back off and retry'),
+  /** Admin API: no live MCP task of that id in the fleet (never created, expired, or its instance is gone). */
+  TASK_NOT_FOUND: define('TASK_NOT_FOUND', 404, -31044, 'list the live tasks with GET /admin/fleet/tasks'),
+  /** Admin API: the task already reached a terminal status (completed, failed, cancelled); `status` says which. */
+  TASK_FINISHED: define('TASK_FINISHED', 409, -31045, 'nothing to cancel'),
+  /** Admin API: no open stream of that id on any live instance of the fleet. */
+  STREAM_NOT_FOUND: define('STREAM_NOT_FOUND', 404, -31046, 'list the open streams with GET /admin/fleet/streams'),
   /** A collaborative session's write did not get the session's lock within `lockWaitSeconds`. */
   SESSION_BUSY: define('SESSION_BUSY', 409, -31015, 'retry after the current write finishes'),
   /** Copilot front: `session.create` for an id that already exists. */

@@ -8,6 +8,7 @@ import {
   AFFINITY_KEY_DECISIONS_METRIC,
   CONNECTION_BUFFERED_BYTES_METRIC,
   CONNECTIONS_REFUSED_METRIC,
+  LIMIT_REFUSALS_METRIC,
   MCP_REQUEST_DURATION_METRIC,
   MCP_REQUESTS_METRIC,
   OPEN_STREAMS_METRIC,
@@ -32,6 +33,8 @@ export interface AgentMetrics {
   readonly placementDemand: Gauge;
   /** Connections and requests refused for a limit (ADR 0017), by front and reason. */
   readonly connectionsRefused: Counter<'front' | 'reason'>;
+  /** Requests refused for a `policy.limits` budget, by front and limit field (both fronts, ADR 0025). */
+  readonly limitRefusals: Counter<'front' | 'limit'>;
   readonly unauthenticatedConnections: Gauge;
   /** Read at each scrape from the sources the Copilot front registers (one per open connection set). */
   readonly bufferedBytes: Gauge;
@@ -109,6 +112,12 @@ export function createMetrics(options: { instanceId: string; defaultMetrics?: bo
       name: CONNECTIONS_REFUSED_METRIC,
       help: 'Connections and requests refused for a size, time or count limit (handshake-timeout, unauthenticated-limit, frame-too-large, malformed-frame, headers-timeout, request-timeout, headers-too-large, body-too-large, connection-limit, connect-method, bad-request).',
       labelNames: ['front', 'reason'] as const,
+      registers,
+    }),
+    limitRefusals: new Counter({
+      name: LIMIT_REFUSALS_METRIC,
+      help: 'Requests refused for a policy.limits budget, by front (http, copilot) and limit (requestsPerPrincipal, requestsPerTenant, streamsPerPrincipal, streamsPerTenant, tasksPerPrincipal, tasksPerTenant, toolConcurrency).',
+      labelNames: ['front', 'limit'] as const,
       registers,
     }),
     unauthenticatedConnections: new Gauge({

@@ -55,7 +55,7 @@ function parseFilter(query: Record<string, unknown>): SessionFilter {
   return filter;
 }
 
-function sendError(reply: FastifyReply, error: AgentError): FastifyReply {
+export function sendError(reply: FastifyReply, error: AgentError): FastifyReply {
   // The admin API is not a session route: "expired" statuses resolve to a plain 404.
   if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
   return reply.code(error.status(404)).send(error.toHttpBody(404));

@@ -39,6 +39,7 @@ import {
   resolveFleetOptions,
 } from './options.js';
 import type { OwnerHints } from './owner-hint.js';
+import { RedisPeerCalls } from './peer-calls.js';
 import { FleetPlacement } from './placement.js';
 import { ChannelHub, connectWithin, isReplicated } from './redis.js';
 import { FleetRegistry } from './registry.js';
@@ -76,6 +77,8 @@ export class FleetCoordinator implements Coordinator {
   readonly budgets: BudgetSync;
   readonly metrics: FleetMetrics;
   readonly affinityKeys: RedisAffinityKeys;
+  /** The task and stream kill switches' calls to the agent that holds them (ADR 0025). */
+  readonly peers: RedisPeerCalls;
 
   private readonly subscriber: Redis;
   private readonly hub: ChannelHub;
@@ -131,6 +134,14 @@ export class FleetCoordinator implements Coordinator {
     this.janitor = new FleetJanitor(this.state, this.lock, options.stateCleanup);
     this.inventory = new FleetInventory(this.state, this.keys);
     this.drains = this.inventory;
+    this.peers = new RedisPeerCalls({
+      redis: this.redis,
+      keys: this.keys,
+      instanceId: this.instanceId,
+      liveInstances: async () => (await this.registry.instances()).filter((i) => i.alive).map((i) => i.id),
+      unavailable: () => this.state.unavailableError(),
+      timeoutMs: o.terminateTimeoutMs,
+    });
     // Until the server says how it drains: as its own drain begins (no new sessions).
     this.inventory.onDrain(() => this.startDraining());
 
@@ -179,6 +190,7 @@ export class FleetCoordinator implements Coordinator {
         'fleet store (Redis) unreachable at start; serving local sessions and retrying in the background',
       );
     await this.inventory.listen(this.hub);
+    await this.peers.listen(this.hub);
     const every = (task: FleetTask, ms: number, run: () => Promise<void>) => {
       const cancel = this.scheduler.every(task, ms, () => {
         run().catch((error: unknown) => this.context.logger.debug({ err: error, task }, 'fleet timer task failed'));
@@ -196,6 +208,7 @@ export class FleetCoordinator implements Coordinator {
     for (const cancel of this.cancelTimers) cancel();
     this.cancelTimers = [];
     this.inventory.close();
+    this.peers.close();
     this.locator.finishAll();
     await this.lease.settle();
     if (this.redis.status === 'ready') await this.janitor.resign().catch(() => {});

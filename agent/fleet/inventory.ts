@@ -28,7 +28,7 @@ type AdminMessage =
   | { op: 'drain'; requestId: string; replyTo: string }
   | { op: 'drain-result'; requestId: string; ok: boolean };
 
-export class FleetInventory implements Omit<FleetAdmin, 'drains'>, InstanceDrains {
+export class FleetInventory implements Omit<FleetAdmin, 'drains' | 'peers'>, InstanceDrains {
   readonly instanceId: string;
   private readonly replies = new Map<string, (ok: boolean) => void>();
   private terminator: TerminateHandler;

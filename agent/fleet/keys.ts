@@ -95,6 +95,8 @@ export interface FleetKeys {
   lockChannel(resource: string): string;
   /** Pub/sub channel of one instance: admin requests (terminate) addressed to its sessions. */
   instanceChannel(instanceId: string): string;
+  /** Pub/sub channel of one instance: peer calls (task and stream kill switches) and their answers. */
+  peerChannel(instanceId: string): string;
 }
 
 export const DEFAULT_FLEET = 'default';
@@ -148,5 +150,6 @@ export function fleetKeys(options: { fleet?: string; prefix?: string } = {}): Fl
     lockWaiters: (resource) => `${p}lock:waiters:${resource}`,
     lockChannel: (resource) => `${p}lock:turn:${resource}`,
     instanceChannel: (instanceId) => `${p}instance:${instanceId}`,
+    peerChannel: (instanceId) => `${p}peer:${instanceId}`,
   };
 }

@@ -16,6 +16,7 @@ import { AgentError } from '../core/errors.js';
 import type { Session } from '../core/sessions.js';
 import { LocalAffinityKeys } from './affinity-keys.js';
 import { FenceGate, MemoryLock } from './lock.js';
+import { LocalPeerCalls } from './peer-calls.js';
 import { enforceQuotas, type QuotaHolder } from './quotas.js';
 import { cleanSessionState, type StateCleanupReport } from './state-cleanup.js';
 import type {
@@ -51,6 +52,8 @@ export class LocalCoordinator implements Coordinator {
   readonly fence = new FenceGate();
   readonly hints = undefined;
   readonly affinityKeys: LocalAffinityKeys;
+  /** One instance: every peer call is this instance's. */
+  readonly peers: LocalPeerCalls;
   private readonly tenants = new Map<string, string>();
   /** Placements not yet opened or cancelled, by reservation id: they hold quota places. */
   private readonly reservations = new Map<string, QuotaHolder & { expiresAt: number }>();
@@ -68,6 +71,7 @@ export class LocalCoordinator implements Coordinator {
   ) {
     this.instanceId = context.config.instanceId;
     this.affinityKeys = new LocalAffinityKeys(Date.now, this.instanceId);
+    this.peers = new LocalPeerCalls(this.instanceId);
     const collaborative = context.policy.collaborative;
     this.lock = new MemoryLock({
       ttlMs: (collaborative?.lockTtlSeconds ?? 30) * 1000,

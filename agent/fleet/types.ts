@@ -12,13 +12,14 @@
  * - collaborative writes: `lock.acquire(id)`, pass `lease.token` upstream, `release()` at the end;
  * - ends: nothing to call — the coordinator watches the session table's end events.
  */
-import type { AgentContext } from '../core/context.js';
+import type { AgentContext, StreamFilter, StreamInfo, TaskCancelOutcome } from '../core/context.js';
 import type { Session } from '../core/sessions.js';
 import type { AffinityKeyStore } from './affinity-keys.js';
 import type { FenceGate, SessionLock } from './lock.js';
 import type { OwnerHints } from './owner-hint.js';
 import type { EndedReason, SessionRecord } from './registry.js';
 
+export type { StreamFilter, StreamInfo, TaskCancelOutcome } from '../core/context.js';
 // The fleet's types a front or the routing core names, here so that they import this file only.
 export type {
   AffinityKeyStore,
@@ -215,6 +216,8 @@ export interface FleetAdmin {
   readonly affinityKeys?: AffinityKeyStore;
   /** `admin drain`: a part of its own, so the coordinator does not grow another pair of methods. */
   readonly drains: InstanceDrains;
+  /** The task and stream kill switches reach the agent that holds them through this. */
+  readonly peers: PeerCalls;
 }
 
 /** Draining instances of the fleet on an operator's word (`admin drain`). */
@@ -227,6 +230,36 @@ export interface InstanceDrains {
   drain(instanceId: string): Promise<DrainResult | undefined>;
   /** The server's way to drain this instance; used for this instance and for its peers' requests. */
   onDrain(handler: DrainHandler): void;
+}
+
+/**
+ * What the admin API asks of the agent that holds a task or a stream (ADR 0025): handled by the
+ * front there, over Redis from any agent of the fleet (or at once when it is this one).
+ */
+export interface PeerOps {
+  /** Cancel one MCP 2026 task upstream. */
+  'cancel-task': { args: { taskId: string }; answer: TaskCancelOutcome };
+  /** The open streams this agent holds, filtered. */
+  'list-streams': { args: StreamFilter; answer: StreamInfo[] };
+  /** Close the open streams that match (one by id, or a principal's). */
+  'close-streams': { args: StreamFilter & { id?: string }; answer: StreamInfo[] };
+}
+
+export type PeerOp = keyof PeerOps;
+
+/** One instance's answer to a peer call: `answered` false when it was silent or unreachable. */
+export type PeerAnswer<Op extends PeerOp> =
+  | { instanceId: string; answered: true; value: PeerOps[Op]['answer'] }
+  | { instanceId: string; answered: false };
+
+/** Calls to the agents of the fleet (this one included) for the admin API (ADR 0025). */
+export interface PeerCalls {
+  /** Registers this agent's handler of `op` (the server wires the front's). */
+  handle<Op extends PeerOp>(op: Op, handler: (args: PeerOps[Op]['args']) => Promise<PeerOps[Op]['answer']>): void;
+  /** Asks one instance (this one: at once, without Redis). */
+  call<Op extends PeerOp>(instanceId: string, op: Op, args: PeerOps[Op]['args']): Promise<PeerAnswer<Op>>;
+  /** Asks every live instance of the fleet, this one included, at once. */
+  callAll<Op extends PeerOp>(op: Op, args: PeerOps[Op]['args']): Promise<Array<PeerAnswer<Op>>>;
 }
 
 /** The fleet-wide budget counts (`policy.limits`, ADR 0015). */

@@ -17,18 +17,26 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Histogram } from 'prom-client';
 import type { Pool } from 'undici';
-import type { AgentContext, Front, ListenAddress } from '../core/context.js';
+import type {
+  AgentContext,
+  Front,
+  ListenAddress,
+  StreamFilter,
+  StreamInfo,
+  TaskCancelOutcome,
+} from '../core/context.js';
 import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { Refusals } from '../core/refusals.js';
 import type { EndReason, Session, SessionTable } from '../core/sessions.js';
 import type { Tracing } from '../core/tracing.js';
-import { Budgets, isPrincipalPin, Router } from '../routing/index.js';
+import { BudgetSharing, type Budgets, isPrincipalPin, Router } from '../routing/index.js';
 import { Admission, type Reservation } from './admission.js';
 import { BodyWatch } from './body-gate.js';
 import type { Exchange, Outcome } from './exchange.js';
 import { PeerPools } from './fleet.js';
 import { Intake } from './intake.js';
+import { cancelHeldTask, closeHeldStreams, listHeldStreams } from './kill-switch.js';
 import { installLimits, serverOptions } from './limits.js';
 import { McpMetricLabels } from './mcp-metrics.js';
 import { type HttpFrontOptions, type HttpFrontSettings, normalizeHttpFrontOptions } from './options.js';
@@ -48,9 +56,6 @@ const DELETE_UPSTREAM_AFTER: ReadonlySet<EndReason> = new Set([
 
 /** How often streams no session holds are checked against the lifetime and idle bounds. */
 const STREAM_SWEEP_MS = 1000;
-
-/** How often this agent's budget counts are shared with the fleet (with Redis and a per-caller limit). */
-const BUDGET_SYNC_MS = 1000;
 
 /** Counts for tests and diagnostics: everything here returns to 0 when the agent is idle. */
 export interface HttpFrontStats {
@@ -100,8 +105,8 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
   private closed = false;
   private readonly debug: boolean;
   private readonly streamSweep: NodeJS.Timeout;
-  private budgetSync: NodeJS.Timeout | undefined;
-  private syncing = false;
+  /** `policy.limits`: the routing layer's budgets, shared with the fleet as the Copilot front's are. */
+  private readonly budgetSharing: BudgetSharing;
 
   constructor(
     private readonly context: AgentContext,
@@ -126,6 +131,12 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
     this.tracing = context.tracing;
     this.intake = new Intake(this, context);
     this.peers = new PeerPools(this.settings.upstreamConnectTimeoutMs);
+    this.budgetSharing = new BudgetSharing(context.policy.limits, {
+      front: 'http',
+      metrics: context.metrics,
+      logger: context.logger,
+      fleet: coordinator.budgets,
+    });
     this.admission = new Admission({
       sessions: context.sessions,
       load: context.load,
@@ -137,14 +148,10 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
         if (reservation.fleet) this.router.cancel(reservation.fleet);
       },
       streamsPerInstance: context.policy.limits.streamsPerInstance,
-      budgets: new Budgets(context.policy.limits),
+      budgets: this.budgetSharing.budgets,
     });
     this.streamSweep = setInterval(() => this.sweepStreams(), STREAM_SWEEP_MS);
     this.streamSweep.unref();
-    if (coordinator.budgets && this.admission.budgets.shared) {
-      this.budgetSync = setInterval(() => this.syncBudgets(), BUDGET_SYNC_MS);
-      this.budgetSync.unref();
-    }
     this.pool = createUpstreamPool(this.settings);
     const histogram = context.metrics.requestDuration;
     this.durations = {
@@ -248,7 +255,7 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
     this.closed = true;
     this.draining = true;
     clearInterval(this.streamSweep);
-    clearInterval(this.budgetSync);
+    this.budgetSharing.stop();
     this.bodyWatch?.close();
     this.streams.closeAll();
     for (const tunnel of [...this.tunnels]) tunnel.close();
@@ -259,27 +266,6 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
     await this.pool.destroy();
     await this.peers.close();
     for (const resolve of this.drainWaiters.splice(0)) resolve();
-  }
-
-  /**
-   * Fleet-wide budgets: this agent's counts out, the rest of the fleet's in, every second. A
-   * limit is checked against this agent's live count plus the fleet's as of the last sync; with
-   * Redis away the last known counts stay (ADR 0015).
-   */
-  private syncBudgets(): void {
-    const fleet = this.context.coordinator?.budgets;
-    if (!fleet || this.syncing || this.closed) return;
-    this.syncing = true;
-    const budgets = this.admission.budgets;
-    fleet
-      .share(budgets.snapshot())
-      .then((remote) => budgets.setRemote(remote))
-      .catch((error: unknown) =>
-        this.logger.debug({ err: error instanceof Error ? error.message : String(error) }, 'budget sync failed'),
-      )
-      .finally(() => {
-        this.syncing = false;
-      });
   }
 
   /** Bounds the streams no session holds by the session lifetime and idle timeout (SPEC.md §4). */
@@ -375,6 +361,27 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
       }),
     );
     return { cancelled, failed };
+  }
+
+  /** The fleet-wide task kill switch, here at the instance that holds the task (ADR 0025). */
+  cancelTask(taskId: string): Promise<TaskCancelOutcome> {
+    const path = this.taskPaths.get(taskId) ?? '/mcp';
+    return cancelHeldTask({ pool: this.pool, settings: this.settings, budgets: this.budgets }, { id: taskId, path });
+  }
+
+  listStreams(filter: StreamFilter): StreamInfo[] {
+    return listHeldStreams(this.streams, this.context.config.instanceId, filter);
+  }
+
+  closeStreams(filter: StreamFilter & { id?: string }): StreamInfo[] {
+    const closed = closeHeldStreams(this.streams, this.context.config.instanceId, filter);
+    if (closed.length > 0) {
+      this.logger.info(
+        { streams: closed.map((s) => s.id), principal: filter.principal },
+        'streams closed by an operator',
+      );
+    }
+    return closed;
   }
 
   /** A request naming a task or handle went where the routing core said. */

@@ -2,8 +2,11 @@
  * The long-lived exchanges open now — SSE responses, WebSockets — indexed by session, so that a
  * session that ends (expiry, delete, eviction, terminate, drain) takes its streams with it, and
  * shutdown can close every one. Entries leave as their streams close: nothing grows with the
- * number of sessions ever seen.
+ * number of sessions ever seen. Each stream gets an id of its own when it opens, by which the
+ * admin API names it (ADR 0025).
  */
+import { randomBytes } from 'node:crypto';
+
 export interface Closable {
   /** Ends the stream from the agent's side (idempotent). */
   close(): void;
@@ -14,8 +17,17 @@ export interface Closable {
 
 const NO_SESSION = '';
 
+/** An open stream as the admin API sees it. */
+export interface OpenStream {
+  readonly id: string;
+  readonly stream: Closable;
+  readonly sessionId: string | undefined;
+}
+
 export class OpenStreams {
   private readonly bySession = new Map<string, Set<Closable>>();
+  /** Each open stream's id: 72 random bits, base64url, unique in the fleet in practice. */
+  private readonly ids = new Map<Closable, string>();
   private count = 0;
 
   get size(): number {
@@ -37,6 +49,17 @@ export class OpenStreams {
     if (!set.has(stream)) {
       set.add(stream);
       this.count++;
+      this.ids.set(stream, `st-${randomBytes(9).toString('base64url')}`);
+    }
+  }
+
+  /** Every open stream, with its id and session. */
+  *entries(): Iterable<OpenStream> {
+    for (const [key, set] of this.bySession) {
+      for (const stream of set) {
+        const id = this.ids.get(stream);
+        if (id !== undefined) yield { id, stream, sessionId: key === NO_SESSION ? undefined : key };
+      }
     }
   }
 
@@ -45,6 +68,7 @@ export class OpenStreams {
     const set = this.bySession.get(key);
     if (!set?.delete(stream)) return;
     this.count--;
+    this.ids.delete(stream);
     if (set.size === 0) this.bySession.delete(key);
   }
 

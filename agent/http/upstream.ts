@@ -77,19 +77,23 @@ export async function deleteUpstreamSession(
 }
 
 /**
- * Cancels an MCP 2026 task on the server (`tasks/cancel`, Tasks extension), as the agent itself:
- * the admin kill switch for a principal's tasks. True when the server acknowledged it (HTTP 200
- * and a JSON-RPC result).
+ * One Tasks-extension request about `task` (`tasks/get`, `tasks/cancel`) sent to the server as
+ * the agent itself — for the admin kill switches. Resolves with the HTTP status and the JSON-RPC
+ * answer (undefined when the body was not one).
  */
-export async function cancelUpstreamTask(
+export async function upstreamTaskCall(
   pool: Pool,
   settings: HttpFrontSettings,
   task: { id: string; path: string },
-): Promise<boolean> {
+  method: 'tasks/get' | 'tasks/cancel',
+): Promise<{
+  status: number;
+  answer: { result?: Record<string, unknown>; error?: { message?: unknown } } | undefined;
+}> {
   const body = JSON.stringify({
     jsonrpc: '2.0',
-    id: `sessionfleet-cancel-${task.id}`,
-    method: 'tasks/cancel',
+    id: `sessionfleet-${method === 'tasks/get' ? 'get' : 'cancel'}-${task.id}`,
+    method,
     params: {
       taskId: task.id,
       _meta: {
@@ -107,7 +111,7 @@ export async function cancelUpstreamTask(
       'content-type': 'application/json',
       accept: 'application/json, text/event-stream',
       'mcp-protocol-version': '2026-07-28',
-      'mcp-method': 'tasks/cancel',
+      'mcp-method': method,
       'mcp-name': task.id,
       'user-agent': 'sessionfleet-agent',
     },
@@ -115,5 +119,39 @@ export async function cancelUpstreamTask(
     signal: AbortSignal.timeout(settings.upstreamDeleteTimeoutMs),
   });
   const text = await response.body.text();
-  return response.statusCode === 200 && text.includes('"result"');
+  return { status: response.statusCode, answer: jsonRpcAnswer(text) };
+}
+
+/** The JSON-RPC answer of a JSON body, or of the last `data:` line of an event stream. */
+function jsonRpcAnswer(text: string): { result?: Record<string, unknown>; error?: { message?: unknown } } | undefined {
+  const candidates = text.trimStart().startsWith('{')
+    ? [text]
+    : text
+        .split('\n')
+        .filter((line) => line.startsWith('data:'))
+        .map((line) => line.slice(5))
+        .reverse();
+  for (const candidate of candidates) {
+    try {
+      const value = JSON.parse(candidate) as Record<string, unknown>;
+      if (value && typeof value === 'object' && ('result' in value || 'error' in value)) {
+        return value as { result?: Record<string, unknown>; error?: { message?: unknown } };
+      }
+    } catch {}
+  }
+  return undefined;
+}
+
+/**
+ * Cancels an MCP 2026 task on the server (`tasks/cancel`, Tasks extension), as the agent itself:
+ * the admin kill switch for a principal's tasks. True when the server acknowledged it (HTTP 200
+ * and a JSON-RPC result).
+ */
+export async function cancelUpstreamTask(
+  pool: Pool,
+  settings: HttpFrontSettings,
+  task: { id: string; path: string },
+): Promise<boolean> {
+  const { status, answer } = await upstreamTaskCall(pool, settings, task, 'tasks/cancel');
+  return status === 200 && answer?.result !== undefined;
 }

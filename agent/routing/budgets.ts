@@ -51,12 +51,18 @@ export class Budgets {
   /** The rest of the fleet's counts as of the last sync (`<kind>\n<who>` → count); empty alone. */
   private remote: ReadonlyMap<string, number> = new Map();
   private readonly now: () => number;
+  private readonly onRefusal: ((limit: string) => void) | undefined;
 
+  /**
+   * `onRefusal`: told the limit's field name each time a budget refuses (the front counts it in
+   * `sessionfleet_limit_refusals_total{front, limit}`, the same series for both fronts).
+   */
   constructor(
     private readonly limits: LimitsSettings,
-    options: { now?: () => number } = {},
+    options: { now?: () => number; onRefusal?: (limit: string) => void } = {},
   ) {
     this.now = options.now ?? Date.now;
+    this.onRefusal = options.onRefusal;
     const on = (kind: BudgetKind) => LIMIT_FIELDS[kind].some((field) => limits[field] !== undefined);
     this.enabled = { requests: on('requests'), streams: on('streams'), tasks: on('tasks') };
   }
@@ -121,6 +127,7 @@ export class Budgets {
     if (limit === undefined) return undefined;
     const held = this.tools.get(key) ?? 0;
     if (held >= limit) {
+      this.onRefusal?.('toolConcurrency');
       return new AgentError('TOOL_CONCURRENCY_REACHED', `this instance serves ${held} calls of ${key}, its limit`, {
         retryAfterSeconds: 1,
         details: { limit: 'toolConcurrency', tool: key, value: limit },
@@ -191,6 +198,7 @@ export class Budgets {
     if (pKey !== undefined && principalLimit !== undefined) {
       const held = this.heldAt(kind, `p:${pKey}`);
       if (held >= principalLimit) {
+        this.onRefusal?.(principalField);
         return new AgentError(
           'PRINCIPAL_LIMIT_REACHED',
           `principal ${JSON.stringify(caller.principal)} holds ${held} ${kind}, its ${principalField} (${principalLimit})`,
@@ -209,6 +217,7 @@ export class Budgets {
     if (caller.tenant && tenantLimit !== undefined) {
       const held = this.heldAt(kind, `t:${caller.tenant}`);
       if (held >= tenantLimit) {
+        this.onRefusal?.(tenantField);
         return new AgentError(
           'TENANT_LIMIT_REACHED',
           `tenant ${JSON.stringify(caller.tenant)} holds ${held} ${kind}, its ${tenantField} (${tenantLimit})`,

@@ -1,3 +1,4 @@
+export { BUDGET_SYNC_MS, BudgetSharing } from './budget-sharing.js';
 export { type BudgetKind, Budgets, type BudgetUse } from './budgets.js';
 export * from './mark.js';
 export { isPrincipalPin, principalPinId } from './principal-pin.js';

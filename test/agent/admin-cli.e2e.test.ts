@@ -118,12 +118,19 @@ describe('sessionfleet-agent admin', () => {
     );
 
     for (const [args, message] of [
-      [['frobnicate'], 'unknown command "frobnicate" (the commands are fleet, sessions, session, kill, drain)'],
+      [
+        ['frobnicate'],
+        'unknown command "frobnicate" (the commands are fleet, sessions, session, kill, drain, tasks, kill-task, streams, kill-stream)',
+      ],
       [['dran', 'a'], 'unknown command "dran" (did you mean drain?)'],
       [['sessions', '--princpal', 'x'], 'unknown flag --princpal (did you mean --principal?)'],
       [['drain'], 'admin drain takes one instance id (see admin fleet)'],
       [['kill'], 'admin kill takes one session id'],
-      [['fleet', '--principal', 'x'], "--principal is a filter of 'admin sessions', not of 'admin fleet'"],
+      [
+        ['fleet', '--principal', 'x'],
+        "--principal is an option of 'admin sessions', 'admin tasks', 'admin streams', 'admin kill-task', 'admin kill-stream', not of 'admin fleet'",
+      ],
+      [['fleet', '--instance', 'x'], "--instance is an option of 'admin sessions', not of 'admin fleet'"],
       [['fleet', '--admin-url', 'not a url'], '--admin-url ("not a url") must be a URL such as http://127.0.0.1:9090'],
     ] as const) {
       const result = await admin([...args]);

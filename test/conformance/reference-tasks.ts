@@ -68,6 +68,11 @@ export class TaskStore {
     this.pollIntervalMs = options.pollIntervalMs ?? 200;
   }
 
+  /** Forgets a task as a server restart would: it is unknown from then on. */
+  forget(taskId: string): boolean {
+    return this.tasks.delete(taskId);
+  }
+
   /**
    * Starts `work` as a task, after `delayMs` (`HELD`: never); with `inputRequests` the task first
    * waits in `input_required` until `tasks/update` has answered every one. What `work` returns (or throws)

@@ -30,6 +30,8 @@ export interface Mcp2026Server {
   readonly name: string;
   /** Every request that reached this server: its `Mcp-Method`, `Mcp-Name` and `Mcp-Session-Id` headers. */
   readonly seen: Array<{ method: string | undefined; name: string | undefined; sessionId: string | undefined }>;
+  /** Forgets a task as a restart of the server would. */
+  forgetTask(taskId: string): boolean;
   close(): Promise<void>;
 }
 
@@ -198,6 +200,7 @@ export async function startMcp2026Server(options: Mcp2026Options = {}): Promise<
     url: `http://127.0.0.1:${port}`,
     name,
     seen,
+    forgetTask: (taskId) => tasks.forget(taskId),
     close: async () => {
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));
