@@ -7,6 +7,8 @@
  * - `SessionLocator` (locator.ts): where a named session lives, and adopting orphaned sessions;
  * - `FleetJanitor` (janitor.ts): the leader's registry sweep and session-state cleanup;
  * - `FleetInventory` (inventory.ts): the admin API's inventory and kill switch;
+ * - `Reconciler` (reconcile.ts): at the first registration, the sessions of this instance's
+ *   earlier life (an agent restarted under the same id) adopted again or ended;
  * - `FleetRegistry` (registry.ts): typed calls to the Lua scripts, which hold the rules.
  * They share one `FleetState` (state.ts).
  *
@@ -40,6 +42,7 @@ import {
 } from './options.js';
 import type { OwnerHints } from './owner-hint.js';
 import { FleetPlacement } from './placement.js';
+import { Reconciler, type UpstreamSessions } from './reconcile.js';
 import { ChannelHub, connectWithin, isReplicated } from './redis.js';
 import { FleetRegistry } from './registry.js';
 import { FleetState } from './state.js';
@@ -153,6 +156,27 @@ export class FleetCoordinator implements Coordinator {
 
   get available(): boolean {
     return this.state.available;
+  }
+
+  /** True while the reconcile after a restart (and the resync after it) runs. */
+  get reconciling(): boolean {
+    return this.state.reconciling !== undefined;
+  }
+
+  /**
+   * The front's way to ask its upstream about the sessions of this instance's earlier life; call
+   * before `start()`. Without it (or with `reconcileMs` 0) they are released by the first resync.
+   */
+  reconcileWith(upstream: UpstreamSessions): void {
+    const o = this.state.o;
+    if (o.reconcileMs <= 0) return;
+    const reconciler = new Reconciler(this.state, this.keys, upstream, {
+      budgetMs: o.reconcileMs,
+      concurrency: o.reconcileConcurrency,
+    });
+    this.lease.onFirstRegistration(async () => {
+      await reconciler.run();
+    });
   }
 
   get hints(): OwnerHints | undefined {

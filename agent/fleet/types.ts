@@ -17,6 +17,7 @@ import type { Session } from '../core/sessions.js';
 import type { AffinityKeyStore } from './affinity-keys.js';
 import type { FenceGate, SessionLock } from './lock.js';
 import type { OwnerHints } from './owner-hint.js';
+import type { UpstreamSessions } from './reconcile.js';
 import type { EndedReason, SessionRecord } from './registry.js';
 
 // The fleet's types a front or the routing core names, here so that they import this file only.
@@ -31,6 +32,7 @@ export type {
 } from './affinity-keys.js';
 export type { FenceGate, LockLease, SessionLock } from './lock.js';
 export type { OwnerHints } from './owner-hint.js';
+export type { UpstreamSessions } from './reconcile.js';
 export type { EndedReason } from './registry.js';
 
 declare module '../core/context.js' {
@@ -286,6 +288,13 @@ export interface Coordinator extends FleetAdmin {
   mintSessionId(): string;
   /** The front's way to end a session properly; used by `terminate` and the kill switch. */
   onTerminate(handler: TerminateHandler): void;
+  /**
+   * With Redis: how the reconcile after a restart asks the upstream (ADR 0022); call before
+   * `start()`. Absent on a single instance, whose in-memory store does not outlive the agent.
+   */
+  reconcileWith?(upstream: UpstreamSessions): void;
+  /** True while that reconcile runs (`/readyz` says so). */
+  readonly reconciling?: boolean;
 }
 
 /**
