@@ -42,7 +42,7 @@ import {
 } from './options.js';
 import type { OwnerHints } from './owner-hint.js';
 import { FleetPlacement } from './placement.js';
-import { Reconciler, type UpstreamSessions } from './reconcile.js';
+import { ReconcileOnRestart } from './reconcile.js';
 import { ChannelHub, connectWithin, isReplicated } from './redis.js';
 import { FleetRegistry } from './registry.js';
 import { FleetState } from './state.js';
@@ -58,6 +58,7 @@ import type {
   OpenOptions,
   Placement,
   PlacementTicket,
+  RestartReconcile,
   Route,
   SessionFilter,
   TerminateHandler,
@@ -90,6 +91,8 @@ export class FleetCoordinator implements Coordinator {
   private readonly janitor: FleetJanitor;
   private readonly inventory: FleetInventory;
   readonly drains: InstanceDrains;
+  /** The reconcile after a restart (ADR 0022); the server hands it the front's upstream check. */
+  readonly reconcile: RestartReconcile;
   private cancelTimers: Array<() => void> = [];
 
   constructor(
@@ -134,6 +137,7 @@ export class FleetCoordinator implements Coordinator {
     this.janitor = new FleetJanitor(this.state, this.lock, options.stateCleanup);
     this.inventory = new FleetInventory(this.state, this.keys);
     this.drains = this.inventory;
+    this.reconcile = new ReconcileOnRestart(this.state, this.keys, this.lease);
     // Until the server says how it drains: as its own drain begins (no new sessions).
     this.inventory.onDrain(() => this.startDraining());
 
@@ -156,27 +160,6 @@ export class FleetCoordinator implements Coordinator {
 
   get available(): boolean {
     return this.state.available;
-  }
-
-  /** True while the reconcile after a restart (and the resync after it) runs. */
-  get reconciling(): boolean {
-    return this.state.reconciling !== undefined;
-  }
-
-  /**
-   * The front's way to ask its upstream about the sessions of this instance's earlier life; call
-   * before `start()`. Without it (or with `reconcileMs` 0) they are released by the first resync.
-   */
-  reconcileWith(upstream: UpstreamSessions): void {
-    const o = this.state.o;
-    if (o.reconcileMs <= 0) return;
-    const reconciler = new Reconciler(this.state, this.keys, upstream, {
-      budgetMs: o.reconcileMs,
-      concurrency: o.reconcileConcurrency,
-    });
-    this.lease.onFirstRegistration(async () => {
-      await reconciler.run();
-    });
   }
 
   get hints(): OwnerHints | undefined {

@@ -12,16 +12,37 @@
  * budget), and carries the decisions out. The resync that follows registers what was adopted
  * atomically: a session re-homed meanwhile is reported as a conflict there and dropped here.
  */
-import type { EarlierSession, UpstreamSessionVerdict } from '../core/context.js';
+import type { UpstreamSessionVerdict } from '../core/context.js';
 import { isValidSessionId } from '../core/session-id.js';
+import type { InstanceLease } from './instance-lease.js';
 import type { FleetKeys } from './keys.js';
 import { decodeRecord, type EndedReason, type SessionRecord } from './registry.js';
 import type { FleetState } from './state.js';
+import type { RestartReconcile, UpstreamSessions } from './types.js';
 
-/** The front's side of the reconcile: ask the upstream about a session; end one there. */
-export interface UpstreamSessions {
-  check(session: EarlierSession, signal: AbortSignal): Promise<UpstreamSessionVerdict>;
-  end(session: EarlierSession): Promise<void>;
+/** The coordinator's reconcile part: wired to the lease's first registration once the front says how to ask. */
+export class ReconcileOnRestart implements RestartReconcile {
+  constructor(
+    private readonly s: FleetState,
+    private readonly keys: FleetKeys,
+    private readonly lease: InstanceLease,
+  ) {}
+
+  get running(): boolean {
+    return this.s.reconciling !== undefined;
+  }
+
+  askWith(upstream: UpstreamSessions): void {
+    const o = this.s.o;
+    if (o.reconcileMs <= 0) return;
+    const reconciler = new Reconciler(this.s, this.keys, upstream, {
+      budgetMs: o.reconcileMs,
+      concurrency: o.reconcileConcurrency,
+    });
+    this.lease.onFirstRegistration(async () => {
+      await reconciler.run();
+    });
+  }
 }
 
 /** How each session of the earlier life came out (the metric's `outcome` label). */

@@ -12,12 +12,11 @@
  * - collaborative writes: `lock.acquire(id)`, pass `lease.token` upstream, `release()` at the end;
  * - ends: nothing to call — the coordinator watches the session table's end events.
  */
-import type { AgentContext } from '../core/context.js';
+import type { AgentContext, EarlierSession, UpstreamSessionVerdict } from '../core/context.js';
 import type { Session } from '../core/sessions.js';
 import type { AffinityKeyStore } from './affinity-keys.js';
 import type { FenceGate, SessionLock } from './lock.js';
 import type { OwnerHints } from './owner-hint.js';
-import type { UpstreamSessions } from './reconcile.js';
 import type { EndedReason, SessionRecord } from './registry.js';
 
 // The fleet's types a front or the routing core names, here so that they import this file only.
@@ -32,7 +31,6 @@ export type {
 } from './affinity-keys.js';
 export type { FenceGate, LockLease, SessionLock } from './lock.js';
 export type { OwnerHints } from './owner-hint.js';
-export type { UpstreamSessions } from './reconcile.js';
 export type { EndedReason } from './registry.js';
 
 declare module '../core/context.js' {
@@ -289,12 +287,24 @@ export interface Coordinator extends FleetAdmin {
   /** The front's way to end a session properly; used by `terminate` and the kill switch. */
   onTerminate(handler: TerminateHandler): void;
   /**
-   * With Redis: how the reconcile after a restart asks the upstream (ADR 0022); call before
-   * `start()`. Absent on a single instance, whose in-memory store does not outlive the agent.
+   * With Redis: the reconcile after a restart (ADR 0022). Absent on a single instance, whose
+   * in-memory store does not outlive the agent.
    */
-  reconcileWith?(upstream: UpstreamSessions): void;
-  /** True while that reconcile runs (`/readyz` says so). */
-  readonly reconciling?: boolean;
+  readonly reconcile?: RestartReconcile;
+}
+
+/** The front's side of the reconcile: ask the upstream about a session; end one there. */
+export interface UpstreamSessions {
+  check(session: EarlierSession, signal: AbortSignal): Promise<UpstreamSessionVerdict>;
+  end(session: EarlierSession): Promise<void>;
+}
+
+/** The reconcile after a restart, as the server and the admin port see it (ADR 0022). */
+export interface RestartReconcile {
+  /** How the front asks its upstream; call before `start()`. Without it, nothing is reconciled. */
+  askWith(upstream: UpstreamSessions): void;
+  /** True while it (and the resync after it) runs: `/readyz` says so. */
+  readonly running: boolean;
 }
 
 /**
