@@ -159,6 +159,36 @@ describe('reconcile after a SIGKILL and a restart under the same instance id (MC
   });
 });
 
+describe('reconcile when the MCP server does not answer', () => {
+  it('keeps the sessions as held once its budget runs out, counted as failed, rather than end what the server may hold', async () => {
+    const redisUrl = inject('redisUrl');
+    const server = await spawnListening('demo/mcp-server.ts');
+    const { agents, respawn } = await spawnMembers({
+      ids: ['a'] as const,
+      policy: { affinity: { type: 'mcp-streamable-http' } },
+      upstream: () => server.url,
+      redisUrl,
+      adminToken: ADMIN_TOKEN,
+      extraArgs: ['--principal-header', 'x-user', '--fleet-reconcile-ms', '1500'],
+    });
+    const { admin } = fleetAdmin<'a'>(() => agents.a.adminUrl, ADMIN_TOKEN);
+    const sessions = [await connect(agents.a, 'dora'), await connect(agents.a, 'dora')];
+    await kill(agents.a);
+    await server.stop('SIGKILL');
+
+    const restarted = await respawn('a');
+    expect(await summary(restarted)).toMatchObject({ adopted: 0, ended: 0, failed: 2 });
+    const listed = (await admin('a', '/admin/fleet/sessions')).body.sessions as Array<{ id: string; owner: string }>;
+    expect(listed.map((s) => [s.id, s.owner]).sort()).toEqual(sessions.map((s) => [s.id, 'a']).sort());
+    const metrics = await (await fetch(`${restarted.adminUrl}/metrics`)).text();
+    expect(metrics).toMatch(/sessionfleet_reconciled_sessions_total\{[^}]*outcome="failed"[^}]*\} 2/);
+    // Held here: the client reaches its session and gets the agent's answer for a dead upstream.
+    const answer = await rawCall(restarted, sessions[0]!.id, 'dora');
+    expect([502, 503]).toContain(answer.status);
+    expect(answer.body).toContain('UPSTREAM_');
+  });
+});
+
 describe('reconcile in a fleet (header affinity, shared session state)', () => {
   it('never takes back a session another agent adopted while this one was down, and adopts the rest', async () => {
     const redisUrl = inject('redisUrl');
