@@ -171,7 +171,7 @@ export class Reconciler {
       if (next.kind === 'end') {
         if (await this.end(record, 'owner-lost', next.mode, false)) summary.ended++;
         else summary.left++;
-      } else if (this.adopt(record, lastActive.get(record.id))) {
+      } else if (await this.adopt(record, lastActive.get(record.id))) {
         summary[next.outcome]++;
         if (next.outcome === 'failed')
           s.context.logger.warn(
@@ -234,7 +234,7 @@ export class Reconciler {
    * quota places are the registry's already: the resync keeps them, it does not count them again.
    * False if the table has no room for it.
    */
-  private adopt(record: SessionRecord, lastActiveAt: number | undefined): boolean {
+  private async adopt(record: SessionRecord, lastActiveAt: number | undefined): Promise<boolean> {
     const s = this.s;
     const created = s.context.sessions.create(record.id, {
       ...(record.principal !== undefined ? { principal: record.principal } : {}),

@@ -189,6 +189,49 @@ describe('reconcile when the MCP server does not answer', () => {
   });
 });
 
+describe('reconcile of a collaborative session whose write was cut by the SIGKILL', () => {
+  it("releases the earlier life's lock on it: the next write goes through, not SESSION_BUSY for a lock TTL", async () => {
+    const redisUrl = inject('redisUrl');
+    const upstream = await spawnListening('test/agent/http/fixtures/upstream.ts');
+    const { agents, respawn } = await spawnMembers({
+      ids: ['a'] as const,
+      policy: {
+        affinity: { type: 'header', headerName: 'x-session' },
+        // The lock outlives the whole test unless released; a waiting writer gives up after 1 s.
+        collaborative: { enabled: true, lockTtlSeconds: 120, lockWaitSeconds: 1 },
+      },
+      upstream: () => upstream.url,
+      redisUrl,
+      adminToken: ADMIN_TOKEN,
+      extraArgs: ['--principal-header', 'x-user'],
+    });
+    const write = (agent: AgentProcess, path: string) =>
+      fetch(`${agent.url}${path}`, { method: 'POST', headers: { 'x-session': 'shared-doc', 'x-user': 'erin' } });
+    expect((await write(agents.a, '/echo')).status).toBe(200);
+    // A write holds the lock (and renews it) when the agent is killed.
+    const cut = write(agents.a, '/slow?ms=60000').catch(() => undefined);
+    const redis = await inspector(redisUrl);
+    try {
+      const holder = await waitFor('the write to hold the lock', async () => {
+        const keys = await redis.keys('*lock:holder:shared-doc');
+        return keys.length === 1 ? keys[0] : undefined;
+      });
+      await kill(agents.a);
+      await cut;
+      expect(await redis.pttl(holder)).toBeGreaterThan(60_000);
+
+      const restarted = await respawn('a');
+      expect(await summary(restarted)).toMatchObject({ adopted: 1, ended: 0, failed: 0 });
+      const next = await write(restarted, '/echo');
+      expect(next.status).toBe(200);
+      await waitFor('the lock to be free again after that write', async () => (await redis.exists(holder)) === 0);
+    } finally {
+      redis.disconnect();
+    }
+    await upstream.stop();
+  });
+});
+
 describe('reconcile in a fleet (header affinity, shared session state)', () => {
   it('never takes back a session another agent adopted while this one was down, and adopts the rest', async () => {
     const redisUrl = inject('redisUrl');
