@@ -250,7 +250,7 @@ export class Reconciler {
     s.flushed.set(record.id, session.lastActiveAt);
     // A collaborative session's lock is only ever taken at its owner, and this agent has taken
     // none yet: a holder is the earlier life's, which would block every write for a lock TTL.
-    if (s.context.policy.collaborative?.enabled) void s.redis.del(this.keys.lockHolder(record.id)).catch(() => {});
+    if (s.context.policy.collaborative?.enabled) await s.redis.del(this.keys.lockHolder(record.id)).catch(() => {});
     return true;
   }
 
