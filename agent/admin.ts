@@ -29,7 +29,8 @@ export function newSessionReasons({ context, probe }: Pick<AdminOptions, 'contex
   if (!probe.isUp) reasons.push('upstream is not answering');
   // Without the fleet store new sessions get 503 (unless failOpen places them here anyway).
   const fleet = context.coordinator;
-  if (fleet?.mode === 'redis' && !fleet.available && !context.policy.failOpen)
+  if (fleet?.reconcile?.running) reasons.push('reconciling the sessions held before a restart');
+  else if (fleet?.mode === 'redis' && !fleet.available && !context.policy.failOpen)
     reasons.push('fleet store (Redis) is unreachable');
   if (context.draining) reasons.push('draining');
   if (!context.draining && !context.sessions.canAccept()) reasons.push('no free session slot');

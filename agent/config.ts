@@ -30,7 +30,7 @@ import { hostListProblem } from './http/host-check.js';
 export const FLEET_LEASE_MS = { min: 1000, max: 300_000 } as const;
 
 /** Flags that only configure fleet coordination, so mean nothing without `--redis`. */
-const FLEET_ONLY_FLAGS = ['fleet', 'fleet-key', 'fleet-lease-ms'] as const;
+const FLEET_ONLY_FLAGS = ['fleet', 'fleet-key', 'fleet-lease-ms', 'fleet-reconcile-ms'] as const;
 
 export class ConfigError extends Error {
   readonly problems: readonly string[];
@@ -215,6 +215,8 @@ export function parseAgentConfig(
       fleetLeaseMs = n;
     }
   }
+  const fleetReconcileMs =
+    get('fleet-reconcile-ms') === undefined ? undefined : boundedInt('fleet-reconcile-ms', 10_000, 0, 300_000);
   const warnings: string[] = [];
   if (!redis) {
     for (const flag of FLEET_ONLY_FLAGS) {
@@ -296,6 +298,7 @@ export function parseAgentConfig(
   if (fleet) config.fleet = fleet.value;
   if (fleetKey) config.fleetKey = fleetKey.value;
   if (fleetLeaseMs !== undefined) config.fleetLeaseMs = fleetLeaseMs;
+  if (fleetReconcileMs !== undefined) config.fleetReconcileMs = fleetReconcileMs;
   if (warnings.length > 0) config.warnings = warnings;
   const sessionStateDir = get('session-state-dir');
   if (sessionStateDir) config.sessionStateDir = sessionStateDir.value;

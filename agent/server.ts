@@ -179,6 +179,13 @@ export async function startAgent(
     },
   });
 
+  // After a restart, the sessions the registry still gives this instance are asked about upstream
+  // (adopted or ended) before the first resync would release them (ADR 0022).
+  if (front.checkEarlierSession && coordinator.reconcile) {
+    const check = front.checkEarlierSession.bind(front);
+    const end = front.endEarlierSession?.bind(front) ?? (async () => {});
+    coordinator.reconcile.askWith({ check, end });
+  }
   // The kill switch (from any agent of the fleet) ends a session here the way the front ends it.
   coordinator.onTerminate((id) =>
     front.terminate ? front.terminate(id) : Promise.resolve(sessions.end(id, 'terminated')),

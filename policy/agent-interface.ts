@@ -126,6 +126,11 @@ export const AGENT_FLAGS = {
     description:
       "with --redis: how long an instance counts as alive after its last heartbeat (heartbeat every third of it); a dead owner's sessions move after this long, 1000-300000 (default 10000)",
   },
+  'fleet-reconcile-ms': {
+    type: 'string',
+    description:
+      'with --redis: at start, how long the agent may spend asking its upstream about the sessions the registry still gives this instance id (a restart): held ones are adopted, unknown ones ended (ADR 0022); 0 turns it off, 0-300000 (default 10000)',
+  },
   'session-state-dir': {
     type: 'string',
     description:

@@ -61,6 +61,8 @@ export interface AgentConfig {
   readonly fleetKey?: string;
   /** The fleet lease (`--fleet-lease-ms`); unset means the coordinator's default (10 s). */
   readonly fleetLeaseMs?: number;
+  /** The reconcile's time budget at start (`--fleet-reconcile-ms`, 0: off); unset means 10 s. */
+  readonly fleetReconcileMs?: number;
   readonly sessionStateDir?: string;
   /** The app's private session-state directory (`--app-state-dir`): staging on (ADR 0019). */
   readonly appStateDir?: string;

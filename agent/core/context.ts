@@ -72,6 +72,20 @@ export interface StreamInfo {
   idleSeconds: number;
 }
 
+/**
+ * What the upstream says of a session this instance held before the agent restarted (ADR 0022):
+ * `held` (it still holds it, or the session is the agent's own binding and needs no upstream),
+ * `gone` (the upstream does not know it), `unanswered` (no usable answer: it may hold it or not).
+ */
+export type UpstreamSessionVerdict = 'held' | 'gone' | 'unanswered';
+
+/** A session the fleet registry gives this instance at start, as a front needs it to ask its upstream. */
+export interface EarlierSession {
+  readonly id: string;
+  /** Where it lives upstream (the MCP endpoint path), when the registry recorded it. */
+  readonly path: string | undefined;
+}
+
 /** A client-facing front: the HTTP proxy or the Copilot JSON-RPC proxy. */
 export interface Front {
   readonly kind: 'http' | 'copilot';
@@ -79,6 +93,14 @@ export interface Front {
   listen(): Promise<ListenAddress>;
   /** The upstream check the probe runs; the server falls back to TCP connect / HTTP GET. */
   probeCheck?(): ProbeCheck | undefined;
+  /**
+   * The reconcile after a restart (ADR 0022): asks the upstream, without side effects, whether it
+   * still holds a session of this instance's earlier life. Absent: the front's sessions do not
+   * outlive the agent's connections to its upstream, and the registry's resync releases them.
+   */
+  checkEarlierSession?(session: EarlierSession, signal: AbortSignal): Promise<UpstreamSessionVerdict>;
+  /** Ends upstream (best effort) a session of the earlier life that the reconcile ended. */
+  endEarlierSession?(session: EarlierSession): Promise<void>;
   /** Ends one session properly (upstream delete or detach) and frees its slot. */
   terminate?(sessionId: string): Promise<boolean>;
   /**

@@ -7,6 +7,8 @@
  * - `SessionLocator` (locator.ts): where a named session lives, and adopting orphaned sessions;
  * - `FleetJanitor` (janitor.ts): the leader's registry sweep and session-state cleanup;
  * - `FleetInventory` (inventory.ts): the admin API's inventory and kill switch;
+ * - `Reconciler` (reconcile.ts): at the first registration, the sessions of this instance's
+ *   earlier life (an agent restarted under the same id) adopted again or ended;
  * - `FleetRegistry` (registry.ts): typed calls to the Lua scripts, which hold the rules.
  * They share one `FleetState` (state.ts).
  *
@@ -41,6 +43,7 @@ import {
 import type { OwnerHints } from './owner-hint.js';
 import { RedisPeerCalls } from './peer-calls.js';
 import { FleetPlacement } from './placement.js';
+import { ReconcileOnRestart } from './reconcile.js';
 import { ChannelHub, connectWithin, isReplicated } from './redis.js';
 import { FleetRegistry } from './registry.js';
 import { FleetState } from './state.js';
@@ -56,6 +59,7 @@ import type {
   OpenOptions,
   Placement,
   PlacementTicket,
+  RestartReconcile,
   Route,
   SessionFilter,
   TerminateHandler,
@@ -90,6 +94,8 @@ export class FleetCoordinator implements Coordinator {
   private readonly janitor: FleetJanitor;
   private readonly inventory: FleetInventory;
   readonly drains: InstanceDrains;
+  /** The reconcile after a restart (ADR 0022); the server hands it the front's upstream check. */
+  readonly reconcile: RestartReconcile;
   private cancelTimers: Array<() => void> = [];
 
   constructor(
@@ -142,6 +148,7 @@ export class FleetCoordinator implements Coordinator {
       unavailable: () => this.state.unavailableError(),
       timeoutMs: o.terminateTimeoutMs,
     });
+    this.reconcile = new ReconcileOnRestart(this.state, this.keys, this.lease);
     // Until the server says how it drains: as its own drain begins (no new sessions).
     this.inventory.onDrain(() => this.startDraining());
 

@@ -20,6 +20,9 @@ export function createCoordinator(
     ...options,
     fleet: options.fleet ?? config.fleet,
     ...(options.leaseMs === undefined && config.fleetLeaseMs !== undefined ? { leaseMs: config.fleetLeaseMs } : {}),
+    ...(options.reconcileMs === undefined && config.fleetReconcileMs !== undefined
+      ? { reconcileMs: config.fleetReconcileMs }
+      : {}),
     ...(config.fleetKey && !options.hintKeys ? { hintKeys: parseFleetKeys(config.fleetKey) } : {}),
     ...(stateCleanup ? { stateCleanup } : {}),
   });

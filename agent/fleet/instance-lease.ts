@@ -34,6 +34,8 @@ export class InstanceLease {
   private confirmedAt = 0;
   /** A heartbeat went unanswered since the last resync: the fleet may have judged us dead. */
   private unsure = false;
+  /** Runs once, at the first registration that succeeds, before its resync (the reconcile). */
+  private firstRegistration: (() => Promise<void>) | undefined;
 
   constructor(
     private readonly s: FleetState,
@@ -53,15 +55,36 @@ export class InstanceLease {
     return this.hintCodec?.mint(this.s.instanceId) ?? randomBytes(16).toString('base64url');
   }
 
+  /**
+   * Work for the first registration, between the heartbeat and the resync (the reconcile after a
+   * restart, ADR 0022): the lease is renewed while it runs, and requests for sessions not held
+   * here wait for it and the resync (`FleetState.reconciling`). Run again at the next
+   * registration if it fails.
+   */
+  onFirstRegistration(run: () => Promise<void>): void {
+    this.firstRegistration = run;
+  }
+
   /** (Re)registration after Redis became reachable: heartbeat, pending ends, then resync. */
   connected(): Promise<void> {
     const s = this.s;
     if (s.stopped) return Promise.resolve();
     this.connecting ??= (async () => {
+      let reconciled: (() => void) | undefined;
+      if (this.firstRegistration && s.reconciling === undefined) {
+        s.reconciling = new Promise<void>((resolve) => {
+          reconciled = resolve;
+        });
+      }
       try {
         await this.heartbeatNow();
         await this.ensureHintKey();
         await this.flushPendingEnds();
+        const first = this.firstRegistration;
+        if (first) {
+          await this.keepingLease(first);
+          this.firstRegistration = undefined;
+        }
         await this.resync();
         s.registered = true;
         this.unsure = false;
@@ -74,9 +97,24 @@ export class InstanceLease {
         });
       } finally {
         this.connecting = undefined;
+        if (reconciled) {
+          s.reconciling = undefined;
+          reconciled();
+        }
       }
     })();
     return this.connecting;
+  }
+
+  /** Runs `work` with the lease renewed every heartbeat period, so peers never judge this instance dead meanwhile. */
+  private async keepingLease(work: () => Promise<void>): Promise<void> {
+    const timer = setInterval(() => void this.heartbeatNow().catch(() => {}), this.s.o.heartbeatMs);
+    timer.unref();
+    try {
+      await work();
+    } finally {
+      clearInterval(timer);
+    }
   }
 
   disconnected(): void {

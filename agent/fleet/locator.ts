@@ -55,6 +55,17 @@ export class SessionLocator {
     return this.s.context.sessions.lookup(sessionId);
   }
 
+  /**
+   * The table's word on `sessionId` once the reconcile after a restart (ADR 0022), if one is
+   * running, is over: the session may be one of the earlier life, about to be adopted here.
+   */
+  private async afterReconcile(sessionId: string, found: Lookup): Promise<Lookup> {
+    const reconciling = this.s.reconciling;
+    if (!reconciling || found.state === 'active') return found;
+    await reconciling;
+    return this.s.context.sessions.lookup(sessionId);
+  }
+
   async route(sessionId: string): Promise<Route> {
     const s = this.s;
     let found = s.context.sessions.lookup(sessionId);
@@ -63,6 +74,7 @@ export class SessionLocator {
       return { kind: 'local', session: found.session };
     }
     found = await this.afterAdoption(sessionId, found);
+    found = await this.afterReconcile(sessionId, found);
     if (found.state === 'active') return { kind: 'local', session: found.session };
     if (found.state === 'ended' && FINAL_REASONS.has(found.reason)) {
       s.count('gone');
@@ -123,6 +135,7 @@ export class SessionLocator {
     const s = this.s;
     let found = s.context.sessions.lookup(sessionId);
     if (found.state !== 'active') found = await this.afterAdoption(sessionId, found);
+    if (found.state !== 'active') found = await this.afterReconcile(sessionId, found);
     if (found.state === 'active') return { kind: 'local', session: found.session };
     // Only a session the registry gives to this instance is taken on here: one handed off, or
     // whose owner is alive or unknown to the registry, is left to the forwarding agent's routing.

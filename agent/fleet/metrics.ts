@@ -35,6 +35,8 @@ export interface FleetMetrics {
   readonly outcomes: Counter<'outcome'>;
   /** Sessions held here that the registry had given to another instance (split ownership, resolved). */
   readonly ownershipConflicts: Counter;
+  /** Sessions of this instance's earlier life, by what the reconcile after a restart made of them (ADR 0022). */
+  readonly reconciled: Counter<'outcome'>;
 }
 
 export function createFleetMetrics(registry: Registry): FleetMetrics {
@@ -65,6 +67,12 @@ export function createFleetMetrics(registry: Registry): FleetMetrics {
     ownershipConflicts: new Counter({
       name: 'sessionfleet_fleet_ownership_conflicts_total',
       help: 'Sessions this instance held that the registry had given to another instance; the local copy was ended.',
+      registers,
+    }),
+    reconciled: new Counter({
+      name: 'sessionfleet_reconciled_sessions_total',
+      help: 'Sessions the registry still gave this instance when its agent started, by outcome: adopted (the upstream holds it), ended (it does not, or the session timed out), failed (no answer within the budget; kept as held).',
+      labelNames: ['outcome'] as const,
       registers,
     }),
   };

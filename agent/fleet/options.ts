@@ -82,6 +82,13 @@ export interface FleetCoordinatorOptions {
    * its end), so that a client-chosen id that ended is not taken for a new session. @default 100000
    */
   endedIdsCap?: number;
+  /**
+   * At start, how long the reconcile may spend asking the upstream about the sessions the registry
+   * still gives this instance (ADR 0022); 0 turns it off (they are released, as before). @default 10000
+   */
+  reconcileMs?: number;
+  /** How many of those questions are in flight at once. @default 16 */
+  reconcileConcurrency?: number;
   /** The Redis connections. @default createFleetRedis(redis) with `commandTimeoutMs` */
   connect?: FleetConnect;
   /** The timers of the periodic tasks. @default intervalScheduler */
@@ -116,6 +123,8 @@ export function resolveFleetOptions(context: FleetContext, options: FleetCoordin
     // The janitor lock outlives a few missed sweeps, so a busy leader is not replaced needlessly.
     janitorTtlMs: options.janitorTtlMs ?? Math.max(3 * (options.sweepIntervalMs ?? 5000), 3000),
     endedIdsCap: options.endedIdsCap ?? 100_000,
+    reconcileMs: options.reconcileMs ?? 10_000,
+    reconcileConcurrency: Math.max(1, options.reconcileConcurrency ?? 16),
   };
 }
 

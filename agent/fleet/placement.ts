@@ -186,6 +186,7 @@ export class FleetPlacement {
         createdAt: session.createdAt,
         expiresAt: session.expiresAt,
         resumable: s.o.resumable,
+        upstreamPath: typeof options.meta?.mcpPath === 'string' ? options.meta.mcpPath : undefined,
       });
     } catch (error) {
       s.context.logger.warn({ err: error, sessionId }, 'session not registered yet; the next resync will');

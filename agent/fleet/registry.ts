@@ -167,6 +167,8 @@ export class FleetRegistry {
     createdAt: number;
     expiresAt: number;
     resumable: boolean;
+    /** Where the session lives upstream (the MCP endpoint path), for a reconcile after a restart. */
+    upstreamPath?: string | undefined;
   }): Promise<OpenResult> {
     const reply = await this.redis.sfOpen(
       ...this.keyList,
@@ -178,6 +180,7 @@ export class FleetRegistry {
       Math.floor(args.createdAt),
       Math.floor(args.expiresAt),
       args.resumable ? 1 : 0,
+      args.upstreamPath ?? '',
     );
     return decodeOpen(reply);
   }

@@ -43,6 +43,11 @@ export interface SessionRecord {
   readonly expiresAt: number;
   /** Its state is on shared storage: another instance can resume it. */
   readonly resumable: boolean;
+  /**
+   * Where the session lives on the owner's upstream (the MCP endpoint path), when the front said;
+   * the owner's reconcile after a restart asks the upstream there (ADR 0022).
+   */
+  readonly upstreamPath?: string;
 }
 
 export interface InstanceView {
@@ -178,6 +183,7 @@ interface RawRecord {
   c: number;
   e: number;
   r: number;
+  u?: string;
 }
 
 /** A record as the scripts store it (`HGET sessions id`, and inside resolve's reply). */
@@ -191,6 +197,7 @@ export function decodeRecord(id: string, raw: string): SessionRecord {
     createdAt: Number(r.c),
     expiresAt: Number(r.e),
     resumable: Number(r.r) === 1,
+    ...(typeof r.u === 'string' && r.u !== '' ? { upstreamPath: r.u } : {}),
   };
 }
 

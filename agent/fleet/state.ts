@@ -31,6 +31,12 @@ export class FleetState {
   draining = false;
   stopped = false;
   /**
+   * Pending while the first registration reconciles the sessions of this instance's earlier life
+   * (ADR 0022): a request for a session not held here waits for it rather than find it released.
+   * Never rejects.
+   */
+  reconciling: Promise<void> | undefined;
+  /**
    * The live members of the fleet, mirrored from the membership log: each heartbeat brings what
    * changed since the version held here (ADR 0021), not the whole fleet.
    */

@@ -12,7 +12,14 @@
  * - collaborative writes: `lock.acquire(id)`, pass `lease.token` upstream, `release()` at the end;
  * - ends: nothing to call — the coordinator watches the session table's end events.
  */
-import type { AgentContext, StreamFilter, StreamInfo, TaskCancelOutcome } from '../core/context.js';
+import type {
+  AgentContext,
+  EarlierSession,
+  StreamFilter,
+  StreamInfo,
+  TaskCancelOutcome,
+  UpstreamSessionVerdict,
+} from '../core/context.js';
 import type { Session } from '../core/sessions.js';
 import type { AffinityKeyStore } from './affinity-keys.js';
 import type { FenceGate, SessionLock } from './lock.js';
@@ -319,6 +326,25 @@ export interface Coordinator extends FleetAdmin {
   mintSessionId(): string;
   /** The front's way to end a session properly; used by `terminate` and the kill switch. */
   onTerminate(handler: TerminateHandler): void;
+  /**
+   * With Redis: the reconcile after a restart (ADR 0022). Absent on a single instance, whose
+   * in-memory store does not outlive the agent.
+   */
+  readonly reconcile?: RestartReconcile;
+}
+
+/** The front's side of the reconcile: ask the upstream about a session; end one there. */
+export interface UpstreamSessions {
+  check(session: EarlierSession, signal: AbortSignal): Promise<UpstreamSessionVerdict>;
+  end(session: EarlierSession): Promise<void>;
+}
+
+/** The reconcile after a restart, as the server and the admin port see it (ADR 0022). */
+export interface RestartReconcile {
+  /** How the front asks its upstream; call before `start()`. Without it, nothing is reconciled. */
+  askWith(upstream: UpstreamSessions): void;
+  /** True while it (and the resync after it) runs: `/readyz` says so. */
+  readonly running: boolean;
 }
 
 /**

@@ -30,7 +30,7 @@ export interface AdmissionOptions {
    * Creates the session of a committed reservation: the front passes the coordinator's `open()`,
    * which also registers it (fleet-wide with Redis). Default: the session table's `create`.
    */
-  create?: (id: string, reservation: Reservation) => CreateResult;
+  create?: (id: string, reservation: Reservation, meta?: Record<string, unknown>) => CreateResult;
   /** A reservation given back unused: the front passes the coordinator's `cancel()` of its placement. */
   cancelled?: (reservation: Reservation) => void;
   /** `limits.streamsPerInstance`: open streams (and requests admitted as streams) at most. @default 100 */
@@ -156,11 +156,12 @@ export class Admission {
   }
 
   /** Turns a reservation into the session `id`. */
-  commit(reservation: Reservation, id: string): Admitted<Session> {
+  /** `meta`: the front's facts about the new session (the MCP path), set before it is registered. */
+  commit(reservation: Reservation, id: string, meta?: Record<string, unknown>): Admitted<Session> {
     this.settle(reservation);
     const created = this.options.create
-      ? this.options.create(id, reservation)
-      : this.sessions.create(id, { principal: reservation.principal });
+      ? this.options.create(id, reservation, meta)
+      : this.sessions.create(id, { principal: reservation.principal, ...(meta ? { meta } : {}) });
     if (created.ok) return { ok: true, value: created.session };
     if (created.reason === 'exists') {
       // The upstream re-announced an id it already gave (or a client raced itself on a header id).

@@ -523,13 +523,14 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
         ),
       );
     }
-    const committed = this.host.admission.commit(reservation, id);
+    // The path rides with the session into the registry: a restarted owner asks the upstream there.
+    const committed = this.host.admission.commit(reservation, id, { mcpPath: this.path });
     if (!committed.ok) {
       this.host.orphaned(id, this.path);
       return refuse(committed.error);
     }
     const session = committed.value;
-    session.meta.mcpPath = this.path;
+    session.meta.mcpPath ??= this.path;
     this.ticket.attach(session);
     this.host.sessionCreated(session, this.requestId);
     return true;

@@ -19,11 +19,13 @@ import type { Histogram } from 'prom-client';
 import type { Pool } from 'undici';
 import type {
   AgentContext,
+  EarlierSession,
   Front,
   ListenAddress,
   StreamFilter,
   StreamInfo,
   TaskCancelOutcome,
+  UpstreamSessionVerdict,
 } from '../core/context.js';
 import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -43,7 +45,7 @@ import { type HttpFrontOptions, type HttpFrontSettings, normalizeHttpFrontOption
 import { RequestPath, type RequestPathHost } from './requests.js';
 import { OpenStreams } from './streams.js';
 import { UpgradePath, type UpgradePathHost } from './upgrades.js';
-import { cancelUpstreamTask, createUpstreamPool, deleteUpstreamSession } from './upstream.js';
+import { cancelUpstreamTask, createUpstreamPool, deleteUpstreamSession, pingUpstreamSession } from './upstream.js';
 import type { WebSocketTunnel } from './websocket.js';
 
 /** Session ends after which the MCP server still holds the session's state: the agent deletes it there. */
@@ -53,6 +55,9 @@ const DELETE_UPSTREAM_AFTER: ReadonlySet<EndReason> = new Set([
   'evicted',
   'terminated',
 ]);
+
+/** Where a reconcile asks about a session whose MCP path the registry did not record. */
+const DEFAULT_MCP_PATH = '/mcp';
 
 /** How often streams no session holds are checked against the lifetime and idle bounds. */
 const STREAM_SWEEP_MS = 1000;
@@ -143,7 +148,8 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
       draining: () => this.isDraining,
       idleTimeoutSeconds: context.policy.sessionIdleTimeoutSeconds,
       evictIdleAfterSeconds: context.policy.limits.evictIdleAfterSeconds,
-      create: (id: string, reservation: Reservation) => this.intake.openPlaced(id, reservation),
+      create: (id: string, reservation: Reservation, meta?: Record<string, unknown>) =>
+        this.intake.openPlaced(id, reservation, meta),
       cancelled: (reservation: Reservation) => {
         if (reservation.fleet) this.router.cancel(reservation.fleet);
       },
@@ -215,6 +221,27 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
     });
     const address = this.server.address() as AddressInfo;
     return { host: address.address, port: address.port };
+  }
+
+  /**
+   * The reconcile after a restart (ADR 0022). Streamable HTTP: the server is asked (`ping`). Legacy
+   * SSE: a session lives as long as its stream, which closed with the earlier agent. Header and
+   * cookie affinity, and a principal's pin: the session is the agent's own binding, which the
+   * upstream never held, so it is held as long as the registry says.
+   */
+  async checkEarlierSession(session: EarlierSession, signal: AbortSignal): Promise<UpstreamSessionVerdict> {
+    if (isPrincipalPin(session.id)) return 'held';
+    const type = this.settings.affinity.type;
+    if (type === 'mcp-sse') return 'gone';
+    if (type !== 'mcp-streamable-http') return 'held';
+    const path = session.path ?? DEFAULT_MCP_PATH;
+    return pingUpstreamSession(this.pool, this.settings, { id: session.id, path }, signal);
+  }
+
+  async endEarlierSession(session: EarlierSession): Promise<void> {
+    if (isPrincipalPin(session.id) || this.settings.affinity.type !== 'mcp-streamable-http') return;
+    const path = session.path ?? DEFAULT_MCP_PATH;
+    await deleteUpstreamSession(this.pool, this.settings, { id: session.id, path, protocolVersion: undefined });
   }
 
   async terminate(sessionId: string): Promise<boolean> {

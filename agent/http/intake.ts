@@ -324,7 +324,7 @@ export class Intake {
    * creates the table entry before its first `await` (its contract), so the session exists when
    * this returns; a registry refusal later ends it (an ownership conflict).
    */
-  openPlaced(id: string, reservation: Reservation): CreateResult {
+  openPlaced(id: string, reservation: Reservation, meta?: Record<string, unknown>): CreateResult {
     const { router, sessions } = this.host;
     const ticket = reservation.fleet ?? { principal: reservation.principal };
     if (sessions.lookup(id).state === 'active') {
@@ -332,7 +332,10 @@ export class Intake {
       return { ok: false, reason: 'exists' };
     }
     router
-      .open(ticket, id, reservation.principal !== undefined ? { principal: reservation.principal } : {})
+      .open(ticket, id, {
+        ...(reservation.principal !== undefined ? { principal: reservation.principal } : {}),
+        ...(meta ? { meta } : {}),
+      })
       .catch((error: unknown) =>
         this.host.logger.warn(
           { sessionId: id, err: error instanceof Error ? error.message : String(error) },

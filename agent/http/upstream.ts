@@ -155,3 +155,47 @@ export async function cancelUpstreamTask(
   const { status, answer } = await upstreamTaskCall(pool, settings, task, 'tasks/cancel');
   return status === 200 && answer?.result !== undefined;
 }
+
+/** What an MCP server answers for an id it does not hold: 404 with a JSON-RPC error (SDK: -32001). */
+function isSessionNotFound(status: number, text: string): boolean {
+  if (status !== 404) return false;
+  try {
+    const body = JSON.parse(text) as { jsonrpc?: unknown; error?: unknown };
+    return body.jsonrpc === '2.0' && typeof body.error === 'object' && body.error !== null;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Asks an MCP Streamable HTTP server whether it still holds a session, without side effects: a
+ * JSON-RPC `ping` (which every MCP server answers) with its `Mcp-Session-Id` (ADR 0022). `gone`
+ * only for the server's own "not found" (404 with a JSON-RPC error): a 404 from a wrong path or
+ * anything else is no usable answer.
+ */
+export async function pingUpstreamSession(
+  pool: Pool,
+  settings: HttpFrontSettings,
+  session: { id: string; path: string },
+  signal: AbortSignal,
+): Promise<'held' | 'gone' | 'unanswered'> {
+  const response = await pool.request({
+    method: 'POST',
+    path: session.path,
+    headers: {
+      host: settings.upstreamHost,
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-session-id': session.id,
+      'user-agent': 'sessionfleet-agent',
+    },
+    body: '{"jsonrpc":"2.0","id":"sessionfleet-reconcile","method":"ping"}',
+    signal: AbortSignal.any([signal, AbortSignal.timeout(settings.upstreamDeleteTimeoutMs)]),
+  });
+  if (response.statusCode >= 200 && response.statusCode < 300) {
+    await response.body.dump();
+    return 'held';
+  }
+  const text = await response.body.text();
+  return isSessionNotFound(response.statusCode, text.slice(0, 4096)) ? 'gone' : 'unanswered';
+}

@@ -165,7 +165,8 @@ return existed
 
 /**
  * Registers a session that an instance has just opened, consuming its reservation. KEYS: registry.
- * ARGV: id, owner, reservation id ('' none), principal, tenant, created ms, expires ms, resumable.
+ * ARGV: id, owner, reservation id ('' none), principal, tenant, created ms, expires ms, resumable,
+ * the upstream path the session lives at ('' unknown; kept for the owner's reconcile after a restart).
  * Returns {'ok'} | {'exists', owner, principal, tenant} (the registered session's, '' for none) |
  * {'ended', why} (the reservation was made for this client-chosen id, which ended meanwhile).
  */
@@ -198,6 +199,7 @@ end
 if rid ~= '' then drop_reservation(rid, now) end
 -- 3. The record and every index.
 local rec = { o = owner, p = principal, t = tenant, c = tonumber(ARGV[6]), e = tonumber(ARGV[7]), r = tonumber(ARGV[8]) }
+if ARGV[9] and ARGV[9] ~= '' then rec.u = ARGV[9] end
 redis.call('HSET', K.sessions, id, cjson.encode(rec))
 redis.call('ZADD', K.expiries, rec.e, id)
 redis.call('ZADD', K.activity, rec.c, id)

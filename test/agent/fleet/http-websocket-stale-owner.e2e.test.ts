@@ -67,7 +67,9 @@ async function startFleet<Id extends string>(ids: readonly [Id, Id], policy: Rec
     upstream: (id) => serviceOf[id].url,
     redisUrl: inject('redisUrl'),
     adminToken: ADMIN_TOKEN,
-    extraArgs: ['--fleet-lease-ms', String(LEASE_MS)],
+    // A restarted owner gives up what it held (no reconcile: with it, ADR 0022, it would adopt
+    // the header sessions of its earlier life again, and never answer "not held" here).
+    extraArgs: ['--fleet-lease-ms', String(LEASE_MS), '--fleet-reconcile-ms', '0'],
     inOrder: true,
   });
   const registered = agents[ids[1]].logs().find((l) => l.msg === 'registered with the fleet');
@@ -142,7 +144,7 @@ describe('a WebSocket upgrade forwarded to a SIGKILLed owner, with shared sessio
       const response = await fetch(`${via.url}/hello`, { headers: { 'x-session': id } });
       expect(await response.text()).toBe('service-p');
     }
-    // The new p registers afresh and gives up what it no longer holds; q's route still names p,
+    // The new p registers afresh and, without the reconcile, gives up what it held; q's route still names p,
     // which is alive and answers the forwarded upgrade that it does not hold the session.
     await restart('p');
     const ws = await open(agents.q, { 'x-session': id });
