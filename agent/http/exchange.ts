@@ -91,6 +91,8 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
   private held: Promise<void> | undefined;
   /** This request's span, when tracing is on (`agent/core/tracing.ts`). */
   trace: RequestSpan | undefined;
+  /** The whole body, when tracing read it first for its `_meta` trace context (ADR 0026). */
+  body: Buffer | undefined;
   /** Once the response is a stream: when it opened and last carried a byte (sessionless streams' bounds). */
   openedAt: number | undefined;
   lastActiveAt: number | undefined;

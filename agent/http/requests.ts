@@ -12,6 +12,7 @@ import { AgentError, sessionBusy, sessionNotFound } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Session, SessionTable } from '../core/sessions.js';
 import type { Caller } from '../core/tenancy.js';
+import { traceContextOfMcpBody } from '../core/trace-context.js';
 import { hashedPrincipal, type RequestSpan, type Tracing } from '../core/tracing.js';
 import { FLEET_HEADERS, type PlacementTicket } from '../fleet/types.js';
 import {
@@ -24,7 +25,7 @@ import {
 } from '../routing/index.js';
 import type { Admission } from './admission.js';
 import { containsInitialize, missingMcpSessionId, type Route } from './affinity.js';
-import { readBodyUpTo } from './body.js';
+import { mayCarryMetaTrace, type Peeked, readBodyUpTo } from './body.js';
 import { Exchange, type ExchangeHost } from './exchange.js';
 import { FORWARDED_BY_HEADER, NOT_OWNER_HEADER } from './fleet.js';
 import { clearedCookie, isSecure } from './headers.js';
@@ -35,16 +36,26 @@ import type { HttpFrontSettings } from './options.js';
 import { ResultTap } from './result-tap.js';
 
 /** The request's server span: method and path (never the query, which may carry ids or tokens). */
-function startSpan(tracing: Tracing, req: IncomingMessage, instanceId: string): RequestSpan {
+function startSpan(
+  tracing: Tracing,
+  req: IncomingMessage,
+  instanceId: string,
+  from?: Parameters<Tracing['startRequest']>[3],
+): RequestSpan {
   const method = req.method ?? 'GET';
   const url = req.url ?? '/';
   const query = url.indexOf('?');
-  return tracing.startRequest(method, req.headers, {
-    'http.request.method': method,
-    'url.path': query < 0 ? url : url.slice(0, query),
-    'sessionfleet.front': 'http',
-    'sessionfleet.instance': instanceId,
-  });
+  return tracing.startRequest(
+    method,
+    req.headers,
+    {
+      'http.request.method': method,
+      'url.path': query < 0 ? url : url.slice(0, query),
+      'sessionfleet.front': 'http',
+      'sessionfleet.instance': instanceId,
+    },
+    from,
+  );
 }
 
 /** Who asked (hashed) and whether another agent forwarded the request. */
@@ -101,14 +112,69 @@ export class RequestPath {
     host.requestStarted();
     const exchange = new Exchange(host, req, res, host.intake.requestIdOf(req));
     host.inFlightOn(req.socket, exchange);
-    if (host.tracing) exchange.trace = startSpan(host.tracing, req, host.router.instanceId);
+    if (host.tracing) {
+      if (mayCarryMetaTrace(req, this.metaPeekBytes, this.mcpFront)) {
+        // Tracing on, no traceparent header, a small MCP POST: its `_meta` may name the trace.
+        this.routeAfterPeek(exchange, host.tracing).catch((error: unknown) => host.internalError(exchange, error));
+        return;
+      }
+      exchange.trace = startSpan(host.tracing, req, host.router.instanceId);
+    }
+    this.routeNow(exchange);
+  };
+
+  /** Whether the front serves MCP (either transport): its POST bodies are JSON-RPC messages. */
+  private get mcpFront(): boolean {
+    const type = this.host.settings.affinity.type;
+    return type === 'mcp-streamable-http' || type === 'mcp-sse';
+  }
+
+  /** The largest body read ahead for its `_meta` trace context (never beyond the body limit). */
+  private get metaPeekBytes(): number {
+    const { settings } = this.host;
+    return Math.min(settings.initializePeekBytes, settings.limits.maxBodyBytes);
+  }
+
+  private routeNow(exchange: Exchange): void {
     try {
       const pending = this.route(exchange);
-      if (pending) pending.catch((error: unknown) => host.internalError(exchange, error));
+      if (pending) pending.catch((error: unknown) => this.host.internalError(exchange, error));
     } catch (error) {
-      host.internalError(exchange, error);
+      this.host.internalError(exchange, error);
     }
-  };
+  }
+
+  /**
+   * Tracing on only: reads the (small) body first, so the span continues the trace its MCP
+   * `params._meta` names (ADR 0026); the body is then served from memory. The body itself goes
+   * upstream unchanged: only the `traceparent` header names the agent's span.
+   */
+  private async routeAfterPeek(exchange: Exchange, tracing: Tracing): Promise<void> {
+    const limit = this.metaPeekBytes;
+    const peeked = await readBodyUpTo(exchange.req, limit);
+    // The client went away: its response's close already ended the exchange.
+    if (!peeked || exchange.isDone) return;
+    // Node holds a body to its Content-Length, which was within the limit: it is whole.
+    if (!peeked.complete) return exchange.refuseBody(limit);
+    exchange.body = peeked.bytes;
+    exchange.trace = startSpan(tracing, exchange.req, this.host.router.instanceId, {
+      meta: traceContextOfMcpBody(peeked.bytes.toString('utf8')),
+      startTime: exchange.started,
+    });
+    this.routeNow(exchange);
+  }
+
+  /** The request's body: read whole already (tracing's peek), or the client's stream. */
+  private bodyOf(exchange: Exchange): Body {
+    return exchange.body ?? bodyOf(exchange.req);
+  }
+
+  /** Up to `initializePeekBytes` of the body: all of it if tracing's peek read it, or read now. */
+  private peek(exchange: Exchange): Promise<Peeked | undefined> {
+    const body = exchange.body;
+    if (body) return Promise.resolve({ bytes: body, complete: true });
+    return readBodyUpTo(exchange.req, this.host.settings.initializePeekBytes);
+  }
 
   /** Routes one request; returns a promise only when it has to wait (the fleet, the body). */
   private route(exchange: Exchange): Promise<void> | undefined {
@@ -157,13 +223,19 @@ export class RequestPath {
     const route = intake.pinned(classified, req, caller);
     switch (route.kind) {
       case 'session':
-        return this.carryOut(exchange, route, caller, router.decide(route, caller, hop, exchange), bodyOf(req));
+        return this.carryOut(
+          exchange,
+          route,
+          caller,
+          router.decide(route, caller, hop, exchange),
+          this.bodyOf(exchange),
+        );
       case 'mcp-sessionless-post':
         return this.sessionlessPost(exchange, caller, hop);
       case 'sse-open':
         return this.carryOut(exchange, route, caller, router.place(caller, hop, exchange), null);
       case 'mint-cookie':
-        return this.carryOut(exchange, route, caller, router.place(caller, hop, exchange), bodyOf(req));
+        return this.carryOut(exchange, route, caller, router.place(caller, hop, exchange), this.bodyOf(exchange));
       case 'keyed':
         return this.carryOutKey(exchange, route, caller, router.decideKey(route.ref, caller, hop, exchange));
       default:
@@ -171,7 +243,7 @@ export class RequestPath {
         return void this.serve(
           exchange,
           this.host.intake.admitWithoutSession(exchange.ticket, route, exchange.req),
-          bodyOf(req),
+          this.bodyOf(exchange),
         );
     }
   }
@@ -195,10 +267,10 @@ export class RequestPath {
         return void this.serve(
           exchange,
           this.host.intake.admitWithoutSession(exchange.ticket, STATELESS, req),
-          bodyOf(req),
+          this.bodyOf(exchange),
         );
       case 'forward':
-        return this.forward(exchange, route, caller, decision, bodyOf(req));
+        return this.forward(exchange, route, caller, decision, this.bodyOf(exchange));
       case 'unknown-key':
         return this.unknownKey(exchange, route);
       case 'refuse':
@@ -214,7 +286,7 @@ export class RequestPath {
    * body, a client without the Tasks extension) gets the local server's own answer.
    */
   private async unknownKey(exchange: Exchange, route: KeyedRoute): Promise<void> {
-    const peeked = await readBodyUpTo(exchange.req, this.host.settings.initializePeekBytes);
+    const peeked = await this.peek(exchange);
     if (!peeked || exchange.isDone) return;
     const text = peeked.complete ? peeked.bytes.toString('utf8') : '';
     if (route.ref.kind === 'task' && !isWellFormedTaskRequest(text, exchange.req.headers)) {
@@ -307,7 +379,7 @@ export class RequestPath {
 
   /** A session-less MCP POST: an `initialize` starts a session, anything else needs one. */
   private async sessionlessPost(exchange: Exchange, caller: Caller, hop: Hop | undefined): Promise<void> {
-    const peeked = await readBodyUpTo(exchange.req, this.host.settings.initializePeekBytes);
+    const peeked = await this.peek(exchange);
     if (!peeked || exchange.isDone) return;
     const text = peeked.complete ? peeked.bytes.toString('utf8') : '';
     // A modern body under a legacy (or no) version header: the server negotiates, not the agent.
@@ -434,7 +506,7 @@ export class RequestPath {
    * messages are), else left streaming (no retry then). Undefined: the client went away.
    */
   private async retryableBody(exchange: Exchange, body: Readable): Promise<Body | undefined> {
-    const peeked = await readBodyUpTo(exchange.req, this.host.settings.initializePeekBytes);
+    const peeked = await this.peek(exchange);
     if (!peeked || exchange.isDone) return undefined;
     if (peeked.complete) return peeked.bytes;
     const rest = body;
