@@ -3,15 +3,17 @@
  *
  *   npx tsx bench/tracing-cost.ts [--duration 1] [--rounds 30] [--connections 20] [--warmup 15]
  *
- * Four agent processes from source, each in front of the same loopback upstream (header
+ * Five agent processes from source, each in front of the same loopback upstream (header
  * affinity, 20 sessions, as `bench/http-proxy.ts` loads it: the same small JSON-RPC POST):
  *
  *   - off, off': two agents with no `OTEL_*` variables — the same build twice, so their ratio is
  *     the run's noise band: a cost of "off" smaller than that band is not measurable;
  *   - on: an agent exporting its spans over OTLP/HTTP to a receiver on loopback (in this process;
  *     it reads and drops what it gets), under the same load;
- *   - on, _meta: another traced agent, each request an MCP 2026 POST whose `params._meta`
- *     carries a `traceparent` and no header does, so the agent reads the body before routing it.
+ *   - off, 2026: an untraced agent loaded with MCP 2026 POSTs (`Mcp-Method`, a body whose
+ *     `params._meta` carries a `traceparent`): what the modern request path costs by itself;
+ *   - on, _meta: a traced agent with that same load: no `traceparent` header, so the agent reads
+ *     each body before routing it and continues its `_meta` (compared with "off, 2026").
  *
  * Autocannon at full speed, `--connections` connections, in short slices of `--duration` seconds:
  * each round gives every target one slice (in alternating order), over `--rounds` rounds. Printed:
@@ -131,6 +133,8 @@ interface Target {
   agent: Agent;
   headers: (n: number) => Record<string, string>;
   body: string;
+  /** The untraced target with the same load, which its ratios are against. */
+  baseline: string;
 }
 const plain = (n: number) => ({ 'content-type': 'application/json', 'x-session': `s-${n % SESSIONS}` });
 const modern = (n: number) => ({ ...plain(n), 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call' });
@@ -139,10 +143,11 @@ try {
   // One agent per target: each gets the same traffic, so each is as warm (JIT) as the others.
   const traced = { OTEL_EXPORTER_OTLP_ENDPOINT: receiverUrl, OTEL_SERVICE_NAME: 'sessionfleet-bench' };
   const targets: Target[] = [
-    { name: 'off', agent: await start(off), headers: plain, body: BODY },
-    { name: "off'", agent: await start(off), headers: plain, body: BODY },
-    { name: 'on', agent: await start(traced), headers: plain, body: BODY },
-    { name: 'on, _meta', agent: await start(traced), headers: modern, body: META_BODY },
+    { name: 'off', agent: await start(off), headers: plain, body: BODY, baseline: 'off' },
+    { name: "off'", agent: await start(off), headers: plain, body: BODY, baseline: 'off' },
+    { name: 'on', agent: await start(traced), headers: plain, body: BODY, baseline: 'off' },
+    { name: 'off, 2026', agent: await start(off), headers: modern, body: META_BODY, baseline: 'off' },
+    { name: 'on, _meta', agent: await start(traced), headers: modern, body: META_BODY, baseline: 'off, 2026' },
   ];
 
   const load = (target: Target, duration: number) => {
@@ -188,22 +193,23 @@ try {
 
   // Paired: each target against "off" measured in the same round, seconds apart, so that the
   // shared machine's slow and fast phases cancel out of the ratio; the median over the rounds.
-  const base = runs.get('off')!;
   const summary = targets.map((t) => {
     const r = runs.get(t.name)!;
+    const base = runs.get(t.baseline)!;
     const ratio = (key: 'rps' | 'p99' | 'cpuUs') => median(r.map((x, i) => x[key] / base[i]![key]));
     return {
       name: t.name,
       rps: median(r.map((x) => x.rps)),
       p99: median(r.map((x) => x.p99)),
       cpuUs: median(r.map((x) => x.cpuUs)),
+      baseline: t.baseline,
       ratios: { rps: ratio('rps'), p99: ratio('p99'), cpuUs: ratio('cpuUs') },
     };
   });
   console.log(
-    `tracing cost on the HTTP front: ${ROUNDS} rounds of ${DURATION} s, ${CONNECTIONS} connections; medians, and the median of each round's ratio to "off"`,
+    `tracing cost on the HTTP front: ${ROUNDS} rounds of ${DURATION} s, ${CONNECTIONS} connections; medians, and the median of each round's ratio to the untraced target with the same load`,
   );
-  console.log('target        req/s   ×off   p99 ms   ×off   agent CPU µs/req   ×off');
+  console.log('target        req/s   ratio   p99 ms   ratio   agent CPU µs/req   ratio   against');
   for (const s of summary) {
     const cells = [
       s.name.padEnd(11),
@@ -213,6 +219,7 @@ try {
       s.ratios.p99.toFixed(2).padStart(5),
       s.cpuUs.toFixed(0).padStart(17),
       s.ratios.cpuUs.toFixed(2).padStart(5),
+      s.baseline,
     ];
     console.log(cells.join('  '));
   }
