@@ -11,6 +11,7 @@ import type { AgentContext } from '../core/context.js';
 import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Session } from '../core/sessions.js';
+import { type TraceCarrier, traceCarrierOf, withTraceContext } from '../core/trace-context.js';
 import { type CallSpan, hashedPrincipal } from '../core/tracing.js';
 import type { Budgets, Router } from '../routing/index.js';
 import type { ControlChannel } from './control.js';
@@ -22,6 +23,12 @@ import type { Owner } from './owners.js';
 import { type PeerHandlers, RpcPeer } from './peer.js';
 import type { Attachment, CopilotState, Slot, Turn } from './state.js';
 import type { Upstream } from './upstream.js';
+
+/**
+ * The calls whose params carry W3C trace context in the Copilot SDK (`onGetTraceContext`): with
+ * tracing on, the CLI gets the agent's span there instead of the client's (ADR 0026).
+ */
+const TRACED_PARAMS: ReadonlySet<string> = new Set(['session.create', 'session.resume', 'session.send']);
 
 /** The principal of every client when the agent runs without `--principals`. */
 export const ANONYMOUS_PRINCIPAL = 'anonymous';
@@ -164,7 +171,10 @@ export class ClientChannel implements Attachment {
       this.reject(request.id, new AgentError('UPSTREAM_UNAVAILABLE', 'the agent has no connection to the Copilot CLI'));
       return;
     }
-    const upstreamId = upstream.forward(request.method, request.params, (response) => {
+    const span = this.spans.size > 0 ? this.spans.get(request.id) : undefined;
+    const params =
+      span && TRACED_PARAMS.has(request.method) ? withTraceContext(request.params, span.context) : request.params;
+    const upstreamId = upstream.forward(request.method, params, (response) => {
       this.inFlight.delete(request.id);
       if (!response) {
         finish();
@@ -273,21 +283,40 @@ export class ClientChannel implements Attachment {
     this.spans.clear();
   }
 
-  /** A span for a client request (tracing on): ended when its answer is written. */
+  /**
+   * A span for a client request (tracing on): ended when its answer is written. It continues the
+   * forwarding agent's span on a hop (its envelope), else the trace the client's params name.
+   */
   traceCall(request: JsonRpcRequest): void {
     const tracing = this.options.context.tracing;
     if (!tracing) return;
     this.spans.get(request.id)?.end({ 'sessionfleet.outcome': 'superseded' });
+    const fromHop =
+      this.hopFrom === undefined
+        ? undefined
+        : traceCarrierOf((request as JsonRpcRequest & { sessionfleet?: unknown }).sessionfleet);
+    const parent = fromHop ?? traceCarrierOf(request.params);
     this.spans.set(
       request.id,
-      tracing.startCall(request.method, {
-        'rpc.system': 'jsonrpc',
-        'rpc.method': request.method,
-        'sessionfleet.front': 'copilot',
-        'sessionfleet.instance': this.options.context.config.instanceId,
-        'sessionfleet.connection': this.connectionId,
-      }),
+      tracing.startCall(
+        request.method,
+        {
+          'rpc.system': 'jsonrpc',
+          'rpc.method': request.method,
+          'sessionfleet.front': 'copilot',
+          'sessionfleet.instance': this.options.context.config.instanceId,
+          'sessionfleet.connection': this.connectionId,
+          'sessionfleet.hop': this.hopFrom !== undefined,
+          ...(parent ? { 'sessionfleet.trace_parent': fromHop ? 'hop' : 'params' } : {}),
+        },
+        parent,
+      ),
     );
+  }
+
+  /** The trace context of a call's span (tracing on): what a hop to the owner agent carries. */
+  spanContext(id: JsonRpcId): TraceCarrier | undefined {
+    return this.spans.size > 0 ? this.spans.get(id)?.context : undefined;
   }
 
   private endSpan(out: { id?: unknown; error?: { code?: unknown; data?: { code?: unknown } } }): void {

@@ -22,6 +22,9 @@ export { HOP_MARK_MAX_AGE_MS, type HopMark, signHopMark, verifyHopMark } from '.
 export interface HopEnvelope {
   /** The slot reserved by the forwarding agent's `place()`, for a new (or re-placed) session. */
   reservation?: string;
+  /** Tracing on: the forwarding agent's span, which the owner's span continues. */
+  traceparent?: string;
+  tracestate?: string;
 }
 
 /**

@@ -5,9 +5,10 @@
  * client under ids of the agent's own.
  */
 import { AgentError } from '../core/errors.js';
+import type { TraceCarrier } from '../core/trace-context.js';
 import type { AgentMark, Decision, Forward, Peer } from '../routing/index.js';
 import { type ClientChannel, errorText, ok } from './channel.js';
-import { Hop, isNotOwner, withoutNotOwner } from './hop.js';
+import { Hop, type HopEnvelope, isNotOwner, withoutNotOwner } from './hop.js';
 import {
   JsonRpcError,
   type JsonRpcErrorObject,
@@ -134,7 +135,7 @@ export class RemoteHops {
         }
         this.c.emit(ok(request.id, response.result));
       },
-      decision.reservationId === undefined ? undefined : { reservation: decision.reservationId },
+      envelopeOf(decision.reservationId, this.c.spanContext(request.id)),
     );
     if (upstreamId !== undefined) this.c.inFlight.set(request.id, { upstream: hop.upstream, id: upstreamId });
   }
@@ -199,4 +200,13 @@ export class RemoteHops {
       );
     this.hops.clear();
   }
+}
+
+/** What a forwarded request carries beside its params: the reservation, the forwarding span. */
+function envelopeOf(
+  reservation: string | undefined,
+  trace: TraceCarrier | undefined,
+): (HopEnvelope & Record<string, unknown>) | undefined {
+  if (reservation === undefined && trace === undefined) return undefined;
+  return { ...(reservation === undefined ? {} : { reservation }), ...trace };
 }

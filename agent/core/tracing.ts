@@ -14,13 +14,16 @@
  */
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
+import type { TraceCarrier } from './trace-context.js';
+
+export type { TraceCarrier } from './trace-context.js';
 
 /** The attributes the agent sets; `sessionfleet.*` are its own. */
 export type SpanAttributes = Record<string, string | number | boolean>;
 
 export interface RequestSpan {
   /** The `traceparent` (and `tracestate`) that continue this span in the next hop. */
-  readonly context: { readonly traceparent: string; readonly tracestate?: string };
+  readonly context: TraceCarrier;
   set(attributes: SpanAttributes): void;
   /** The agent refused the request with this catalogue code. */
   refused(code: string): void;
@@ -29,15 +32,29 @@ export interface RequestSpan {
 
 /** A Copilot JSON-RPC call's span: ended when its response goes to the client. */
 export interface CallSpan {
+  /** The `traceparent` (and `tracestate`) that continue this span: to the CLI, or to the owner agent. */
+  readonly context: TraceCarrier;
   /** `error`: the agent's catalogue code, or the JSON-RPC code the CLI answered with. */
   end(attributes: SpanAttributes, error?: string): void;
 }
 
 export interface Tracing {
-  /** A server span for a request, continuing the caller's trace when its headers carry one. */
-  startRequest(name: string, headers: IncomingHttpHeaders, attributes: SpanAttributes): RequestSpan;
-  /** A server span for one JSON-RPC call on a Copilot connection (a root span: the protocol carries no trace context). */
-  startCall(name: string, attributes: SpanAttributes): CallSpan;
+  /**
+   * A server span for a request, continuing the caller's trace: its `traceparent` header, else
+   * `from.meta` (the trace context of an MCP body's `params._meta`). `from.startTime`: when the
+   * request arrived (`performance.now()`), for a span started after its body was read.
+   */
+  startRequest(
+    name: string,
+    headers: IncomingHttpHeaders,
+    attributes: SpanAttributes,
+    from?: { meta?: TraceCarrier | undefined; startTime?: number },
+  ): RequestSpan;
+  /**
+   * A server span for one JSON-RPC call on a Copilot connection: a child of `parent` (the first
+   * agent's span on a hop, or the trace context the client put in the call's params), else a root.
+   */
+  startCall(name: string, attributes: SpanAttributes, parent?: TraceCarrier): CallSpan;
   /** Exports what is still buffered. */
   shutdown(): Promise<void>;
 }
@@ -76,17 +93,30 @@ export async function createTracing(options: {
   });
   const tracer = provider.getTracer('sessionfleet-agent', options.version);
   const propagator = new W3CTraceContextPropagator();
+  const contextOf = (span: import('@opentelemetry/api').Span): TraceCarrier => {
+    const carrier: Record<string, string> = {};
+    propagator.inject(api.trace.setSpan(api.ROOT_CONTEXT, span), carrier, api.defaultTextMapSetter);
+    return {
+      traceparent: carrier.traceparent ?? '',
+      ...(carrier.tracestate === undefined ? {} : { tracestate: carrier.tracestate }),
+    };
+  };
 
   return {
-    startRequest(name, headers, attributes) {
-      const parent = propagator.extract(api.ROOT_CONTEXT, headers, api.defaultTextMapGetter);
-      const span = tracer.startSpan(name, { kind: api.SpanKind.SERVER, attributes }, parent);
-      const carrier: Record<string, string> = {};
-      propagator.inject(api.trace.setSpan(api.ROOT_CONTEXT, span), carrier, api.defaultTextMapSetter);
-      const context = {
-        traceparent: carrier.traceparent ?? '',
-        ...(carrier.tracestate === undefined ? {} : { tracestate: carrier.tracestate }),
-      };
+    startRequest(name, headers, attributes, from) {
+      // The HTTP hop's own header wins: it is the nearer parent (another agent, a gateway).
+      const meta = headers.traceparent === undefined ? from?.meta : undefined;
+      const parent = propagator.extract(api.ROOT_CONTEXT, meta ?? headers, api.defaultTextMapGetter);
+      const span = tracer.startSpan(
+        name,
+        {
+          kind: api.SpanKind.SERVER,
+          attributes: meta ? { ...attributes, 'sessionfleet.trace_parent': 'mcp-meta' } : attributes,
+          ...(from?.startTime === undefined ? {} : { startTime: from.startTime }),
+        },
+        parent,
+      );
+      const context = contextOf(span);
       return {
         context,
         set: (more) => void span.setAttributes(more),
@@ -101,9 +131,15 @@ export async function createTracing(options: {
         },
       };
     },
-    startCall(name, attributes) {
-      const span = tracer.startSpan(name, { kind: api.SpanKind.SERVER, attributes }, api.ROOT_CONTEXT);
+    startCall(name, attributes, from) {
+      const parent = from ? propagator.extract(api.ROOT_CONTEXT, from, api.defaultTextMapGetter) : api.ROOT_CONTEXT;
+      const span = tracer.startSpan(name, { kind: api.SpanKind.SERVER, attributes }, parent);
+      let context: TraceCarrier | undefined;
       return {
+        get context() {
+          context ??= contextOf(span);
+          return context;
+        },
         end: (more, error) => {
           span.setAttributes(more);
           if (error !== undefined) {

@@ -43,3 +43,19 @@ export function readBodyUpTo(req: IncomingMessage, limit: number): Promise<Peeke
     req.once('close', onClose);
   });
 }
+
+/**
+ * Tracing on only: whether to read a request's body before routing it, for the trace context its
+ * MCP `params._meta` may carry (ADR 0026). Only a POST with no `traceparent` header (which would
+ * win), a JSON body of a declared length within `limit` (so the read is whole and bounded), sent
+ * to an MCP front or carrying MCP's request headers. Every other request streams as before.
+ */
+export function mayCarryMetaTrace(req: IncomingMessage, limit: number, mcpFront: boolean): boolean {
+  const headers = req.headers;
+  if (req.method !== 'POST' || headers.traceparent !== undefined) return false;
+  if (!mcpFront && headers['mcp-method'] === undefined && headers['mcp-protocol-version'] === undefined) return false;
+  const type = headers['content-type'];
+  if (typeof type !== 'string' || !type.includes('json')) return false;
+  const length = Number(headers['content-length']);
+  return length > 0 && length <= limit;
+}

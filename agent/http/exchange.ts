@@ -94,6 +94,11 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
   body: GatedBody | undefined;
   /** This request's span, when tracing is on (`agent/core/tracing.ts`). */
   trace: RequestSpan | undefined;
+  /**
+   * The whole body, when tracing read it before routing for its `_meta` trace context (ADR 0026):
+   * it is then served from memory, and the body rule has nothing left to gate.
+   */
+  prereadBody: Buffer | undefined;
   /** Once the response is a stream: when it opened and last carried a byte (sessionless streams' bounds). */
   openedAt: number | undefined;
   lastActiveAt: number | undefined;

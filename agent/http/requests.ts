@@ -12,6 +12,7 @@ import { AgentError, sessionBusy, sessionNotFound } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Session, SessionTable } from '../core/sessions.js';
 import type { Caller } from '../core/tenancy.js';
+import { traceContextOfMcpBody } from '../core/trace-context.js';
 import { hashedPrincipal, type RequestSpan, type Tracing } from '../core/tracing.js';
 import { FLEET_HEADERS, type PlacementTicket } from '../fleet/types.js';
 import {
@@ -24,7 +25,7 @@ import {
 } from '../routing/index.js';
 import type { Admission } from './admission.js';
 import { containsInitialize, missingMcpSessionId, type Route } from './affinity.js';
-import { type Peeked, readBodyUpTo } from './body.js';
+import { mayCarryMetaTrace, type Peeked, readBodyUpTo } from './body.js';
 import { type BodyWatch, GatedBody } from './body-gate.js';
 import { Exchange, type ExchangeHost } from './exchange.js';
 import { FORWARDED_BY_HEADER, NOT_OWNER_HEADER } from './fleet.js';
@@ -36,16 +37,26 @@ import type { HttpFrontSettings } from './options.js';
 import { ResultTap } from './result-tap.js';
 
 /** The request's server span: method and path (never the query, which may carry ids or tokens). */
-function startSpan(tracing: Tracing, req: IncomingMessage, instanceId: string): RequestSpan {
+function startSpan(
+  tracing: Tracing,
+  req: IncomingMessage,
+  instanceId: string,
+  from?: Parameters<Tracing['startRequest']>[3],
+): RequestSpan {
   const method = req.method ?? 'GET';
   const url = req.url ?? '/';
   const query = url.indexOf('?');
-  return tracing.startRequest(method, req.headers, {
-    'http.request.method': method,
-    'url.path': query < 0 ? url : url.slice(0, query),
-    'sessionfleet.front': 'http',
-    'sessionfleet.instance': instanceId,
-  });
+  return tracing.startRequest(
+    method,
+    req.headers,
+    {
+      'http.request.method': method,
+      'url.path': query < 0 ? url : url.slice(0, query),
+      'sessionfleet.front': 'http',
+      'sessionfleet.instance': instanceId,
+    },
+    from,
+  );
 }
 
 /** Who asked (hashed) and whether another agent forwarded the request. */
@@ -104,14 +115,57 @@ export class RequestPath {
     host.requestStarted();
     const exchange = new Exchange(host, req, res, host.intake.requestIdOf(req));
     host.inFlightOn(req.socket, exchange);
-    if (host.tracing) exchange.trace = startSpan(host.tracing, req, host.router.instanceId);
+    if (host.tracing) {
+      if (mayCarryMetaTrace(req, this.metaPeekBytes, this.mcpFront)) {
+        // Tracing on, no traceparent header, a small MCP POST: its `_meta` may name the trace.
+        this.routeAfterPeek(exchange, host.tracing).catch((error: unknown) => host.internalError(exchange, error));
+        return;
+      }
+      exchange.trace = startSpan(host.tracing, req, host.router.instanceId);
+    }
+    this.routeNow(exchange);
+  };
+
+  /** Whether the front serves MCP (either transport): its POST bodies are JSON-RPC messages. */
+  private get mcpFront(): boolean {
+    const type = this.host.settings.affinity.type;
+    return type === 'mcp-streamable-http' || type === 'mcp-sse';
+  }
+
+  /** The largest body read ahead for its `_meta` trace context (never beyond the body limit). */
+  private get metaPeekBytes(): number {
+    const { settings } = this.host;
+    return Math.min(settings.initializePeekBytes, settings.limits.maxBodyBytes);
+  }
+
+  private routeNow(exchange: Exchange): void {
     try {
       const pending = this.route(exchange);
-      if (pending) pending.catch((error: unknown) => host.internalError(exchange, error));
+      if (pending) pending.catch((error: unknown) => this.host.internalError(exchange, error));
     } catch (error) {
-      host.internalError(exchange, error);
+      this.host.internalError(exchange, error);
     }
-  };
+  }
+
+  /**
+   * Tracing on only: reads the (small) body first, so the span continues the trace its MCP
+   * `params._meta` names (ADR 0026); the body is then served from memory. The body itself goes
+   * upstream unchanged: only the `traceparent` header names the agent's span.
+   */
+  private async routeAfterPeek(exchange: Exchange, tracing: Tracing): Promise<void> {
+    const limit = this.metaPeekBytes;
+    const peeked = await readBodyUpTo(exchange.req, limit);
+    // The client went away: its response's close already ended the exchange.
+    if (!peeked || exchange.isDone) return;
+    // Node holds a body to its Content-Length, which was within the limit: it is whole.
+    if (!peeked.complete) return exchange.refuseBody(limit);
+    exchange.prereadBody = peeked.bytes;
+    exchange.trace = startSpan(tracing, exchange.req, this.host.router.instanceId, {
+      meta: traceContextOfMcpBody(peeked.bytes.toString('utf8')),
+      startTime: exchange.started,
+    });
+    this.routeNow(exchange);
+  }
 
   /** Routes one request; returns a promise only when it has to wait (the fleet, the body). */
   private route(exchange: Exchange): Promise<void> | undefined {
@@ -157,7 +211,7 @@ export class RequestPath {
   private gate(exchange: Exchange): true | Promise<boolean> {
     const watch = this.host.bodyWatch;
     const { req } = exchange;
-    if (watch === undefined || bodyOf(req) === null) return true;
+    if (watch === undefined || exchange.prereadBody !== undefined || bodyOf(req) === null) return true;
     const { refusals } = this.host;
     const body = new GatedBody(req, watch, (slow) =>
       refuseSlowBody(exchange, req, refusals, watch.pace, slow.received),
@@ -167,13 +221,18 @@ export class RequestPath {
     return filled === true ? true : Promise.resolve(filled);
   }
 
-  /** The request's body to forward: the gated one, or the client's stream. */
+  /** The request's body to forward: read whole already (tracing), the gated one, or the client's stream. */
   private bodyOf(exchange: Exchange): Body {
+    if (exchange.prereadBody) return exchange.prereadBody;
     return exchange.body ? exchange.body.forwardable() : bodyOf(exchange.req);
   }
 
-  /** The start of the body, from the gated body when there is one (a body has one reader). */
+  /**
+   * The start of the body — all of it when tracing read it whole, from the gated body when there is
+   * one (a body has one reader), else read now.
+   */
   private peek(exchange: Exchange, limit: number): Promise<Peeked | undefined> {
+    if (exchange.prereadBody) return Promise.resolve({ bytes: exchange.prereadBody, complete: true });
     return exchange.body ? exchange.body.peek(limit) : readBodyUpTo(exchange.req, limit);
   }
 

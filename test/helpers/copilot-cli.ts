@@ -37,7 +37,9 @@ export interface CopilotCli {
 /** Variables that would make the CLI log in or reach GitHub; the tests run it offline. */
 const SCRUBBED = ['GITHUB_TOKEN', 'GH_TOKEN', 'COPILOT_GITHUB_TOKEN', 'GITHUB_ASKPASS', 'COPILOT_CONNECTION_TOKEN'];
 
-export async function startCopilotCli(options: { token?: string; home?: string } = {}): Promise<CopilotCli> {
+export async function startCopilotCli(
+  options: { token?: string; home?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<CopilotCli> {
   const token = options.token ?? `cli-token-${Math.random().toString(36).slice(2)}-${Date.now()}`;
   const home = options.home ?? mkdtempSync(join(tmpdir(), 'sessionfleet-copilot-home-'));
   mkdirSync(SHARED_CACHE, { recursive: true });
@@ -49,6 +51,7 @@ export async function startCopilotCli(options: { token?: string; home?: string }
     XDG_CACHE_HOME: SHARED_CACHE,
     COPILOT_CONNECTION_TOKEN: token,
     NO_COLOR: '1',
+    ...options.env,
   });
   const started = Date.now();
   // npm's `copilot` is a loader that runs the platform binary as its child: its own process

@@ -18,6 +18,8 @@ export interface McpV2Upstream {
   readonly methods: string[];
   /** The `x-user` header of every request seen (the principal the agent let through), in order. */
   readonly users: string[];
+  /** Every request with a body, as it arrived: its `traceparent` header and its body text. */
+  readonly received: Array<{ traceparent: string | undefined; body: string }>;
   /** Ends every `hold` call waiting now. */
   release(): void;
   /** `hold` calls waiting now. */
@@ -29,6 +31,7 @@ export async function startMcpV2Upstream(): Promise<McpV2Upstream> {
   let waiting: Array<() => void> = [];
   const methods: string[] = [];
   const users: string[] = [];
+  const received: McpV2Upstream['received'] = [];
   const handler = createMcpHandler(() => {
     const server = new McpServer({ name: 'sessionfleet-v2-upstream', version: '1.0.0' });
     server.registerTool('echo', { description: 'answers at once' }, async () => ({
@@ -48,6 +51,13 @@ export async function startMcpV2Upstream(): Promise<McpV2Upstream> {
     if (typeof user === 'string') users.push(user);
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
+    if (chunks.length > 0) {
+      const traceparent = req.headers.traceparent;
+      received.push({
+        traceparent: typeof traceparent === 'string' ? traceparent : undefined,
+        body: Buffer.concat(chunks).toString('utf8'),
+      });
+    }
     const headers = new Headers();
     for (let i = 0; i < req.rawHeaders.length; i += 2) headers.append(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
     const aborted = new AbortController();
@@ -90,6 +100,7 @@ export async function startMcpV2Upstream(): Promise<McpV2Upstream> {
     url: `http://127.0.0.1:${port}`,
     methods,
     users,
+    received,
     release() {
       for (const resolve of waiting.splice(0)) resolve();
     },

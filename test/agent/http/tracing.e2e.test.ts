@@ -8,78 +8,25 @@
  * the service untouched and nothing is exported.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startCopilotAgent } from '../../helpers/copilot-agent.js';
 import { startCopilotCli } from '../../helpers/copilot-cli.js';
 import { openRawClient } from '../../helpers/copilot-rpc.js';
 import { stopAll } from '../../helpers/http-agent-process.js';
+import { type OtlpReceiver, startOtlpReceiver } from '../../helpers/otlp-receiver.js';
 import { spawnMembers, waitFor } from '../fleet/helpers.js';
 import { startUpstream, type Upstream } from './fixtures/upstream.js';
 
-interface ExportedSpan {
-  traceId: string;
-  spanId: string;
-  parentSpanId?: string;
-  name: string;
-  attributes: Record<string, unknown>;
-  instance: string;
-}
-
-const spans: ExportedSpan[] = [];
-let receiver: Server;
+let receiver: OtlpReceiver;
 let receiverUrl: string;
+let spans: OtlpReceiver['spans'];
 const services = {} as Record<'a' | 'b', Upstream>;
 let agents: Awaited<ReturnType<typeof spawnMembers<'a' | 'b'>>>['agents'];
 
-/** OTLP JSON carries ids as hex (or base64 in some encoders): hex either way. */
-function hex(id: unknown): string {
-  const text = String(id ?? '');
-  return /^[0-9a-f]*$/i.test(text) ? text.toLowerCase() : Buffer.from(text, 'base64').toString('hex');
-}
-
-function value(v: Record<string, unknown>): unknown {
-  return v.stringValue ?? v.boolValue ?? (v.intValue !== undefined ? Number(v.intValue) : v.doubleValue);
-}
-
 beforeAll(async () => {
-  receiver = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as {
-        resourceSpans?: Array<{
-          resource: { attributes: Array<{ key: string; value: Record<string, unknown> }> };
-          scopeSpans: Array<{ spans: Array<Record<string, unknown>> }>;
-        }>;
-      };
-      for (const rs of body.resourceSpans ?? []) {
-        const instance = String(
-          value(rs.resource.attributes.find((a) => a.key === 'service.instance.id')?.value ?? {}),
-        );
-        for (const ss of rs.scopeSpans)
-          for (const span of ss.spans)
-            spans.push({
-              traceId: hex(span.traceId),
-              spanId: hex(span.spanId),
-              ...(span.parentSpanId ? { parentSpanId: hex(span.parentSpanId) } : {}),
-              name: String(span.name),
-              attributes: Object.fromEntries(
-                (span.attributes as Array<{ key: string; value: Record<string, unknown> }>).map((a) => [
-                  a.key,
-                  value(a.value),
-                ]),
-              ),
-              instance,
-            });
-      }
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end('{}');
-    });
-  });
-  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-  receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+  receiver = await startOtlpReceiver();
+  receiverUrl = receiver.url;
+  spans = receiver.spans;
   services.a = await startUpstream();
   services.b = await startUpstream();
   ({ agents } = await spawnMembers({
@@ -100,7 +47,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await stopAll();
   await Promise.all(Object.values(services).map((s) => s.close()));
-  await new Promise<void>((resolve) => receiver.close(() => resolve()));
+  await receiver.close();
 });
 
 const traceparent = (traceId: string, spanId: string) => `00-${traceId}-${spanId}-01`;
