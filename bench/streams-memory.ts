@@ -22,11 +22,14 @@
  * notification the upstream sent on every stream reached. Nothing here asserts.
  *
  * Knobs: BENCH_STREAMS (5000), BENCH_SESSIONS (200), BENCH_WITNESSES (300), BENCH_OPEN_PARALLEL
- * (100 streams being opened at once), BENCH_SETTLE_MS (3000 before each measurement). A small
+ * (100 streams being opened at once), BENCH_SETTLE_MS (3000 before each measurement),
+ * BENCH_HEAP_SNAPSHOTS (a directory: the agent's heap at every phase, compare two with
+ * `npx tsx bench/heap-diff.ts`). A small
  * run: `BENCH_STREAMS=500 BENCH_SESSIONS=20 npx tsx bench/streams-memory.ts`. The full run takes
  * about two minutes. Each stream needs a descriptor in this process and two in the agent: the
  * open-file limit is printed and checked first.
  */
+import { join } from 'node:path';
 import { Agent, Pool, request } from 'undici';
 import { type AgentProcess, spawnAgent, spawnNode, stopAll } from '../test/helpers/http-agent-process.js';
 import {
@@ -52,6 +55,8 @@ const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 200);
 const WITNESSES = Number(process.env.BENCH_WITNESSES ?? 300);
 const OPEN_PARALLEL = Number(process.env.BENCH_OPEN_PARALLEL ?? 100);
 const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 3000);
+/** A directory: a heap snapshot of the agent at every phase, for `bench/heap-diff.ts`. */
+const SNAPSHOTS = process.env.BENCH_HEAP_SNAPSHOTS;
 const LEGACY = '2025-06-18';
 const MODERN = '2026-07-28';
 
@@ -177,6 +182,10 @@ async function main(): Promise<void> {
   const measure = async (name: string, streams: number, notified?: number) => {
     await sleep(SETTLE_MS);
     const memory = await agentMemory(pid, agent.adminUrl, inspector);
+    if (SNAPSHOTS)
+      await inspector.heapSnapshot(
+        join(SNAPSHOTS, `streams-${phases.length}-${name.replaceAll(' ', '-')}.heapsnapshot`),
+      );
     const phase: Phase = {
       name,
       memory,
