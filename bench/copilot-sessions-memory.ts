@@ -7,7 +7,8 @@
  * own principal (its own token), `connect`, then each asks for BENCH_SESSIONS_PER_CLIENT (5)
  * sessions (`session.create`) — 1,000 asked for. The policy allows at most 200 sessions on one
  * instance (`sessionsPerInstance` 1–200, SPEC §2), so the agent admits 200 and refuses the rest
- * with SESSION_LIMIT_REACHED: the run reports both, and the memory per session is over the
+ * with SESSION_LIMIT_REACHED (`limits.evictIdleAfterSeconds` 0: no idle session is evicted for
+ * them): the run reports both, and the memory per session is over the
  * sessions admitted. Sessions are asked for round by round (every client's first, then every
  * client's second, …) so that every client holds one before any is refused.
  *
@@ -68,6 +69,9 @@ async function main(): Promise<void> {
         affinity: { type: 'copilot-jsonrpc' },
         sessionsPerInstance: SESSIONS_PER_INSTANCE,
         concurrencyPerInstance: 200,
+        // A full instance refuses rather than evicts: creating 200 sessions takes minutes on a
+        // loaded machine, and the first would otherwise be evicted as idle (120 s) by the later ones.
+        limits: { evictIdleAfterSeconds: 0 },
       },
       upstreamPort: cli.port,
       upstreamToken: cli.token,

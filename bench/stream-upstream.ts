@@ -175,7 +175,6 @@ const http = createServer((req, res) => {
   });
 });
 http.maxConnections = Number.POSITIVE_INFINITY;
-http.keepAliveTimeout = 60_000;
 http.listen(0, '127.0.0.1', () => {
   const { port } = http.address() as AddressInfo;
   process.stdout.write(`${JSON.stringify({ listening: { port } })}\n`);
