@@ -76,7 +76,9 @@ async function main(): Promise<void> {
       upstreamPort: cli.port,
       upstreamToken: cli.token,
       principals,
-      extraArgs: ['--probe-interval-ms', '2000'],
+      // The production probe settings (the test helper's 1.5 s makes a CLI slowed by a loaded
+      // machine look down, and the agent then refuses creates with UPSTREAM_UNAVAILABLE).
+      extraArgs: ['--probe-interval-ms', '2000', '--unhealthy-after-ms', '30000'],
       env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${INSPECT_FLAG}`.trim() },
     });
     const pid = agent.process.pid!;
