@@ -24,10 +24,10 @@
  * Knobs: BENCH_STREAMS (5000), BENCH_SESSIONS (200), BENCH_WITNESSES (300), BENCH_OPEN_PARALLEL
  * (100 streams being opened at once), BENCH_SETTLE_MS (3000 before each measurement),
  * BENCH_HEAP_SNAPSHOTS (a directory: the agent's heap at every phase, compare two with
- * `npx tsx bench/heap-diff.ts`). A small
- * run: `BENCH_STREAMS=500 BENCH_SESSIONS=20 npx tsx bench/streams-memory.ts`. The full run takes
- * about two minutes. Each stream needs a descriptor in this process and two in the agent: the
- * open-file limit is printed and checked first.
+ * `npx tsx bench/heap-diff.ts`; snapshots inflate the RSS figures). A small run:
+ * `BENCH_STREAMS=500 BENCH_SESSIONS=20 npx tsx bench/streams-memory.ts`. The full run takes about
+ * 2.5 minutes (8 on a machine with load 25). Each stream needs a descriptor in this process and
+ * two in the agent: the open-file limit is printed and checked first.
  */
 import { join } from 'node:path';
 import { Agent, Pool, request } from 'undici';
