@@ -8,11 +8,11 @@
  * No timed assertions: waits for an answer are bounded generously (a multiple of the limit) only
  * so that a regression fails instead of hanging.
  */
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CONNECTIONS_REFUSED_METRIC } from '../../../policy/agent-interface.js';
 import { type Spawned, spawnAgent, spawnListening, stopAll } from '../../helpers/http-agent-process.js';
+import { connectionsRefused, openRaw, parseRawResponse, type RawConnection } from '../../helpers/raw-http.js';
 
 const FIXTURE = 'test/agent/http/fixtures/upstream.ts';
 const POLICY = { affinity: { type: 'none' }, concurrencyPerInstance: 2, sessionsPerInstance: 2 };
@@ -39,68 +39,10 @@ function portOf(agent: AgentProcess): number {
   return Number(new URL(agent.url).port);
 }
 
-/** A raw connection: what it received, and a promise of everything once the agent closed it. */
-interface Raw {
-  readonly socket: Socket;
-  received(): string;
-  /** Resolves with all bytes received once the agent closed the connection; rejects after `ms`. */
-  closedWithin(ms: number, what: string): Promise<string>;
-}
-
-async function open(port: number): Promise<Raw> {
-  const socket = connect({ port, host: '127.0.0.1' });
-  sockets.push(socket);
-  let data = '';
-  socket.on('data', (chunk: Buffer) => {
-    data += chunk.toString('latin1');
-  });
-  socket.on('error', () => {});
-  const closed = new Promise<string>((resolve) => socket.once('close', () => resolve(data)));
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', () => resolve());
-    socket.once('error', reject);
-  });
-  return {
-    socket,
-    received: () => data,
-    closedWithin(ms, what) {
-      let timer: NodeJS.Timeout | undefined;
-      return Promise.race([
-        closed,
-        new Promise<string>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`${what}: not answered and closed within ${ms} ms`)), ms);
-        }),
-      ]).finally(() => clearTimeout(timer));
-    },
-  };
-}
-
-/** Status, headers (lower case) and JSON body of the one response in `raw`. */
-function parse(raw: string): { status: number; headers: Record<string, string>; body: unknown } {
-  const end = raw.indexOf('\r\n\r\n');
-  expect(end, `a whole HTTP response, got ${JSON.stringify(raw.slice(0, 200))}`).toBeGreaterThan(0);
-  const [statusLine, ...lines] = raw.slice(0, end).split('\r\n');
-  const headers: Record<string, string> = {};
-  for (const line of lines) {
-    const colon = line.indexOf(':');
-    headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-  }
-  const text = raw.slice(end + 4);
-  return { status: Number(statusLine?.split(' ')[1]), headers, body: text ? JSON.parse(text) : undefined };
-}
-
-async function refused(agent: AgentProcess, reason: string): Promise<number> {
-  const text = await (await fetch(`${agent.adminUrl}/metrics`)).text();
-  const line = text
-    .split('\n')
-    .find(
-      (l) =>
-        l.startsWith(`${CONNECTIONS_REFUSED_METRIC}{`) &&
-        l.includes(`reason="${reason}"`) &&
-        l.includes('front="http"'),
-    );
-  return line ? Number(line.split(' ').pop()) : 0;
-}
+type Raw = RawConnection;
+const open = (port: number): Promise<Raw> => openRaw(port, sockets);
+const parse = parseRawResponse;
+const refused = (agent: AgentProcess, reason: string): Promise<number> => connectionsRefused(agent.adminUrl, reason);
 
 describe('HTTP front: time limits', () => {
   it('slow bodies get 408 REQUEST_TIMEOUT and give their concurrency slots back', async () => {

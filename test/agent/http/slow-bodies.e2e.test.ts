@@ -8,12 +8,12 @@
  * are still open and unanswered); waits are bounded generously only so a regression fails.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CONNECTIONS_REFUSED_METRIC } from '../../../policy/agent-interface.js';
 import { type Spawned, spawnAgent, spawnListening, stopAll } from '../../helpers/http-agent-process.js';
+import { connectionsRefused, openRaw, parseRawResponse, type RawConnection } from '../../helpers/raw-http.js';
 
 const FIXTURE = 'test/agent/http/fixtures/upstream.ts';
 const POLICY = { affinity: { type: 'none' }, concurrencyPerInstance: 2, sessionsPerInstance: 2 };
@@ -37,49 +37,10 @@ function agentWith(args: string[], policy: Record<string, unknown> = POLICY): Pr
   return spawnAgent({ policy, upstream: upstream.url, args });
 }
 
-interface Raw {
-  readonly socket: Socket;
-  received(): string;
-  readonly isClosed: boolean;
-  closedWithin(ms: number, what: string): Promise<string>;
-}
-
-async function open(agent: AgentProcess): Promise<Raw> {
-  const socket = connect({ port: Number(new URL(agent.url).port), host: '127.0.0.1' });
-  sockets.push(socket);
-  let data = '';
-  let isClosed = false;
-  socket.on('data', (chunk: Buffer) => {
-    data += chunk.toString('latin1');
-  });
-  socket.on('error', () => {});
-  const closed = new Promise<string>((resolve) =>
-    socket.once('close', () => {
-      isClosed = true;
-      resolve(data);
-    }),
-  );
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', () => resolve());
-    socket.once('error', reject);
-  });
-  return {
-    socket,
-    received: () => data,
-    get isClosed() {
-      return isClosed;
-    },
-    closedWithin(ms, what) {
-      let timer: NodeJS.Timeout | undefined;
-      return Promise.race([
-        closed,
-        new Promise<string>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`${what}: not answered and closed within ${ms} ms`)), ms);
-        }),
-      ]).finally(() => clearTimeout(timer));
-    },
-  };
-}
+type Raw = RawConnection;
+const open = (agent: AgentProcess): Promise<Raw> => openRaw(Number(new URL(agent.url).port), sockets);
+const parse = parseRawResponse;
+const refused = (agent: AgentProcess, reason: string): Promise<number> => connectionsRefused(agent.adminUrl, reason);
 
 /** Opens `count` requests declaring `length` bytes, sends `first` bytes, then one byte a second. */
 async function tricklers(
@@ -99,32 +60,6 @@ async function tricklers(
   }, 1000);
   timers.push(drip);
   return raws;
-}
-
-function parse(raw: string): { status: number; headers: Record<string, string>; body: unknown } {
-  const end = raw.indexOf('\r\n\r\n');
-  expect(end, `a whole HTTP response, got ${JSON.stringify(raw.slice(0, 200))}`).toBeGreaterThan(0);
-  const [statusLine, ...lines] = raw.slice(0, end).split('\r\n');
-  const headers: Record<string, string> = {};
-  for (const line of lines) {
-    const colon = line.indexOf(':');
-    headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-  }
-  const text = raw.slice(end + 4);
-  return { status: Number(statusLine?.split(' ')[1]), headers, body: text ? JSON.parse(text) : undefined };
-}
-
-async function refused(agent: AgentProcess, reason: string): Promise<number> {
-  const text = await (await fetch(`${agent.adminUrl}/metrics`)).text();
-  const line = text
-    .split('\n')
-    .find(
-      (l) =>
-        l.startsWith(`${CONNECTIONS_REFUSED_METRIC}{`) &&
-        l.includes(`reason="${reason}"`) &&
-        l.includes('front="http"'),
-    );
-  return line ? Number(line.split(' ').pop()) : 0;
 }
 
 /** Requests holding a concurrency slot now. */
