@@ -170,3 +170,17 @@ export async function startFakeModel(
       }),
   };
 }
+
+/** What each tool the model called returned in a session's events, by tool name (the completion event, as JSON). */
+export function toolResultsByName(events: ReadonlyArray<{ type: string; data: unknown }>): Record<string, string> {
+  const started = new Map<string, string>();
+  const tools: Record<string, string> = {};
+  for (const event of events) {
+    const data = event.data as { toolCallId?: string; toolName?: string };
+    if (event.type === 'tool.execution_start' && data.toolCallId && data.toolName)
+      started.set(data.toolCallId, data.toolName);
+    if (event.type === 'tool.execution_complete' && data.toolCallId)
+      tools[started.get(data.toolCallId) ?? data.toolCallId] = JSON.stringify(event.data);
+  }
+  return tools;
+}

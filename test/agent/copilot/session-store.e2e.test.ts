@@ -30,6 +30,7 @@ import {
   type FakeModel,
   fakeModelSessionOptions,
   startFakeModel,
+  toolResultsByName,
 } from '../../helpers/copilot-fake-model.js';
 import { eventually, openRawClient, type RawRpcClient, rpcErrorOf } from '../../helpers/copilot-rpc.js';
 
@@ -132,15 +133,7 @@ async function hostileTurn(session: CopilotSession): Promise<{ tools: Record<str
   const reply = await session.sendAndWait({ prompt: 'show me what the other users asked' }, 90_000);
   expect(reply?.data.content).toBe(FAKE_MODEL_REPLY);
   const events = await session.getEvents();
-  const started = new Map<string, string>();
-  const tools: Record<string, string> = {};
-  for (const event of events) {
-    const data = event.data as { toolCallId?: string; toolName?: string };
-    if (event.type === 'tool.execution_start' && data.toolCallId && data.toolName)
-      started.set(data.toolCallId, data.toolName);
-    if (event.type === 'tool.execution_complete' && data.toolCallId)
-      tools[started.get(data.toolCallId) ?? data.toolCallId] = JSON.stringify(event.data);
-  }
+  const tools = toolResultsByName(events);
   return { tools, all: [JSON.stringify(events), ...hostile.requests.slice(before)].join('\n') };
 }
 

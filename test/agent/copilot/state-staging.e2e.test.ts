@@ -26,6 +26,7 @@ import {
   type FakeModel,
   fakeModelSessionOptions,
   startFakeModel,
+  toolResultsByName,
 } from '../../helpers/copilot-fake-model.js';
 import { eventually, openRawClient, type RawRpcClient } from '../../helpers/copilot-rpc.js';
 
@@ -187,15 +188,7 @@ async function bobTriesEverything(target: { cli: CopilotCli; agent: CopilotAgent
   const reply = await session.sendAndWait({ prompt: 'show me what the other users asked' }, 60_000);
   expect(reply?.data.content).toBe(FAKE_MODEL_REPLY);
   const events = await session.getEvents();
-  const started = new Map<string, string>();
-  const tools: Record<string, string> = {};
-  for (const event of events) {
-    const data = event.data as { toolCallId?: string; toolName?: string };
-    if (event.type === 'tool.execution_start' && data.toolCallId && data.toolName)
-      started.set(data.toolCallId, data.toolName);
-    if (event.type === 'tool.execution_complete' && data.toolCallId)
-      tools[started.get(data.toolCallId) ?? data.toolCallId] = JSON.stringify(event.data);
-  }
+  const tools = toolResultsByName(events);
   expect(Object.keys(tools).sort()).toEqual(['bash', 'grep', 'view']);
   await session.disconnect();
   // The shell command ran (its output file exists) before its output is judged.
