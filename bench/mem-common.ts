@@ -41,35 +41,56 @@ export function inspectorUrl(stderr: string): string {
  * A connection to a process's inspector: `collectGarbage()` runs a full collection (what a heap
  * snapshot does first, without writing one); `heapSnapshot(file)` writes one.
  */
-export async function openInspector(url: string): Promise<{
+export interface Inspector {
   collectGarbage(): Promise<void>;
   heapSnapshot(file: string): Promise<void>;
+  /** Samples the CPU (every 100 µs) while `during` runs, writes a `.cpuprofile` and its top self-time functions. */
+  cpuProfile<T>(file: string, during: () => Promise<T>): Promise<{ result: T; top: SelfTime[] }>;
   close(): void;
-}> {
+}
+
+export async function openInspector(url: string): Promise<Inspector> {
   const socket = new WebSocket(url);
   await new Promise<void>((resolve, reject) => {
     socket.once('open', () => resolve());
     socket.once('error', reject);
   });
   let nextId = 1;
-  const waiting = new Map<number, () => void>();
+  const waiting = new Map<number, (result: unknown) => void>();
   let chunks: string[] = [];
   socket.on('message', (data) => {
-    const message = JSON.parse(String(data)) as { id?: number; method?: string; params?: { chunk?: string } };
+    const message = JSON.parse(String(data)) as {
+      id?: number;
+      method?: string;
+      params?: { chunk?: string };
+      result?: unknown;
+    };
     if (message.method === 'HeapProfiler.addHeapSnapshotChunk') chunks.push(message.params?.chunk ?? '');
     if (message.id !== undefined) {
-      waiting.get(message.id)?.();
+      waiting.get(message.id)?.(message.result);
       waiting.delete(message.id);
     }
   });
   const call = (method: string, params: Record<string, unknown> = {}) =>
-    new Promise<void>((resolve) => {
+    new Promise<unknown>((resolve) => {
       const id = nextId++;
       waiting.set(id, resolve);
       socket.send(JSON.stringify({ id, method, params }));
     });
   return {
-    collectGarbage: () => call('HeapProfiler.collectGarbage'),
+    collectGarbage: async () => {
+      await call('HeapProfiler.collectGarbage');
+    },
+    async cpuProfile(file, during) {
+      await call('Profiler.enable');
+      await call('Profiler.setSamplingInterval', { interval: 100 });
+      await call('Profiler.start');
+      const result = await during();
+      const { profile } = (await call('Profiler.stop')) as { profile: CpuProfile };
+      await call('Profiler.disable');
+      writeFileSync(file, JSON.stringify(profile));
+      return { result, top: selfTimes(profile) };
+    },
     async heapSnapshot(file) {
       chunks = [];
       await call('HeapProfiler.takeHeapSnapshot', { reportProgress: false });
@@ -78,6 +99,41 @@ export async function openInspector(url: string): Promise<{
     },
     close: () => socket.close(),
   };
+}
+
+interface CpuProfile {
+  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** A function's share of the samples of a CPU profile, by its own code (not its callees). */
+export interface SelfTime {
+  name: string;
+  ms: number;
+  share: number;
+}
+
+/** Self time per function (name and file:line), most first; `(idle)` included, so shares add to 1. */
+export function selfTimes(profile: CpuProfile, top = 12): SelfTime[] {
+  const where = new Map<number, string>();
+  for (const node of profile.nodes) {
+    const { functionName, url, lineNumber } = node.callFrame;
+    const file = url.replace(/^file:\/\/.*?\/(?=(agent|bench|node_modules)\/)/, '');
+    where.set(node.id, `${functionName || '(anonymous)'}${url ? ` ${file}:${lineNumber + 1}` : ''}`);
+  }
+  const totals = new Map<string, number>();
+  let all = 0;
+  profile.samples.forEach((id, i) => {
+    const ms = (profile.timeDeltas[i] ?? 0) / 1000;
+    all += ms;
+    const name = where.get(id) ?? '?';
+    totals.set(name, (totals.get(name) ?? 0) + ms);
+  });
+  return [...totals]
+    .map(([name, ms]) => ({ name, ms, share: all > 0 ? ms / all : 0 }))
+    .sort((a, b) => b.ms - a.ms)
+    .slice(0, top);
 }
 
 export interface Memory {

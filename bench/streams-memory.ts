@@ -18,13 +18,19 @@
  * Per phase: RSS (/proc) and V8 heap in use (the agent's `/metrics`), both after a full collection
  * forced through the agent's inspector (`--inspect` on a free loopback port), memory per stream
  * ((phase − idle) / N, KiB), the witness's p50/p99 (BENCH_WITNESSES sequential 2025 `ping`s on
- * its own session, over a connection of its own) as ratios to idle, and how many streams a
+ * its own session, over a connection of its own) as ratios to idle, the same witness sent
+ * straight to the upstream (same session id, which the agent passes through; its own connection),
+ * so that a slowdown of the upstream shows apart from the agent's, and how many streams a
  * notification the upstream sent on every stream reached. Nothing here asserts.
  *
  * Knobs: BENCH_STREAMS (5000), BENCH_SESSIONS (200), BENCH_WITNESSES (300), BENCH_OPEN_PARALLEL
  * (100 streams being opened at once), BENCH_SETTLE_MS (3000 before each measurement),
  * BENCH_HEAP_SNAPSHOTS (a directory: the agent's heap at every phase, compare two with
- * `npx tsx bench/heap-diff.ts`; snapshots inflate the RSS figures). A small run:
+ * `npx tsx bench/heap-diff.ts`; snapshots inflate the RSS figures), BENCH_CPU_PROFILES (a
+ * directory: after each measured phase one more through-agent witness round runs with both the
+ * agent and the upstream sampled through their inspectors; writes `.cpuprofile` files, open them
+ * in Chrome DevTools, and prints the top self-time functions; the measured figures are taken
+ * unprofiled). A small run:
  * `BENCH_STREAMS=500 BENCH_SESSIONS=20 npx tsx bench/streams-memory.ts`. The full run takes about
  * 2.5 minutes (8 on a machine with load 25). Each stream needs a descriptor in this process and
  * two in the agent: the open-file limit is printed and checked first.
@@ -45,6 +51,7 @@ import {
   openFileLimit,
   openInspector,
   perItemKiB,
+  type SelfTime,
   sleep,
   type Witnessed,
   witness,
@@ -57,6 +64,8 @@ const OPEN_PARALLEL = Number(process.env.BENCH_OPEN_PARALLEL ?? 100);
 const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 3000);
 /** A directory: a heap snapshot of the agent at every phase, for `bench/heap-diff.ts`. */
 const SNAPSHOTS = process.env.BENCH_HEAP_SNAPSHOTS;
+/** A directory: CPU profiles of the agent and the upstream during an extra witness round per phase. */
+const PROFILES = process.env.BENCH_CPU_PROFILES;
 const LEGACY = '2025-06-18';
 const MODERN = '2026-07-28';
 
@@ -110,6 +119,8 @@ interface Phase {
   name: string;
   memory: Memory;
   witness: Witnessed;
+  /** The same witness straight to the upstream. */
+  direct: Witnessed;
   streams: number;
   /** Streams a notification reached, of `streams`. */
   notified?: number;
@@ -123,7 +134,7 @@ async function main(): Promise<void> {
     console.log(`  the open-file limit (${openFileLimit()}) is below the ${needed} the agent needs: raise ulimit -n`);
   }
   // Started by hand rather than with spawnListening: on a loaded machine its 20 s can be short.
-  const upstreamProcess = spawnNode(['bench/stream-upstream.ts']);
+  const upstreamProcess = spawnNode(['bench/stream-upstream.ts'], { nodeArgs: [INSPECT_FLAG] });
   const listening = await upstreamProcess.waitForLine((l) => l.includes('"listening"'), 90_000);
   const upstream = {
     url: `http://127.0.0.1:${(JSON.parse(listening) as { listening: { port: number } }).listening.port}`,
@@ -140,11 +151,18 @@ async function main(): Promise<void> {
     nodeArgs: [INSPECT_FLAG],
   });
   const inspector = await openInspector(inspectorUrl(agent.stderr()));
+  const upstreamInspector = await openInspector(inspectorUrl(upstreamProcess.stderr()));
   const pid = agent.child.pid!;
   const mcp = `${agent.url}/mcp`;
   const witnessPool = new Pool(agent.url, { connections: 1 });
-  const post = async (sessionId: string | undefined, body: unknown, dispatcher: Agent | Pool = streamsDispatcher) => {
-    const response = await request(mcp, {
+  const directPool = new Pool(upstream.url, { connections: 1 });
+  const post = async (
+    sessionId: string | undefined,
+    body: unknown,
+    dispatcher: Agent | Pool = streamsDispatcher,
+    url = mcp,
+  ) => {
+    const response = await request(url, {
       method: 'POST',
       dispatcher,
       headers: {
@@ -178,6 +196,16 @@ async function main(): Promise<void> {
     const answer = await post(witnessSession, { jsonrpc: '2.0', id: witnessId++, method: 'ping' }, witnessPool);
     return answer.status === 200 && answer.text.includes('"result"') ? 'ok' : `${answer.status}`;
   };
+  /** The same ping, same session, straight to the upstream: what the upstream alone costs. */
+  const directPing = async () => {
+    const answer = await post(
+      witnessSession,
+      { jsonrpc: '2.0', id: witnessId++, method: 'ping' },
+      directPool,
+      `${upstream.url}/mcp`,
+    );
+    return answer.status === 200 && answer.text.includes('"result"') ? 'ok' : `${answer.status}`;
+  };
   const phases: Phase[] = [];
   const measure = async (name: string, streams: number, notified?: number) => {
     await sleep(SETTLE_MS);
@@ -190,12 +218,30 @@ async function main(): Promise<void> {
       name,
       memory,
       witness: await witness(WITNESSES, ping),
+      direct: await witness(WITNESSES, directPing),
       streams,
       openStreamsMetric: await openStreamsMetric(),
       ...(notified === undefined ? {} : { notified }),
     };
     phases.push(phase);
+    if (PROFILES) await profile(name);
     return phase;
+  };
+  /** One more through-agent witness round with both processes sampled; prints where their CPU went. */
+  const profile = async (name: string) => {
+    const file = (who: string) =>
+      join(PROFILES!, `streams-${phases.length - 1}-${name.replaceAll(' ', '-')}-${who}.cpuprofile`);
+    const { result, top: agentTop } = await inspector.cpuProfile(file('agent'), async () =>
+      upstreamInspector.cpuProfile(file('upstream'), () => witness(WITNESSES, ping)),
+    );
+    const shares = (top: SelfTime[]) =>
+      top
+        .slice(0, 8)
+        .map((t) => `${t.name} ${f(t.share * 100)}%`)
+        .join('; ');
+    console.log(`  cpu profile, ${name}, ${WITNESSES} witnesses (p50 ${f(result.result.p50, 2)} ms while sampled):`);
+    console.log(`    agent:    ${shares(agentTop)}`);
+    console.log(`    upstream: ${shares(result.top)}`);
   };
   /** Sends one notification on every stream and counts the streams it reached within 10 s. */
   const notifiedCount = async (streams: OpenStream[], marker: string) => {
@@ -218,6 +264,9 @@ async function main(): Promise<void> {
 
   try {
     await witness(500, ping); // warm-up: the JIT, the connection
+    const directWarm = await witness(500, directPing);
+    if (Object.keys(directWarm.failures).length > 0)
+      throw new Error(`the direct witness failed: ${JSON.stringify(directWarm.failures)}`);
     const idle = await measure('idle', 0);
 
     // 2025: sessions through the agent, then GET streams spread over them.
@@ -299,7 +348,9 @@ async function main(): Promise<void> {
     report(idle, phases);
   } finally {
     inspector.close();
+    upstreamInspector.close();
     await witnessPool.close();
+    await directPool.close();
     await streamsDispatcher.destroy();
     await agent.stop('SIGKILL').catch(() => {});
     await stopAll();
@@ -308,14 +359,15 @@ async function main(): Promise<void> {
 
 function report(idle: Phase, phases: Phase[]): void {
   console.log(
-    '\n| phase | streams | open_streams metric | RSS MiB | heap MiB | RSS/stream KiB | heap/stream KiB | witness p50 ms (×idle) | witness p99 ms (×idle) | notified |',
+    '\n| phase | streams | open_streams metric | RSS MiB | heap MiB | RSS/stream KiB | heap/stream KiB | witness p50 ms (×idle) | witness p99 ms (×idle) | direct p50 ms (×idle) | direct p99 ms (×idle) | notified |',
   );
-  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const p of phases) {
     const per = (now: number, base: number) => (p.streams > 0 ? f(perItemKiB(now, base, p.streams)) : '—');
     const failures = Object.keys(p.witness.failures).length > 0 ? ` ${JSON.stringify(p.witness.failures)}` : '';
+    const directFailures = Object.keys(p.direct.failures).length > 0 ? ` ${JSON.stringify(p.direct.failures)}` : '';
     console.log(
-      `| ${p.name} | ${p.streams} | ${p.openStreamsMetric} | ${f(p.memory.rss)} | ${f(p.memory.heap)} | ${per(p.memory.rss, idle.memory.rss)} | ${per(p.memory.heap, idle.memory.heap)} | ${f(p.witness.p50, 2)} (×${f(p.witness.p50 / idle.witness.p50, 2)}) | ${f(p.witness.p99, 2)} (×${f(p.witness.p99 / idle.witness.p99, 2)})${failures} | ${p.notified ?? '—'} |`,
+      `| ${p.name} | ${p.streams} | ${p.openStreamsMetric} | ${f(p.memory.rss)} | ${f(p.memory.heap)} | ${per(p.memory.rss, idle.memory.rss)} | ${per(p.memory.heap, idle.memory.heap)} | ${f(p.witness.p50, 2)} (×${f(p.witness.p50 / idle.witness.p50, 2)}) | ${f(p.witness.p99, 2)} (×${f(p.witness.p99 / idle.witness.p99, 2)})${failures} | ${f(p.direct.p50, 2)} (×${f(p.direct.p50 / idle.direct.p50, 2)}) | ${f(p.direct.p99, 2)} (×${f(p.direct.p99 / idle.direct.p99, 2)})${directFailures} | ${p.notified ?? '—'} |`,
     );
   }
   const byName = (name: string) => phases.find((p) => p.name === name)!;
@@ -323,7 +375,7 @@ function report(idle: Phase, phases: Phase[]): void {
   const listen = byName('2026 listen streams');
   const after = byName('after close');
   const line = (p: Phase) =>
-    `${p.streams} ${p.name} +${f(perItemKiB(p.memory.rss, idle.memory.rss, p.streams))} KiB RSS/+${f(perItemKiB(p.memory.heap, idle.memory.heap, p.streams))} KiB heap per stream, witness p50 ×${f(p.witness.p50 / idle.witness.p50, 2)} p99 ×${f(p.witness.p99 / idle.witness.p99, 2)}, notified ${p.notified}/${p.streams}`;
+    `${p.streams} ${p.name} +${f(perItemKiB(p.memory.rss, idle.memory.rss, p.streams))} KiB RSS/+${f(perItemKiB(p.memory.heap, idle.memory.heap, p.streams))} KiB heap per stream, witness p50 ×${f(p.witness.p50 / idle.witness.p50, 2)} p99 ×${f(p.witness.p99 / idle.witness.p99, 2)} (direct to the upstream p50 ×${f(p.direct.p50 / idle.direct.p50, 2)} p99 ×${f(p.direct.p99 / idle.direct.p99, 2)}), notified ${p.notified}/${p.streams}`;
   console.log(`\n(load average at the end ${load()})`);
   console.log(
     `streams-memory summary: ${line(get)}; ${line(listen)}; after close RSS ×${f(after.memory.rss / idle.memory.rss, 2)} heap ×${f(after.memory.heap / idle.memory.heap, 2)} of idle`,

@@ -24,6 +24,7 @@ import type { GatedBody } from './body-gate.js';
 import type { ExchangeKind, Outcome, PeerTarget } from './exchange-types.js';
 import { NOT_OWNER_HEADER } from './fleet.js';
 import { appendSetCookie, forwardedRequestHeaders, forwardedResponseHeaders } from './headers.js';
+import { opensStream } from './intake.js';
 import { BodyTooLargeError, bodyTooLarge, limitedBody } from './limits.js';
 import type { HttpFrontSettings } from './options.js';
 import { challengeFor, renderError, sendError } from './reject.js';
@@ -39,6 +40,8 @@ export type { ExchangeKind, Outcome, PeerTarget } from './exchange-types.js';
 export interface ExchangeHost extends TicketHost {
   readonly settings: HttpFrontSettings;
   readonly pool: Pool;
+  /** The pool for requests that open a long-lived stream (`opensStream`): see `createUpstreamPool`. */
+  readonly streamPool: Pool;
   readonly logger: Logger;
   readonly isDraining: boolean;
   /** Counts and logs the refusals for a limit (a body too large). */
@@ -251,7 +254,8 @@ export class Exchange implements Dispatcher.DispatchHandler, Closable {
         ...(this.dropSessionId ? { drop: 'mcp-session-id' } : {}),
         ...(this.trace ? { trace: this.trace.context } : {}),
       });
-      host.pool.dispatch({ path: req.url ?? '/', method: req.method ?? 'GET', headers, body }, this);
+      const pool = opensStream(req) ? host.streamPool : host.pool;
+      pool.dispatch({ path: req.url ?? '/', method: req.method ?? 'GET', headers, body }, this);
     } catch (error) {
       this.onResponseError(undefined, error as Error);
     }

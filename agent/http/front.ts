@@ -78,6 +78,7 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
   readonly kind = 'http' as const;
   readonly settings: HttpFrontSettings;
   readonly pool: Pool;
+  readonly streamPool: Pool;
   readonly sessions: SessionTable;
   readonly admission: Admission;
   readonly streams = new OpenStreams();
@@ -159,6 +160,7 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
     this.streamSweep = setInterval(() => this.sweepStreams(), STREAM_SWEEP_MS);
     this.streamSweep.unref();
     this.pool = createUpstreamPool(this.settings);
+    this.streamPool = createUpstreamPool(this.settings);
     const histogram = context.metrics.requestDuration;
     this.durations = {
       ok: histogram.labels('http', 'ok'),
@@ -291,6 +293,7 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
       this.server.closeAllConnections();
     });
     await this.pool.destroy();
+    await this.streamPool.destroy();
     await this.peers.close();
     for (const resolve of this.drainWaiters.splice(0)) resolve();
   }

@@ -7,6 +7,13 @@ import { Pool } from 'undici';
 import { AgentError } from '../core/errors.js';
 import { HTTP_FRONT_DEFAULTS, type HttpFrontSettings } from './options.js';
 
+/**
+ * A pool to the instance. The front keeps two: one for requests, one for the requests that open a
+ * long-lived stream (a GET event stream, an MCP 2026 `subscriptions/listen`). undici's `Pool`
+ * walks its clients on every dispatch to find a free one, and an open stream keeps its client
+ * busy: with 5,000 streams in the one pool every request walked 5,000 clients (issue 18 §3).
+ * Apart, a request walks only the connections requests use; a stream opening walks the streams.
+ */
 export function createUpstreamPool(settings: HttpFrontSettings): Pool {
   return new Pool(settings.upstreamOrigin, {
     connect: { timeout: settings.upstreamConnectTimeoutMs },
