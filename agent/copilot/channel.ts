@@ -11,7 +11,7 @@ import type { AgentContext } from '../core/context.js';
 import { AgentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Session } from '../core/sessions.js';
-import { type TraceCarrier, traceCarrierOf, withTraceContext } from '../core/trace-context.js';
+import { type TraceCarrier, traceCarrierOf, withoutTraceContext, withTraceContext } from '../core/trace-context.js';
 import { type CallSpan, hashedPrincipal } from '../core/tracing.js';
 import type { Budgets, Router } from '../routing/index.js';
 import type { ControlChannel } from './control.js';
@@ -89,7 +89,7 @@ export class ClientChannel implements Attachment {
   hopFrom: string | undefined;
   /** Client request id → the connection it went out on and its id there, for `$/cancelRequest`. */
   readonly inFlight = new Map<JsonRpcId, { upstream: Upstream; id: number }>();
-  /** The params of each session's last successful create/resume, to resume it on a new owner. */
+  /** The params of each session's last successful create/resume, to resume it on a new owner (`replayParams`). */
   readonly loadParams = new Map<string, unknown>();
   /** Sessions this connection holds on the CLI (created or resumed here). */
   readonly held = new Set<string>();
@@ -312,6 +312,17 @@ export class ClientChannel implements Attachment {
         parent,
       ),
     );
+  }
+
+  /**
+   * The params of the agent's own `session.resume` of a session (re-homing it, holding it on a
+   * hop): the client's last create/resume (model, provider, tools) without the trace context it
+   * carried then — that span is long over — and with `trace` if given: the span of the call that
+   * caused the resume (ADR 0026).
+   */
+  replayParams(sessionId: string, trace: TraceCarrier | undefined): Record<string, unknown> {
+    const stored = withoutTraceContext(this.loadParams.get(sessionId) ?? { sessionId });
+    return trace ? withTraceContext(stored, trace) : stored;
   }
 
   /** The trace context of a call's span (tracing on): what a hop to the owner agent carries. */

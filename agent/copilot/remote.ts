@@ -73,11 +73,13 @@ export class RemoteHops {
     }
     if (action !== 'create' && action !== 'resume' && action !== 'delete' && !hop.attached.has(sessionId)) {
       // The owner's CLI sends a session's events only to connections holding it: hold it on the hop.
+      // The owner's span continues this request's (the envelope), never the stored params' trace.
       try {
         await hop.upstream.call(
           'session.resume',
-          this.c.loadParams.get(sessionId) ?? { sessionId },
+          this.c.replayParams(sessionId, undefined),
           AbortSignal.timeout(30_000),
+          envelopeOf(undefined, this.c.spanContext(request.id)),
         );
         hop.attached.add(sessionId);
       } catch (error) {

@@ -58,7 +58,7 @@ export class SessionRouting {
   ): Promise<FleetDecision> {
     const { router } = this.c.options;
     const checked: { owner?: Owner } = {};
-    const requester = this.requester(sessionId, action, checked);
+    const requester = this.requester(request, sessionId, action, checked);
     let decision: Decision;
     if (decided) {
       decision = await decided;
@@ -96,9 +96,15 @@ export class SessionRouting {
    * The request's side of a decision: it leaves with the client, and when the router re-homes a
    * session here (its owner died, its state is shared) the caller is checked and — unless the
    * request is itself the resume — the session is resumed on the CLI with the params of the
-   * client's last create/resume (model, provider, tools).
+   * client's last create/resume (model, provider, tools), parented on this request's span, never
+   * on the trace context those params carried.
    */
-  private requester(sessionId: string, action: SessionAction, checked: { owner?: Owner }): Requester {
+  private requester(
+    request: JsonRpcRequest,
+    sessionId: string,
+    action: SessionAction,
+    checked: { owner?: Owner },
+  ): Requester {
     return {
       signal: this.c.clientGone.signal,
       adoptUpstream: async () => {
@@ -107,7 +113,7 @@ export class SessionRouting {
         // Its saved state into the app's directory first (ADR 0019): the caller is its owner.
         await this.c.options.state.stageIn(sessionId);
         const upstream = this.c.upstream;
-        const params = this.c.loadParams.get(sessionId) ?? { sessionId };
+        const params = this.c.replayParams(sessionId, this.c.spanContext(request.id));
         try {
           if (!upstream) throw new Error('no connection to the Copilot CLI');
           await upstream.call('session.resume', params, AbortSignal.timeout(30_000));

@@ -129,8 +129,11 @@ export class Upstream {
     return id;
   }
 
-  /** The agent's own request: resolves with `result`, rejects with `JsonRpcError` or on close/abort. */
-  call(method: string, params: unknown, signal?: AbortSignal): Promise<unknown> {
+  /**
+   * The agent's own request: resolves with `result`, rejects with `JsonRpcError` or on close/abort.
+   * `envelope` as for `forward` (hops only).
+   */
+  call(method: string, params: unknown, signal?: AbortSignal, envelope?: Record<string, unknown>): Promise<unknown> {
     return new Promise((resolve, reject) => {
       let id: number | undefined;
       const onAbort = () => {
@@ -142,12 +145,17 @@ export class Upstream {
         return;
       }
       signal?.addEventListener('abort', onAbort, { once: true });
-      id = this.forward(method, params, (response) => {
-        signal?.removeEventListener('abort', onAbort);
-        if (!response) reject(new UpstreamClosedError());
-        else if (response.error) reject(new JsonRpcError(response.error as JsonRpcErrorObject));
-        else resolve(response.result);
-      });
+      id = this.forward(
+        method,
+        params,
+        (response) => {
+          signal?.removeEventListener('abort', onAbort);
+          if (!response) reject(new UpstreamClosedError());
+          else if (response.error) reject(new JsonRpcError(response.error as JsonRpcErrorObject));
+          else resolve(response.result);
+        },
+        envelope,
+      );
     });
   }
 

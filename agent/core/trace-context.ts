@@ -69,10 +69,16 @@ export function traceContextOfMcpBody(body: string): TraceCarrier | undefined {
   return undefined;
 }
 
-/** `params` with `traceparent`/`tracestate` set to `context` (a copy; the client's own object is kept). */
-export function withTraceContext(params: unknown, context: TraceCarrier): Record<string, unknown> {
+/** `params` without `traceparent`/`tracestate` (a copy; the client's own object is kept). */
+export function withoutTraceContext(params: unknown): Record<string, unknown> {
   const base = typeof params === 'object' && params !== null && !Array.isArray(params) ? params : {};
   const { traceparent: _p, tracestate: _s, ...rest } = base as Record<string, unknown>;
+  return rest;
+}
+
+/** `params` with `traceparent`/`tracestate` set to `context` (a copy; the client's own object is kept). */
+export function withTraceContext(params: unknown, context: TraceCarrier): Record<string, unknown> {
+  const rest = withoutTraceContext(params);
   return context.tracestate === undefined
     ? { ...rest, traceparent: context.traceparent }
     : { ...rest, traceparent: context.traceparent, tracestate: context.tracestate };

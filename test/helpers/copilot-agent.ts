@@ -40,6 +40,12 @@ export interface StartAgentOptions {
   principals?: Record<string, PrincipalEntry>;
   extraArgs?: string[];
   env?: NodeJS.ProcessEnv;
+  /**
+   * `--unhealthy-after-ms`: how long the CLI may not answer before `/healthz` fails. 5000 by
+   * default, so a working CLI on a loaded machine is not taken for down (creates refused
+   * `UPSTREAM_UNAVAILABLE`); a test that kills the CLI and waits for `/healthz` asks for less.
+   */
+  unhealthyAfterMs?: number;
 }
 
 export async function startCopilotAgent(options: StartAgentOptions): Promise<CopilotAgent> {
@@ -63,7 +69,7 @@ export async function startCopilotAgent(options: StartAgentOptions): Promise<Cop
     '--probe-interval-ms',
     '200',
     '--unhealthy-after-ms',
-    '1500',
+    String(options.unhealthyAfterMs ?? 5000),
     ...(options.extraArgs ?? []),
   ];
   if (options.upstreamToken !== undefined) args.push('--upstream-token', options.upstreamToken);

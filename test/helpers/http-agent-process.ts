@@ -1,14 +1,17 @@
 /**
  * Real processes for end-to-end tests: the agent from source (`node --import tsx agent/cli.ts`)
- * with its ports read from its `"agent listening"` log line, and any script that prints one JSON
+ * with its ports read from its `"agent listening"` log line (at a quieter `--log-level`: ports
+ * named by the helper, readiness from the admin port), and any script that prints one JSON
  * line `{"listening": {"port"}}` (the demo MCP server, the upstream fixture). Every process
  * started here is tracked; `stopAll()` in `afterAll` ends the ones still running.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { AGENT_PATHS, envName } from '../../policy/agent-interface.js';
 import { REPO_ROOT } from './run.js';
 
 export interface Spawned {
@@ -149,6 +152,12 @@ export async function spawnAgent(options: {
   nodeArgs?: readonly string[];
   compiled?: boolean;
 }): Promise<AgentProcess> {
+  // The ports come from the "agent listening" line, an info-level log: with a quieter
+  // `--log-level` the helper names the ports itself (unless the test does) and polls instead.
+  const args = options.args ?? [];
+  const explicit = logsListening(args, { ...process.env, ...options.env })
+    ? undefined
+    : { client: await portOf(args, 'listen'), admin: await portOf(args, 'admin-listen') };
   const dir = mkdtempSync(join(tmpdir(), 'sessionfleet-agent-'));
   const policyFile = join(dir, 'policy.json');
   writeFileSync(policyFile, JSON.stringify(options.policy));
@@ -160,21 +169,28 @@ export async function spawnAgent(options: {
       '--upstream',
       options.upstream,
       '--listen',
-      '127.0.0.1:0',
+      `127.0.0.1:${explicit?.client ?? 0}`,
       '--admin-listen',
-      '127.0.0.1:0',
+      `127.0.0.1:${explicit?.admin ?? 0}`,
       '--instance-id',
       'test-agent',
-      ...(options.args ?? []),
+      ...args,
     ],
     { env: options.env, tsx: !options.compiled, nodeArgs: options.nodeArgs },
   );
   void spawned.exited.then(() => rmSync(dir, { recursive: true, force: true }));
-  const line = await spawned.waitForLine((l) => l.includes('"agent listening"'));
-  const { client, admin } = JSON.parse(line) as {
-    client: { host: string; port: number };
-    admin: { host: string; port: number };
-  };
+  let client: { port: number };
+  let admin: { port: number };
+  if (explicit) {
+    // Above info the agent prints nothing once it listens: its admin port answering is the sign
+    // (the client port listens before it). The first upstream probe and the fleet registration
+    // may still be under way then; a test that needs them waits for them itself.
+    await untilAnswers(spawned, `http://127.0.0.1:${explicit.admin}${AGENT_PATHS.live}`);
+    ({ client, admin } = { client: { port: explicit.client }, admin: { port: explicit.admin } });
+  } else {
+    const line = await spawned.waitForLine((l) => l.includes('"agent listening"'));
+    ({ client, admin } = JSON.parse(line) as { client: { port: number }; admin: { port: number } });
+  }
   return Object.assign(spawned, {
     url: `http://127.0.0.1:${client.port}`,
     adminUrl: `http://127.0.0.1:${admin.port}`,
@@ -187,4 +203,54 @@ export async function spawnAgent(options: {
         }
       }),
   });
+}
+
+/** The value of `--name` in `args` (the last one: the agent's parser keeps it), in either form. */
+function flagValue(args: readonly string[], name: string): string | undefined {
+  let value: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === `--${name}`) value = args[i + 1];
+    else if (args[i]!.startsWith(`--${name}=`)) value = args[i]!.slice(name.length + 3);
+  }
+  return value;
+}
+
+/** Whether the agent started with `args` and `env` logs at info (or below): the "agent listening" line. */
+function logsListening(args: readonly string[], env: NodeJS.ProcessEnv): boolean {
+  const level = flagValue(args, 'log-level') ?? (env[envName('log-level')] || 'info');
+  return ['info', 'debug', 'trace'].includes(level);
+}
+
+/** The port a test named with `--name host:port`, else a free loopback port. */
+async function portOf(args: readonly string[], name: string): Promise<number> {
+  const given = flagValue(args, name)?.match(/:(\d+)$/)?.[1];
+  if (given !== undefined && given !== '0') return Number(given);
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls `url` until it answers at all (any status), the process exits, or `timeoutMs` passes. */
+async function untilAnswers(spawned: Spawned, url: string, timeoutMs = 30_000): Promise<void> {
+  let exited: number | string | undefined;
+  void spawned.exited.then((code) => {
+    exited = code;
+  });
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (exited !== undefined) throw new Error(`the agent exited (${exited}) first; stderr:\n${spawned.stderr()}`);
+    try {
+      await fetch(url, { signal: AbortSignal.timeout(2000) });
+      return;
+    } catch {
+      if (Date.now() > deadline)
+        throw new Error(`${url} did not answer within ${timeoutMs} ms; stderr:\n${spawned.stderr()}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }

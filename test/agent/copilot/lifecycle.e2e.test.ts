@@ -516,7 +516,8 @@ describe('Copilot front: draining and health', () => {
 
   // Kills the file's CLI: keep it last.
   it('the CLI killed: clients are disconnected, /readyz fails at once and /healthz after the threshold', async () => {
-    const agent = await agentWith({});
+    // A short threshold (the helper's default is 5 s): /healthz is awaited for at most 10 s below.
+    const agent = await agentWith({}, { unhealthyAfterMs: 1500 });
     const client = await raw(agent.clientPort, TOKENS.alice);
     expect(await client.request('ping', {})).toMatchObject({ message: expect.stringContaining('pong') });
     expect((await fetch(`${agent.adminUrl}/readyz`)).status).toBe(200);

@@ -4,6 +4,7 @@ import {
   traceCarrierOf,
   traceContextOfMcpBody,
   validTraceparent,
+  withoutTraceContext,
   withTraceContext,
 } from '../../../agent/core/trace-context.js';
 import { mayCarryMetaTrace } from '../../../agent/http/body.js';
@@ -93,6 +94,11 @@ describe('trace context in Copilot params', () => {
       traceparent: mine,
       tracestate: 'b=2',
     });
+    // What the agent replays for its own resume: the stored params without their old trace.
+    const stored = { sessionId: 's1', model: 'm', traceparent: GOOD, tracestate: 'a=1' };
+    expect(withoutTraceContext(stored)).toEqual({ sessionId: 's1', model: 'm' });
+    expect(stored.traceparent).toBe(GOOD);
+    expect(withoutTraceContext(undefined)).toEqual({});
   });
 });
 

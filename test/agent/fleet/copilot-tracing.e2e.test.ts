@@ -9,7 +9,9 @@
  * What must hold: a's span continues the client's trace from the params; b's span (the owner's)
  * is a child of a's, from the hop's envelope, never of the client's params; the CLI — which
  * exports its own spans here too — is handed b's span, so its work is b's child; a call that
- * names no trace, or a malformed one, makes a root span on a and still the same chain below it.
+ * names no trace, or a malformed one, makes a root span on a and still the same chain below it;
+ * the resume a makes itself over its hop (replaying the create's params) is parented on the call
+ * that caused it, never on the trace context those stored params carried.
  */
 import { randomBytes } from 'node:crypto';
 import { approveAll, CopilotClient, type CopilotSession, RuntimeConnection } from '@github/copilot-sdk';
@@ -176,6 +178,40 @@ describe('traces across a Copilot hop', () => {
         receiver.spans.find((s) => s.instance === 'b' && s.parentSpanId === root.spanId),
       );
       await cliSpanUnder(owner, 'invoke_agent');
+    }
+  }, 120_000);
+
+  it("parents a's own resume over the hop on the call that caused it, never on the trace its stored create params carried", async () => {
+    // The hop no longer holds the session (still loaded on b for a second client there): a's next
+    // call for it resumes it over the hop first, with the params of the client's create — whose
+    // traceparent named the create's span, long over. (`session.detach` on the client's own
+    // connection; the SDK's `disconnect()` would also retire the object.)
+    current = {};
+    const onB = new CopilotClient({
+      connection: RuntimeConnection.forUri(agents.b.address, { connectionToken: TOKEN }),
+    });
+    await onB.start();
+    try {
+      await onB.resumeSession(traced!.sessionId, {
+        onPermissionRequest: approveAll,
+        ...fakeModelSessionOptions(model),
+      });
+      const rpc = (traced as unknown as { connection: { sendRequest(m: string, p: unknown): Promise<unknown> } })
+        .connection;
+      await rpc.sendRequest('session.detach', { sessionId: traced!.sessionId });
+      const sent = ids();
+      current = { traceparent: `00-${sent.trace}-${sent.span}-01` };
+      const before = receiver.spans.length;
+      expect((await traced!.sendAndWait({ prompt: 'after detach' }, 30_000))?.data.content).toBe(FAKE_MODEL_REPLY);
+      const send = await spansOf(sent.trace, 'session.send');
+      expect(send.a.parentSpanId).toBe(sent.span);
+      const resume = await waitFor("b's span of a's resume", () =>
+        receiver.spans.slice(before).find((s) => s.name === 'session.resume' && s.instance === 'b'),
+      );
+      expect(resume).toMatchObject({ traceId: sent.trace, parentSpanId: send.a.spanId });
+      expect(resume.attributes).toMatchObject({ 'sessionfleet.trace_parent': 'hop', 'sessionfleet.outcome': 'ok' });
+    } finally {
+      await onB.forceStop();
     }
   }, 120_000);
 });
