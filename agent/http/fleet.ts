@@ -12,15 +12,21 @@ import { FLEET_HEADERS } from '../fleet/types.js';
 export const NOT_OWNER_HEADER = 'x-sessionfleet-not-owner';
 export const FORWARDED_BY_HEADER = FLEET_HEADERS.forwardedBy;
 
-/** One keep-alive pool per other agent of the fleet, by advertised origin. */
+/**
+ * Keep-alive pools to the other agents of the fleet, by advertised origin: two per agent, one for
+ * requests and one for the requests that open a long-lived stream, for the reason the front keeps
+ * two to its instance (`createUpstreamPool`): undici walks a pool's connections on every dispatch,
+ * and each open stream holds one.
+ */
 export class PeerPools {
   private readonly pools = new Map<string, Pool>();
 
   constructor(private readonly connectTimeoutMs: number) {}
 
-  get(advertise: string): { pool: Pool; host: string } {
+  get(advertise: string, stream = false): { pool: Pool; host: string } {
     const url = new URL(advertise);
-    let pool = this.pools.get(url.origin);
+    const key = stream ? `${url.origin} streams` : url.origin;
+    let pool = this.pools.get(key);
     if (!pool) {
       pool = new Pool(url.origin, {
         connect: { timeout: this.connectTimeoutMs },
@@ -29,7 +35,7 @@ export class PeerPools {
         bodyTimeout: 0,
         keepAliveTimeout: 4_000,
       });
-      this.pools.set(url.origin, pool);
+      this.pools.set(key, pool);
     }
     return { pool, host: url.host };
   }

@@ -323,8 +323,8 @@ export class HttpFront implements Front, RequestPathHost, UpgradePathHost {
     this.tunnels.add(tunnel);
   }
 
-  peer(advertise: string): { pool: Pool; host: string } {
-    return this.peers.get(advertise);
+  peer(advertise: string, stream = false): { pool: Pool; host: string } {
+    return this.peers.get(advertise, stream);
   }
 
   internalError(exchange: Exchange | WebSocketTunnel, error: unknown): void {

@@ -30,7 +30,7 @@ import { type BodyWatch, GatedBody } from './body-gate.js';
 import { Exchange, type ExchangeHost } from './exchange.js';
 import { FORWARDED_BY_HEADER, NOT_OWNER_HEADER } from './fleet.js';
 import { clearedCookie, isSecure } from './headers.js';
-import { type Admitted, bodyOf, checkTarget, type Intake, type SessionRoute } from './intake.js';
+import { type Admitted, bodyOf, checkTarget, type Intake, opensStream, type SessionRoute } from './intake.js';
 import { declaredTooLarge, refuseSlowBody } from './limits.js';
 import { hasModernEnvelope, isModernRequest, isWellFormedTaskRequest, jsonRpcIdOf, unknownKeyBody } from './mcp2026.js';
 import type { HttpFrontSettings } from './options.js';
@@ -92,8 +92,8 @@ export interface RequestPathHost extends ExchangeHost {
   readonly tracing: Tracing | undefined;
   /** The body rule's deadlines (ADR 0023); undefined with `--http-body-gate-bytes 0`. */
   readonly bodyWatch: BodyWatch | undefined;
-  /** The pool to another agent (by its advertised URL). */
-  peer(advertise: string): { pool: Pool; host: string };
+  /** The pool to another agent (by its advertised URL); its stream pool for a request that opens a stream. */
+  peer(advertise: string, stream?: boolean): { pool: Pool; host: string };
   requestStarted(): void;
   /** The request now in flight on `socket` (its timeout is answered through its response). */
   inFlightOn(socket: import('node:net').Socket, exchange: Exchange): void;
@@ -516,7 +516,7 @@ export class RequestPath {
     const sent = decision.retry && body instanceof Readable ? await this.retryableBody(exchange, body) : body;
     if (sent === undefined) return decision.failed();
     const retry = decision.retry && !(sent instanceof Readable) ? decision.retry : undefined;
-    const { pool, host } = this.host.peer(decision.to.advertise);
+    const { pool, host } = this.host.peer(decision.to.advertise, opensStream(exchange.req));
     exchange.forwardToPeer(sent, {
       pool,
       host,
