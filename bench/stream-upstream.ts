@@ -19,6 +19,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createMcpHandler, McpServer } from '@modelcontextprotocol/server';
+import { sendWebResponse, webRequestOf } from '../test/helpers/web-bridge.js';
 
 const MODERN = '2026-07-28';
 const LEGACY = '2025-06-18';
@@ -57,40 +58,16 @@ function json(res: ServerResponse, status: number, body: unknown, headers: Recor
 
 /** The SDK's handler behind a `node:http` request: the response streams as the SDK writes it. */
 async function modern(req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<void> {
-  const headers = new Headers();
-  for (let i = 0; i < req.rawHeaders.length; i += 2) headers.append(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
   const aborted = new AbortController();
   res.on('close', () => aborted.abort());
-  const request = new Request(`http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`, {
-    method: req.method ?? 'POST',
-    headers,
-    signal: aborted.signal,
-    ...(body.length > 0 ? { body } : {}),
-  });
-  const response = await handler.fetch(request);
-  const out: Record<string, string> = {};
-  response.headers.forEach((value, key) => {
-    out[key] = value;
-  });
-  res.writeHead(response.status, out);
-  res.flushHeaders();
-  if (!response.body) return void res.end();
-  const listen = req.headers['mcp-method'] === 'subscriptions/listen';
+  const response = await handler.fetch(webRequestOf(req, { body, signal: aborted.signal }));
+  const listen = req.headers['mcp-method'] === 'subscriptions/listen' && response.body !== null;
   if (listen) listenStreams++;
-  const reader = response.body.getReader();
-  aborted.signal.addEventListener('abort', () => void reader.cancel().catch(() => {}), { once: true });
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      res.write(value);
-    }
-  } catch {
-    // The client went away: the stream was cancelled.
+    await sendWebResponse(res, response);
   } finally {
     if (listen) listenStreams--;
   }
-  res.end();
 }
 
 /** 2025-era sessionful Streamable HTTP, as the SDK's transport answers it. */

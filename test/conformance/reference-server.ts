@@ -16,7 +16,7 @@
  * [--state-key K] [--redis URL] [--instance-id ID]`; prints `{"listening": {"port": N}}`.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
@@ -35,6 +35,7 @@ import {
   WebStandardStreamableHTTPServerTransport,
 } from '@modelcontextprotocol/server';
 import { Redis } from 'ioredis';
+import { sendWebResponse } from '../helpers/web-bridge.js';
 import { createReferenceServer, type FeatureContext } from './reference-features.js';
 import { TaskStore } from './reference-tasks.js';
 
@@ -102,37 +103,6 @@ function toWebRequest(req: IncomingMessage, origin: string): Request {
     headers,
     ...(hasBody ? { body: Readable.toWeb(req) as ReadableStream, duplex: 'half' } : {}),
   } as RequestInit);
-}
-
-/** Writes a web `Response` to Node, streaming (SSE) bodies as they come; a closed client cancels it. */
-async function sendWebResponse(res: ServerResponse, response: Response): Promise<void> {
-  const headers: Record<string, string | string[]> = {};
-  response.headers.forEach((value, name) => {
-    if (name === 'set-cookie') return;
-    headers[name] = value;
-  });
-  const cookies = response.headers.getSetCookie();
-  if (cookies.length > 0) headers['set-cookie'] = cookies;
-  res.writeHead(response.status, headers);
-  if (!response.body) {
-    res.end();
-    return;
-  }
-  const reader = response.body.getReader();
-  res.on('close', () => void reader.cancel().catch(() => {}));
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      res.write(value);
-      // SSE frames must reach the client now, not when a buffer fills.
-      (res as unknown as { flush?: () => void }).flush?.();
-    }
-  } catch {
-    // the client went away
-  } finally {
-    res.end();
-  }
 }
 
 const jsonError = (status: number, code: number, message: string) =>

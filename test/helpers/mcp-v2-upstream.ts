@@ -11,6 +11,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createMcpHandler, McpServer } from '@modelcontextprotocol/server';
+import { sendWebResponse, webRequestOf } from './web-bridge.js';
 
 export interface McpV2Upstream {
   readonly url: string;
@@ -58,37 +59,13 @@ export async function startMcpV2Upstream(): Promise<McpV2Upstream> {
         body: Buffer.concat(chunks).toString('utf8'),
       });
     }
-    const headers = new Headers();
-    for (let i = 0; i < req.rawHeaders.length; i += 2) headers.append(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
     const aborted = new AbortController();
     res.on('close', () => aborted.abort());
-    const hasBody = req.method !== 'GET' && req.method !== 'HEAD' && chunks.length > 0;
-    const request = new Request(`http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`, {
-      method: req.method ?? 'GET',
-      headers,
-      signal: aborted.signal,
-      ...(hasBody ? { body: Buffer.concat(chunks) } : {}),
-    });
-    const response = await handler.fetch(request);
-    const out: Record<string, string> = {};
-    response.headers.forEach((value, key) => {
-      out[key] = value;
-    });
-    res.writeHead(response.status, out);
-    res.flushHeaders();
-    if (!response.body) return void res.end();
-    const reader = response.body.getReader();
-    aborted.signal.addEventListener('abort', () => void reader.cancel().catch(() => {}), { once: true });
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        res.write(value);
-      }
-    } catch {
-      // The client went away: the stream was cancelled.
-    }
-    res.end();
+    const body = chunks.length > 0 ? Buffer.concat(chunks) : undefined;
+    await sendWebResponse(
+      res,
+      await handler.fetch(webRequestOf(req, { ...(body ? { body } : {}), signal: aborted.signal })),
+    );
   }
 
   const server = createServer((req, res) => {

@@ -21,6 +21,7 @@ import { pathToFileURL } from 'node:url';
 import { createMcpHandler, McpServer, ProtocolError } from '@modelcontextprotocol/server';
 import { z } from 'zod';
 import { HELD, TASKS_EXTENSION, TaskStore } from '../conformance/reference-tasks.js';
+import { sendWebResponse, webRequestOf } from './web-bridge.js';
 
 export { TASKS_EXTENSION };
 export const MODERN_VERSION = '2026-07-28';
@@ -164,31 +165,7 @@ export async function startMcp2026Server(options: Mcp2026Options = {}): Promise<
         if (answer && method === 'tools/call' && args.stream === true) return sendSse(res, message.id, answer);
         if (answer) return sendJson(res, 200, answer);
       }
-      const headers = new Headers();
-      for (const [k, v] of Object.entries(req.headers)) {
-        if (typeof v === 'string') headers.set(k, v);
-        else if (Array.isArray(v)) for (const one of v) headers.append(k, one);
-      }
-      const request = new Request(`http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`, {
-        method: req.method ?? 'GET',
-        headers,
-        ...(body && body.length > 0 ? { body } : {}),
-      });
-      const response = await handler.fetch(request);
-      const out: Record<string, string> = {};
-      response.headers.forEach((v, k) => {
-        out[k] = v;
-      });
-      res.writeHead(response.status, out);
-      if (!response.body) return void res.end();
-      const reader = response.body.getReader();
-      res.on('close', () => void reader.cancel().catch(() => {}));
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        res.write(value);
-      }
-      res.end();
+      await sendWebResponse(res, await handler.fetch(webRequestOf(req, body ? { body } : {})));
     })().catch((error: unknown) => {
       if (!res.headersSent) sendJson(res, 500, { error: String(error) });
       else res.destroy();
