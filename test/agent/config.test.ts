@@ -3,6 +3,16 @@ import { ConfigError, checkConfigAgainstPolicy, parseAgentConfig, parseHostPort 
 import { envName } from '../../policy/agent-interface.js';
 import { validatePolicy } from '../../policy/index.js';
 
+/** What `parseAgentConfig` reports wrong with `argv` and `env`; [] when it takes them. */
+function configProblems(argv: string[], env: NodeJS.ProcessEnv = {}): readonly string[] {
+  try {
+    parseAgentConfig(argv, env);
+    return [];
+  } catch (error) {
+    return (error as ConfigError).problems;
+  }
+}
+
 describe('agent flags', () => {
   it('maps each flag to its SESSIONFLEET_ variable', () => {
     expect(envName('admin-listen')).toBe('SESSIONFLEET_ADMIN_LISTEN');
@@ -118,14 +128,7 @@ describe('agent flags', () => {
     ).toBe(2000);
     expect(parseAgentConfig([...base, '--fleet-lease-ms', '2000'], {}).warnings).toBeUndefined();
 
-    const problemsOf = (args: string[], env: NodeJS.ProcessEnv = {}) => {
-      try {
-        parseAgentConfig([...base, ...args], env);
-      } catch (error) {
-        return (error as ConfigError).problems;
-      }
-      throw new Error('expected a ConfigError');
-    };
+    const problemsOf = (args: string[], env: NodeJS.ProcessEnv = {}) => configProblems([...base, ...args], env);
     const rule = 'must be a whole number of milliseconds from 1000 to 300000 (1 s to 5 min)';
     expect(problemsOf(['--fleet-lease-ms', '999'])).toEqual([`--fleet-lease-ms ("999") ${rule}`]);
     expect(problemsOf(['--fleet-lease-ms', '300001'])).toEqual([`--fleet-lease-ms ("300001") ${rule}`]);
@@ -169,14 +172,8 @@ describe('agent flags', () => {
   });
 
   it('--tenant is a name without whitespace, --tenant-header a header name other than the principal’s', () => {
-    const problemsOf = (args: string[], env: NodeJS.ProcessEnv = {}) => {
-      try {
-        parseAgentConfig(['--policy', 'p', '--upstream', 'http://127.0.0.1:1', ...args], env);
-      } catch (error) {
-        return (error as ConfigError).problems;
-      }
-      return [];
-    };
+    const problemsOf = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+      configProblems(['--policy', 'p', '--upstream', 'http://127.0.0.1:1', ...args], env);
     expect(problemsOf(['--tenant', 'acme corp', '--tenant-header', 'x tenant'])).toEqual([
       '--tenant-header ("x tenant") must be a valid HTTP header name (letters, digits and !#$%&\'*+-.^_`|~)',
       '--tenant ("acme corp") must be a name of 1-256 characters without whitespace',
@@ -230,14 +227,7 @@ describe('agent flags', () => {
       '192.168.0.0/16',
     ]);
     expect(parseAgentConfig(header, {}).trustedProxies).toBeUndefined();
-    const problems = (argv: string[]) => {
-      try {
-        parseAgentConfig(argv, {});
-        return [];
-      } catch (error) {
-        return (error as ConfigError).problems;
-      }
-    };
+    const problems = (argv: string[]) => configProblems(argv);
     expect(problems([...header, '--trusted-proxies', '10.0.0.0'])).toEqual([
       '--trusted-proxies ("10.0.0.0") must be comma-separated IPv4 or IPv6 CIDRs such as 10.0.0.0/8,fd00::/8',
     ]);
@@ -251,14 +241,7 @@ describe('agent flags', () => {
     const staged = parseAgentConfig([...copilot, '--session-state-dir', '/shared', '--app-state-dir', '/app'], {});
     expect(staged).toMatchObject({ sessionStateDir: '/shared', appStateDir: '/app' });
     expect(staged.warnings).toBeUndefined();
-    const problems = (argv: string[]) => {
-      try {
-        parseAgentConfig(argv, {});
-        return [];
-      } catch (error) {
-        return (error as ConfigError).problems;
-      }
-    };
+    const problems = (argv: string[]) => configProblems(argv);
     expect(problems([...copilot, '--app-state-dir', '/app'])).toEqual([
       "--app-state-dir needs --session-state-dir: the agent stages session state from the shared directory into the app's",
     ]);
@@ -297,14 +280,7 @@ describe('agent flags', () => {
       principalClaim: 'email',
       tenantClaim: 'org',
     });
-    const problems = (argv: string[]) => {
-      try {
-        parseAgentConfig(argv, {});
-        return [];
-      } catch (error) {
-        return (error as ConfigError).problems;
-      }
-    };
+    const problems = (argv: string[]) => configProblems(argv);
     expect(problems([...jwt, '--principal-header', 'x-user', '--trusted-proxies', '10.0.0.0/8'])).toEqual([
       "--principal-header cannot be used with --jwt-issuer: the principal comes either from a verified bearer token (JWT mode) or from a trusted proxy's header, not both",
       "--trusted-proxies cannot be used with --jwt-issuer: the principal comes either from a verified bearer token (JWT mode) or from a trusted proxy's header, not both",
