@@ -205,8 +205,13 @@ describe('traces across a Copilot hop', () => {
       expect((await traced!.sendAndWait({ prompt: 'after detach' }, 30_000))?.data.content).toBe(FAKE_MODEL_REPLY);
       const send = await spansOf(sent.trace, 'session.send');
       expect(send.a.parentSpanId).toBe(sent.span);
-      const resume = await waitFor("b's span of a's resume", () =>
-        receiver.spans.slice(before).find((s) => s.name === 'session.resume' && s.instance === 'b'),
+      // In the send's trace: the exporter may still deliver the span of onB's own resume (another
+      // trace) after `before`, so the first resume on b is not necessarily a's. A resume parented on
+      // the stored create's trace never turns up here, and the wait fails.
+      const resume = await waitFor("b's span of a's resume, in the send's trace", () =>
+        receiver.spans
+          .slice(before)
+          .find((s) => s.name === 'session.resume' && s.instance === 'b' && s.traceId === sent.trace),
       );
       expect(resume).toMatchObject({ traceId: sent.trace, parentSpanId: send.a.spanId });
       expect(resume.attributes).toMatchObject({ 'sessionfleet.trace_parent': 'hop', 'sessionfleet.outcome': 'ok' });
